@@ -1,0 +1,128 @@
+// Package fib owns every route switchd puts into the kernel. It holds the
+// desired routes, compares them with what the kernel reports and converges
+// the kernel to them. It knows nothing about BGP: callers hand it whole
+// routes (all ECMP next hops at once).
+package fib
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+)
+
+// Protocol is the rtnetlink route protocol (rtm_protocol) that marks a route
+// as switchd's. It is how a restarted switchd finds its own routes and why it
+// never touches anyone else's. 196 is unassigned in iproute2's rt_protos.
+const Protocol = 196
+
+// MainTable is the kernel's main routing table (RT_TABLE_MAIN).
+const MainTable = 254
+
+// RouteKey identifies a route the way the kernel does, so two desired routes
+// can never alias one kernel route.
+type RouteKey struct {
+	Table    int
+	Dst      netip.Prefix
+	TOS      uint8
+	Priority int // the route metric
+}
+
+func (k RouteKey) String() string {
+	s := k.Dst.String()
+	if k.Table != MainTable && k.Table != 0 {
+		s += fmt.Sprintf(" table %d", k.Table)
+	}
+	if k.TOS != 0 {
+		s += fmt.Sprintf(" tos %d", k.TOS)
+	}
+	if k.Priority != 0 {
+		s += fmt.Sprintf(" metric %d", k.Priority)
+	}
+	return s
+}
+
+// RouteType is the kernel route type (rtm_type) of a route.
+type RouteType uint8
+
+const (
+	Unicast     RouteType = 1 // RTN_UNICAST
+	Blackhole   RouteType = 6 // RTN_BLACKHOLE
+	Unreachable RouteType = 7 // RTN_UNREACHABLE
+)
+
+// NextHop is one path of a route. Gateway may be of the other address family
+// than the route (RFC 8950). Ifindex 0 lets the kernel resolve the interface.
+type NextHop struct {
+	Gateway netip.Addr
+	Ifindex int
+	Weight  int // 1..256; 0 means 1
+}
+
+func (n NextHop) String() string {
+	s := "via " + n.Gateway.String()
+	if n.Ifindex != 0 {
+		s += fmt.Sprintf(" if %d", n.Ifindex)
+	}
+	if n.Weight > 1 {
+		s += fmt.Sprintf(" weight %d", n.Weight)
+	}
+	return s
+}
+
+// Route is one desired kernel route with all of its next hops.
+type Route struct {
+	Key      RouteKey
+	Type     RouteType // 0 means Unicast
+	NextHops []NextHop // sorted by Normalize; empty for blackhole/unreachable
+}
+
+// Normalize fills defaults and sorts next hops, so that equal routes compare
+// equal whatever order their paths arrived in.
+func (r *Route) Normalize() {
+	if r.Key.Table == 0 {
+		r.Key.Table = MainTable
+	}
+	if r.Type == 0 {
+		r.Type = Unicast
+	}
+	r.Key.Dst = r.Key.Dst.Masked()
+	for i := range r.NextHops {
+		if r.NextHops[i].Weight == 0 {
+			r.NextHops[i].Weight = 1
+		}
+	}
+	slices.SortFunc(r.NextHops, compareNextHop)
+	r.NextHops = slices.Compact(r.NextHops)
+}
+
+func compareNextHop(a, b NextHop) int {
+	if c := a.Gateway.Compare(b.Gateway); c != 0 {
+		return c
+	}
+	if a.Ifindex != b.Ifindex {
+		return a.Ifindex - b.Ifindex
+	}
+	return a.Weight - b.Weight
+}
+
+// Equal reports whether two normalized routes program the same kernel state.
+func (r Route) Equal(o Route) bool {
+	return r.Key == o.Key && r.Type == o.Type && slices.Equal(r.NextHops, o.NextHops)
+}
+
+func (r Route) String() string {
+	var b strings.Builder
+	b.WriteString(r.Key.String())
+	switch r.Type {
+	case Blackhole:
+		b.WriteString(" blackhole")
+	case Unreachable:
+		b.WriteString(" unreachable")
+	}
+	for _, nh := range r.NextHops {
+		b.WriteString(" ")
+		b.WriteString(nh.String())
+	}
+	return b.String()
+}
