@@ -1,0 +1,248 @@
+// Package ns creates and removes named network namespaces for the simulator
+// and for tests. Names carry a per-run prefix so that everything a run made
+// (also a crashed one) can be found again and removed.
+package ns
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+)
+
+// Dir is where iproute2 keeps named namespaces; `ip netns` sees ours.
+const Dir = "/run/netns"
+
+// BasePrefix starts the name of every namespace switchd's tools create, so
+// that `switchd sim down` can find leftovers of any run.
+const BasePrefix = "swd"
+
+var (
+	runPrefixOnce sync.Once
+	runPrefix     string
+)
+
+// RunPrefix is unique to this process: BasePrefix plus six hex digits. It is
+// inherited through SWITCHD_RUN_PREFIX so a re-executed test keeps it.
+func RunPrefix() string {
+	runPrefixOnce.Do(func() {
+		if p := os.Getenv("SWITCHD_RUN_PREFIX"); p != "" {
+			runPrefix = p
+			return
+		}
+		runPrefix = NewPrefix()
+	})
+	return runPrefix
+}
+
+// NewPrefix returns a fresh BasePrefix-based prefix.
+func NewPrefix() string {
+	var b [3]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err)
+	}
+	return BasePrefix + hex.EncodeToString(b[:])
+}
+
+// NS is a named network namespace.
+type NS struct {
+	Name   string
+	handle netns.NsHandle
+	nl     *netlink.Handle
+}
+
+// New creates the named namespace name, brings its loopback up and returns
+// it. It fails if the name exists already.
+func New(name string) (*NS, error) {
+	if len(name) > 64 || strings.ContainsAny(name, "/ \t") || name == "" {
+		return nil, fmt.Errorf("create netns %q: invalid name", name)
+	}
+	if _, err := os.Stat(filepath.Join(Dir, name)); err == nil {
+		return nil, fmt.Errorf("create netns %q: already exists", name)
+	}
+	h, err := createNamed(name)
+	if err != nil {
+		return nil, fmt.Errorf("create netns %q: %w", name, err)
+	}
+	n := &NS{Name: name, handle: h}
+	if n.nl, err = netlink.NewHandleAt(h); err != nil {
+		n.Delete()
+		return nil, fmt.Errorf("netlink handle in netns %q: %w", name, err)
+	}
+	lo, err := n.nl.LinkByName("lo")
+	if err == nil {
+		err = n.nl.LinkSetUp(lo)
+	}
+	if err != nil {
+		n.Delete()
+		return nil, fmt.Errorf("set lo up in netns %q: %w", name, err)
+	}
+	return n, nil
+}
+
+// Open returns an existing named namespace.
+func Open(name string) (*NS, error) {
+	h, err := netns.GetFromName(name)
+	if err != nil {
+		return nil, fmt.Errorf("open netns %q: %w", name, err)
+	}
+	nl, err := netlink.NewHandleAt(h)
+	if err != nil {
+		h.Close()
+		return nil, fmt.Errorf("netlink handle in netns %q: %w", name, err)
+	}
+	return &NS{Name: name, handle: h, nl: nl}, nil
+}
+
+// createNamed makes the namespace on a locked thread that returns to its
+// original namespace before it is unlocked, so no goroutine ever runs in the
+// wrong namespace.
+func createNamed(name string) (netns.NsHandle, error) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	orig, err := netns.Get()
+	if err != nil {
+		return netns.None(), err
+	}
+	defer orig.Close()
+	h, err := netns.NewNamed(name)
+	if serr := netns.Set(orig); serr != nil {
+		// The thread is stuck in the new namespace: let it die with the
+		// goroutine instead of being reused (LockOSThread without Unlock).
+		runtime.LockOSThread()
+		return netns.None(), errors.Join(err, fmt.Errorf("return to original netns: %w", serr))
+	}
+	return h, err
+}
+
+// Handle is a netlink handle bound to the namespace.
+func (n *NS) Handle() *netlink.Handle { return n.nl }
+
+// Fd is the namespace file descriptor (for nftables.WithNetNSFd and the like).
+func (n *NS) Fd() int { return int(n.handle) }
+
+// NsHandle is the namespace handle.
+func (n *NS) NsHandle() netns.NsHandle { return n.handle }
+
+// Path is the bind-mount path of the namespace.
+func (n *NS) Path() string { return filepath.Join(Dir, n.Name) }
+
+// Command returns a command that runs argv inside the namespace.
+func (n *NS) Command(ctx context.Context, argv ...string) *exec.Cmd {
+	return exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", n.Name}, argv...)...)
+}
+
+// Run runs argv inside the namespace and returns its combined output; the
+// error carries the output so failures explain themselves.
+func (n *NS) Run(ctx context.Context, argv ...string) (string, error) {
+	out, err := n.Command(ctx, argv...).CombinedOutput()
+	if err != nil {
+		return string(out), fmt.Errorf("netns %s: %s: %w: %s", n.Name, strings.Join(argv, " "), err, strings.TrimSpace(string(out)))
+	}
+	return string(out), nil
+}
+
+// Do runs f on a thread switched into the namespace. Sockets f opens stay in
+// the namespace after it returns.
+func (n *NS) Do(f func() error) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		orig, err := netns.Get()
+		if err != nil {
+			errc <- err
+			return
+		}
+		defer orig.Close()
+		if err := netns.Set(n.handle); err != nil {
+			runtime.UnlockOSThread()
+			errc <- fmt.Errorf("enter netns %s: %w", n.Name, err)
+			return
+		}
+		ferr := f()
+		if err := netns.Set(orig); err != nil {
+			// Leave the thread locked so it exits with this goroutine.
+			errc <- errors.Join(ferr, fmt.Errorf("leave netns %s: %w", n.Name, err))
+			return
+		}
+		runtime.UnlockOSThread()
+		errc <- ferr
+	}()
+	return <-errc
+}
+
+// Pids lists the processes running in the namespace.
+func (n *NS) Pids() []int { return PidsIn(n.Name) }
+
+// Close releases the handles but keeps the namespace.
+func (n *NS) Close() {
+	if n.nl != nil {
+		n.nl.Close()
+		n.nl = nil
+	}
+	if n.handle != netns.None() {
+		n.handle.Close()
+		n.handle = netns.None()
+	}
+}
+
+// Delete releases the handles and removes the namespace name. The kernel
+// frees the namespace (and its veth ends) once no process is left in it.
+func (n *NS) Delete() error {
+	n.Close()
+	if err := netns.DeleteNamed(n.Name); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("delete netns %s: %w", n.Name, err)
+	}
+	return nil
+}
+
+// List returns the names of the named namespaces that start with prefix.
+func List(prefix string) ([]string, error) {
+	ents, err := os.ReadDir(Dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), prefix) {
+			names = append(names, e.Name())
+		}
+	}
+	return names, nil
+}
+
+// PidsIn lists the processes whose network namespace is the named one
+// (as `ip netns pids` does: by comparing namespace inodes).
+func PidsIn(name string) []int {
+	var want os.FileInfo
+	want, err := os.Stat(filepath.Join(Dir, name))
+	if err != nil {
+		return nil
+	}
+	procs, _ := os.ReadDir("/proc")
+	var pids []int
+	for _, p := range procs {
+		var pid int
+		if _, err := fmt.Sscanf(p.Name(), "%d", &pid); err != nil || pid == os.Getpid() {
+			continue
+		}
+		fi, err := os.Stat(filepath.Join("/proc", p.Name(), "ns", "net"))
+		if err == nil && os.SameFile(fi, want) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
