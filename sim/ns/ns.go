@@ -137,8 +137,12 @@ func (n *NS) NsHandle() netns.NsHandle { return n.handle }
 // Path is the bind-mount path of the namespace.
 func (n *NS) Path() string { return filepath.Join(Dir, n.Name) }
 
-// Command returns a command that runs argv inside the namespace.
+// Command returns a command that runs argv inside the namespace (for the
+// unnamed Current namespace: directly).
 func (n *NS) Command(ctx context.Context, argv ...string) *exec.Cmd {
+	if n.Name == "" {
+		return exec.CommandContext(ctx, argv[0], argv[1:]...)
+	}
 	return exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", n.Name}, argv...)...)
 }
 
@@ -200,6 +204,9 @@ func (n *NS) Close() {
 // frees the namespace (and its veth ends) once no process is left in it.
 func (n *NS) Delete() error {
 	n.Close()
+	if n.Name == "" {
+		return nil
+	}
 	if err := netns.DeleteNamed(n.Name); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("delete netns %s: %w", n.Name, err)
 	}
@@ -245,4 +252,20 @@ func PidsIn(name string) []int {
 		}
 	}
 	return pids
+}
+
+// Current returns the calling thread's network namespace (normally the
+// process's, or the private one ns.TestMain put the test in). It has no
+// name; Delete on it only releases the handles.
+func Current() (*NS, error) {
+	h, err := netns.Get()
+	if err != nil {
+		return nil, fmt.Errorf("current netns: %w", err)
+	}
+	nl, err := netlink.NewHandleAt(h)
+	if err != nil {
+		h.Close()
+		return nil, fmt.Errorf("netlink handle in current netns: %w", err)
+	}
+	return &NS{handle: h, nl: nl}, nil
 }
