@@ -1,0 +1,52 @@
+# switchd — see README.md. Every target that needs root-only kernel features
+# (namespaces, routes) expects to run as root.
+
+GO        ?= go
+BIN       ?= bin/switchd
+# The OpenConfig YANG that models/ is generated from; point it at your own
+# checkout of openconfig/public (release/models, flattened) to regenerate.
+YANG_DIR  ?= $(abspath ../shared/yang)
+TOPOLOGY  ?=
+TESTFLAGS ?=
+BENCHFLAGS ?=
+
+.PHONY: all build models demo demo-down test bench lint clean deps
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./switchd
+
+models:
+	YANG_DIR=$(YANG_DIR) $(GO) generate ./models/...
+
+deps:
+	bash .ci/deps
+
+# Brings up the default simulated fabric and shows it working.
+demo: deps build
+	./$(BIN) sim up $(if $(TOPOLOGY),--topology $(TOPOLOGY))
+	./$(BIN) sim matrix
+	./$(BIN) sim status
+	@echo
+	@echo "The fabric stays up. Look around with:  ./$(BIN) sim exec leaf1 -- ip route"
+	@echo "Tear it down with:                      make demo-down   (or ./$(BIN) sim down)"
+
+demo-down:
+	./$(BIN) sim down
+
+# The whole suite. Tests make their own network namespaces (root needed)
+# and remove them, also when they fail.
+test: deps
+	$(GO) test -count=1 -timeout 25m $(TESTFLAGS) ./...
+
+bench: deps
+	$(GO) test -run '^$$' -bench . -benchmem $(BENCHFLAGS) ./...
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+clean:
+	-[ -x $(BIN) ] && ./$(BIN) sim down
+	rm -rf bin

@@ -1,0 +1,123 @@
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/switchd/switchd/switchd/bgp"
+)
+
+// Status is what GET /v1/status on the local API returns.
+type Status struct {
+	BGP BGPStatus `json:"bgp"`
+	FIB FIBStatus `json:"fib"`
+}
+
+// BGPStatus lists the configured neighbors and their sessions.
+type BGPStatus struct {
+	ASN       uint32           `json:"as"`
+	RouterID  string           `json:"router-id"`
+	Neighbors []NeighborStatus `json:"neighbors"`
+}
+
+// NeighborStatus is one BGP session as the local API reports it.
+type NeighborStatus struct {
+	Address          string            `json:"address"`
+	PeerAS           uint32            `json:"peer-as"`
+	State            string            `json:"state"`
+	EstablishedSince *time.Time        `json:"established-since,omitempty"`
+	Received         map[string]uint64 `json:"received,omitempty"`
+	Sent             map[string]uint64 `json:"sent,omitempty"`
+	LastError        string            `json:"last-error,omitempty"`
+}
+
+// FIBStatus summarises the routes switchd wants in the kernel.
+type FIBStatus struct {
+	Routes     int       `json:"routes"`
+	InSync     bool      `json:"in-sync"`
+	LastResync time.Time `json:"last-resync"`
+	LastError  string    `json:"last-error,omitempty"`
+}
+
+type apiServer struct {
+	srv *http.Server
+	ln  net.Listener
+}
+
+func (a *apiServer) Close() {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	a.srv.Shutdown(ctx)
+}
+
+// serveAPI serves the local HTTP+JSON API on a unix socket; only local
+// processes (the CLI, the sim, the CNI plugin) can reach it.
+func (d *Daemon) serveAPI(path string) (*apiServer, error) {
+	if err := socketDir(path); err != nil {
+		return nil, fmt.Errorf("api socket %s: %w", path, err)
+	}
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("api socket: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/status", d.handleStatus)
+	a := &apiServer{srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}, ln: ln}
+	go a.srv.Serve(ln)
+	return a, nil
+}
+
+func (d *Daemon) handleStatus(w http.ResponseWriter, r *http.Request) {
+	st, err := d.Status(r.Context())
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(st)
+}
+
+// Status reads the speaker's sessions and the last FIB summary.
+func (d *Daemon) Status(ctx context.Context) (Status, error) {
+	d.mu.Lock()
+	st := d.status
+	st.BGP.Neighbors = nil
+	d.mu.Unlock()
+	ns, err := d.speaker.Neighbors(ctx)
+	if err != nil {
+		return st, fmt.Errorf("bgp neighbors: %w", err)
+	}
+	for _, n := range ns {
+		ns := NeighborStatus{
+			Address:   n.Address.String(),
+			PeerAS:    n.PeerAS,
+			State:     string(n.State),
+			LastError: n.LastError,
+			Received:  familyCounts(n.PrefixesReceived),
+			Sent:      familyCounts(n.PrefixesSent),
+		}
+		if !n.EstablishedSince.IsZero() {
+			t := n.EstablishedSince
+			ns.EstablishedSince = &t
+		}
+		st.BGP.Neighbors = append(st.BGP.Neighbors, ns)
+	}
+	return st, nil
+}
+
+func familyCounts(m map[bgp.Family]uint64) map[string]uint64 {
+	if len(m) == 0 {
+		return nil
+	}
+	out := make(map[string]uint64, len(m))
+	for f, n := range m {
+		out[f.String()] = n
+	}
+	return out
+}

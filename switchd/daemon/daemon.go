@@ -1,0 +1,245 @@
+// Package daemon wires switchd's components together: the validated intent
+// from the config file feeds the BGP speaker and the FIB; routes the
+// speaker learns flow into the FIB; a local API reports state.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/vishvananda/netlink"
+
+	"github.com/switchd/switchd/fib"
+	"github.com/switchd/switchd/switchd/bgp"
+	"github.com/switchd/switchd/switchd/config"
+)
+
+// Options configure a daemon run.
+type Options struct {
+	ConfigPath string
+	// Socket is the unix socket of the local API (status today; the CNI
+	// plugin's requests later).
+	Socket   string
+	StateDir string
+	Logger   *slog.Logger
+	// ResyncInterval is how often the FIB is compared with a fresh kernel
+	// dump, repairing anything changed behind switchd's back.
+	ResyncInterval time.Duration
+}
+
+// BGPRouteMetric is the kernel metric of routes learned over BGP. Static
+// routes from the config use StaticRouteMetric and so win over a BGP route
+// to the same prefix, as their administrative distance says they should.
+const (
+	BGPRouteMetric    = 20
+	StaticRouteMetric = 1
+)
+
+// Daemon is one running switchd. Its loop goroutine owns the FIB table and
+// the route maps; everything else reaches them through channels or the
+// status snapshot.
+type Daemon struct {
+	opts    Options
+	log     *slog.Logger
+	speaker *bgp.Speaker
+	table   *fib.Table
+
+	intent *config.Intent
+	// learned holds the BGP routes by prefix, statics the config's routes
+	// by key; the FIB's desired set is the union of both.
+	learned map[netip.Prefix]fib.Route
+	statics map[fib.RouteKey]fib.Route
+
+	mu     sync.Mutex // guards status
+	status Status
+}
+
+// Run loads the config, starts the components and serves until ctx is done
+// or SIGTERM/SIGINT arrives. SIGHUP reloads the config file: a valid file is
+// applied as a difference, an invalid one is reported and changes nothing.
+// Routes stay in the kernel when Run returns, so traffic keeps flowing
+// while switchd restarts.
+func Run(ctx context.Context, opts Options) error {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.ResyncInterval == 0 {
+		opts.ResyncInterval = 30 * time.Second
+	}
+	intent, err := config.Load(opts.ConfigPath)
+	if err != nil {
+		return err
+	}
+	if opts.StateDir != "" {
+		if err := os.MkdirAll(opts.StateDir, 0o750); err != nil {
+			return fmt.Errorf("state dir: %w", err)
+		}
+	}
+	h, err := netlink.NewHandle()
+	if err != nil {
+		return fmt.Errorf("netlink: %w", err)
+	}
+	defer h.Close()
+
+	d := &Daemon{
+		opts:    opts,
+		log:     opts.Logger,
+		speaker: bgp.New(bgp.WithLogger(opts.Logger.With("component", "bgp"))),
+		table:   fib.NewTable(h, fib.MainTable, fib.WithLogger(opts.Logger.With("component", "fib"))),
+		learned: make(map[netip.Prefix]fib.Route),
+		statics: make(map[fib.RouteKey]fib.Route),
+	}
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+
+	if err := d.speaker.Start(ctx); err != nil {
+		return fmt.Errorf("start bgp: %w", err)
+	}
+	defer d.speaker.Stop()
+	if err := d.applyIntent(ctx, intent); err != nil {
+		return err
+	}
+
+	var api *apiServer
+	if opts.Socket != "" {
+		if api, err = d.serveAPI(opts.Socket); err != nil {
+			return err
+		}
+		defer api.Close()
+	}
+	d.log.Info("switchd running", "config", opts.ConfigPath, "asn", intent.BGP.ASN, "router-id", intent.BGP.RouterID)
+	return d.loop(ctx)
+}
+
+// applyIntent hands a validated intent to the components. BGP goes first:
+// it validates its part as a whole and rejects it before changing anything.
+func (d *Daemon) applyIntent(ctx context.Context, in *config.Intent) error {
+	if err := d.speaker.Apply(ctx, in.BGP); err != nil {
+		return fmt.Errorf("apply bgp config: %w", err)
+	}
+	want := make(map[fib.RouteKey]fib.Route, len(in.Routes))
+	for _, r := range in.Routes {
+		r.Key.Priority = StaticRouteMetric
+		r.Normalize()
+		want[r.Key] = r
+	}
+	for k := range d.statics {
+		if _, ok := want[k]; !ok {
+			d.table.DeleteRoute(k)
+		}
+	}
+	for k, r := range want {
+		d.table.SetRoute(r)
+	}
+	d.statics = want
+	d.intent = in
+	d.mu.Lock()
+	d.status.BGP.ASN = in.BGP.ASN
+	d.status.BGP.RouterID = in.BGP.RouterID.String()
+	d.mu.Unlock()
+	return nil
+}
+
+func (d *Daemon) loop(ctx context.Context) error {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+
+	resync := time.NewTicker(d.opts.ResyncInterval)
+	defer resync.Stop()
+	// retry re-runs Apply while something is pending (an unreachable next
+	// hop, an interface not there yet) without spinning.
+	retry := time.NewTimer(time.Hour)
+	retry.Stop()
+	defer retry.Stop()
+
+	d.table.QueueResync()
+	d.applyFIB(ctx, retry)
+	for {
+		select {
+		case <-ctx.Done():
+			d.log.Info("switchd stopping; routes stay in the kernel")
+			return nil
+		case <-hup:
+			d.reload(ctx)
+		case <-d.speaker.Updates():
+			d.takeBGPRoutes()
+		case <-resync.C:
+			d.table.QueueResync()
+		case <-retry.C:
+		}
+		d.applyFIB(ctx, retry)
+	}
+}
+
+func (d *Daemon) reload(ctx context.Context) {
+	in, err := config.Load(d.opts.ConfigPath)
+	if err != nil {
+		d.log.Error("config reload rejected; running config unchanged", "config", d.opts.ConfigPath, "err", err)
+		return
+	}
+	if err := d.applyIntent(ctx, in); err != nil {
+		d.log.Error("config reload failed", "err", err)
+		return
+	}
+	d.log.Info("config reloaded", "config", d.opts.ConfigPath)
+}
+
+// takeBGPRoutes moves the speaker's changed prefixes into the FIB's desired
+// set: one kernel route per prefix with every ECMP next hop.
+func (d *Daemon) takeBGPRoutes() {
+	for _, br := range d.speaker.Drain() {
+		key := fib.RouteKey{Table: fib.MainTable, Dst: br.Prefix.Masked(), Priority: BGPRouteMetric}
+		if len(br.NextHops) == 0 {
+			delete(d.learned, key.Dst)
+			d.table.DeleteRoute(key)
+			continue
+		}
+		r := fib.Route{Key: key, Type: fib.Unicast}
+		for _, nh := range br.NextHops {
+			r.NextHops = append(r.NextHops, fib.NextHop{Gateway: nh})
+		}
+		r.Normalize()
+		d.learned[key.Dst] = r
+		d.table.SetRoute(r)
+	}
+}
+
+func (d *Daemon) applyFIB(ctx context.Context, retry *time.Timer) {
+	err := d.table.Apply(ctx)
+	if err != nil {
+		d.log.Warn("fib apply incomplete; will retry", "err", err)
+		retry.Reset(time.Second)
+	}
+	d.mu.Lock()
+	d.status.FIB = FIBStatus{
+		Routes:     len(d.learned) + len(d.statics),
+		InSync:     d.table.InSync(),
+		LastResync: d.table.LastResync(),
+	}
+	if err != nil {
+		d.status.FIB.LastError = err.Error()
+	}
+	d.mu.Unlock()
+}
+
+// socketDir makes sure the API socket's directory exists and no stale
+// socket from a previous run blocks the listener.
+func socketDir(path string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return nil
+}
