@@ -60,9 +60,14 @@ type NextHop struct {
 }
 
 func (n NextHop) String() string {
-	s := "via " + n.Gateway.String()
-	if n.Ifindex != 0 {
-		s += fmt.Sprintf(" if %d", n.Ifindex)
+	var s string
+	switch {
+	case n.Gateway.IsValid() && n.Ifindex != 0:
+		s = fmt.Sprintf("via %v if %d", n.Gateway, n.Ifindex)
+	case n.Gateway.IsValid():
+		s = "via " + n.Gateway.String()
+	default:
+		s = fmt.Sprintf("if %d", n.Ifindex) // directly connected (dev route)
 	}
 	if n.Weight > 1 {
 		s += fmt.Sprintf(" weight %d", n.Weight)
@@ -78,15 +83,14 @@ type Route struct {
 }
 
 // Normalize fills defaults and sorts next hops, so that equal routes compare
-// equal whatever order their paths arrived in.
+// equal whatever order their paths arrived in. It also brings the route to
+// the form the kernel reports it in (see RouteKey.normalized), so a desired
+// route and the same route read back from a dump compare equal.
 func (r *Route) Normalize() {
-	if r.Key.Table == 0 {
-		r.Key.Table = MainTable
-	}
 	if r.Type == 0 {
 		r.Type = Unicast
 	}
-	r.Key.Dst = r.Key.Dst.Masked()
+	r.Key = r.Key.normalized()
 	for i := range r.NextHops {
 		if r.NextHops[i].Weight == 0 {
 			r.NextHops[i].Weight = 1
@@ -94,6 +98,28 @@ func (r *Route) Normalize() {
 	}
 	slices.SortFunc(r.NextHops, compareNextHop)
 	r.NextHops = slices.Compact(r.NextHops)
+	// The kernel keeps no weight for a route with one path (it is only
+	// carried in RTA_MULTIPATH), so a weight there could never compare equal.
+	if len(r.NextHops) == 1 {
+		r.NextHops[0].Weight = 1
+	}
+}
+
+// ipv6DefaultMetric is the metric the kernel gives an IPv6 route that was
+// added without one (IP6_RT_PRIO_USER); IPv4 keeps 0.
+const ipv6DefaultMetric = 1024
+
+// normalized returns the key as the kernel reports it: main table for 0,
+// masked prefix, and the kernel's IPv6 default metric for 0.
+func (k RouteKey) normalized() RouteKey {
+	if k.Table == 0 {
+		k.Table = MainTable
+	}
+	k.Dst = k.Dst.Masked()
+	if k.Dst.Addr().Is6() && k.Priority == 0 {
+		k.Priority = ipv6DefaultMetric
+	}
+	return k
 }
 
 func compareNextHop(a, b NextHop) int {
