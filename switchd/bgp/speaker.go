@@ -1,0 +1,343 @@
+package bgp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"sync"
+
+	api "github.com/osrg/gobgp/v3/api"
+	"github.com/osrg/gobgp/v3/pkg/server"
+)
+
+// Speaker is switchd's BGP speaker: one embedded GoBGP server driven by
+// declarative Configs, reporting learned routes as whole ECMP routes.
+//
+// Apply, Neighbors and Stop may be called from any goroutine (they are
+// serialised); Updates/Drain belong to one consumer, the fib loop.
+//
+// Complicating factors:
+//   - GoBGP takes the ASN, router-id, listeners and multipath only in
+//     StartBgp, so changing one of them restarts the server (every session
+//     resets). Everything else is applied as a difference.
+//   - GoBGP keeps multipath and best-path options in package variables
+//     (internal/pkg/table.UseMultiplePaths): all speakers in one process
+//     share them. Apply refuses a multipath setting that differs from
+//     another running Speaker's.
+//   - GoBGP's Serve goroutine never returns; a stopped Speaker leaks it.
+//     switchd runs one Speaker per process.
+type Speaker struct {
+	log    *slog.Logger
+	routes *routeTable
+
+	mu          sync.Mutex // guards the fields below
+	srv         *server.BgpServer
+	stopped     bool
+	running     *global // nil until StartBgp succeeded
+	peers       map[netip.Addr]Neighbor
+	paths       map[netip.Prefix]struct{}
+	watchCancel context.CancelFunc
+}
+
+// Option configures a Speaker.
+type Option func(*Speaker)
+
+// WithLogger sends the speaker's and GoBGP's logs to l. Without it the
+// speaker is silent.
+func WithLogger(l *slog.Logger) Option {
+	return func(s *Speaker) { s.log = l }
+}
+
+// New returns a speaker; Start runs it.
+func New(opts ...Option) *Speaker {
+	s := &Speaker{
+		log:    slog.New(slog.DiscardHandler),
+		routes: newRouteTable(),
+		peers:  make(map[netip.Addr]Neighbor),
+		paths:  make(map[netip.Prefix]struct{}),
+	}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
+}
+
+// Start creates the GoBGP server and its event loop. The speaker speaks
+// BGP only after the first Apply. ctx is not retained: Stop ends the
+// speaker.
+func (s *Speaker) Start(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("start bgp speaker: %w", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopped {
+		return errors.New("start bgp speaker: already stopped")
+	}
+	if s.srv != nil {
+		return errors.New("start bgp speaker: already started")
+	}
+	s.srv = server.NewBgpServer(server.LoggerOption(slogAdapter{s.log.With("component", "gobgp")}))
+	// Every BgpServer API call is a closure run by Serve: it must run first.
+	go s.srv.Serve()
+	return nil
+}
+
+// Stop shuts the BGP server down (sessions close, peers withdraw our
+// routes). Late route events are dropped and Drain returns nothing new.
+//
+// For graceful restart (peers keep our routes while switchd restarts),
+// this will have to close the sockets without NOTIFICATION instead of
+// StopBgp's Cease; not done yet.
+func (s *Speaker) Stop() {
+	s.routes.stop()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopped {
+		return
+	}
+	s.stopped = true
+	if s.watchCancel != nil {
+		s.watchCancel()
+	}
+	if s.srv != nil && s.running != nil {
+		s.srv.StopBgp(context.Background(), &api.StopBgpRequest{})
+	}
+	s.running = nil
+	procMultipath.release(s)
+}
+
+// Updates signals (coalesced) that Drain has something new.
+func (s *Speaker) Updates() <-chan struct{} { return s.routes.kick }
+
+// Drain returns every learned prefix whose ECMP next-hop set changed since
+// the previous Drain, each with its whole current set; an empty NextHops
+// means the prefix is gone. Locally originated prefixes and paths via our
+// own addresses never appear.
+func (s *Speaker) Drain() []Route {
+	s.routes.mu.Lock()
+	stopped := s.routes.stopped
+	s.routes.mu.Unlock()
+	if stopped {
+		return nil
+	}
+	return s.routes.drain()
+}
+
+// Apply makes the running configuration equal to c, changing only what
+// differs. c is validated as a whole first; if it is invalid nothing
+// changes. Errors from GoBGP name the neighbor or prefix; what failed stays
+// different from c and is retried by the next Apply.
+func (s *Speaker) Apply(ctx context.Context, c Config) error {
+	d, err := validate(c)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.stopped:
+		return errors.New("apply bgp config: speaker stopped")
+	case s.srv == nil:
+		return errors.New("apply bgp config: speaker not started")
+	}
+	restart := s.running != nil && !s.running.equal(d.global)
+	if s.running == nil || restart {
+		if err := procMultipath.check(s, d.global.Multipath); err != nil {
+			return err
+		}
+	}
+	s.routes.configure(d.multipath, d.ownAddrs())
+
+	if restart {
+		// The one exception to applying only the difference: GoBGP reads
+		// ASN, router-id, listen port/addresses and multipath only in
+		// StartBgp, so changing them means StopBgp + StartBgp. All
+		// sessions reset and every neighbor and path is added again.
+		s.log.Info("restarting bgp for a global config change",
+			"asn", d.global.ASN, "router-id", d.global.RouterID)
+		s.watchCancel()
+		if err := s.srv.StopBgp(ctx, &api.StopBgpRequest{}); err != nil {
+			return fmt.Errorf("stop bgp for restart: %w", err)
+		}
+		s.running = nil
+		clear(s.peers)
+		clear(s.paths)
+		procMultipath.release(s)
+	}
+	if s.running == nil {
+		if err := s.startLocked(ctx, d.global); err != nil {
+			return err
+		}
+	}
+
+	var errs []error
+	errs = append(errs, s.applyNeighborsLocked(ctx, d.neighbors)...)
+	errs = append(errs, s.applyOriginateLocked(ctx, d.originate)...)
+	return errors.Join(errs...)
+}
+
+func (s *Speaker) startLocked(ctx context.Context, g global) error {
+	if err := s.srv.StartBgp(ctx, &api.StartBgpRequest{Global: g.api()}); err != nil {
+		return fmt.Errorf("start bgp (asn %d, router-id %v, port %d): %w", g.ASN, g.RouterID, g.ListenPort, err)
+	}
+	procMultipath.take(s, g.Multipath)
+	gen := s.routes.newGeneration()
+	wctx, cancel := context.WithCancel(context.Background())
+	req := &api.WatchEventRequest{
+		Peer: &api.WatchEventRequest_Peer{},
+		Table: &api.WatchEventRequest_Table{Filters: []*api.WatchEventRequest_Table_Filter{
+			{Type: api.WatchEventRequest_Table_Filter_BEST, Init: true},
+		}},
+	}
+	cb := s.routes.watchCallback(gen, func(err error) {
+		s.log.Warn("undecodable path from gobgp", "err", err)
+	})
+	if err := s.srv.WatchEvent(wctx, req, cb); err != nil {
+		cancel()
+		s.srv.StopBgp(ctx, &api.StopBgpRequest{})
+		procMultipath.release(s)
+		return fmt.Errorf("watch bgp best paths: %w", err)
+	}
+	s.watchCancel = cancel
+	s.running = &g
+	return nil
+}
+
+func (s *Speaker) applyNeighborsLocked(ctx context.Context, want map[netip.Addr]Neighbor) []error {
+	var errs []error
+	for _, addr := range sortedKeys(s.peers) {
+		if _, ok := want[addr]; ok {
+			continue
+		}
+		if err := s.srv.DeletePeer(ctx, &api.DeletePeerRequest{Address: addr.String()}); err != nil {
+			errs = append(errs, fmt.Errorf("delete neighbor %v: %w", addr, err))
+			continue
+		}
+		delete(s.peers, addr)
+	}
+	for _, addr := range sortedKeys(want) {
+		n := want[addr]
+		old, ok := s.peers[addr]
+		switch {
+		case !ok:
+			if err := s.srv.AddPeer(ctx, &api.AddPeerRequest{Peer: neighborAPI(n)}); err != nil {
+				errs = append(errs, fmt.Errorf("add neighbor %v: %w", addr, err))
+				continue
+			}
+		case !neighborEqual(old, n):
+			// GoBGP decides what the change costs: timers are taken
+			// as they are (for the next session), while AS, address,
+			// families, password, description or admin state
+			// reset the session.
+			if _, err := s.srv.UpdatePeer(ctx, &api.UpdatePeerRequest{Peer: neighborAPI(n)}); err != nil {
+				// GoBGP may have removed the peer halfway; remove it
+				// for sure so the next Apply adds it afresh.
+				s.srv.DeletePeer(ctx, &api.DeletePeerRequest{Address: addr.String()})
+				delete(s.peers, addr)
+				errs = append(errs, fmt.Errorf("update neighbor %v: %w", addr, err))
+				continue
+			}
+		default:
+			continue
+		}
+		s.peers[addr] = n
+	}
+	return errs
+}
+
+func (s *Speaker) applyOriginateLocked(ctx context.Context, want map[netip.Prefix]struct{}) []error {
+	var errs []error
+	for _, p := range sortedPrefixes(s.paths) {
+		if _, ok := want[p]; ok {
+			continue
+		}
+		path, err := originPath(p)
+		if err == nil {
+			// By path, not by UUID: GoBGP resolves a UUID by scanning
+			// the whole RIB.
+			err = s.srv.DeletePath(ctx, &api.DeletePathRequest{Family: path.Family, Path: path})
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("withdraw originated prefix %v: %w", p, err))
+			continue
+		}
+		delete(s.paths, p)
+	}
+	for _, p := range sortedPrefixes(want) {
+		if _, ok := s.paths[p]; ok {
+			continue
+		}
+		path, err := originPath(p)
+		if err == nil {
+			_, err = s.srv.AddPath(ctx, &api.AddPathRequest{Path: path})
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("originate prefix %v: %w", p, err))
+			continue
+		}
+		s.paths[p] = struct{}{}
+	}
+	return errs
+}
+
+func sortedKeys[V any](m map[netip.Addr]V) []netip.Addr {
+	keys := make([]netip.Addr, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, netip.Addr.Compare)
+	return keys
+}
+
+func sortedPrefixes(m map[netip.Prefix]struct{}) []netip.Prefix {
+	keys := make([]netip.Prefix, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, comparePrefix)
+	return keys
+}
+
+func comparePrefix(a, b netip.Prefix) int {
+	if c := a.Addr().Compare(b.Addr()); c != 0 {
+		return c
+	}
+	return a.Bits() - b.Bits()
+}
+
+// procMultipath tracks the multipath setting of the running speakers of
+// this process, because GoBGP keeps it in a package variable that the last
+// StartBgp overwrites for all of them.
+var procMultipath = &multipathOwners{m: make(map[*Speaker]bool)}
+
+type multipathOwners struct {
+	mu sync.Mutex // guards m
+	m  map[*Speaker]bool
+}
+
+func (o *multipathOwners) check(s *Speaker, enabled bool) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for other, e := range o.m {
+		if other != s && e != enabled {
+			return fmt.Errorf("apply bgp config: multipath %v conflicts with another speaker in this process (GoBGP keeps multipath process-wide)", enabled)
+		}
+	}
+	return nil
+}
+
+func (o *multipathOwners) take(s *Speaker, enabled bool) {
+	o.mu.Lock()
+	o.m[s] = enabled
+	o.mu.Unlock()
+}
+
+func (o *multipathOwners) release(s *Speaker) {
+	o.mu.Lock()
+	delete(o.m, s)
+	o.mu.Unlock()
+}

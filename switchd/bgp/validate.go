@@ -1,0 +1,201 @@
+package bgp
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"time"
+)
+
+// global is the part of the configuration GoBGP only takes in StartBgp.
+type global struct {
+	ASN        uint32
+	RouterID   netip.Addr
+	ListenPort int32 // normalised: 179 for 0, -1 for any negative value
+	Listen     []netip.Addr
+	// Multipath is here because GoBGP reads UseMultiplePaths only in
+	// StartBgp.
+	Multipath bool
+}
+
+func (g global) equal(o global) bool {
+	return g.ASN == o.ASN && g.RouterID == o.RouterID && g.ListenPort == o.ListenPort &&
+		g.Multipath == o.Multipath && slices.Equal(g.Listen, o.Listen)
+}
+
+// desired is a validated, normalised Config.
+type desired struct {
+	global    global
+	multipath Multipath
+	neighbors map[netip.Addr]Neighbor
+	originate map[netip.Prefix]struct{}
+}
+
+// ownAddrs are the addresses the configuration says are ours: a learned
+// path with one of them as next hop must not be programmed.
+func (d *desired) ownAddrs() []netip.Addr {
+	own := []netip.Addr{d.global.RouterID}
+	own = append(own, d.global.Listen...)
+	for _, n := range d.neighbors {
+		if n.LocalAddress.IsValid() {
+			own = append(own, n.LocalAddress)
+		}
+	}
+	return own
+}
+
+const minHoldTime = 3 * time.Second // RFC 4271 4.2: zero or at least three seconds
+
+// validate checks the whole Config and returns its normalised form, or an
+// error naming every problem found. It touches nothing.
+func validate(c Config) (*desired, error) {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+
+	d := &desired{
+		multipath: c.Multipath,
+		neighbors: make(map[netip.Addr]Neighbor, len(c.Neighbors)),
+		originate: make(map[netip.Prefix]struct{}, len(c.Originate)),
+	}
+	g := &d.global
+	g.ASN = c.ASN
+	if c.ASN == 0 {
+		bad("asn: must not be 0")
+	}
+	g.RouterID = c.RouterID.Unmap()
+	if !g.RouterID.Is4() || g.RouterID.IsUnspecified() {
+		bad("router-id %v: must be a non-zero IPv4 address", c.RouterID)
+	}
+	switch {
+	case c.ListenPort == 0:
+		g.ListenPort = 179
+	case c.ListenPort < 0:
+		g.ListenPort = -1
+	case c.ListenPort > 65535:
+		bad("listen-port %d: out of range", c.ListenPort)
+	default:
+		g.ListenPort = c.ListenPort
+	}
+	for _, a := range c.ListenAddresses {
+		a = a.Unmap()
+		if !a.IsValid() || a.Zone() != "" {
+			bad("listen-address %v: must be an IP address without zone", a)
+			continue
+		}
+		if slices.Contains(g.Listen, a) {
+			bad("listen-address %v: listed twice", a)
+			continue
+		}
+		g.Listen = append(g.Listen, a)
+	}
+	slices.SortFunc(g.Listen, netip.Addr.Compare)
+	g.Multipath = c.Multipath.Enabled
+	if !c.Multipath.Enabled {
+		d.multipath = Multipath{}
+	}
+
+	for i, n := range c.Neighbors {
+		n, err := validateNeighbor(n)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("neighbor %d (%v): %w", i, n.Address, err))
+			continue
+		}
+		if _, dup := d.neighbors[n.Address]; dup {
+			bad("neighbor %v: configured twice", n.Address)
+			continue
+		}
+		d.neighbors[n.Address] = n
+	}
+
+	for _, p := range c.Originate {
+		switch {
+		case !p.IsValid():
+			bad("originate %v: invalid prefix", p)
+		case p != p.Masked():
+			bad("originate %v: host bits set (did you mean %v?)", p, p.Masked())
+		case p.Addr().Zone() != "" || p.Addr().Is4In6():
+			bad("originate %v: want a plain IPv4 or IPv6 prefix", p)
+		default:
+			if _, dup := d.originate[p]; dup {
+				bad("originate %v: listed twice", p)
+			}
+			d.originate[p] = struct{}{}
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("invalid bgp config: %w", err)
+	}
+	return d, nil
+}
+
+func validateNeighbor(n Neighbor) (Neighbor, error) {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+
+	n.Address = n.Address.Unmap()
+	if !n.Address.IsValid() || n.Address.IsUnspecified() {
+		bad("address: must be a unicast IP address")
+	}
+	if n.PeerAS == 0 {
+		bad("peer-as: must not be 0")
+	}
+	if n.LocalAddress.IsValid() {
+		n.LocalAddress = n.LocalAddress.Unmap()
+		if n.Address.IsValid() && n.LocalAddress.Is4() != n.Address.Is4() {
+			bad("local-address %v: not of the neighbor's address family", n.LocalAddress)
+		}
+	}
+	var fams []Family
+	for _, f := range n.Families {
+		if f != IPv4Unicast && f != IPv6Unicast {
+			bad("family %d: unsupported (want ipv4-unicast or ipv6-unicast)", int(f))
+			continue
+		}
+		if slices.Contains(fams, f) {
+			bad("family %v: listed twice", f)
+			continue
+		}
+		fams = append(fams, f)
+	}
+	if len(n.Families) == 0 && n.Address.IsValid() {
+		fams = []Family{IPv4Unicast}
+		if n.Address.Is6() {
+			fams = []Family{IPv6Unicast}
+		}
+	}
+	slices.Sort(fams)
+	n.Families = fams
+
+	t := n.Timers
+	for _, tm := range []struct {
+		name string
+		d    time.Duration
+	}{
+		{"connect-retry", t.ConnectRetry},
+		{"hold-time", t.HoldTime},
+		{"keepalive-interval", t.Keepalive},
+		{"minimum-advertisement-interval", t.MinAdvertisementInterval},
+	} {
+		// GoBGP's API carries timers in whole seconds.
+		if tm.d < 0 || tm.d%time.Second != 0 {
+			bad("%s %v: must be a non-negative whole number of seconds", tm.name, tm.d)
+		}
+	}
+	if t.HoldTime != 0 && t.HoldTime < minHoldTime {
+		bad("hold-time %v: must be at least %v", t.HoldTime, minHoldTime)
+	}
+	if t.HoldTime != 0 && t.Keepalive >= t.HoldTime {
+		bad("keepalive-interval %v: must be shorter than hold-time %v", t.Keepalive, t.HoldTime)
+	}
+	return n, errors.Join(errs...)
+}
+
+// neighborEqual reports whether two normalised neighbors are configured
+// alike.
+func neighborEqual(a, b Neighbor) bool {
+	return a.Address == b.Address && a.PeerAS == b.PeerAS && a.LocalAS == b.LocalAS &&
+		a.LocalAddress == b.LocalAddress && a.Description == b.Description &&
+		a.Enabled == b.Enabled && a.Passive == b.Passive && a.AuthPassword == b.AuthPassword &&
+		a.Timers == b.Timers && slices.Equal(a.Families, b.Families)
+}
