@@ -218,6 +218,19 @@ func TestPrivilegedApplyInstallsRoutes(t *testing.T) {
 		t.Errorf("10.98.0.0/24 = %+v, want a direct route on a1", r)
 	}
 
+	// How this kernel dumps an IPv6 ECMP route (one RTA_MULTIPATH message
+	// since 4.11, siblings before); mergeSiblings copes with both.
+	raw, err := tp.r.Handle().RouteListFiltered(netlink.FAMILY_V6,
+		&netlink.Route{Table: MainTable, Protocol: Protocol}, netlink.RT_FILTER_TABLE|netlink.RT_FILTER_PROTOCOL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, nr := range raw {
+		if nr.Dst.String() == "2001:db8:200::/48" {
+			t.Logf("IPv6 ECMP dump message: %d RTA_MULTIPATH next hops, gw %v", len(nr.MultiPath), nr.Gw)
+		}
+	}
+
 	// The forwarding lookup agrees, for single-path and ECMP routes.
 	for dst, wantAny := range map[string][]string{
 		"198.51.100.7":    {"via 192.0.2.1 dev a0"},
