@@ -1,0 +1,286 @@
+package host
+
+import (
+	"cmp"
+	"fmt"
+	"net/netip"
+	"slices"
+)
+
+// Default block sizes, as Calico's: 64 addresses per block in both families.
+const (
+	DefaultBlockBitsV4 = 26
+	DefaultBlockBitsV6 = 122
+	// maxBlockHostBits bounds a block to 65536 addresses so that the linear
+	// scan for a free address stays cheap.
+	maxBlockHostBits = 16
+)
+
+// Pool is a range of addresses this host may claim blocks from: a pool
+// shared by configuration or a per-host range. Hosts do not coordinate, so
+// hosts that share a pool must each be given a disjoint range.
+type Pool struct {
+	Prefix netip.Prefix
+	// BlockBits is the prefix length of the pool's blocks; 0 means the
+	// family default. A pool smaller than a block is one block.
+	BlockBits int
+}
+
+func (p Pool) blockBits() int {
+	b := p.BlockBits
+	if b == 0 {
+		b = DefaultBlockBitsV4
+		if p.Prefix.Addr().Is6() {
+			b = DefaultBlockBitsV6
+		}
+	}
+	return max(b, p.Prefix.Bits())
+}
+
+func (p Pool) validate() error {
+	if !p.Prefix.IsValid() {
+		return fmt.Errorf("pool %v: %w: not a prefix", p.Prefix, ErrInvalidRequest)
+	}
+	if p.Prefix != p.Prefix.Masked() {
+		return fmt.Errorf("pool %v: %w: host bits set (did you mean %v?)", p.Prefix, ErrInvalidRequest, p.Prefix.Masked())
+	}
+	bl := p.Prefix.Addr().BitLen()
+	if p.BlockBits != 0 && (p.BlockBits < 0 || p.BlockBits > bl) {
+		return fmt.Errorf("pool %v: %w: block length /%d out of range", p.Prefix, ErrInvalidRequest, p.BlockBits)
+	}
+	if bl-p.blockBits() > maxBlockHostBits {
+		return fmt.Errorf("pool %v: %w: blocks of /%d are larger than %d addresses", p.Prefix, ErrInvalidRequest, p.blockBits(), 1<<maxBlockHostBits)
+	}
+	return nil
+}
+
+// IPAM hands out addresses from blocks claimed out of pools. It is pure
+// logic: the Manager persists claims and allocations around its calls and
+// guards it with its mutex.
+type IPAM struct {
+	pools  []Pool
+	blocks []netip.Prefix // owned, sorted
+	owner  map[netip.Addr]string
+	byID   map[string][]netip.Addr
+}
+
+// NewIPAM checks pools (no two may overlap) and returns an IPAM owning no
+// block.
+func NewIPAM(pools []Pool) (*IPAM, error) {
+	for i, p := range pools {
+		if err := p.validate(); err != nil {
+			return nil, err
+		}
+		for _, q := range pools[:i] {
+			if overlaps(p.Prefix, q.Prefix) {
+				return nil, fmt.Errorf("pool %v: %w: overlaps pool %v", p.Prefix, ErrInvalidRequest, q.Prefix)
+			}
+		}
+	}
+	return &IPAM{pools: slices.Clone(pools), owner: map[netip.Addr]string{}, byID: map[string][]netip.Addr{}}, nil
+}
+
+// Blocks returns the owned blocks, sorted.
+func (p *IPAM) Blocks() []netip.Prefix { return slices.Clone(p.blocks) }
+
+// Outside returns allocated addresses that lie in no owned block (static
+// endpoints' addresses from outside the pools), sorted.
+func (p *IPAM) Outside() []netip.Addr {
+	var out []netip.Addr
+	for a := range p.owner {
+		if p.blockOf(a) == (netip.Prefix{}) {
+			out = append(out, a)
+		}
+	}
+	slices.SortFunc(out, netip.Addr.Compare)
+	return out
+}
+
+// Owner returns the handle an address is allocated to.
+func (p *IPAM) Owner(a netip.Addr) (string, bool) {
+	h, ok := p.owner[a]
+	return h, ok
+}
+
+// Addrs returns the addresses allocated to handle.
+func (p *IPAM) Addrs(handle string) []netip.Addr { return slices.Clone(p.byID[handle]) }
+
+func (p *IPAM) blockOf(a netip.Addr) netip.Prefix {
+	for _, b := range p.blocks {
+		if b.Contains(a) {
+			return b
+		}
+	}
+	return netip.Prefix{}
+}
+
+func (p *IPAM) poolOf(a netip.Addr) (Pool, bool) {
+	for _, pl := range p.pools {
+		if pl.Prefix.Contains(a) {
+			return pl, true
+		}
+	}
+	return Pool{}, false
+}
+
+// ClaimBlock records b as owned (used when loading persisted claims). A
+// block overlapping an owned one is refused.
+func (p *IPAM) ClaimBlock(b netip.Prefix) error {
+	if !b.IsValid() || b != b.Masked() {
+		return fmt.Errorf("claim block %v: %w: not a masked prefix", b, ErrInvalidRequest)
+	}
+	for _, o := range p.blocks {
+		if o == b {
+			return nil
+		}
+		if overlaps(o, b) {
+			return fmt.Errorf("claim block %v: %w: overlaps owned block %v", b, ErrInvalidRequest, o)
+		}
+	}
+	p.blocks = append(p.blocks, b)
+	slices.SortFunc(p.blocks, comparePrefix)
+	return nil
+}
+
+// UnclaimBlock gives up an owned block (after a failed persist). Blocks with
+// allocations are kept.
+func (p *IPAM) UnclaimBlock(b netip.Prefix) {
+	for a := range p.owner {
+		if b.Contains(a) {
+			return
+		}
+	}
+	p.blocks = slices.DeleteFunc(p.blocks, func(o netip.Prefix) bool { return o == b })
+}
+
+func comparePrefix(a, b netip.Prefix) int {
+	if c := a.Addr().Compare(b.Addr()); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.Bits(), b.Bits())
+}
+
+// Allocate gives handle the lowest free address of the family (is6) from
+// the owned blocks of the first pool that has one, claiming the pool's next
+// free block when its blocks are full. newBlock is the block claimed, if
+// any: the caller persists it before using the address.
+func (p *IPAM) Allocate(handle string, is6 bool) (addr netip.Addr, newBlock netip.Prefix, err error) {
+	var tried []string
+	for _, pl := range p.pools {
+		if pl.Prefix.Addr().Is6() != is6 {
+			continue
+		}
+		tried = append(tried, pl.Prefix.String())
+		for _, b := range p.blocks {
+			if !pl.Prefix.Contains(b.Addr()) {
+				continue
+			}
+			if a, ok := p.freeIn(b); ok {
+				p.assign(handle, a)
+				return a, netip.Prefix{}, nil
+			}
+		}
+		if b, ok := p.nextFreeBlock(pl); ok {
+			p.blocks = append(p.blocks, b)
+			slices.SortFunc(p.blocks, comparePrefix)
+			a, _ := p.freeIn(b)
+			p.assign(handle, a)
+			return a, b, nil
+		}
+	}
+	fam := "IPv4"
+	if is6 {
+		fam = "IPv6"
+	}
+	if len(tried) == 0 {
+		return netip.Addr{}, netip.Prefix{}, fmt.Errorf("allocate %s for %s: %w: no %s pool configured", fam, handle, ErrPoolExhausted, fam)
+	}
+	return netip.Addr{}, netip.Prefix{}, fmt.Errorf("allocate %s for %s: %w: pool %v has no free address", fam, handle, ErrPoolExhausted, tried)
+}
+
+func (p *IPAM) freeIn(b netip.Prefix) (netip.Addr, bool) {
+	n := uint64(1) << (b.Addr().BitLen() - b.Bits())
+	for off := range n {
+		a := nthAddr(b, off)
+		if _, used := p.owner[a]; !used {
+			return a, true
+		}
+	}
+	return netip.Addr{}, false
+}
+
+// nextFreeBlock is the lowest block of pl that overlaps no owned block. It
+// looks at most len(p.blocks)+1 candidates, so huge IPv6 pools are cheap.
+func (p *IPAM) nextFreeBlock(pl Pool) (netip.Prefix, bool) {
+	bits := pl.blockBits()
+	n := uint64(0) // 0: more blocks than fit in a uint64
+	if d := bits - pl.Prefix.Bits(); d < 64 {
+		n = uint64(1) << d
+	}
+	for i := uint64(0); n == 0 || i < n; i++ {
+		c := subPrefix(pl.Prefix, bits, i)
+		if !slices.ContainsFunc(p.blocks, func(o netip.Prefix) bool { return overlaps(o, c) }) {
+			return c, true
+		}
+		if i > uint64(len(p.blocks)) {
+			break // every earlier candidate overlapped a distinct block; cannot happen
+		}
+	}
+	return netip.Prefix{}, false
+}
+
+func (p *IPAM) assign(handle string, a netip.Addr) {
+	p.owner[a] = handle
+	p.byID[handle] = append(p.byID[handle], a)
+}
+
+// Assign gives handle the address a chosen by the caller (a static
+// endpoint, or a record loaded from disk). An address inside a pool claims
+// its block (returned as newBlock); one outside every pool is allowed and
+// shows up in Outside. Assigning an address the handle holds already is a
+// no-op.
+func (p *IPAM) Assign(handle string, a netip.Addr) (newBlock netip.Prefix, err error) {
+	if !a.IsValid() || a.Is4In6() || a.Zone() != "" || !a.IsGlobalUnicast() {
+		return netip.Prefix{}, fmt.Errorf("assign %v to %s: %w: not a unicast address", a, handle, ErrInvalidRequest)
+	}
+	if h, ok := p.owner[a]; ok {
+		if h == handle {
+			return netip.Prefix{}, nil
+		}
+		return netip.Prefix{}, fmt.Errorf("assign %v to %s: %w by %s", a, handle, ErrAddressInUse, h)
+	}
+	if p.blockOf(a) == (netip.Prefix{}) {
+		if pl, ok := p.poolOf(a); ok {
+			b := netip.PrefixFrom(a, pl.blockBits()).Masked()
+			if err := p.ClaimBlock(b); err != nil {
+				return netip.Prefix{}, fmt.Errorf("assign %v to %s: %w", a, handle, err)
+			}
+			newBlock = b
+		}
+	}
+	p.assign(handle, a)
+	return newBlock, nil
+}
+
+// Release frees every address of handle and returns them.
+func (p *IPAM) Release(handle string) []netip.Addr {
+	as := p.byID[handle]
+	for _, a := range as {
+		delete(p.owner, a)
+	}
+	delete(p.byID, handle)
+	return as
+}
+
+// ReleaseAddr frees one address if handle holds it (rollback of a partial
+// allocation).
+func (p *IPAM) ReleaseAddr(handle string, a netip.Addr) {
+	if p.owner[a] != handle {
+		return
+	}
+	delete(p.owner, a)
+	p.byID[handle] = slices.DeleteFunc(p.byID[handle], func(x netip.Addr) bool { return x == a })
+	if len(p.byID[handle]) == 0 {
+		delete(p.byID, handle)
+	}
+}
