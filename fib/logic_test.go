@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -315,5 +316,64 @@ func TestApplyErrorNamesRoute(t *testing.T) {
 		if !strings.Contains(fmt.Sprint(err), s) {
 			t.Errorf("Apply error %q lacks %q", err, s)
 		}
+	}
+}
+
+func TestResyncInterval(t *testing.T) {
+	now := time.Unix(1000, 0)
+	fake := &fakeDataplane{}
+	tb := NewTable(nil, MainTable, withDataplane(fake), WithResyncInterval(time.Minute), withClock(func() time.Time { return now }))
+	apply := func() {
+		t.Helper()
+		if err := tb.Apply(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	apply()
+	if fake.lists != 1 || !tb.NextResync().Equal(now.Add(time.Minute)) {
+		t.Fatalf("after the first Apply: %d dumps, next resync %v", fake.lists, tb.NextResync())
+	}
+	now = now.Add(59 * time.Second)
+	apply()
+	if fake.lists != 1 {
+		t.Errorf("resynced before the interval passed")
+	}
+	now = now.Add(time.Second)
+	apply()
+	if fake.lists != 2 {
+		t.Errorf("did not resync once the interval passed (%d dumps)", fake.lists)
+	}
+}
+
+func TestOnRouteEvent(t *testing.T) {
+	r := route("10.1.0.0/16", 0, ip("192.0.2.1"))
+	r.Normalize()
+	kernel := r
+	kernel.NextHops = []NextHop{{Gateway: ip("192.0.2.1"), Ifindex: 2, Weight: 1}}
+	fake := &fakeDataplane{kernel: []Route{kernel}}
+	tb := NewTable(nil, MainTable, withDataplane(fake))
+	mustSet(t, tb, r)
+	mustApply(t, tb)
+
+	tb.OnRouteEvent(RouteEvent{Route: kernel}) // an echo: nothing to do
+	if !tb.InSync() {
+		t.Fatal("an event matching the kernel view made the table pending")
+	}
+	tb.OnRouteEvent(RouteEvent{Deleted: true, Route: kernel})
+	if tb.Pending() != 1 {
+		t.Fatal("a deleted route of ours is not pending")
+	}
+	changed := kernel
+	changed.NextHops = []NextHop{{Gateway: ip("192.0.2.3"), Ifindex: 3, Weight: 1}}
+	tb.OnRouteEvent(RouteEvent{Route: changed})
+	mustApply(t, tb)
+	if want := []string{"replace 10.1.0.0/16"}; !slices.Equal(fake.ops, want) {
+		t.Errorf("ops %q, want %q (the change is repaired by one replace)", fake.ops, want)
+	}
+	other := kernel
+	other.Key.Table = 100
+	tb.OnRouteEvent(RouteEvent{Deleted: true, Route: other})
+	if !tb.InSync() {
+		t.Error("an event for another table changed this one")
 	}
 }

@@ -67,9 +67,10 @@ type Table struct {
 	// key lands here a resync is queued, later hits are not (ErrNotOwner).
 	conflict map[RouteKey]struct{}
 
-	resyncQueued bool
-	lastResync   time.Time
-	stats        Stats
+	resyncQueued   bool
+	resyncInterval time.Duration
+	lastResync     time.Time
+	stats          Stats
 }
 
 // Stats counts what a Table did to the kernel. Write requests are counted
@@ -100,6 +101,19 @@ func WithLogger(l *slog.Logger) Opt {
 // WithProtocol marks and claims routes with protocol p instead of Protocol.
 func WithProtocol(p int) Opt {
 	return func(t *Table) { t.protocol = p }
+}
+
+// WithResyncInterval makes Apply resync by itself when the last full dump
+// is older than d, catching drift no notification reports (IPv4 routes
+// vanish with their link silently). The caller still has to call Apply, e.g.
+// on a timer set to NextResync.
+func WithResyncInterval(d time.Duration) Opt {
+	return func(t *Table) { t.resyncInterval = d }
+}
+
+// withClock replaces time.Now (tests).
+func withClock(now func() time.Time) Opt {
+	return func(t *Table) { t.now = now }
 }
 
 // withDataplane replaces the kernel writer (tests of the reconcile logic).
@@ -173,6 +187,35 @@ func (t *Table) DeleteRoute(k RouteKey) {
 // and when something else may have changed switchd's routes.
 func (t *Table) QueueResync() { t.resyncQueued = true }
 
+// OnRouteEvent takes a kernel notification about one of this table's
+// routes (from a Monitor) into the kernel view. A route deleted or changed
+// behind switchd's back becomes pending and the next Apply repairs it; the
+// echo of switchd's own writes changes nothing. Events for other tables
+// are ignored.
+func (t *Table) OnRouteEvent(ev RouteEvent) {
+	k := ev.Route.Key
+	if k.Table != t.table {
+		return
+	}
+	if ev.Deleted {
+		delete(t.kernel, k)
+	} else {
+		r := ev.Route
+		r.NextHops = slices.Clone(r.NextHops)
+		t.kernel[k] = r
+	}
+	t.updatePending(k)
+}
+
+// NextResync is when Apply will resync on its own (WithResyncInterval);
+// zero if it never does.
+func (t *Table) NextResync() time.Time {
+	if t.resyncInterval <= 0 {
+		return time.Time{}
+	}
+	return t.lastResync.Add(t.resyncInterval)
+}
+
 // InSync reports whether the kernel view matches the desired set: nothing is
 // pending.
 func (t *Table) InSync() bool { return len(t.pending) == 0 }
@@ -197,6 +240,9 @@ func (t *Table) KernelRoutes() []Route { return sortedRoutes(t.kernel) }
 // is queued, then the pending deletes and writes. It returns the joined
 // errors of every route that could not be written; those stay pending.
 func (t *Table) Apply(ctx context.Context) error {
+	if t.resyncInterval > 0 && !t.now().Before(t.NextResync()) {
+		t.resyncQueued = true
+	}
 	if t.resyncQueued {
 		if err := t.resync(ctx); err != nil {
 			return err // the resync stays queued

@@ -1,0 +1,78 @@
+package fib
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+)
+
+// feed waits for the monitor's events and hands them to the table until
+// cond holds. The deadline only guards against a hang; it asserts no speed.
+func feed(t *testing.T, m *Monitor, tb *Table, cond func() bool) {
+	t.Helper()
+	guard := time.After(30 * time.Second)
+	for !cond() {
+		select {
+		case <-m.Kick():
+			evs, resync := m.Drain()
+			for _, ev := range evs {
+				tb.OnRouteEvent(ev)
+			}
+			if resync {
+				tb.QueueResync()
+			}
+		case <-guard:
+			t.Fatal("the monitor never reported the change")
+		}
+	}
+}
+
+func TestPrivilegedMonitorRepairsDrift(t *testing.T) {
+	tp := newTopo(t, "drift")
+	ctx := context.Background()
+	m, err := NewMonitor(tp.r.NsHandle(), MainTable)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	tb := NewTable(tp.r.Handle(), MainTable)
+	mustSet(t, tb, route("198.51.100.0/24", 0, gw4a, gw4b), route("2001:db8:100::/48", 0, gw6a))
+	mustApply(t, tb)
+	resyncs := tb.Stats().Resyncs
+
+	// A foreign route changes nothing; our routes deleted and rewritten
+	// behind switchd's back make the table pending.
+	for _, argv := range [][]string{
+		{"ip", "route", "add", "10.50.0.0/24", "via", "192.0.2.3", "proto", "static"},
+		{"ip", "route", "del", "198.51.100.0/24", "proto", "196"},
+		{"ip", "-6", "route", "replace", "2001:db8:100::/48", "via", "2001:db8::3", "proto", "196"},
+	} {
+		if _, err := tp.r.Run(ctx, argv...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	feed(t, m, tb, func() bool { return tb.Pending() == 2 })
+	mustApply(t, tb)
+	if got := tb.Stats().Resyncs; got != resyncs {
+		t.Errorf("repair took %d full dumps, want none", got-resyncs)
+	}
+	if rs := findRoutes(kernelRoutes(t, tp.r, "-4"), "198.51.100.0/24"); len(rs) != 1 || !slices.Equal(gateways(rs[0]), []string{"192.0.2.1@a0", "192.0.2.3@a1"}) {
+		t.Errorf("198.51.100.0/24 not restored: %+v", rs)
+	}
+	if rs := findRoutes(kernelRoutes(t, tp.r, "-6"), "2001:db8:100::/48"); len(rs) != 1 || !slices.Equal(gateways(rs[0]), []string{"2001:db8::1@a0"}) {
+		t.Errorf("2001:db8:100::/48 not repaired: %+v", rs)
+	}
+	if rs := findRoutes(kernelRoutes(t, tp.r, "-4"), "10.50.0.0/24"); len(rs) != 1 || rs[0].Protocol != protoStatic {
+		t.Errorf("foreign route touched: %+v", rs)
+	}
+	// The echoes of the repair leave the table in sync: draining whatever
+	// the monitor holds now changes nothing.
+	evs, _ := m.Drain()
+	for _, ev := range evs {
+		tb.OnRouteEvent(ev)
+	}
+	if !tb.InSync() {
+		t.Errorf("echoes of the repair left %d keys pending", tb.Pending())
+	}
+}
