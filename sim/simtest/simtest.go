@@ -1,0 +1,215 @@
+// Package simtest brings simulated fabrics up for Go tests and proves, when
+// the test ends, that they left nothing behind.
+//
+// A test package using it runs inside a private network namespace:
+//
+//	func TestMain(m *testing.M) { ns.TestMain(m) }
+//
+//	func TestSomethingPrivileged(t *testing.T) {
+//		f := simtest.Start(t, sim.Default())
+//		simtest.WaitConverged(t, f)
+//		if err := f.Ping(ctx, "host1", "host4", 6); err != nil { ... }
+//	}
+package simtest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netlink"
+
+	"github.com/switchd/switchd/sim"
+	"github.com/switchd/switchd/sim/ns"
+)
+
+// SwitchdPackage is what Start builds for switchd nodes.
+const SwitchdPackage = "github.com/switchd/switchd/switchd"
+
+// ConvergeTimeout bounds WaitConverged.
+var ConvergeTimeout = 2 * time.Minute
+
+var (
+	buildOnce sync.Once
+	buildPath string
+	buildErr  error
+	fabricSeq atomic.Int32
+)
+
+// SwitchdBinary builds the switchd binary once per test binary and returns
+// its path. Builds of earlier test runs whose process is gone are removed.
+func SwitchdBinary(t testing.TB) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		sweepBuilds()
+		dir := filepath.Join(os.TempDir(), "switchd-simtest-"+ns.RunPrefix())
+		if buildErr = os.MkdirAll(dir, 0o755); buildErr != nil {
+			return
+		}
+		// The owner's PID lets a later run tell whether this is stale.
+		os.WriteFile(filepath.Join(dir, "owner"), []byte(strconv.Itoa(os.Getpid())), 0o644)
+		buildPath = filepath.Join(dir, "switchd")
+		out, err := exec.Command("go", "build", "-o", buildPath, SwitchdPackage).CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build %s: %w\n%s", SwitchdPackage, err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return buildPath
+}
+
+func sweepBuilds() {
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), "switchd-simtest-*"))
+	for _, d := range dirs {
+		b, err := os.ReadFile(filepath.Join(d, "owner"))
+		if err != nil {
+			continue
+		}
+		pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+		if err != nil || syscall.Kill(pid, 0) == syscall.ESRCH {
+			os.RemoveAll(d)
+		}
+	}
+}
+
+// Option adjusts the sim.Options Start uses.
+type Option func(*sim.Options)
+
+// WithSwitchd runs the given switchd binary instead of building one.
+func WithSwitchd(path string) Option { return func(o *sim.Options) { o.SwitchdBinary = path } }
+
+// Start brings topo up with a prefix derived from ns.RunPrefix() and a run
+// dir of its own. In t.Cleanup it tears the fabric down and then fails the
+// test if any of its namespaces, veths or processes remain. It does not
+// wait for BGP; see WaitConverged.
+func Start(t testing.TB, topo *sim.Topology, opts ...Option) *sim.Fabric {
+	t.Helper()
+	ns.Privileged(t)
+	// Short: unix socket paths under it must stay below 108 bytes.
+	runDir, err := os.MkdirTemp("", "swdsim-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := sim.Options{
+		Prefix: fmt.Sprintf("%sf%d", ns.RunPrefix(), fabricSeq.Add(1)),
+		RunDir: filepath.Join(runDir, "run"),
+		Logger: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo})),
+	}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	for _, n := range topo.Nodes {
+		if (n.Kind == sim.Switchd || n.Kind == "") && o.SwitchdBinary == "" {
+			o.SwitchdBinary = SwitchdBinary(t)
+			break
+		}
+	}
+	f, err := sim.New(topo, o)
+	if err != nil {
+		os.RemoveAll(runDir)
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		defer os.RemoveAll(runDir)
+		if t.Failed() {
+			dumpLogs(t, f)
+		}
+		pids := f.PIDs()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := f.Down(ctx); err != nil {
+			t.Errorf("fabric down: %v", err)
+		}
+		for _, err := range Leftovers(f, pids) {
+			t.Error(err)
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := f.Up(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// Leftovers lists what of fabric f is still there: namespaces with its
+// prefix, veths named like its interfaces in the test's namespace, and
+// live processes among pids.
+func Leftovers(f *sim.Fabric, pids []int) []error {
+	var errs []error
+	if left, err := ns.List(f.Prefix + "-"); err != nil {
+		errs = append(errs, err)
+	} else if len(left) > 0 {
+		errs = append(errs, fmt.Errorf("fabric %s left namespaces %v", f.Prefix, left))
+	}
+	ifnames := map[string]bool{}
+	for _, n := range f.Nodes() {
+		for _, i := range n.Interfaces {
+			ifnames[i.Name] = true
+		}
+	}
+	if links, err := netlink.LinkList(); err == nil {
+		for _, l := range links {
+			if l.Type() == "veth" && ifnames[l.Attrs().Name] {
+				errs = append(errs, fmt.Errorf("fabric %s left veth %s in the test's namespace", f.Prefix, l.Attrs().Name))
+			}
+		}
+	} else {
+		errs = append(errs, fmt.Errorf("list links: %w", err))
+	}
+	for _, pid := range pids {
+		if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
+			errs = append(errs, fmt.Errorf("fabric %s left process %d running", f.Prefix, pid))
+		}
+	}
+	if _, err := os.Stat(f.RunDir); err == nil {
+		errs = append(errs, fmt.Errorf("fabric %s left its run dir %s", f.Prefix, f.RunDir))
+	}
+	return errs
+}
+
+// WaitConverged waits for f to converge (ConvergeTimeout at most) and
+// fails the test, with each node's daemon log, if it does not.
+func WaitConverged(t testing.TB, f *sim.Fabric) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), ConvergeTimeout)
+	defer cancel()
+	if err := sim.WaitConverged(ctx, f); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func dumpLogs(t testing.TB, f *sim.Fabric) {
+	for _, n := range f.Nodes() {
+		b, err := os.ReadFile(n.Log)
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		if len(s) > 8000 {
+			s = "...\n" + s[len(s)-8000:]
+		}
+		t.Logf("log of %s (%s):\n%s", n.Name, n.Log, s)
+	}
+}
+
+// testWriter sends the fabric's log lines to the test log.
+type testWriter struct{ t testing.TB }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
