@@ -18,7 +18,8 @@ type dataplane interface {
 	// list returns every route of table marked with protocol, both
 	// families, converted and normalized.
 	list(ctx context.Context, table, protocol int) ([]Route, error)
-	// write performs ops in order and returns one result per op.
+	// write performs ops in order and returns one result per op; ops it
+	// did not send (ctx done) get a notSent error.
 	write(ctx context.Context, ops []op, protocol int) []error
 }
 
@@ -104,7 +105,7 @@ func (d netlinkDataplane) write(ctx context.Context, ops []op, protocol int) []e
 	errs := make([]error, len(ops))
 	for i, o := range ops {
 		if err := ctx.Err(); err != nil {
-			errs[i] = err
+			errs[i] = notSent{err}
 			continue
 		}
 		var err error
@@ -123,6 +124,13 @@ func (d netlinkDataplane) write(ctx context.Context, ops []op, protocol int) []e
 	}
 	return errs
 }
+
+// notSent marks an op that was not sent (Apply was cancelled); it stays
+// pending but is neither a write nor a failure.
+type notSent struct{ err error }
+
+func (e notSent) Error() string { return "not sent: " + e.err.Error() }
+func (e notSent) Unwrap() error { return e.err }
 
 // owned is the one ownership predicate: switchd touches a kernel route only
 // if it carries switchd's protocol and lives in the table this Table owns.

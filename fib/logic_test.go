@@ -377,3 +377,34 @@ func TestOnRouteEvent(t *testing.T) {
 		t.Error("an event for another table changed this one")
 	}
 }
+
+func TestApplyCancelled(t *testing.T) {
+	fake := &fakeDataplane{}
+	tb := NewTable(nil, MainTable, withDataplane(cancelledWrites{fake}))
+	mustSet(t, tb, route("10.1.0.0/16", 0, ip("192.0.2.1")), route("10.2.0.0/16", 0, ip("192.0.2.1")))
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	err := tb.Apply(ctx)
+	if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "2 writes not sent") {
+		t.Errorf("Apply = %v, want one error counting the unsent writes", err)
+	}
+	if s := tb.Stats(); s.Writes() != 0 || s.Failures != 0 || tb.Pending() != 2 {
+		t.Errorf("stats %+v pending %d: unsent writes must not count and must stay pending", s, tb.Pending())
+	}
+}
+
+// cancelledWrites lists like the fake but sends nothing once ctx is done,
+// as the netlink dataplane does.
+type cancelledWrites struct{ *fakeDataplane }
+
+func (c cancelledWrites) list(ctx context.Context, table, protocol int) ([]Route, error) {
+	return c.fakeDataplane.list(context.Background(), table, protocol)
+}
+
+func (c cancelledWrites) write(ctx context.Context, ops []op, protocol int) []error {
+	errs := make([]error, len(ops))
+	for i := range ops {
+		errs[i] = notSent{ctx.Err()}
+	}
+	return errs
+}

@@ -254,8 +254,16 @@ func (t *Table) Apply(ctx context.Context) error {
 	ops := t.plan()
 	results := t.dp.write(ctx, ops, t.protocol)
 	var errs []error
+	unsent, unsentErr := 0, error(nil)
 	for i, o := range ops {
 		k := o.route.Key
+		err := results[i]
+		var ns notSent
+		if errors.As(err, &ns) {
+			unsent++
+			unsentErr = ns.err
+			continue
+		}
 		switch o.kind {
 		case opAdd:
 			t.stats.Adds++
@@ -264,7 +272,6 @@ func (t *Table) Apply(ctx context.Context) error {
 		case opDelete:
 			t.stats.Deletes++
 		}
-		err := results[i]
 		if err == nil {
 			if o.kind == opDelete {
 				delete(t.kernel, k)
@@ -290,6 +297,9 @@ func (t *Table) Apply(ctx context.Context) error {
 		} else {
 			errs = append(errs, fmt.Errorf("%v route %v: %w", o.kind, o.route, err))
 		}
+	}
+	if unsent > 0 {
+		errs = append(errs, fmt.Errorf("apply table %d: %d writes not sent: %w", t.table, unsent, unsentErr))
 	}
 	if len(errs) > 0 {
 		t.log.Warn("fib apply incomplete", "table", t.table, "failed", len(errs), "pending", len(t.pending))
