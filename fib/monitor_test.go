@@ -37,7 +37,10 @@ func TestPrivilegedMonitorRepairsDrift(t *testing.T) {
 	}
 	defer m.Close()
 	tb := NewTable(tp.r.Handle(), MainTable)
-	mustSet(t, tb, route("198.51.100.0/24", 0, gw4a, gw4b), route("2001:db8:100::/48", 0, gw6a))
+	// The IPv6 ECMP route checks that its notification (one message with
+	// all paths on this kernel) reads back as the route we wrote.
+	mustSet(t, tb, route("198.51.100.0/24", 0, gw4a, gw4b), route("2001:db8:100::/48", 0, gw6a),
+		route("2001:db8:200::/48", 0, gw6a, gw6b))
 	mustApply(t, tb)
 	resyncs := tb.Stats().Resyncs
 
