@@ -45,7 +45,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	case "status":
 		code, err = cmdStatus(ctx, args[1:], stdout)
 	case "exec":
-		code, err = cmdExec(ctx, args[1:], stderr)
+		code, err = cmdExec(ctx, args[1:], stdout, stderr)
 	case "matrix":
 		code, err = cmdMatrix(ctx, args[1:], stdout)
 	case "down":
@@ -180,7 +180,7 @@ func printStatus(w io.Writer, f *Fabric, st []NodeStatus) {
 	tw.Flush()
 }
 
-func cmdExec(ctx context.Context, args []string, stderr io.Writer) (int, error) {
+func cmdExec(ctx context.Context, args []string, stdout, stderr io.Writer) (int, error) {
 	if len(args) < 2 {
 		return 2, errors.New("usage: switchd sim exec NODE -- CMD [ARG...]")
 	}
@@ -201,7 +201,7 @@ func cmdExec(ctx context.Context, args []string, stderr io.Writer) (int, error) 
 	if err != nil {
 		return 1, err
 	}
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, stdout, stderr
 	if err := cmd.Run(); err != nil {
 		var ee *exec.ExitError
 		if errors.As(err, &ee) {
@@ -260,7 +260,7 @@ func cmdDown(ctx context.Context, args []string, stdout io.Writer, log *slog.Log
 	for _, p := range gone {
 		fmt.Fprintf(stdout, "removed leftovers of fabric %s\n", p)
 	}
-	os.Remove(CurrentFile)
+	os.Remove(CurrentFile())
 	if cur == "" && len(gone) == 0 && len(errs) == 0 {
 		fmt.Fprintln(stdout, "no fabric was up")
 	}

@@ -15,7 +15,7 @@ import (
 )
 
 // CurrentFile, in RunRoot, holds the run dir of the fabric the CLI works on.
-var CurrentFile = filepath.Join(RunRoot, "current")
+func CurrentFile() string { return filepath.Join(RunRoot, "current") }
 
 // ErrNoFabric says that no fabric is up.
 var ErrNoFabric = errors.New("no fabric is up (run switchd sim up)")
@@ -23,12 +23,12 @@ var ErrNoFabric = errors.New("no fabric is up (run switchd sim up)")
 // CurrentRunDir returns the run dir named by CurrentFile if that fabric is
 // still described there, else "" (a stale CurrentFile is not an error).
 func CurrentRunDir() (string, error) {
-	b, err := os.ReadFile(CurrentFile)
+	b, err := os.ReadFile(CurrentFile())
 	if errors.Is(err, fs.ErrNotExist) {
 		return "", nil
 	}
 	if err != nil {
-		return "", fmt.Errorf("read %s: %w", CurrentFile, err)
+		return "", fmt.Errorf("read %s: %w", CurrentFile(), err)
 	}
 	dir := strings.TrimSpace(string(b))
 	if _, err := os.Stat(filepath.Join(dir, StateFile)); err != nil {
@@ -54,7 +54,7 @@ func SetCurrent(f *Fabric) error {
 	if err := os.MkdirAll(RunRoot, 0o755); err != nil {
 		return fmt.Errorf("set current fabric: %w", err)
 	}
-	if err := os.WriteFile(CurrentFile, []byte(f.RunDir+"\n"), 0o644); err != nil {
+	if err := os.WriteFile(CurrentFile(), []byte(f.RunDir+"\n"), 0o644); err != nil {
 		return fmt.Errorf("set current fabric: %w", err)
 	}
 	return nil
@@ -96,8 +96,8 @@ func Cleanup(ctx context.Context, root string, log *slog.Logger) ([]string, erro
 		}
 		done = append(done, f.Prefix)
 	}
-	if dir, _ := CurrentRunDir(); dir == "" {
-		os.Remove(filepath.Join(root, filepath.Base(CurrentFile)))
+	if dir, _ := CurrentRunDir(); dir == "" && root == RunRoot {
+		os.Remove(CurrentFile())
 	}
 	return done, errors.Join(errs...)
 }

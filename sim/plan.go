@@ -27,8 +27,9 @@ const (
 	maxLinks = 16000 // well inside 10.254.0.0/16 as /31s
 )
 
-// RunRoot holds the run directories of fabrics started by the CLI.
-const RunRoot = "/run/switchd-sim"
+// RunRoot holds the run directories of fabrics started by the CLI (and the
+// default run dir of any fabric); a variable so that tests can move it.
+var RunRoot = "/run/switchd-sim"
 
 // Options tune Up and New.
 type Options struct {
