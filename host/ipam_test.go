@@ -141,4 +141,3 @@ func TestIPAMBadPools(t *testing.T) {
 		}
 	}
 }
-
