@@ -48,8 +48,8 @@ func TestPrivilegedMonitorRepairsDrift(t *testing.T) {
 	// behind switchd's back make the table pending.
 	for _, argv := range [][]string{
 		{"ip", "route", "add", "10.50.0.0/24", "via", "192.0.2.3", "proto", "static"},
-		{"ip", "route", "del", "198.51.100.0/24", "proto", "196"},
-		{"ip", "-6", "route", "replace", "2001:db8:100::/48", "via", "2001:db8::3", "proto", "196"},
+		{"ip", "route", "del", "198.51.100.0/24", "proto", protoStr},
+		{"ip", "-6", "route", "replace", "2001:db8:100::/48", "via", "2001:db8::3", "proto", protoStr},
 	} {
 		if _, err := tp.r.Run(ctx, argv...); err != nil {
 			t.Fatal(err)

@@ -13,8 +13,10 @@ import (
 
 // Protocol is the rtnetlink route protocol (rtm_protocol) that marks a route
 // as switchd's. It is how a restarted switchd finds its own routes and why it
-// never touches anyone else's. 196 is unassigned in iproute2's rt_protos.
-const Protocol = 196
+// never touches anyone else's. 77 is in no iproute2 or FRR rt_protos table
+// (FRR takes 186-198, and names 196 "static"; BIRD is 12, Calico's felix 80);
+// `make demo` names it "switchd" in /etc/iproute2/rt_protos.d.
+const Protocol = 77
 
 // MainTable is the kernel's main routing table (RT_TABLE_MAIN).
 const MainTable = 254

@@ -29,7 +29,7 @@ var ErrNotOwner = errors.New("key held by a route of another owner")
 // that succeeded into the kernel view. Failures stay pending and are retried
 // by the next Apply.
 //
-// Ownership: switchd's routes carry protocol 196 (Protocol). The kernel
+// Ownership: switchd's routes carry protocol 77 (Protocol). The kernel
 // view only ever holds routes that carry it and live in this table (the
 // dump filters on both; see owned), deletes are only sent for keys in the
 // kernel view, and each delete request carries the protocol so the kernel

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -188,11 +189,11 @@ func TestPrivilegedApplyInstallsRoutes(t *testing.T) {
 		proto string
 		gws   []string
 	}{
-		{v4, "198.51.100.0/24", "196", []string{"192.0.2.1@a0"}},
-		{v4, "203.0.113.0/24", "196", []string{"192.0.2.1@a0", "192.0.2.3@a1"}},
-		{v6, "2001:db8:100::/48", "196", []string{"2001:db8::1@a0"}},
-		{v6, "2001:db8:200::/48", "196", []string{"2001:db8::1@a0", "2001:db8::3@a1"}},
-		{v4, "10.97.0.0/24", "196", []string{"192.0.2.1@a0", "192.0.2.3@a1"}},
+		{v4, "198.51.100.0/24", protoStr, []string{"192.0.2.1@a0"}},
+		{v4, "203.0.113.0/24", protoStr, []string{"192.0.2.1@a0", "192.0.2.3@a1"}},
+		{v6, "2001:db8:100::/48", protoStr, []string{"2001:db8::1@a0"}},
+		{v6, "2001:db8:200::/48", protoStr, []string{"2001:db8::1@a0", "2001:db8::3@a1"}},
+		{v4, "10.97.0.0/24", protoStr, []string{"192.0.2.1@a0", "192.0.2.3@a1"}},
 	} {
 		got := findRoutes(c.rs, c.dst)
 		if len(got) != 1 {
@@ -340,7 +341,7 @@ func TestPrivilegedDeleteRouteSparesForeignRoutes(t *testing.T) {
 	}
 	for _, c := range []struct{ fam, dst string }{{"-4", "198.51.100.0/24"}, {"-6", "2001:db8:100::/48"}} {
 		for _, r := range findRoutes(kernelRoutes(t, tp.r, c.fam), c.dst) {
-			if r.Protocol == "196" {
+			if r.Protocol == protoStr {
 				t.Errorf("our route %s survived DeleteRoute: %+v", c.dst, r)
 			}
 		}
@@ -383,7 +384,7 @@ func TestPrivilegedForeignRouteAtSameKeyIsNotReplaced(t *testing.T) {
 	}
 	mustApply(t, tb)
 	rs = findRoutes(kernelRoutes(t, tp.r, "-4"), "198.51.100.0/24")
-	if len(rs) != 1 || rs[0].Protocol != "196" {
+	if len(rs) != 1 || rs[0].Protocol != protoStr {
 		t.Fatalf("after the foreign route left: %+v, want ours", rs)
 	}
 }
@@ -417,7 +418,7 @@ func TestPrivilegedResyncRestoresDeletedRoute(t *testing.T) {
 		{"-6", "2001:db8:100::/48", []string{"2001:db8::1@a0", "2001:db8::3@a1"}},
 	} {
 		rs := findRoutes(kernelRoutes(t, tp.r, c.fam), c.dst)
-		if len(rs) != 1 || rs[0].Protocol != "196" || !slices.Equal(gateways(rs[0]), c.gws) {
+		if len(rs) != 1 || rs[0].Protocol != protoStr || !slices.Equal(gateways(rs[0]), c.gws) {
 			t.Errorf("%s after resync: %+v, want ours via %v", c.dst, rs, c.gws)
 		}
 	}
@@ -574,3 +575,6 @@ func TestPrivilegedIPv4RouteViaIPv6Gateway(t *testing.T) {
 		t.Errorf("writes = %d, want 3: the dump must read RTA_VIA back as the same route", w)
 	}
 }
+
+// protoStr is switchd's route protocol as iproute2 prints it with -N.
+var protoStr = strconv.Itoa(Protocol)
