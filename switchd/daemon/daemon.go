@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
 
 	"github.com/switchd/switchd/fib"
 	"github.com/switchd/switchd/switchd/bgp"
@@ -52,6 +53,7 @@ type Daemon struct {
 	log     *slog.Logger
 	speaker *bgp.Speaker
 	table   *fib.Table
+	monitor *fib.Monitor
 
 	intent *config.Intent
 	// learned holds the BGP routes by prefix, statics the config's routes
@@ -98,6 +100,13 @@ func Run(ctx context.Context, opts Options) error {
 		learned: make(map[netip.Prefix]fib.Route),
 		statics: make(map[fib.RouteKey]fib.Route),
 	}
+	// The monitor subscribes before the table's first dump, so no change
+	// in between is missed.
+	if d.monitor, err = fib.NewMonitor(netns.None(), fib.MainTable); err != nil {
+		return fmt.Errorf("route monitor: %w", err)
+	}
+	defer d.monitor.Close()
+
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 
@@ -137,8 +146,10 @@ func (d *Daemon) applyIntent(ctx context.Context, in *config.Intent) error {
 			d.table.DeleteRoute(k)
 		}
 	}
-	for k, r := range want {
-		d.table.SetRoute(r)
+	for _, r := range want {
+		if err := d.table.SetRoute(r); err != nil {
+			return fmt.Errorf("static route %v: %w", r.Key, err)
+		}
 	}
 	d.statics = want
 	d.intent = in
@@ -173,6 +184,14 @@ func (d *Daemon) loop(ctx context.Context) error {
 			d.reload(ctx)
 		case <-d.speaker.Updates():
 			d.takeBGPRoutes()
+		case <-d.monitor.Kick():
+			events, lost := d.monitor.Drain()
+			for _, ev := range events {
+				d.table.OnRouteEvent(ev)
+			}
+			if lost {
+				d.table.QueueResync()
+			}
 		case <-resync.C:
 			d.table.QueueResync()
 		case <-retry.C:
@@ -209,8 +228,13 @@ func (d *Daemon) takeBGPRoutes() {
 			r.NextHops = append(r.NextHops, fib.NextHop{Gateway: nh})
 		}
 		r.Normalize()
+		if err := d.table.SetRoute(r); err != nil {
+			// A path the kernel cannot take (say, a next hop of an
+			// unusable kind) drops that route only.
+			d.log.Warn("bgp route not programmable", "route", r, "err", err)
+			continue
+		}
 		d.learned[key.Dst] = r
-		d.table.SetRoute(r)
 	}
 }
 
