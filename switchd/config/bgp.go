@@ -1,0 +1,221 @@
+package config
+
+import (
+	"fmt"
+	"net/netip"
+	"sort"
+
+	"github.com/switchd/switchd/models/oc"
+	"github.com/switchd/switchd/switchd/bgp"
+)
+
+var families = map[oc.E_BgpTypes_AFI_SAFI_TYPE]bgp.Family{
+	oc.BgpTypes_AFI_SAFI_TYPE_IPV4_UNICAST: bgp.IPv4Unicast,
+	oc.BgpTypes_AFI_SAFI_TYPE_IPV6_UNICAST: bgp.IPv6Unicast,
+}
+
+func afiSafiEntry(p path, name oc.E_BgpTypes_AFI_SAFI_TYPE) path {
+	return p.child("afi-safis").entry("afi-safi", []kv{{"afi-safi-name", enumName(name)}})
+}
+
+// bgp translates protocol[identifier=BGP]/bgp (at p) into c.
+func (t *translator) bgp(pr *oc.NetworkInstance_Protocol, p path, c *bgp.Config) {
+	b := pr.GetBgp()
+	g := b.GetGlobal()
+	gp := p.child("global")
+	if g.As == nil || *g.As == 0 {
+		t.add(gp.child("config").child("as"), "BGP needs the local AS number")
+	} else {
+		c.ASN = *g.As
+	}
+	if g.RouterId == nil {
+		t.add(gp.child("config").child("router-id"), "BGP needs a router-id (an IPv4 dotted-quad)")
+	} else if id, err := netip.ParseAddr(*g.RouterId); err != nil || !id.Is4() || id.IsUnspecified() {
+		t.add(gp.child("config").child("router-id"), fmt.Sprintf("router-id %q is not a non-zero IPv4 dotted-quad", *g.RouterId))
+	} else {
+		c.RouterID = id
+	}
+	if mp := g.UseMultiplePaths; mp != nil {
+		c.Multipath.Enabled = mp.GetEnabled()
+		c.Multipath.MultipleAS = mp.GetEbgp().GetAllowMultipleAs()
+		c.Multipath.MaxPaths = mp.GetEbgp().GetMaximumPaths()
+	}
+
+	// Families enabled for the instance; a neighbor can use only these.
+	enabled := map[bgp.Family]bool{}
+	for name, af := range g.AfiSafi {
+		f, ok := families[name]
+		if !ok {
+			t.add(afiSafiEntry(gp, name), "address family not supported by switchd (IPV4_UNICAST and IPV6_UNICAST are)")
+			continue
+		}
+		enabled[f] = af.GetEnabled()
+	}
+
+	for name, pg := range b.PeerGroup {
+		pgp := p.child("peer-groups").entry("peer-group", []kv{{"peer-group-name", name}})
+		for af := range pg.AfiSafi {
+			if _, ok := families[af]; !ok {
+				t.add(afiSafiEntry(pgp, af), "address family not supported by switchd (IPV4_UNICAST and IPV6_UNICAST are)")
+			}
+		}
+	}
+
+	for _, addr := range sortedKeys(b.Neighbor) {
+		n := b.Neighbor[addr]
+		np := p.child("neighbors").entry("neighbor", []kv{{"neighbor-address", addr}})
+		if nb, ok := t.neighbor(n, b, np, enabled); ok {
+			c.Neighbors = append(c.Neighbors, nb)
+		}
+	}
+}
+
+func (t *translator) neighbor(n *oc.NetworkInstance_Protocol_Bgp_Neighbor, b *oc.NetworkInstance_Protocol_Bgp, np path, enabled map[bgp.Family]bool) (bgp.Neighbor, bool) {
+	before := len(t.list)
+	cfg := np.child("config")
+	nb := bgp.Neighbor{Enabled: true, Description: n.GetDescription()}
+	addr, err := netip.ParseAddr(n.GetNeighborAddress())
+	if err != nil {
+		t.add(np.child("neighbor-address"), fmt.Sprintf("invalid neighbor address: %v", err))
+		return nb, false
+	}
+	nb.Address = addr
+
+	// The peer group, if any: the neighbor's own settings override it.
+	var pg *oc.NetworkInstance_Protocol_Bgp_PeerGroup
+	if n.PeerGroup != nil {
+		if pg = b.PeerGroup[*n.PeerGroup]; pg == nil {
+			t.add(cfg.child("peer-group"), fmt.Sprintf("peer group %q is not configured", *n.PeerGroup))
+			return nb, false
+		}
+	}
+
+	switch {
+	case n.PeerAs != nil:
+		nb.PeerAS = *n.PeerAs
+	case pg.GetPeerAs() != 0:
+		nb.PeerAS = pg.GetPeerAs()
+	default:
+		t.add(cfg.child("peer-as"), "neighbor has no peer-as (nor a peer-group giving one)")
+	}
+	nb.LocalAS = n.GetLocalAs()
+	if n.LocalAs == nil {
+		nb.LocalAS = pg.GetLocalAs()
+	}
+	if n.Enabled != nil {
+		nb.Enabled = *n.Enabled
+	}
+	nb.AuthPassword = n.GetAuthPassword()
+	if n.AuthPassword == nil {
+		nb.AuthPassword = pg.GetAuthPassword()
+	}
+
+	// Transport, timers: each leaf from the neighbor or else the group.
+	var ntr oc.NetworkInstance_Protocol_Bgp_Neighbor_Transport
+	var gtr oc.NetworkInstance_Protocol_Bgp_PeerGroup_Transport
+	var nt oc.NetworkInstance_Protocol_Bgp_Neighbor_Timers
+	var gt oc.NetworkInstance_Protocol_Bgp_PeerGroup_Timers
+	if n.Transport != nil {
+		ntr = *n.Transport
+	}
+	if n.Timers != nil {
+		nt = *n.Timers
+	}
+	if pg != nil && pg.Transport != nil {
+		gtr = *pg.Transport
+	}
+	if pg != nil && pg.Timers != nil {
+		gt = *pg.Timers
+	}
+	local := ntr.LocalAddress
+	if local == nil {
+		local = gtr.LocalAddress
+	}
+	if local != nil {
+		la, err := netip.ParseAddr(*local)
+		lp := np.child("transport").child("config").child("local-address")
+		switch {
+		case err != nil:
+			t.add(lp, fmt.Sprintf("local-address %q is not an IP address (interface names are not supported)", *local))
+		case la.Is4() != addr.Is4():
+			t.add(lp, fmt.Sprintf("local-address %v is not of the neighbor's address family", la))
+		default:
+			nb.LocalAddress = la
+		}
+	}
+	if ntr.PassiveMode != nil {
+		nb.Passive = *ntr.PassiveMode
+	} else {
+		nb.Passive = gtr.GetPassiveMode()
+	}
+	pick := func(nv, gv *uint16) uint16 {
+		if nv != nil {
+			return *nv
+		}
+		if gv != nil {
+			return *gv
+		}
+		return 0
+	}
+	nb.Timers = bgp.Timers{
+		ConnectRetry:             seconds(pick(nt.ConnectRetry, gt.ConnectRetry)),
+		HoldTime:                 seconds(pick(nt.HoldTime, gt.HoldTime)),
+		Keepalive:                seconds(pick(nt.KeepaliveInterval, gt.KeepaliveInterval)),
+		MinAdvertisementInterval: seconds(pick(nt.MinimumAdvertisementInterval, gt.MinimumAdvertisementInterval)),
+	}
+	if h, k := nb.Timers.HoldTime, nb.Timers.Keepalive; h != 0 && k != 0 && k >= h {
+		t.add(np.child("timers").child("config").child("keepalive-interval"), fmt.Sprintf("keepalive-interval %v must be shorter than hold-time %v", k, h))
+	}
+
+	// Address families: the group's list, entries overridden by the
+	// neighbor's. None configured anywhere means the neighbor address's
+	// family.
+	type afSrc struct {
+		on bool
+		p  path
+	}
+	afs := map[oc.E_BgpTypes_AFI_SAFI_TYPE]afSrc{}
+	if pg != nil {
+		pgp := np[:len(np)-2].child("peer-groups").entry("peer-group", []kv{{"peer-group-name", pg.GetPeerGroupName()}})
+		for name, af := range pg.AfiSafi {
+			afs[name] = afSrc{af.GetEnabled(), afiSafiEntry(pgp, name).child("config").child("enabled")}
+		}
+	}
+	for name, af := range n.AfiSafi {
+		if _, ok := families[name]; !ok {
+			t.add(afiSafiEntry(np, name), "address family not supported by switchd (IPV4_UNICAST and IPV6_UNICAST are)")
+			continue
+		}
+		afs[name] = afSrc{af.GetEnabled(), afiSafiEntry(np, name).child("config").child("enabled")}
+	}
+	names := make([]oc.E_BgpTypes_AFI_SAFI_TYPE, 0, len(afs))
+	for name := range afs {
+		names = append(names, name)
+	}
+	sort.Slice(names, func(i, j int) bool { return families[names[i]] < families[names[j]] })
+	for _, name := range names {
+		a := afs[name]
+		f, ok := families[name]
+		if !ok || !a.on {
+			continue
+		}
+		if !enabled[f] {
+			t.add(a.p, fmt.Sprintf("%s is enabled for this neighbor but not in the global afi-safis of BGP", enumName(name)))
+			continue
+		}
+		nb.Families = append(nb.Families, f)
+	}
+	switch {
+	case len(afs) > 0 && len(nb.Families) == 0 && len(t.list) == before:
+		t.add(np.child("afi-safis"), "no address family is enabled for this neighbor")
+	case len(afs) == 0:
+		f := bgp.IPv4Unicast
+		if addr.Is6() {
+			f = bgp.IPv6Unicast
+		}
+		if !enabled[f] {
+			t.add(np.child("afi-safis"), fmt.Sprintf("no afi-safis configured, so the neighbor would use %v, which is not enabled in the global afi-safis of BGP", f))
+		}
+	}
+	return nb, len(t.list) == before
+}

@@ -1,0 +1,85 @@
+// Package config loads switchd's config file: the OpenConfig tree (plus
+// switchd's own module) in RFC 7951 JSON or the same tree in YAML. The file
+// is unmarshalled and validated as a whole, by ygot and by switchd's own
+// checks, before anything is applied, and translated into what the
+// components take (bgp.Config, fib routes).
+//
+// Every problem is reported as an Error naming the OpenConfig path of the
+// offending node in gNMI path form, all problems of a file at once.
+package config
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/openconfig/ygot/ytypes"
+
+	"github.com/switchd/switchd/fib"
+	"github.com/switchd/switchd/models/oc"
+	"github.com/switchd/switchd/switchd/bgp"
+)
+
+// Intent is a validated config: the tree and what components need from it.
+type Intent struct {
+	// Device is the whole validated tree. Its leaves were read from the
+	// config containers (ytypes.PreferShadowPath): see package models.
+	Device *oc.Device
+	// BGP is the speaker's configuration, from the DEFAULT_INSTANCE network
+	// instance's BGP protocol and its table connections.
+	BGP bgp.Config
+	// Routes are the routes of the main table configured locally: static
+	// routes and discarding aggregates, normalized, sorted by prefix.
+	Routes []fib.Route
+}
+
+// Load reads and parses the config file at path.
+func Load(path string) (*Intent, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("load config: %w", err)
+	}
+	return Parse(data, path)
+}
+
+// Parse parses a config. The format is taken from filename's extension
+// (.json; .yaml or .yml) and otherwise from the content (JSON starts with
+// '{'). A config with problems gives an Errors listing all of them; a
+// document that cannot be parsed at all gives a single Error at "/".
+func Parse(data []byte, filename string) (*Intent, error) {
+	j, err := toJSON(data, filename)
+	if err != nil {
+		return nil, Errors{{Path: "/", Reason: fmt.Sprintf("%s: %v", filename, err)}}
+	}
+	doc, err := decodeJSON(j)
+	if err != nil {
+		return nil, Errors{{Path: "/", Reason: fmt.Sprintf("%s: %v", filename, err)}}
+	}
+	dev, err := Unmarshal(doc)
+	if err != nil {
+		return nil, err
+	}
+	return Translate(dev)
+}
+
+// Unmarshal checks a decoded RFC 7951 JSON document against the schema and
+// unmarshals it into a Device, reading the config containers. It does not
+// run the semantic checks of Translate.
+func Unmarshal(doc any) (*oc.Device, error) {
+	errList, leaves := checkTree(doc)
+	m, _ := doc.(map[string]any)
+	dev := &oc.Device{}
+	if err := ytypes.Unmarshal(oc.SchemaTree["Device"], dev, doc, &ytypes.PreferShadowPath{}); err != nil {
+		located := locateUnmarshalErrors(m, leaves)
+		if len(located) == 0 && len(errList) == 0 {
+			located = Errors{{Path: "/", Reason: err.Error()}}
+		}
+		errList = append(errList, located...)
+	}
+	if len(errList) > 0 {
+		return nil, sortErrors(errList)
+	}
+	if errList := validateTree(dev); len(errList) > 0 {
+		return nil, sortErrors(errList)
+	}
+	return dev, nil
+}
