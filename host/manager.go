@@ -462,7 +462,7 @@ func (m *Manager) release(id string, withdraw bool) {
 		delete(m.eps, id)
 		var del []fib.RouteKey
 		for _, a := range addrs {
-			del = append(del, fib.RouteKey{Table: fib.MainTable, Dst: hostPrefix(a)})
+			del = append(del, hostRoute(a, 0).Key)
 		}
 		m.onRoutes(nil, del)
 	}
@@ -691,12 +691,18 @@ func blackhole(b netip.Prefix) fib.Route {
 func endpointRoutes(ep Endpoint, ifindex int) []fib.Route {
 	var rs []fib.Route
 	for _, a := range ep.Addrs() {
-		r := fib.Route{Key: fib.RouteKey{Table: fib.MainTable, Dst: hostPrefix(a)}, Type: fib.Unicast,
-			NextHops: []fib.NextHop{{Ifindex: ifindex}}}
-		r.Normalize()
-		rs = append(rs, r)
+		rs = append(rs, hostRoute(a, ifindex))
 	}
 	return rs
+}
+
+// hostRoute is normalized, so its key is the one fib uses (IPv6 routes get
+// the kernel's default metric).
+func hostRoute(a netip.Addr, ifindex int) fib.Route {
+	r := fib.Route{Key: fib.RouteKey{Table: fib.MainTable, Dst: hostPrefix(a)}, Type: fib.Unicast,
+		NextHops: []fib.NextHop{{Ifindex: ifindex}}}
+	r.Normalize()
+	return r
 }
 
 func (m *Manager) result(ep Endpoint) Result {
