@@ -2,10 +2,12 @@ package config
 
 import (
 	"fmt"
+	"reflect"
 	"regexp"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/openconfig/goyang/pkg/yang"
 	"github.com/openconfig/ygot/ytypes"
@@ -51,6 +53,42 @@ type walker struct {
 	errs
 	leaves []leaf
 }
+
+// knownModules is the set of YANG modules that instantiate nodes of the
+// generated tree, from the structs' module tags: the names an RFC 7951
+// member may be qualified with. (ygot accepts any qualifier.)
+var knownModules = sync.OnceValue(func() map[string]bool {
+	mods := map[string]bool{}
+	seen := map[reflect.Type]bool{}
+	var walk func(t reflect.Type)
+	walk = func(t reflect.Type) {
+		for t.Kind() == reflect.Ptr || t.Kind() == reflect.Map || t.Kind() == reflect.Slice {
+			t = t.Elem()
+		}
+		if t.Kind() != reflect.Struct || seen[t] {
+			return
+		}
+		seen[t] = true
+		for i := 0; i < t.NumField(); i++ {
+			f := t.Field(i)
+			for _, tag := range []string{"module", "shadow-module"} {
+				for _, m := range strings.FieldsFunc(f.Tag.Get(tag), func(r rune) bool { return r == '/' || r == '|' }) {
+					mods[m] = true
+				}
+			}
+			walk(f.Type)
+			// Ordered maps keep their entries behind methods.
+			if m, ok := reflect.PointerTo(f.Type).MethodByName("Values"); ok && f.Type.Kind() == reflect.Struct {
+				walk(m.Type.Out(0))
+			}
+			if m, ok := f.Type.MethodByName("Values"); ok {
+				walk(m.Type.Out(0))
+			}
+		}
+	}
+	walk(reflect.TypeOf(oc.Device{}))
+	return mods
+})
 
 // splitName splits an RFC 7951 member name "module:name".
 func splitName(member string) string {
@@ -101,6 +139,10 @@ func (w *walker) container(e *yang.Entry, m map[string]any, p path, steps []step
 	for _, k := range members {
 		name := splitName(k)
 		cp := p.child(name)
+		if mod, _, ok := strings.Cut(k, ":"); ok && !knownModules()[mod] {
+			w.add(cp, fmt.Sprintf("unknown module %q in member name %q", mod, k))
+			continue
+		}
 		c := findChild(e, name)
 		if c == nil {
 			w.add(cp, fmt.Sprintf("unknown element %q (not in the OpenConfig schema switchd serves)", name))
@@ -260,6 +302,8 @@ func minimalDoc(doc map[string]any, steps []step) map[string]any {
 	return out
 }
 
+var wrongType = regexp.MustCompile(`got (\S+) type for field \S+, expect float64`)
+
 // locateUnmarshalErrors finds which leaves ygot rejects, by unmarshalling
 // each on its own: ygot's own messages ("got string type for field
 // peer-as, expect float64") do not say where in the tree the leaf is.
@@ -281,7 +325,7 @@ func locateUnmarshalErrors(doc map[string]any, leaves []leaf) Errors {
 		if err == nil {
 			continue
 		}
-		c.add(l.p, "invalid value: "+err.Error())
+		c.add(l.p, "invalid value: "+wrongType.ReplaceAllString(err.Error(), "got a $1, expected a number"))
 		if l.key {
 			badEntries = append(badEntries, l.p[:len(l.p)-1].String())
 		}

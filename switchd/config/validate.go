@@ -200,7 +200,7 @@ func leafText(fv reflect.Value) string {
 	return fmt.Sprint(fv.Interface())
 }
 
-var leafrefError = regexp.MustCompile(`value (.*) \(\S+ ptr\) schema (\S+) is empty set`)
+var leafrefError = regexp.MustCompile(`value (.*) \(\S+ ptr\) schema (?:path )?(\S+) (?:is empty set|has leafref path)`)
 
 func (v *validator) addLeafrefError(err error) {
 	msg := err.Error()
