@@ -136,8 +136,10 @@ func TestParseRejects(t *testing.T) {
 		path:   hostNb,
 		reason: "duplicate list entry: entries #5 and #7 have the same key",
 	}, {
-		name:   "router-id not a dotted quad",
-		break_: func(t *testing.T, m map[string]any) { at(t, bgpTree(t, m), "global", "config")["router-id"] = "fd00::11" },
+		name: "router-id not a dotted quad",
+		break_: func(t *testing.T, m map[string]any) {
+			at(t, bgpTree(t, m), "global", "config")["router-id"] = "fd00::11"
+		},
 		path:   bgpP + "/global/config/router-id",
 		reason: `invalid value "fd00::11": not a valid dotted-quad`,
 	}, {
@@ -155,13 +157,17 @@ func TestParseRejects(t *testing.T) {
 		path:   bgpP + "/peer-groups/peer-group[peer-group-name=SPINE]/afi-safis/afi-safi[afi-safi-name=IPV4_UNICAST]/config/enabled",
 		reason: "IPV4_UNICAST is enabled for this neighbor but not in the global afi-safis of BGP",
 	}, {
-		name:   "state is not config",
-		break_: func(t *testing.T, m map[string]any) { neighbor(t, m, "10.2.1.1")["state"] = map[string]any{"peer-as": 65201} },
+		name: "state is not config",
+		break_: func(t *testing.T, m map[string]any) {
+			neighbor(t, m, "10.2.1.1")["state"] = map[string]any{"peer-as": 65201}
+		},
 		path:   hostNb + "/state",
 		reason: "state (config false) cannot be configured",
 	}, {
-		name:   "undefined peer group",
-		break_: func(t *testing.T, m map[string]any) { at(t, neighbor(t, m, "10.1.1.0"), "config")["peer-group"] = "SPINES" },
+		name: "undefined peer group",
+		break_: func(t *testing.T, m map[string]any) {
+			at(t, neighbor(t, m, "10.1.1.0"), "config")["peer-group"] = "SPINES"
+		},
 		path:   bgpP + "/neighbors/neighbor[neighbor-address=10.1.1.0]/config/peer-group",
 		reason: `"SPINES" refers to something that is not configured`,
 	}, {
