@@ -150,3 +150,5 @@ func ping(ctx context.Context, n *ns.NS, args ...string) error {
 	_, err := n.Run(ctx, append([]string{"ping", "-n", "-c1", "-W2"}, args...)...)
 	return err
 }
+
+func contains(s, sub string) bool { return strings.Contains(s, sub) }
