@@ -25,6 +25,9 @@ const (
 	idEthernet        = "iana-if-type:ethernetCsmacd"
 )
 
+// MaxPaths is the eBGP multipath limit in generated configs.
+const MaxPaths = 64
+
 // NodeConfig returns the switchd config of a node: the OpenConfig tree in
 // RFC 7951 JSON. It works for every node (a BIRD node's config is what
 // switchd would run there).
@@ -91,7 +94,8 @@ func (f *Fabric) switchdTree(n *NodeInfo) obj {
 			"config": obj{"as": n.ASN, "router-id": n.RouterID.String()},
 			"use-multiple-paths": obj{
 				"config": obj{"enabled": true},
-				"ebgp":   obj{"config": obj{"allow-multiple-as": true}},
+				// A leaf's paths through different spines are ECMP.
+				"ebgp": obj{"config": obj{"allow-multiple-as": true, "maximum-paths": MaxPaths}},
 			},
 			"afi-safis": obj{"afi-safi": []any{afiSafi(idIPv4Unicast), afiSafi(idIPv6Unicast)}},
 		},

@@ -135,17 +135,23 @@ func (f *Fabric) createNamespace(n *NodeInfo) error {
 	f.mu.Lock()
 	f.nss[n.Name] = h
 	f.mu.Unlock()
-	// A fresh namespace does not forward; every node of an L3 fabric routes.
+	// A fresh namespace does not forward; every node of an L3 fabric
+	// routes. Skipping DAD on the veths made later gives them usable
+	// link-local addresses at once (BIRD wants one for IPv6 next hops).
 	err = h.Do(func() error {
-		for _, p := range []string{"/proc/sys/net/ipv4/ip_forward", "/proc/sys/net/ipv6/conf/all/forwarding"} {
-			if err := os.WriteFile(p, []byte("1"), 0o644); err != nil {
+		for p, v := range map[string]string{
+			"/proc/sys/net/ipv4/ip_forward":              "1",
+			"/proc/sys/net/ipv6/conf/all/forwarding":     "1",
+			"/proc/sys/net/ipv6/conf/default/accept_dad": "0",
+		} {
+			if err := os.WriteFile(p, []byte(v), 0o644); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("node %s: enable forwarding: %w", n.Name, err)
+		return fmt.Errorf("node %s: sysctls: %w", n.Name, err)
 	}
 	for _, p := range []netip.Prefix{netip.PrefixFrom(n.Loopback4, 32), netip.PrefixFrom(n.Loopback6, 128)} {
 		if err := h.AddAddr("lo", p); err != nil {

@@ -3,6 +3,27 @@
 // deterministic addresses, a generated config per node and one routing
 // daemon per node (switchd, or BIRD 2 as a foreign peer). It is a test and
 // demo tool; nothing on a real switch needs it.
+//
+// A topology file (YAML or JSON):
+//
+//	name: demo
+//	timers: {hold: 9, keepalive: 3, connect-retry: 1}   # optional, every session
+//	nodes:
+//	  - {name: spine1, role: spine, asn: 65000}            # kind: switchd (default) or bird
+//	  - {name: leaf1, role: leaf, asn: 65001, kind: bird}
+//	links:
+//	  - [leaf1, spine1]
+//
+// Addresses are derived from the file order (see Loopback4Base and
+// Link4Base): node i has 10.255.0.i/32 and fd00:255::i/128 on lo (and
+// router-id 10.255.0.i); link j is the j-th /31 of 10.254.0.0/16 and /127
+// of fd00:254::/64, the lower address on the first node named. On a node,
+// a link's interface is named after the peer node ("_2", "_3"... for
+// parallel links). Only loopbacks are advertised in BGP.
+//
+// Per node the run dir holds its config (switchd.json, the OpenConfig tree
+// in RFC 7951 JSON, or bird.conf), its socket, state dir and log;
+// fabric.json in the run dir describes the whole fabric for Load.
 package sim
 
 import (
