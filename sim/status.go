@@ -38,7 +38,7 @@ type NodeStatus struct {
 	SessionsUp    int             `json:"sessions-up"`
 	SessionsTotal int             `json:"sessions-total"`
 	// Routes counts the kernel routes the node's daemon installed
-	// (protocol 196 for switchd, bird for BIRD), counted in its namespace.
+	// (fib.Protocol for switchd, bird for BIRD), counted in its namespace.
 	Routes int `json:"routes"`
 	// FIBInSync is switchd's own opinion (nil for BIRD or no answer).
 	FIBInSync *bool `json:"fib-in-sync,omitempty"`
