@@ -350,12 +350,18 @@ func (m *Manager) AddContainer(ctx context.Context, req ContainerRequest) (Resul
 	if err := m.allocate(&ep, req.IPv4, req.IPv6); err != nil {
 		return Result{}, fmt.Errorf("add %s: %w", id, err)
 	}
-	if err := m.st.saveEndpoint(ep); err != nil {
+	sync, err := m.st.recordEndpoint(ep)
+	if err != nil {
 		m.release(id, false)
 		return Result{}, fmt.Errorf("add %s: %w", id, err)
 	}
 	testHook("recorded")
+	synced := make(chan error, 1)
+	go func() { synced <- sync() }()
 	idx, err := m.setupContainer(&ep, wns)
+	if serr := <-synced; err == nil {
+		err = serr
+	}
 	if err != nil {
 		return Result{}, errors.Join(fmt.Errorf("add %s: %w", id, err), m.rollback(&ep))
 	}

@@ -21,8 +21,9 @@ import (
 //	endpoints/<id>.json   one record per endpoint: its addresses are its
 //	                      allocation (the IPAM handle is the endpoint ID)
 //
-// Every write is temp file, fsync, rename, fsync directory, so a crash
-// leaves either the old or the new file. Plain files rather than bbolt:
+// Every write is temp file, fsync, rename, fsync directory (for endpoint
+// records the fsyncs overlap the kernel work, see recordEndpoint), so a
+// crash leaves either the old or the new file. Plain files rather than bbolt:
 // records are independent, so one file per endpoint needs no shared
 // transaction, stays readable with cat during an incident, and costs the
 // same two fsyncs per change that a bbolt commit does.
@@ -153,6 +154,10 @@ func (s *store) loadEndpoints() ([]Endpoint, error) {
 			errs = append(errs, fmt.Errorf("read endpoint record %s: %w", p, err))
 			continue
 		}
+		if len(b) == 0 {
+			os.Remove(p) // power lost before the data reached disk (see recordEndpoint)
+			continue
+		}
 		var f endpointFile
 		if err := json.Unmarshal(b, &f); err != nil {
 			errs = append(errs, fmt.Errorf("parse endpoint record %s: %w", p, err))
@@ -168,11 +173,55 @@ func (s *store) loadEndpoints() ([]Endpoint, error) {
 }
 
 func (s *store) saveEndpoint(ep Endpoint) error {
-	b, _ := json.MarshalIndent(endpointFile{Version: storeVersion, Endpoint: ep}, "", "  ")
-	if err := writeFile(s.epd, s.epFile(ep.ID), b); err != nil {
-		return fmt.Errorf("save endpoint record %s: %w", ep.ID, err)
+	sync, err := s.recordEndpoint(ep)
+	if err == nil {
+		err = sync()
 	}
-	return nil
+	return err
+}
+
+// recordEndpoint writes ep's record and renames it into place without
+// waiting for the disk, and returns the function that makes it durable
+// (fsync file, fsync directory). Against a crash of the process the rename
+// is enough: the page cache outlives it, so the record is in place before
+// any interface carries the address. Durability against power loss is what
+// the returned function adds; the Manager runs it alongside the kernel
+// work and waits for it before reporting success. If power fails first,
+// the record may come back empty (the rename reached the journal before
+// the data): loadEndpoints treats an empty record as an Add that never
+// completed — the workload's netns did not survive the reboot either.
+func (s *store) recordEndpoint(ep Endpoint) (sync func() error, err error) {
+	b, _ := json.MarshalIndent(endpointFile{Version: storeVersion, Endpoint: ep}, "", "  ")
+	name := filepath.Join(s.epd, s.epFile(ep.ID))
+	f, err := os.CreateTemp(s.epd, s.epFile(ep.ID)+".tmp*")
+	if err != nil {
+		return nil, fmt.Errorf("save endpoint record %s: %w", ep.ID, err)
+	}
+	_, err = f.Write(b)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), name)
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return nil, fmt.Errorf("save endpoint record %s: %w", ep.ID, err)
+	}
+	return func() error {
+		f, err := os.Open(name)
+		if err == nil {
+			err = f.Sync()
+			f.Close()
+		}
+		if err == nil {
+			err = syncDir(s.epd)
+		}
+		if err != nil {
+			return fmt.Errorf("sync endpoint record %s: %w", ep.ID, err)
+		}
+		return nil
+	}, nil
 }
 
 func (s *store) deleteEndpoint(id string) error {
