@@ -7,7 +7,7 @@ import (
 	"time"
 
 	api "github.com/osrg/gobgp/v3/api"
-	"github.com/osrg/gobgp/v3/pkg/packet/bgp"
+	"github.com/osrg/gobgp/v3/pkg/config/oc"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 )
@@ -48,10 +48,15 @@ func familyOf(a netip.Addr) Family {
 
 func (g global) api() *api.Global {
 	ag := &api.Global{
-		Asn:              g.ASN,
-		RouterId:         g.RouterID.String(),
-		ListenPort:       g.ListenPort,
-		Families:         []uint32{uint32(bgp.RF_IPv4_UC), uint32(bgp.RF_IPv6_UC)},
+		Asn:        g.ASN,
+		RouterId:   g.RouterID.String(),
+		ListenPort: g.ListenPort,
+		// GoBGP numbers these by its OpenConfig afi-safi enum, not by
+		// AFI/SAFI.
+		Families: []uint32{
+			uint32(oc.AfiSafiTypeToIntMap[oc.AFI_SAFI_TYPE_IPV4_UNICAST]),
+			uint32(oc.AfiSafiTypeToIntMap[oc.AFI_SAFI_TYPE_IPV6_UNICAST]),
+		},
 		UseMultiplePaths: g.Multipath,
 	}
 	for _, a := range g.Listen {
