@@ -402,10 +402,15 @@ func TestPrivilegedGlobalChangeRestarts(t *testing.T) {
 		Originate:       []netip.Prefix{pfx("10.1.0.0/24")},
 	}
 	a := speaker(t, aCfg)
+	// GoBGP refuses incoming connections for a fixed 5 s after a session
+	// drops; two active GoBGP ends can keep missing each other for a long
+	// time. One passive end makes the reconnect deterministic.
+	passive := peer("127.0.0.1", "127.0.0.2", 65001)
+	passive.Passive = true
 	b := speaker(t, Config{
 		ASN: 65002, RouterID: ip("10.0.0.2"), Multipath: mp,
 		ListenAddresses: []netip.Addr{ip("127.0.0.2")},
-		Neighbors:       []Neighbor{peer("127.0.0.1", "127.0.0.2", 65001)},
+		Neighbors:       []Neighbor{passive},
 		Originate:       []netip.Prefix{pfx("10.2.0.0/24")},
 	})
 	ra, rb := newRIB(a), newRIB(b)
