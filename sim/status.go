@@ -42,7 +42,8 @@ type NodeStatus struct {
 	Routes int `json:"routes"`
 	// FIBInSync is switchd's own opinion (nil for BIRD or no answer).
 	FIBInSync *bool `json:"fib-in-sync,omitempty"`
-	// Missing lists the other nodes' loopbacks the node has no route to.
+	// Missing lists the loopbacks of nodes in other ASes that the node has
+	// no route to.
 	Missing []netip.Prefix `json:"missing,omitempty"`
 	Err     string         `json:"error,omitempty"`
 }
@@ -129,7 +130,10 @@ func (f *Fabric) nodeStatus(ctx context.Context, n *NodeInfo) NodeStatus {
 		}
 	}
 	for _, o := range f.nodes {
-		if o == n {
+		// eBGP loop prevention drops a route whose AS_PATH holds the
+		// receiver's own AS, so nodes sharing an AS (the spines of an
+		// RFC 7938 fabric) never learn each other's loopbacks.
+		if o == n || o.ASN == n.ASN {
 			continue
 		}
 		for _, p := range []netip.Prefix{netip.PrefixFrom(o.Loopback4, 32), netip.PrefixFrom(o.Loopback6, 128)} {
