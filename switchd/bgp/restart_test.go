@@ -1,0 +1,43 @@
+//go:build !race
+
+// The restart test is left out of -race builds: GoBGP 3.37's StopBgp resets
+// its global config while the receive loops of the peers it is tearing
+// down still read it (server.go StopBgp vs fsm.go recvMessageWithError),
+// a race inside GoBGP that the detector reports.
+
+package bgp
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+
+	"github.com/switchd/switchd/sim/ns"
+)
+
+func TestPrivilegedGlobalChangeRestarts(t *testing.T) {
+	ns.Privileged(t)
+	// The peer is BIRD, not a second embedded speaker: a StartBgp writes
+	// GoBGP package variables that other in-process speakers read
+	// unsynchronised.
+	b := startBIRD(t, []netip.Prefix{pfx("10.50.0.0/24")}, nil)
+	cfg := birdConfig(pfx("10.60.0.0/24"))
+	s := speaker(t, cfg)
+	r := newRIB(s)
+	r.waitRoute(t, pfx("10.50.0.0/24"), ip("10.99.0.2"))
+	b.waitRoute(t, pfx("10.60.0.0/24"), ip("10.99.0.1"))
+
+	cfg.RouterID = ip("10.99.0.11")
+	cfg.Originate = []netip.Prefix{pfx("10.61.0.0/24")}
+	if err := s.Apply(t.Context(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	// The restart forgets the RIB: Drain reports the route gone, then back
+	// once the new session is up; BIRD sees the new router-id.
+	r.waitRoute(t, pfx("10.50.0.0/24"))
+	r.waitRoute(t, pfx("10.50.0.0/24"), ip("10.99.0.2"))
+	b.waitRoute(t, pfx("10.61.0.0/24"), ip("10.99.0.1"))
+	if out := b.birdc(t, "show", "protocols", "all", "up4"); !strings.Contains(out, "10.99.0.11") {
+		t.Errorf("BIRD does not see the new router-id 10.99.0.11:\n%s", out)
+	}
+}
