@@ -1,0 +1,182 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/vishvananda/netlink"
+
+	"github.com/switchd/switchd/fib"
+	"github.com/switchd/switchd/sim"
+	"github.com/switchd/switchd/sim/ns"
+	"github.com/switchd/switchd/switchd/config"
+)
+
+const neighborPath = "/network-instances/network-instance[name=DEFAULT]/protocols/protocol[identifier=BGP][name=BGP]/bgp/neighbors/neighbor[neighbor-address=10.1.1.0]"
+
+// badConfigs breaks examples/leaf.json in the ways `switchd check` must
+// catch, each with the OpenConfig path its message must name.
+var badConfigs = []struct {
+	name   string
+	break_ func(bgp map[string]any)
+	path   string
+}{
+	{"unknown leaf", func(b map[string]any) { firstNeighborConfig(b)["peer-asn"] = 65000 }, neighborPath + "/config/peer-asn"},
+	{"wrong type", func(b map[string]any) { firstNeighborConfig(b)["peer-as"] = "sixty-five thousand" }, neighborPath + "/config/peer-as"},
+	{"invalid IP address", func(b map[string]any) {
+		b["global"].(map[string]any)["config"].(map[string]any)["router-id"] = "10.0.0.300"
+	}, "/network-instances/network-instance[name=DEFAULT]/protocols/protocol[identifier=BGP][name=BGP]/bgp/global/config/router-id"},
+	{"neighbor without peer-as", func(b map[string]any) {
+		c := firstNeighborConfig(b)
+		delete(c, "peer-group")
+		delete(c, "peer-as")
+	}, neighborPath + "/config/peer-as"},
+	{"duplicate list key", func(b map[string]any) {
+		ns := b["neighbors"].(map[string]any)
+		list := ns["neighbor"].([]any)
+		dup, _ := json.Marshal(list[0])
+		var n any
+		json.Unmarshal(dup, &n)
+		ns["neighbor"] = append(list, n)
+	}, neighborPath},
+}
+
+func firstNeighborConfig(b map[string]any) map[string]any {
+	return b["neighbors"].(map[string]any)["neighbor"].([]any)[0].(map[string]any)["config"].(map[string]any)
+}
+
+// writeBadConfig writes examples/leaf.json with one defect into dir.
+func writeBadConfig(t *testing.T, dir string, break_ func(map[string]any)) string {
+	t.Helper()
+	b, err := os.ReadFile("../examples/leaf.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc map[string]any
+	if err := json.Unmarshal(b, &doc); err != nil {
+		t.Fatal(err)
+	}
+	ni := doc["openconfig-network-instance:network-instances"].(map[string]any)["network-instance"].([]any)[0].(map[string]any)
+	for _, p := range ni["protocols"].(map[string]any)["protocol"].([]any) {
+		if bgp, ok := p.(map[string]any)["bgp"].(map[string]any); ok {
+			break_(bgp)
+		}
+	}
+	out, _ := json.MarshalIndent(doc, "", " ")
+	path := filepath.Join(dir, "switchd.json")
+	if err := os.WriteFile(path, out, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestCheckExamples(t *testing.T) {
+	files, _ := filepath.Glob("../examples/*")
+	if len(files) < 3 {
+		t.Fatalf("want at least 3 example configs, found %v", files)
+	}
+	for _, f := range files {
+		var out, errb bytes.Buffer
+		if code := run([]string{"check", "--config", f}, &out, &errb); code != 0 {
+			t.Errorf("switchd check %s: exit %d\n%s", f, code, errb.String())
+		}
+	}
+}
+
+func TestCheckRejectsBadConfig(t *testing.T) {
+	for _, c := range badConfigs {
+		t.Run(c.name, func(t *testing.T) {
+			path := writeBadConfig(t, t.TempDir(), c.break_)
+			var out, errb bytes.Buffer
+			code := run([]string{"check", "--config", path}, &out, &errb)
+			if code == 0 {
+				t.Fatalf("switchd check accepted a config with %s", c.name)
+			}
+			if !strings.Contains(errb.String(), c.path+":") {
+				t.Fatalf("switchd check output does not name %s:\n%s", c.path, errb.String())
+			}
+		})
+	}
+}
+
+// TestRunAppliesNothingFromBadConfigPrivileged starts the daemon (in the
+// private namespace ns.TestMain gives this test binary) with each bad
+// config: it must exit non-zero before opening its API socket, listening
+// for BGP or writing a route.
+func TestRunAppliesNothingFromBadConfigPrivileged(t *testing.T) {
+	ns.Privileged(t)
+	if os.Getenv("SWITCHD_TEST_NETNS") == "" {
+		t.Skip("needs ns.TestMain's private namespace")
+	}
+	for _, c := range badConfigs {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			path := writeBadConfig(t, dir, c.break_)
+			sock := filepath.Join(dir, "switchd.sock")
+			var errb bytes.Buffer
+			code := run([]string{"run", "--config", path, "--socket", sock, "--state-dir", filepath.Join(dir, "state")}, &bytes.Buffer{}, &errb)
+			if code == 0 {
+				t.Fatal("switchd run accepted a bad config")
+			}
+			if !strings.Contains(errb.String(), c.path) {
+				t.Errorf("switchd run error does not name %s:\n%s", c.path, errb.String())
+			}
+			if _, err := os.Stat(sock); err == nil {
+				t.Error("switchd run opened its API socket")
+			}
+			if _, err := os.Stat(filepath.Join(dir, "state")); err == nil {
+				t.Error("switchd run created its state dir")
+			}
+			ln, err := net.Listen("tcp", ":179")
+			if err != nil {
+				t.Errorf("BGP port is taken after a rejected run: %v", err)
+			} else {
+				ln.Close()
+			}
+			rs, err := netlink.RouteListFiltered(netlink.FAMILY_ALL, &netlink.Route{Protocol: fib.Protocol}, netlink.RT_FILTER_PROTOCOL)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(rs) != 0 {
+				t.Errorf("switchd run left %d routes: %v", len(rs), rs)
+			}
+		})
+	}
+}
+
+// TestSimConfigsValid runs every config the simulator generates for the
+// default fabric through the config loader and checks what each node
+// originates and whom it peers with.
+func TestSimConfigsValid(t *testing.T) {
+	f, err := sim.New(sim.Default(), sim.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range f.Nodes() {
+		b, err := f.NodeConfig(n.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		in, err := config.Parse(b, n.Name+".json")
+		if err != nil {
+			t.Fatalf("%s: generated config rejected: %v", n.Name, err)
+		}
+		want := []netip.Prefix{netip.PrefixFrom(n.Loopback4, 32), netip.PrefixFrom(n.Loopback6, 128)}
+		if !slices.Equal(in.BGP.Originate, want) {
+			t.Errorf("%s originates %v, want its loopbacks %v", n.Name, in.BGP.Originate, want)
+		}
+		if got, want := len(in.BGP.Neighbors), 2*len(n.Interfaces); got != want {
+			t.Errorf("%s has %d neighbors, want %d (IPv4 and IPv6 per link)", n.Name, got, want)
+		}
+		if in.BGP.ASN != n.ASN || in.BGP.RouterID != n.RouterID || !in.BGP.Multipath.Enabled {
+			t.Errorf("%s: global %d %v multipath %v, want %d %v and multipath", n.Name, in.BGP.ASN, in.BGP.RouterID, in.BGP.Multipath.Enabled, n.ASN, n.RouterID)
+		}
+	}
+}
