@@ -10,7 +10,7 @@ TOPOLOGY  ?=
 TESTFLAGS ?=
 BENCHFLAGS ?=
 
-.PHONY: all build models demo demo-down test bench lint clean deps
+.PHONY: all build models demo demo-down rt-proto test bench lint clean deps
 
 all: build
 
@@ -24,13 +24,19 @@ deps:
 	bash .ci/deps
 
 # Brings up the default simulated fabric and shows it working.
-demo: deps build
+demo: deps build rt-proto
 	./$(BIN) sim up $(if $(TOPOLOGY),--topology $(TOPOLOGY))
 	./$(BIN) sim matrix
 	./$(BIN) sim status
 	@echo
 	@echo "The fabric stays up. Look around with:  ./$(BIN) sim exec leaf1 -- ip route"
 	@echo "Tear it down with:                      make demo-down   (or ./$(BIN) sim down)"
+
+# Names switchd's route protocol (fib.Protocol) so `ip route` prints
+# "proto switchd" instead of a bare number.
+rt-proto:
+	@if [ -d /etc/iproute2/rt_protos.d ] && [ ! -e /etc/iproute2/rt_protos.d/switchd.conf ]; then \
+		echo "77	switchd" > /etc/iproute2/rt_protos.d/switchd.conf; fi
 
 demo-down:
 	./$(BIN) sim down
