@@ -30,6 +30,9 @@ type Intent struct {
 	// Routes are the routes of the main table configured locally: static
 	// routes and discarding aggregates, normalized, sorted by prefix.
 	Routes []fib.Route
+	// Workloads holds the IPAM pools and configured endpoints (the
+	// project's own module, /switchd).
+	Workloads Workloads
 }
 
 // Load reads and parses the config file at path.

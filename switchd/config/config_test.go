@@ -3,6 +3,7 @@ package config
 import (
 	"encoding/json"
 	"errors"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/switchd/switchd/fib"
+	"github.com/switchd/switchd/host"
 	"github.com/switchd/switchd/switchd/bgp"
 )
 
@@ -358,8 +360,19 @@ func TestExamples(t *testing.T) {
 				withLocal(nb("10.2.1.0", 65101, "leaf1", v4), "10.2.1.1"),
 				withLocal(nb("fd00:2:1::", 65101, "leaf1", v6), "fd00:2:1::1"),
 			},
-			Originate: pfx("10.0.0.21/32", "10.10.1.0/26", "fd00::21/128", "fd00:10:1::/64"),
-		}, Routes: []fib.Route{blackhole("10.10.1.0/26"), blackhole("fd00:10:1::/64")}},
+			Originate: pfx("10.0.0.21/32", "fd00::21/128"),
+		}, Workloads: Workloads{
+			StateDir: "/var/lib/switchd",
+			Pools: []host.Pool{
+				{Prefix: netip.MustParsePrefix("10.10.1.0/24"), BlockBits: 26},
+				{Prefix: netip.MustParsePrefix("fd00:10:1::/64")},
+			},
+			VMs: []host.VMRequest{{
+				Name: "vm1", Tap: "tap-vm1",
+				MAC:    net.HardwareAddr{0x52, 0x54, 0, 0x12, 0x34, 0x56},
+				Labels: map[string]string{"app": "web"},
+			}},
+		}},
 	}
 	files, err := os.ReadDir("../../examples")
 	if err != nil {
@@ -377,6 +390,9 @@ func TestExamples(t *testing.T) {
 			}
 			if diff := cmp.Diff(w.Routes, in.Routes, cmpOpts...); diff != "" {
 				t.Errorf("Routes (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(w.Workloads, in.Workloads, cmpOpts...); diff != "" {
+				t.Errorf("Workloads (-want +got):\n%s", diff)
 			}
 		})
 	}

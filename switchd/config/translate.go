@@ -32,6 +32,7 @@ func Translate(dev *oc.Device) (*Intent, error) {
 	t := &translator{}
 	in := &Intent{Device: dev}
 	t.intent(dev, in)
+	t.workloads(dev.Switchd, in)
 	if len(t.list) > 0 {
 		return nil, sortErrors(t.list)
 	}
