@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -55,7 +56,8 @@ type Daemon struct {
 	table   *fib.Table
 	monitor *fib.Monitor
 
-	intent *config.Intent
+	intent    *config.Intent
+	workloads *workloads // nil unless pools or VMs are configured
 	// learned holds the BGP routes by prefix, statics the config's routes
 	// by key; the FIB's desired set is the union of both.
 	learned map[netip.Prefix]fib.Route
@@ -114,6 +116,13 @@ func Run(ctx context.Context, opts Options) error {
 		return fmt.Errorf("start bgp: %w", err)
 	}
 	defer d.speaker.Stop()
+	if err := d.startWorkloads(intent.Workloads); err != nil {
+		return err
+	}
+	if d.workloads != nil {
+		defer d.workloads.m.Close() // endpoints stay in the kernel
+		d.workloads.take(d.table, d.log.Warn)
+	}
 	if err := d.applyIntent(ctx, intent); err != nil {
 		return err
 	}
@@ -132,8 +141,16 @@ func Run(ctx context.Context, opts Options) error {
 // applyIntent hands a validated intent to the components. BGP goes first:
 // it validates its part as a whole and rejects it before changing anything.
 func (d *Daemon) applyIntent(ctx context.Context, in *config.Intent) error {
-	if err := d.speaker.Apply(ctx, in.BGP); err != nil {
+	if err := d.speaker.Apply(ctx, d.bgpConfig(in)); err != nil {
 		return fmt.Errorf("apply bgp config: %w", err)
+	}
+	if d.workloads != nil {
+		if d.intent != nil && !slices.Equal(d.intent.Workloads.Pools, in.Workloads.Pools) {
+			d.log.Warn("IPAM pool changes take effect when switchd restarts")
+		}
+		if err := d.workloads.setVMs(ctx, in.Workloads.VMs); err != nil {
+			d.log.Error("configured VMs", "err", err)
+		}
 	}
 	want := make(map[fib.RouteKey]fib.Route, len(in.Routes))
 	for _, r := range in.Routes {
@@ -160,6 +177,25 @@ func (d *Daemon) applyIntent(ctx context.Context, in *config.Intent) error {
 	return nil
 }
 
+// bgpConfig is the speaker's config: the intent's, plus the workload
+// blocks and addresses this host originates.
+func (d *Daemon) bgpConfig(in *config.Intent) bgp.Config {
+	c := in.BGP
+	if d.workloads == nil {
+		return c
+	}
+	d.workloads.mu.Lock()
+	adv := d.workloads.advertise
+	d.workloads.mu.Unlock()
+	c.Originate = slices.Clone(c.Originate)
+	for _, p := range adv {
+		if !slices.Contains(c.Originate, p) {
+			c.Originate = append(c.Originate, p)
+		}
+	}
+	return c
+}
+
 func (d *Daemon) loop(ctx context.Context) error {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -172,6 +208,15 @@ func (d *Daemon) loop(ctx context.Context) error {
 	retry := time.NewTimer(time.Hour)
 	retry.Stop()
 	defer retry.Stop()
+
+	var wlKick <-chan struct{}
+	var vmRetry <-chan time.Time
+	if d.workloads != nil {
+		wlKick = d.workloads.kick
+		t := time.NewTicker(5 * time.Second)
+		defer t.Stop()
+		vmRetry = t.C
+	}
 
 	d.table.QueueResync()
 	d.applyFIB(ctx, retry)
@@ -191,6 +236,18 @@ func (d *Daemon) loop(ctx context.Context) error {
 			}
 			if lost {
 				d.table.QueueResync()
+			}
+		case <-wlKick:
+			if _, changed := d.workloads.take(d.table, d.log.Warn); changed {
+				if err := d.speaker.Apply(ctx, d.bgpConfig(d.intent)); err != nil {
+					d.log.Error("announce workload prefixes", "err", err)
+				}
+			}
+		case <-vmRetry:
+			if len(d.workloads.pendingVMs) > 0 {
+				if err := d.workloads.retryVMs(ctx); err != nil {
+					d.log.Warn("configured VMs", "err", err)
+				}
 			}
 		case <-resync.C:
 			d.table.QueueResync()

@@ -1,0 +1,167 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"path/filepath"
+	"slices"
+	"sync"
+
+	"github.com/switchd/switchd/fib"
+	"github.com/switchd/switchd/host"
+	"github.com/switchd/switchd/switchd/config"
+)
+
+// workloads connects the host component to the rest of the daemon. The
+// Manager calls back with its lock held, so the callbacks only queue what
+// they are given and kick the loop, which applies it to fib and BGP.
+type workloads struct {
+	m *host.Manager
+
+	mu        sync.Mutex // guards the fields below
+	routeSet  []fib.Route
+	routeDel  []fib.RouteKey
+	advertise []netip.Prefix
+	dirty     bool
+
+	kick chan struct{}
+
+	// vms are the configured VMs by name; pendingVMs those whose tap is
+	// not there yet (libvirt creates it when the VM starts).
+	vms        map[string]host.VMRequest
+	pendingVMs map[string]bool
+}
+
+func (d *Daemon) startWorkloads(w config.Workloads) error {
+	if len(w.Pools) == 0 && len(w.VMs) == 0 {
+		return nil
+	}
+	dir := w.StateDir
+	if dir == "" {
+		dir = d.opts.StateDir
+	}
+	if dir == "" {
+		return errors.New("workloads: no state directory (config /switchd/config/state-dir or --state-dir)")
+	}
+	wl := &workloads{
+		kick:       make(chan struct{}, 1),
+		vms:        map[string]host.VMRequest{},
+		pendingVMs: map[string]bool{},
+	}
+	m, err := host.NewManager(host.Options{
+		StateDir:    filepath.Join(dir, "endpoints"),
+		Pools:       w.Pools,
+		Logger:      d.log.With("component", "host"),
+		OnRoutes:    wl.onRoutes,
+		OnAdvertise: wl.onAdvertise,
+	})
+	if err != nil {
+		return fmt.Errorf("workloads: %w", err)
+	}
+	wl.m = m
+	d.workloads = wl
+	return nil
+}
+
+func (w *workloads) onRoutes(set []fib.Route, del []fib.RouteKey) {
+	w.mu.Lock()
+	w.routeSet = append(w.routeSet, set...)
+	w.routeDel = append(w.routeDel, del...)
+	w.dirty = true
+	w.mu.Unlock()
+	w.signal()
+}
+
+func (w *workloads) onAdvertise(p []netip.Prefix) {
+	w.mu.Lock()
+	w.advertise = slices.Clone(p)
+	w.dirty = true
+	w.mu.Unlock()
+	w.signal()
+}
+
+func (w *workloads) signal() {
+	select {
+	case w.kick <- struct{}{}:
+	default:
+	}
+}
+
+// take hands the queued route changes to the FIB and returns the current
+// advertisement set.
+func (w *workloads) take(t *fib.Table, log func(msg string, args ...any)) (adv []netip.Prefix, changed bool) {
+	w.mu.Lock()
+	set, del := w.routeSet, w.routeDel
+	w.routeSet, w.routeDel = nil, nil
+	adv, changed = slices.Clone(w.advertise), w.dirty
+	w.dirty = false
+	w.mu.Unlock()
+	for _, k := range del {
+		t.DeleteRoute(k)
+	}
+	for _, r := range set {
+		if err := t.SetRoute(r); err != nil {
+			log("workload route rejected by fib", "route", r, "err", err)
+		}
+	}
+	return adv, changed
+}
+
+// setVMs adopts configured VMs that are new and releases those no longer
+// configured. A VM whose tap is missing is retried later.
+func (w *workloads) setVMs(ctx context.Context, vms []host.VMRequest) error {
+	want := map[string]host.VMRequest{}
+	for _, vm := range vms {
+		want[vm.Name] = vm
+	}
+	var errs []error
+	for name := range w.vms {
+		if _, ok := want[name]; !ok {
+			if err := w.m.Del(ctx, host.VMEndpointID(name)); err != nil {
+				errs = append(errs, fmt.Errorf("release VM %s: %w", name, err))
+				continue
+			}
+			delete(w.vms, name)
+			delete(w.pendingVMs, name)
+		}
+	}
+	for name, vm := range want {
+		if old, ok := w.vms[name]; ok {
+			if vmEqual(old, vm) {
+				continue
+			}
+			// Changed: release the old adoption, then adopt anew.
+			if err := w.m.Del(ctx, host.VMEndpointID(name)); err != nil {
+				errs = append(errs, fmt.Errorf("re-adopt VM %s: %w", name, err))
+				continue
+			}
+		}
+		w.vms[name] = vm
+		w.pendingVMs[name] = true
+	}
+	return errors.Join(append(errs, w.retryVMs(ctx))...)
+}
+
+// retryVMs adopts the VMs still pending; it reports errors other than a tap
+// that does not exist yet.
+func (w *workloads) retryVMs(ctx context.Context) error {
+	var errs []error
+	for name := range w.pendingVMs {
+		vm := w.vms[name]
+		if _, err := w.m.AdoptVM(ctx, vm); err != nil {
+			if !errors.Is(err, host.ErrInterfaceMissing) {
+				errs = append(errs, fmt.Errorf("adopt VM %s (tap %s): %w", name, vm.Tap, err))
+			}
+			continue
+		}
+		delete(w.pendingVMs, name)
+	}
+	return errors.Join(errs...)
+}
+
+func vmEqual(a, b host.VMRequest) bool {
+	return a.Name == b.Name && a.Tap == b.Tap && a.IPv4 == b.IPv4 && a.IPv6 == b.IPv6 &&
+		a.MAC.String() == b.MAC.String() && fmt.Sprint(a.Labels) == fmt.Sprint(b.Labels)
+}
