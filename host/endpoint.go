@@ -91,11 +91,12 @@ type VMRequest struct {
 
 // Result is what an Add returns, enough for a CNI result.
 type Result struct {
-	Endpoint Endpoint
+	Endpoint Endpoint `json:"endpoint"`
 	// HostMAC is the host side's MAC (the workload's gateway MAC).
-	HostMAC string
+	HostMAC string `json:"host_mac,omitempty"`
 	// Gateways of the workload's default routes.
-	GatewayV4, GatewayV6 netip.Addr
+	GatewayV4 netip.Addr `json:"gateway_v4,omitzero"`
+	GatewayV6 netip.Addr `json:"gateway_v6,omitzero"`
 }
 
 // ContainerEndpointID is the endpoint ID of a CNI attachment: container IDs
