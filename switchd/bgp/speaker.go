@@ -136,6 +136,14 @@ func (s *Speaker) Apply(ctx context.Context, c Config) error {
 	if err != nil {
 		return err
 	}
+	for _, addr := range sortedKeys(d.neighbors) {
+		if d.neighbors[addr].AuthPassword == "" {
+			continue
+		}
+		if err := tcpMD5Error(); err != nil {
+			return fmt.Errorf("invalid bgp config: neighbor %v: auth-password: %w", addr, err)
+		}
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch {

@@ -1,3 +1,7 @@
+// Go 1.24+ listeners are MPTCP by default, and MPTCP refuses TCP-MD5; the
+// daemon's main package needs the same directive.
+//go:debug multipathtcp=0
+
 package bgp
 
 import (
@@ -414,6 +418,27 @@ func TestPrivilegedApplyChangesOnlyTheDifference(t *testing.T) {
 			t.Errorf("after the refused Apply, B has %v via %v, want via 127.0.0.1", p, got)
 		}
 	}
+}
+
+func TestPrivilegedTCPMD5(t *testing.T) {
+	ns.Privileged(t)
+	mp := Multipath{Enabled: true}
+	na, nb := peer("127.0.0.2", "127.0.0.1", 65002), peer("127.0.0.1", "127.0.0.2", 65001)
+	na.AuthPassword, nb.AuthPassword = "s3cret", "s3cret"
+	if tcpMD5Error() != nil {
+		s := speaker(t, Config{ASN: 65001, RouterID: ip("10.0.0.1"), ListenPort: -1, Multipath: mp})
+		err := s.Apply(t.Context(), Config{ASN: 65001, RouterID: ip("10.0.0.1"), ListenPort: -1, Multipath: mp, Neighbors: []Neighbor{na}})
+		if err == nil || !strings.Contains(err.Error(), "neighbor 127.0.0.2: auth-password") {
+			t.Fatalf("Apply of a password without kernel TCP-MD5: err = %v, want one naming the neighbor", err)
+		}
+		t.Skip("kernel has no TCP-MD5; checked that Apply refuses the password")
+	}
+	sp := speakers(t,
+		Config{ASN: 65001, RouterID: ip("10.0.0.1"), Multipath: mp, ListenAddresses: []netip.Addr{ip("127.0.0.1")}, Neighbors: []Neighbor{na}},
+		Config{ASN: 65002, RouterID: ip("10.0.0.2"), Multipath: mp, ListenAddresses: []netip.Addr{ip("127.0.0.2")}, Neighbors: []Neighbor{nb},
+			Originate: []netip.Prefix{pfx("10.2.0.0/24")}},
+	)
+	newRIB(sp[0]).waitRoute(t, pfx("10.2.0.0/24"), ip("127.0.0.2"))
 }
 
 func TestPrivilegedMultipathConflictRefused(t *testing.T) {
