@@ -4,6 +4,8 @@
 //	switchd run   --config FILE    the daemon
 //	switchd check --config FILE    validate a config and print every error
 //	switchd sim   up|down|status|exec|matrix   a whole fabric in namespaces
+//go:debug multipathtcp=0
+
 package main
 
 import (
