@@ -1,11 +1,14 @@
+// Plain TCP sockets: Go makes listeners MPTCP by default, and MPTCP refuses
+// the TCP-MD5 keys BGP sessions with a password need.
+//
+//go:debug multipathtcp=0
+
 // Command switchd is the routing service of a pure-L3 fabric: an embedded
 // BGP speaker whose routes it programs into the kernel FIB.
 //
 //	switchd run   --config FILE    the daemon
 //	switchd check --config FILE    validate a config and print every error
 //	switchd sim   up|down|status|exec|matrix   a whole fabric in namespaces
-//go:debug multipathtcp=0
-
 package main
 
 import (
