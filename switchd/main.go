@@ -9,6 +9,7 @@
 //	switchd run   --config FILE    the daemon
 //	switchd check --config FILE    validate a config and print every error
 //	switchd sim   up|down|status|exec|matrix   a whole fabric in namespaces
+//	switchd cni                    the CNI plugin (also as /opt/cni/bin/switchd)
 package main
 
 import (
@@ -21,6 +22,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/switchd/switchd/host/cni"
 	"github.com/switchd/switchd/sim"
 	"github.com/switchd/switchd/switchd/config"
 	"github.com/switchd/switchd/switchd/daemon"
@@ -32,9 +34,16 @@ commands:
   run    --config FILE   run the daemon (SIGHUP reloads FILE)
   check  --config FILE   validate FILE; print each error with its OpenConfig path
   sim    up|down|status|exec|matrix   a simulated fabric in network namespaces
+  cni                    the CNI plugin (CNI_* environment, network config on stdin)
 `
 
 func main() {
+	// A CNI runtime runs the plugin by its type name with no arguments and
+	// the request in CNI_* variables: installed as /opt/cni/bin/switchd (or
+	// any other name), the binary answers as the plugin.
+	if os.Getenv("CNI_COMMAND") != "" && len(os.Args) == 1 {
+		os.Exit(cni.Main())
+	}
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
@@ -50,6 +59,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdCheck(args[1:], stdout, stderr)
 	case "sim":
 		return sim.Main(args[1:], stdout, stderr)
+	case "cni":
+		return cni.Main()
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/switchd/switchd/host"
 	"github.com/switchd/switchd/switchd/bgp"
 )
 
@@ -66,9 +67,30 @@ func (d *Daemon) serveAPI(path string) (*apiServer, error) {
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/status", d.handleStatus)
+	if d.workloads != nil {
+		eh := host.NewAPIHandler(d.workloads.m, d.log.With("component", "api"))
+		mux.Handle("/v1/endpoints", eh)
+		mux.Handle("/v1/endpoints/", eh)
+	} else {
+		mux.HandleFunc("/v1/endpoints", noWorkloads)
+		mux.HandleFunc("/v1/endpoints/", noWorkloads)
+	}
 	a := &apiServer{srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}, ln: ln}
 	go a.srv.Serve(ln)
 	return a, nil
+}
+
+// noWorkloads answers endpoint requests on a daemon without IPAM pools or
+// endpoints configured, in the API's error shape, so the CNI plugin can
+// tell the user what is missing.
+func noWorkloads(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusServiceUnavailable)
+	json.NewEncoder(w).Encode(host.APIError{
+		Code:    7, // CNI: invalid network configuration
+		Msg:     "switchd has no workload support configured",
+		Details: "add IPAM pools under /switchd/ipam/pools to the daemon's config",
+	})
 }
 
 func (d *Daemon) handleStatus(w http.ResponseWriter, r *http.Request) {
