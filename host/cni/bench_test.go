@@ -1,0 +1,115 @@
+package cni
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/switchd/switchd/host"
+	"github.com/switchd/switchd/sim/ns"
+)
+
+// benchSeq numbers workloads across all runs, so names never repeat.
+var benchSeq atomic.Int64
+
+// BenchmarkEndpointSetup compares container endpoint setup side by side:
+// switchd through its daemon API (in-process client → unix socket →
+// handler → Manager), switchd through cnitool and the plugin binary, and
+// the CNI reference plugins ptp + host-local through cnitool. Every
+// iteration creates the workload's named netns first, the same for all,
+// as a runtime does before ADD; IPv4 only (ptp's IPv6 waits for DAD).
+// Run with -benchtime 500x for the 500 workloads of the issue.
+func BenchmarkEndpointSetup(b *testing.B) {
+	ns.Privileged(b)
+	ctx := context.Background()
+	v4only := host.Pool{Prefix: netip.MustParsePrefix("10.40.0.0/16")}
+	setups := []struct {
+		name  string
+		setup func(b *testing.B) func(i int64, wl *ns.NS) error
+	}{
+		{"api", func(b *testing.B) func(int64, *ns.NS) error {
+			d := newDaemon(b, v4only)
+			return func(i int64, wl *ns.NS) error {
+				_, err := d.client.AddContainer(ctx, host.ContainerAdd{ContainerID: fmt.Sprintf("bench%d", i), Netns: wl.Path()})
+				return err
+			}
+		}},
+		{"cnitool-switchd", func(b *testing.B) func(int64, *ns.NS) error {
+			tool, plugin := cnitool(b), buildPlugin(b)
+			d := newDaemon(b, v4only)
+			net := netName(b, "bsw")
+			dir := netconf(b, map[string]any{"cniVersion": "1.1.0", "name": net, "type": "switchd", "socket": d.socket})
+			return func(_ int64, wl *ns.NS) error {
+				_, err := runCnitool(ctx, b, tool, dir, plugin, "add", net, wl.Path())
+				return err
+			}
+		}},
+		{"cnitool-ptp", func(b *testing.B) func(int64, *ns.NS) error {
+			tool := cnitool(b)
+			ptp := goBin(b, "ptp", "github.com/containernetworking/plugins/plugins/main/ptp@v1.7.1")
+			hl := goBin(b, "host-local", "github.com/containernetworking/plugins/plugins/ipam/host-local@v1.7.1")
+			net := netName(b, "bptp")
+			dir := netconf(b, map[string]any{"cniVersion": "1.0.0", "name": net, "type": "ptp", "ipMasq": false,
+				"ipam": map[string]any{"type": "host-local", "dataDir": b.TempDir(),
+					"ranges": [][]map[string]string{{{"subnet": "10.50.0.0/16"}}}, "routes": []map[string]string{{"dst": "0.0.0.0/0"}}}})
+			path := filepath.Dir(ptp) + string(filepath.ListSeparator) + filepath.Dir(hl)
+			return func(_ int64, wl *ns.NS) error {
+				_, err := runCnitool(ctx, b, tool, dir, path, "add", net, wl.Path())
+				return err
+			}
+		}},
+	}
+	for _, s := range setups {
+		for _, parallel := range []bool{false, true} {
+			name := s.name
+			if parallel {
+				name += "-parallel"
+			}
+			b.Run(name, func(b *testing.B) {
+				add := s.setup(b)
+				var mu sync.Mutex
+				var made []*ns.NS
+				b.Cleanup(func() {
+					for _, n := range made {
+						n.Delete()
+					}
+				})
+				one := func() error {
+					i := benchSeq.Add(1)
+					wl, err := ns.New(fmt.Sprintf("%s-b%d", ns.RunPrefix(), i))
+					if err != nil {
+						return err
+					}
+					mu.Lock()
+					made = append(made, wl)
+					mu.Unlock()
+					return add(i, wl)
+				}
+				b.ResetTimer()
+				if !parallel {
+					for b.Loop() {
+						if err := one(); err != nil {
+							b.Fatal(err)
+						}
+					}
+				} else {
+					// As a runtime starting many pods at once: 4 per CPU.
+					b.SetParallelism(4)
+					b.RunParallel(func(pb *testing.PB) {
+						for pb.Next() {
+							if err := one(); err != nil {
+								b.Error(err)
+								return
+							}
+						}
+					})
+				}
+				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "endpoints/s")
+			})
+		}
+	}
+}
