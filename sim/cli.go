@@ -83,6 +83,7 @@ func cmdUp(ctx context.Context, args []string, stdout, stderr io.Writer, log *sl
 	prefix := fs.String("prefix", "", "namespace name prefix; default: a fresh "+"swd<hex>")
 	switchd := fs.String("switchd", "", "switchd binary run on switchd nodes; default: this binary")
 	timeout := fs.Duration("timeout", 2*time.Minute, "how long to wait for BGP to converge")
+	perHost := fs.Int("workloads", 2, "container workloads to attach to each host with IPAM pools")
 	if err := noArgs(fs, args); err != nil {
 		return 2, err
 	}
@@ -131,6 +132,14 @@ func cmdUp(ctx context.Context, args []string, stdout, stderr io.Writer, log *sl
 		return 1, fmt.Errorf("%w\nthe fabric stays up for inspection; switchd sim down removes it", werr)
 	}
 	fmt.Fprintf(stdout, "fabric %s converged\n", f.Prefix)
+	if *perHost > 0 && f.hasWorkloadHosts() {
+		ws, err := f.AddWorkloads(ctx, *perHost)
+		if err != nil {
+			return 1, fmt.Errorf("attach workloads: %w", err)
+		}
+		fmt.Fprintf(stdout, "\n%d workloads attached through the hosts' endpoint API:\n", len(ws))
+		printWorkloads(stdout, ws)
+	}
 	return 0, nil
 }
 
@@ -150,6 +159,12 @@ func cmdStatus(ctx context.Context, args []string, stdout io.Writer) (int, error
 	}
 	fmt.Fprintf(stdout, "fabric %s (%s), run dir %s\n", f.Prefix, f.Topology.Name, f.RunDir)
 	printStatus(stdout, f, st)
+	if ws, err := f.Workloads(ctx); err != nil {
+		fmt.Fprintf(stdout, "workloads: %v\n", err)
+	} else if len(ws) > 0 {
+		fmt.Fprintln(stdout)
+		printWorkloads(stdout, ws)
+	}
 	if !Converged(st) {
 		fmt.Fprintln(stdout, "not converged")
 		return 1, nil
@@ -222,10 +237,22 @@ func cmdMatrix(ctx context.Context, args []string, stdout io.Writer) (int, error
 		return 1, err
 	}
 	defer f.Close()
+	fmt.Fprintln(stdout, "host loopbacks:")
 	m := f.Matrix(ctx)
 	m.Print(stdout)
-	if n := m.Failures(); n > 0 {
-		return 1, fmt.Errorf("%d of %d pings failed", n, len(m.Results))
+	failed, total := m.Failures(), len(m.Results)
+	ws, err := f.Workloads(ctx)
+	if err != nil {
+		return 1, err
+	}
+	if len(ws) > 1 {
+		fmt.Fprintln(stdout, "workloads:")
+		wm := f.WorkloadMatrix(ctx, ws)
+		wm.Print(stdout)
+		failed, total = failed+wm.Failures(), total+len(wm.Results)
+	}
+	if failed > 0 {
+		return 1, fmt.Errorf("%d of %d pings failed", failed, total)
 	}
 	return 0, nil
 }

@@ -1,0 +1,202 @@
+package sim
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"github.com/switchd/switchd/host"
+	"github.com/switchd/switchd/sim/ns"
+)
+
+// A Workload is a container on a host node: its own network namespace,
+// attached by the host's switchd through the same API the CNI plugin uses.
+type Workload struct {
+	Host string `json:"host"`
+	Name string `json:"name"`
+	// Netns is the workload's namespace name (<prefix>-<host>-<name>).
+	Netns string     `json:"netns"`
+	IPv4  netip.Addr `json:"ipv4,omitzero"`
+	IPv6  netip.Addr `json:"ipv6,omitzero"`
+}
+
+func (f *Fabric) workloadNetns(hostName, name string) string {
+	return fmt.Sprintf("%s-%s-%s", f.Prefix, hostName, name)
+}
+
+func (f *Fabric) endpointClient(hostName string) *host.Client {
+	return &host.Client{Socket: f.SocketPath(hostName), Timeout: 30 * time.Second}
+}
+
+// AddWorkload creates a workload namespace and asks hostName's switchd to
+// attach it (a CNI ADD without the plugin process). A failed attach
+// removes the namespace again.
+func (f *Fabric) AddWorkload(ctx context.Context, hostName, name string) (*Workload, error) {
+	n, err := f.node(hostName)
+	if err != nil {
+		return nil, err
+	}
+	if n.Kind != Switchd {
+		return nil, fmt.Errorf("workload %s on %s: only switchd nodes attach workloads", name, hostName)
+	}
+	wns, err := ns.New(f.workloadNetns(hostName, name))
+	if err != nil {
+		return nil, fmt.Errorf("workload %s on %s: %w", name, hostName, err)
+	}
+	res, err := f.endpointClient(hostName).AddContainer(ctx, host.ContainerAdd{
+		ContainerID: name,
+		Netns:       wns.Path(),
+		Labels:      map[string]string{"sim-host": hostName},
+	})
+	wns.Close()
+	if err != nil {
+		wns.Delete()
+		return nil, fmt.Errorf("workload %s on %s: %w", name, hostName, err)
+	}
+	return &Workload{Host: hostName, Name: name, Netns: wns.Name, IPv4: res.Endpoint.IPv4, IPv6: res.Endpoint.IPv6}, nil
+}
+
+// DelWorkload detaches a workload (CNI DEL) and removes its namespace.
+func (f *Fabric) DelWorkload(ctx context.Context, hostName, name string) error {
+	if err := f.endpointClient(hostName).Del(ctx, host.ContainerEndpointID(name, "eth0")); err != nil {
+		return fmt.Errorf("workload %s on %s: %w", name, hostName, err)
+	}
+	if o, err := ns.Open(f.workloadNetns(hostName, name)); err == nil {
+		return o.Delete()
+	}
+	return nil
+}
+
+// Workloads lists the workloads every switchd host reports through its API.
+func (f *Fabric) Workloads(ctx context.Context) ([]Workload, error) {
+	var out []Workload
+	var errs []error
+	for _, n := range f.nodes {
+		if n.Kind != Switchd || n.Role != Host {
+			continue
+		}
+		l, err := f.endpointClient(n.Name).List(ctx)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", n.Name, err))
+			continue
+		}
+		for _, e := range l.Endpoints {
+			if e.Kind != host.KindContainer {
+				continue
+			}
+			out = append(out, Workload{Host: n.Name, Name: e.Name, Netns: strings.TrimPrefix(e.Netns, ns.Dir+"/"), IPv4: e.IPv4, IPv6: e.IPv6})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Host != out[j].Host {
+			return out[i].Host < out[j].Host
+		}
+		return out[i].Name < out[j].Name
+	})
+	return out, errors.Join(errs...)
+}
+
+// AddWorkloads gives every switchd host perHost workloads named w1, w2, ...
+func (f *Fabric) AddWorkloads(ctx context.Context, perHost int) ([]Workload, error) {
+	var out []Workload
+	for _, n := range f.nodes {
+		if n.Kind != Switchd || n.Role != Host {
+			continue
+		}
+		for i := 1; i <= perHost; i++ {
+			w, err := f.AddWorkload(ctx, n.Name, fmt.Sprintf("w%d", i))
+			if err != nil {
+				return out, err
+			}
+			out = append(out, *w)
+		}
+	}
+	return out, nil
+}
+
+// PingWorkload pings to's address of the family from inside workload from.
+func (f *Fabric) PingWorkload(ctx context.Context, from, to Workload, family int) error {
+	dst := to.IPv4
+	if family == 6 {
+		dst = to.IPv6
+	}
+	if !dst.IsValid() {
+		return fmt.Errorf("workload %s/%s has no IPv%d address", to.Host, to.Name, family)
+	}
+	wns, err := ns.Open(from.Netns)
+	if err != nil {
+		return err
+	}
+	defer wns.Close()
+	if _, err := wns.Run(ctx, "ping", fmt.Sprintf("-%d", family), "-n", "-q", "-c", "2", "-i", "0.2", "-W", "2", dst.String()); err != nil {
+		return fmt.Errorf("ping %s/%s to %s/%s (%v): %w", from.Host, from.Name, to.Host, to.Name, dst, err)
+	}
+	return nil
+}
+
+// WorkloadMatrix pings between every pair of workloads,
+// from inside the workloads' own namespaces, over IPv4 and IPv6.
+func (f *Fabric) WorkloadMatrix(ctx context.Context, ws []Workload) *Matrix {
+	m := &Matrix{Results: map[MatrixKey]error{}}
+	byLabel := map[string]Workload{}
+	for _, w := range ws {
+		l := w.Host + "/" + w.Name
+		m.Nodes = append(m.Nodes, l)
+		byLabel[l] = w
+	}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 16)
+	for _, fam := range []int{4, 6} {
+		for _, a := range m.Nodes {
+			for _, b := range m.Nodes {
+				if a == b {
+					continue
+				}
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					sem <- struct{}{}
+					err := f.PingWorkload(ctx, byLabel[a], byLabel[b], fam)
+					<-sem
+					mu.Lock()
+					m.Results[MatrixKey{a, b, fam}] = err
+					mu.Unlock()
+				}()
+			}
+		}
+	}
+	wg.Wait()
+	return m
+}
+
+// printWorkloads lists workloads as a table.
+func printWorkloads(w io.Writer, ws []Workload) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "HOST\tWORKLOAD\tIPV4\tIPV6\tNETNS")
+	for _, x := range ws {
+		fmt.Fprintf(tw, "%s\t%s\t%v\t%v\t%s\n", x.Host, x.Name, x.IPv4, x.IPv6, x.Netns)
+	}
+	tw.Flush()
+}
+
+// hasWorkloadHosts says whether any switchd host of the fabric has IPAM
+// pools in its config, i.e. can attach workloads.
+func (f *Fabric) hasWorkloadHosts() bool {
+	for _, n := range f.nodes {
+		if n.Kind == Switchd && n.Role == Host {
+			if b, err := os.ReadFile(f.ConfigPath(n.Name)); err == nil && strings.Contains(string(b), `"pools"`) {
+				return true
+			}
+		}
+	}
+	return false
+}
