@@ -32,6 +32,7 @@ type NeighborStatus struct {
 	State            string            `json:"state"`
 	EstablishedSince *time.Time        `json:"established-since,omitempty"`
 	Received         map[string]uint64 `json:"received,omitempty"`
+	Accepted         map[string]uint64 `json:"accepted,omitempty"`
 	Sent             map[string]uint64 `json:"sent,omitempty"`
 	LastError        string            `json:"last-error,omitempty"`
 }
@@ -122,6 +123,7 @@ func (d *Daemon) Status(ctx context.Context) (Status, error) {
 			State:     string(n.State),
 			LastError: n.LastError,
 			Received:  familyCounts(n.PrefixesReceived),
+			Accepted:  familyCounts(n.PrefixesAccepted),
 			Sent:      familyCounts(n.PrefixesSent),
 		}
 		if !n.EstablishedSince.IsZero() {
