@@ -59,9 +59,11 @@ func (s *NodeStatus) Converged() bool {
 type DaemonStatus struct {
 	BGP struct {
 		Neighbors []struct {
-			Address string `json:"address"`
-			PeerAS  uint32 `json:"peer-as"`
-			State   string `json:"state"`
+			Address  string            `json:"address"`
+			PeerAS   uint32            `json:"peer-as"`
+			State    string            `json:"state"`
+			Received map[string]uint64 `json:"received"`
+			Accepted map[string]uint64 `json:"accepted"`
 		} `json:"neighbors"`
 	} `json:"bgp"`
 	FIB struct {
