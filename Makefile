@@ -10,7 +10,7 @@ TOPOLOGY  ?=
 TESTFLAGS ?=
 BENCHFLAGS ?=
 
-.PHONY: all build models demo demo-down rt-proto test bench lint clean deps
+.PHONY: all build models demo demo-down rt-proto test bench lint clean deps tools
 
 all: build
 
@@ -22,6 +22,9 @@ models:
 
 deps:
 	bash .ci/deps
+
+tools:
+	bash .ci/tools
 
 # Brings up the default simulated fabric and shows it working.
 demo: deps build rt-proto
@@ -43,10 +46,11 @@ demo-down:
 
 # The whole suite. Tests make their own network namespaces (root needed)
 # and remove them, also when they fail.
-test: deps
+test: deps tools
 	$(GO) test -count=1 -timeout 25m $(TESTFLAGS) ./...
 
 bench: deps
+	bash .ci/tools --bench
 	$(GO) test -run '^$$' -bench . -benchmem $(BENCHFLAGS) ./...
 
 lint:
