@@ -2,10 +2,13 @@ package host
 
 import (
 	"context"
+	"encoding/json"
+	"maps"
 	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -119,15 +122,26 @@ func newManager(t testing.TB, host *ns.NS, dir string, f *fakeFIB, pools ...Pool
 
 func records(t testing.TB, dir string) []string {
 	t.Helper()
-	ents, err := os.ReadDir(filepath.Join(dir, "endpoints"))
+	b, err := os.ReadFile(filepath.Join(dir, logName))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var names []string
-	for _, e := range ents {
-		names = append(names, e.Name())
+	live := map[string]bool{}
+	for _, line := range strings.Split(strings.TrimSuffix(string(b), "\n"), "\n") {
+		if line == "" {
+			continue
+		}
+		var l logLine
+		if err := json.Unmarshal([]byte(line), &l); err != nil {
+			t.Fatalf("record line %q: %v", line, err)
+		}
+		if l.Put != nil {
+			live[l.Put.ID] = true
+		} else {
+			delete(live, l.Del)
+		}
 	}
-	return names
+	return slices.Sorted(maps.Keys(live))
 }
 
 // ourVeths lists host-side veths named like ours.

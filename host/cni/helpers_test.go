@@ -170,18 +170,39 @@ func newDaemon(t testing.TB, pools ...host.Pool) *daemon {
 	return d
 }
 
-// records lists the endpoint records in the state directory.
+// records lists the IDs of the endpoint records in the state directory
+// (the live puts of its endpoints.log).
 func (d *daemon) records(t testing.TB) []string {
 	t.Helper()
-	ents, err := os.ReadDir(filepath.Join(d.state, "endpoints"))
+	b, err := os.ReadFile(filepath.Join(d.state, "endpoints.log"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var names []string
-	for _, e := range ents {
-		names = append(names, e.Name())
+	live := map[string]bool{}
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		if line == "" {
+			continue
+		}
+		var l struct {
+			Put *struct {
+				ID string `json:"id"`
+			} `json:"put"`
+			Del string `json:"del"`
+		}
+		if err := json.Unmarshal([]byte(line), &l); err != nil {
+			t.Fatalf("record line %q: %v", line, err)
+		}
+		if l.Put != nil {
+			live[l.Put.ID] = true
+		} else {
+			delete(live, l.Del)
+		}
 	}
-	return names
+	var ids []string
+	for id := range live {
+		ids = append(ids, id)
+	}
+	return ids
 }
 
 // veths lists the host-side veths the Manager made.
