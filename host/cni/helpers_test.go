@@ -69,10 +69,22 @@ func main() { os.Exit(cni.Main()) }
 
 // buildPlugin builds a binary named "switchd" whose main is Main, into a
 // temp dir it returns (the CNI_PATH). The main exists only in a build
-// overlay, so nothing is written into the source tree.
+// overlay, so nothing is written into the source tree. With
+// SWITCHD_CNI_BIN set to a built switchd binary, that binary is used
+// instead (it must run Main when CNI_COMMAND is set).
 func buildPlugin(t testing.TB) string {
 	t.Helper()
 	dir := t.TempDir()
+	if bin := os.Getenv("SWITCHD_CNI_BIN"); bin != "" {
+		abs, err := filepath.Abs(bin)
+		if err == nil {
+			err = os.Symlink(abs, filepath.Join(dir, "switchd"))
+		}
+		if err != nil {
+			t.Fatalf("SWITCHD_CNI_BIN: %v", err)
+		}
+		return dir
+	}
 	wd, err := os.Getwd()
 	if err != nil {
 		t.Fatal(err)
