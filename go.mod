@@ -3,6 +3,7 @@ module github.com/switchd/switchd
 go 1.26.0
 
 require (
+	github.com/containernetworking/cni v1.3.0 // indirect
 	github.com/dgryski/go-farm v0.0.0-20200201041132-a6ae2369ad13 // indirect
 	github.com/eapache/channels v1.1.0 // indirect
 	github.com/eapache/queue v1.1.0 // indirect
