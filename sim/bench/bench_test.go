@@ -24,16 +24,18 @@ func TestMain(m *testing.M) { ns.TestMain(m) }
 //	SWITCHD_BENCH_N=100000,1000000   sizes (default both)
 //	SWITCHD_BENCH_RECEIVERS=switchd,bird2   receivers (default all)
 //	SWITCHD_BENCH_SWITCHD=/path      a prebuilt switchd instead of building one
+//	SWITCHD_BENCH_SWITCHDPROF=/path  a prebuilt sim/bench/cmd/switchdprof for PROFILE
 //	SWITCHD_BENCH_POLL=1             find the end by dumping the FIB every 50 ms
 //	                                 instead of counting notifications (a cross-check)
 //	SWITCHD_BENCH_PROFILE=DIR        run switchd and GoBGP alone under a CPU
 //	                                 profile, copied to DIR (changes timings)
 const (
-	envN         = "SWITCHD_BENCH_N"
-	envReceivers = "SWITCHD_BENCH_RECEIVERS"
-	envSwitchd   = "SWITCHD_BENCH_SWITCHD"
-	envProfile   = "SWITCHD_BENCH_PROFILE"
-	envPoll      = "SWITCHD_BENCH_POLL"
+	envN           = "SWITCHD_BENCH_N"
+	envReceivers   = "SWITCHD_BENCH_RECEIVERS"
+	envSwitchd     = "SWITCHD_BENCH_SWITCHD"
+	envProfile     = "SWITCHD_BENCH_PROFILE"
+	envPoll        = "SWITCHD_BENCH_POLL"
+	envSwitchdProf = "SWITCHD_BENCH_SWITCHDPROF"
 )
 
 // BenchmarkBGPToFIB announces N prefixes to each receiver, a fresh one
@@ -98,6 +100,13 @@ func benchReceiver(b *testing.B, r Receiver, bin Binaries, n int) {
 		b.Logf("%s n=%d: %.3f s (%.0f routes/s), source done writing at %.3f s, peak RSS %.1f MiB%s",
 			r.Name, n, res.Elapsed.Seconds(), res.RoutesPerSecond(), res.Written.Seconds(),
 			float64(res.PeakRSS)/(1<<20), map[bool]string{true: " (notifications lost: end found by dump polling)"}[res.Lost])
+		if len(res.Deciles) > 0 {
+			var d []string
+			for _, t := range res.Deciles {
+				d = append(d, fmt.Sprintf("%.2f", t.Seconds()))
+			}
+			b.Logf("%s n=%d: seconds to 10%%, 20%%, ... 100%% in the FIB: %s", r.Name, n, strings.Join(d, " "))
+		}
 		sum.Elapsed += res.Elapsed
 		sum.PeakRSS += res.PeakRSS
 	}
@@ -135,7 +144,9 @@ func binaries(b *testing.B, r Receiver) Binaries {
 	profile := os.Getenv(envProfile) != ""
 	switch r.Name {
 	case Switchd.Name:
-		if profile {
+		if p := os.Getenv(envSwitchdProf); profile && p != "" {
+			bin.SwitchdProf = p
+		} else if profile {
 			bin.SwitchdProf = build(b, "github.com/switchd/switchd/sim/bench/cmd/switchdprof")
 		} else if p := os.Getenv(envSwitchd); p != "" {
 			bin.Switchd = p

@@ -28,6 +28,7 @@ type fibCounter struct {
 	mu     sync.Mutex // guards the fields below
 	seen   []uint64
 	count  int
+	marks  []time.Time // marks[i]: when count first reached (i+1)/10 of the range
 	fullAt time.Time
 	lost   bool
 	err    error
@@ -227,7 +228,17 @@ func (c *fibCounter) poll() {
 	}
 }
 
+// Marks returns when the count first reached 10%, 20%, ... 100%.
+func (c *fibCounter) Marks() []time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]time.Time(nil), c.marks...)
+}
+
 func (c *fibCounter) checkFullLocked() {
+	for len(c.marks) < 10 && c.count*10 >= (len(c.marks)+1)*c.rng.count {
+		c.marks = append(c.marks, time.Now())
+	}
 	if c.count == c.rng.count && c.fullAt.IsZero() {
 		c.fullAt = time.Now()
 		close(c.full)

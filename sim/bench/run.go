@@ -53,6 +53,9 @@ type Result struct {
 	// Lost is set if route notifications were dropped and the end was
 	// found by polling dumps (less exact).
 	Lost bool
+	// Deciles are the times from Established until 10%, 20%, ... of the
+	// routes were in the FIB (FIB receivers only).
+	Deciles []time.Duration
 	// Profile is the receiver's CPU profile, if it ran under one.
 	Profile string
 }
@@ -272,6 +275,9 @@ wait:
 	// Confirm the end the fast path saw with a full count.
 	if counter != nil {
 		res.Lost = counter.Lost()
+		for _, m := range counter.Marks() {
+			res.Deciles = append(res.Deciles, m.Sub(est))
+		}
 		got, err := countFIB(rns, r.Protocol, newPrefixRange(FirstPrefix, n))
 		if err != nil {
 			return res, err
