@@ -45,6 +45,14 @@
 // only under state (counters, session-state) has no shadow and is simply
 // not settable, as it should be.
 //
+// # Lazy schema
+//
+// ygot's generated init unzips the whole schema (about 70 ms here), which
+// every process of the binary would pay, the CNI plugin on each call
+// included. gen.sh rewrites the generated code to reach the schema through
+// oc.LazySchemaTree (oc/schema.go, hand-written), which unzips it on first
+// use. Code outside models uses oc.LazySchemaTree too, never SchemaTree.
+//
 // The schema blob embedded in oc/oc.go is not byte-for-byte reproducible
 // between generator runs (augment order varies): do not diff it in CI.
 package models

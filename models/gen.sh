@@ -22,3 +22,10 @@ go tool generator \
   "$Y/openconfig-acl.yang" "$Y/openconfig-system.yang" "$Y/openconfig-platform.yang" "$Y/openconfig-lldp.yang" \
   "$L/switchd.yang" "$L/switchd-deviations.yang"
 gofmt -w -s models/oc/oc.go models/oc/ocpath.go
+
+# The generated init unzips the whole schema (~70 ms), which every process
+# of the binary would pay, the CNI plugin on each call included. Make it
+# lazy: init keeps only the enum tables, and every use of SchemaTree goes
+# through LazySchemaTree (models/oc/schema.go, hand-written).
+perl -0pi -e 's/func init\(\) \{\n\tvar err error\n\tinitΛEnumTypes\(\)\n\tif SchemaTree, err = UnzipSchema\(\); err != nil \{\n\t\tpanic\("schema error: " \+ err.Error\(\)\)\n\t\}\n\}/func init() {\n\tinitΛEnumTypes()\n}/ or die "models/gen.sh: generated init not found\n"' models/oc/oc.go
+perl -pi -e 's/\bSchemaTree\[/LazySchemaTree()[/g' models/oc/oc.go

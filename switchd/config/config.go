@@ -71,7 +71,7 @@ func Unmarshal(doc any) (*oc.Device, error) {
 	errList, leaves := checkTree(doc)
 	m, _ := doc.(map[string]any)
 	dev := &oc.Device{}
-	if err := ytypes.Unmarshal(oc.SchemaTree["Device"], dev, doc, &ytypes.PreferShadowPath{}); err != nil {
+	if err := ytypes.Unmarshal(oc.LazySchemaTree()["Device"], dev, doc, &ytypes.PreferShadowPath{}); err != nil {
 		located := locateUnmarshalErrors(m, leaves)
 		if len(located) == 0 && len(errList) == 0 {
 			located = Errors{{Path: "/", Reason: err.Error()}}

@@ -39,7 +39,7 @@ type leaf struct {
 // locateUnmarshalErrors.
 func checkTree(doc any) (Errors, []leaf) {
 	w := &walker{}
-	root := oc.SchemaTree["Device"]
+	root := oc.LazySchemaTree()["Device"]
 	m, ok := doc.(map[string]any)
 	if !ok {
 		w.add(nil, "the config must be a JSON object (the root of the OpenConfig tree)")
@@ -321,7 +321,7 @@ func locateUnmarshalErrors(doc map[string]any, leaves []leaf) Errors {
 		if skip {
 			continue
 		}
-		err := ytypes.Unmarshal(oc.SchemaTree["Device"], &oc.Device{}, minimalDoc(doc, l.steps), &ytypes.PreferShadowPath{})
+		err := ytypes.Unmarshal(oc.LazySchemaTree()["Device"], &oc.Device{}, minimalDoc(doc, l.steps), &ytypes.PreferShadowPath{})
 		if err == nil {
 			continue
 		}

@@ -23,7 +23,7 @@ import (
 // by schema path and value.
 func validateTree(dev *oc.Device) Errors {
 	v := &validator{leafrefs: map[string][]path{}}
-	v.walk(reflect.ValueOf(dev), oc.SchemaTree["Device"], nil)
+	v.walk(reflect.ValueOf(dev), oc.LazySchemaTree()["Device"], nil)
 	if len(v.list) > 0 {
 		return v.list
 	}
