@@ -129,6 +129,13 @@ func saveProfile(b *testing.B, res Result, i int) {
 		b.Errorf("save profile: %v", err)
 		return
 	}
+	heap := filepath.Join(filepath.Dir(res.Profile), "switchd.heap.pprof")
+	if data, err := os.ReadFile(heap); err == nil {
+		hdst := strings.Replace(dst, ".cpu.", ".heap.", 1)
+		if err := os.WriteFile(hdst, data, 0o644); err == nil {
+			b.Logf("heap profile: %s", hdst)
+		}
+	}
 	os.RemoveAll(filepath.Dir(res.Profile))
 	b.Logf("CPU profile: %s", dst)
 }
@@ -140,8 +147,8 @@ var (
 
 // binaries builds what r needs from this module (once per process).
 func binaries(b *testing.B, r Receiver) Binaries {
-	var bin Binaries
 	profile := os.Getenv(envProfile) != ""
+	bin := Binaries{Profile: profile}
 	switch r.Name {
 	case Switchd.Name:
 		if p := os.Getenv(envSwitchdProf); profile && p != "" {

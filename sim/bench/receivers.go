@@ -44,6 +44,8 @@ type Binaries struct {
 	// SwitchdProf, if set, runs instead of Switchd: the same daemon under
 	// a CPU profile written to Dir/switchd.cpu.pprof (sim/bench/cmd/switchdprof).
 	SwitchdProf string
+	// Profile runs GoBGP alone under a CPU profile too.
+	Profile bool
 }
 
 // Receiver is one BGP implementation under test.
@@ -66,6 +68,8 @@ type Proc struct {
 	cmds []*exec.Cmd
 	// ProfileFile is written on Stop if the receiver runs under a profile.
 	ProfileFile string
+	// HeapFile, if set, is written on SIGUSR1 (see HeapProfile).
+	HeapFile string
 }
 
 // PIDs of the receiver's processes.
@@ -114,6 +118,20 @@ func (p *Proc) Exited() error {
 		}
 	}
 	return nil
+}
+
+// HeapProfile asks the receiver for a heap profile and waits for it.
+func (p *Proc) HeapProfile() error {
+	if p.HeapFile == "" || len(p.cmds) == 0 {
+		return nil
+	}
+	if err := p.cmds[0].Process.Signal(syscall.SIGUSR1); err != nil {
+		return fmt.Errorf("heap profile: %w", err)
+	}
+	return waitFor(context.Background(), 30*time.Second, func() bool {
+		_, err := os.Stat(p.HeapFile)
+		return err == nil
+	})
 }
 
 // Stop ends the processes: SIGTERM for one that writes a profile (and a
@@ -191,7 +209,8 @@ var Switchd = Receiver{
 		if e.Bin.SwitchdProf != "" {
 			bin = e.Bin.SwitchdProf
 			p.ProfileFile = filepath.Join(e.Dir, "switchd.cpu.pprof")
-			argv = append([]string{"--cpuprofile", p.ProfileFile}, argv[1:]...)
+			p.HeapFile = filepath.Join(e.Dir, "switchd.heap.pprof")
+			argv = append([]string{"--cpuprofile", p.ProfileFile, "--memprofile", p.HeapFile}, argv[1:]...)
 		}
 		if err := e.start(ctx, p, "switchd", append([]string{bin}, argv...)...); err != nil {
 			return nil, err
@@ -232,10 +251,15 @@ var GoBGPRIB = Receiver{
 	Needs: func(b Binaries) []string { return []string{b.GoBGPRIB} },
 	Start: func(ctx context.Context, e *Env) (*Proc, error) {
 		p := &Proc{}
-		err := e.start(ctx, p, "gobgprib", e.Bin.GoBGPRIB,
+		argv := []string{e.Bin.GoBGPRIB,
 			"--as", strconv.Itoa(int(e.AS)), "--router-id", e.Addr.String(),
 			"--peer", e.PeerAddr.String(), "--peer-as", strconv.Itoa(int(e.PeerAS)),
-			"--api", "127.0.0.1:50051")
+			"--api", "127.0.0.1:50051"}
+		if e.Bin.Profile {
+			p.ProfileFile = filepath.Join(e.Dir, "gobgp.cpu.pprof")
+			argv = append(argv, "--cpuprofile", p.ProfileFile)
+		}
+		err := e.start(ctx, p, "gobgprib", argv...)
 		if err != nil {
 			return nil, err
 		}

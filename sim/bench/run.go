@@ -294,6 +294,9 @@ wait:
 			return res, fmt.Errorf("RIB holds %d of %d prefixes at End-of-RIB", t.NumDestination, n)
 		}
 	}
+	if err := proc.HeapProfile(); err != nil {
+		return res, err
+	}
 	stopped = true
 	proc.Stop()
 	if proc.ProfileFile != "" {

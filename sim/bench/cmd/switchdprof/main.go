@@ -10,18 +10,44 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/signal"
+	"runtime"
 	"runtime/pprof"
+	"syscall"
 
 	"github.com/switchd/switchd/switchd/daemon"
 )
 
 func main() {
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile here")
+	memprofile := flag.String("memprofile", "", "write a heap profile here on SIGUSR1")
 	cfg := flag.String("config", "", "switchd config file")
 	socket := flag.String("socket", "", "unix socket of the local API")
 	stateDir := flag.String("state-dir", "", "directory for persistent state")
 	level := flag.String("log-level", "warn", "log level")
 	flag.Parse()
+	if *memprofile != "" {
+		// On request, while the daemon still holds its routes (at exit
+		// it has let go of them).
+		usr1 := make(chan os.Signal, 1)
+		signal.Notify(usr1, syscall.SIGUSR1)
+		go func() {
+			for range usr1 {
+				runtime.GC()
+				f, err := os.Create(*memprofile + ".tmp")
+				if err == nil {
+					err = pprof.WriteHeapProfile(f)
+					f.Close()
+				}
+				if err == nil {
+					err = os.Rename(*memprofile+".tmp", *memprofile)
+				}
+				if err != nil {
+					fmt.Fprintln(os.Stderr, "switchdprof: heap profile:", err)
+				}
+			}
+		}()
+	}
 	if err := run(*cpuprofile, *cfg, *socket, *stateDir, *level); err != nil {
 		fmt.Fprintln(os.Stderr, "switchdprof:", err)
 		os.Exit(1)
