@@ -146,7 +146,7 @@ var (
 )
 
 // binaries builds what r needs from this module (once per process).
-func binaries(b *testing.B, r Receiver) Binaries {
+func binaries(b testing.TB, r Receiver) Binaries {
 	profile := os.Getenv(envProfile) != ""
 	bin := Binaries{Profile: profile}
 	switch r.Name {
@@ -166,7 +166,7 @@ func binaries(b *testing.B, r Receiver) Binaries {
 	return bin
 }
 
-func build(b *testing.B, pkg string) string {
+func build(b testing.TB, pkg string) string {
 	buildMu.Lock()
 	defer buildMu.Unlock()
 	if p, ok := builds[pkg]; ok {
