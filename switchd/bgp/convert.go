@@ -67,7 +67,7 @@ func (g global) api() *api.Global {
 
 func secs(d time.Duration) uint64 { return uint64(d / time.Second) }
 
-func neighborAPI(n Neighbor) *api.Peer {
+func neighborAPI(n Neighbor, restarting bool, deferral time.Duration) *api.Peer {
 	p := &api.Peer{
 		Conf: &api.PeerConf{
 			NeighborAddress: n.Address.String(),
@@ -83,13 +83,21 @@ func neighborAPI(n Neighbor) *api.Peer {
 			KeepaliveInterval:            secs(n.Timers.Keepalive),
 			MinimumAdvertisementInterval: secs(n.Timers.MinAdvertisementInterval),
 		}},
-		Transport: &api.Transport{PassiveMode: n.Passive},
+		Transport:       &api.Transport{PassiveMode: n.Passive},
+		GracefulRestart: grAPI(n.GracefulRestart, restarting, deferral),
 	}
 	if n.LocalAddress.IsValid() {
 		p.Transport.LocalAddress = n.LocalAddress.String()
 	}
+	gr := p.GracefulRestart != nil
 	for _, f := range n.Families {
-		p.AfiSafis = append(p.AfiSafis, &api.AfiSafi{Config: &api.AfiSafiConfig{Family: f.api(), Enabled: true}})
+		af := &api.AfiSafi{Config: &api.AfiSafiConfig{Family: f.api(), Enabled: true}}
+		if gr {
+			// GoBGP announces (and keeps stale) only the families whose
+			// MpGracefulRestart is enabled.
+			af.MpGracefulRestart = &api.MpGracefulRestart{Config: &api.MpGracefulRestartConfig{Enabled: true}}
+		}
+		p.AfiSafis = append(p.AfiSafis, af)
 	}
 	return p
 }

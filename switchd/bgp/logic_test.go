@@ -211,3 +211,55 @@ func TestRouteTableKickCoalesces(t *testing.T) {
 func routeEqual(a, b Route) bool {
 	return a.Prefix == b.Prefix && slices.Equal(a.NextHops, b.NextHops)
 }
+
+func TestValidatePolicyReferences(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		mod  func(*Config)
+		want string
+	}{
+		{"undefined policy", func(c *Config) { c.Neighbors[0].Import.Policies = []string{"nope"} }, `import-policy "nope": no such policy`},
+		{"undefined prefix set", func(c *Config) {
+			c.Policies = []Policy{{Name: "p", Statements: []Statement{{Name: "s", PrefixSet: "nope", Result: Accept}}}}
+		}, `prefix-set "nope" is not defined`},
+		{"range outside prefix", func(c *Config) {
+			c.PrefixSets = []PrefixSet{{Name: "ps", Prefixes: []PrefixRange{{Prefix: pfx("10.0.0.0/24"), MinLen: 16, MaxLen: 32}}}}
+		}, "masklength range 16..32"},
+		{"restart time too long", func(c *Config) { c.GracefulRestart = GracefulRestart{Enabled: true, RestartTime: 2 * time.Hour} }, "restart-time 2h0m0s"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := goodConfig()
+			tc.mod(&c)
+			_, err := validate(c)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("validate: err = %v, want one containing %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestCompilePolicyPerNeighborAndFamily(t *testing.T) {
+	c := goodConfig()
+	c.PrefixSets = []PrefixSet{{Name: "mine", Prefixes: []PrefixRange{{Prefix: pfx("10.100.1.0/24"), MinLen: 24, MaxLen: 32}}}}
+	c.Policies = []Policy{{Name: "p", Statements: []Statement{{Name: "in", PrefixSet: "mine", Result: Accept}}}}
+	c.Neighbors[0].Import = PolicyChain{Policies: []string{"p"}, Default: Reject}
+	d, err := validate(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	imp := d.policy.policies[0]
+	// The v4 half matches; the set has no v6 half, so ANY cannot match v6
+	// routes and no v6 statement exists; then the default.
+	if len(imp.Statements) != 2 {
+		t.Fatalf("import statements = %v, want the IPv4 match and the default", imp.Statements)
+	}
+	if got := imp.Statements[0].Conditions.NeighborSet.Name; got != "neighbor/10.0.0.2" {
+		t.Errorf("statement neighbor set = %q", got)
+	}
+	if got := imp.Statements[1].Actions.RouteAction.String(); got != "REJECT" {
+		t.Errorf("default statement action = %s, want REJECT", got)
+	}
+	if len(d.policy.policies[1].Statements) != 0 {
+		t.Errorf("export policy has statements %v, want none", d.policy.policies[1].Statements)
+	}
+}

@@ -26,6 +26,9 @@ func (s *Speaker) Neighbors(ctx context.Context) ([]NeighborState, error) {
 	// EnableAdvertised makes GoBGP count what it sends; it walks the RIB
 	// per peer, which a state read can afford.
 	err := srv.ListPeer(ctx, &api.ListPeerRequest{EnableAdvertised: true}, func(p *api.Peer) {
+		if p.GetConf().GetNeighborAddress() == sentinelAddr.String() {
+			return // the restart sentinel is not a neighbor
+		}
 		ns, err := neighborStateFromAPI(p)
 		if err != nil {
 			errs = append(errs, err)

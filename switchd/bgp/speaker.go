@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"time"
 
 	api "github.com/osrg/gobgp/v3/api"
 	"github.com/osrg/gobgp/v3/pkg/server"
@@ -40,6 +41,14 @@ type Speaker struct {
 	peers       map[netip.Addr]Neighbor
 	paths       map[netip.Prefix]struct{}
 	watchCancel context.CancelFunc
+	policy      *compiledPolicy // nil until a policy was installed
+	restarting  bool            // SetRestarting was called
+	syncPeers   map[netip.Addr]bool
+	syncTimeout time.Duration
+	monStop     chan struct{} // closes the monitor of the running server
+
+	synced   chan struct{}
+	syncOnce sync.Once
 }
 
 // Option configures a Speaker.
@@ -58,6 +67,7 @@ func New(opts ...Option) *Speaker {
 		routes: newRouteTable(),
 		peers:  make(map[netip.Addr]Neighbor),
 		paths:  make(map[netip.Prefix]struct{}),
+		synced: make(chan struct{}),
 	}
 	for _, o := range opts {
 		o(s)
@@ -86,12 +96,11 @@ func (s *Speaker) Start(ctx context.Context) error {
 	return nil
 }
 
-// Stop shuts the BGP server down (sessions close, peers withdraw our
-// routes). Late route events are dropped and Drain returns nothing new.
-//
-// For graceful restart (peers keep our routes while switchd restarts),
-// this will have to close the sockets without NOTIFICATION instead of
-// StopBgp's Cease; not done yet.
+// Stop shuts the BGP server down. Neighbors with graceful restart (not
+// helper-only) get a NOTIFICATION that keeps our routes at the peer (RFC
+// 8538 N bit) until we are back or our restart time passes; the others
+// withdraw our routes. Late route events are dropped and Drain returns
+// nothing new.
 func (s *Speaker) Stop() {
 	s.routes.stop()
 	s.mu.Lock()
@@ -103,7 +112,12 @@ func (s *Speaker) Stop() {
 	if s.watchCancel != nil {
 		s.watchCancel()
 	}
+	if s.monStop != nil {
+		close(s.monStop)
+		s.monStop = nil
+	}
 	if s.srv != nil && s.running != nil {
+		s.gracefulStopLocked()
 		s.srv.StopBgp(context.Background(), &api.StopBgpRequest{})
 	}
 	s.running = nil
@@ -168,27 +182,57 @@ func (s *Speaker) Apply(ctx context.Context, c Config) error {
 		s.log.Info("restarting bgp for a global config change",
 			"asn", d.global.ASN, "router-id", d.global.RouterID)
 		s.watchCancel()
+		close(s.monStop)
+		s.monStop = nil
+		s.gracefulStopLocked()
 		if err := s.srv.StopBgp(ctx, &api.StopBgpRequest{}); err != nil {
 			return fmt.Errorf("stop bgp for restart: %w", err)
 		}
 		s.running = nil
+		s.policy = nil
 		clear(s.peers)
 		clear(s.paths)
 		procMultipath.release(s)
 	}
+	if !s.isSynced() {
+		s.syncPeers = make(map[netip.Addr]bool)
+		for a, n := range d.neighbors {
+			if n.Enabled {
+				s.syncPeers[a] = true
+			}
+		}
+		s.syncTimeout = d.syncTimeout
+	}
 	if s.running == nil {
-		if err := s.startLocked(ctx, d.global); err != nil {
+		if err := s.startLocked(ctx, d); err != nil {
 			return err
 		}
 	}
 
 	var errs []error
+	// Policy first, so that routes from new neighbors are filtered from
+	// their first UPDATE.
+	if err := s.applyPolicyLocked(ctx, d.policy); err != nil {
+		errs = append(errs, err)
+	}
 	errs = append(errs, s.applyNeighborsLocked(ctx, d.neighbors)...)
 	errs = append(errs, s.applyOriginateLocked(ctx, d.originate)...)
 	return errors.Join(errs...)
 }
 
-func (s *Speaker) startLocked(ctx context.Context, g global) error {
+func (s *Speaker) isSynced() bool {
+	select {
+	case <-s.synced:
+		return true
+	default:
+		return false
+	}
+}
+
+func (s *Speaker) closeSynced() { s.syncOnce.Do(func() { close(s.synced) }) }
+
+func (s *Speaker) startLocked(ctx context.Context, d *desired) error {
+	g := d.global
 	if err := s.srv.StartBgp(ctx, &api.StartBgpRequest{Global: g.api()}); err != nil {
 		return fmt.Errorf("start bgp (asn %d, router-id %v, port %d): %w", g.ASN, g.RouterID, g.ListenPort, err)
 	}
@@ -201,9 +245,19 @@ func (s *Speaker) startLocked(ctx context.Context, g global) error {
 			{Type: api.WatchEventRequest_Table_Filter_BEST, Init: true},
 		}},
 	}
-	cb := s.routes.watchCallback(gen, func(err error) {
+	routeCB := s.routes.watchCallback(gen, func(err error) {
 		s.log.Warn("undecodable path from gobgp", "err", err)
 	})
+	kick := make(chan struct{}, 1)
+	cb := func(r *api.WatchEventResponse) {
+		routeCB(r)
+		if _, ok := r.Event.(*api.WatchEventResponse_Peer); ok {
+			select {
+			case kick <- struct{}{}:
+			default:
+			}
+		}
+	}
 	if err := s.srv.WatchEvent(wctx, req, cb); err != nil {
 		cancel()
 		s.srv.StopBgp(ctx, &api.StopBgpRequest{})
@@ -212,8 +266,39 @@ func (s *Speaker) startLocked(ctx context.Context, g global) error {
 	}
 	s.watchCancel = cancel
 	s.running = &g
+
+	st := &syncState{deadline: time.Now().Add(s.syncTimeout)}
+	if s.restarting && !s.isSynced() && restartingRole(d.neighbors) {
+		sn, err := s.startSentinelLocked(ctx, g.ASN, s.deferral())
+		if err != nil {
+			// Without it GoBGP's own deferral still applies, cut short
+			// by the first End-of-RIB (see graceful.go).
+			s.log.Warn("restart sentinel unavailable", "err", err)
+		}
+		st.sentinel = sn
+	}
+	s.monStop = make(chan struct{})
+	go s.monitor(s.monStop, kick, st)
 	return nil
 }
+
+// restartingRole reports whether some neighbor restarts gracefully with us.
+func restartingRole(ns map[netip.Addr]Neighbor) bool {
+	for _, n := range ns {
+		if g := n.GracefulRestart; n.Enabled && g != nil && g.Enabled && !g.HelperOnly {
+			return true
+		}
+	}
+	return false
+}
+
+// deferral is GoBGP's per-peer DeferralTime in restarting mode: longer
+// than the sync timeout, so that Synced, not the timer, ends the deferral.
+func (s *Speaker) deferral() time.Duration { return s.syncTimeout + 10*time.Second }
+
+// localRestartingLocked reports whether peers added now start in restarting
+// mode.
+func (s *Speaker) localRestartingLocked() bool { return s.restarting && !s.isSynced() }
 
 func (s *Speaker) applyNeighborsLocked(ctx context.Context, want map[netip.Addr]Neighbor) []error {
 	var errs []error
@@ -232,7 +317,7 @@ func (s *Speaker) applyNeighborsLocked(ctx context.Context, want map[netip.Addr]
 		old, ok := s.peers[addr]
 		switch {
 		case !ok:
-			if err := s.srv.AddPeer(ctx, &api.AddPeerRequest{Peer: neighborAPI(n)}); err != nil {
+			if err := s.srv.AddPeer(ctx, &api.AddPeerRequest{Peer: neighborAPI(n, s.localRestartingLocked(), s.deferral())}); err != nil {
 				errs = append(errs, fmt.Errorf("add neighbor %v: %w", addr, err))
 				continue
 			}
@@ -241,7 +326,7 @@ func (s *Speaker) applyNeighborsLocked(ctx context.Context, want map[netip.Addr]
 			// as they are (for the next session), while AS, address,
 			// families, password, description or admin state
 			// reset the session.
-			if _, err := s.srv.UpdatePeer(ctx, &api.UpdatePeerRequest{Peer: neighborAPI(n)}); err != nil {
+			if _, err := s.srv.UpdatePeer(ctx, &api.UpdatePeerRequest{Peer: neighborAPI(n, s.localRestartingLocked(), s.deferral())}); err != nil {
 				// GoBGP may have removed the peer halfway; remove it
 				// for sure so the next Apply adds it afresh.
 				s.srv.DeletePeer(ctx, &api.DeletePeerRequest{Address: addr.String()})

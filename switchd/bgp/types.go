@@ -39,6 +39,113 @@ type Config struct {
 	Neighbors       []Neighbor
 	// Originate lists the prefixes this speaker announces itself.
 	Originate []netip.Prefix
+	// GracefulRestart (RFC 4724) applies to every neighbor that does not
+	// override it.
+	GracefulRestart GracefulRestart
+	// SyncTimeout bounds how long Synced waits for End-of-RIB from the
+	// neighbors. Zero means the graceful restart time when graceful
+	// restart is enabled, else DefaultSyncTimeout.
+	SyncTimeout time.Duration
+	// PrefixSets and Policies are what neighbors' Import and Export
+	// chains refer to, by name.
+	PrefixSets []PrefixSet
+	Policies   []Policy
+}
+
+// DefaultSyncTimeout is how long Synced waits for End-of-RIB without
+// graceful restart configured.
+const DefaultSyncTimeout = 120 * time.Second
+
+// GracefulRestart configures RFC 4724 graceful restart.
+//
+// Helper role (always, when Enabled): when a neighbor that announced the
+// capability drops the session without a NOTIFICATION (its process died),
+// its routes are kept, marked stale, until it is back and has sent
+// End-of-RIB (then the stale routes it did not announce again are
+// withdrawn) or until the restart time it announced has passed.
+//
+// Restarting role (unless HelperOnly): the speaker announces the
+// capability with the forwarding-state bit for its families, and after
+// SetRestarting it sets the restart-state bit and holds back its own
+// UPDATEs until Synced.
+type GracefulRestart struct {
+	Enabled    bool
+	HelperOnly bool
+	// RestartTime is announced to peers: how long they keep our routes
+	// after our session drops. Whole seconds, at most 4095; zero means
+	// DefaultRestartTime.
+	RestartTime time.Duration
+	// StaleRoutesTime bounds how long the stale routes of a neighbor that
+	// came back are kept while it has not sent End-of-RIB; after it the
+	// session is reset, which removes them. Zero means DefaultStaleRoutesTime.
+	StaleRoutesTime time.Duration
+}
+
+// Defaults of GracefulRestart's timers.
+const (
+	DefaultRestartTime     = 120 * time.Second
+	DefaultStaleRoutesTime = 360 * time.Second
+	maxRestartTime         = 4095 * time.Second // 12 bits in the capability
+)
+
+// PrefixSet is a named list of prefix ranges (OpenConfig prefix-set).
+type PrefixSet struct {
+	Name     string
+	Prefixes []PrefixRange
+}
+
+// PrefixRange matches a route whose prefix lies inside Prefix and whose
+// length is between MinLen and MaxLen. MinLen == MaxLen == 0 means exactly
+// Prefix's length.
+type PrefixRange struct {
+	Prefix         netip.Prefix
+	MinLen, MaxLen int
+}
+
+// PolicyResult is what a statement or a chain's default does with a route.
+type PolicyResult int
+
+const (
+	// ResultNone: a statement without a result goes on to the next one; a
+	// chain default of ResultNone accepts.
+	ResultNone PolicyResult = iota
+	Accept
+	Reject
+)
+
+func (r PolicyResult) String() string {
+	switch r {
+	case Accept:
+		return "accept"
+	case Reject:
+		return "reject"
+	}
+	return "none"
+}
+
+// Policy is a named, ordered list of statements (OpenConfig
+// policy-definition). The first statement that matches and has a result
+// decides.
+type Policy struct {
+	Name       string
+	Statements []Statement
+}
+
+// Statement matches routes by prefix set (empty PrefixSet: every route;
+// Invert: routes not in the set) and gives a result.
+type Statement struct {
+	Name      string
+	PrefixSet string
+	Invert    bool
+	Result    PolicyResult
+}
+
+// PolicyChain is the policies applied to one neighbor in one direction,
+// evaluated in order, and the result for a route none of them decided.
+// The zero value accepts everything.
+type PolicyChain struct {
+	Policies []string
+	Default  PolicyResult
 }
 
 // Multipath configures ECMP over several BGP paths.
@@ -62,6 +169,11 @@ type Neighbor struct {
 	AuthPassword string // TCP-MD5
 	Timers       Timers
 	Families     []Family // empty: the family of Address
+	// GracefulRestart overrides Config.GracefulRestart when not nil.
+	GracefulRestart *GracefulRestart
+	// Import filters what is learned from the neighbor, Export what is
+	// announced to it.
+	Import, Export PolicyChain
 }
 
 // Timers are the per-neighbor session timers; zero values take GoBGP's

@@ -30,6 +30,10 @@ type desired struct {
 	multipath Multipath
 	neighbors map[netip.Addr]Neighbor
 	originate map[netip.Prefix]struct{}
+	// syncTimeout is Config.SyncTimeout with its default applied.
+	syncTimeout time.Duration
+	// policy is the GoBGP routing policy the neighbors' chains compile to.
+	policy *compiledPolicy
 }
 
 // ownAddrs are the addresses the configuration says are ours: a learned
@@ -95,8 +99,26 @@ func validate(c Config) (*desired, error) {
 		d.multipath = Multipath{}
 	}
 
+	gr, err := validateGR(c.GracefulRestart)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("graceful-restart: %w", err))
+	}
+	d.syncTimeout = c.SyncTimeout
+	switch {
+	case c.SyncTimeout < 0:
+		bad("sync-timeout %v: must not be negative", c.SyncTimeout)
+	case c.SyncTimeout == 0 && gr.Enabled:
+		d.syncTimeout = gr.RestartTime
+	case c.SyncTimeout == 0:
+		d.syncTimeout = DefaultSyncTimeout
+	}
+	sets, policies, err := validatePolicies(c.PrefixSets, c.Policies)
+	if err != nil {
+		errs = append(errs, err)
+	}
+
 	for i, n := range c.Neighbors {
-		n, err := validateNeighbor(n)
+		n, err := validateNeighbor(n, gr, policies)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("neighbor %d (%v): %w", i, n.Address, err))
 			continue
@@ -126,10 +148,42 @@ func validate(c Config) (*desired, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("invalid bgp config: %w", err)
 	}
+	d.policy = compilePolicy(sets, policies, d.neighbors)
 	return d, nil
 }
 
-func validateNeighbor(n Neighbor) (Neighbor, error) {
+// validateGR checks a graceful restart configuration and fills in the
+// default timers.
+func validateGR(g GracefulRestart) (GracefulRestart, error) {
+	var errs []error
+	for _, tm := range []struct {
+		name string
+		d    *time.Duration
+		def  time.Duration
+	}{
+		{"restart-time", &g.RestartTime, DefaultRestartTime},
+		{"stale-routes-time", &g.StaleRoutesTime, DefaultStaleRoutesTime},
+	} {
+		if *tm.d < 0 || *tm.d%time.Second != 0 {
+			errs = append(errs, fmt.Errorf("%s %v: must be a non-negative whole number of seconds", tm.name, *tm.d))
+		}
+		if *tm.d == 0 {
+			*tm.d = tm.def
+		}
+	}
+	if g.RestartTime > maxRestartTime {
+		errs = append(errs, fmt.Errorf("restart-time %v: at most %v (12 bits in the capability)", g.RestartTime, maxRestartTime))
+	}
+	if g.StaleRoutesTime > 65535*time.Second {
+		errs = append(errs, fmt.Errorf("stale-routes-time %v: at most 65535s", g.StaleRoutesTime))
+	}
+	if !g.Enabled {
+		g = GracefulRestart{}
+	}
+	return g, errors.Join(errs...)
+}
+
+func validateNeighbor(n Neighbor, globalGR GracefulRestart, policies map[string]Policy) (Neighbor, error) {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 
@@ -188,6 +242,31 @@ func validateNeighbor(n Neighbor) (Neighbor, error) {
 	if t.HoldTime != 0 && t.Keepalive >= t.HoldTime {
 		bad("keepalive-interval %v: must be shorter than hold-time %v", t.Keepalive, t.HoldTime)
 	}
+
+	// Normalised: GracefulRestart is always set, to the effective values.
+	gr := globalGR
+	if n.GracefulRestart != nil {
+		g, err := validateGR(*n.GracefulRestart)
+		if err != nil {
+			bad("graceful-restart: %v", err)
+		}
+		gr = g
+	}
+	n.GracefulRestart = &gr
+
+	for _, ch := range []struct {
+		dir string
+		c   PolicyChain
+	}{{"import", n.Import}, {"export", n.Export}} {
+		for _, name := range ch.c.Policies {
+			if _, ok := policies[name]; !ok {
+				bad("%s-policy %q: no such policy", ch.dir, name)
+			}
+		}
+		if ch.c.Default < ResultNone || ch.c.Default > Reject {
+			bad("default-%s-policy %d: unknown result", ch.dir, int(ch.c.Default))
+		}
+	}
 	return n, errors.Join(errs...)
 }
 
@@ -197,5 +276,6 @@ func neighborEqual(a, b Neighbor) bool {
 	return a.Address == b.Address && a.PeerAS == b.PeerAS && a.LocalAS == b.LocalAS &&
 		a.LocalAddress == b.LocalAddress && a.Description == b.Description &&
 		a.Enabled == b.Enabled && a.Passive == b.Passive && a.AuthPassword == b.AuthPassword &&
-		a.Timers == b.Timers && slices.Equal(a.Families, b.Families)
+		a.Timers == b.Timers && slices.Equal(a.Families, b.Families) &&
+		*a.GracefulRestart == *b.GracefulRestart
 }

@@ -1,0 +1,423 @@
+package bgp
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	api "github.com/osrg/gobgp/v3/api"
+	"github.com/osrg/gobgp/v3/pkg/packet/bgp"
+)
+
+// Graceful restart and the End-of-RIB signal.
+//
+// What GoBGP 3.37 does by itself (pkg/server):
+//   - Helper: a session of a neighbor that negotiated the capability and
+//     ends without NOTIFICATION (read/write failure, hold timer), or with
+//     a non-Hard-Reset NOTIFICATION when both sides set the N bit (RFC
+//     8538), marks the neighbor's paths stale instead of withdrawing them.
+//     They stay until the neighbor is back and has sent End-of-RIB for
+//     every family (then the paths it did not announce again are
+//     withdrawn) or until the restart time it announced has passed.
+//   - Restarting: a peer added with LocalRestarting sets the R bit in its
+//     OPEN and GoBGP sends it nothing until "all" peers have sent End-of-RIB
+//     or that peer's DeferralTime has passed. End-of-RIB itself is sent only
+//     to peers that negotiated graceful restart (getBestFromLocal); without
+//     it a GoBGP peer never sends one.
+//   - "All" means only the peers whose OPEN it has already seen
+//     (peer.recvedAllEOR skips peers whose capability was not received).
+//     A restarting speaker whose sessions come up one by one (GoBGP waits
+//     a random 1-2 s before each first connect) therefore flushes its
+//     incomplete RIB, with End-of-RIB, to the first peer whose End-of-RIB
+//     arrives before the others have even connected; that peer then drops
+//     the stale routes the speaker relayed from the others. A leaf
+//     restarted that way cuts its hosts off from the rest of the fabric for
+//     a second.
+//
+// So the restarting speaker adds one more peer first: a sentinel, a
+// minimal BGP speaker inside this process on a loopback address, which
+// announces graceful restart for both families and withholds its
+// End-of-RIB. While its session is up GoBGP's "all peers sent End-of-RIB"
+// is false, so nothing is sent to any peer. When Synced closes (every
+// configured neighbor sent End-of-RIB, or the sync timeout passed) the
+// sentinel sends its End-of-RIB; GoBGP then sends every peer its routes
+// and End-of-RIB at once, and the sentinel peer is deleted.
+
+// sentinelAddr is the sentinel's address: in 127/8, so on lo without
+// configuration, and unlikely to be a configured neighbor.
+var sentinelAddr = netip.MustParseAddr("127.255.179.1")
+
+func grAPI(g *GracefulRestart, restarting bool, deferral time.Duration) *api.GracefulRestart {
+	if g == nil || !g.Enabled {
+		return nil
+	}
+	return &api.GracefulRestart{
+		Enabled:     true,
+		HelperOnly:  g.HelperOnly,
+		RestartTime: uint32(secs(g.RestartTime)),
+		// N bit (RFC 8538): a NOTIFICATION other than Hard Reset keeps
+		// routes too, which is how Stop restarts gracefully.
+		NotificationEnabled: true,
+		LocalRestarting:     restarting && !g.HelperOnly,
+		DeferralTime:        uint32(min(secs(deferral), 65535)),
+		StaleRoutesTime:     uint32(secs(g.StaleRoutesTime)),
+	}
+}
+
+// SetRestarting tells the speaker that this process restarted with its
+// forwarding state intact (the FIB adopted routes it had programmed). The
+// speaker then sets the restart-state bit for neighbors with graceful
+// restart and sends no UPDATE until Synced. It must be called before the
+// first Apply.
+func (s *Speaker) SetRestarting() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.running != nil {
+		return fmt.Errorf("set restarting: bgp already running")
+	}
+	s.restarting = true
+	return nil
+}
+
+// Synced is closed once every enabled neighbor configured at the first
+// Apply has sent End-of-RIB for each negotiated family, or the sync
+// timeout (Config.SyncTimeout) has passed since that Apply, whichever
+// comes first. A neighbor that never comes up holds it only until the
+// timeout. It closes once per Speaker; later changes do not reopen it.
+func (s *Speaker) Synced() <-chan struct{} { return s.synced }
+
+// syncState tracks the wait for End-of-RIB; owned by the monitor goroutine
+// except for the fields under Speaker.mu.
+type syncState struct {
+	deadline time.Time
+	sentinel *sentinel // nil unless restarting
+}
+
+// monitor runs while the speaker runs: it closes Synced and enforces
+// stale-routes-time. kick asks for an early look (peer state changes).
+func (s *Speaker) monitor(stop <-chan struct{}, kick <-chan struct{}, st *syncState) {
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	synced := s.isSynced()
+	if synced && st.sentinel != nil {
+		st.sentinel.release(s)
+		st.sentinel = nil
+	}
+	established := map[netip.Addr]time.Time{} // restarting peers back since
+	for {
+		select {
+		case <-stop:
+			if st.sentinel != nil {
+				st.sentinel.close()
+			}
+			return
+		case <-tick.C:
+		case <-kick:
+		}
+		s.mu.Lock()
+		srv, want := s.srv, s.syncPeers
+		s.mu.Unlock()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		var peers []*api.Peer
+		err := srv.ListPeer(ctx, &api.ListPeerRequest{}, func(p *api.Peer) { peers = append(peers, p) })
+		cancel()
+		if err != nil {
+			continue
+		}
+		if !synced {
+			done, waiting := eorDone(peers, want)
+			if done || time.Now().After(st.deadline) {
+				if !done {
+					s.log.Warn("bgp sync timeout: going on without End-of-RIB from some neighbors", "neighbors", waiting)
+				} else {
+					s.log.Info("bgp synced: End-of-RIB from every neighbor")
+				}
+				synced = true
+				s.closeSynced()
+				if st.sentinel != nil {
+					st.sentinel.release(s)
+					st.sentinel = nil
+				}
+				tick.Reset(time.Second)
+			}
+		}
+		s.enforceStaleTime(peers, established)
+	}
+}
+
+// eorDone reports whether every wanted neighbor is established and has
+// sent End-of-RIB for every family it negotiated; waiting names those that
+// have not.
+func eorDone(peers []*api.Peer, want map[netip.Addr]bool) (bool, []string) {
+	seen := map[netip.Addr]bool{}
+	var waiting []string
+	for _, p := range peers {
+		addr, err := netip.ParseAddr(p.GetConf().GetNeighborAddress())
+		if err != nil || !want[addr.Unmap()] {
+			continue
+		}
+		addr = addr.Unmap()
+		seen[addr] = true
+		ok := p.GetState().GetSessionState() == api.PeerState_ESTABLISHED
+		if ok {
+			ns, _ := neighborStateFromAPI(p)
+			for _, af := range p.GetAfiSafis() {
+				f, fok := familyFromAPI(af.GetConfig().GetFamily())
+				if !fok || !slicesContains(ns.NegotiatedFamilies, f) {
+					continue
+				}
+				if !af.GetMpGracefulRestart().GetState().GetEndOfRibReceived() {
+					ok = false
+				}
+			}
+		}
+		if !ok {
+			waiting = append(waiting, addr.String())
+		}
+	}
+	for a := range want {
+		if !seen[a] {
+			waiting = append(waiting, a.String())
+		}
+	}
+	return len(waiting) == 0, waiting
+}
+
+func slicesContains(fs []Family, f Family) bool {
+	for _, x := range fs {
+		if x == f {
+			return true
+		}
+	}
+	return false
+}
+
+// enforceStaleTime resets the session of a neighbor that came back from a
+// restart but has not sent End-of-RIB within its stale-routes-time: GoBGP
+// keeps such stale paths for ever otherwise (it parses stale-routes-time
+// and never reads it). GoBGP treats a NOTIFICATION it sends itself as the
+// end of the session, not a restart, so the reset drops the stale paths.
+func (s *Speaker) enforceStaleTime(peers []*api.Peer, since map[netip.Addr]time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.srv == nil || s.running == nil {
+		return
+	}
+	for _, p := range peers {
+		addr, err := netip.ParseAddr(p.GetConf().GetNeighborAddress())
+		if err != nil {
+			continue
+		}
+		addr = addr.Unmap()
+		n, ok := s.peers[addr]
+		gr := p.GetGracefulRestart()
+		if !ok || !gr.GetPeerRestarting() || p.GetState().GetSessionState() != api.PeerState_ESTABLISHED {
+			delete(since, addr)
+			continue
+		}
+		t, ok := since[addr]
+		if !ok {
+			since[addr] = time.Now()
+			continue
+		}
+		if time.Since(t) < n.GracefulRestart.StaleRoutesTime {
+			continue
+		}
+		s.log.Warn("neighbor did not send End-of-RIB within stale-routes-time; resetting its session to drop its stale routes",
+			"neighbor", addr, "stale-routes-time", n.GracefulRestart.StaleRoutesTime)
+		delete(since, addr)
+		s.srv.ResetPeer(context.Background(), &api.ResetPeerRequest{Address: addr.String(), Communication: "stale-routes-time expired"})
+	}
+}
+
+// gracefulStopLocked ends the sessions of neighbors that restart
+// gracefully with a Cease/Administrative Reset NOTIFICATION: with the N
+// bit negotiated that keeps our routes at the peer (RFC 8538), where
+// StopBgp's Peer De-configured would be a Hard Reset that withdraws them.
+// It waits (bounded) until those sessions are down.
+func (s *Speaker) gracefulStopLocked() {
+	var gr []netip.Addr
+	for a, n := range s.peers {
+		if g := n.GracefulRestart; g != nil && g.Enabled && !g.HelperOnly {
+			gr = append(gr, a)
+		}
+	}
+	if len(gr) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	for _, a := range gr {
+		s.srv.ResetPeer(ctx, &api.ResetPeerRequest{Address: a.String(), Communication: "switchd restarting"})
+	}
+	for ctx.Err() == nil {
+		up := false
+		s.srv.ListPeer(ctx, &api.ListPeerRequest{}, func(p *api.Peer) {
+			if p.GetState().GetSessionState() == api.PeerState_ESTABLISHED {
+				up = true
+			}
+		})
+		if !up {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// sentinel is the stand-in peer that holds GoBGP's restarting-mode
+// deferral open until Synced; see the comment at the top of this file.
+type sentinel struct {
+	ln   net.Listener
+	asn  uint32
+	mu   sync.Mutex // guards conn, released
+	conn net.Conn
+	rel  bool
+	up   chan struct{} // closed when the session has been opened
+	once sync.Once
+}
+
+// startSentinelLocked listens on the sentinel address and adds it as a
+// restarting peer, then waits (bounded) for its session so that it is up
+// before any real neighbor can send End-of-RIB.
+func (s *Speaker) startSentinelLocked(ctx context.Context, asn uint32, deferral time.Duration) (*sentinel, error) {
+	ln, err := net.Listen("tcp4", net.JoinHostPort(sentinelAddr.String(), "0"))
+	if err != nil {
+		return nil, fmt.Errorf("sentinel listener: %w", err)
+	}
+	st := &sentinel{ln: ln, asn: asn, up: make(chan struct{})}
+	go st.serve()
+	port := ln.Addr().(*net.TCPAddr).Port
+	g := &GracefulRestart{Enabled: true, RestartTime: DefaultRestartTime}
+	p := &api.Peer{
+		Conf:            &api.PeerConf{NeighborAddress: sentinelAddr.String(), PeerAsn: asn, Description: "switchd restart sentinel"},
+		Timers:          &api.Timers{Config: &api.TimersConfig{ConnectRetry: 1}},
+		Transport:       &api.Transport{RemotePort: uint32(port)},
+		GracefulRestart: grAPI(g, true, deferral),
+	}
+	for _, f := range []Family{IPv4Unicast, IPv6Unicast} {
+		p.AfiSafis = append(p.AfiSafis, &api.AfiSafi{
+			Config:            &api.AfiSafiConfig{Family: f.api(), Enabled: true},
+			MpGracefulRestart: &api.MpGracefulRestart{Config: &api.MpGracefulRestartConfig{Enabled: true}},
+		})
+	}
+	if err := s.srv.AddPeer(ctx, &api.AddPeerRequest{Peer: p}); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("add sentinel peer: %w", err)
+	}
+	// GoBGP connects after a random 1-2 s.
+	wait := time.NewTimer(5 * time.Second)
+	defer wait.Stop()
+	select {
+	case <-st.up:
+	case <-wait.C:
+		s.log.Warn("restart sentinel session not up; End-of-RIB deferral may be cut short")
+	case <-ctx.Done():
+	}
+	return st, nil
+}
+
+func (st *sentinel) serve() {
+	for {
+		c, err := st.ln.Accept()
+		if err != nil {
+			return
+		}
+		st.mu.Lock()
+		if st.conn != nil || st.rel {
+			st.mu.Unlock()
+			c.Close()
+			continue
+		}
+		st.conn = c
+		st.mu.Unlock()
+		go st.session(c)
+	}
+}
+
+func (st *sentinel) session(c net.Conn) {
+	as16 := uint16(st.asn)
+	if st.asn > 65535 {
+		as16 = 23456 // AS_TRANS
+	}
+	var tuples []*bgp.CapGracefulRestartTuple
+	caps := []bgp.ParameterCapabilityInterface{
+		bgp.NewCapMultiProtocol(bgp.RF_IPv4_UC), bgp.NewCapMultiProtocol(bgp.RF_IPv6_UC),
+		bgp.NewCapFourOctetASNumber(st.asn),
+	}
+	for _, rf := range []bgp.RouteFamily{bgp.RF_IPv4_UC, bgp.RF_IPv6_UC} {
+		tuples = append(tuples, bgp.NewCapGracefulRestartTuple(rf, true))
+	}
+	caps = append(caps, bgp.NewCapGracefulRestart(false, false, 120, tuples))
+	open := bgp.NewBGPOpenMessage(as16, 90, sentinelAddr.String(), []bgp.OptionParameterInterface{bgp.NewOptionParameterCapability(caps)})
+	for _, m := range []*bgp.BGPMessage{open, bgp.NewBGPKeepAliveMessage()} {
+		b, _ := m.Serialize()
+		if _, err := c.Write(b); err != nil {
+			c.Close()
+			return
+		}
+	}
+	st.once.Do(func() { close(st.up) })
+	go func() {
+		ka := time.NewTicker(30 * time.Second)
+		defer ka.Stop()
+		b, _ := bgp.NewBGPKeepAliveMessage().Serialize()
+		for range ka.C {
+			st.mu.Lock()
+			_, err := c.Write(b)
+			st.mu.Unlock()
+			if err != nil {
+				return
+			}
+		}
+	}()
+	// Whatever GoBGP sends is read and dropped.
+	io.Copy(io.Discard, c)
+	c.Close()
+}
+
+// release sends the sentinel's End-of-RIB, waits (bounded) until GoBGP has
+// taken it, and removes the sentinel peer.
+func (st *sentinel) release(s *Speaker) {
+	st.mu.Lock()
+	st.rel = true
+	c := st.conn
+	if c != nil {
+		for _, rf := range []bgp.RouteFamily{bgp.RF_IPv4_UC, bgp.RF_IPv6_UC} {
+			b, _ := bgp.NewEndOfRib(rf).Serialize()
+			c.Write(b)
+		}
+	}
+	st.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for c != nil && ctx.Err() == nil {
+		got := 0
+		s.srv.ListPeer(ctx, &api.ListPeerRequest{Address: sentinelAddr.String()}, func(p *api.Peer) {
+			for _, af := range p.GetAfiSafis() {
+				if af.GetMpGracefulRestart().GetState().GetEndOfRibReceived() {
+					got++
+				}
+			}
+		})
+		if got == 2 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	s.srv.DeletePeer(context.Background(), &api.DeletePeerRequest{Address: sentinelAddr.String()})
+	st.close()
+}
+
+func (st *sentinel) close() {
+	st.ln.Close()
+	st.mu.Lock()
+	if st.conn != nil {
+		st.conn.Close()
+	}
+	st.rel = true
+	st.mu.Unlock()
+}

@@ -1,0 +1,254 @@
+package bgp
+
+import (
+	"encoding/json"
+	"net/netip"
+	"os"
+	"os/exec"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/switchd/switchd/sim/ns"
+)
+
+// Graceful restart needs a speaker that dies without a word: it runs in a
+// child process (this test binary, TestHelperSpeakerProcess) that the test
+// kills with SIGKILL and starts again.
+
+const childEnv = "SWITCHD_TEST_BGP_CHILD"
+
+type childSpec struct {
+	Config     Config
+	Restarting bool
+}
+
+// TestHelperSpeakerProcess is the child: it runs the speaker described in
+// its environment until it is killed. It does nothing in a normal run.
+func TestHelperSpeakerProcess(t *testing.T) {
+	raw := os.Getenv(childEnv)
+	if raw == "" {
+		t.Skip("runs only as a child of the graceful restart tests")
+	}
+	var spec childSpec
+	if err := json.Unmarshal([]byte(raw), &spec); err != nil {
+		t.Fatal(err)
+	}
+	s := New(WithLogger(testLogger(t)))
+	if err := s.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if spec.Restarting {
+		if err := s.SetRestarting(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Apply(t.Context(), spec.Config); err != nil {
+		t.Fatal(err)
+	}
+	select {}
+}
+
+// startChild runs a speaker in a child process; the returned function
+// kills it with SIGKILL (also at the end of the test).
+func startChild(t *testing.T, spec childSpec) (kill func()) {
+	t.Helper()
+	raw, err := json.Marshal(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperSpeakerProcess$", "-test.timeout=10m")
+	cmd.Env = append(os.Environ(), childEnv+"="+string(raw))
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := false
+	kill = func() {
+		if done {
+			return
+		}
+		done = true
+		cmd.Process.Signal(syscall.SIGKILL)
+		cmd.Wait()
+	}
+	t.Cleanup(kill)
+	return kill
+}
+
+var grFast = GracefulRestart{Enabled: true, RestartTime: 60 * time.Second}
+
+// noWithdraw fails if r ever drained p as withdrawn.
+func noWithdraw(t *testing.T, r *rib, p netip.Prefix, when string) {
+	t.Helper()
+	for _, rt := range r.seen {
+		if rt.Prefix == p && len(rt.NextHops) == 0 {
+			t.Errorf("%s: %v was withdrawn (Drain output %v)", when, p, r.seen)
+			return
+		}
+	}
+}
+
+// waitNotEstablished waits until s's session to addr is down.
+func waitNotEstablished(t *testing.T, s *Speaker, addr string) {
+	t.Helper()
+	deadline := time.Now().Add(patience)
+	for neighborState(t, s, ip(addr)).State == StateEstablished {
+		if time.Now().After(deadline) {
+			t.Fatalf("session to %s still established", addr)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestPrivilegedGracefulRestartHelperAndRestarting(t *testing.T) {
+	ns.Privileged(t)
+	mp := Multipath{Enabled: true}
+	pa1, pa2, pc := pfx("10.1.1.0/24"), pfx("10.1.2.0/24"), pfx("10.3.0.0/24")
+	// A (the child) sits between B and C, like a leaf between a spine and
+	// a host: B learns C's prefix only through A. B and C are passive, so
+	// A's sessions come up one by one after its random connect delays.
+	aCfg := Config{
+		ASN: 65001, RouterID: ip("10.0.0.1"), Multipath: mp, GracefulRestart: grFast,
+		ListenAddresses: []netip.Addr{ip("127.0.0.1")},
+		Neighbors:       []Neighbor{peer("127.0.0.2", "127.0.0.1", 65002), peer("127.0.0.3", "127.0.0.1", 65003)},
+		Originate:       []netip.Prefix{pa1, pa2},
+	}
+	side := func(n int, as uint32, originate ...netip.Prefix) Config {
+		addr := netip.AddrFrom4([4]byte{127, 0, 0, byte(n)})
+		nb := peer("127.0.0.1", addr.String(), 65001)
+		nb.Passive = true
+		return Config{
+			ASN: as, RouterID: netip.AddrFrom4([4]byte{10, 0, 0, byte(n)}), Multipath: mp, GracefulRestart: grFast,
+			ListenAddresses: []netip.Addr{addr}, Neighbors: []Neighbor{nb}, Originate: originate,
+		}
+	}
+	sp := speakers(t, side(2, 65002), side(3, 65003, pc))
+	b := sp[0]
+	rb := newRIB(b)
+
+	kill := startChild(t, childSpec{Config: aCfg})
+	rb.waitRoute(t, pa1, ip("127.0.0.1"))
+	rb.waitRoute(t, pa2, ip("127.0.0.1"))
+	rb.waitRoute(t, pc, ip("127.0.0.1"))
+	waitEstablished(t, b, "127.0.0.1")
+
+	// A dies without a NOTIFICATION: B keeps its routes (helper).
+	kill()
+	waitNotEstablished(t, b, "127.0.0.1")
+	rb.drainOnce(500 * time.Millisecond)
+	for _, p := range []netip.Prefix{pa1, pa2, pc} {
+		if got := rb.routes[p]; len(got) == 0 {
+			t.Fatalf("helper dropped %v when the restarting peer's session went down", p)
+		}
+	}
+
+	// A comes back restarting, no longer originating pa2. B must never
+	// lose pa1 or pc (A defers its End-of-RIB until it has C's routes),
+	// and loses pa2 once A's End-of-RIB arrives.
+	aCfg.Originate = []netip.Prefix{pa1}
+	startChild(t, childSpec{Config: aCfg, Restarting: true})
+	rb.waitRoute(t, pa2)
+	rb.drainOnce(500 * time.Millisecond)
+	noWithdraw(t, rb, pa1, "across A's restart")
+	noWithdraw(t, rb, pc, "across A's restart")
+	if got := rb.routes[pc]; len(got) != 1 || got[0] != ip("127.0.0.1") {
+		t.Errorf("after A's restart B has %v via %v, want via 127.0.0.1", pc, got)
+	}
+	if st := neighborState(t, b, ip("127.0.0.1")); st.State != StateEstablished {
+		t.Errorf("B's session to A after the restart: %v", st.State)
+	}
+}
+
+func TestPrivilegedStopKeepsRoutesAtGracefulPeers(t *testing.T) {
+	ns.Privileged(t)
+	mp := Multipath{Enabled: true}
+	gr := GracefulRestart{Enabled: true, RestartTime: 2 * time.Second}
+	sp := speakers(t,
+		Config{ASN: 65001, RouterID: ip("10.0.0.1"), Multipath: mp, GracefulRestart: gr,
+			ListenAddresses: []netip.Addr{ip("127.0.0.1")}, Neighbors: []Neighbor{peer("127.0.0.2", "127.0.0.1", 65002)},
+			Originate: []netip.Prefix{pfx("10.1.0.0/24")}},
+		Config{ASN: 65002, RouterID: ip("10.0.0.2"), Multipath: mp, GracefulRestart: gr,
+			ListenAddresses: []netip.Addr{ip("127.0.0.2")}, Neighbors: []Neighbor{peer("127.0.0.1", "127.0.0.2", 65001)}},
+	)
+	a, b := sp[0], sp[1]
+	rb := newRIB(b)
+	rb.waitRoute(t, pfx("10.1.0.0/24"), ip("127.0.0.1"))
+	waitEstablished(t, b, "127.0.0.1")
+
+	a.Stop()
+	waitNotEstablished(t, b, "127.0.0.1")
+	rb.drainOnce(200 * time.Millisecond)
+	noWithdraw(t, rb, pfx("10.1.0.0/24"), "right after A's Stop")
+	// A does not come back: its restart time (2 s) ends the wait.
+	rb.waitRoute(t, pfx("10.1.0.0/24"))
+}
+
+func TestPrivilegedSynced(t *testing.T) {
+	ns.Privileged(t)
+	mp := Multipath{Enabled: true}
+	t.Run("EndOfRIB", func(t *testing.T) {
+		// A long timeout: only End-of-RIB can close Synced in time.
+		sp := speakers(t,
+			Config{ASN: 65001, RouterID: ip("10.0.0.1"), Multipath: mp, GracefulRestart: grFast, SyncTimeout: time.Hour,
+				ListenAddresses: []netip.Addr{ip("127.0.0.1")}, Neighbors: []Neighbor{peer("127.0.0.2", "127.0.0.1", 65002)}},
+			Config{ASN: 65002, RouterID: ip("10.0.0.2"), Multipath: mp, GracefulRestart: grFast,
+				ListenAddresses: []netip.Addr{ip("127.0.0.2")}, Neighbors: []Neighbor{peer("127.0.0.1", "127.0.0.2", 65001)},
+				Originate: []netip.Prefix{pfx("10.2.0.0/24")}},
+		)
+		select {
+		case <-sp[0].Synced():
+		case <-time.After(patience):
+			t.Fatal("Synced not closed though the only neighbor is up and sent End-of-RIB")
+		}
+		// Everything the neighbor had was learned before End-of-RIB.
+		newRIB(sp[0]).waitRoute(t, pfx("10.2.0.0/24"), ip("127.0.0.2"))
+	})
+	t.Run("NoEndOfRIBWithoutGR", func(t *testing.T) {
+		// Without graceful restart GoBGP sends no End-of-RIB: Synced waits
+		// for the timeout even with the neighbor up and its route learned.
+		sp := speakers(t,
+			Config{ASN: 65001, RouterID: ip("10.0.0.1"), Multipath: mp, SyncTimeout: time.Hour,
+				ListenAddresses: []netip.Addr{ip("127.0.0.1")}, Neighbors: []Neighbor{peer("127.0.0.2", "127.0.0.1", 65002)}},
+			Config{ASN: 65002, RouterID: ip("10.0.0.2"), Multipath: mp,
+				ListenAddresses: []netip.Addr{ip("127.0.0.2")}, Neighbors: []Neighbor{peer("127.0.0.1", "127.0.0.2", 65001)},
+				Originate: []netip.Prefix{pfx("10.2.0.0/24")}},
+		)
+		newRIB(sp[0]).waitRoute(t, pfx("10.2.0.0/24"), ip("127.0.0.2"))
+		time.Sleep(time.Second) // a few monitor rounds
+		select {
+		case <-sp[0].Synced():
+			t.Fatal("Synced closed without End-of-RIB and before the timeout")
+		default:
+		}
+	})
+	t.Run("DeadNeighborTimesOut", func(t *testing.T) {
+		s := speaker(t, Config{ASN: 65001, RouterID: ip("10.0.0.1"), Multipath: mp, GracefulRestart: grFast,
+			SyncTimeout: 2 * time.Second, ListenPort: -1,
+			Neighbors: []Neighbor{peer("127.0.0.9", "127.0.0.1", 65009)}})
+		select {
+		case <-s.Synced():
+		case <-time.After(patience):
+			t.Fatal("Synced never closed though the sync timeout passed")
+		}
+	})
+}
+
+func TestPrivilegedSyncedWithBIRD(t *testing.T) {
+	ns.Privileged(t)
+	// BIRD is graceful-restart aware by default: it sends End-of-RIB to a
+	// speaker announcing the capability.
+	startBIRD(t, []netip.Prefix{pfx("10.50.0.0/24")}, []netip.Prefix{pfx("2001:db8:50::/48")})
+	cfg := birdConfig()
+	cfg.GracefulRestart = grFast
+	cfg.SyncTimeout = time.Hour
+	s := speaker(t, cfg)
+	select {
+	case <-s.Synced():
+	case <-time.After(patience):
+		t.Fatal("Synced not closed with BIRD up on both sessions")
+	}
+	r := newRIB(s)
+	r.waitRoute(t, pfx("10.50.0.0/24"), ip("10.99.0.2"))
+	r.waitRoute(t, pfx("2001:db8:50::/48"), ip("fd99::2"))
+}
