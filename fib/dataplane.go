@@ -10,17 +10,21 @@ import (
 )
 
 // dataplane is the seam between Table's bookkeeping and the kernel: Table
-// decides what to write, a dataplane writes it. The netlink one below sends
-// one request at a time; a pipelined batch writer (mdlayher/netlink) or one
-// that moves next hops into nexthop objects can replace it without touching
-// the reconcile logic, and tests of that logic use a fake.
+// decides what to write, a dataplane writes it. The kernel ones are the
+// nexthop-group writer (nhManager, nexthop.go) and the inline-multipath
+// fallback (multipathDataplane, kernel.go), both pipelined; the netlink one
+// below sends one request at a time through vishvananda/netlink and is kept
+// as a reference (WithSerialWriter). Tests of the reconcile logic use a fake.
 type dataplane interface {
 	// list returns every route of table marked with protocol, both
 	// families, converted and normalized.
 	list(ctx context.Context, table, protocol int) ([]Route, error)
 	// write performs ops in order and returns one result per op; ops it
-	// did not send (ctx done) get a notSent error.
-	write(ctx context.Context, ops []op, protocol int) []error
+	// did not send (ctx done) get a notSent error. It may set an op's
+	// inPlace (a nexthop group rewrite made the route right, no route write
+	// was sent) and route.nhg (the group the route now uses). It also
+	// returns the number of nexthop object and group writes it sent.
+	write(ctx context.Context, ops []op, protocol int) ([]error, int)
 }
 
 type opKind uint8
@@ -49,8 +53,10 @@ func (k opKind) String() string {
 }
 
 type op struct {
-	kind  opKind
-	route Route // for opDelete only the key matters
+	kind    opKind
+	route   Route  // for opDelete the kernel's route
+	oldNHG  uint32 // for opReplace: the nexthop group the kernel's route uses
+	inPlace bool   // set by the dataplane: done by a group rewrite
 }
 
 // maxDumpAttempts bounds how often a dump cut short by a concurrent change
@@ -101,7 +107,7 @@ func (d netlinkDataplane) dump(ctx context.Context, family, table, protocol int)
 	return nil, fmt.Errorf("dump %s routes of table %d: %w", familyName(family), table, err)
 }
 
-func (d netlinkDataplane) write(ctx context.Context, ops []op, protocol int) []error {
+func (d netlinkDataplane) write(ctx context.Context, ops []op, protocol int) ([]error, int) {
 	errs := make([]error, len(ops))
 	for i, o := range ops {
 		if err := ctx.Err(); err != nil {
@@ -122,7 +128,7 @@ func (d netlinkDataplane) write(ctx context.Context, ops []op, protocol int) []e
 		}
 		errs[i] = err
 	}
-	return errs
+	return errs, 0
 }
 
 // notSent marks an op that was not sent (Apply was cancelled); it stays

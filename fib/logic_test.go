@@ -229,13 +229,13 @@ func (f *fakeDataplane) list(ctx context.Context, table, protocol int) ([]Route,
 	return slices.Clone(f.kernel), nil
 }
 
-func (f *fakeDataplane) write(ctx context.Context, ops []op, protocol int) []error {
+func (f *fakeDataplane) write(ctx context.Context, ops []op, protocol int) ([]error, int) {
 	errs := make([]error, len(ops))
 	for i, o := range ops {
 		f.ops = append(f.ops, fmt.Sprintf("%v %v", o.kind, o.route.Key.Dst))
 		errs[i] = f.fail[o.route.Key.Dst]
 	}
-	return errs
+	return errs, 0
 }
 
 // TestApplyPlan checks what Apply sends, and in which order, from a known
@@ -277,7 +277,8 @@ func TestApplyPlan(t *testing.T) {
 	}} {
 		t.Run(c.name, func(t *testing.T) {
 			fake := &fakeDataplane{kernel: c.kernel, fail: c.fail}
-			tb := NewTable(nil, MainTable, withDataplane(fake))
+			now := time.Unix(1000, 0)
+			tb := NewTable(nil, MainTable, withDataplane(fake), withClock(func() time.Time { return now }))
 			mustSet(t, tb, c.desired...)
 			err := tb.Apply(context.Background())
 			if (err != nil) != (c.pending > 0) {
@@ -289,8 +290,13 @@ func TestApplyPlan(t *testing.T) {
 			if tb.Pending() != c.pending {
 				t.Errorf("pending = %d, want %d", tb.Pending(), c.pending)
 			}
-			// Once the failure clears, the retry sends only what failed.
+			// Once the failure clears, the retry sends only what failed,
+			// and not before its backoff has passed.
 			fake.ops, fake.fail = nil, nil
+			if err := tb.Apply(context.Background()); (err != nil) != (c.pending > 0) || len(fake.ops) != 0 {
+				t.Errorf("Apply during backoff = %v and sent %q, want an error only for waiting routes and nothing sent", err, fake.ops)
+			}
+			now = now.Add(time.Second)
 			if err := tb.Apply(context.Background()); err != nil {
 				t.Fatal(err)
 			}
@@ -401,10 +407,10 @@ func (c cancelledWrites) list(ctx context.Context, table, protocol int) ([]Route
 	return c.fakeDataplane.list(context.Background(), table, protocol)
 }
 
-func (c cancelledWrites) write(ctx context.Context, ops []op, protocol int) []error {
+func (c cancelledWrites) write(ctx context.Context, ops []op, protocol int) ([]error, int) {
 	errs := make([]error, len(ops))
 	for i := range ops {
 		errs[i] = notSent{ctx.Err()}
 	}
-	return errs
+	return errs, 0
 }

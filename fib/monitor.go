@@ -2,12 +2,12 @@ package fib
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
 	"time"
 
-	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
@@ -16,6 +16,11 @@ import (
 type RouteEvent struct {
 	Deleted bool
 	Route   Route
+
+	// nexthop is set for an event about a nexthop object or group of
+	// switchd's (then Route is empty): OnRouteEvent resyncs if it is not
+	// the echo of switchd's own write.
+	nexthop uint32
 }
 
 // maxQueuedEvents bounds the events a Monitor holds for the fib loop; past
@@ -50,9 +55,10 @@ type Monitor struct {
 	resync bool
 }
 
-// NewMonitor subscribes to IPv4 and IPv6 route notifications in the
-// namespace ns (netns.None() for the calling thread's) for routes of table
-// marked with switchd's protocol (or the one given by WithProtocol).
+// NewMonitor subscribes to IPv4 and IPv6 route notifications and nexthop
+// notifications in the namespace ns (netns.None() for the calling thread's)
+// for routes of table and nexthops marked with switchd's protocol (or the
+// one given by WithProtocol).
 func NewMonitor(ns netns.NsHandle, table int, opts ...Opt) (*Monitor, error) {
 	if table == 0 {
 		table = MainTable
@@ -71,12 +77,12 @@ func NewMonitor(ns netns.NsHandle, table int, opts ...Opt) (*Monitor, error) {
 		cancel:   cancel,
 		done:     make(chan struct{}),
 	}
-	ch, stop, err := m.subscribe()
+	c, err := m.subscribe()
 	if err != nil {
 		cancel()
 		return nil, err
 	}
-	go m.run(ctx, ch, stop)
+	go m.run(ctx, c)
 	return m, nil
 }
 
@@ -99,83 +105,109 @@ func (m *Monitor) Close() {
 	<-m.done
 }
 
-func (m *Monitor) subscribe() (<-chan netlink.RouteUpdate, chan struct{}, error) {
-	ch := make(chan netlink.RouteUpdate, 256)
-	stop := make(chan struct{})
-	nsh := m.ns
-	err := netlink.RouteSubscribeWithOptions(ch, stop, netlink.RouteSubscribeOptions{
-		Namespace: &nsh,
-		// A failed receive (ENOBUFS after an overrun) ends the subscription;
-		// run notices the closed channel, asks for a resync and subscribes
-		// again.
-		ErrorCallback: func(err error) { m.log.Warn("fib route monitor", "table", m.table, "err", err) },
-	})
-	if err != nil {
-		close(stop)
-		return nil, nil, fmt.Errorf("subscribe to route changes of table %d: %w", m.table, err)
+// pollInterval bounds how long the receiver blocks before it looks at
+// Close.
+const pollInterval = 200 * time.Millisecond
+
+func (m *Monitor) subscribe() (*rtnl, error) {
+	nsfd := int(m.ns)
+	if !m.ns.IsOpen() {
+		nsfd = -1
 	}
-	return ch, stop, nil
+	c, err := dialRTNL(nsfd)
+	if err != nil {
+		return nil, fmt.Errorf("subscribe to route changes of table %d: %w", m.table, err)
+	}
+	for _, g := range []int{unix.RTNLGRP_IPV4_ROUTE, unix.RTNLGRP_IPV6_ROUTE, unix.RTNLGRP_NEXTHOP} {
+		if err := unix.SetsockoptInt(c.fd, unix.SOL_NETLINK, unix.NETLINK_ADD_MEMBERSHIP, g); err != nil {
+			c.close()
+			return nil, fmt.Errorf("subscribe to route changes of table %d: join group %d: %w", m.table, g, err)
+		}
+	}
+	tv := unix.NsecToTimeval(pollInterval.Nanoseconds())
+	if err := unix.SetsockoptTimeval(c.fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
+		c.close()
+		return nil, fmt.Errorf("subscribe to route changes of table %d: %w", m.table, err)
+	}
+	return c, nil
 }
 
-func (m *Monitor) run(ctx context.Context, ch <-chan netlink.RouteUpdate, stop chan struct{}) {
+func (m *Monitor) run(ctx context.Context, c *rtnl) {
 	defer close(m.done)
-	for {
-		select {
-		case <-ctx.Done():
-			close(stop)
-			for range ch {
-				// Unblock the receiver so it sees the closed socket and exits.
+	defer func() { c.close() }()
+	var d routeDecoder
+	for ctx.Err() == nil {
+		err := c.recv(func(h unix.NlMsghdr, data []byte) bool {
+			m.take(&d, h.Type, data)
+			return true
+		})
+		switch {
+		case err == nil, errors.Is(err, unix.EAGAIN), errors.Is(err, unix.EINTR):
+			if len(d.nhCache) > 4096 {
+				d = routeDecoder{}
 			}
-			return
-		case u, ok := <-ch:
-			if ok {
-				m.take(u)
-				continue
-			}
-			close(stop)
+		case errors.Is(err, unix.ENOBUFS):
+			// The kernel dropped notifications (socket overrun).
+			m.log.Warn("fib route monitor: notifications lost; resync", "table", m.table)
 			m.lost()
-			if ch, stop = m.resubscribe(ctx); ch == nil {
+		default:
+			m.log.Error("fib route monitor: receive failed; resubscribing", "table", m.table, "err", err)
+			m.lost()
+			c.close()
+			if c = m.resubscribe(ctx); c == nil {
+				c = &rtnl{fd: -1}
 				return
 			}
 		}
 	}
 }
 
-// resubscribe subscribes again after the kernel ended the subscription,
-// retrying every second; it returns nil channels once ctx is done.
-func (m *Monitor) resubscribe(ctx context.Context) (<-chan netlink.RouteUpdate, chan struct{}) {
+// resubscribe subscribes again, retrying every second; nil once ctx is done.
+func (m *Monitor) resubscribe(ctx context.Context) *rtnl {
 	for {
-		ch, stop, err := m.subscribe()
+		c, err := m.subscribe()
 		if err == nil {
-			return ch, stop
+			return c
 		}
 		m.log.Error("fib route monitor: resubscribe failed", "err", err)
 		select {
 		case <-ctx.Done():
-			return nil, nil
+			return nil
 		case <-time.After(time.Second):
 		}
 	}
 }
 
-func (m *Monitor) take(u netlink.RouteUpdate) {
-	if u.Flags&unix.RTM_F_CLONED != 0 || !owned(u.Route, m.table, m.protocol) {
-		return
-	}
-	if u.Type != unix.RTM_NEWROUTE && u.Type != unix.RTM_DELROUTE {
-		return
-	}
-	r, err := fromNetlink(u.Route)
-	if err != nil {
-		m.log.Warn("fib route monitor: undecodable route; resync", "err", err)
-		m.lost()
+func (m *Monitor) take(d *routeDecoder, typ uint16, data []byte) {
+	var ev RouteEvent
+	switch typ {
+	case unix.RTM_NEWROUTE, unix.RTM_DELROUTE:
+		kr, ok := d.decode(data)
+		if !ok || kr.protocol != m.protocol || kr.route.Key.Table != m.table {
+			return
+		}
+		ev = RouteEvent{Deleted: typ == unix.RTM_DELROUTE, Route: kr.route}
+	case unix.RTM_NEWNEXTHOP, unix.RTM_DELNEXTHOP:
+		if len(data) < nhmsgLen || int(data[2]) != m.protocol {
+			return
+		}
+		forAttrs(data[nhmsgLen:], func(t uint16, v []byte) {
+			if t == unix.NHA_ID && len(v) >= 4 {
+				ev.nexthop = nativeU32(v)
+			}
+		})
+		if ev.nexthop == 0 {
+			return
+		}
+		ev.Deleted = typ == unix.RTM_DELNEXTHOP
+	default:
 		return
 	}
 	m.mu.Lock()
 	if len(m.events) >= maxQueuedEvents {
 		m.events, m.resync = nil, true
 	} else if !m.resync {
-		m.events = append(m.events, RouteEvent{Deleted: u.Type == unix.RTM_DELROUTE, Route: r})
+		m.events = append(m.events, ev)
 	}
 	m.mu.Unlock()
 	m.signal()

@@ -82,6 +82,11 @@ type Route struct {
 	Key      RouteKey
 	Type     RouteType // 0 means Unicast
 	NextHops []NextHop // sorted by Normalize; empty for blackhole/unreachable
+
+	// Set only on routes read from the kernel: the hardware state and the
+	// nexthop group the route uses (0: next hops inline). Equal ignores them.
+	offload Offload
+	nhg     uint32
 }
 
 // Normalize fills defaults and sorts next hops, so that equal routes compare
@@ -93,6 +98,10 @@ func (r *Route) Normalize() {
 		r.Type = Unicast
 	}
 	r.Key = r.Key.normalized()
+	r.normalizeNextHops()
+}
+
+func (r *Route) normalizeNextHops() {
 	for i := range r.NextHops {
 		if r.NextHops[i].Weight == 0 {
 			r.NextHops[i].Weight = 1

@@ -71,6 +71,34 @@ type Table struct {
 	resyncInterval time.Duration
 	lastResync     time.Time
 	stats          Stats
+
+	// Kernel writer set-up (NewTable).
+	mode        string
+	noNexthops  bool
+	serial      bool
+	nsfd        int // WithNetNS; -1: the handle's namespace
+	nh          *nhManager
+	closers     []func()
+	batchSize   int
+	interrupt   func() bool
+	more        bool
+	backoffBase time.Duration
+	backoffMax  time.Duration
+
+	// sweepHold keeps adopted routes that are not desired (stale) in the
+	// kernel until the inputs are complete (EndOfInputs).
+	sweepHold bool
+	stale     map[RouteKey]struct{}
+	// failures holds the keys whose last write failed, for backoff and
+	// for Errors.
+	failures map[RouteKey]*routeFailure
+}
+
+type routeFailure struct {
+	err      error
+	attempts int
+	since    time.Time
+	next     time.Time
 }
 
 // Stats counts what a Table did to the kernel. Write requests are counted
@@ -81,10 +109,19 @@ type Stats struct {
 	Deletes  uint64 // deletes sent
 	Failures uint64 // writes that failed (and stayed pending)
 	Resyncs  uint64 // full dumps completed
+	// Nexthops counts nexthop object and group writes (creates,
+	// rewrites, deletes) sent during this table's Applies.
+	Nexthops uint64
+	// InPlace counts routes brought to their desired next hops by a
+	// group rewrite, without a route write.
+	InPlace uint64
 }
 
-// Writes is the number of netlink write requests sent.
-func (s Stats) Writes() uint64 { return s.Adds + s.Replaces + s.Deletes }
+// Writes is the number of netlink write requests sent: routes and nexthops.
+func (s Stats) Writes() uint64 { return s.RouteWrites() + s.Nexthops }
+
+// RouteWrites is the number of route write requests sent.
+func (s Stats) RouteWrites() uint64 { return s.Adds + s.Replaces + s.Deletes }
 
 // Opt configures a Table.
 type Opt func(*Table)
@@ -109,6 +146,56 @@ func WithProtocol(p int) Opt {
 // on a timer set to NextResync.
 func WithResyncInterval(d time.Duration) Opt {
 	return func(t *Table) { t.resyncInterval = d }
+}
+
+// WithoutNexthopObjects writes next hops inline in each route
+// (RTA_MULTIPATH) instead of through shared nexthop groups: the fallback a
+// Table takes by itself on a kernel without nexthop objects.
+func WithoutNexthopObjects() Opt {
+	return func(t *Table) { t.noNexthops = true }
+}
+
+// WithSerialWriter writes one route per request through vishvananda/netlink
+// and waits for each answer: the first writer of this package, kept as a
+// reference for tests and benchmarks.
+func WithSerialWriter() Opt {
+	return func(t *Table) { t.serial = true }
+}
+
+// WithNetNS names the namespace (an open fd, which NewTable does not keep)
+// instead of taking it from the handle.
+func WithNetNS(fd int) Opt {
+	return func(t *Table) { t.nsfd = fd }
+}
+
+// WithBatchSize bounds the route writes handed to the kernel writer at once
+// (default 65536); between batches Apply checks its interrupt (WithInterrupt).
+func WithBatchSize(n int) Opt {
+	return func(t *Table) {
+		if n > 0 {
+			t.batchSize = n
+		}
+	}
+}
+
+// WithInterrupt gives Apply a function it calls between batches; when it
+// returns true (the caller has urgent work, e.g. a link event queued), Apply
+// stops, returns and leaves the rest pending: More reports it, and the next
+// Apply continues. A large change therefore never delays a link event by
+// more than one batch.
+func WithInterrupt(f func() bool) Opt {
+	return func(t *Table) { t.interrupt = f }
+}
+
+// WithBackoff sets how long a route whose write failed waits before the
+// next attempt: base, doubling per failure up to max (default 100ms..30s).
+func WithBackoff(base, max time.Duration) Opt {
+	return func(t *Table) { t.backoffBase, t.backoffMax = base, max }
+}
+
+// WithSweepHold starts the Table with its sweep hold on (SetSweepHold).
+func WithSweepHold() Opt {
+	return func(t *Table) { t.sweepHold = true }
 }
 
 // withClock replaces time.Now (tests).
@@ -136,18 +223,83 @@ func NewTable(h *netlink.Handle, table int, opts ...Opt) *Table {
 		table:        table,
 		protocol:     Protocol,
 		log:          slog.New(slog.DiscardHandler),
-		dp:           netlinkDataplane{h: h},
 		now:          time.Now,
 		desired:      make(map[RouteKey]Route),
 		kernel:       make(map[RouteKey]Route),
 		pending:      make(map[RouteKey]struct{}),
 		conflict:     make(map[RouteKey]struct{}),
 		resyncQueued: true,
+		nsfd:         -1,
+		batchSize:    65536,
+		backoffBase:  100 * time.Millisecond,
+		backoffMax:   30 * time.Second,
+		stale:        make(map[RouteKey]struct{}),
+		failures:     make(map[RouteKey]*routeFailure),
 	}
 	for _, o := range opts {
 		o(t)
 	}
+	if t.dp == nil {
+		t.initDataplane(h)
+	} else {
+		t.mode = "test"
+	}
 	return t
+}
+
+// Kernel writer modes (Mode).
+const (
+	ModeNexthopGroups = "nexthop-groups" // routes use shared nexthop groups
+	ModeMultipath     = "multipath"      // next hops inline, pipelined
+	ModeSerial        = "serial"         // next hops inline, one request at a time
+)
+
+func (t *Table) initDataplane(h *netlink.Handle) {
+	t.mode = ModeSerial
+	t.dp = netlinkDataplane{h: h}
+	if t.serial {
+		return
+	}
+	nsfd := t.nsfd
+	if nsfd < 0 {
+		fd, err := handleNetNS(h)
+		if err != nil {
+			t.log.Warn("fib: namespace of netlink handle unknown; serial writer", "err", err)
+			return
+		}
+		if fd >= 0 {
+			defer unix.Close(fd)
+		}
+		nsfd = fd
+	}
+	if !t.noNexthops {
+		m, err := acquireManager(nsfd, t.protocol, t.log)
+		if err == nil {
+			t.dp, t.nh, t.mode = m, m, ModeNexthopGroups
+			t.closers = append(t.closers, m.release)
+			return
+		}
+		t.log.Info("fib: no nexthop objects; next hops inline in routes", "err", err)
+	}
+	c, err := dialRTNL(nsfd)
+	if err != nil {
+		t.log.Warn("fib: pipelined writer unavailable; serial writer", "err", err)
+		return
+	}
+	t.dp, t.mode = multipathDataplane{c: c}, ModeMultipath
+	t.closers = append(t.closers, c.close)
+}
+
+// Mode says how this Table writes next hops (ModeNexthopGroups, ...).
+func (t *Table) Mode() string { return t.mode }
+
+// Close releases the Table's sockets. Routes and nexthops stay in the
+// kernel: a restarted switchd adopts them.
+func (t *Table) Close() {
+	for _, c := range t.closers {
+		c()
+	}
+	t.closers = nil
 }
 
 // SetRoute makes r desired, replacing any desired route with the same key.
@@ -165,7 +317,11 @@ func (t *Table) SetRoute(r Route) error {
 	if r.Key.Table != t.table {
 		return fmt.Errorf("set route %v: table %d is not this table (%d)", r, r.Key.Table, t.table)
 	}
+	if old, ok := t.desired[r.Key]; !ok || !old.Equal(r) {
+		delete(t.failures, r.Key) // a new wish is tried at once
+	}
 	t.desired[r.Key] = r
+	delete(t.stale, r.Key)
 	t.updatePending(r.Key)
 	return nil
 }
@@ -179,7 +335,86 @@ func (t *Table) DeleteRoute(k RouteKey) {
 	k = k.normalized()
 	delete(t.desired, k)
 	delete(t.conflict, k)
+	delete(t.failures, k)
 	t.updatePending(k)
+}
+
+// SetSweepHold turns the sweep hold on or off. While it is on, Apply leaves
+// in the kernel the routes it adopted from a dump that are not (yet)
+// desired — after a restart, until every input (BGP End-of-RIB for each
+// peer and family, or a bounded timer) has handed over its routes; the
+// routes that are desired are written as usual. Turning it off lets the
+// next Apply delete what is still undesired.
+func (t *Table) SetSweepHold(on bool) {
+	t.sweepHold = on
+	if !on {
+		clear(t.stale)
+	}
+}
+
+// EndOfInputs says that all inputs are complete: SetSweepHold(false).
+func (t *Table) EndOfInputs() { t.SetSweepHold(false) }
+
+// Stale is the number of adopted routes the sweep hold keeps.
+func (t *Table) Stale() int { return len(t.stale) }
+
+// RouteError is a route whose last write failed. It stays pending and is
+// retried with backoff.
+type RouteError struct {
+	Key       RouteKey
+	Err       error
+	Attempts  int
+	Since     time.Time // first failure
+	NextRetry time.Time
+}
+
+// Errors returns the routes whose last write failed, sorted by key.
+func (t *Table) Errors() []RouteError {
+	out := make([]RouteError, 0, len(t.failures))
+	for _, k := range slices.SortedFunc(maps.Keys(t.failures), compareKey) {
+		f := t.failures[k]
+		out = append(out, RouteError{Key: k, Err: f.err, Attempts: f.attempts, Since: f.since, NextRetry: f.next})
+	}
+	return out
+}
+
+// RouteErr returns the error of the last write of the route at k, nil if
+// it did not fail.
+func (t *Table) RouteErr(k RouteKey) error {
+	if k.Table == 0 {
+		k.Table = t.table
+	}
+	if f := t.failures[k.normalized()]; f != nil {
+		return f.err
+	}
+	return nil
+}
+
+// NextRetry is the earliest time a failed route will be retried; zero if
+// none failed.
+func (t *Table) NextRetry() time.Time {
+	var n time.Time
+	for _, f := range t.failures {
+		if n.IsZero() || f.next.Before(n) {
+			n = f.next
+		}
+	}
+	return n
+}
+
+// More reports whether the last Apply stopped early (WithInterrupt) with
+// writes left that can be sent right away.
+func (t *Table) More() bool { return t.more }
+
+// Offload returns the hardware state the kernel last reported for the
+// route at k (from a dump or a notification), and whether switchd's route
+// is in the kernel view at all.
+func (t *Table) Offload(k RouteKey) (Offload, bool) {
+	if k.Table == 0 {
+		k.Table = t.table
+	}
+	r, ok := t.kernel[k.normalized()]
+	return r.offload, ok
 }
 
 // QueueResync asks the next Apply to dump the table first, replacing the
@@ -193,6 +428,12 @@ func (t *Table) QueueResync() { t.resyncQueued = true }
 // echo of switchd's own writes changes nothing. Events for other tables
 // are ignored.
 func (t *Table) OnRouteEvent(ev RouteEvent) {
+	if ev.nexthop != 0 {
+		if t.nh != nil && t.nh.nexthopChanged(ev.Deleted, ev.nexthop) {
+			t.QueueResync()
+		}
+		return
+	}
 	k := ev.Route.Key
 	if k.Table != t.table {
 		return
@@ -240,6 +481,7 @@ func (t *Table) KernelRoutes() []Route { return sortedRoutes(t.kernel) }
 // is queued, then the pending deletes and writes. It returns the joined
 // errors of every route that could not be written; those stay pending.
 func (t *Table) Apply(ctx context.Context) error {
+	t.more = false
 	if t.resyncInterval > 0 && !t.now().Before(t.NextResync()) {
 		t.resyncQueued = true
 	}
@@ -251,55 +493,36 @@ func (t *Table) Apply(ctx context.Context) error {
 	if len(t.pending) == 0 {
 		return nil
 	}
-	ops := t.plan()
-	results := t.dp.write(ctx, ops, t.protocol)
+	now := t.now()
+	ops, deferred := t.plan(now)
 	var errs []error
 	unsent, unsentErr := 0, error(nil)
-	for i, o := range ops {
-		k := o.route.Key
-		err := results[i]
-		var ns notSent
-		if errors.As(err, &ns) {
-			unsent++
-			unsentErr = ns.err
-			continue
+	for start := 0; start < len(ops); start += t.batchSize {
+		if start > 0 && t.interrupt != nil && t.interrupt() {
+			t.more = true
+			break
 		}
-		switch o.kind {
-		case opAdd:
-			t.stats.Adds++
-		case opReplace:
-			t.stats.Replaces++
-		case opDelete:
-			t.stats.Deletes++
-		}
-		if err == nil {
-			if o.kind == opDelete {
-				delete(t.kernel, k)
-			} else {
-				t.kernel[k] = o.route
+		chunk := ops[start:min(start+t.batchSize, len(ops))]
+		results, nhWrites := t.dp.write(ctx, chunk, t.protocol)
+		t.stats.Nexthops += uint64(nhWrites)
+		for i, o := range chunk {
+			var ns notSent
+			if errors.As(results[i], &ns) {
+				unsent++
+				unsentErr = ns.err
+				continue
 			}
-			delete(t.conflict, k)
-			delete(t.pending, k)
-			continue
-		}
-		t.stats.Failures++
-		if o.kind == opAdd && errors.Is(err, unix.EEXIST) {
-			if _, seen := t.conflict[k]; !seen {
-				// Maybe ours, unseen since the last dump: look again.
-				t.conflict[k] = struct{}{}
-				t.resyncQueued = true
-			} else {
-				err = ErrNotOwner
+			if err := t.took(o, results[i], now); err != nil {
+				errs = append(errs, err)
 			}
-		}
-		if o.kind == opDelete {
-			errs = append(errs, fmt.Errorf("delete route %v: %w", k, err))
-		} else {
-			errs = append(errs, fmt.Errorf("%v route %v: %w", o.kind, o.route, err))
 		}
 	}
 	if unsent > 0 {
 		errs = append(errs, fmt.Errorf("apply table %d: %d writes not sent: %w", t.table, unsent, unsentErr))
+	}
+	if deferred > 0 {
+		errs = append(errs, fmt.Errorf("apply table %d: %d failed routes wait for their retry (next at %v)",
+			t.table, deferred, t.NextRetry().Format(time.TimeOnly)))
 	}
 	if len(errs) > 0 {
 		t.log.Warn("fib apply incomplete", "table", t.table, "failed", len(errs), "pending", len(t.pending))
@@ -307,14 +530,82 @@ func (t *Table) Apply(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
+// took books the outcome of one write and returns its error, if any.
+func (t *Table) took(o op, err error, now time.Time) error {
+	k := o.route.Key
+	switch {
+	case o.inPlace:
+		t.stats.InPlace++
+	case o.kind == opAdd:
+		t.stats.Adds++
+	case o.kind == opReplace:
+		t.stats.Replaces++
+	case o.kind == opDelete:
+		t.stats.Deletes++
+	}
+	if err == nil {
+		if o.kind == opDelete {
+			delete(t.kernel, k)
+		} else {
+			t.kernel[k] = o.route
+		}
+		delete(t.conflict, k)
+		delete(t.failures, k)
+		delete(t.pending, k)
+		return nil
+	}
+	t.stats.Failures++
+	retryNow := false
+	if o.kind == opAdd && errors.Is(err, unix.EEXIST) {
+		if _, seen := t.conflict[k]; !seen {
+			// Maybe ours, unseen since the last dump: look again.
+			t.conflict[k] = struct{}{}
+			t.resyncQueued = true
+			retryNow = true
+		} else {
+			err = ErrNotOwner
+		}
+	}
+	if o.kind == opDelete {
+		err = fmt.Errorf("delete route %v: %w", k, err)
+	} else {
+		err = fmt.Errorf("%v route %v: %w", o.kind, o.route, err)
+	}
+	f := t.failures[k]
+	if f == nil {
+		f = &routeFailure{since: now}
+		t.failures[k] = f
+	}
+	f.err = err
+	f.attempts++
+	f.next = now
+	if !retryNow {
+		f.next = now.Add(min(t.backoffMax, t.backoffBase<<min(f.attempts-1, 20)))
+	}
+	return err
+}
+
 // plan turns the pending keys into writes: deletes first (they can only
 // free resources and keys), then creates and replaces, each in key order.
-func (t *Table) plan() []op {
-	keys := slices.SortedFunc(maps.Keys(t.pending), compareKey)
-	ops := make([]op, 0, len(keys))
+// Keys waiting for a retry, and stale keys under the sweep hold, are left
+// out; deferred counts the former.
+func (t *Table) plan(now time.Time) (ops []op, deferred int) {
+	keys := make([]RouteKey, 0, len(t.pending))
+	for k := range t.pending {
+		if f := t.failures[k]; f != nil && now.Before(f.next) {
+			deferred++
+			continue
+		}
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, compareKey)
+	ops = make([]op, 0, len(keys))
 	for _, k := range keys {
 		if _, want := t.desired[k]; !want {
-			ops = append(ops, op{kind: opDelete, route: t.kernel[k]})
+			if _, stale := t.stale[k]; stale && t.sweepHold {
+				continue
+			}
+			ops = append(ops, op{kind: opDelete, route: t.kernel[k], oldNHG: t.kernel[k].nhg})
 		}
 	}
 	for _, k := range keys {
@@ -322,13 +613,13 @@ func (t *Table) plan() []op {
 		if !ok {
 			continue
 		}
-		kind := opAdd
-		if _, have := t.kernel[k]; have {
-			kind = opReplace
+		o := op{kind: opAdd, route: want}
+		if have, ok := t.kernel[k]; ok {
+			o.kind, o.oldNHG = opReplace, have.nhg
 		}
-		ops = append(ops, op{kind: kind, route: want})
+		ops = append(ops, o)
 	}
-	return ops
+	return ops, deferred
 }
 
 func (t *Table) resync(ctx context.Context) error {
@@ -346,6 +637,13 @@ func (t *Table) resync(ctx context.Context) error {
 	}
 	for k := range t.desired {
 		t.updatePending(k)
+	}
+	if t.sweepHold {
+		for k := range t.kernel {
+			if _, ok := t.desired[k]; !ok {
+				t.stale[k] = struct{}{}
+			}
+		}
 	}
 	t.resyncQueued = false
 	t.lastResync = t.now()

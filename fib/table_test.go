@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/switchd/switchd/sim/ns"
 	"github.com/vishvananda/netlink"
@@ -256,8 +257,8 @@ func TestPrivilegedApplyInstallsRoutes(t *testing.T) {
 	// resyncs finds nothing to do.
 	tb.QueueResync()
 	mustApply(t, tb)
-	if n := tb.Stats().Writes(); n != uint64(len(want)) {
-		t.Errorf("writes after resync = %d, want %d (one per route)", n, len(want))
+	if n := tb.Stats().RouteWrites(); n != uint64(len(want)) {
+		t.Errorf("route writes after resync = %d, want %d (one per route)", n, len(want))
 	}
 	got := tb.KernelRoutes()
 	if len(got) != len(want) {
@@ -286,8 +287,8 @@ func TestPrivilegedSecondApplyWritesNothing(t *testing.T) {
 	mustSet(t, tb, rs...)
 	mustApply(t, tb)
 	before := tb.Stats()
-	if before.Writes() != 2 {
-		t.Fatalf("first Apply wrote %d times, want 2", before.Writes())
+	if before.RouteWrites() != 2 {
+		t.Fatalf("first Apply wrote %d routes, want 2", before.RouteWrites())
 	}
 	// Setting the same routes again (paths in another order) and applying
 	// twice, once with a resync, sends nothing.
@@ -359,7 +360,8 @@ func TestPrivilegedForeignRouteAtSameKeyIsNotReplaced(t *testing.T) {
 	if _, err := tp.r.Run(ctx, "ip", "route", "add", "198.51.100.0/24", "via", "192.0.2.3", "proto", "static", "metric", "10"); err != nil {
 		t.Fatal(err)
 	}
-	tb := NewTable(tp.r.Handle(), MainTable)
+	// No backoff: the test retries at once.
+	tb := NewTable(tp.r.Handle(), MainTable, WithBackoff(0, 0))
 	r := route("198.51.100.0/24", 10, gw4a)
 	mustSet(t, tb, r)
 	// The first failure queues a resync; the second knows the key is not ours.
@@ -427,7 +429,8 @@ func TestPrivilegedResyncRestoresDeletedRoute(t *testing.T) {
 func TestPrivilegedUnreachableGatewayStaysPending(t *testing.T) {
 	tp := newTopo(t, "pending")
 	ctx := context.Background()
-	tb := NewTable(tp.r.Handle(), MainTable)
+	now := time.Now()
+	tb := NewTable(tp.r.Handle(), MainTable, withClock(func() time.Time { return now }))
 	ok := route("198.51.100.0/24", 0, gw4a)
 	far4 := route("203.0.113.0/24", 0, netip.MustParseAddr("100.64.0.1"))
 	far6 := route("2001:db8:300::/48", 0, netip.MustParseAddr("2001:db8:ff::1"))
@@ -450,14 +453,36 @@ func TestPrivilegedUnreachableGatewayStaysPending(t *testing.T) {
 	if len(findRoutes(kernelRoutes(t, tp.r, "-4"), "198.51.100.0/24")) != 1 {
 		t.Error("the reachable route was not installed")
 	}
-	// Retried, still failing, and the good route is not rewritten.
-	writes := tb.Stats().Writes()
+	// The failures are visible per route.
+	errs := tb.Errors()
+	if len(errs) != 2 || errs[0].Key.Dst != far4.Key.Dst || errs[0].Err == nil || errs[0].Attempts != 1 {
+		t.Errorf("Errors() = %+v, want the two unreachable routes", errs)
+	}
+	if tb.RouteErr(far6.Key) == nil || tb.RouteErr(ok.Key) != nil {
+		t.Errorf("RouteErr: far6 %v, ok %v", tb.RouteErr(far6.Key), tb.RouteErr(ok.Key))
+	}
+	// Apply again at once: the failed routes wait for their backoff, no
+	// busy loop, but the error says so.
+	writes := tb.Stats().RouteWrites()
+	if err := tb.Apply(ctx); err == nil {
+		t.Fatal("Apply during backoff returned nil with failed routes pending")
+	}
+	if got := tb.Stats().RouteWrites() - writes; got != 0 {
+		t.Errorf("Apply during backoff sent %d writes, want 0", got)
+	}
+	// Retried once the backoff passed, still failing, and the good route
+	// is not rewritten.
+	now = now.Add(time.Second)
 	if err := tb.Apply(ctx); err == nil {
 		t.Fatal("second Apply succeeded with unreachable gateways")
 	}
-	if got := tb.Stats().Writes() - writes; got != 2 {
-		t.Errorf("retry sent %d writes, want 2 (only the pending routes)", got)
+	if got := tb.Stats().RouteWrites() - writes; got != 2 {
+		t.Errorf("retry sent %d route writes, want 2 (only the pending routes)", got)
 	}
+	if e := tb.Errors(); len(e) != 2 || e[0].Attempts != 2 || !e[0].NextRetry.After(now.Add(150*time.Millisecond)) {
+		t.Errorf("after the second failure: %+v, want attempts 2 and a longer backoff", e)
+	}
+	now = now.Add(time.Minute)
 	if err := tp.r.AddAddr("a0", netip.MustParsePrefix("100.64.0.0/31")); err != nil {
 		t.Fatal(err)
 	}
@@ -465,17 +490,26 @@ func TestPrivilegedUnreachableGatewayStaysPending(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustApply(t, tb)
-	if rs := findRoutes(kernelRoutes(t, tp.r, "-4"), "203.0.113.0/24"); len(rs) != 1 || rs[0].Gateway != "100.64.0.1" || rs[0].Dev != "a0" {
+	if rs := findRoutes(kernelRoutes(t, tp.r, "-4"), "203.0.113.0/24"); len(rs) != 1 || !slices.Equal(gateways(rs[0]), []string{"100.64.0.1@a0"}) {
 		t.Errorf("203.0.113.0/24 = %+v", rs)
 	}
-	if rs := findRoutes(kernelRoutes(t, tp.r, "-6"), "2001:db8:300::/48"); len(rs) != 1 || rs[0].Gateway != "2001:db8:ff::1" || rs[0].Dev != "a1" {
+	if rs := findRoutes(kernelRoutes(t, tp.r, "-6"), "2001:db8:300::/48"); len(rs) != 1 || !slices.Equal(gateways(rs[0]), []string{"2001:db8:ff::1@a1"}) {
 		t.Errorf("2001:db8:300::/48 = %+v", rs)
 	}
 }
 
 func TestPrivilegedChangeNextHopsReplaces(t *testing.T) {
+	for _, mode := range []string{ModeNexthopGroups, ModeMultipath} {
+		t.Run(mode, func(t *testing.T) { testChangeNextHops(t, mode) })
+	}
+}
+
+// testChangeNextHops changes the paths of two routes. Inline next hops
+// take one replace per route; with nexthop groups each route is the only
+// user of its group, so the group is rewritten and no route is.
+func testChangeNextHops(t *testing.T, mode string) {
 	tp := newTopo(t, "change")
-	tb := NewTable(tp.r.Handle(), MainTable)
+	tb := newModeTable(t, tp, mode)
 	steps := []struct {
 		r4, r6   Route
 		gw4, gw6 []string
@@ -492,11 +526,14 @@ func TestPrivilegedChangeNextHopsReplaces(t *testing.T) {
 		mustSet(t, tb, s.r4, s.r6)
 		mustApply(t, tb)
 		after := tb.Stats()
-		if w := after.Writes() - before.Writes(); w != 2 {
-			t.Errorf("step %d: %d writes, want 2 (one per route)", i, w)
-		}
-		if i > 0 && (after.Replaces-before.Replaces != 2 || after.Deletes != 0) {
+		w := after.RouteWrites() - before.RouteWrites()
+		switch {
+		case i == 0 && w != 2:
+			t.Errorf("step %d: %d route writes, want 2 (one per route)", i, w)
+		case i > 0 && mode == ModeMultipath && (after.Replaces-before.Replaces != 2 || w != 2):
 			t.Errorf("step %d: stats %+v -> %+v, want two replaces and no deletes", i, before, after)
+		case i > 0 && mode == ModeNexthopGroups && (w != 0 || after.InPlace-before.InPlace != 2):
+			t.Errorf("step %d: stats %+v -> %+v, want no route writes, two routes changed by their groups", i, before, after)
 		}
 		for _, c := range []struct {
 			fam, dst string
@@ -508,6 +545,30 @@ func TestPrivilegedChangeNextHopsReplaces(t *testing.T) {
 			}
 		}
 	}
+	// The kernel agrees with the table's view.
+	writes := tb.Stats().Writes()
+	tb.QueueResync()
+	mustApply(t, tb)
+	if w := tb.Stats().Writes() - writes; w != 0 {
+		t.Errorf("resync after the changes wrote %d times, want 0", w)
+	}
+}
+
+// newModeTable is a Table on tp's router writing in the given mode.
+func newModeTable(t testing.TB, tp *topo, mode string, opts ...Opt) *Table {
+	t.Helper()
+	switch mode {
+	case ModeMultipath:
+		opts = append(opts, WithoutNexthopObjects())
+	case ModeSerial:
+		opts = append(opts, WithSerialWriter())
+	}
+	tb := NewTable(tp.r.Handle(), MainTable, opts...)
+	t.Cleanup(tb.Close)
+	if tb.Mode() != mode {
+		t.Fatalf("table mode %q, want %q", tb.Mode(), mode)
+	}
+	return tb
 }
 
 func TestPrivilegedNewTableAdoptsRoutes(t *testing.T) {
@@ -571,8 +632,8 @@ func TestPrivilegedIPv4RouteViaIPv6Gateway(t *testing.T) {
 	}
 	tb.QueueResync()
 	mustApply(t, tb)
-	if w := tb.Stats().Writes(); w != 3 {
-		t.Errorf("writes = %d, want 3: the dump must read RTA_VIA back as the same route", w)
+	if w := tb.Stats().RouteWrites(); w != 3 {
+		t.Errorf("route writes = %d, want 3: the dump must read RTA_VIA back as the same route", w)
 	}
 }
 

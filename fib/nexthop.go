@@ -1,0 +1,864 @@
+package fib
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"sync"
+
+	"golang.org/x/sys/unix"
+)
+
+// switchd's nexthop ids: 77 (Protocol) in the top byte. Ownership is the
+// nexthop protocol, as for routes; the range only keeps switchd's ids out
+// of the way of ids others pick by hand (small numbers).
+const (
+	nhIDFirst = 0x4D000000
+	nhIDLast  = 0x4DFFFFFF
+)
+
+const nhmsgLen = 8
+
+// nhKey identifies a nexthop object: gateway and interface (always
+// resolved: the kernel wants NHA_OIF), and the family of the object.
+type nhKey struct {
+	fam     uint8
+	gw      netip.Addr
+	ifindex int
+}
+
+type nhObject struct {
+	id  uint32
+	key nhKey
+}
+
+type grpEntry struct {
+	id     uint32
+	weight int
+}
+
+// nhGroup is one of switchd's nexthop groups. Routes with the same set of
+// next hops share one; set is the key of its members (setKey).
+type nhGroup struct {
+	id      uint32
+	set     string
+	members []NextHop // normalized; shared read-only with the routes using it
+}
+
+// nhManager owns switchd's nexthop objects and groups in one namespace.
+// Groups are global kernel objects, not per routing table, so all Tables
+// of a namespace share one manager (acquireManager): it counts the routes of
+// every table that use each group (usage, from a dump of all tables plus
+// every write since) and deletes a group only when no route uses it — the
+// kernel would delete the routes with it.
+//
+// Every route over gateways uses a group, even a single-path one: then a
+// change of next hops shared by all users of a group is one group rewrite
+// (RTM_NEWNEXTHOP replace), whichever tables the routes are in.
+//
+// Threading: safe for concurrent use by several Tables (mu).
+type nhManager struct {
+	nsKey    nsKey
+	protocol int
+	log      *slog.Logger
+
+	mu        sync.Mutex // guards the fields below
+	refs      int
+	c         *rtnl
+	synced    bool // a dump of nexthops and all routes has been taken
+	next      uint32
+	objs      map[uint32]*nhObject
+	byKey     map[nhKey]*nhObject
+	groups    map[uint32]*nhGroup
+	bySet     map[string]*nhGroup
+	taken     map[uint32]bool // ids held by others
+	usage     map[uint32]int  // routes (any table, any protocol) using an id
+	foreignIn map[uint32]bool // our objects that are members of foreign groups
+}
+
+type nsKey struct {
+	dev, ino uint64
+	protocol int
+}
+
+var managers struct {
+	sync.Mutex
+	m map[nsKey]*nhManager
+}
+
+// acquireManager returns the namespace's manager, opening it if needed. It
+// returns errNoNexthops if the kernel has no nexthop objects.
+func acquireManager(nsfd int, protocol int, log *slog.Logger) (*nhManager, error) {
+	var st unix.Stat_t
+	var err error
+	if nsfd >= 0 {
+		err = unix.Fstat(nsfd, &st)
+	} else {
+		err = unix.Stat("/proc/thread-self/ns/net", &st)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("identify netns: %w", err)
+	}
+	key := nsKey{dev: st.Dev, ino: st.Ino, protocol: protocol}
+	managers.Lock()
+	defer managers.Unlock()
+	if m := managers.m[key]; m != nil {
+		m.mu.Lock()
+		m.refs++
+		m.mu.Unlock()
+		return m, nil
+	}
+	c, err := dialRTNL(nsfd)
+	if err != nil {
+		return nil, err
+	}
+	m := &nhManager{nsKey: key, protocol: protocol, log: log, refs: 1, c: c, next: nhIDFirst}
+	// The probe: a kernel without nexthop objects (before 5.3) refuses the
+	// dump.
+	if err := m.dumpNexthops(); err != nil {
+		c.close()
+		if errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.EINVAL) || errors.Is(err, unix.EAFNOSUPPORT) {
+			return nil, fmt.Errorf("%w: %v", errNoNexthops, err)
+		}
+		return nil, err
+	}
+	if managers.m == nil {
+		managers.m = make(map[nsKey]*nhManager)
+	}
+	managers.m[key] = m
+	return m, nil
+}
+
+var errNoNexthops = errors.New("kernel has no nexthop objects")
+
+// release drops a Table's reference; the last one closes the socket. The
+// kernel objects stay (restart without flaps).
+func (m *nhManager) release() {
+	managers.Lock()
+	defer managers.Unlock()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.refs--
+	if m.refs == 0 {
+		m.c.close()
+		delete(managers.m, m.nsKey)
+	}
+}
+
+// setKey is the identity of a set of resolved, normalized next hops for a
+// route family.
+func setKey(fam uint8, nhs []NextHop) string {
+	b := make([]byte, 0, 1+len(nhs)*22)
+	b = append(b, fam)
+	for _, nh := range nhs {
+		a := nh.Gateway.As16()
+		if !nh.Gateway.IsValid() {
+			a = [16]byte{}
+		}
+		v := byte(0)
+		if nh.Gateway.Is4() {
+			v = 4
+		} else if nh.Gateway.IsValid() {
+			v = 6
+		}
+		b = append(b, v)
+		b = append(b, a[:]...)
+		b = binary.NativeEndian.AppendUint32(b, uint32(nh.Ifindex))
+		b = append(b, byte(nh.Weight-1))
+	}
+	return string(b)
+}
+
+// dumpNexthops replaces the view of nexthop objects and groups with the
+// kernel's. Call with mu held (or before the manager is shared).
+func (m *nhManager) dumpNexthops() error {
+	var err error
+	for range maxDumpAttempts {
+		objs := make(map[uint32]*nhObject)
+		groups := make(map[uint32][]grpEntry)
+		taken := make(map[uint32]bool)
+		err = m.c.dump(func(b *msgBuf, seq uint32) {
+			b.begin(unix.RTM_GETNEXTHOP, unix.NLM_F_DUMP, seq)
+			b.raw(unix.AF_UNSPEC, 0, 0, 0)
+			b.u32(0)
+			b.end()
+		}, func(typ uint16, _ uint16, data []byte) error {
+			if typ != unix.RTM_NEWNEXTHOP || len(data) < nhmsgLen {
+				return nil
+			}
+			fam, proto := data[0], int(data[2])
+			var id uint32
+			var o nhObject
+			var grp []grpEntry
+			isGroup := false
+			forAttrs(data[nhmsgLen:], func(t uint16, v []byte) {
+				switch t {
+				case unix.NHA_ID:
+					if len(v) >= 4 {
+						id = binary.NativeEndian.Uint32(v)
+					}
+				case unix.NHA_OIF:
+					if len(v) >= 4 {
+						o.key.ifindex = int(binary.NativeEndian.Uint32(v))
+					}
+				case unix.NHA_GATEWAY:
+					o.key.gw, _ = netip.AddrFromSlice(v)
+				case unix.NHA_GROUP:
+					isGroup = true
+					for ; len(v) >= 8; v = v[8:] {
+						w := int(v[4]) | int(v[5])<<8 // weight, weight_high
+						grp = append(grp, grpEntry{id: binary.NativeEndian.Uint32(v), weight: w + 1})
+					}
+				}
+			})
+			if proto != m.protocol {
+				taken[id] = true
+				for _, e := range grp {
+					m.markForeignMember(e.id) // keep our objects others use
+				}
+				return nil
+			}
+			if isGroup {
+				groups[id] = grp
+				return nil
+			}
+			o.id, o.key.fam = id, fam
+			objs[id] = &o
+			return nil
+		})
+		if errors.Is(err, errDumpInterrupted) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("dump nexthops: %w", err)
+		}
+		m.objs, m.byKey, m.taken = objs, make(map[nhKey]*nhObject, len(objs)), taken
+		for _, o := range objs {
+			m.byKey[o.key] = o
+		}
+		m.groups, m.bySet = make(map[uint32]*nhGroup), make(map[string]*nhGroup)
+		for id, entries := range groups {
+			if entries == nil {
+				continue
+			}
+			g := &nhGroup{id: id}
+			var fam uint8
+			ok := true
+			for _, e := range entries {
+				o := objs[e.id]
+				if o == nil {
+					ok = false // a member that is not ours: leave the group alone
+					break
+				}
+				g.members = append(g.members, NextHop{Gateway: o.key.gw, Ifindex: o.key.ifindex, Weight: e.weight})
+				fam = o.key.fam
+			}
+			if !ok {
+				m.taken[id] = true
+				continue
+			}
+			r := Route{NextHops: g.members}
+			r.normalizeNextHops()
+			g.members = r.NextHops
+			// The route family of a group is not stored in the kernel; a
+			// group over gateways is keyed by its members' family, which is
+			// what setKey gives routes of that family.
+			g.set = setKey(fam, g.members)
+			m.groups[id] = g
+			if _, dup := m.bySet[g.set]; !dup {
+				m.bySet[g.set] = g
+			}
+		}
+		return nil
+	}
+	return fmt.Errorf("dump nexthops: %w", err)
+}
+
+func (m *nhManager) markForeignMember(id uint32) {
+	if m.foreignIn == nil {
+		m.foreignIn = make(map[uint32]bool)
+	}
+	m.foreignIn[id] = true
+}
+
+// list is the dataplane's list: it dumps nexthops and the routes of all
+// tables (every route that uses a nexthop id counts towards usage) and
+// returns the routes of table marked with the protocol.
+func (m *nhManager) list(ctx context.Context, table, protocol int) ([]Route, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	m.foreignIn = nil
+	if err := m.dumpNexthops(); err != nil {
+		return nil, err
+	}
+	var out []Route
+	var err error
+	for range maxDumpAttempts {
+		out = out[:0]
+		usage := make(map[uint32]int)
+		var d routeDecoder
+		err = m.c.dump(func(b *msgBuf, seq uint32) {
+			b.begin(unix.RTM_GETROUTE, unix.NLM_F_DUMP, seq)
+			b.raw(unix.AF_UNSPEC, 0, 0, 0, 0, 0, 0, 0)
+			b.u32(0)
+			b.end()
+		}, func(typ uint16, _ uint16, data []byte) error {
+			if typ != unix.RTM_NEWROUTE {
+				return nil
+			}
+			_, _, proto, flags, tbl, ok := decodeRouteHeader(data)
+			if !ok || flags&unix.RTM_F_CLONED != 0 {
+				return nil
+			}
+			if id := nhidOf(data); id != 0 {
+				usage[id]++
+			}
+			if tbl != table || proto != protocol {
+				return nil
+			}
+			kr, ok := d.decode(data)
+			if ok {
+				out = append(out, kr.route)
+			}
+			return nil
+		})
+		if errors.Is(err, errDumpInterrupted) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("dump routes of table %d: %w", table, err)
+		}
+		m.usage = usage
+		m.synced = true
+		return mergeSiblings(out), nil
+	}
+	return nil, fmt.Errorf("dump routes of table %d: %w", table, err)
+}
+
+// allocID returns an id no one uses.
+func (m *nhManager) allocID() (uint32, error) {
+	for range nhIDLast - nhIDFirst {
+		id := m.next
+		m.next++
+		if m.next > nhIDLast {
+			m.next = nhIDFirst
+		}
+		if m.objs[id] == nil && m.groups[id] == nil && !m.taken[id] {
+			return id, nil
+		}
+	}
+	return 0, errors.New("no free nexthop id")
+}
+
+// resolver finds the interface of a gateway, as `ip route get` does.
+type resolver struct {
+	c    *rtnl
+	done map[netip.Addr]resolved
+}
+
+type resolved struct {
+	ifindex int
+	err     error
+}
+
+func (r *resolver) ifindex(gw netip.Addr) (int, error) {
+	if x, ok := r.done[gw]; ok {
+		return x.ifindex, x.err
+	}
+	ifindex, err := r.lookup(gw)
+	if r.done == nil {
+		r.done = make(map[netip.Addr]resolved)
+	}
+	r.done[gw] = resolved{ifindex, err}
+	return ifindex, err
+}
+
+func (r *resolver) lookup(gw netip.Addr) (int, error) {
+	var b msgBuf
+	seq := r.c.nextSeq(1)
+	b.begin(unix.RTM_GETROUTE, 0, seq)
+	b.raw(family(gw), uint8(gw.BitLen()), 0, 0, 0, 0, 0, 0)
+	b.u32(0)
+	b.attr(unix.RTA_DST, gw.AsSlice())
+	b.end()
+	if err := unix.Sendto(r.c.fd, b.b, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+		return 0, err
+	}
+	var kr kroute
+	var rerr error
+	got := false
+	for !got {
+		err := r.c.recv(func(h unix.NlMsghdr, data []byte) bool {
+			if h.Seq != seq {
+				return true
+			}
+			got = true
+			if h.Type == unix.NLMSG_ERROR {
+				rerr = parseError(h, data)
+				if rerr == nil {
+					rerr = errors.New("no answer")
+				}
+				return false
+			}
+			var d routeDecoder
+			if len(data) >= rtmsgLen {
+				// A lookup answer is marked cloned; it is no cache entry here.
+				f := binary.NativeEndian.Uint32(data[8:]) &^ unix.RTM_F_CLONED
+				binary.NativeEndian.PutUint32(data[8:], f)
+			}
+			kr, _ = d.decode(data)
+			return false
+		})
+		if err != nil {
+			return 0, err
+		}
+	}
+	if rerr != nil {
+		return 0, rerr
+	}
+	if kr.route.Type != Unicast || len(kr.route.NextHops) != 1 {
+		return 0, fmt.Errorf("%w (route type %d)", unix.ENETUNREACH, kr.route.Type)
+	}
+	nh := kr.route.NextHops[0]
+	if nh.Gateway.IsValid() && nh.Gateway != gw {
+		return 0, fmt.Errorf("not directly connected (reached via %v)", nh.Gateway)
+	}
+	return nh.Ifindex, nil
+}
+
+// target is what an add or replace needs: the resolved next-hop set.
+type target struct {
+	fam     uint8
+	set     string
+	members []NextHop
+	err     error
+}
+
+// write is the dataplane's write with nexthop groups: it resolves next hops,
+// rewrites a group in place when all of its users move to the same new set,
+// creates the nexthop objects and groups the other routes need, writes the
+// routes, and deletes groups and objects no route uses any more.
+func (m *nhManager) write(ctx context.Context, ops []op, protocol int) ([]error, int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	errs := make([]error, len(ops))
+	nhWrites := 0
+	if err := ctx.Err(); err != nil {
+		for i := range errs {
+			errs[i] = notSent{err}
+		}
+		return errs, 0
+	}
+	res := resolver{c: m.c}
+	// Targets, shared by routes whose desired next hops are equal.
+	targets := make(map[string]*target)
+	tgt := make([]*target, len(ops))
+	var scratch []byte
+	for i, o := range ops {
+		if o.kind == opDelete || o.route.Type != Unicast {
+			continue
+		}
+		fam := family(o.route.Key.Dst.Addr())
+		scratch = append(scratch[:0], setKey(fam, o.route.NextHops)...)
+		t := targets[string(scratch)]
+		if t == nil {
+			t = m.resolveTarget(&res, fam, o.route.NextHops)
+			targets[string(scratch)] = t
+		}
+		if t.err != nil {
+			errs[i] = t.err
+			continue
+		}
+		tgt[i] = t
+	}
+
+	// In-place rewrites: every user of group g is in ops, moving to one set.
+	type move struct {
+		t  *target
+		n  int
+		ok bool
+	}
+	moves := make(map[uint32]*move)
+	for i, o := range ops {
+		g := o.oldNHG
+		if g == 0 || m.groups[g] == nil {
+			continue
+		}
+		mv := moves[g]
+		if mv == nil {
+			mv = &move{t: tgt[i], ok: true}
+			moves[g] = mv
+		}
+		mv.n++
+		if o.kind != opReplace || tgt[i] == nil || tgt[i] != mv.t {
+			mv.ok = false
+		}
+	}
+	rewrite := make(map[uint32]*target)
+	for g, mv := range moves {
+		if mv.ok && mv.n == m.usage[g] {
+			rewrite[g] = mv.t
+		}
+	}
+	groupOf := make([]uint32, len(ops))
+	newGroups := make(map[*target]uint32)
+	for i, o := range ops {
+		t := tgt[i]
+		if t == nil {
+			continue
+		}
+		if rt := rewrite[o.oldNHG]; rt != nil && o.oldNHG != 0 {
+			groupOf[i] = o.oldNHG
+			ops[i].inPlace = true
+			continue
+		}
+		if g := m.bySet[t.set]; g != nil && rewrite[g.id] == nil {
+			groupOf[i] = g.id
+			continue
+		}
+		id, ok := newGroups[t]
+		if !ok {
+			var err error
+			if id, err = m.allocID(); err != nil {
+				errs[i] = err
+				continue
+			}
+			m.taken[id] = true // reserved until created
+			newGroups[t] = id
+		}
+		groupOf[i] = id
+	}
+
+	// Nexthop objects the groups need.
+	needObj := make(map[nhKey]uint32)
+	objErr := make(map[nhKey]error)
+	var objOrder []nhKey
+	want := func(t *target) {
+		for _, nh := range t.members {
+			k := nhKey{fam: nhFamily(t.fam, nh), gw: nh.Gateway, ifindex: nh.Ifindex}
+			if m.byKey[k] != nil {
+				continue
+			}
+			if _, ok := needObj[k]; ok {
+				continue
+			}
+			id, err := m.allocID()
+			if err != nil {
+				objErr[k] = err
+				continue
+			}
+			m.taken[id] = true
+			needObj[k] = id
+			objOrder = append(objOrder, k)
+		}
+	}
+	for _, t := range rewrite {
+		want(t)
+	}
+	for t := range newGroups {
+		want(t)
+	}
+	var b msgBuf
+	if len(objOrder) > 0 {
+		b.reset()
+		first := m.c.nextSeq(len(objOrder))
+		for i, k := range objOrder {
+			appendNexthop(&b, first+uint32(i), needObj[k], k, m.protocol)
+		}
+		err := m.c.exec(&b, first, func(i int, err error) {
+			objErr[objOrder[i]] = nhError("create nexthop", fmt.Sprintf("%v dev %d", objOrder[i].gw, objOrder[i].ifindex), err)
+			if errors.Is(err, unix.EEXIST) {
+				m.taken[needObj[objOrder[i]]] = true // someone else's id
+			}
+		})
+		nhWrites += len(objOrder)
+		for _, k := range objOrder {
+			id := needObj[k]
+			if objErr[k] == nil {
+				delete(m.taken, id)
+			}
+			if err == nil && objErr[k] == nil {
+				o := &nhObject{id: id, key: k}
+				m.objs[id], m.byKey[k] = o, o
+			} else if err != nil {
+				objErr[k] = err
+			}
+		}
+	}
+
+	// Groups: rewrites and creates.
+	type gw struct {
+		id      uint32
+		t       *target
+		replace bool
+	}
+	var gws []gw
+	for g, t := range rewrite {
+		gws = append(gws, gw{g, t, true})
+	}
+	for t, id := range newGroups {
+		gws = append(gws, gw{id, t, false})
+	}
+	slices.SortFunc(gws, func(a, b gw) int { return int(a.id) - int(b.id) })
+	grpErr := make(map[uint32]error)
+	b.reset()
+	var sent []gw
+	for _, g := range gws {
+		entries, err := m.entries(g.t, objErr)
+		if err != nil {
+			grpErr[g.id] = err
+			continue
+		}
+		sent = append(sent, g)
+		appendGroup(&b, 0, g.id, entries, g.replace, m.protocol)
+	}
+	if len(sent) > 0 {
+		first := m.c.nextSeq(len(sent))
+		renumber(&b, first)
+		err := m.c.exec(&b, first, func(i int, err error) {
+			grpErr[sent[i].id] = nhError("write nexthop group", fmt.Sprint(sent[i].id), err)
+			if errors.Is(err, unix.EEXIST) {
+				m.taken[sent[i].id] = true
+			}
+		})
+		nhWrites += len(sent)
+		for _, g := range sent {
+			if grpErr[g.id] == nil {
+				delete(m.taken, g.id)
+			}
+			if err != nil {
+				grpErr[g.id] = err
+			}
+			if grpErr[g.id] != nil {
+				continue
+			}
+			if old := m.groups[g.id]; old != nil && m.bySet[old.set] == old {
+				delete(m.bySet, old.set)
+			}
+			ng := &nhGroup{id: g.id, set: g.t.set, members: g.t.members}
+			m.groups[g.id] = ng
+			if m.bySet[ng.set] == nil {
+				m.bySet[ng.set] = ng
+			}
+		}
+	}
+
+	// Routes.
+	for i := range ops {
+		if errs[i] != nil || tgt[i] == nil {
+			continue
+		}
+		if e := grpErr[groupOf[i]]; e != nil {
+			errs[i] = e
+			ops[i].inPlace = false
+		} else if groupOf[i] == 0 {
+			errs[i] = errors.New("no nexthop group")
+		}
+	}
+	writeRoutes(ctx, m.c, ops, errs, groupOf, protocol)
+
+	// Usage: routes moved from their old group to the new one.
+	for i, o := range ops {
+		if errs[i] != nil || o.inPlace {
+			continue
+		}
+		if o.oldNHG != 0 {
+			m.usage[o.oldNHG]--
+		}
+		if o.kind != opDelete && groupOf[i] != 0 {
+			m.usage[groupOf[i]]++
+			ops[i].route.nhg = groupOf[i]
+		}
+	}
+	for i, o := range ops {
+		if o.inPlace && errs[i] == nil {
+			ops[i].route.nhg = groupOf[i]
+		}
+	}
+	nhWrites += m.gcLocked()
+	return errs, nhWrites
+}
+
+// resolveTarget fills in the interfaces of next hops that have none.
+func (m *nhManager) resolveTarget(res *resolver, fam uint8, nhs []NextHop) *target {
+	t := &target{fam: fam, members: slices.Clone(nhs)}
+	for i, nh := range t.members {
+		if nh.Ifindex != 0 {
+			continue
+		}
+		ifindex, err := res.ifindex(nh.Gateway)
+		if err != nil {
+			t.err = fmt.Errorf("resolve next hop %v: %w", nh.Gateway, err)
+			return t
+		}
+		t.members[i].Ifindex = ifindex
+	}
+	r := Route{NextHops: t.members}
+	r.normalizeNextHops()
+	t.members = r.NextHops
+	t.set = setKey(groupFamily(fam, t.members), t.members)
+	return t
+}
+
+// groupFamily is the family a group's key is stored under: that of its
+// members' gateways (what a dump can tell), or the route's for a group of
+// directly connected next hops.
+func groupFamily(routeFam uint8, members []NextHop) uint8 {
+	for _, nh := range members {
+		if nh.Gateway.IsValid() {
+			return family(nh.Gateway)
+		}
+	}
+	return routeFam
+}
+
+func nhFamily(routeFam uint8, nh NextHop) uint8 {
+	if nh.Gateway.IsValid() {
+		return family(nh.Gateway)
+	}
+	return routeFam
+}
+
+func (m *nhManager) entries(t *target, objErr map[nhKey]error) ([]grpEntry, error) {
+	var out []grpEntry
+	for _, nh := range t.members {
+		k := nhKey{fam: nhFamily(t.fam, nh), gw: nh.Gateway, ifindex: nh.Ifindex}
+		if err := objErr[k]; err != nil {
+			return nil, err
+		}
+		o := m.byKey[k]
+		if o == nil {
+			return nil, fmt.Errorf("nexthop %v dev %d missing", nh.Gateway, nh.Ifindex)
+		}
+		out = append(out, grpEntry{id: o.id, weight: nh.Weight})
+	}
+	return out, nil
+}
+
+// gcLocked deletes groups no route uses, then objects no group uses.
+func (m *nhManager) gcLocked() int {
+	if !m.synced {
+		return 0
+	}
+	var b msgBuf
+	var ids []uint32
+	for id, g := range m.groups {
+		if m.usage[id] <= 0 {
+			ids = append(ids, id)
+			if m.bySet[g.set] == g {
+				delete(m.bySet, g.set)
+			}
+			delete(m.groups, id)
+			delete(m.usage, id)
+		}
+	}
+	inUse := make(map[uint32]bool)
+	for _, g := range m.groups {
+		for _, nh := range g.members {
+			for _, o := range m.objs {
+				if o.key.gw == nh.Gateway && o.key.ifindex == nh.Ifindex {
+					inUse[o.id] = true
+				}
+			}
+		}
+	}
+	nGroups := len(ids)
+	for id, o := range m.objs {
+		if !inUse[id] && !m.foreignIn[id] && m.usage[id] <= 0 {
+			ids = append(ids, id)
+			delete(m.objs, id)
+			delete(m.byKey, o.key)
+		}
+	}
+	if len(ids) == 0 {
+		return 0
+	}
+	// Groups go first: an object in a group could not be deleted cleanly.
+	slices.Sort(ids[:nGroups])
+	first := m.c.nextSeq(len(ids))
+	for i, id := range ids {
+		b.begin(unix.RTM_DELNEXTHOP, 0, first+uint32(i))
+		b.raw(unix.AF_UNSPEC, 0, 0, 0)
+		b.u32(0)
+		b.attrU32(unix.NHA_ID, id)
+		b.end()
+	}
+	err := m.c.exec(&b, first, func(i int, err error) {
+		if !errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.ESRCH) {
+			m.log.Warn("fib: delete unused nexthop", "id", ids[i], "err", err)
+		}
+	})
+	if err != nil {
+		m.log.Warn("fib: delete unused nexthops", "err", err)
+	}
+	return len(ids)
+}
+
+// nexthopChanged reports whether a nexthop notification tells something
+// the manager's view does not know (someone else changed or removed one of
+// switchd's objects), so the table must resync.
+func (m *nhManager) nexthopChanged(deleted bool, id uint32) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	_, isObj := m.objs[id]
+	_, isGroup := m.groups[id]
+	if deleted {
+		return isObj || isGroup
+	}
+	return !isObj && !isGroup && !m.taken[id]
+}
+
+func appendNexthop(b *msgBuf, seq, id uint32, k nhKey, protocol int) {
+	b.begin(unix.RTM_NEWNEXTHOP, unix.NLM_F_CREATE|unix.NLM_F_EXCL, seq)
+	b.raw(k.fam, 0, uint8(protocol), 0)
+	b.u32(0)
+	b.attrU32(unix.NHA_ID, id)
+	b.attrU32(unix.NHA_OIF, uint32(k.ifindex))
+	if k.gw.IsValid() {
+		b.attr(unix.NHA_GATEWAY, k.gw.AsSlice())
+	}
+	b.end()
+}
+
+func appendGroup(b *msgBuf, seq, id uint32, entries []grpEntry, replace bool, protocol int) {
+	flags := uint16(unix.NLM_F_CREATE | unix.NLM_F_EXCL)
+	if replace {
+		flags = unix.NLM_F_CREATE | unix.NLM_F_REPLACE
+	}
+	b.begin(unix.RTM_NEWNEXTHOP, flags, seq)
+	b.raw(unix.AF_UNSPEC, 0, uint8(protocol), 0)
+	b.u32(0)
+	b.attrU32(unix.NHA_ID, id)
+	g := make([]byte, 0, 8*len(entries))
+	for _, e := range entries {
+		g = binary.NativeEndian.AppendUint32(g, e.id)
+		w := e.weight - 1
+		g = append(g, byte(w), byte(w>>8), 0, 0)
+	}
+	b.attr(unix.NHA_GROUP, g)
+	b.end()
+}
+
+// renumber gives the messages in b consecutive sequence numbers from first.
+func renumber(b *msgBuf, first uint32) {
+	for off, i := 0, uint32(0); off+unix.NLMSG_HDRLEN <= len(b.b); i++ {
+		binary.NativeEndian.PutUint32(b.b[off+8:], first+i)
+		off += nlAlign(int(binary.NativeEndian.Uint32(b.b[off:])))
+	}
+}
+
+// nhError reports a failed nexthop write. An id collision (EEXIST) is not
+// wrapped: it must not read as a route held by another owner.
+func nhError(op, what string, err error) error {
+	if errors.Is(err, unix.EEXIST) {
+		return fmt.Errorf("%s %s: id taken by another owner, retrying with another (%v)", op, what, err)
+	}
+	return fmt.Errorf("%s %s: %w", op, what, err)
+}
