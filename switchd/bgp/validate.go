@@ -279,3 +279,9 @@ func neighborEqual(a, b Neighbor) bool {
 		a.Timers == b.Timers && slices.Equal(a.Families, b.Families) &&
 		*a.GracefulRestart == *b.GracefulRestart
 }
+
+// Validate checks a Config as Apply would, without a speaker.
+func Validate(c Config) error {
+	_, err := validate(c)
+	return err
+}

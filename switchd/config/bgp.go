@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"sort"
+	"time"
 
 	"github.com/switchd/switchd/models/oc"
 	"github.com/switchd/switchd/switchd/bgp"
@@ -41,6 +42,12 @@ func (t *translator) bgp(pr *oc.NetworkInstance_Protocol, p path, c *bgp.Config)
 		c.Multipath.MaxPaths = mp.GetEbgp().GetMaximumPaths()
 	}
 
+	t.globalGR(g.GracefulRestart, gp, c)
+	if g.ApplyPolicy != nil {
+		t.add(gp.child("apply-policy"), "global apply-policy is not supported: apply policies per neighbor or peer group")
+	}
+	t.routingPolicy(t.rp, c)
+
 	// Families enabled for the instance; a neighbor can use only these.
 	enabled := map[bgp.Family]bool{}
 	for name, af := range g.AfiSafi {
@@ -64,13 +71,13 @@ func (t *translator) bgp(pr *oc.NetworkInstance_Protocol, p path, c *bgp.Config)
 	for _, addr := range sortedKeys(b.Neighbor) {
 		n := b.Neighbor[addr]
 		np := p.child("neighbors").entry("neighbor", []kv{{"neighbor-address", addr}})
-		if nb, ok := t.neighbor(n, b, np, enabled); ok {
+		if nb, ok := t.neighbor(n, b, np, enabled, c); ok {
 			c.Neighbors = append(c.Neighbors, nb)
 		}
 	}
 }
 
-func (t *translator) neighbor(n *oc.NetworkInstance_Protocol_Bgp_Neighbor, b *oc.NetworkInstance_Protocol_Bgp, np path, enabled map[bgp.Family]bool) (bgp.Neighbor, bool) {
+func (t *translator) neighbor(n *oc.NetworkInstance_Protocol_Bgp_Neighbor, b *oc.NetworkInstance_Protocol_Bgp, np path, enabled map[bgp.Family]bool, c *bgp.Config) (bgp.Neighbor, bool) {
 	before := len(t.list)
 	cfg := np.child("config")
 	nb := bgp.Neighbor{Enabled: true, Description: n.GetDescription()}
@@ -109,6 +116,15 @@ func (t *translator) neighbor(n *oc.NetworkInstance_Protocol_Bgp_Neighbor, b *oc
 	if n.AuthPassword == nil {
 		nb.AuthPassword = pg.GetAuthPassword()
 	}
+	var pgGR *oc.NetworkInstance_Protocol_Bgp_PeerGroup_GracefulRestart
+	if pg != nil {
+		pgGR = pg.GracefulRestart
+	}
+	nb.GracefulRestart = gracefulRestart(c.GracefulRestart, n.GracefulRestart, pgGR)
+	if g := nb.GracefulRestart; g != nil && g.RestartTime > 4095*time.Second {
+		t.add(np.child("graceful-restart").child("config").child("restart-time"), "restart-time is at most 4095 seconds (12 bits in the capability)")
+	}
+	t.applyPolicy(n, pg, np, c, &nb)
 
 	// Transport, timers: each leaf from the neighbor or else the group.
 	var ntr oc.NetworkInstance_Protocol_Bgp_Neighbor_Transport
@@ -182,6 +198,9 @@ func (t *translator) neighbor(n *oc.NetworkInstance_Protocol_Bgp_Neighbor, b *oc
 		}
 	}
 	for name, af := range n.AfiSafi {
+		if af.ApplyPolicy != nil {
+			t.add(afiSafiEntry(np, name).child("apply-policy"), "per-family apply-policy is not supported: apply it to the neighbor")
+		}
 		if _, ok := families[name]; !ok {
 			t.add(afiSafiEntry(np, name), "address family not supported by switchd (IPV4_UNICAST and IPV6_UNICAST are)")
 			continue

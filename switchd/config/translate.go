@@ -29,7 +29,7 @@ func enumName(e interface{ String() string }) string { return e.String() }
 // Translate runs switchd's semantic checks on a schema-valid tree and
 // translates it into an Intent.
 func Translate(dev *oc.Device) (*Intent, error) {
-	t := &translator{}
+	t := &translator{rp: dev.RoutingPolicy}
 	in := &Intent{Device: dev}
 	t.intent(dev, in)
 	t.workloads(dev.Switchd, in)
@@ -39,7 +39,10 @@ func Translate(dev *oc.Device) (*Intent, error) {
 	return in, nil
 }
 
-type translator struct{ errs }
+type translator struct {
+	errs
+	rp *oc.RoutingPolicy // for BGP neighbors' apply-policy
+}
 
 // originSet records which families of locally configured prefixes a table
 // connection sends into BGP.

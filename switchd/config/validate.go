@@ -155,8 +155,17 @@ func (v *validator) leaf(fv reflect.Value, cs *yang.Entry, p path, parent *yang.
 	val := fv.Interface()
 	if cs.Type != nil && cs.Type.Kind == yang.Yleafref {
 		if st, err := util.ChildSchema(parent, ft); err == nil && st != nil {
-			k := util.SchemaTreePath(st) + "\x00" + leafText(fv)
-			v.leafrefs[k] = append(v.leafrefs[k], p)
+			vals := []reflect.Value{fv}
+			if fv.Kind() == reflect.Slice { // a leaf-list: each value refers
+				vals = vals[:0]
+				for i := 0; i < fv.Len(); i++ {
+					vals = append(vals, fv.Index(i))
+				}
+			}
+			for _, e := range vals {
+				k := util.SchemaTreePath(st) + "\x00" + leafText(e)
+				v.leafrefs[k] = append(v.leafrefs[k], p)
+			}
 		}
 	}
 	errList := ytypes.Validate(cs, val)
@@ -200,7 +209,7 @@ func leafText(fv reflect.Value) string {
 	return fmt.Sprint(fv.Interface())
 }
 
-var leafrefError = regexp.MustCompile(`value (.*) \(\S+ ptr\) schema (?:path )?(\S+) (?:is empty set|has leafref path)`)
+var leafrefError = regexp.MustCompile(`value (.*) \(\S+(?: ptr)?\) schema (?:path )?(\S+) (?:is empty set|has leafref path)`)
 
 func (v *validator) addLeafrefError(err error) {
 	msg := err.Error()
