@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/switchd/switchd/host"
@@ -68,6 +69,13 @@ func (d *Daemon) serveAPI(path string) (*apiServer, error) {
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/status", d.handleStatus)
+	// Profiles on the local socket only: curl --unix-socket SOCK
+	// http://switchd/debug/pprof/profile?seconds=10 > cpu.pprof
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	if d.workloads != nil {
 		eh := host.NewAPIHandler(d.workloads.m, d.log.With("component", "api"))
 		mux.Handle("/v1/endpoints", eh)
