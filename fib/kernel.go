@@ -14,7 +14,12 @@ import (
 // the nexthop group each add/replace uses.
 func writeRoutes(ctx context.Context, c *rtnl, ops []op, errs []error, groupOf []uint32, protocol int) {
 	var b msgBuf
+	ctl, _ := ctx.Value(batchControlKey{}).(batchControl)
+	if ctl.size <= 0 {
+		ctl.size = 65536
+	}
 	idx := make([]int, 0, 1024) // op index of each message in b
+	sent := 0
 	flush := func() {
 		if len(idx) == 0 {
 			return
@@ -33,6 +38,7 @@ func writeRoutes(ctx context.Context, c *rtnl, ops []op, errs []error, groupOf [
 				errs[i] = err
 			}
 		}
+		sent += len(idx)
 		b.reset()
 		idx = idx[:0]
 	}
@@ -40,7 +46,15 @@ func writeRoutes(ctx context.Context, c *rtnl, ops []op, errs []error, groupOf [
 		if errs[i] != nil || o.inPlace {
 			continue
 		}
-		if err := ctx.Err(); err != nil {
+		err := ctx.Err()
+		if err == nil && sent >= ctl.size {
+			// A batch is done: urgent work first?
+			if ctl.interrupt != nil && ctl.interrupt() {
+				err = errInterrupted
+			}
+			sent = 0
+		}
+		if err != nil {
 			flush()
 			for j := i; j < len(ops); j++ {
 				if errs[j] == nil && !ops[j].inPlace {
@@ -59,7 +73,7 @@ func writeRoutes(ctx context.Context, c *rtnl, ops []op, errs []error, groupOf [
 			appendRoute(&b, 0, o.kind, o.route, nhid, protocol)
 		}
 		idx = append(idx, i)
-		if len(b.b) >= maxBatchBytes-4096 {
+		if len(b.b) >= maxBatchBytes-4096 || sent+len(idx) >= ctl.size {
 			flush()
 		}
 	}
@@ -114,3 +128,15 @@ func (d multipathDataplane) write(ctx context.Context, ops []op, protocol int) (
 	writeRoutes(ctx, d.c, ops, errs, nil, protocol)
 	return errs, 0
 }
+
+// batchControl rides in the context of a dataplane write: route writes are
+// sent in batches of at most size, and between batches interrupt (if set)
+// may stop the rest (they come back notSent{errInterrupted}).
+type batchControl struct {
+	size      int
+	interrupt func() bool
+}
+
+type batchControlKey struct{}
+
+var errInterrupted = errors.New("apply interrupted for urgent work")

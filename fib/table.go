@@ -317,12 +317,14 @@ func (t *Table) SetRoute(r Route) error {
 	if r.Key.Table != t.table {
 		return fmt.Errorf("set route %v: table %d is not this table (%d)", r, r.Key.Table, t.table)
 	}
-	if old, ok := t.desired[r.Key]; !ok || !old.Equal(r) {
-		delete(t.failures, r.Key) // a new wish is tried at once
+	if len(t.failures) > 0 {
+		if old, ok := t.desired[r.Key]; !ok || !old.Equal(r) {
+			delete(t.failures, r.Key) // a new wish is tried at once
+		}
 	}
 	t.desired[r.Key] = r
 	delete(t.stale, r.Key)
-	t.updatePending(r.Key)
+	t.updatePendingWant(r.Key, r, true)
 	return nil
 }
 
@@ -497,24 +499,25 @@ func (t *Table) Apply(ctx context.Context) error {
 	ops, deferred := t.plan(now)
 	var errs []error
 	unsent, unsentErr := 0, error(nil)
-	for start := 0; start < len(ops); start += t.batchSize {
-		if start > 0 && t.interrupt != nil && t.interrupt() {
-			t.more = true
-			break
-		}
-		chunk := ops[start:min(start+t.batchSize, len(ops))]
-		results, nhWrites := t.dp.write(ctx, chunk, t.protocol)
-		t.stats.Nexthops += uint64(nhWrites)
-		for i, o := range chunk {
-			var ns notSent
-			if errors.As(results[i], &ns) {
-				unsent++
-				unsentErr = ns.err
+	// One write call sees the whole plan, so that it can tell when all
+	// users of a group move together; it cuts the route writes into
+	// batches itself and asks t.interrupt between them (batchControl).
+	wctx := context.WithValue(ctx, batchControlKey{}, batchControl{size: t.batchSize, interrupt: t.interrupt})
+	results, nhWrites := t.dp.write(wctx, ops, t.protocol)
+	t.stats.Nexthops += uint64(nhWrites)
+	for i, o := range ops {
+		var ns notSent
+		if errors.As(results[i], &ns) {
+			if errors.Is(ns.err, errInterrupted) {
+				t.more = true
 				continue
 			}
-			if err := t.took(o, results[i], now); err != nil {
-				errs = append(errs, err)
-			}
+			unsent++
+			unsentErr = ns.err
+			continue
+		}
+		if err := t.took(o, results[i], now); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	if unsent > 0 {
@@ -600,25 +603,23 @@ func (t *Table) plan(now time.Time) (ops []op, deferred int) {
 	}
 	slices.SortFunc(keys, compareKey)
 	ops = make([]op, 0, len(keys))
+	var writes []op
 	for _, k := range keys {
-		if _, want := t.desired[k]; !want {
+		want, wok := t.desired[k]
+		have, hok := t.kernel[k]
+		switch {
+		case !wok:
 			if _, stale := t.stale[k]; stale && t.sweepHold {
 				continue
 			}
-			ops = append(ops, op{kind: opDelete, route: t.kernel[k], oldNHG: t.kernel[k].nhg})
+			ops = append(ops, op{kind: opDelete, route: have, oldNHG: have.nhg})
+		case hok:
+			writes = append(writes, op{kind: opReplace, route: want, oldNHG: have.nhg})
+		default:
+			writes = append(writes, op{kind: opAdd, route: want})
 		}
 	}
-	for _, k := range keys {
-		want, ok := t.desired[k]
-		if !ok {
-			continue
-		}
-		o := op{kind: opAdd, route: want}
-		if have, ok := t.kernel[k]; ok {
-			o.kind, o.oldNHG = opReplace, have.nhg
-		}
-		ops = append(ops, o)
-	}
+	ops = append(ops, writes...)
 	return ops, deferred
 }
 
@@ -655,6 +656,10 @@ func (t *Table) resync(ctx context.Context) error {
 // updatePending recomputes whether k needs a write.
 func (t *Table) updatePending(k RouteKey) {
 	want, wok := t.desired[k]
+	t.updatePendingWant(k, want, wok)
+}
+
+func (t *Table) updatePendingWant(k RouteKey, want Route, wok bool) {
 	have, hok := t.kernel[k]
 	if wok == hok && (!wok || sameRoute(want, have)) {
 		delete(t.pending, k)
