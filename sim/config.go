@@ -28,6 +28,15 @@ const (
 // MaxPaths is the eBGP multipath limit in generated configs.
 const MaxPaths = 64
 
+// Graceful restart timers of generated configs (helper-only on spines), in seconds: peers keep a
+// restarting node's routes for RestartTime, long enough for a test to
+// restart a daemon and short enough that a dead one is noticed; a node
+// back without End-of-RIB loses its stale routes after StaleRoutesTime.
+const (
+	RestartTime     = 30
+	StaleRoutesTime = 60
+)
+
 // NodeConfig returns the switchd config of a node: the OpenConfig tree in
 // RFC 7951 JSON. It works for every node (a BIRD node's config is what
 // switchd would run there).
@@ -52,13 +61,29 @@ func (f *Fabric) switchdTree(n *NodeInfo) obj {
 	}
 
 	tm := f.Topology.Timers
-	var neighbors []any
+	var neighbors, prefixSets, policies []any
 	for _, i := range n.Interfaces {
+		peer := f.byName[i.Peer]
+		// One passive end per session: GoBGP ends that both connect can
+		// miss each other for tens of seconds after a drop. Leaves
+		// connect (so a restarted leaf reconnects at once); spines and
+		// hosts wait for them.
+		passive := peer.Role == Leaf && n.Role != Leaf
+		var applyPolicy obj
+		if n.Role == Leaf && peer.Role == Host {
+			set, pol := hostImportPolicy(peer)
+			prefixSets = append(prefixSets, set)
+			policies = append(policies, pol)
+			applyPolicy = obj{"config": obj{
+				"import-policy":         []any{pol["name"]},
+				"default-import-policy": "REJECT_ROUTE",
+			}}
+		}
 		for _, s := range []struct {
 			addr netip.Addr
 			afi  string
 		}{{i.Peer4, idIPv4Unicast}, {i.Peer6, idIPv6Unicast}} {
-			neighbors = append(neighbors, obj{
+			nb := obj{
 				"neighbor-address": s.addr.String(),
 				"config": obj{
 					"neighbor-address": s.addr.String(),
@@ -71,7 +96,14 @@ func (f *Fabric) switchdTree(n *NodeInfo) obj {
 					"connect-retry":      tm.ConnectRetry,
 				}},
 				"afi-safis": obj{"afi-safi": []any{afiSafi(s.afi)}},
-			})
+			}
+			if passive {
+				nb["transport"] = obj{"config": obj{"passive-mode": true}}
+			}
+			if applyPolicy != nil {
+				nb["apply-policy"] = applyPolicy
+			}
+			neighbors = append(neighbors, nb)
 		}
 	}
 
@@ -98,6 +130,15 @@ func (f *Fabric) switchdTree(n *NodeInfo) obj {
 				"ebgp": obj{"config": obj{"allow-multiple-as": true, "maximum-paths": MaxPaths}},
 			},
 			"afi-safis": obj{"afi-safi": []any{afiSafi(idIPv4Unicast), afiSafi(idIPv6Unicast)}},
+			// Spines are helpers only: a spine whose daemon dies is
+			// routed around by ECMP through the other spines after the
+			// hold time, instead of its peers keeping its routes for the
+			// restart time. Leaves and hosts, which nothing routes
+			// around, restart gracefully.
+			"graceful-restart": obj{"config": obj{
+				"enabled": true, "restart-time": RestartTime, "stale-routes-time": StaleRoutesTime,
+				"helper-only": n.Role == Spine,
+			}},
 		},
 	}
 	if len(neighbors) > 0 {
@@ -119,7 +160,7 @@ func (f *Fabric) switchdTree(n *NodeInfo) obj {
 			"bgp":    bgp,
 		},
 	}
-	return obj{
+	tree := obj{
 		"openconfig-interfaces:interfaces": obj{"interface": ifaces},
 		"openconfig-network-instance:network-instances": obj{"network-instance": []any{obj{
 			"name":              "DEFAULT",
@@ -129,6 +170,53 @@ func (f *Fabric) switchdTree(n *NodeInfo) obj {
 			"protocols":         obj{"protocol": protocols},
 		}}},
 	}
+	if len(policies) > 0 {
+		tree["openconfig-routing-policy:routing-policy"] = obj{
+			"defined-sets":       obj{"prefix-sets": obj{"prefix-set": prefixSets}},
+			"policy-definitions": obj{"policy-definition": policies},
+		}
+	}
+	if n.Role == Host {
+		var pools []any
+		for _, p := range []struct {
+			pfx   netip.Prefix
+			block int
+		}{{n.Workload4, WorkloadBlock4}, {n.Workload6, WorkloadBlock6}} {
+			pools = append(pools, obj{"prefix": p.pfx.String(), "config": obj{"prefix": p.pfx.String(), "block-length": p.block}})
+		}
+		tree["switchd:switchd"] = obj{"ipam": obj{"pools": obj{"pool": pools}}}
+	}
+	return tree
+}
+
+// hostImportPolicy is what a leaf accepts from a host: the host's
+// loopbacks and anything inside its workload ranges (blocks and single
+// addresses), nothing else, so one host cannot take another's addresses.
+func hostImportPolicy(h *NodeInfo) (prefixSet, policy obj) {
+	name := "host-" + h.Name
+	entry := func(p netip.Prefix, r string) obj {
+		return obj{"ip-prefix": p.String(), "masklength-range": r,
+			"config": obj{"ip-prefix": p.String(), "masklength-range": r}}
+	}
+	prefixSet = obj{
+		"name": name, "config": obj{"name": name, "mode": "MIXED"},
+		"prefixes": obj{"prefix": []any{
+			entry(netip.PrefixFrom(h.Loopback4, 32), "exact"),
+			entry(netip.PrefixFrom(h.Loopback6, 128), "exact"),
+			entry(h.Workload4, fmt.Sprintf("%d..32", h.Workload4.Bits())),
+			entry(h.Workload6, fmt.Sprintf("%d..128", h.Workload6.Bits())),
+		}},
+	}
+	pname := "from-" + h.Name
+	policy = obj{
+		"name": pname, "config": obj{"name": pname},
+		"statements": obj{"statement": []any{obj{
+			"name": "own-prefixes", "config": obj{"name": "own-prefixes"},
+			"conditions": obj{"match-prefix-set": obj{"config": obj{"prefix-set": name, "match-set-options": "ANY"}}},
+			"actions":    obj{"config": obj{"policy-result": "ACCEPT_ROUTE"}},
+		}}},
+	}
+	return prefixSet, policy
 }
 
 func ocInterface(name, typ string, a4, a6 netip.Prefix, descr string) obj {

@@ -20,7 +20,25 @@ var (
 	Loopback6Base = netip.MustParseAddr("fd00:255::")
 	Link4Base     = netip.MustParseAddr("10.254.0.0")
 	Link6Base     = netip.MustParseAddr("fd00:254::")
+	// Host h (1-based among hosts, in file order) gets the workload ranges
+	// Workload4Base+h*256/24 and fd00:100:h::/64 (h in the third group).
+	Workload4Base = netip.MustParseAddr("10.100.0.0")
+	Workload6Base = netip.MustParseAddr("fd00:100::")
 )
+
+// IPAM block lengths of the generated host pools (the project's defaults).
+const (
+	WorkloadBlock4 = 26
+	WorkloadBlock6 = 122
+)
+
+// workloadRanges returns the ranges of the h-th host (1-based).
+func workloadRanges(h int) (v4, v6 netip.Prefix) {
+	v4 = netip.PrefixFrom(addN(Workload4Base, uint64(h)<<8), 24)
+	b := Workload6Base.As16()
+	b[4], b[5] = byte(h>>8), byte(h)
+	return v4, netip.PrefixFrom(netip.AddrFrom16(b), 64)
+}
 
 const (
 	maxNodes = 4000  // well inside 10.255.0.0/16
@@ -61,11 +79,16 @@ type Interface struct {
 // NodeInfo is everything the simulator decided about a node.
 type NodeInfo struct {
 	Node
-	Index      int          `json:"index"` // 1-based
-	Namespace  string       `json:"namespace"`
-	RouterID   netip.Addr   `json:"router-id"`
-	Loopback4  netip.Addr   `json:"loopback-ipv4"`
-	Loopback6  netip.Addr   `json:"loopback-ipv6"`
+	Index     int        `json:"index"` // 1-based
+	Namespace string     `json:"namespace"`
+	RouterID  netip.Addr `json:"router-id"`
+	Loopback4 netip.Addr `json:"loopback-ipv4"`
+	Loopback6 netip.Addr `json:"loopback-ipv6"`
+	// Workload4 and Workload6 are a host's workload ranges: its IPAM pools,
+	// and all its leaf accepts from it besides its loopbacks. Zero on
+	// other roles.
+	Workload4  netip.Prefix `json:"workload-ipv4,omitzero"`
+	Workload6  netip.Prefix `json:"workload-ipv6,omitzero"`
 	Interfaces []*Interface `json:"interfaces"`
 	Dir        string       `json:"dir"`
 	Config     string       `json:"config"` // switchd.json or bird.conf
@@ -127,6 +150,7 @@ func New(topo *Topology, opts Options) (*Fabric, error) {
 	if f.log == nil {
 		f.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
+	hosts := 0
 	for i, n := range topo.Nodes {
 		dir := filepath.Join(f.RunDir, n.Name)
 		ni := &NodeInfo{
@@ -138,6 +162,10 @@ func New(topo *Topology, opts Options) (*Fabric, error) {
 			Dir:       dir,
 		}
 		ni.RouterID = ni.Loopback4
+		if n.Role == Host {
+			hosts++
+			ni.Workload4, ni.Workload6 = workloadRanges(hosts)
+		}
 		switch n.Kind {
 		case Bird:
 			ni.Config = filepath.Join(dir, "bird.conf")

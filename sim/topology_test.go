@@ -6,11 +6,15 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/switchd/switchd/sim"
 	"github.com/switchd/switchd/sim/ns"
+	"github.com/switchd/switchd/switchd/bgp"
+	"github.com/switchd/switchd/switchd/config"
 )
 
 func TestMain(m *testing.M) { ns.TestMain(m) }
@@ -360,4 +364,92 @@ func TestBirdConfigParses(t *testing.T) {
 			t.Errorf("%s: bird -p: %v: %s\n%s", n.Name, err, out, b)
 		}
 	}
+}
+
+// TestNodeConfigsParse checks every generated switchd config with
+// switchd's own config loader, and what the fabric-wide settings become:
+// graceful restart everywhere, one passive end per session, host ranges
+// as IPAM pools on the host and as its leaf's import filter.
+func TestNodeConfigsParse(t *testing.T) {
+	f, err := sim.New(sim.Default(), sim.Options{Prefix: "swdtest"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h1 := f.Node("host1")
+	if h1.Workload4 != netip.MustParsePrefix("10.100.1.0/24") || h1.Workload6 != netip.MustParsePrefix("fd00:100:1::/64") {
+		t.Errorf("host1 workload ranges %v %v", h1.Workload4, h1.Workload6)
+	}
+	if w := f.Node("host4").Workload4; w != netip.MustParsePrefix("10.100.4.0/24") {
+		t.Errorf("host4 IPv4 range %v", w)
+	}
+	if f.Node("leaf1").Workload4.IsValid() {
+		t.Errorf("a leaf has a workload range")
+	}
+	intents := map[string]*config.Intent{}
+	for _, n := range f.Nodes() {
+		b, err := f.NodeConfig(n.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		in, err := config.Parse(b, n.Name+".json")
+		if err != nil {
+			t.Fatalf("%s: generated config rejected:\n%v", n.Name, err)
+		}
+		if err := bgp.Validate(in.BGP); err != nil {
+			t.Fatalf("%s: bgp config rejected: %v", n.Name, err)
+		}
+		if gr := in.BGP.GracefulRestart; !gr.Enabled || gr.RestartTime != sim.RestartTime*time.Second || gr.HelperOnly != (n.Role == sim.Spine) {
+			t.Errorf("%s: graceful restart %+v", n.Name, gr)
+		}
+		intents[n.Name] = in
+	}
+	passive := func(node, peer string) bool {
+		for _, nb := range intents[node].BGP.Neighbors {
+			if nb.Description == peer {
+				return nb.Passive
+			}
+		}
+		t.Fatalf("%s has no neighbor %s", node, peer)
+		return false
+	}
+	for _, pair := range [][2]string{{"leaf1", "spine1"}, {"leaf1", "host1"}, {"leaf2", "host4"}} {
+		if passive(pair[0], pair[1]) || !passive(pair[1], pair[0]) {
+			t.Errorf("%s-%s: want the leaf active and the other end passive", pair[0], pair[1])
+		}
+	}
+	var pools []netip.Prefix
+	for _, p := range intents["host1"].Workloads.Pools {
+		pools = append(pools, p.Prefix)
+	}
+	if !slices.Equal(pools, []netip.Prefix{h1.Workload4, h1.Workload6}) {
+		t.Errorf("host1 pools %v", pools)
+	}
+	for _, nb := range intents["leaf1"].BGP.Neighbors {
+		switch nb.Description {
+		case "host1":
+			if !slices.Equal(nb.Import.Policies, []string{"from-host1"}) || nb.Import.Default != bgp.Reject {
+				t.Errorf("leaf1's import chain for %v = %+v", nb.Address, nb.Import)
+			}
+		case "spine1", "spine2":
+			if len(nb.Import.Policies) != 0 || nb.Import.Default != bgp.ResultNone {
+				t.Errorf("leaf1 filters spine neighbor %v: %+v", nb.Address, nb.Import)
+			}
+		}
+	}
+	for _, ps := range intents["leaf1"].BGP.PrefixSets {
+		if ps.Name != "host-host1" {
+			continue
+		}
+		want := []bgp.PrefixRange{
+			{Prefix: netip.MustParsePrefix("10.100.1.0/24"), MinLen: 24, MaxLen: 32},
+			{Prefix: netip.MustParsePrefix("10.255.0.5/32"), MinLen: 32, MaxLen: 32},
+			{Prefix: netip.MustParsePrefix("fd00:100:1::/64"), MinLen: 64, MaxLen: 128},
+			{Prefix: netip.MustParsePrefix("fd00:255::5/128"), MinLen: 128, MaxLen: 128},
+		}
+		if !slices.Equal(ps.Prefixes, want) {
+			t.Errorf("host-host1 prefix set %v, want %v", ps.Prefixes, want)
+		}
+		return
+	}
+	t.Errorf("leaf1 has no prefix set host-host1: %v", intents["leaf1"].BGP.PrefixSets)
 }
