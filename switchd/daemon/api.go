@@ -40,8 +40,11 @@ type NeighborStatus struct {
 
 // FIBStatus summarises the routes switchd wants in the kernel.
 type FIBStatus struct {
-	Routes     int       `json:"routes"`
-	InSync     bool      `json:"in-sync"`
+	Routes int  `json:"routes"`
+	InSync bool `json:"in-sync"`
+	// Stale counts routes adopted from a previous run and kept until BGP
+	// has synced.
+	Stale      int       `json:"stale,omitempty"`
 	LastResync time.Time `json:"last-resync"`
 	LastError  string    `json:"last-error,omitempty"`
 }

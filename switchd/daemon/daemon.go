@@ -36,6 +36,10 @@ type Options struct {
 	// ResyncInterval is how often the FIB is compared with a fresh kernel
 	// dump, repairing anything changed behind switchd's back.
 	ResyncInterval time.Duration
+	// HashPolicy is the kernel's ECMP hash (fib_multipath_hash_policy, for
+	// IPv4 and IPv6); -1 leaves it alone. Default fib.DefaultHashPolicy
+	// (L4), so flows between two hosts spread over the fabric's paths.
+	HashPolicy *int
 }
 
 // BGPRouteMetric is the kernel metric of routes learned over BGP. Static
@@ -58,10 +62,13 @@ type Daemon struct {
 
 	intent    *config.Intent
 	workloads *workloads // nil unless pools or VMs are configured
-	// learned holds the BGP routes by prefix, statics the config's routes
-	// by key; the FIB's desired set is the union of both.
-	learned map[netip.Prefix]fib.Route
+	// learned holds the prefixes learned over BGP, statics the config's
+	// routes by key; the FIB's desired set is these plus workload routes.
+	learned map[netip.Prefix]struct{}
 	statics map[fib.RouteKey]fib.Route
+	// again asks the loop for another Apply at once: the last one was cut
+	// short (fib.Table.More) to let urgent work in.
+	again chan struct{}
 
 	mu     sync.Mutex // guards status
 	status Status
@@ -93,14 +100,23 @@ func Run(ctx context.Context, opts Options) error {
 		return fmt.Errorf("netlink: %w", err)
 	}
 	defer h.Close()
+	policy := fib.DefaultHashPolicy
+	if opts.HashPolicy != nil {
+		policy = *opts.HashPolicy
+	}
+	if policy >= 0 {
+		if err := fib.SetMultipathHashPolicy(netns.None(), policy); err != nil {
+			opts.Logger.Warn("ECMP hash policy not set", "policy", policy, "err", err)
+		}
+	}
 
 	d := &Daemon{
 		opts:    opts,
 		log:     opts.Logger,
 		speaker: bgp.New(bgp.WithLogger(opts.Logger.With("component", "bgp"))),
-		table:   fib.NewTable(h, fib.MainTable, fib.WithLogger(opts.Logger.With("component", "fib"))),
-		learned: make(map[netip.Prefix]fib.Route),
+		learned: make(map[netip.Prefix]struct{}),
 		statics: make(map[fib.RouteKey]fib.Route),
+		again:   make(chan struct{}, 1),
 	}
 	// The monitor subscribes before the table's first dump, so no change
 	// in between is missed.
@@ -108,6 +124,15 @@ func Run(ctx context.Context, opts Options) error {
 		return fmt.Errorf("route monitor: %w", err)
 	}
 	defer d.monitor.Close()
+	// The sweep hold keeps routes a previous switchd left in the kernel
+	// until BGP has handed over everything (End-of-RIB from every peer, or
+	// the sync timeout): unchanged routes are then never deleted and added
+	// again, and traffic keeps flowing through a restart.
+	d.table = fib.NewTable(h, fib.MainTable,
+		fib.WithLogger(opts.Logger.With("component", "fib")),
+		fib.WithSweepHold(),
+		fib.WithInterrupt(d.urgent))
+	defer d.table.Close()
 
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
@@ -122,6 +147,21 @@ func Run(ctx context.Context, opts Options) error {
 	if d.workloads != nil {
 		defer d.workloads.m.Close() // endpoints stay in the kernel
 		d.workloads.take(d.table, d.log.Warn)
+	}
+	if err := d.setStatics(intent); err != nil {
+		return err
+	}
+
+	// Adopt what a previous switchd left: the first Apply dumps the table.
+	// Routes of ours that nothing local wants (BGP's) mean this is a
+	// restart with forwarding state intact, which BGP tells its peers.
+	d.table.QueueResync()
+	d.applyFIB(ctx)
+	if n := d.table.Stale(); n > 0 {
+		d.log.Info("adopted routes of a previous run; restarting gracefully", "routes", n)
+		if err := d.speaker.SetRestarting(); err != nil {
+			return fmt.Errorf("bgp restart mode: %w", err)
+		}
 	}
 	if err := d.applyIntent(ctx, intent); err != nil {
 		return err
@@ -152,29 +192,43 @@ func (d *Daemon) applyIntent(ctx context.Context, in *config.Intent) error {
 			d.log.Error("configured VMs", "err", err)
 		}
 	}
-	want := make(map[fib.RouteKey]fib.Route, len(in.Routes))
-	for _, r := range in.Routes {
-		r.Key.Priority = StaticRouteMetric
-		r.Normalize()
-		want[r.Key] = r
+	if err := d.setStatics(in); err != nil {
+		return err
 	}
-	for k := range d.statics {
-		if _, ok := want[k]; !ok {
-			d.table.DeleteRoute(k)
-		}
-	}
-	for _, r := range want {
-		if err := d.table.SetRoute(r); err != nil {
-			return fmt.Errorf("static route %v: %w", r.Key, err)
-		}
-	}
-	d.statics = want
 	d.intent = in
 	d.mu.Lock()
 	d.status.BGP.ASN = in.BGP.ASN
 	d.status.BGP.RouterID = in.BGP.RouterID.String()
 	d.mu.Unlock()
 	return nil
+}
+
+// setStatics makes the config's static and aggregate routes desired.
+func (d *Daemon) setStatics(in *config.Intent) error {
+	want := make(map[fib.RouteKey]fib.Route, len(in.Routes))
+	for _, r := range in.Routes {
+		r.Key.Priority = StaticRouteMetric
+		r.Normalize()
+		want[r.Key] = r
+	}
+	for k, r := range want {
+		if err := d.table.SetRoute(r); err != nil {
+			return fmt.Errorf("static route %v: %w", k, err)
+		}
+	}
+	for k := range d.statics {
+		if _, ok := want[k]; !ok {
+			d.table.DeleteRoute(k)
+		}
+	}
+	d.statics = want
+	return nil
+}
+
+// urgent tells a long Apply to stop between batches: a route changed
+// behind our back, or BGP has news that should join the next batch.
+func (d *Daemon) urgent() bool {
+	return len(d.monitor.Kick()) > 0 || len(d.speaker.Updates()) > 0
 }
 
 // bgpConfig is the speaker's config: the intent's, plus the workload
@@ -203,11 +257,12 @@ func (d *Daemon) loop(ctx context.Context) error {
 
 	resync := time.NewTicker(d.opts.ResyncInterval)
 	defer resync.Stop()
-	// retry re-runs Apply while something is pending (an unreachable next
-	// hop, an interface not there yet) without spinning.
+	// retry re-runs Apply when a failed route is due again (an unreachable
+	// next hop, an interface not there yet); fib backs off per route.
 	retry := time.NewTimer(time.Hour)
 	retry.Stop()
 	defer retry.Stop()
+	synced := d.speaker.Synced()
 
 	var wlKick <-chan struct{}
 	var vmRetry <-chan time.Time
@@ -218,8 +273,7 @@ func (d *Daemon) loop(ctx context.Context) error {
 		vmRetry = t.C
 	}
 
-	d.table.QueueResync()
-	d.applyFIB(ctx, retry)
+	d.armRetry(retry)
 	for {
 		select {
 		case <-ctx.Done():
@@ -251,9 +305,15 @@ func (d *Daemon) loop(ctx context.Context) error {
 			}
 		case <-resync.C:
 			d.table.QueueResync()
+		case <-synced:
+			synced = nil
+			d.log.Info("bgp synced; sweeping routes no longer wanted", "stale", d.table.Stale())
+			d.table.EndOfInputs()
 		case <-retry.C:
+		case <-d.again:
 		}
-		d.applyFIB(ctx, retry)
+		d.applyFIB(ctx)
+		d.armRetry(retry)
 	}
 }
 
@@ -291,26 +351,43 @@ func (d *Daemon) takeBGPRoutes() {
 			d.log.Warn("bgp route not programmable", "route", r, "err", err)
 			continue
 		}
-		d.learned[key.Dst] = r
+		d.learned[key.Dst] = struct{}{}
 	}
 }
 
-func (d *Daemon) applyFIB(ctx context.Context, retry *time.Timer) {
+func (d *Daemon) applyFIB(ctx context.Context) {
 	err := d.table.Apply(ctx)
 	if err != nil {
 		d.log.Warn("fib apply incomplete; will retry", "err", err)
-		retry.Reset(time.Second)
+	}
+	if d.table.More() {
+		select {
+		case d.again <- struct{}{}:
+		default:
+		}
 	}
 	d.mu.Lock()
 	d.status.FIB = FIBStatus{
 		Routes:     len(d.learned) + len(d.statics),
 		InSync:     d.table.InSync(),
 		LastResync: d.table.LastResync(),
+		Stale:      d.table.Stale(),
 	}
 	if err != nil {
 		d.status.FIB.LastError = err.Error()
 	}
 	d.mu.Unlock()
+}
+
+// armRetry sets the retry timer to when fib wants the next failed route
+// retried; nothing failed, nothing armed.
+func (d *Daemon) armRetry(t *time.Timer) {
+	next := d.table.NextRetry()
+	if next.IsZero() {
+		t.Stop()
+		return
+	}
+	t.Reset(max(time.Until(next), 10*time.Millisecond))
 }
 
 // socketDir makes sure the API socket's directory exists and no stale
