@@ -277,6 +277,13 @@ func kernelRoutes(t *testing.T, f *sim.Fabric, node string) []netlink.Route {
 // prefix, whatever its protocol (nil if none); switchd's wins if several.
 func routeTo(t *testing.T, f *sim.Fabric, node string, addr netip.Addr) *netlink.Route {
 	t.Helper()
+	return routeFor(t, f, node, netip.PrefixFrom(addr, addr.BitLen()))
+}
+
+// routeFor finds the kernel route to exactly p (nil if none); switchd's
+// wins if several.
+func routeFor(t *testing.T, f *sim.Fabric, node string, p netip.Prefix) *netlink.Route {
+	t.Helper()
 	var found *netlink.Route
 	for _, r := range kernelRoutes(t, f, node) {
 		if r.Dst == nil {
@@ -284,7 +291,7 @@ func routeTo(t *testing.T, f *sim.Fabric, node string, addr netip.Addr) *netlink
 		}
 		a, _ := netip.AddrFromSlice(r.Dst.IP)
 		ones, _ := r.Dst.Mask.Size()
-		if a.Unmap() == addr && ones == addr.BitLen() {
+		if a.Unmap() == p.Addr() && ones == p.Bits() {
 			if found == nil || r.Protocol == netlink.RouteProtocol(fib.Protocol) {
 				found = &r
 			}
@@ -304,15 +311,18 @@ func switchdRouteTo(t *testing.T, f *sim.Fabric, node string, addr netip.Addr) *
 // nextHops lists the gateways of switchd's route to addr on node.
 func nextHops(t *testing.T, f *sim.Fabric, node string, addr netip.Addr) []netip.Addr {
 	t.Helper()
-	r := switchdRouteTo(t, f, node, addr)
+	return gateways(switchdRouteTo(t, f, node, addr))
+}
+
+func gateways(r *netlink.Route) []netip.Addr {
 	if r == nil {
 		return nil
 	}
-	var gws []netip.Addr
 	if len(r.MultiPath) == 0 {
 		a, _ := netip.AddrFromSlice(r.Gw)
 		return []netip.Addr{a.Unmap()}
 	}
+	var gws []netip.Addr
 	for _, nh := range r.MultiPath {
 		a, _ := netip.AddrFromSlice(nh.Gw)
 		gws = append(gws, a.Unmap())

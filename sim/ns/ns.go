@@ -18,6 +18,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 )
 
 // Dir is where iproute2 keeps named namespaces; `ip netns` sees ours.
@@ -70,6 +71,9 @@ func New(name string) (*NS, error) {
 	if _, err := os.Stat(filepath.Join(Dir, name)); err == nil {
 		return nil, fmt.Errorf("create netns %q: already exists", name)
 	}
+	if err := sharedDir(); err != nil {
+		return nil, fmt.Errorf("create netns %q: %w", name, err)
+	}
 	h, err := createNamed(name)
 	if err != nil {
 		return nil, fmt.Errorf("create netns %q: %w", name, err)
@@ -102,6 +106,33 @@ func Open(name string) (*NS, error) {
 		return nil, fmt.Errorf("netlink handle in netns %q: %w", name, err)
 	}
 	return &NS{Name: name, handle: h, nl: nl}, nil
+}
+
+var sharedOnce struct {
+	sync.Once
+	err error
+}
+
+// sharedDir makes Dir a shared mount point, as `ip netns add` does, so
+// that a namespace named later is visible to processes already running in
+// a mount namespace of their own (`ip netns exec` gives them one).
+func sharedDir() error {
+	sharedOnce.Do(func() {
+		if err := os.MkdirAll(Dir, 0o755); err != nil {
+			sharedOnce.err = err
+			return
+		}
+		err := unix.Mount("", Dir, "none", unix.MS_SHARED|unix.MS_REC, "")
+		if err == unix.EINVAL { // not a mount point yet
+			if err = unix.Mount(Dir, Dir, "none", unix.MS_BIND|unix.MS_REC, ""); err == nil {
+				err = unix.Mount("", Dir, "none", unix.MS_SHARED|unix.MS_REC, "")
+			}
+		}
+		if err != nil {
+			sharedOnce.err = fmt.Errorf("make %s a shared mount: %w", Dir, err)
+		}
+	})
+	return sharedOnce.err
 }
 
 // createNamed makes the namespace on a locked thread that returns to its

@@ -64,7 +64,10 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "ns.TestMain:", err)
 		os.Exit(1)
 	}
-	cmd := exec.Command("ip", append([]string{"netns", "exec", n.Name, exe}, os.Args[1:]...)...)
+	// nsenter switches only the network namespace. `ip netns exec` would
+	// also give the tests a mount namespace of their own, and namespaces
+	// they then create would be invisible to daemons they started before.
+	cmd := exec.Command("nsenter", append([]string{"--net=" + n.Path(), "--", exe}, os.Args[1:]...)...)
 	cmd.Env = append(os.Environ(), inNetnsEnv+"="+n.Name, "SWITCHD_RUN_PREFIX="+prefix)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 	code := 0
