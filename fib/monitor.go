@@ -23,15 +23,23 @@ type RouteEvent struct {
 	nexthop uint32
 }
 
-// maxQueuedEvents bounds the events a Monitor holds for the fib loop; past
-// it the events are dropped and a resync is requested instead, which is
-// cheaper than replaying a flood one by one.
-const maxQueuedEvents = 4096
+// monitorRecvBuffer is the Monitor socket's receive buffer (the kernel
+// doubles it). A bulk install or a group rewrite makes the kernel notify
+// every route; the receiver drops switchd's own echoes as fast as it can,
+// and the buffer absorbs the bursts it cannot keep up with. Only a real
+// overrun (ENOBUFS) costs a resync.
+const monitorRecvBuffer = 128 << 20
 
 // Monitor listens to the kernel's route notifications in a namespace and
 // keeps those about one table's routes (switchd's protocol, that table) for
 // the fib loop, which feeds them to Table.OnRouteEvent. That is how a route
 // deleted or changed behind switchd's back is repaired without a full dump.
+//
+// Events are coalesced per route (and per nexthop id): only the latest
+// counts, so what waits is bounded by the number of routes, not of events.
+// Notifications caused by switchd's own writes (the kernel stamps them with
+// the writer socket's port id) are dropped, and erase an earlier event for
+// the same route, which they supersede.
 //
 // Create the Monitor before the Table's first Apply, so nothing that
 // happens between the dump and the subscription is missed. Notifications can
@@ -43,6 +51,7 @@ const maxQueuedEvents = 4096
 // call from the fib loop.
 type Monitor struct {
 	ns       netns.NsHandle
+	nsID     nsID
 	table    int
 	protocol int
 	log      *slog.Logger
@@ -50,9 +59,11 @@ type Monitor struct {
 	cancel   context.CancelFunc
 	done     chan struct{}
 
-	mu     sync.Mutex // guards the fields below
-	events []RouteEvent
-	resync bool
+	mu       sync.Mutex // guards the fields below
+	routes   map[RouteKey]RouteEvent
+	nexthops map[uint32]RouteEvent
+	resync   bool
+	echoes   uint64 // own notifications dropped (tests)
 }
 
 // NewMonitor subscribes to IPv4 and IPv6 route notifications and nexthop
@@ -76,7 +87,19 @@ func NewMonitor(ns netns.NsHandle, table int, opts ...Opt) (*Monitor, error) {
 		kick:     make(chan struct{}, 1),
 		cancel:   cancel,
 		done:     make(chan struct{}),
+		routes:   make(map[RouteKey]RouteEvent),
+		nexthops: make(map[uint32]RouteEvent),
 	}
+	nsfd := int(ns)
+	if !ns.IsOpen() {
+		nsfd = -1
+	}
+	id, err := netnsID(nsfd)
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("subscribe to route changes of table %d: %w", table, err)
+	}
+	m.nsID = id
 	c, err := m.subscribe()
 	if err != nil {
 		cancel()
@@ -89,13 +112,25 @@ func NewMonitor(ns netns.NsHandle, table int, opts ...Opt) (*Monitor, error) {
 // Kick receives a value when events (or a resync request) are waiting.
 func (m *Monitor) Kick() <-chan struct{} { return m.kick }
 
-// Drain returns the waiting events in the order the kernel sent them, and
-// whether some were lost so that the table should resync.
+// Drain returns the waiting events, the latest for each route and nexthop
+// (in no particular order: each stands alone), and whether some were lost
+// so that the table should resync.
 func (m *Monitor) Drain() (events []RouteEvent, resync bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	events, resync = m.events, m.resync
-	m.events, m.resync = nil, false
+	events = make([]RouteEvent, 0, len(m.routes)+len(m.nexthops))
+	for _, ev := range m.routes {
+		events = append(events, ev)
+	}
+	for _, ev := range m.nexthops {
+		events = append(events, ev)
+	}
+	resync = m.resync
+	if len(m.routes) > 0 {
+		m.routes = make(map[RouteKey]RouteEvent) // let a large map go
+	}
+	clear(m.nexthops)
+	m.resync = false
 	return events, resync
 }
 
@@ -124,6 +159,9 @@ func (m *Monitor) subscribe() (*rtnl, error) {
 			return nil, fmt.Errorf("subscribe to route changes of table %d: join group %d: %w", m.table, g, err)
 		}
 	}
+	if unix.SetsockoptInt(c.fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, monitorRecvBuffer) != nil {
+		unix.SetsockoptInt(c.fd, unix.SOL_SOCKET, unix.SO_RCVBUF, monitorRecvBuffer)
+	}
 	tv := unix.NsecToTimeval(pollInterval.Nanoseconds())
 	if err := unix.SetsockoptTimeval(c.fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
 		c.close()
@@ -138,7 +176,7 @@ func (m *Monitor) run(ctx context.Context, c *rtnl) {
 	var d routeDecoder
 	for ctx.Err() == nil {
 		err := c.recv(func(h unix.NlMsghdr, data []byte) bool {
-			m.take(&d, h.Type, data)
+			m.take(&d, h, data)
 			return true
 		})
 		switch {
@@ -178,12 +216,28 @@ func (m *Monitor) resubscribe(ctx context.Context) *rtnl {
 	}
 }
 
-func (m *Monitor) take(d *routeDecoder, typ uint16, data []byte) {
+func (m *Monitor) take(d *routeDecoder, h unix.NlMsghdr, data []byte) {
+	typ := h.Type
+	own := ownWrite(m.nsID, h.Pid)
+	if own {
+		m.mu.Lock()
+		empty := len(m.routes) == 0 && len(m.nexthops) == 0
+		if empty {
+			m.echoes++
+		}
+		m.mu.Unlock()
+		if empty {
+			return // nothing an echo could supersede: skip decoding
+		}
+	}
 	var ev RouteEvent
 	switch typ {
 	case unix.RTM_NEWROUTE, unix.RTM_DELROUTE:
+		if len(data) < rtmsgLen || int(data[5]) != m.protocol {
+			return
+		}
 		kr, ok := d.decode(data)
-		if !ok || kr.protocol != m.protocol || kr.route.Key.Table != m.table {
+		if !ok || kr.route.Key.Table != m.table {
 			return
 		}
 		ev = RouteEvent{Deleted: typ == unix.RTM_DELROUTE, Route: kr.route}
@@ -204,19 +258,30 @@ func (m *Monitor) take(d *routeDecoder, typ uint16, data []byte) {
 		return
 	}
 	m.mu.Lock()
-	if len(m.events) >= maxQueuedEvents {
-		m.events, m.resync = nil, true
-	} else if !m.resync {
-		m.events = append(m.events, ev)
+	switch {
+	case own:
+		m.echoes++
+		if ev.nexthop != 0 {
+			delete(m.nexthops, ev.nexthop)
+		} else {
+			delete(m.routes, ev.Route.Key)
+		}
+	case ev.nexthop != 0:
+		m.nexthops[ev.nexthop] = ev
+	default:
+		m.routes[ev.Route.Key] = ev
 	}
 	m.mu.Unlock()
-	m.signal()
+	if !own {
+		m.signal()
+	}
 }
 
 // lost records that events went missing: the table must resync.
 func (m *Monitor) lost() {
 	m.mu.Lock()
-	m.events, m.resync = nil, true
+	m.routes, m.resync = make(map[RouteKey]RouteEvent), true
+	clear(m.nexthops)
 	m.mu.Unlock()
 	m.signal()
 }

@@ -79,3 +79,67 @@ func TestPrivilegedMonitorRepairsDrift(t *testing.T) {
 		t.Errorf("echoes of the repair left %d keys pending", tb.Pending())
 	}
 }
+
+// A bulk install with a Monitor attached: the kernel echoes every route
+// written, and none of that may cost a full dump. Drift repair still works
+// afterwards, from the one event that is not an echo.
+func TestPrivilegedMonitorBulkInstallNoResync(t *testing.T) {
+	n := 100000
+	if testing.Short() {
+		n = 20000 // still far above what the old bounded queue held (4096)
+	}
+	tp := newTopo(t, "bulkmon")
+	ctx := context.Background()
+	m, err := NewMonitor(tp.r.NsHandle(), MainTable)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	tb := newModeTable(t, tp, ModeNexthopGroups)
+	mustApply(t, tb) // the start-up dump
+	resyncs := tb.Stats().Resyncs
+	rs := manySet(n, gw4a, gw4b)
+	mustSet(t, tb, rs...)
+	mustApply(t, tb)
+
+	// A route of ours deleted behind switchd's back; its notification comes
+	// after every echo of the install, so once the table sees it pending,
+	// the monitor has passed all of them.
+	victim := rs[n/2].Key.Dst.String()
+	if _, err := tp.r.Run(ctx, "ip", "route", "del", victim, "proto", protoStr); err != nil {
+		t.Fatal(err)
+	}
+	lost := false
+	guard := time.After(60 * time.Second)
+	for tb.Pending() == 0 {
+		select {
+		case <-m.Kick():
+			evs, resync := m.Drain()
+			for _, ev := range evs {
+				tb.OnRouteEvent(ev)
+			}
+			lost = lost || resync
+		case <-guard:
+			t.Fatal("the deletion was never reported")
+		}
+	}
+	if lost {
+		t.Error("the monitor asked for a resync during a bulk install")
+	}
+	m.mu.Lock()
+	echoes := m.echoes
+	m.mu.Unlock()
+	if echoes < uint64(n) {
+		t.Errorf("monitor dropped %d echoes, want at least %d (one per route written)", echoes, n)
+	}
+	if tb.Pending() != 1 {
+		t.Fatalf("pending = %d after one drift, want 1", tb.Pending())
+	}
+	mustApply(t, tb)
+	if got := tb.Stats().Resyncs; got != resyncs {
+		t.Errorf("%d full dumps after the start-up one, want none", got-resyncs)
+	}
+	if rs := findRoutes(kernelRoutes(t, tp.r, "-4"), victim); len(rs) != 1 {
+		t.Errorf("%s not repaired: %+v", victim, rs)
+	}
+}

@@ -116,6 +116,9 @@ func acquireManager(nsfd int, protocol int, log *slog.Logger) (*nhManager, error
 	if err != nil {
 		return nil, err
 	}
+	if err := registerWriter(c, nsfd); err != nil {
+		log.Warn("fib: echoes of own writes will reach the monitor", "err", err)
+	}
 	m := &nhManager{nsKey: key, protocol: protocol, log: log, refs: 1, c: c, next: nhIDFirst}
 	// The probe: a kernel without nexthop objects (before 5.3) refuses the
 	// dump.

@@ -4,8 +4,11 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
 	"reflect"
 	"runtime"
+	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/vishvananda/netlink"
@@ -31,6 +34,9 @@ type rtnl struct {
 	fd  int
 	seq uint32
 	rx  []byte
+	// own is set for a writer registered with registerWriter: its port
+	// id, by which a Monitor tells the echoes of switchd's own writes.
+	own nsPort
 }
 
 // Bounds of one sendmsg. The kernel refuses a message larger than the
@@ -70,10 +76,97 @@ func dialRTNL(nsfd int) (*rtnl, error) {
 }
 
 func (c *rtnl) close() {
+	if c.own.pid != 0 {
+		unregisterWriter(c.own)
+		c.own = nsPort{}
+	}
 	if c.fd >= 0 {
 		unix.Close(c.fd)
 		c.fd = -1
 	}
+}
+
+// nsID identifies a network namespace (its nsfs inode).
+type nsID struct{ dev, ino uint64 }
+
+// netnsID identifies the namespace nsfd (-1: the calling thread's).
+func netnsID(nsfd int) (nsID, error) {
+	var st unix.Stat_t
+	var err error
+	if nsfd >= 0 {
+		err = unix.Fstat(nsfd, &st)
+	} else {
+		err = unix.Stat("/proc/thread-self/ns/net", &st)
+	}
+	if err != nil {
+		return nsID{}, fmt.Errorf("identify netns: %w", err)
+	}
+	return nsID{dev: st.Dev, ino: st.Ino}, nil
+}
+
+// nsPort is a netlink port id in a namespace: port ids are only unique
+// per namespace.
+type nsPort struct {
+	ns  nsID
+	pid uint32
+}
+
+// writers holds the port ids of switchd's write sockets. The kernel stamps
+// a notification with the port id of the socket whose request caused it,
+// so a Monitor drops the echoes of switchd's own writes by that stamp,
+// before decoding them (a bulk install echoes every route). The set is
+// replaced, never changed, so readers need no lock.
+var writers struct {
+	mu  sync.Mutex // serializes replacements of set
+	set atomic.Pointer[map[nsPort]bool]
+}
+
+// registerWriter marks c's notifications as switchd's own.
+func registerWriter(c *rtnl, nsfd int) error {
+	ns, err := netnsID(nsfd)
+	if err != nil {
+		return err
+	}
+	sa, err := unix.Getsockname(c.fd)
+	if err != nil {
+		return fmt.Errorf("rtnetlink port id: %w", err)
+	}
+	nl, ok := sa.(*unix.SockaddrNetlink)
+	if !ok || nl.Pid == 0 {
+		return errors.New("rtnetlink port id: not bound")
+	}
+	c.own = nsPort{ns: ns, pid: nl.Pid}
+	writers.mu.Lock()
+	defer writers.mu.Unlock()
+	next := make(map[nsPort]bool)
+	if cur := writers.set.Load(); cur != nil {
+		maps.Copy(next, *cur)
+	}
+	next[c.own] = true
+	writers.set.Store(&next)
+	return nil
+}
+
+func unregisterWriter(p nsPort) {
+	writers.mu.Lock()
+	defer writers.mu.Unlock()
+	cur := writers.set.Load()
+	if cur == nil {
+		return
+	}
+	next := maps.Clone(*cur)
+	delete(next, p)
+	writers.set.Store(&next)
+}
+
+// ownWrite reports whether a notification stamped with port id pid in ns
+// was caused by one of switchd's writers.
+func ownWrite(ns nsID, pid uint32) bool {
+	if pid == 0 {
+		return false // the kernel's own change (link down, ...)
+	}
+	set := writers.set.Load()
+	return set != nil && (*set)[nsPort{ns, pid}]
 }
 
 // socketAt creates the socket on a locked thread moved into nsfd and back.

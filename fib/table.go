@@ -286,6 +286,9 @@ func (t *Table) initDataplane(h *netlink.Handle) {
 		t.log.Warn("fib: pipelined writer unavailable; serial writer", "err", err)
 		return
 	}
+	if err := registerWriter(c, nsfd); err != nil {
+		t.log.Warn("fib: echoes of own writes will reach the monitor", "err", err)
+	}
 	t.dp, t.mode = multipathDataplane{c: c}, ModeMultipath
 	t.closers = append(t.closers, c.close)
 }
