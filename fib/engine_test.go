@@ -485,3 +485,54 @@ func TestDecodeOffloadFlags(t *testing.T) {
 		t.Errorf("Offload = %v %v", o, ok)
 	}
 }
+
+// A withdrawn path is counted per group as the routes are handed over, so
+// that Apply can rewrite the group before it looks at any route: the moves
+// are exact at every step, and a later change of one route's mind takes
+// that route out of the group move.
+func TestPrivilegedGroupMoveCounted(t *testing.T) {
+	const n = 100
+	tp := newTopo(t, "movecount")
+	tb := newModeTable(t, tp, ModeNexthopGroups)
+	mustSet(t, tb, manySet(n, gw4a, gw4b)...)
+	mustApply(t, tb)
+	one := manySet(n, gw4b)
+	mustSet(t, tb, one...)
+	if len(tb.moves) != 1 {
+		t.Fatalf("moves %v, want one group move", tb.moves)
+	}
+	for mv, c := range tb.moves {
+		if c != n || tb.setByID[mv.s] == nil || len(tb.setByID[mv.s].nhs) != 1 {
+			t.Fatalf("move %v counts %d routes, want %d to one next hop", mv, c, n)
+		}
+	}
+	// One route changes its mind: not every user moves the same way, so
+	// the group must not be rewritten (that would move the odd one too).
+	mustSet(t, tb, manySet(1, gw4a)...)
+	before := tb.Stats()
+	mustApply(t, tb)
+	s := tb.Stats()
+	if s.InPlace != before.InPlace || s.RouteWrites()-before.RouteWrites() != n {
+		t.Errorf("stats %+v -> %+v: want %d route writes and no group rewrite", before, s, n)
+	}
+	if len(tb.moves) != 0 || len(tb.pending) != 0 {
+		t.Errorf("after Apply: moves %v pending %d, want none", tb.moves, len(tb.pending))
+	}
+	if out, _ := tp.r.Run(context.Background(), "ip", "route", "get", "16.0.0.1"); !strings.Contains(out, "via 192.0.2.1") {
+		t.Errorf("16.0.0.0/24 = %q, want via 192.0.2.1 alone", out)
+	}
+	// Everyone back on both paths, then everyone off A: one group rewrite
+	// before any route is looked at.
+	mustSet(t, tb, manySet(n, gw4a, gw4b)...)
+	mustApply(t, tb)
+	mustSet(t, tb, one...)
+	before = tb.Stats()
+	mustApply(t, tb)
+	s = tb.Stats()
+	if s.RouteWrites() != before.RouteWrites() || s.InPlace-before.InPlace != n {
+		t.Errorf("stats %+v -> %+v: want %d routes moved in place", before, s, n)
+	}
+	if len(tb.sets) != 1 || len(tb.setByID) != 1 {
+		t.Errorf("%d interned sets (%d by id), want the one in use", len(tb.sets), len(tb.setByID))
+	}
+}

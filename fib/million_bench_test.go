@@ -4,11 +4,14 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // benchMany is the route count of the large benchmarks; smaller values
@@ -98,9 +101,14 @@ func BenchmarkInstall1M(b *testing.B) {
 }
 
 // BenchmarkFailover1M: 1,000,000 routes over two next hops; every route
-// loses one (a withdrawn path). Timed: the Apply that makes the kernel stop
-// using it. With nexthop groups that is one group rewrite; inline next
-// hops rewrite every route.
+// loses one (a withdrawn path), handed over route by route with SetRoute
+// as the daemon does. Timed (ns/op): the Apply. Reported as well:
+// sets-ms, the SetRoute calls; kernel-ms, from the start of Apply until the
+// kernel no longer uses the withdrawn next hop for any probed route (a
+// goroutine asks the kernel, as `ip route get` does, for destinations
+// spread over all routes, the last one included); apply-ms, the whole
+// Apply. With nexthop groups the kernel is done after one group rewrite;
+// inline next hops rewrite every route.
 func BenchmarkFailover1M(b *testing.B) {
 	n := *benchMany
 	for _, mode := range []string{ModeNexthopGroups, ModeMultipath} {
@@ -110,20 +118,126 @@ func BenchmarkFailover1M(b *testing.B) {
 			both, one := manySet(n, gw4a, gw4b), manySet(n, gw4b)
 			mustSet(b, tb, both...)
 			mustApply(b, tb)
+			var probes []netip.Addr
+			for i := range 32 {
+				j := i * (n - 1) / 31
+				probes = append(probes, netip.AddrFrom4([4]byte{byte(16 + j>>16), byte(j >> 8), byte(j), 1}))
+			}
 			var writes uint64
+			var sets, kernel, apply time.Duration
 			for b.Loop() {
 				b.StopTimer()
-				mustSet(b, tb, one...)
+				done := make(chan time.Time, 1)
+				start := make(chan struct{})
+				go probeUntilGone(b, tp, probes, gw4a, start, done)
+				<-start // the probe saw the path in use
 				w := tb.Stats().Writes()
+				t0 := time.Now()
+				mustSet(b, tb, one...)
+				t1 := time.Now()
 				b.StartTimer()
 				mustApply(b, tb)
 				b.StopTimer()
+				t2 := time.Now()
+				tk := <-done
+				sets += t1.Sub(t0)
+				kernel += tk.Sub(t1)
+				apply += t2.Sub(t1)
 				writes += tb.Stats().Writes() - w
 				mustSet(b, tb, both...)
 				mustApply(b, tb)
 				b.StartTimer()
 			}
+			ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 / float64(b.N) }
 			b.ReportMetric(float64(writes)/float64(b.N), "writes/op")
+			b.ReportMetric(ms(sets), "sets-ms")
+			b.ReportMetric(ms(kernel), "kernel-ms")
+			b.ReportMetric(ms(apply), "apply-ms")
 		})
 	}
+}
+
+// probeUntilGone asks the kernel which gateway each of dsts resolves to
+// until none resolves via gone, and sends the time it saw that on done. It
+// closes start once it has seen gone in use (the probe can tell).
+func probeUntilGone(b *testing.B, tp *topo, dsts []netip.Addr, gone netip.Addr, start chan<- struct{}, done chan<- time.Time) {
+	c, err := dialRTNL(int(tp.r.NsHandle()))
+	if err != nil {
+		b.Error(err)
+		close(start)
+		done <- time.Now()
+		return
+	}
+	defer c.close()
+	started := false
+	for {
+		inUse := false
+		for _, dst := range dsts {
+			gw, err := routeGetGateway(c, dst)
+			if err != nil {
+				b.Error(err)
+				if !started {
+					close(start)
+				}
+				done <- time.Now()
+				return
+			}
+			if gw == gone {
+				inUse = true
+				break
+			}
+		}
+		now := time.Now()
+		switch {
+		case inUse && !started:
+			started = true
+			close(start)
+		case !inUse && started:
+			done <- now
+			return
+		case !inUse:
+			b.Error("probe: the path to withdraw is not in use before the change")
+			close(start)
+			done <- now
+			return
+		}
+	}
+}
+
+// routeGetGateway is `ip route get dst`: the gateway the kernel picks.
+func routeGetGateway(c *rtnl, dst netip.Addr) (netip.Addr, error) {
+	var m msgBuf
+	seq := c.nextSeq(1)
+	m.begin(unix.RTM_GETROUTE, 0, seq)
+	m.raw(family(dst), uint8(dst.BitLen()), 0, 0, 0, 0, 0, 0)
+	m.u32(0)
+	m.attr(unix.RTA_DST, dst.AsSlice())
+	m.end()
+	if err := unix.Sendto(c.fd, m.b, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+		return netip.Addr{}, err
+	}
+	var gw netip.Addr
+	var rerr error
+	for got := false; !got; {
+		err := c.recv(func(h unix.NlMsghdr, data []byte) bool {
+			if h.Seq != seq {
+				return true
+			}
+			got = true
+			if h.Type == unix.NLMSG_ERROR {
+				rerr = parseError(h, data)
+				return false
+			}
+			forAttrs(data[rtmsgLen:], func(t uint16, v []byte) {
+				if t == unix.RTA_GATEWAY {
+					gw, _ = netip.AddrFromSlice(v)
+				}
+			})
+			return false
+		})
+		if err != nil {
+			return netip.Addr{}, err
+		}
+	}
+	return gw, rerr
 }

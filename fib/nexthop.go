@@ -1,6 +1,7 @@
 package fib
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -155,7 +156,10 @@ func (m *nhManager) release() {
 // setKey is the identity of a set of resolved, normalized next hops for a
 // route family.
 func setKey(fam uint8, nhs []NextHop) string {
-	b := make([]byte, 0, 1+len(nhs)*22)
+	return string(appendSetKey(make([]byte, 0, 1+len(nhs)*22), fam, nhs))
+}
+
+func appendSetKey(b []byte, fam uint8, nhs []NextHop) []byte {
 	b = append(b, fam)
 	for _, nh := range nhs {
 		a := nh.Gateway.As16()
@@ -173,7 +177,7 @@ func setKey(fam uint8, nhs []NextHop) string {
 		b = binary.NativeEndian.AppendUint32(b, uint32(nh.Ifindex))
 		b = append(b, byte(nh.Weight-1))
 	}
-	return string(b)
+	return b
 }
 
 // dumpNexthops replaces the view of nexthop objects and groups with the
@@ -506,7 +510,7 @@ func (m *nhManager) write(ctx context.Context, ops []op, protocol int) ([]error,
 	}
 	rewrite := make(map[uint32]*target)
 	for g, mv := range moves {
-		if mv.ok && mv.n == m.usage[g] {
+		if mv.ok && mv.n == m.usage[g] && m.groups[g].set != mv.t.set {
 			rewrite[g] = mv.t
 		}
 	}
@@ -518,6 +522,12 @@ func (m *nhManager) write(ctx context.Context, ops []op, protocol int) ([]error,
 			continue
 		}
 		if rt := rewrite[o.oldNHG]; rt != nil && o.oldNHG != 0 {
+			groupOf[i] = o.oldNHG
+			ops[i].inPlace = true
+			continue
+		}
+		if g := m.groups[o.oldNHG]; g != nil && o.kind == opReplace && g.set == t.set {
+			// Already rewritten to this set (moveGroups): bookkeeping only.
 			groupOf[i] = o.oldNHG
 			ops[i].inPlace = true
 			continue
@@ -539,119 +549,24 @@ func (m *nhManager) write(ctx context.Context, ops []op, protocol int) ([]error,
 		groupOf[i] = id
 	}
 
-	// Nexthop objects the groups need.
-	needObj := make(map[nhKey]uint32)
-	objErr := make(map[nhKey]error)
-	var objOrder []nhKey
-	want := func(t *target) {
-		for _, nh := range t.members {
-			k := nhKey{fam: nhFamily(t.fam, nh), gw: nh.Gateway, ifindex: nh.Ifindex}
-			if m.byKey[k] != nil {
-				continue
-			}
-			if _, ok := needObj[k]; ok {
-				continue
-			}
-			id, err := m.allocID()
-			if err != nil {
-				objErr[k] = err
-				continue
-			}
-			m.taken[id] = true
-			needObj[k] = id
-			objOrder = append(objOrder, k)
-		}
-	}
+	var targetsUsed []*target
 	for _, t := range rewrite {
-		want(t)
+		targetsUsed = append(targetsUsed, t)
 	}
 	for t := range newGroups {
-		want(t)
+		targetsUsed = append(targetsUsed, t)
 	}
-	var b msgBuf
-	if len(objOrder) > 0 {
-		b.reset()
-		first := m.c.nextSeq(len(objOrder))
-		for i, k := range objOrder {
-			appendNexthop(&b, first+uint32(i), needObj[k], k, m.protocol)
-		}
-		err := m.c.exec(&b, first, func(i int, err error) {
-			objErr[objOrder[i]] = nhError("create nexthop", fmt.Sprintf("%v dev %d", objOrder[i].gw, objOrder[i].ifindex), err)
-			if errors.Is(err, unix.EEXIST) {
-				m.taken[needObj[objOrder[i]]] = true // someone else's id
-			}
-		})
-		nhWrites += len(objOrder)
-		for _, k := range objOrder {
-			id := needObj[k]
-			if objErr[k] == nil {
-				delete(m.taken, id)
-			}
-			if err == nil && objErr[k] == nil {
-				o := &nhObject{id: id, key: k}
-				m.objs[id], m.byKey[k] = o, o
-			} else if err != nil {
-				objErr[k] = err
-			}
-		}
-	}
-
-	// Groups: rewrites and creates.
-	type gw struct {
-		id      uint32
-		t       *target
-		replace bool
-	}
-	var gws []gw
+	objErr, n := m.ensureObjects(targetsUsed)
+	nhWrites += n
+	var gws []groupWrite
 	for g, t := range rewrite {
-		gws = append(gws, gw{g, t, true})
+		gws = append(gws, groupWrite{g, t, true})
 	}
 	for t, id := range newGroups {
-		gws = append(gws, gw{id, t, false})
+		gws = append(gws, groupWrite{id, t, false})
 	}
-	slices.SortFunc(gws, func(a, b gw) int { return int(a.id) - int(b.id) })
-	grpErr := make(map[uint32]error)
-	b.reset()
-	var sent []gw
-	for _, g := range gws {
-		entries, err := m.entries(g.t, objErr)
-		if err != nil {
-			grpErr[g.id] = err
-			continue
-		}
-		sent = append(sent, g)
-		appendGroup(&b, 0, g.id, entries, g.replace, m.protocol)
-	}
-	if len(sent) > 0 {
-		first := m.c.nextSeq(len(sent))
-		renumber(&b, first)
-		err := m.c.exec(&b, first, func(i int, err error) {
-			grpErr[sent[i].id] = nhError("write nexthop group", fmt.Sprint(sent[i].id), err)
-			if errors.Is(err, unix.EEXIST) {
-				m.taken[sent[i].id] = true
-			}
-		})
-		nhWrites += len(sent)
-		for _, g := range sent {
-			if grpErr[g.id] == nil {
-				delete(m.taken, g.id)
-			}
-			if err != nil {
-				grpErr[g.id] = err
-			}
-			if grpErr[g.id] != nil {
-				continue
-			}
-			if old := m.groups[g.id]; old != nil && m.bySet[old.set] == old {
-				delete(m.bySet, old.set)
-			}
-			ng := &nhGroup{id: g.id, set: g.t.set, members: g.t.members}
-			m.groups[g.id] = ng
-			if m.bySet[ng.set] == nil {
-				m.bySet[ng.set] = ng
-			}
-		}
-	}
+	grpErr, n := m.writeGroups(gws, objErr)
+	nhWrites += n
 
 	// Routes.
 	for i := range ops {
@@ -687,6 +602,166 @@ func (m *nhManager) write(ctx context.Context, ops []op, protocol int) ([]error,
 	}
 	nhWrites += m.gcLocked()
 	return errs, nhWrites
+}
+
+// ensureObjects creates the nexthop objects the targets' members need and
+// returns the error of each member that could not be made.
+func (m *nhManager) ensureObjects(targets []*target) (map[nhKey]error, int) {
+	needObj := make(map[nhKey]uint32)
+	objErr := make(map[nhKey]error)
+	var objOrder []nhKey
+	for _, t := range targets {
+		for _, nh := range t.members {
+			k := nhKey{fam: nhFamily(t.fam, nh), gw: nh.Gateway, ifindex: nh.Ifindex}
+			if m.byKey[k] != nil {
+				continue
+			}
+			if _, ok := needObj[k]; ok {
+				continue
+			}
+			id, err := m.allocID()
+			if err != nil {
+				objErr[k] = err
+				continue
+			}
+			m.taken[id] = true
+			needObj[k] = id
+			objOrder = append(objOrder, k)
+		}
+	}
+	if len(objOrder) == 0 {
+		return objErr, 0
+	}
+	var b msgBuf
+	first := m.c.nextSeq(len(objOrder))
+	for i, k := range objOrder {
+		appendNexthop(&b, first+uint32(i), needObj[k], k, m.protocol)
+	}
+	err := m.c.exec(&b, first, func(i int, err error) {
+		objErr[objOrder[i]] = nhError("create nexthop", fmt.Sprintf("%v dev %d", objOrder[i].gw, objOrder[i].ifindex), err)
+		if errors.Is(err, unix.EEXIST) {
+			m.taken[needObj[objOrder[i]]] = true // someone else's id
+		}
+	})
+	for _, k := range objOrder {
+		id := needObj[k]
+		if objErr[k] == nil {
+			delete(m.taken, id)
+		}
+		if err == nil && objErr[k] == nil {
+			o := &nhObject{id: id, key: k}
+			m.objs[id], m.byKey[k] = o, o
+		} else if err != nil {
+			objErr[k] = err
+		}
+	}
+	return objErr, len(objOrder)
+}
+
+// groupWrite is one group to create, or to rewrite in place (replace).
+type groupWrite struct {
+	id      uint32
+	t       *target
+	replace bool
+}
+
+// writeGroups sends the group writes in one batch and returns the error of
+// each group that failed; the view follows the ones that succeeded.
+func (m *nhManager) writeGroups(gws []groupWrite, objErr map[nhKey]error) (map[uint32]error, int) {
+	slices.SortFunc(gws, func(a, b groupWrite) int { return cmp.Compare(a.id, b.id) })
+	grpErr := make(map[uint32]error)
+	var b msgBuf
+	var sent []groupWrite
+	for _, g := range gws {
+		entries, err := m.entries(g.t, objErr)
+		if err != nil {
+			grpErr[g.id] = err
+			continue
+		}
+		sent = append(sent, g)
+		appendGroup(&b, 0, g.id, entries, g.replace, m.protocol)
+	}
+	if len(sent) == 0 {
+		return grpErr, 0
+	}
+	first := m.c.nextSeq(len(sent))
+	renumber(&b, first)
+	err := m.c.exec(&b, first, func(i int, err error) {
+		grpErr[sent[i].id] = nhError("write nexthop group", fmt.Sprint(sent[i].id), err)
+		if errors.Is(err, unix.EEXIST) {
+			m.taken[sent[i].id] = true
+		}
+	})
+	for _, g := range sent {
+		if grpErr[g.id] == nil {
+			delete(m.taken, g.id)
+		}
+		if err != nil {
+			grpErr[g.id] = err
+		}
+		if grpErr[g.id] != nil {
+			continue
+		}
+		if old := m.groups[g.id]; old != nil && m.bySet[old.set] == old {
+			delete(m.bySet, old.set)
+		}
+		ng := &nhGroup{id: g.id, set: g.t.set, members: g.t.members}
+		m.groups[g.id] = ng
+		if m.bySet[ng.set] == nil {
+			m.bySet[ng.set] = ng
+		}
+	}
+	return grpErr, len(sent)
+}
+
+// groupMove asks for group g to take the next hops nhs (of routes of
+// family fam) because users of g's routes in one table want them.
+type groupMove struct {
+	g     uint32
+	fam   uint8
+	nhs   []NextHop
+	users int // routes of the table that move
+}
+
+// moveGroups rewrites in place each group whose every user (in all
+// tables) moves to the same new set: the kernel then stops using a
+// withdrawn next hop at once, before any per-route work. It is O(groups).
+// Moves it cannot make are left to the route writes, which find their own
+// way. It returns the groups rewritten and the nexthop writes sent.
+func (m *nhManager) moveGroups(ctx context.Context, moves []groupMove) (done []uint32, nhWrites int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if ctx.Err() != nil || !m.synced {
+		return nil, 0
+	}
+	res := resolver{c: m.c}
+	var gws []groupWrite
+	var targets []*target
+	for _, mv := range moves {
+		g := m.groups[mv.g]
+		if g == nil || m.usage[mv.g] != mv.users {
+			continue
+		}
+		t := m.resolveTarget(&res, mv.fam, mv.nhs)
+		if t.err != nil || t.set == g.set {
+			continue
+		}
+		gws = append(gws, groupWrite{mv.g, t, true})
+		targets = append(targets, t)
+	}
+	if len(gws) == 0 {
+		return nil, 0
+	}
+	objErr, n := m.ensureObjects(targets)
+	nhWrites += n
+	grpErr, n := m.writeGroups(gws, objErr)
+	nhWrites += n
+	for _, g := range gws {
+		if grpErr[g.id] == nil {
+			done = append(done, g.id)
+		}
+	}
+	return done, nhWrites
 }
 
 // resolveTarget fills in the interfaces of next hops that have none.

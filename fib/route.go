@@ -87,6 +87,8 @@ type Route struct {
 	// nexthop group the route uses (0: next hops inline). Equal ignores them.
 	offload Offload
 	nhg     uint32
+	// set is the interned next-hop set of a desired route (Table.intern).
+	set uint32
 }
 
 // Normalize fills defaults and sorts next hops, so that equal routes compare

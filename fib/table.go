@@ -61,8 +61,20 @@ type Table struct {
 	kernel  map[RouteKey]Route
 	// pending holds the keys where desired and kernel may differ. It is
 	// exact after every Set/Delete and Apply: a key is in it iff the two
-	// views differ there.
-	pending map[RouteKey]struct{}
+	// views differ there. The value is the group move the key takes part
+	// in (zero if none), counted in moves.
+	pending map[RouteKey]moveKey
+	// moves counts the pending routes by (kernel nexthop group, desired
+	// next-hop set). When the count of a group equals its users, Apply
+	// rewrites the group first (moveGroups), before any per-route work.
+	moves map[moveKey]int
+	// sets interns the desired next-hop sets: routes with equal next hops
+	// share one slice (no copy per route) and one id.
+	sets      map[string]*nhSet
+	setByID   map[uint32]*nhSet
+	lastSetID uint32
+	keyBuf    []byte
+	nhBuf     []NextHop
 	// conflict holds keys whose exclusive add hit EEXIST; the first time a
 	// key lands here a resync is queued, later hits are not (ErrNotOwner).
 	conflict map[RouteKey]struct{}
@@ -92,6 +104,17 @@ type Table struct {
 	// failures holds the keys whose last write failed, for backoff and
 	// for Errors.
 	failures map[RouteKey]*routeFailure
+}
+
+// moveKey is a pending route's move from kernel group g to desired set s.
+type moveKey struct{ g, s uint32 }
+
+// nhSet is an interned set of desired next hops.
+type nhSet struct {
+	id   uint32
+	fam  uint8 // of the routes using it
+	nhs  []NextHop
+	refs int
 }
 
 type routeFailure struct {
@@ -226,7 +249,10 @@ func NewTable(h *netlink.Handle, table int, opts ...Opt) *Table {
 		now:          time.Now,
 		desired:      make(map[RouteKey]Route),
 		kernel:       make(map[RouteKey]Route),
-		pending:      make(map[RouteKey]struct{}),
+		pending:      make(map[RouteKey]moveKey),
+		moves:        make(map[moveKey]int),
+		sets:         make(map[string]*nhSet),
+		setByID:      make(map[uint32]*nhSet),
 		conflict:     make(map[RouteKey]struct{}),
 		resyncQueued: true,
 		nsfd:         -1,
@@ -312,7 +338,10 @@ func (t *Table) SetRoute(r Route) error {
 	if err := r.Validate(); err != nil {
 		return fmt.Errorf("set route: %w", err)
 	}
-	r.NextHops = slices.Clone(r.NextHops) // the caller keeps its slice
+	// Normalize in scratch space: the caller keeps its slice, and the
+	// route keeps the interned copy.
+	t.nhBuf = append(t.nhBuf[:0], r.NextHops...)
+	r.NextHops = t.nhBuf
 	if r.Key.Table == 0 {
 		r.Key.Table = t.table
 	}
@@ -320,15 +349,55 @@ func (t *Table) SetRoute(r Route) error {
 	if r.Key.Table != t.table {
 		return fmt.Errorf("set route %v: table %d is not this table (%d)", r, r.Key.Table, t.table)
 	}
-	if len(t.failures) > 0 {
-		if old, ok := t.desired[r.Key]; !ok || !old.Equal(r) {
-			delete(t.failures, r.Key) // a new wish is tried at once
-		}
+	r.set, r.NextHops = 0, nil
+	if r.Type == Unicast {
+		s := t.intern(family(r.Key.Dst.Addr()), t.nhBuf)
+		r.set, r.NextHops = s.id, s.nhs
 	}
+	old, had := t.desired[r.Key]
+	if had && old.Equal(r) {
+		t.setByID[r.set].refs-- // the same wish again: nothing changes
+		return nil
+	}
+	delete(t.failures, r.Key) // a new wish is tried at once
 	t.desired[r.Key] = r
 	delete(t.stale, r.Key)
 	t.updatePendingWant(r.Key, r, true)
+	if had {
+		t.unref(old.set)
+	}
 	return nil
+}
+
+// intern returns the interned set equal to nhs (normalized) for routes of
+// family fam, with a reference taken for the caller.
+func (t *Table) intern(fam uint8, nhs []NextHop) *nhSet {
+	t.keyBuf = appendSetKey(t.keyBuf[:0], fam, nhs)
+	s := t.sets[string(t.keyBuf)]
+	if s == nil {
+		t.lastSetID++
+		s = &nhSet{id: t.lastSetID, fam: fam, nhs: slices.Clone(nhs)}
+		t.sets[string(t.keyBuf)] = s
+		t.setByID[s.id] = s
+	}
+	s.refs++
+	return s
+}
+
+// unref drops a desired route's reference to set id (0: none).
+func (t *Table) unref(id uint32) {
+	if id == 0 {
+		return
+	}
+	s := t.setByID[id]
+	if s == nil {
+		return
+	}
+	if s.refs--; s.refs <= 0 {
+		t.keyBuf = appendSetKey(t.keyBuf[:0], s.fam, s.nhs)
+		delete(t.sets, string(t.keyBuf))
+		delete(t.setByID, id)
+	}
 }
 
 // DeleteRoute makes the route at k undesired. Deleting a key that is not
@@ -338,10 +407,15 @@ func (t *Table) DeleteRoute(k RouteKey) {
 		k.Table = t.table
 	}
 	k = k.normalized()
-	delete(t.desired, k)
 	delete(t.conflict, k)
 	delete(t.failures, k)
-	t.updatePending(k)
+	old, had := t.desired[k]
+	if !had {
+		return
+	}
+	delete(t.desired, k)
+	t.updatePendingWant(k, Route{}, false)
+	t.unref(old.set)
 }
 
 // SetSweepHold turns the sweep hold on or off. While it is on, Apply leaves
@@ -498,6 +572,7 @@ func (t *Table) Apply(ctx context.Context) error {
 	if len(t.pending) == 0 {
 		return nil
 	}
+	t.moveGroups(ctx)
 	now := t.now()
 	ops, deferred := t.plan(now)
 	var errs []error
@@ -557,7 +632,7 @@ func (t *Table) took(o op, err error, now time.Time) error {
 		}
 		delete(t.conflict, k)
 		delete(t.failures, k)
-		delete(t.pending, k)
+		t.notPending(k)
 		return nil
 	}
 	t.stats.Failures++
@@ -635,7 +710,8 @@ func (t *Table) resync(ctx context.Context) error {
 	for _, r := range rs {
 		t.kernel[r.Key] = r
 	}
-	t.pending = make(map[RouteKey]struct{})
+	t.pending = make(map[RouteKey]moveKey)
+	t.moves = make(map[moveKey]int)
 	for k := range t.kernel {
 		t.updatePending(k)
 	}
@@ -665,10 +741,63 @@ func (t *Table) updatePending(k RouteKey) {
 func (t *Table) updatePendingWant(k RouteKey, want Route, wok bool) {
 	have, hok := t.kernel[k]
 	if wok == hok && (!wok || sameRoute(want, have)) {
-		delete(t.pending, k)
+		t.notPending(k)
 		return
 	}
-	t.pending[k] = struct{}{}
+	var mv moveKey
+	if wok && hok && have.nhg != 0 && want.set != 0 && have.Type == Unicast {
+		mv = moveKey{g: have.nhg, s: want.set}
+	}
+	old, was := t.pending[k]
+	if was && old == mv {
+		return
+	}
+	if was && old.g != 0 {
+		t.unmove(old)
+	}
+	t.pending[k] = mv
+	if mv.g != 0 {
+		t.moves[mv]++
+	}
+}
+
+// notPending takes k out of pending.
+func (t *Table) notPending(k RouteKey) {
+	if mv, ok := t.pending[k]; ok {
+		delete(t.pending, k)
+		if mv.g != 0 {
+			t.unmove(mv)
+		}
+	}
+}
+
+func (t *Table) unmove(mv moveKey) {
+	if n := t.moves[mv] - 1; n > 0 {
+		t.moves[mv] = n
+	} else {
+		delete(t.moves, mv)
+	}
+}
+
+// moveGroups rewrites the nexthop groups whose every user wants the same
+// new next hops, before any per-route work: when a path is withdrawn from
+// a million routes, the kernel stops using it after O(groups) work. The
+// routes' own bookkeeping follows in plan and write, which find their
+// groups already right and write nothing for them.
+func (t *Table) moveGroups(ctx context.Context) {
+	if t.nh == nil || len(t.moves) == 0 {
+		return
+	}
+	var mvs []groupMove
+	for mv, n := range t.moves {
+		s := t.setByID[mv.s]
+		if s == nil {
+			continue
+		}
+		mvs = append(mvs, groupMove{g: mv.g, fam: s.fam, nhs: s.nhs, users: n})
+	}
+	_, writes := t.nh.moveGroups(ctx, mvs)
+	t.stats.Nexthops += uint64(writes)
 }
 
 func sortedRoutes(m map[RouteKey]Route) []Route {
