@@ -165,14 +165,21 @@ func eorDone(peers []*api.Peer, want map[netip.Addr]bool) (bool, []string) {
 		ok := p.GetState().GetSessionState() == api.PeerState_ESTABLISHED
 		if ok {
 			ns, _ := neighborStateFromAPI(p)
+			checked := 0
 			for _, af := range p.GetAfiSafis() {
 				f, fok := familyFromAPI(af.GetConfig().GetFamily())
 				if !fok || !slicesContains(ns.NegotiatedFamilies, f) {
 					continue
 				}
+				checked++
 				if !af.GetMpGracefulRestart().GetState().GetEndOfRibReceived() {
 					ok = false
 				}
+			}
+			// Right after Established GoBGP may not report the
+			// negotiated families yet: nothing checked is not done.
+			if checked == 0 {
+				ok = false
 			}
 		}
 		if !ok {
