@@ -318,13 +318,19 @@ func (f *Fabric) Matrix(ctx context.Context) *Matrix {
 	if len(nodes) == 0 {
 		nodes = f.names()
 	}
-	m := &Matrix{Nodes: nodes, Results: map[MatrixKey]error{}}
+	return pingMatrix(nodes, func(a, b string, fam int) error { return f.Ping(ctx, a, b, fam) })
+}
+
+// pingMatrix runs ping for every ordered pair of labels and both families,
+// 16 at a time.
+func pingMatrix(labels []string, ping func(a, b string, fam int) error) *Matrix {
+	m := &Matrix{Nodes: labels, Results: map[MatrixKey]error{}}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 16)
 	for _, fam := range []int{4, 6} {
-		for _, a := range nodes {
-			for _, b := range nodes {
+		for _, a := range labels {
+			for _, b := range labels {
 				if a == b {
 					continue
 				}
@@ -332,7 +338,7 @@ func (f *Fabric) Matrix(ctx context.Context) *Matrix {
 				go func() {
 					defer wg.Done()
 					sem <- struct{}{}
-					err := f.Ping(ctx, a, b, fam)
+					err := ping(a, b, fam)
 					<-sem
 					mu.Lock()
 					m.Results[MatrixKey{a, b, fam}] = err

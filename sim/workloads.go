@@ -9,7 +9,6 @@ import (
 	"os"
 	"sort"
 	"strings"
-	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -145,37 +144,16 @@ func (f *Fabric) PingWorkload(ctx context.Context, from, to Workload, family int
 // WorkloadMatrix pings between every pair of workloads,
 // from inside the workloads' own namespaces, over IPv4 and IPv6.
 func (f *Fabric) WorkloadMatrix(ctx context.Context, ws []Workload) *Matrix {
-	m := &Matrix{Results: map[MatrixKey]error{}}
+	var labels []string
 	byLabel := map[string]Workload{}
 	for _, w := range ws {
 		l := w.Host + "/" + w.Name
-		m.Nodes = append(m.Nodes, l)
+		labels = append(labels, l)
 		byLabel[l] = w
 	}
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, 16)
-	for _, fam := range []int{4, 6} {
-		for _, a := range m.Nodes {
-			for _, b := range m.Nodes {
-				if a == b {
-					continue
-				}
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					sem <- struct{}{}
-					err := f.PingWorkload(ctx, byLabel[a], byLabel[b], fam)
-					<-sem
-					mu.Lock()
-					m.Results[MatrixKey{a, b, fam}] = err
-					mu.Unlock()
-				}()
-			}
-		}
-	}
-	wg.Wait()
-	return m
+	return pingMatrix(labels, func(a, b string, fam int) error {
+		return f.PingWorkload(ctx, byLabel[a], byLabel[b], fam)
+	})
 }
 
 // printWorkloads lists workloads as a table.
