@@ -170,14 +170,5 @@ func mergeSiblings(rs []Route) []Route {
 // asks for. A desired next hop without an interface lets the kernel choose
 // one, so it matches the interface the kernel reports.
 func sameRoute(want, have Route) bool {
-	if want.Key != have.Key || want.Type != have.Type || len(want.NextHops) != len(have.NextHops) {
-		return false
-	}
-	for i, w := range want.NextHops {
-		h := have.NextHops[i]
-		if w.Gateway != h.Gateway || w.Weight != h.Weight || (w.Ifindex != 0 && w.Ifindex != h.Ifindex) {
-			return false
-		}
-	}
-	return true
+	return want.Key == have.Key && sameState(stateOf(want), stateOf(have))
 }

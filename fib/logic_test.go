@@ -1,6 +1,7 @@
 package fib
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -413,4 +414,34 @@ func (c cancelledWrites) write(ctx context.Context, ops []op, protocol int) ([]e
 		errs[i] = notSent{ctx.Err()}
 	}
 	return errs, 0
+}
+
+func TestPackedKeys(t *testing.T) {
+	keys := []RouteKey{
+		{Table: MainTable, Dst: pfx("0.0.0.0/0")},
+		{Table: MainTable, Dst: pfx("10.0.0.0/8")},
+		{Table: MainTable, Dst: pfx("10.0.0.0/16")},
+		{Table: MainTable, Dst: pfx("10.0.0.0/16"), TOS: 8},
+		{Table: MainTable, Dst: pfx("10.0.0.0/16"), TOS: 8, Priority: 20},
+		{Table: MainTable, Dst: pfx("255.255.255.255/32"), Priority: 1 << 31},
+		{Table: MainTable, Dst: pfx("::/0"), Priority: 1024},
+		{Table: MainTable, Dst: pfx("2001:db8::/32"), Priority: 1024},
+		{Table: MainTable, Dst: pfx("2001:db8::1:0:0:1/128"), Priority: 1024},
+		{Table: MainTable, Dst: pfx("ffff::/16"), Priority: 1024},
+		{Table: 1000, Dst: pfx("0.0.0.0/0")},
+		{Table: 1 << 30, Dst: pfx("::1/128")},
+	}
+	for i, k := range keys {
+		if back := keyOf(k).routeKey(); back != k {
+			t.Errorf("%v packed and unpacked is %v", k, back)
+		}
+		for j, o := range keys {
+			if got, want := compareRKey(keyOf(k), keyOf(o)), cmp.Compare(i, j); got != want {
+				t.Errorf("compare(%v, %v) = %d, want %d", k, o, got, want)
+			}
+		}
+	}
+	if keyOf(keys[0]) == keyOf(RouteKey{Table: MainTable, Dst: pfx("::/0")}) {
+		t.Error("IPv4 and IPv6 default routes pack to the same key")
+	}
 }

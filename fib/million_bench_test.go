@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -27,17 +28,22 @@ func BenchmarkInstall1M(b *testing.B) {
 	for _, mode := range []string{ModeNexthopGroups, ModeMultipath} {
 		b.Run("switchd-"+mode, func(b *testing.B) {
 			var install, del time.Duration
+			var heap uint64
 			for b.Loop() {
 				b.StopTimer()
 				tp := newTopo(b, "bi")
 				tb := newModeTable(b, tp, mode)
 				mustApply(b, tb) // the start-up dump, untimed
 				rs := manySet(n, gw4a, gw4b)
+				h0 := heapInUse()
 				b.StartTimer()
 				t0 := time.Now()
 				mustSet(b, tb, rs...)
 				mustApply(b, tb)
 				install += time.Since(t0)
+				b.StopTimer()
+				heap += heapInUse() - h0
+				b.StartTimer()
 				t0 = time.Now()
 				for _, r := range rs {
 					tb.DeleteRoute(r.Key)
@@ -53,6 +59,7 @@ func BenchmarkInstall1M(b *testing.B) {
 			}
 			b.ReportMetric(float64(n*b.N)/install.Seconds(), "install-routes/s")
 			b.ReportMetric(float64(n*b.N)/del.Seconds(), "delete-routes/s")
+			b.ReportMetric(float64(heap)/float64(n*b.N), "heap-B/route")
 		})
 	}
 	b.Run("ip-batch", func(b *testing.B) {
@@ -240,4 +247,13 @@ func routeGetGateway(c *rtnl, dst netip.Addr) (netip.Addr, error) {
 		}
 	}
 	return gw, rerr
+}
+
+// heapInUse is the live heap after a collection: what the table holds
+// once installed, without the garbage of getting there.
+func heapInUse() uint64 {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapAlloc
 }

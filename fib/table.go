@@ -1,7 +1,6 @@
 package fib
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -57,13 +56,15 @@ type Table struct {
 	dp       dataplane
 	now      func() time.Time
 
-	desired map[RouteKey]Route
-	kernel  map[RouteKey]Route
+	// The maps are keyed by packed keys (rkey) and hold slim states:
+	// with a million routes, they are most of switchd's heap.
+	desired map[rkey]state
+	kernel  map[rkey]state
 	// pending holds the keys where desired and kernel may differ. It is
 	// exact after every Set/Delete and Apply: a key is in it iff the two
 	// views differ there. The value is the group move the key takes part
 	// in (zero if none), counted in moves.
-	pending map[RouteKey]moveKey
+	pending map[rkey]moveKey
 	// moves counts the pending routes by (kernel nexthop group, desired
 	// next-hop set). When the count of a group equals its users, Apply
 	// rewrites the group first (moveGroups), before any per-route work.
@@ -77,7 +78,7 @@ type Table struct {
 	nhBuf     []NextHop
 	// conflict holds keys whose exclusive add hit EEXIST; the first time a
 	// key lands here a resync is queued, later hits are not (ErrNotOwner).
-	conflict map[RouteKey]struct{}
+	conflict map[rkey]struct{}
 
 	resyncQueued   bool
 	resyncInterval time.Duration
@@ -100,10 +101,10 @@ type Table struct {
 	// sweepHold keeps adopted routes that are not desired (stale) in the
 	// kernel until the inputs are complete (EndOfInputs).
 	sweepHold bool
-	stale     map[RouteKey]struct{}
+	stale     map[rkey]struct{}
 	// failures holds the keys whose last write failed, for backoff and
 	// for Errors.
-	failures map[RouteKey]*routeFailure
+	failures map[rkey]*routeFailure
 }
 
 // moveKey is a pending route's move from kernel group g to desired set s.
@@ -247,20 +248,20 @@ func NewTable(h *netlink.Handle, table int, opts ...Opt) *Table {
 		protocol:     Protocol,
 		log:          slog.New(slog.DiscardHandler),
 		now:          time.Now,
-		desired:      make(map[RouteKey]Route),
-		kernel:       make(map[RouteKey]Route),
-		pending:      make(map[RouteKey]moveKey),
+		desired:      make(map[rkey]state),
+		kernel:       make(map[rkey]state),
+		pending:      make(map[rkey]moveKey),
 		moves:        make(map[moveKey]int),
 		sets:         make(map[string]*nhSet),
 		setByID:      make(map[uint32]*nhSet),
-		conflict:     make(map[RouteKey]struct{}),
+		conflict:     make(map[rkey]struct{}),
 		resyncQueued: true,
 		nsfd:         -1,
 		batchSize:    65536,
 		backoffBase:  100 * time.Millisecond,
 		backoffMax:   30 * time.Second,
-		stale:        make(map[RouteKey]struct{}),
-		failures:     make(map[RouteKey]*routeFailure),
+		stale:        make(map[rkey]struct{}),
+		failures:     make(map[rkey]*routeFailure),
 	}
 	for _, o := range opts {
 		o(t)
@@ -354,15 +355,21 @@ func (t *Table) SetRoute(r Route) error {
 		s := t.intern(family(r.Key.Dst.Addr()), t.nhBuf)
 		r.set, r.NextHops = s.id, s.nhs
 	}
-	old, had := t.desired[r.Key]
-	if had && old.Equal(r) {
-		t.setByID[r.set].refs-- // the same wish again: nothing changes
+	k := keyOf(r.Key)
+	old, had := t.desired[k]
+	if had && old.typ == r.Type && old.set == r.set {
+		t.unref(r.set) // the same wish again: nothing changes
 		return nil
 	}
-	delete(t.failures, r.Key) // a new wish is tried at once
-	t.desired[r.Key] = r
-	delete(t.stale, r.Key)
-	t.updatePendingWant(r.Key, r, true)
+	if len(t.failures) > 0 {
+		delete(t.failures, k) // a new wish is tried at once
+	}
+	want := stateOf(r)
+	t.desired[k] = want
+	if len(t.stale) > 0 {
+		delete(t.stale, k)
+	}
+	t.updatePendingWant(k, want, true)
 	if had {
 		t.unref(old.set)
 	}
@@ -406,15 +413,15 @@ func (t *Table) DeleteRoute(k RouteKey) {
 	if k.Table == 0 {
 		k.Table = t.table
 	}
-	k = k.normalized()
-	delete(t.conflict, k)
-	delete(t.failures, k)
-	old, had := t.desired[k]
+	rk := keyOf(k.normalized())
+	delete(t.conflict, rk)
+	delete(t.failures, rk)
+	old, had := t.desired[rk]
 	if !had {
 		return
 	}
-	delete(t.desired, k)
-	t.updatePendingWant(k, Route{}, false)
+	delete(t.desired, rk)
+	t.updatePendingWant(rk, state{}, false)
 	t.unref(old.set)
 }
 
@@ -450,9 +457,9 @@ type RouteError struct {
 // Errors returns the routes whose last write failed, sorted by key.
 func (t *Table) Errors() []RouteError {
 	out := make([]RouteError, 0, len(t.failures))
-	for _, k := range slices.SortedFunc(maps.Keys(t.failures), compareKey) {
+	for _, k := range slices.SortedFunc(maps.Keys(t.failures), compareRKey) {
 		f := t.failures[k]
-		out = append(out, RouteError{Key: k, Err: f.err, Attempts: f.attempts, Since: f.since, NextRetry: f.next})
+		out = append(out, RouteError{Key: k.routeKey(), Err: f.err, Attempts: f.attempts, Since: f.since, NextRetry: f.next})
 	}
 	return out
 }
@@ -463,7 +470,7 @@ func (t *Table) RouteErr(k RouteKey) error {
 	if k.Table == 0 {
 		k.Table = t.table
 	}
-	if f := t.failures[k.normalized()]; f != nil {
+	if f := t.failures[keyOf(k.normalized())]; f != nil {
 		return f.err
 	}
 	return nil
@@ -492,7 +499,7 @@ func (t *Table) Offload(k RouteKey) (Offload, bool) {
 	if k.Table == 0 {
 		k.Table = t.table
 	}
-	r, ok := t.kernel[k.normalized()]
+	r, ok := t.kernel[keyOf(k.normalized())]
 	return r.offload, ok
 }
 
@@ -513,16 +520,17 @@ func (t *Table) OnRouteEvent(ev RouteEvent) {
 		}
 		return
 	}
-	k := ev.Route.Key
-	if k.Table != t.table {
+	if ev.Route.Key.Table != t.table {
 		return
 	}
+	k := keyOf(ev.Route.Key)
 	if ev.Deleted {
 		delete(t.kernel, k)
 	} else {
 		r := ev.Route
 		r.NextHops = slices.Clone(r.NextHops)
-		t.kernel[k] = r
+		r.set = 0
+		t.kernel[k] = stateOf(r)
 	}
 	t.updatePending(k)
 }
@@ -613,7 +621,7 @@ func (t *Table) Apply(ctx context.Context) error {
 
 // took books the outcome of one write and returns its error, if any.
 func (t *Table) took(o op, err error, now time.Time) error {
-	k := o.route.Key
+	k := keyOf(o.route.Key)
 	switch {
 	case o.inPlace:
 		t.stats.InPlace++
@@ -628,10 +636,16 @@ func (t *Table) took(o op, err error, now time.Time) error {
 		if o.kind == opDelete {
 			delete(t.kernel, k)
 		} else {
-			t.kernel[k] = o.route
+			st := stateOf(o.route)
+			st.set = 0
+			t.kernel[k] = st
 		}
-		delete(t.conflict, k)
-		delete(t.failures, k)
+		if len(t.conflict) > 0 {
+			delete(t.conflict, k)
+		}
+		if len(t.failures) > 0 {
+			delete(t.failures, k)
+		}
 		t.notPending(k)
 		return nil
 	}
@@ -648,7 +662,7 @@ func (t *Table) took(o op, err error, now time.Time) error {
 		}
 	}
 	if o.kind == opDelete {
-		err = fmt.Errorf("delete route %v: %w", k, err)
+		err = fmt.Errorf("delete route %v: %w", o.route.Key, err)
 	} else {
 		err = fmt.Errorf("%v route %v: %w", o.kind, o.route, err)
 	}
@@ -671,7 +685,7 @@ func (t *Table) took(o op, err error, now time.Time) error {
 // Keys waiting for a retry, and stale keys under the sweep hold, are left
 // out; deferred counts the former.
 func (t *Table) plan(now time.Time) (ops []op, deferred int) {
-	keys := make([]RouteKey, 0, len(t.pending))
+	keys := make([]rkey, 0, len(t.pending))
 	for k := range t.pending {
 		if f := t.failures[k]; f != nil && now.Before(f.next) {
 			deferred++
@@ -679,7 +693,7 @@ func (t *Table) plan(now time.Time) (ops []op, deferred int) {
 		}
 		keys = append(keys, k)
 	}
-	slices.SortFunc(keys, compareKey)
+	slices.SortFunc(keys, compareRKey)
 	ops = make([]op, 0, len(keys))
 	var writes []op
 	for _, k := range keys {
@@ -690,11 +704,11 @@ func (t *Table) plan(now time.Time) (ops []op, deferred int) {
 			if _, stale := t.stale[k]; stale && t.sweepHold {
 				continue
 			}
-			ops = append(ops, op{kind: opDelete, route: have, oldNHG: have.nhg})
+			ops = append(ops, op{kind: opDelete, route: have.route(k.routeKey()), oldNHG: have.nhg})
 		case hok:
-			writes = append(writes, op{kind: opReplace, route: want, oldNHG: have.nhg})
+			writes = append(writes, op{kind: opReplace, route: want.route(k.routeKey()), oldNHG: have.nhg})
 		default:
-			writes = append(writes, op{kind: opAdd, route: want})
+			writes = append(writes, op{kind: opAdd, route: want.route(k.routeKey())})
 		}
 	}
 	ops = append(ops, writes...)
@@ -706,11 +720,11 @@ func (t *Table) resync(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("resync table %d: %w", t.table, err)
 	}
-	t.kernel = make(map[RouteKey]Route, len(rs))
+	t.kernel = make(map[rkey]state, len(rs))
 	for _, r := range rs {
-		t.kernel[r.Key] = r
+		t.kernel[keyOf(r.Key)] = stateOf(r)
 	}
-	t.pending = make(map[RouteKey]moveKey)
+	t.pending = make(map[rkey]moveKey)
 	t.moves = make(map[moveKey]int)
 	for k := range t.kernel {
 		t.updatePending(k)
@@ -733,19 +747,19 @@ func (t *Table) resync(ctx context.Context) error {
 }
 
 // updatePending recomputes whether k needs a write.
-func (t *Table) updatePending(k RouteKey) {
+func (t *Table) updatePending(k rkey) {
 	want, wok := t.desired[k]
 	t.updatePendingWant(k, want, wok)
 }
 
-func (t *Table) updatePendingWant(k RouteKey, want Route, wok bool) {
+func (t *Table) updatePendingWant(k rkey, want state, wok bool) {
 	have, hok := t.kernel[k]
-	if wok == hok && (!wok || sameRoute(want, have)) {
+	if wok == hok && (!wok || sameState(want, have)) {
 		t.notPending(k)
 		return
 	}
 	var mv moveKey
-	if wok && hok && have.nhg != 0 && want.set != 0 && have.Type == Unicast {
+	if wok && hok && have.nhg != 0 && want.set != 0 && have.typ == Unicast {
 		mv = moveKey{g: have.nhg, s: want.set}
 	}
 	old, was := t.pending[k]
@@ -762,7 +776,7 @@ func (t *Table) updatePendingWant(k RouteKey, want Route, wok bool) {
 }
 
 // notPending takes k out of pending.
-func (t *Table) notPending(k RouteKey) {
+func (t *Table) notPending(k rkey) {
 	if mv, ok := t.pending[k]; ok {
 		delete(t.pending, k)
 		if mv.g != 0 {
@@ -800,22 +814,13 @@ func (t *Table) moveGroups(ctx context.Context) {
 	t.stats.Nexthops += uint64(writes)
 }
 
-func sortedRoutes(m map[RouteKey]Route) []Route {
+func sortedRoutes(m map[rkey]state) []Route {
 	out := make([]Route, 0, len(m))
-	for _, k := range slices.SortedFunc(maps.Keys(m), compareKey) {
-		r := m[k]
+	for _, k := range slices.SortedFunc(maps.Keys(m), compareRKey) {
+		r := m[k].route(k.routeKey())
 		r.NextHops = slices.Clone(r.NextHops)
+		r.set = 0
 		out = append(out, r)
 	}
 	return out
-}
-
-func compareKey(a, b RouteKey) int {
-	return cmp.Or(
-		cmp.Compare(a.Table, b.Table),
-		a.Dst.Addr().Compare(b.Dst.Addr()),
-		cmp.Compare(a.Dst.Bits(), b.Dst.Bits()),
-		cmp.Compare(a.TOS, b.TOS),
-		cmp.Compare(a.Priority, b.Priority),
-	)
 }

@@ -1,0 +1,105 @@
+package fib
+
+import (
+	"cmp"
+	"encoding/binary"
+	"net/netip"
+)
+
+// rkey is a RouteKey packed for the Table's maps: no pointers (a
+// netip.Prefix carries one for its zone), so a million keys cost the GC
+// nothing to scan and hash and compare as plain memory.
+type rkey struct {
+	hi, lo   uint64 // the address; an IPv4 one in the low 32 bits of lo
+	table    uint32
+	priority uint32
+	bits     uint8
+	tos      uint8
+	v6       bool
+}
+
+// keyOf packs a normalized key (Validate rejects zones, negative
+// tables and metrics).
+func keyOf(k RouteKey) rkey {
+	a := k.Dst.Addr()
+	rk := rkey{table: uint32(k.Table), priority: uint32(k.Priority), bits: uint8(k.Dst.Bits()), tos: k.TOS}
+	if a.Is4() {
+		b := a.As4()
+		rk.lo = uint64(binary.BigEndian.Uint32(b[:]))
+	} else {
+		b := a.As16()
+		rk.hi, rk.lo = binary.BigEndian.Uint64(b[:8]), binary.BigEndian.Uint64(b[8:])
+		rk.v6 = true
+	}
+	return rk
+}
+
+func (k rkey) routeKey() RouteKey {
+	var a netip.Addr
+	if k.v6 {
+		var b [16]byte
+		binary.BigEndian.PutUint64(b[:8], k.hi)
+		binary.BigEndian.PutUint64(b[8:], k.lo)
+		a = netip.AddrFrom16(b)
+	} else {
+		var b [4]byte
+		binary.BigEndian.PutUint32(b[:], uint32(k.lo))
+		a = netip.AddrFrom4(b)
+	}
+	return RouteKey{Table: int(k.table), Dst: netip.PrefixFrom(a, int(k.bits)), TOS: k.tos, Priority: int(k.priority)}
+}
+
+// compareRKey orders keys by table, address (IPv4 first), prefix length,
+// TOS and metric.
+func compareRKey(a, b rkey) int {
+	if a.table != b.table {
+		return cmp.Compare(a.table, b.table)
+	}
+	if a.v6 != b.v6 {
+		if a.v6 {
+			return 1
+		}
+		return -1
+	}
+	return cmp.Or(
+		cmp.Compare(a.hi, b.hi),
+		cmp.Compare(a.lo, b.lo),
+		cmp.Compare(a.bits, b.bits),
+		cmp.Compare(a.tos, b.tos),
+		cmp.Compare(a.priority, b.priority),
+	)
+}
+
+// state is what the Table keeps of a route besides its key: the desired
+// or the kernel's type and next hops. Next-hop slices are shared: a
+// desired route's with its interned set, a kernel route's with the
+// desired route it was written from or with the others of its dump.
+type state struct {
+	nhs     []NextHop
+	set     uint32 // desired: the interned set (Table.intern)
+	nhg     uint32 // kernel: the nexthop group the route uses
+	typ     RouteType
+	offload Offload
+}
+
+func stateOf(r Route) state {
+	return state{nhs: r.NextHops, set: r.set, nhg: r.nhg, typ: r.Type, offload: r.offload}
+}
+
+func (s state) route(k RouteKey) Route {
+	return Route{Key: k, Type: s.typ, NextHops: s.nhs, offload: s.offload, nhg: s.nhg, set: s.set}
+}
+
+// sameState is sameRoute for two states of one key.
+func sameState(want, have state) bool {
+	if want.typ != have.typ || len(want.nhs) != len(have.nhs) {
+		return false
+	}
+	for i, w := range want.nhs {
+		h := have.nhs[i]
+		if w.Gateway != h.Gateway || w.Weight != h.Weight || (w.Ifindex != 0 && w.Ifindex != h.Ifindex) {
+			return false
+		}
+	}
+	return true
+}
