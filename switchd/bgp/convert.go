@@ -3,11 +3,11 @@ package bgp
 import (
 	"fmt"
 	"net/netip"
-	"strings"
 	"time"
 
 	api "github.com/osrg/gobgp/v3/api"
 	"github.com/osrg/gobgp/v3/pkg/config/oc"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 )
@@ -140,45 +140,163 @@ type candidate struct {
 // pathFromAPI decodes a path of the IPv4/IPv6 unicast table. ok is false
 // for paths of other families.
 func pathFromAPI(p *api.Path) (prefix netip.Prefix, c candidate, withdraw bool, ok bool, err error) {
+	var d pathDecoder
+	return d.decode(p)
+}
+
+// Type URLs of the Any messages pathDecoder reads; every other attribute
+// is skipped without being decoded.
+var (
+	urlIPAddressPrefix = typeURL(&api.IPAddressPrefix{})
+	urlNextHop         = typeURL(&api.NextHopAttribute{})
+	urlMpReach         = typeURL(&api.MpReachNLRIAttribute{})
+	urlAsPath          = typeURL(&api.AsPathAttribute{})
+)
+
+func typeURL(m proto.Message) string {
+	return "type.googleapis.com/" + string(m.ProtoReflect().Descriptor().FullName())
+}
+
+// Field numbers in GoBGP's api (attribute.proto) of what pathDecoder reads.
+const (
+	fieldPrefixLen   = 1 // IPAddressPrefix.prefix_len
+	fieldPrefix      = 2 // IPAddressPrefix.prefix
+	fieldNextHop     = 1 // NextHopAttribute.next_hop
+	fieldMpNextHops  = 2 // MpReachNLRIAttribute.next_hops
+	wireVarint       = protowire.VarintType
+	wireBytes        = protowire.BytesType
+	maxPrefixLenBits = 128
+)
+
+// pathDecoder decodes the prefix, next hop and AS_PATH of a path straight
+// from the protobuf encoding of GoBGP's Any messages: GoBGP has just
+// marshalled every attribute of every path for its watch, and unmarshalling
+// them all again (anypb.UnmarshalNew) was most of this adapter's CPU time
+// and garbage. The AS_PATH is compared only for equality, so its encoding
+// is kept as it is; equal ones in a row share one string. A pathDecoder is
+// used by one goroutine.
+type pathDecoder struct {
+	lastASPath string
+}
+
+func (d *pathDecoder) decode(p *api.Path) (prefix netip.Prefix, c candidate, withdraw bool, ok bool, err error) {
 	if _, fok := familyFromAPI(p.Family); !fok || p.Nlri == nil {
 		return prefix, c, false, false, nil
 	}
-	var nlri api.IPAddressPrefix
-	if err := p.Nlri.UnmarshalTo(&nlri); err != nil {
+	if p.Nlri.TypeUrl != urlIPAddressPrefix {
+		return prefix, c, false, false, fmt.Errorf("decode nlri: type %s, want %s", p.Nlri.TypeUrl, urlIPAddressPrefix)
+	}
+	if prefix, err = decodePrefix(p.Nlri.Value); err != nil {
 		return prefix, c, false, false, fmt.Errorf("decode nlri: %w", err)
 	}
-	addr, err := netip.ParseAddr(nlri.Prefix)
-	if err != nil {
-		return prefix, c, false, false, fmt.Errorf("decode nlri %q: %w", nlri.Prefix, err)
-	}
-	prefix = netip.PrefixFrom(addr, int(nlri.PrefixLen)).Masked()
 	// Locally originated paths have no source address; GoBGP renders the
 	// nil net.IP as "<nil>".
 	_, serr := netip.ParseAddr(p.NeighborIp)
 	c.local = serr != nil
 	for _, a := range p.Pattrs {
-		m, err := a.UnmarshalNew()
-		if err != nil {
-			continue // an attribute type GoBGP's API knows and we do not need
-		}
-		switch v := m.(type) {
-		case *api.NextHopAttribute:
-			c.nextHop, _ = netip.ParseAddr(v.NextHop)
-		case *api.MpReachNLRIAttribute:
+		switch a.TypeUrl {
+		case urlNextHop:
+			if b := firstBytesField(a.Value, fieldNextHop); b != nil {
+				c.nextHop, _ = parseAddrBytes(b)
+			}
+		case urlMpReach:
 			// The global next hop comes first; a link-local one may follow.
-			if len(v.NextHops) > 0 {
-				c.nextHop, _ = netip.ParseAddr(v.NextHops[0])
+			if b := firstBytesField(a.Value, fieldMpNextHops); b != nil {
+				c.nextHop, _ = parseAddrBytes(b)
 			}
-		case *api.AsPathAttribute:
-			var b strings.Builder
-			for _, s := range v.Segments {
-				fmt.Fprintf(&b, "%d:%v;", s.Type, s.Numbers)
+		case urlAsPath:
+			if string(a.Value) != d.lastASPath {
+				d.lastASPath = string(a.Value)
 			}
-			c.asPath = b.String()
+			c.asPath = d.lastASPath
 		}
 	}
 	c.nextHop = c.nextHop.Unmap()
 	return prefix, c, p.IsWithdraw, true, nil
+}
+
+// decodePrefix decodes an api.IPAddressPrefix.
+func decodePrefix(b []byte) (netip.Prefix, error) {
+	var bits uint64
+	var addr []byte
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return netip.Prefix{}, protowire.ParseError(n)
+		}
+		b = b[n:]
+		switch {
+		case num == fieldPrefixLen && typ == wireVarint:
+			bits, n = protowire.ConsumeVarint(b)
+		case num == fieldPrefix && typ == wireBytes:
+			addr, n = protowire.ConsumeBytes(b)
+		default:
+			n = protowire.ConsumeFieldValue(num, typ, b)
+		}
+		if n < 0 {
+			return netip.Prefix{}, protowire.ParseError(n)
+		}
+		b = b[n:]
+	}
+	a, err := parseAddrBytes(addr)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("prefix %q: %w", addr, err)
+	}
+	if bits > uint64(a.BitLen()) || bits > maxPrefixLenBits {
+		return netip.Prefix{}, fmt.Errorf("prefix %v/%d: length out of range", a, bits)
+	}
+	return netip.PrefixFrom(a, int(bits)).Masked(), nil
+}
+
+// firstBytesField returns the first occurrence of bytes field num in the
+// message m, nil if there is none or m is malformed.
+func firstBytesField(m []byte, num protowire.Number) []byte {
+	for len(m) > 0 {
+		n, typ, l := protowire.ConsumeTag(m)
+		if l < 0 {
+			return nil
+		}
+		m = m[l:]
+		if n == num && typ == wireBytes {
+			v, l := protowire.ConsumeBytes(m)
+			if l < 0 {
+				return nil
+			}
+			return v
+		}
+		if l = protowire.ConsumeFieldValue(n, typ, m); l < 0 {
+			return nil
+		}
+		m = m[l:]
+	}
+	return nil
+}
+
+// parseAddrBytes parses an address like netip.ParseAddr; IPv4 without
+// allocating.
+func parseAddrBytes(b []byte) (netip.Addr, error) {
+	var a [4]byte
+	i, v, digits := 0, 0, 0
+	for _, ch := range b {
+		switch {
+		case ch >= '0' && ch <= '9' && digits < 3 && !(digits > 0 && v == 0):
+			v = v*10 + int(ch-'0')
+			digits++
+			if v > 255 {
+				return netip.ParseAddr(string(b))
+			}
+		case ch == '.' && digits > 0 && i < 3:
+			a[i] = byte(v)
+			i, v, digits = i+1, 0, 0
+		default: // IPv6, or not an address: the library's parser decides
+			return netip.ParseAddr(string(b))
+		}
+	}
+	if i != 3 || digits == 0 {
+		return netip.ParseAddr(string(b))
+	}
+	a[3] = byte(v)
+	return netip.AddrFrom4(a), nil
 }
 
 func sessionStateFromAPI(s api.PeerState_SessionState) SessionState {

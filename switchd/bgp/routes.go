@@ -23,6 +23,16 @@ import (
 // == false is enforced by keeping only candidates whose AS_PATH equals the
 // best one's, and MaxPaths by truncation.
 //
+// Memory: this table holds one entry per prefix of the RIB, so it is kept
+// small (a million prefixes cost ~60 MB). Candidate and next-hop slices are
+// immutable once stored and shared between prefixes that have equal ones
+// (paths of one UPDATE share their attributes), so most prefixes cost no
+// allocation of their own. What the previous drains handed out is not kept:
+// for a prefix that is not dirty it is nextHopsLocked(dests[p]) by
+// construction (every change of dests or of the selection marks the prefix
+// dirty), so it is computed, and remembered in dirty, only when a prefix
+// becomes dirty.
+//
 // Callbacks run on GoBGP's watch goroutine; Drain runs on the consumer's.
 // mu guards everything.
 type routeTable struct {
@@ -32,18 +42,31 @@ type routeTable struct {
 	mp      Multipath
 	own     map[netip.Addr]struct{} // our addresses: never a next hop
 	dests   map[netip.Prefix][]candidate
-	drained map[netip.Prefix][]netip.Addr // what the last Drains handed out
-	dirty   map[netip.Prefix]struct{}
+	dirty   map[netip.Prefix]dirtyDest
+	event   uint64 // counts onPaths calls, for dirtyDest.event
+	learned int    // prefixes whose last drained next-hop set is not empty
 	kick    chan struct{}
+
+	// Scratch space and one-entry caches that let equal slices be shared.
+	candBuf  []candidate
+	lastCand []candidate
+	nhBuf    []netip.Addr
+	lastNH   []netip.Addr
+}
+
+// dirtyDest is a prefix whose candidates or selection changed since the
+// last drain.
+type dirtyDest struct {
+	out   []netip.Addr // next hops the drains handed out before it changed
+	event uint64       // the last onPaths that listed it
 }
 
 func newRouteTable() *routeTable {
 	return &routeTable{
-		own:     make(map[netip.Addr]struct{}),
-		dests:   make(map[netip.Prefix][]candidate),
-		drained: make(map[netip.Prefix][]netip.Addr),
-		dirty:   make(map[netip.Prefix]struct{}),
-		kick:    make(chan struct{}, 1),
+		own:   make(map[netip.Addr]struct{}),
+		dests: make(map[netip.Prefix][]candidate),
+		dirty: make(map[netip.Prefix]dirtyDest),
+		kick:  make(chan struct{}, 1),
 	}
 }
 
@@ -57,6 +80,18 @@ func (t *routeTable) signalLocked() {
 	}
 }
 
+// markLocked makes p dirty, remembering what the drains handed out for it
+// (computed from its candidates under the current selection, which must
+// not have changed yet). It returns the dirty entry.
+func (t *routeTable) markLocked(p netip.Prefix) dirtyDest {
+	if d, ok := t.dirty[p]; ok {
+		return d
+	}
+	d := dirtyDest{out: t.nextHopsLocked(t.dests[p])}
+	t.dirty[p] = d
+	return d
+}
+
 // newGeneration forgets every destination (a new GoBGP RIB starts empty)
 // and returns the generation the next watch must carry.
 func (t *routeTable) newGeneration() uint64 {
@@ -64,7 +99,7 @@ func (t *routeTable) newGeneration() uint64 {
 	defer t.mu.Unlock()
 	t.gen++
 	for p := range t.dests {
-		t.dirty[p] = struct{}{}
+		t.markLocked(p)
 	}
 	clear(t.dests)
 	t.signalLocked()
@@ -77,16 +112,20 @@ func (t *routeTable) configure(mp Multipath, own []netip.Addr) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	changed := t.mp != mp
-	t.mp = mp
 	for _, a := range own {
 		if _, ok := t.own[a]; !ok {
-			t.own[a] = struct{}{}
 			changed = true
 		}
 	}
-	if changed {
-		t.markAllLocked()
+	if !changed {
+		return
 	}
+	t.markAllLocked()
+	t.mp = mp
+	for _, a := range own {
+		t.own[a] = struct{}{}
+	}
+	t.signalLocked()
 }
 
 // addOwn records an address of ours seen as a session's local address.
@@ -99,15 +138,17 @@ func (t *routeTable) addOwn(gen uint64, a netip.Addr) {
 	if _, ok := t.own[a]; ok {
 		return
 	}
-	t.own[a] = struct{}{}
 	t.markAllLocked()
+	t.own[a] = struct{}{}
+	t.signalLocked()
 }
 
+// markAllLocked makes every destination dirty; call it before the
+// selection changes.
 func (t *routeTable) markAllLocked() {
 	for p := range t.dests {
-		t.dirty[p] = struct{}{}
+		t.markLocked(p)
 	}
-	t.signalLocked()
 }
 
 func (t *routeTable) stop() {
@@ -130,30 +171,66 @@ func (t *routeTable) onPaths(gen uint64, ups []pathUpdate) {
 		return
 	}
 	// Every destination in the event gets exactly the candidates the event
-	// lists for it.
-	seen := make(map[netip.Prefix]bool, len(ups))
-	for _, u := range ups {
-		if !seen[u.prefix] {
-			seen[u.prefix] = true
-			delete(t.dests, u.prefix)
+	// lists for it. GoBGP lists a destination's paths one after another;
+	// should it not, the dirty entry's event number tells that the prefix
+	// was already listed and its candidates are extended, not replaced.
+	t.event++
+	for i := 0; i < len(ups); {
+		p := ups[i].prefix
+		j := i
+		cands := t.candBuf[:0]
+		for ; j < len(ups) && ups[j].prefix == p; j++ {
+			if !ups[j].withdraw {
+				cands = append(cands, ups[j].c)
+			}
 		}
-		if !u.withdraw {
-			t.dests[u.prefix] = append(t.dests[u.prefix], u.c)
+		t.candBuf = cands
+		d := t.markLocked(p)
+		if d.event == t.event {
+			cands = append(slices.Clone(t.dests[p]), cands...)
+		} else {
+			d.event = t.event
+			t.dirty[p] = d
 		}
-		t.dirty[u.prefix] = struct{}{}
+		if len(cands) == 0 {
+			delete(t.dests, p)
+		} else {
+			t.dests[p] = t.shareCands(cands)
+		}
+		i = j
 	}
 	t.signalLocked()
 }
 
+// shareCands returns an immutable slice equal to c: the previous one if
+// that is equal (consecutive prefixes of one UPDATE), else a copy.
+func (t *routeTable) shareCands(c []candidate) []candidate {
+	if !slices.Equal(c, t.lastCand) {
+		t.lastCand = slices.Clone(c)
+	}
+	return t.lastCand
+}
+
+// shareNextHops is shareCands for next-hop sets.
+func (t *routeTable) shareNextHops(nhs []netip.Addr) []netip.Addr {
+	if len(nhs) == 0 {
+		return nil
+	}
+	if !slices.Equal(nhs, t.lastNH) {
+		t.lastNH = slices.Clone(nhs)
+	}
+	return t.lastNH
+}
+
 // nextHopsLocked is the ECMP set of a destination: learned candidates only,
 // not via ourselves, AS_PATH equal to the best's unless MultipleAS, at most
-// MaxPaths, sorted.
+// MaxPaths, sorted. The result is shared and must not be modified.
 func (t *routeTable) nextHopsLocked(cands []candidate) []netip.Addr {
 	if len(cands) == 0 || cands[0].local {
 		// We originate it and GoBGP prefers local paths: not a learned route.
 		return nil
 	}
-	var nhs []netip.Addr
+	nhs := t.nhBuf[:0]
 	var bestPath string
 	for _, c := range cands {
 		if c.local || !c.nextHop.IsValid() {
@@ -180,42 +257,70 @@ func (t *routeTable) nextHopsLocked(cands []candidate) []netip.Addr {
 		}
 	}
 	slices.SortFunc(nhs, netip.Addr.Compare)
-	return nhs
+	t.nhBuf = nhs
+	return t.shareNextHops(nhs)
+}
+
+// drainEach calls f, under the lock, for up to max (0: no limit) dirty
+// destinations whose next-hop set differs from what the previous drains
+// handed out, and reports whether dirty destinations are left. f must not
+// call back into the table.
+func (t *routeTable) drainEach(max int, f func(Route)) (more bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	n := 0
+	for p, d := range t.dirty {
+		if max > 0 && n >= max {
+			t.signalLocked()
+			return true
+		}
+		delete(t.dirty, p)
+		nhs := t.nextHopsLocked(t.dests[p])
+		if slices.Equal(nhs, d.out) {
+			continue
+		}
+		switch {
+		case len(d.out) == 0:
+			t.learned++
+		case len(nhs) == 0:
+			t.learned--
+		}
+		n++
+		f(Route{Prefix: p, NextHops: nhs})
+	}
+	return false
 }
 
 // drain returns every destination whose next-hop set differs from what
-// the previous drains returned.
+// the previous drains returned, sorted by prefix.
 func (t *routeTable) drain() []Route {
-	t.mu.Lock()
-	defer t.mu.Unlock()
 	var out []Route
-	for p := range t.dirty {
-		nhs := t.nextHopsLocked(t.dests[p])
-		if slices.Equal(nhs, t.drained[p]) {
-			continue
-		}
-		out = append(out, Route{Prefix: p, NextHops: nhs})
-		if len(nhs) == 0 {
-			delete(t.drained, p)
-		} else {
-			t.drained[p] = nhs
-		}
-	}
-	clear(t.dirty)
+	t.drainEach(0, func(r Route) { out = append(out, r) })
 	slices.SortFunc(out, func(a, b Route) int { return comparePrefix(a.Prefix, b.Prefix) })
 	return out
 }
 
+// learnedCount is the number of prefixes the drains handed out with next
+// hops and did not withdraw since.
+func (t *routeTable) learnedCount() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.learned
+}
+
 // watchCallback returns the function GoBGP calls with events of watch
 // generation gen. It decodes (copies) and hands over; no GoBGP object is
-// kept.
+// kept. GoBGP calls it from one goroutine per watch, so its scratch space
+// needs no lock.
 func (t *routeTable) watchCallback(gen uint64, bad func(error)) func(*api.WatchEventResponse) {
+	var ups []pathUpdate
+	var dec pathDecoder
 	return func(r *api.WatchEventResponse) {
 		switch ev := r.Event.(type) {
 		case *api.WatchEventResponse_Table:
-			ups := make([]pathUpdate, 0, len(ev.Table.Paths))
+			ups = ups[:0]
 			for _, p := range ev.Table.Paths {
-				prefix, c, withdraw, ok, err := pathFromAPI(p)
+				prefix, c, withdraw, ok, err := dec.decode(p)
 				if err != nil {
 					bad(err)
 					continue

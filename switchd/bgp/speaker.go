@@ -128,9 +128,10 @@ func (s *Speaker) Stop() {
 func (s *Speaker) Updates() <-chan struct{} { return s.routes.kick }
 
 // Drain returns every learned prefix whose ECMP next-hop set changed since
-// the previous Drain, each with its whole current set; an empty NextHops
-// means the prefix is gone. Locally originated prefixes and paths via our
-// own addresses never appear.
+// the previous Drain, each with its whole current set, sorted by prefix; an
+// empty NextHops means the prefix is gone. Locally originated prefixes and
+// paths via our own addresses never appear. NextHops slices may be shared
+// between routes and must not be modified.
 func (s *Speaker) Drain() []Route {
 	s.routes.mu.Lock()
 	stopped := s.routes.stopped
@@ -140,6 +141,26 @@ func (s *Speaker) Drain() []Route {
 	}
 	return s.routes.drain()
 }
+
+// DrainSome is Drain for a consumer that takes routes in bounded batches:
+// it appends to buf (which it may reuse) up to max changed prefixes (0: no
+// limit), in no particular order, and reports whether more are left
+// (Updates is then signalled again). NextHops slices are shared between
+// routes and with the speaker, and must not be modified.
+func (s *Speaker) DrainSome(buf []Route, max int) (routes []Route, more bool) {
+	s.routes.mu.Lock()
+	stopped := s.routes.stopped
+	s.routes.mu.Unlock()
+	if stopped {
+		return buf, false
+	}
+	more = s.routes.drainEach(max, func(r Route) { buf = append(buf, r) })
+	return buf, more
+}
+
+// Learned is the number of prefixes Drain and DrainSome have handed out
+// with next hops and not withdrawn since.
+func (s *Speaker) Learned() int { return s.routes.learnedCount() }
 
 // Apply makes the running configuration equal to c, changing only what
 // differs. c is validated as a whole first; if it is invalid nothing

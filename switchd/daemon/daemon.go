@@ -62,10 +62,17 @@ type Daemon struct {
 
 	intent    *config.Intent
 	workloads *workloads // nil unless pools or VMs are configured
-	// learned holds the prefixes learned over BGP, statics the config's
-	// routes by key; the FIB's desired set is these plus workload routes.
-	learned map[netip.Prefix]struct{}
+	// statics holds the config's routes by key; the FIB's desired set is
+	// these, the routes learned over BGP (the speaker keeps that set; fib
+	// keeps the routes) and workload routes.
 	statics map[fib.RouteKey]fib.Route
+	// rejected holds the BGP prefixes fib refused (not programmable), so
+	// the status count leaves them out.
+	rejected map[netip.Prefix]struct{}
+	// bgpBuf and nhBuf are reused by takeBGPRoutes (fib copies what it
+	// keeps).
+	bgpBuf []bgp.Route
+	nhBuf  []fib.NextHop
 	// again asks the loop for another Apply at once: the last one was cut
 	// short (fib.Table.More) to let urgent work in.
 	again chan struct{}
@@ -114,8 +121,8 @@ func Run(ctx context.Context, opts Options) error {
 		opts:    opts,
 		log:     opts.Logger,
 		speaker: bgp.New(bgp.WithLogger(opts.Logger.With("component", "bgp"))),
-		learned: make(map[netip.Prefix]struct{}),
-		statics: make(map[fib.RouteKey]fib.Route),
+		statics:  make(map[fib.RouteKey]fib.Route),
+		rejected: make(map[netip.Prefix]struct{}),
 		again:   make(chan struct{}, 1),
 	}
 	// The monitor subscribes before the table's first dump, so no change
@@ -330,29 +337,41 @@ func (d *Daemon) reload(ctx context.Context) {
 	d.log.Info("config reloaded", "config", d.opts.ConfigPath)
 }
 
-// takeBGPRoutes moves the speaker's changed prefixes into the FIB's desired
-// set: one kernel route per prefix with every ECMP next hop.
+// bgpBatch bounds the routes one takeBGPRoutes hands to fib, so that other
+// events (a link going down, a route changed behind our back) wait for at
+// most one batch while a full table arrives.
+const bgpBatch = 16384
+
+// takeBGPRoutes moves up to bgpBatch of the speaker's changed prefixes
+// into the FIB's desired set: one kernel route per prefix with every ECMP
+// next hop. If more are left the speaker signals Updates again.
 func (d *Daemon) takeBGPRoutes() {
-	for _, br := range d.speaker.Drain() {
+	d.bgpBuf, _ = d.speaker.DrainSome(d.bgpBuf[:0], bgpBatch)
+	for _, br := range d.bgpBuf {
 		key := fib.RouteKey{Table: fib.MainTable, Dst: br.Prefix.Masked(), Priority: BGPRouteMetric}
 		if len(br.NextHops) == 0 {
-			delete(d.learned, key.Dst)
+			delete(d.rejected, key.Dst)
 			d.table.DeleteRoute(key)
 			continue
 		}
-		r := fib.Route{Key: key, Type: fib.Unicast}
+		// The speaker hands out sorted, distinct next hops, so the route
+		// is in normal form already; SetRoute copies the slice.
+		nhs := d.nhBuf[:0]
 		for _, nh := range br.NextHops {
-			r.NextHops = append(r.NextHops, fib.NextHop{Gateway: nh})
+			nhs = append(nhs, fib.NextHop{Gateway: nh, Weight: 1})
 		}
-		r.Normalize()
+		d.nhBuf = nhs
+		r := fib.Route{Key: key, Type: fib.Unicast, NextHops: nhs}
 		if err := d.table.SetRoute(r); err != nil {
 			// A path the kernel cannot take (say, a next hop of an
 			// unusable kind) drops that route only.
 			d.log.Warn("bgp route not programmable", "route", r, "err", err)
+			d.rejected[key.Dst] = struct{}{}
 			continue
 		}
-		d.learned[key.Dst] = struct{}{}
+		delete(d.rejected, key.Dst)
 	}
+	clear(d.bgpBuf) // drop references to the speaker's slices
 }
 
 func (d *Daemon) applyFIB(ctx context.Context) {
@@ -368,7 +387,7 @@ func (d *Daemon) applyFIB(ctx context.Context) {
 	}
 	d.mu.Lock()
 	d.status.FIB = FIBStatus{
-		Routes:     len(d.learned) + len(d.statics),
+		Routes:     d.speaker.Learned() - len(d.rejected) + len(d.statics),
 		InSync:     d.table.InSync(),
 		LastResync: d.table.LastResync(),
 		Stale:      d.table.Stale(),
