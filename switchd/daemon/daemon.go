@@ -118,12 +118,12 @@ func Run(ctx context.Context, opts Options) error {
 	}
 
 	d := &Daemon{
-		opts:    opts,
-		log:     opts.Logger,
-		speaker: bgp.New(bgp.WithLogger(opts.Logger.With("component", "bgp"))),
+		opts:     opts,
+		log:      opts.Logger,
+		speaker:  bgp.New(bgp.WithLogger(opts.Logger.With("component", "bgp"))),
 		statics:  make(map[fib.RouteKey]fib.Route),
 		rejected: make(map[netip.Prefix]struct{}),
-		again:   make(chan struct{}, 1),
+		again:    make(chan struct{}, 1),
 	}
 	// The monitor subscribes before the table's first dump, so no change
 	// in between is missed.
