@@ -138,6 +138,14 @@ type notSent struct{ err error }
 func (e notSent) Error() string { return "not sent: " + e.err.Error() }
 func (e notSent) Unwrap() error { return e.err }
 
+// unsendable marks an op that failed before a route request could be made
+// (its next hop does not resolve, its nexthop group could not be made): a
+// failure, retried with backoff, but no route write.
+type unsendable struct{ err error }
+
+func (e unsendable) Error() string { return e.err.Error() }
+func (e unsendable) Unwrap() error { return e.err }
+
 // owned is the one ownership predicate: switchd touches a kernel route only
 // if it carries switchd's protocol and lives in the table this Table owns.
 func owned(nr netlink.Route, table, protocol int) bool {

@@ -4,8 +4,10 @@ import (
 	"bufio"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -534,5 +536,83 @@ func TestPrivilegedGroupMoveCounted(t *testing.T) {
 	}
 	if len(tb.sets) != 1 || len(tb.setByID) != 1 {
 		t.Errorf("%d interned sets (%d by id), want the one in use", len(tb.sets), len(tb.setByID))
+	}
+}
+
+// A link goes down while routes still want its next hop: the routes stay
+// pending with their error in Errors, are retried only on their backoff
+// (no write is even attempted before NextRetry, so a caller that follows
+// NextRetry cannot spin), and nothing is counted as a write that could not
+// be sent. A withdrawn route leaves Errors; the link's return heals the
+// rest.
+func TestPrivilegedLinkDownRoutesPending(t *testing.T) {
+	tp := newTopo(t, "downpend")
+	ctx := context.Background()
+	now := time.Unix(1000, 0)
+	tb := newModeTable(t, tp, ModeNexthopGroups, WithBackoff(100*time.Millisecond, time.Second),
+		withClock(func() time.Time { return now }))
+	mustApply(t, tb)
+	if _, err := tp.r.Run(ctx, "ip", "link", "set", "a0", "down"); err != nil {
+		t.Fatal(err)
+	}
+	x, y := route("198.51.100.0/24", 0, gw4a), route("203.0.113.0/24", 0, gw4a)
+	mustSet(t, tb, x, y)
+	before := tb.Stats()
+	err := tb.Apply(ctx)
+	if !errors.Is(err, unix.ENETUNREACH) || !strings.Contains(err.Error(), "198.51.100.0/24") {
+		t.Fatalf("Apply = %v, want the unreachable next hop named with its route", err)
+	}
+	s := tb.Stats()
+	if s.RouteWrites() != before.RouteWrites() || s.Nexthops != before.Nexthops || s.Failures-before.Failures != 2 {
+		t.Errorf("stats %+v -> %+v: want 2 failures and no write counted (none could be sent)", before, s)
+	}
+	errs := tb.Errors()
+	if len(errs) != 2 || errs[0].Key.Dst != x.Key.Dst || !errors.Is(errs[0].Err, unix.ENETUNREACH) || errs[0].Attempts != 1 {
+		t.Fatalf("Errors = %+v, want both routes, unreachable, one attempt", errs)
+	}
+	if tb.Pending() != 2 || !tb.NextRetry().Equal(now.Add(100*time.Millisecond)) {
+		t.Fatalf("pending %d, next retry %v, want 2 and now+100ms", tb.Pending(), tb.NextRetry())
+	}
+
+	// Before the retry is due, Apply does nothing at all.
+	before = tb.Stats()
+	if err := tb.Apply(ctx); err == nil || !strings.Contains(err.Error(), "wait for their retry") {
+		t.Errorf("Apply before the retry = %v, want the waiting routes reported", err)
+	}
+	if tb.Stats() != before {
+		t.Errorf("Apply before the retry changed stats %+v -> %+v", before, tb.Stats())
+	}
+	// Due: retried, fails again, and waits twice as long.
+	now = now.Add(100 * time.Millisecond)
+	if err := tb.Apply(ctx); !errors.Is(err, unix.ENETUNREACH) {
+		t.Errorf("retry = %v, want unreachable again", err)
+	}
+	if errs := tb.Errors(); len(errs) != 2 || errs[0].Attempts != 2 || !tb.NextRetry().Equal(now.Add(200*time.Millisecond)) {
+		t.Errorf("after the second failure: %+v, next retry %v, want 2 attempts and now+200ms", errs, tb.NextRetry())
+	}
+
+	// y's path is withdrawn: it leaves Errors and pending at once.
+	tb.DeleteRoute(y.Key)
+	if errs := tb.Errors(); len(errs) != 1 || errs[0].Key.Dst != x.Key.Dst || tb.Pending() != 1 {
+		t.Errorf("after withdrawing y: errors %+v, pending %d, want x alone", errs, tb.Pending())
+	}
+	if tb.RouteErr(y.Key) != nil || tb.RouteErr(x.Key) == nil {
+		t.Errorf("RouteErr: x %v, y %v", tb.RouteErr(x.Key), tb.RouteErr(y.Key))
+	}
+
+	// The link returns: the next due retry installs x.
+	if _, err := tp.r.Run(ctx, "ip", "link", "set", "a0", "up"); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(200 * time.Millisecond)
+	mustApply(t, tb)
+	if len(tb.Errors()) != 0 || !tb.NextRetry().IsZero() {
+		t.Errorf("after the link returned: errors %+v, next retry %v", tb.Errors(), tb.NextRetry())
+	}
+	if rs := findRoutes(kernelRoutes(t, tp.r, "-4"), "198.51.100.0/24"); len(rs) != 1 || !slices.Equal(gateways(rs[0]), []string{"192.0.2.1@a0"}) {
+		t.Errorf("198.51.100.0/24 = %+v, want via 192.0.2.1 on a0", rs)
+	}
+	if rs := findRoutes(kernelRoutes(t, tp.r, "-4"), "203.0.113.0/24"); len(rs) != 0 {
+		t.Errorf("withdrawn 203.0.113.0/24 installed: %+v", rs)
 	}
 }

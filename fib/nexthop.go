@@ -480,7 +480,7 @@ func (m *nhManager) write(ctx context.Context, ops []op, protocol int) ([]error,
 			targets[string(scratch)] = t
 		}
 		if t.err != nil {
-			errs[i] = t.err
+			errs[i] = unsendable{t.err}
 			continue
 		}
 		tgt[i] = t
@@ -540,7 +540,7 @@ func (m *nhManager) write(ctx context.Context, ops []op, protocol int) ([]error,
 		if !ok {
 			var err error
 			if id, err = m.allocID(); err != nil {
-				errs[i] = err
+				errs[i] = unsendable{err}
 				continue
 			}
 			m.taken[id] = true // reserved until created
@@ -574,10 +574,10 @@ func (m *nhManager) write(ctx context.Context, ops []op, protocol int) ([]error,
 			continue
 		}
 		if e := grpErr[groupOf[i]]; e != nil {
-			errs[i] = e
+			errs[i] = unsendable{e}
 			ops[i].inPlace = false
 		} else if groupOf[i] == 0 {
-			errs[i] = errors.New("no nexthop group")
+			errs[i] = unsendable{errors.New("no nexthop group")}
 		}
 	}
 	writeRoutes(ctx, m.c, ops, errs, groupOf, protocol)

@@ -126,12 +126,13 @@ type routeFailure struct {
 }
 
 // Stats counts what a Table did to the kernel. Write requests are counted
-// when sent, whether they succeed or not.
+// when sent, whether they succeed or not; a route that could not be turned
+// into a request (its next hop does not resolve) counts as a failure only.
 type Stats struct {
 	Adds     uint64 // exclusive creates sent
 	Replaces uint64 // replaces sent
 	Deletes  uint64 // deletes sent
-	Failures uint64 // writes that failed (and stayed pending)
+	Failures uint64 // routes whose write failed or could not be sent (they stay pending)
 	Resyncs  uint64 // full dumps completed
 	// Nexthops counts nexthop object and group writes (creates,
 	// rewrites, deletes) sent during this table's Applies.
@@ -583,6 +584,16 @@ func (t *Table) Apply(ctx context.Context) error {
 	t.moveGroups(ctx)
 	now := t.now()
 	ops, deferred := t.plan(now)
+	if len(t.kernel) == 0 && len(ops) > 1024 {
+		t.kernel = make(map[rkey]state, len(ops)) // spare the growth steps
+	}
+	defer func() {
+		// A map emptied by deletes keeps its size and tombstones, which
+		// every later lookup pays for: start afresh.
+		if len(t.pending) == 0 && len(ops) > 1024 {
+			t.pending = make(map[rkey]moveKey)
+		}
+	}()
 	var errs []error
 	unsent, unsentErr := 0, error(nil)
 	// One write call sees the whole plan, so that it can tell when all
@@ -622,7 +633,10 @@ func (t *Table) Apply(ctx context.Context) error {
 // took books the outcome of one write and returns its error, if any.
 func (t *Table) took(o op, err error, now time.Time) error {
 	k := keyOf(o.route.Key)
+	var us unsendable
 	switch {
+	case errors.As(err, &us):
+		// Nothing was sent: a failure, but no write.
 	case o.inPlace:
 		t.stats.InPlace++
 	case o.kind == opAdd:
@@ -762,6 +776,12 @@ func (t *Table) updatePendingWant(k rkey, want state, wok bool) {
 	if wok && hok && have.nhg != 0 && want.set != 0 && have.typ == Unicast {
 		mv = moveKey{g: have.nhg, s: want.set}
 	}
+	if mv.g == 0 && (len(t.moves) == 0 || !hok) {
+		// No move is counted for k (a counted move needs k's kernel
+		// route, and there are none): one map write, no lookup.
+		t.pending[k] = mv
+		return
+	}
 	old, was := t.pending[k]
 	if was && old == mv {
 		return
@@ -777,6 +797,10 @@ func (t *Table) updatePendingWant(k rkey, want state, wok bool) {
 
 // notPending takes k out of pending.
 func (t *Table) notPending(k rkey) {
+	if len(t.moves) == 0 {
+		delete(t.pending, k) // no move counted: no lookup needed
+		return
+	}
 	if mv, ok := t.pending[k]; ok {
 		delete(t.pending, k)
 		if mv.g != 0 {
