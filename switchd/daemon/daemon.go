@@ -73,6 +73,10 @@ type Daemon struct {
 	// keeps).
 	bgpBuf []bgp.Route
 	nhBuf  []fib.NextHop
+	// lastApply is when the last Apply started; bgpHeld counts the BGP
+	// changes handed to fib since, held back for a batching window.
+	lastApply time.Time
+	bgpHeld   int
 	// again asks the loop for another Apply at once: the last one was cut
 	// short (fib.Table.More) to let urgent work in.
 	again chan struct{}
@@ -280,6 +284,13 @@ func (d *Daemon) loop(ctx context.Context) error {
 		vmRetry = t.C
 	}
 
+	// bgpFlush ends a batching window of BGP changes (see bgpWindow);
+	// while one is open, bgpUpdates is nil.
+	bgpUpdates := d.speaker.Updates()
+	bgpFlush := time.NewTimer(time.Hour)
+	bgpFlush.Stop()
+	defer bgpFlush.Stop()
+
 	d.armRetry(retry)
 	for {
 		select {
@@ -288,7 +299,19 @@ func (d *Daemon) loop(ctx context.Context) error {
 			return nil
 		case <-hup:
 			d.reload(ctx)
-		case <-d.speaker.Updates():
+		case <-bgpUpdates:
+			if n, more := d.takeBGPRoutes(); !more && d.bgpHeld+n < bgpMinApply && time.Since(d.lastApply) < bgpWindow {
+				// A burst: the FIB was written less than a window ago.
+				// Let the changes gather (in the speaker too: its
+				// signal is not listened to meanwhile) and write them
+				// together when the window ends.
+				d.bgpHeld += n
+				bgpUpdates = nil
+				bgpFlush.Reset(bgpWindow - time.Since(d.lastApply))
+				continue
+			}
+		case <-bgpFlush.C:
+			bgpUpdates = d.speaker.Updates()
 			d.takeBGPRoutes()
 		case <-d.monitor.Kick():
 			events, lost := d.monitor.Drain()
@@ -321,6 +344,12 @@ func (d *Daemon) loop(ctx context.Context) error {
 		}
 		d.applyFIB(ctx)
 		d.armRetry(retry)
+		if bgpUpdates == nil {
+			// Something else wrote the FIB, held BGP changes included;
+			// the window has nothing left to wait for.
+			bgpFlush.Stop()
+			bgpUpdates = d.speaker.Updates()
+		}
 	}
 }
 
@@ -337,16 +366,29 @@ func (d *Daemon) reload(ctx context.Context) {
 	d.log.Info("config reloaded", "config", d.opts.ConfigPath)
 }
 
-// bgpBatch bounds the routes one takeBGPRoutes hands to fib, so that other
-// events (a link going down, a route changed behind our back) wait for at
-// most one batch while a full table arrives.
-const bgpBatch = 16384
+// How BGP changes reach the kernel. GoBGP reports best paths one path per
+// event, so while a table arrives the loop would otherwise wake for a
+// handful of routes at a time and pay a whole Apply (plan, sendmsg, ack)
+// for each handful. Instead the first change after a quiet bgpWindow is
+// written at once (a lone withdrawal is not delayed), and changes that
+// follow within bgpWindow of the last Apply are gathered and written
+// together when the window ends, or at once when bgpMinApply of them are
+// waiting. bgpBatch bounds the routes one takeBGPRoutes hands to fib, so
+// that other events (a link going down, a route changed behind our back)
+// wait for at most one batch while a full table arrives.
+const (
+	bgpWindow   = 2 * time.Millisecond
+	bgpMinApply = 4096
+	bgpBatch    = 16384
+)
 
 // takeBGPRoutes moves up to bgpBatch of the speaker's changed prefixes
 // into the FIB's desired set: one kernel route per prefix with every ECMP
-// next hop. If more are left the speaker signals Updates again.
-func (d *Daemon) takeBGPRoutes() {
-	d.bgpBuf, _ = d.speaker.DrainSome(d.bgpBuf[:0], bgpBatch)
+// next hop. It returns how many it took and whether more are left (the
+// speaker then signals Updates again).
+func (d *Daemon) takeBGPRoutes() (n int, more bool) {
+	d.bgpBuf, more = d.speaker.DrainSome(d.bgpBuf[:0], bgpBatch)
+	n = len(d.bgpBuf)
 	for _, br := range d.bgpBuf {
 		key := fib.RouteKey{Table: fib.MainTable, Dst: br.Prefix.Masked(), Priority: BGPRouteMetric}
 		if len(br.NextHops) == 0 {
@@ -372,9 +414,12 @@ func (d *Daemon) takeBGPRoutes() {
 		delete(d.rejected, key.Dst)
 	}
 	clear(d.bgpBuf) // drop references to the speaker's slices
+	return n, more
 }
 
 func (d *Daemon) applyFIB(ctx context.Context) {
+	d.lastApply = time.Now()
+	d.bgpHeld = 0
 	err := d.table.Apply(ctx)
 	if err != nil {
 		d.log.Warn("fib apply incomplete; will retry", "err", err)
