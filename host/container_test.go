@@ -104,11 +104,13 @@ func TestContainerEndpointPrivileged(t *testing.T) {
 	}
 	haddrs, _ := host.Handle().AddrList(hl, unix.AF_UNSPEC)
 	for _, a := range haddrs {
-		if !a.IP.IsLinkLocalUnicast() {
-			t.Errorf("host side %s has address %v", ep.HostIface, a.IPNet)
+		// fe80::1 only: no generated link-local (addr_gen_mode none is
+		// set before the workload side brings the carrier up).
+		if !a.IP.IsLinkLocalUnicast() || a.IPNet.String() != "fe80::1/64" {
+			t.Errorf("host side %s has address %v, want only fe80::1/64", ep.HostIface, a.IPNet)
 		}
 	}
-	for _, s := range ifaceSysctls(ep.HostIface) {
+	for _, s := range append(ifaceSysctls(ep.HostIface), sysctl{"net/ipv6/conf/" + ep.HostIface + "/addr_gen_mode", "1"}) {
 		if v, err := readSysctl(host.NsHandle(), s.path); err != nil || v != s.value {
 			t.Errorf("%s = %q (%v), want %s", s.path, v, err, s.value)
 		}

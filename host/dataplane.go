@@ -67,83 +67,137 @@ func permanentNeigh(ifindex int, a netip.Addr, mac net.HardwareAddr) *netlink.Ne
 	return &netlink.Neigh{LinkIndex: ifindex, Family: fam, State: netlink.NUD_PERMANENT, IP: a.AsSlice(), HardwareAddr: mac}
 }
 
-// setupContainer makes (or finishes) the veth pair of ep and returns the
-// host side's ifindex. On error the caller deletes the veth.
-func (m *Manager) setupContainer(ep *Endpoint, wns netns.NsHandle) (int, error) {
-	link, err := m.nl.LinkByName(ep.HostIface)
-	if err != nil && !isNotFound(err) {
-		return 0, fmt.Errorf("look up %s: %w", ep.HostIface, err)
+// setupContainer makes the veth pair of ep, or with adopt finishes an
+// existing one (repair after a restart), and returns the host side's
+// ifindex. Without adopt a veth of ep's name is a leftover without a
+// record: it is removed and made again. On error the caller deletes the
+// veth.
+//
+// Three round trips to the kernel for a new endpoint: the veth (created
+// with the peer in the workload's netns under its final name, the new
+// link echoed back for both ifindexes), one batch for the host side, one
+// for the workload side; plus two sysctl reads.
+func (m *Manager) setupContainer(ep *Endpoint, wns netns.NsHandle, adopt bool) (int, error) {
+	c, err := m.conn()
+	if err != nil {
+		return 0, err
 	}
+	defer m.putConn(c)
 	wmac, _ := net.ParseMAC(ep.MAC)
-	if link == nil {
-		veth := &netlink.Veth{
-			LinkAttrs:        netlink.LinkAttrs{Name: ep.HostIface, HardwareAddr: HostMAC},
-			PeerName:         ep.IfName,
-			PeerHardwareAddr: wmac,
-			PeerNamespace:    netlink.NsFd(int(wns)),
-		}
-		if err := m.nl.LinkAdd(veth); err != nil {
-			if errors.Is(err, unix.EEXIST) {
-				return 0, fmt.Errorf("add veth %s-%s: %w: %s or %s exists already", ep.HostIface, ep.IfName, ErrInvalidRequest, ep.HostIface, ep.IfName)
+	var hostIdx, peerIdx int
+	for try := 0; ; try++ {
+		mk := newVethMsg(ep.HostIface, HostMAC, ep.IfName, wmac, wns)
+		err := c.do(mk)
+		if err == nil {
+			if l, ok := echoedLink(mk, ep.HostIface); ok {
+				hostIdx, peerIdx = l.Attrs().Index, l.Attrs().ParentIndex
 			}
-			return 0, fmt.Errorf("add veth %s-%s: %w", ep.HostIface, ep.IfName, err)
+			break
 		}
-		if link, err = m.nl.LinkByName(ep.HostIface); err != nil {
-			return 0, fmt.Errorf("look up new veth %s: %w", ep.HostIface, err)
+		if !errors.Is(mk.err, unix.EEXIST) {
+			return 0, wrap(mk)
 		}
-		// Only fe80::1: no generated link-local to wait for or to confuse
-		// the workload's router discovery.
-		if err := m.nl.LinkSetIP6AddrGenMode(link, addrGenModeNone); err != nil {
-			return 0, fmt.Errorf("addr_gen_mode of %s: %w", ep.HostIface, err)
+		if adopt {
+			break // finish what is there
 		}
-	} else if _, ok := link.(*netlink.Veth); !ok {
-		return 0, fmt.Errorf("endpoint %s: %w: %s exists and is a %s, not a veth", ep.ID, ErrInvalidRequest, ep.HostIface, link.Type())
+		if try > 0 {
+			return 0, fmt.Errorf("add veth %s-%s: %w: %s or %s exists already", ep.HostIface, ep.IfName, ErrInvalidRequest, ep.HostIface, ep.IfName)
+		}
+		if err := m.deleteVeth(ep.HostIface); err != nil {
+			return 0, err
+		}
 	}
-	if err := m.hostSide(link, ep); err != nil {
-		return 0, err
+	if hostIdx == 0 {
+		// Adopting, or a kernel that does not echo new links.
+		link, err := m.nl.LinkByName(ep.HostIface)
+		if isNotFound(err) {
+			// What exists is the peer's name in the workload's netns.
+			return 0, fmt.Errorf("add veth %s-%s: %w: %s exists already in %s", ep.HostIface, ep.IfName, ErrInvalidRequest, ep.IfName, ep.Netns)
+		}
+		if err != nil {
+			return 0, fmt.Errorf("look up %s: %w", ep.HostIface, err)
+		}
+		if _, ok := link.(*netlink.Veth); !ok {
+			return 0, fmt.Errorf("endpoint %s: %w: %s exists and is a %s, not a veth", ep.ID, ErrInvalidRequest, ep.HostIface, link.Type())
+		}
+		hostIdx = link.Attrs().Index
 	}
-	wh, err := netlink.NewHandleAt(wns, unix.NETLINK_ROUTE)
-	if err != nil {
-		return 0, fmt.Errorf("netlink in netns %s: %w", ep.Netns, err)
-	}
-	defer wh.Close()
-	if err := workloadSide(wh, ep); err != nil {
-		return 0, err
-	}
-	return link.Attrs().Index, nil
-}
 
-// workloadSide configures the container end: its addresses (/32, /128, no
-// DAD: the address is ours by allocation), link up, default routes through
-// the link-local gateways, permanent neighbour entries for them.
-func workloadSide(wh *netlink.Handle, ep *Endpoint) error {
-	link, err := wh.LinkByName(ep.IfName)
+	// Host side, before the workload side comes up: with addr_gen_mode
+	// none set while the peer is down, the host end never gets a
+	// generated link-local address, only fe80::1.
+	hs := []*rtmsg{
+		hostLinkMsg(hostIdx, ep.HostIface, true),
+		proxyDelayMsg(hostIdx, ep.HostIface, 0),
+	}
+	if ep.IPv6.IsValid() {
+		hs = append(hs, addrMsg(hostIdx, GatewayV6, 64, unix.IFA_F_NODAD, fmt.Sprintf("add %v to %s", GatewayV6, ep.HostIface)))
+	}
+	if wmac != nil {
+		for _, a := range ep.Addrs() {
+			hs = append(hs, neighMsg(hostIdx, a, wmac, fmt.Sprintf("neighbour %v on %s", a, ep.HostIface)))
+		}
+	}
+	if c.do(hs...) != nil {
+		return 0, wrap(hs...)
+	}
+	// One thread switch for both: the IPv6 sysctls of the host side, then
+	// a socket in the workload's netns.
+	var wc *rtconn
+	err = inNetnsSeq(func() error {
+		if err := netns.Set(m.hostNS); err != nil {
+			return fmt.Errorf("enter host netns: %w", err)
+		}
+		if err := ensureSysctls(ipv6IfaceSysctls(ep.HostIface)); err != nil {
+			return fmt.Errorf("configure %s: %w", ep.HostIface, err)
+		}
+		if err := netns.Set(wns); err != nil {
+			return fmt.Errorf("enter netns %s: %w", ep.Netns, err)
+		}
+		var err error
+		if wc, err = dialRT(netns.None()); err != nil {
+			return fmt.Errorf("netlink in netns %s: %w", ep.Netns, err)
+		}
+		return nil
+	})
 	if err != nil {
-		return fmt.Errorf("look up %s in %s: %w", ep.IfName, ep.Netns, err)
+		return 0, err
 	}
-	idx := link.Attrs().Index
+	defer wc.close()
+	if peerIdx == 0 {
+		wh, err := netlink.NewHandleAt(wns, unix.NETLINK_ROUTE)
+		if err != nil {
+			return 0, fmt.Errorf("netlink in netns %s: %w", ep.Netns, err)
+		}
+		link, err := wh.LinkByName(ep.IfName)
+		wh.Close()
+		if err != nil {
+			return 0, fmt.Errorf("look up %s in %s: %w", ep.IfName, ep.Netns, err)
+		}
+		peerIdx = link.Attrs().Index
+	}
+	var ws []*rtmsg
 	for _, a := range ep.Addrs() {
-		na := &netlink.Addr{IPNet: ipNet(a, a.BitLen())}
+		var flags uint32
 		if a.Is6() {
-			na.Flags = unix.IFA_F_NODAD
+			flags = unix.IFA_F_NODAD
 		}
-		if err := wh.AddrReplace(link, na); err != nil {
-			return fmt.Errorf("add %v to %s in %s: %w", a, ep.IfName, ep.Netns, err)
-		}
+		ws = append(ws, addrMsg(peerIdx, a, a.BitLen(), flags, fmt.Sprintf("add %v to %s in %s", a, ep.IfName, ep.Netns)))
 	}
-	if err := wh.LinkSetUp(link); err != nil {
-		return fmt.Errorf("set %s up in %s: %w", ep.IfName, ep.Netns, err)
-	}
-	for _, r := range workloadRoutes(ep, idx) {
-		gw, _ := netip.AddrFromSlice(r.Gw)
-		if err := wh.NeighSet(permanentNeigh(idx, gw.Unmap(), HostMAC)); err != nil {
-			return fmt.Errorf("neighbour %v on %s in %s: %w", gw, ep.IfName, ep.Netns, err)
+	ws = append(ws, linkUpMsg(peerIdx, fmt.Sprintf("set %s up in %s", ep.IfName, ep.Netns)))
+	for _, a := range ep.Addrs() {
+		gw := GatewayV4
+		if a.Is6() {
+			gw = GatewayV6
 		}
-		if err := wh.RouteReplace(&r); err != nil {
-			return fmt.Errorf("default route via %v in %s: %w", gw, ep.Netns, err)
-		}
+		ws = append(ws,
+			neighMsg(peerIdx, gw, HostMAC, fmt.Sprintf("neighbour %v on %s in %s", gw, ep.IfName, ep.Netns)),
+			defaultRouteMsg(peerIdx, gw, fmt.Sprintf("default route via %v in %s", gw, ep.Netns)))
 	}
-	return nil
+	if wc.do(ws...) != nil {
+		return 0, wrap(ws...)
+	}
+	return hostIdx, nil
 }
 
 func workloadRoutes(ep *Endpoint, idx int) []netlink.Route {

@@ -68,7 +68,8 @@ type Manager struct {
 	onRoutes    func([]fib.Route, []fib.RouteKey)
 	onAdvertise func([]netip.Prefix)
 	hostNS      netns.NsHandle
-	nl          *netlink.Handle
+	nl          *netlink.Handle // for what is not on the hot path
+	conns       chan *rtconn    // idle rtnetlink sockets in the host netns
 	st          *store
 	idLocks     [64]sync.Mutex
 
@@ -106,6 +107,7 @@ func NewManager(opts Options) (*Manager, error) {
 		onAdvertise: opts.OnAdvertise,
 		ipam:        ipam,
 		eps:         map[string]*epState{},
+		conns:       make(chan *rtconn, 16),
 	}
 	if m.log == nil {
 		m.log = slog.Default()
@@ -163,6 +165,15 @@ func (m *Manager) Close() {
 	if m.nl != nil {
 		m.nl.Close()
 		m.nl = nil
+	}
+	for {
+		select {
+		case c := <-m.conns:
+			c.close()
+			continue
+		default:
+		}
+		break
 	}
 	m.hostNS.Close()
 	m.hostNS = netns.None()
@@ -263,11 +274,38 @@ func (m *Manager) repair(st *epState) error {
 		return err
 	}
 	defer wns.Close()
-	idx, err := m.setupContainer(ep, wns)
+	idx, err := m.setupContainer(ep, wns, true)
 	if err == nil {
 		st.ifindex = idx
 	}
 	return err
+}
+
+// conn returns an idle rtnetlink socket in the host netns, or a new one:
+// one per concurrent Add, so Adds for different endpoints do not queue
+// behind one socket.
+func (m *Manager) conn() (*rtconn, error) {
+	select {
+	case c := <-m.conns:
+		return c, nil
+	default:
+	}
+	c, err := dialRT(m.hostNS)
+	if err != nil {
+		return nil, fmt.Errorf("netlink in host netns: %w", err)
+	}
+	return c, nil
+}
+
+func (m *Manager) putConn(c *rtconn) {
+	if c.fd < 0 {
+		return // closed after an error
+	}
+	select {
+	case m.conns <- c:
+	default:
+		c.close()
+	}
 }
 
 // testHook lets a test kill the process at a named point of Add.
@@ -326,7 +364,7 @@ func (m *Manager) AddContainer(ctx context.Context, req ContainerRequest) (Resul
 			return m.result(old.ep), nil
 		}
 		// The veth vanished behind our back: build it again, same addresses.
-		idx, err := m.setupContainer(&old.ep, wns)
+		idx, err := m.setupContainer(&old.ep, wns, true)
 		if err != nil {
 			m.deleteVeth(old.ep.HostIface)
 			return Result{}, fmt.Errorf("add %s: re-create: %w", id, err)
@@ -343,10 +381,6 @@ func (m *Manager) AddContainer(ctx context.Context, req ContainerRequest) (Resul
 		HostIface: vethName(m.prefix, id), Netns: req.Netns, IfName: req.IfName,
 		MAC: workloadMAC(id).String(), Labels: req.Labels,
 	}
-	// A veth of this name without a record is a leftover: start clean.
-	if err := m.deleteVeth(ep.HostIface); err != nil {
-		return Result{}, fmt.Errorf("add %s: %w", id, err)
-	}
 	if err := m.allocate(&ep, req.IPv4, req.IPv6); err != nil {
 		return Result{}, fmt.Errorf("add %s: %w", id, err)
 	}
@@ -358,7 +392,9 @@ func (m *Manager) AddContainer(ctx context.Context, req ContainerRequest) (Resul
 	testHook("recorded")
 	synced := make(chan error, 1)
 	go func() { synced <- sync() }()
-	idx, err := m.setupContainer(&ep, wns)
+	// A veth of this name without a record is a leftover: setupContainer
+	// starts clean.
+	idx, err := m.setupContainer(&ep, wns, false)
 	if serr := <-synced; err == nil {
 		err = serr
 	}

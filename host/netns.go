@@ -61,6 +61,31 @@ func inNetns(h netns.NsHandle, f func() error) error {
 	return <-errc
 }
 
+// inNetnsSeq runs f on a locked OS thread that f may move between
+// namespaces (netns.Set); afterwards the thread returns to the namespace
+// it started in, or dies with the goroutine if it cannot.
+func inNetnsSeq(f func() error) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		orig, err := netns.Get()
+		if err != nil {
+			runtime.UnlockOSThread()
+			errc <- fmt.Errorf("current netns: %w", err)
+			return
+		}
+		defer orig.Close()
+		ferr := f()
+		if err := netns.Set(orig); err != nil {
+			errc <- errors.Join(ferr, fmt.Errorf("leave netns: %w", err))
+			return
+		}
+		runtime.UnlockOSThread()
+		errc <- ferr
+	}()
+	return <-errc
+}
+
 // sysctl is one /proc/sys value.
 type sysctl struct{ path, value string }
 
@@ -119,4 +144,40 @@ func ifaceSysctls(ifname string) []sysctl {
 var globalForwarding = []sysctl{
 	{"net/ipv4/ip_forward", "1"},
 	{"net/ipv6/conf/all/forwarding", "1"},
+}
+
+// ensureSysctls reads each value and writes only those that differ:
+// reading is cheap, while some writes are not (writing an IPv6
+// forwarding flag takes the RTNL lock with trylock and restarts the
+// syscall while it is busy, so concurrent Adds spun on it).
+func ensureSysctls(vals []sysctl) error {
+	var buf [32]byte
+	for _, s := range vals {
+		p := "/proc/sys/" + s.path
+		fd, err := unix.Open(p, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return fmt.Errorf("sysctl %s: %w", s.path, err)
+		}
+		n, err := unix.Read(fd, buf[:])
+		unix.Close(fd)
+		if err != nil {
+			return fmt.Errorf("sysctl %s: %w", s.path, err)
+		}
+		if string(trimNL(buf[:max(n, 0)])) == s.value {
+			continue
+		}
+		if err := os.WriteFile(p, []byte(s.value), 0); err != nil {
+			return fmt.Errorf("sysctl %s=%s: %w", s.path, s.value, err)
+		}
+	}
+	return nil
+}
+
+// ipv6IfaceSysctls are the per-interface values netlink cannot set (see
+// ifaceSysctls).
+func ipv6IfaceSysctls(ifname string) []sysctl {
+	return []sysctl{
+		{"net/ipv6/conf/" + ifname + "/forwarding", "1"},
+		{"net/ipv6/conf/" + ifname + "/accept_ra", "0"},
+	}
 }
