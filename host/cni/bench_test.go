@@ -4,7 +4,10 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -12,6 +15,7 @@ import (
 
 	"github.com/switchd/switchd/host"
 	"github.com/switchd/switchd/sim/ns"
+	"github.com/switchd/switchd/sim/simtest"
 )
 
 // benchSeq numbers workloads across all runs, so names never repeat.
@@ -19,12 +23,15 @@ var benchSeq atomic.Int64
 
 // BenchmarkEndpointSetup compares container endpoint setup side by side:
 // switchd through its daemon API (in-process client → unix socket →
-// handler → Manager), switchd through cnitool and the plugin binary, and
-// the CNI reference plugins ptp + host-local through cnitool. Every
-// iteration creates the workload's named netns first, the same for all,
-// as a runtime does before ADD, and serial runs also report adds/s, the
-// rate without it; IPv4 only (ptp's IPv6 waits for DAD).
-// Run with -benchtime 500x for the 500 workloads of the issue.
+// handler → Manager), switchd through cnitool and the real switchd binary
+// installed as the plugin (built from ./switchd, or SWITCHD_CNI_BIN),
+// the same with a minimal binary around cni.Main (what the plugin costs
+// without the daemon binary's start), and the CNI reference plugins ptp +
+// host-local through cnitool. Every iteration creates the workload's
+// named netns first, the same for all, as a runtime does before ADD, and
+// serial runs also report adds/s, the rate without it; IPv4 only (ptp's
+// IPv6 waits for DAD). Run with -benchtime 500x for the 500 workloads of
+// the issue.
 func BenchmarkEndpointSetup(b *testing.B) {
 	ns.Privileged(b)
 	ctx := context.Background()
@@ -41,9 +48,22 @@ func BenchmarkEndpointSetup(b *testing.B) {
 			}
 		}},
 		{"cnitool-switchd", func(b *testing.B) func(int64, *ns.NS) error {
-			tool, plugin := cnitool(b), buildPlugin(b)
+			tool, plugin := cnitool(b), switchdPlugin(b)
 			d := newDaemon(b, v4only)
 			net := netName(b, "bsw")
+			dir := netconf(b, map[string]any{"cniVersion": "1.1.0", "name": net, "type": "switchd", "socket": d.socket})
+			return func(_ int64, wl *ns.NS) error {
+				_, err := runCnitool(ctx, b, tool, dir, plugin, "add", net, wl.Path())
+				return err
+			}
+		}},
+		{"cnitool-cnimain", func(b *testing.B) func(int64, *ns.NS) error {
+			if os.Getenv("SWITCHD_CNI_BIN") != "" {
+				b.Skip("SWITCHD_CNI_BIN replaces the minimal plugin binary")
+			}
+			tool, plugin := cnitool(b), buildPlugin(b)
+			d := newDaemon(b, v4only)
+			net := netName(b, "bmain")
 			dir := netconf(b, map[string]any{"cniVersion": "1.1.0", "name": net, "type": "switchd", "socket": d.socket})
 			return func(_ int64, wl *ns.NS) error {
 				_, err := runCnitool(ctx, b, tool, dir, plugin, "add", net, wl.Path())
@@ -121,5 +141,53 @@ func BenchmarkEndpointSetup(b *testing.B) {
 				}
 			})
 		}
+	}
+}
+
+// switchdPlugin returns a CNI_PATH dir holding the real switchd binary as
+// "switchd" (SWITCHD_CNI_BIN, or built from ./switchd once per run).
+func switchdPlugin(t testing.TB) string {
+	t.Helper()
+	bin := os.Getenv("SWITCHD_CNI_BIN")
+	if bin == "" {
+		bin = simtest.SwitchdBinary(t)
+	}
+	abs, err := filepath.Abs(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := os.Symlink(abs, filepath.Join(dir, "switchd")); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// BenchmarkPluginStart is the start of each plugin binary the cnitool
+// rows run, with CNI_COMMAND=VERSION (parse nothing, talk to no one): the
+// fixed cost of a process per CNI call.
+func BenchmarkPluginStart(b *testing.B) {
+	bins := []struct{ name, path string }{
+		{"switchd", filepath.Join(switchdPlugin(b), "switchd")},
+	}
+	if os.Getenv("SWITCHD_CNI_BIN") == "" {
+		bins = append(bins, struct{ name, path string }{"cnimain", filepath.Join(buildPlugin(b), "switchd")})
+	}
+	bins = append(bins,
+		struct{ name, path string }{"ptp", goBin(b, "ptp", "github.com/containernetworking/plugins/plugins/main/ptp@v1.7.1")},
+		struct{ name, path string }{"host-local", goBin(b, "host-local", "github.com/containernetworking/plugins/plugins/ipam/host-local@v1.7.1")},
+		struct{ name, path string }{"cnitool", cnitool(b)})
+	for _, x := range bins {
+		b.Run(x.name, func(b *testing.B) {
+			for b.Loop() {
+				c := exec.Command(x.path)
+				c.Env = append(os.Environ(), "CNI_COMMAND=VERSION")
+				c.Stdin = strings.NewReader("{}")
+				if out, err := c.CombinedOutput(); err != nil && x.name != "cnitool" {
+					b.Fatalf("%s: %v: %s", x.path, err, out)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N)/1000, "ms/start")
+		})
 	}
 }
