@@ -469,7 +469,10 @@ func (m *nhManager) write(ctx context.Context, ops []op, protocol int) ([]error,
 	tgt := make([]*target, len(ops))
 	var scratch []byte
 	for i, o := range ops {
-		if o.kind == opDelete || o.route.Type != Unicast {
+		// A route straight out of one device (a workload's /32) stays
+		// inline: nothing shares it, and a nexthop object would refuse a
+		// device without carrier, such as a VM's tap before the VM runs.
+		if o.kind == opDelete || o.route.Type != Unicast || deviceOnly(o.route) {
 			continue
 		}
 		fam := family(o.route.Key.Dst.Addr())
@@ -939,4 +942,9 @@ func nhError(op, what string, err error) error {
 		return fmt.Errorf("%s %s: id taken by another owner, retrying with another (%v)", op, what, err)
 	}
 	return fmt.Errorf("%s %s: %w", op, what, err)
+}
+
+// deviceOnly reports a route with one next hop that is only an interface.
+func deviceOnly(r Route) bool {
+	return len(r.NextHops) == 1 && !r.NextHops[0].Gateway.IsValid() && r.NextHops[0].Ifindex != 0
 }

@@ -1,0 +1,174 @@
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netlink"
+
+	"github.com/switchd/switchd/fib"
+	"github.com/switchd/switchd/host"
+	"github.com/switchd/switchd/sim/ns"
+)
+
+func TestMain(m *testing.M) { ns.TestMain(m) }
+
+// hostConfig is examples/host.json with its state kept in dir and, if
+// withVM is false, without the configured VM.
+func hostConfig(t *testing.T, dir string, withVM bool) []byte {
+	t.Helper()
+	b, err := os.ReadFile("../../examples/host.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc map[string]any
+	if err := json.Unmarshal(b, &doc); err != nil {
+		t.Fatal(err)
+	}
+	sd := doc["switchd:switchd"].(map[string]any)
+	sd["config"].(map[string]any)["state-dir"] = dir
+	if !withVM {
+		delete(sd, "endpoints")
+	}
+	out, _ := json.Marshal(doc)
+	return out
+}
+
+// TestConfiguredVMPrivileged runs the daemon in this test's private
+// namespace with examples/host.json: the configured VM's tap is adopted,
+// its address comes from the configured pool, its host route and the
+// block's blackhole reach the kernel as switchd's, and removing the VM
+// from the config (SIGHUP) undoes it.
+func TestConfiguredVMPrivileged(t *testing.T) {
+	ns.Privileged(t)
+	if os.Getenv("SWITCHD_TEST_NETNS") == "" {
+		t.Skip("needs ns.TestMain's private namespace")
+	}
+	tap := &netlink.Tuntap{LinkAttrs: netlink.LinkAttrs{Name: "tap-vm1"}, Mode: netlink.TUNTAP_MODE_TAP}
+	if err := netlink.LinkAdd(tap); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { netlink.LinkDel(tap) })
+
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "switchd.json")
+	if err := os.WriteFile(cfg, hostConfig(t, dir, true), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(dir, "switchd.sock")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, Options{ConfigPath: cfg, Socket: sock, StateDir: dir,
+			Logger: slog.New(slog.NewTextHandler(testLogOut(), nil))})
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+
+	c := &host.Client{Socket: sock, Timeout: 5 * time.Second}
+	var vm host.Endpoint
+	waitFor(t, "the daemon adopts vm1's tap", func() error {
+		l, err := c.List(ctx)
+		if err != nil {
+			return err
+		}
+		for _, e := range l.Endpoints {
+			if e.ID == host.VMEndpointID("vm1") {
+				vm = e
+				return nil
+			}
+		}
+		return fmt.Errorf("endpoints %v", l.Endpoints)
+	})
+	if vm.HostIface != "tap-vm1" || vm.Labels["app"] != "web" || !netip.MustParsePrefix("10.10.1.0/24").Contains(vm.IPv4) {
+		t.Fatalf("vm1 endpoint %+v, want tap-vm1, label app=web and an address from 10.10.1.0/24", vm)
+	}
+	block := netip.PrefixFrom(vm.IPv4, 26).Masked()
+	waitFor(t, "vm1's host route and its block's blackhole in the kernel", func() error {
+		if r := ownRoute(t, netip.PrefixFrom(vm.IPv4, 32)); r == nil || r.LinkIndex != linkIndex(t, "tap-vm1") {
+			return fmt.Errorf("host route to %v: %+v", vm.IPv4, r)
+		}
+		if r := ownRoute(t, block); r == nil || r.Type != 6 /* blackhole */ {
+			return fmt.Errorf("blackhole for %v: %+v", block, r)
+		}
+		return nil
+	})
+
+	if err := os.WriteFile(cfg, hostConfig(t, dir, false), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	syscall.Kill(os.Getpid(), syscall.SIGHUP)
+	waitFor(t, "vm1 released after the reload", func() error {
+		if r := ownRoute(t, netip.PrefixFrom(vm.IPv4, 32)); r != nil {
+			return fmt.Errorf("host route to %v still there", vm.IPv4)
+		}
+		l, err := c.List(ctx)
+		if err != nil {
+			return err
+		}
+		if len(l.Endpoints) != 0 {
+			return fmt.Errorf("endpoints %v", l.Endpoints)
+		}
+		return nil
+	})
+	if _, err := netlink.LinkByName("tap-vm1"); err != nil {
+		t.Errorf("the tap is the hypervisor's; switchd removed it: %v", err)
+	}
+}
+
+func ownRoute(t *testing.T, p netip.Prefix) *netlink.Route {
+	t.Helper()
+	rs, err := netlink.RouteListFiltered(netlink.FAMILY_ALL, &netlink.Route{Protocol: fib.Protocol}, netlink.RT_FILTER_PROTOCOL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rs {
+		if r.Dst != nil && r.Dst.String() == p.String() {
+			return &r
+		}
+	}
+	return nil
+}
+
+func linkIndex(t *testing.T, name string) int {
+	l, err := netlink.LinkByName(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l.Attrs().Index
+}
+
+func waitFor(t *testing.T, what string, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		err := cond()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %v", what, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func testLogOut() io.Writer {
+	if os.Getenv("SWITCHD_TEST_LOG") != "" {
+		return os.Stderr
+	}
+	return io.Discard
+}
