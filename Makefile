@@ -49,9 +49,15 @@ demo-down:
 test: deps tools
 	$(GO) test -count=1 -timeout 25m $(TESTFLAGS) ./...
 
-bench: deps
+# The benchmarks of docs/PERFORMANCE.md, each side by side with its
+# baseline in one run. BGPTOFIB_N=1000000 for the 1M-prefix run (~5 min).
+BGPTOFIB_N ?= 100000
+bench: deps build
 	bash .ci/tools --bench
-	$(GO) test -run '^$$' -bench . -benchmem $(BENCHFLAGS) ./...
+	$(GO) test -run '^$$' -bench 'Install1M|Failover1M' -benchtime 1x $(BENCHFLAGS) ./fib/
+	$(GO) test -run '^$$' -bench EndpointSetup -benchtime 500x $(BENCHFLAGS) ./host/cni/
+	$(GO) test -run '^$$' -bench WorkloadPropagation -benchtime 100x $(BENCHFLAGS) ./sim/bench/
+	SWITCHD_BENCH_N=$(BGPTOFIB_N) $(GO) test -run '^$$' -bench BGPToFIB -benchtime 1x -count 3 -timeout 60m $(BENCHFLAGS) ./sim/bench/
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
