@@ -257,3 +257,61 @@ func heapInUse() uint64 {
 	runtime.ReadMemStats(&ms)
 	return ms.HeapAlloc
 }
+
+// BenchmarkNextHopDown1M: 1,000,000 routes over two next hops; the BGP
+// session of one dies and the daemon calls NextHopDown before any
+// withdrawal is handed over. kernel-ms runs from NextHopDown until the
+// kernel no longer uses the gateway for any probed route (as in
+// BenchmarkFailover1M); apply-ms is the whole Apply (the group rewrite and
+// then the O(routes) bookkeeping); writes/op its kernel writes. Then the
+// million withdrawals arrive through SetRoute: withdraw-ms is their
+// SetRoutes and Apply, withdraw-writes what that Apply sent (zero: the
+// kernel is right already).
+func BenchmarkNextHopDown1M(b *testing.B) {
+	n := *benchMany
+	tp := newTopo(b, "bd")
+	tb := newModeTable(b, tp, ModeNexthopGroups)
+	both, one := manySet(n, gw4a, gw4b), manySet(n, gw4b)
+	mustSet(b, tb, both...)
+	mustApply(b, tb)
+	var probes []netip.Addr
+	for i := range 32 {
+		j := i * (n - 1) / 31
+		probes = append(probes, netip.AddrFrom4([4]byte{byte(16 + j>>16), byte(j >> 8), byte(j), 1}))
+	}
+	var writes, wdWrites uint64
+	var kernel, apply, withdraw time.Duration
+	for b.Loop() {
+		b.StopTimer()
+		done := make(chan time.Time, 1)
+		start := make(chan struct{})
+		go probeUntilGone(b, tp, probes, gw4a, start, done)
+		<-start
+		w := tb.Stats().Writes()
+		b.StartTimer()
+		t0 := time.Now()
+		tb.NextHopDown(gw4a)
+		mustApply(b, tb)
+		t1 := time.Now()
+		b.StopTimer()
+		tk := <-done
+		kernel += tk.Sub(t0)
+		apply += t1.Sub(t0)
+		writes += tb.Stats().Writes() - w
+		w = tb.Stats().Writes()
+		t0 = time.Now()
+		mustSet(b, tb, one...)
+		mustApply(b, tb)
+		withdraw += time.Since(t0)
+		wdWrites += tb.Stats().Writes() - w
+		mustSet(b, tb, both...)
+		mustApply(b, tb)
+		b.StartTimer()
+	}
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 / float64(b.N) }
+	b.ReportMetric(float64(writes)/float64(b.N), "writes/op")
+	b.ReportMetric(ms(kernel), "kernel-ms")
+	b.ReportMetric(ms(apply), "apply-ms")
+	b.ReportMetric(ms(withdraw), "withdraw-ms")
+	b.ReportMetric(float64(wdWrites)/float64(b.N), "withdraw-writes")
+}

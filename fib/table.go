@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"net/netip"
 	"slices"
 	"time"
 
@@ -105,6 +106,11 @@ type Table struct {
 	// failures holds the keys whose last write failed, for backoff and
 	// for Errors.
 	failures map[rkey]*routeFailure
+
+	// down holds the gateways NextHopDown marked (see nexthopdown.go);
+	// downQueued those whose groups the next Apply rewrites first.
+	down       map[netip.Addr]bool
+	downQueued []netip.Addr
 }
 
 // moveKey is a pending route's move from kernel group g to desired set s.
@@ -116,6 +122,9 @@ type nhSet struct {
 	fam  uint8 // of the routes using it
 	nhs  []NextHop
 	refs int
+	// eff is what the kernel should get: nhs without the gateways
+	// NextHopDown marked down, unless that leaves none (then nhs).
+	eff []NextHop
 }
 
 type routeFailure struct {
@@ -385,6 +394,7 @@ func (t *Table) intern(fam uint8, nhs []NextHop) *nhSet {
 	if s == nil {
 		t.lastSetID++
 		s = &nhSet{id: t.lastSetID, fam: fam, nhs: slices.Clone(nhs)}
+		s.eff = t.effective(s.nhs)
 		t.sets[string(t.keyBuf)] = s
 		t.setByID[s.id] = s
 	}
@@ -405,6 +415,9 @@ func (t *Table) unref(id uint32) {
 		t.keyBuf = appendSetKey(t.keyBuf[:0], s.fam, s.nhs)
 		delete(t.sets, string(t.keyBuf))
 		delete(t.setByID, id)
+		if len(t.down) > 0 {
+			t.forgetDown(s.nhs)
+		}
 	}
 }
 
@@ -573,6 +586,9 @@ func (t *Table) Apply(ctx context.Context) error {
 	if t.resyncInterval > 0 && !t.now().Before(t.NextResync()) {
 		t.resyncQueued = true
 	}
+	if len(t.downQueued) > 0 {
+		t.applyDown(ctx)
+	}
 	if t.resyncQueued {
 		if err := t.resync(ctx); err != nil {
 			return err // the resync stays queued
@@ -720,9 +736,9 @@ func (t *Table) plan(now time.Time) (ops []op, deferred int) {
 			}
 			ops = append(ops, op{kind: opDelete, route: have.route(k.routeKey()), oldNHG: have.nhg})
 		case hok:
-			writes = append(writes, op{kind: opReplace, route: want.route(k.routeKey()), oldNHG: have.nhg})
+			writes = append(writes, op{kind: opReplace, route: t.effState(want).route(k.routeKey()), oldNHG: have.nhg})
 		default:
-			writes = append(writes, op{kind: opAdd, route: want.route(k.routeKey())})
+			writes = append(writes, op{kind: opAdd, route: t.effState(want).route(k.routeKey())})
 		}
 	}
 	ops = append(ops, writes...)
@@ -768,7 +784,7 @@ func (t *Table) updatePending(k rkey) {
 
 func (t *Table) updatePendingWant(k rkey, want state, wok bool) {
 	have, hok := t.kernel[k]
-	if wok == hok && (!wok || sameState(want, have)) {
+	if wok == hok && (!wok || sameState(t.effState(want), have)) {
 		t.notPending(k)
 		return
 	}
@@ -832,7 +848,7 @@ func (t *Table) moveGroups(ctx context.Context) {
 		if s == nil {
 			continue
 		}
-		mvs = append(mvs, groupMove{g: mv.g, fam: s.fam, nhs: s.nhs, users: n})
+		mvs = append(mvs, groupMove{g: mv.g, fam: s.fam, nhs: s.eff, users: n})
 	}
 	_, writes := t.nh.moveGroups(ctx, mvs)
 	t.stats.Nexthops += uint64(writes)
