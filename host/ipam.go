@@ -62,6 +62,11 @@ type IPAM struct {
 	blocks []netip.Prefix // owned, sorted
 	owner  map[netip.Addr]string
 	byID   map[string][]netip.Addr
+	// Kept up to date so that an Add costs no scan of every address:
+	// used counts the allocated addresses of each owned block, outside
+	// holds those in no owned block.
+	used    map[netip.Prefix]int
+	outside map[netip.Addr]struct{}
 }
 
 // NewIPAM checks pools (no two may overlap) and returns an IPAM owning no
@@ -77,7 +82,8 @@ func NewIPAM(pools []Pool) (*IPAM, error) {
 			}
 		}
 	}
-	return &IPAM{pools: slices.Clone(pools), owner: map[netip.Addr]string{}, byID: map[string][]netip.Addr{}}, nil
+	return &IPAM{pools: slices.Clone(pools), owner: map[netip.Addr]string{}, byID: map[string][]netip.Addr{},
+		used: map[netip.Prefix]int{}, outside: map[netip.Addr]struct{}{}}, nil
 }
 
 // Blocks returns the owned blocks, sorted.
@@ -87,10 +93,8 @@ func (p *IPAM) Blocks() []netip.Prefix { return slices.Clone(p.blocks) }
 // endpoints' addresses from outside the pools), sorted.
 func (p *IPAM) Outside() []netip.Addr {
 	var out []netip.Addr
-	for a := range p.owner {
-		if p.blockOf(a) == (netip.Prefix{}) {
-			out = append(out, a)
-		}
+	for a := range p.outside {
+		out = append(out, a)
 	}
 	slices.SortFunc(out, netip.Addr.Compare)
 	return out
@@ -139,17 +143,22 @@ func (p *IPAM) ClaimBlock(b netip.Prefix) error {
 	}
 	p.blocks = append(p.blocks, b)
 	slices.SortFunc(p.blocks, comparePrefix)
+	for a := range p.outside {
+		if b.Contains(a) {
+			delete(p.outside, a)
+			p.used[b]++
+		}
+	}
 	return nil
 }
 
 // UnclaimBlock gives up an owned block (after a failed persist). Blocks with
 // allocations are kept.
 func (p *IPAM) UnclaimBlock(b netip.Prefix) {
-	for a := range p.owner {
-		if b.Contains(a) {
-			return
-		}
+	if p.used[b] > 0 {
+		return
 	}
+	delete(p.used, b)
 	p.blocks = slices.DeleteFunc(p.blocks, func(o netip.Prefix) bool { return o == b })
 }
 
@@ -172,7 +181,7 @@ func (p *IPAM) Allocate(handle string, is6 bool) (addr netip.Addr, newBlock neti
 		}
 		tried = append(tried, pl.Prefix.String())
 		for _, b := range p.blocks {
-			if !pl.Prefix.Contains(b.Addr()) {
+			if !pl.Prefix.Contains(b.Addr()) || p.used[b] >= blockSize(b) {
 				continue
 			}
 			if a, ok := p.freeIn(b); ok {
@@ -232,7 +241,26 @@ func (p *IPAM) nextFreeBlock(pl Pool) (netip.Prefix, bool) {
 func (p *IPAM) assign(handle string, a netip.Addr) {
 	p.owner[a] = handle
 	p.byID[handle] = append(p.byID[handle], a)
+	if b := p.blockOf(a); b.IsValid() {
+		p.used[b]++
+	} else {
+		p.outside[a] = struct{}{}
+	}
 }
+
+// unassign undoes the counting of assign; the caller removes the owner.
+func (p *IPAM) unassign(a netip.Addr) {
+	delete(p.owner, a)
+	if b := p.blockOf(a); b.IsValid() {
+		p.used[b]--
+	} else {
+		delete(p.outside, a)
+	}
+}
+
+// blockSize is the number of addresses of b (blocks have at most
+// maxBlockHostBits host bits).
+func blockSize(b netip.Prefix) int { return 1 << (b.Addr().BitLen() - b.Bits()) }
 
 // Assign gives handle the address a chosen by the caller (a static
 // endpoint, or a record loaded from disk). An address inside a pool claims
@@ -266,7 +294,7 @@ func (p *IPAM) Assign(handle string, a netip.Addr) (newBlock netip.Prefix, err e
 func (p *IPAM) Release(handle string) []netip.Addr {
 	as := p.byID[handle]
 	for _, a := range as {
-		delete(p.owner, a)
+		p.unassign(a)
 	}
 	delete(p.byID, handle)
 	return as
@@ -275,10 +303,10 @@ func (p *IPAM) Release(handle string) []netip.Addr {
 // ReleaseAddr frees one address if handle holds it (rollback of a partial
 // allocation).
 func (p *IPAM) ReleaseAddr(handle string, a netip.Addr) {
-	if p.owner[a] != handle {
+	if h, ok := p.owner[a]; !ok || h != handle {
 		return
 	}
-	delete(p.owner, a)
+	p.unassign(a)
 	p.byID[handle] = slices.DeleteFunc(p.byID[handle], func(x netip.Addr) bool { return x == a })
 	if len(p.byID[handle]) == 0 {
 		delete(p.byID, handle)

@@ -141,3 +141,57 @@ func TestIPAMBadPools(t *testing.T) {
 		}
 	}
 }
+
+// TestIPAMBookkeeping checks the per-block counts and the outside set the
+// IPAM keeps instead of scanning every address: full blocks are skipped,
+// released addresses are reused, outside addresses follow block claims,
+// and blocks with addresses cannot be given up.
+func TestIPAMBookkeeping(t *testing.T) {
+	p, err := NewIPAM([]Pool{{Prefix: netip.MustParsePrefix("10.0.0.0/24"), BlockBits: 30}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []netip.Addr
+	for i := range 5 {
+		a, _, err := p.Allocate(fmt.Sprintf("e%d", i), false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, a)
+	}
+	if want := netip.MustParseAddr("10.0.0.4"); got[4] != want {
+		t.Errorf("fifth address %v, want %v (first block full)", got[4], want)
+	}
+	p.Release("e1")
+	if a, nb, _ := p.Allocate("e9", false); a != got[1] || nb.IsValid() {
+		t.Errorf("after release got %v (new block %v), want %v again", a, nb, got[1])
+	}
+	out := netip.MustParseAddr("192.0.2.1")
+	if _, err := p.Assign("s1", out); err != nil {
+		t.Fatal(err)
+	}
+	if o := p.Outside(); !slices.Equal(o, []netip.Addr{out}) {
+		t.Errorf("outside %v, want [%v]", o, out)
+	}
+	blk := netip.MustParsePrefix("192.0.2.0/30")
+	if err := p.ClaimBlock(blk); err != nil {
+		t.Fatal(err)
+	}
+	if o := p.Outside(); len(o) != 0 {
+		t.Errorf("outside %v after claiming %v, want none", o, blk)
+	}
+	p.UnclaimBlock(blk)
+	if !slices.Contains(p.Blocks(), blk) {
+		t.Errorf("block %v given up while %v is allocated in it", blk, out)
+	}
+	p.ReleaseAddr("s1", out)
+	p.UnclaimBlock(blk)
+	if slices.Contains(p.Blocks(), blk) {
+		t.Errorf("empty block %v not given up", blk)
+	}
+	second := netip.MustParsePrefix("10.0.0.4/30")
+	p.UnclaimBlock(second)
+	if !slices.Contains(p.Blocks(), second) {
+		t.Errorf("block %v given up while e4 holds %v", second, got[4])
+	}
+}
