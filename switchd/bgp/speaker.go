@@ -33,6 +33,7 @@ import (
 type Speaker struct {
 	log    *slog.Logger
 	routes *routeTable
+	peerEv *peerEvents // sessions down for good, and up (peerdown.go)
 
 	mu          sync.Mutex // guards the fields below
 	srv         *server.BgpServer
@@ -65,6 +66,7 @@ func New(opts ...Option) *Speaker {
 	s := &Speaker{
 		log:    slog.New(slog.DiscardHandler),
 		routes: newRouteTable(),
+		peerEv: newPeerEvents(),
 		peers:  make(map[netip.Addr]Neighbor),
 		paths:  make(map[netip.Prefix]struct{}),
 		synced: make(chan struct{}),
@@ -90,7 +92,8 @@ func (s *Speaker) Start(ctx context.Context) error {
 	if s.srv != nil {
 		return errors.New("start bgp speaker: already started")
 	}
-	s.srv = server.NewBgpServer(server.LoggerOption(slogAdapter{s.log.With("component", "gobgp")}))
+	// The logger also reports sessions that go down (peerdown.go).
+	s.srv = server.NewBgpServer(server.LoggerOption(peerEventLogger{slogAdapter{s.log.With("component", "gobgp")}, s.peerEv}))
 	// Every BgpServer API call is a closure run by Serve: it must run first.
 	go s.srv.Serve()
 	return nil
@@ -103,6 +106,7 @@ func (s *Speaker) Start(ctx context.Context) error {
 // nothing new.
 func (s *Speaker) Stop() {
 	s.routes.stop()
+	s.peerEv.stop()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.stopped {
