@@ -239,7 +239,7 @@ func (d *Daemon) setStatics(in *config.Intent) error {
 // urgent tells a long Apply to stop between batches: a route changed
 // behind our back, or BGP has news that should join the next batch.
 func (d *Daemon) urgent() bool {
-	return len(d.monitor.Kick()) > 0 || len(d.speaker.Updates()) > 0
+	return len(d.monitor.Kick()) > 0 || len(d.speaker.Updates()) > 0 || len(d.speaker.PeerEvents()) > 0
 }
 
 // bgpConfig is the speaker's config: the intent's, plus the workload
@@ -299,7 +299,12 @@ func (d *Daemon) loop(ctx context.Context) error {
 			return nil
 		case <-hup:
 			d.reload(ctx)
+		case <-d.speaker.PeerEvents():
+			d.takePeerEvents(ctx)
 		case <-bgpUpdates:
+			// A session that just died goes to the kernel before its
+			// withdrawals.
+			d.takePeerEvents(ctx)
 			if n, more := d.takeBGPRoutes(); !more && d.bgpHeld+n < bgpMinApply && time.Since(d.lastApply) < bgpWindow {
 				// A burst: the FIB was written less than a window ago.
 				// Let the changes gather (in the speaker too: its
@@ -312,6 +317,7 @@ func (d *Daemon) loop(ctx context.Context) error {
 			}
 		case <-bgpFlush.C:
 			bgpUpdates = d.speaker.Updates()
+			d.takePeerEvents(ctx)
 			d.takeBGPRoutes()
 		case <-d.monitor.Kick():
 			events, lost := d.monitor.Drain()
@@ -415,6 +421,29 @@ func (d *Daemon) takeBGPRoutes() (n int, more bool) {
 	}
 	clear(d.bgpBuf) // drop references to the speaker's slices
 	return n, more
+}
+
+// takePeerEvents hands the speaker's session events to the FIB. A
+// neighbor whose session ended for good (its paths will be withdrawn) is
+// marked down as a next hop and the FIB applied at once: every nexthop
+// group through it is rewritten without it in one write, before the
+// per-prefix withdrawals (a million take seconds) have come through. A
+// session that comes back ends the mark.
+func (d *Daemon) takePeerEvents(ctx context.Context) {
+	evs := d.speaker.TakePeerEvents()
+	down := false
+	for _, ev := range evs {
+		if ev.Up {
+			d.table.NextHopUp(ev.Neighbor)
+			continue
+		}
+		d.log.Info("bgp neighbor down; next hop taken out of the FIB's groups", "neighbor", ev.Neighbor)
+		d.table.NextHopDown(ev.Neighbor)
+		down = true
+	}
+	if down {
+		d.applyFIB(ctx)
+	}
 }
 
 func (d *Daemon) applyFIB(ctx context.Context) {
