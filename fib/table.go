@@ -111,6 +111,8 @@ type Table struct {
 	// downQueued those whose groups the next Apply rewrites first.
 	down       map[netip.Addr]bool
 	downQueued []netip.Addr
+
+	planned int // keys the last plan looked at (tests)
 }
 
 // moveKey is a pending route's move from kernel group g to desired set s.
@@ -448,6 +450,10 @@ func (t *Table) DeleteRoute(k RouteKey) {
 func (t *Table) SetSweepHold(on bool) {
 	t.sweepHold = on
 	if !on {
+		// The held keys were kept out of pending: now they need work.
+		for k := range t.stale {
+			t.updatePending(k)
+		}
 		clear(t.stale)
 	}
 }
@@ -455,7 +461,9 @@ func (t *Table) SetSweepHold(on bool) {
 // EndOfInputs says that all inputs are complete: SetSweepHold(false).
 func (t *Table) EndOfInputs() { t.SetSweepHold(false) }
 
-// Stale is the number of adopted routes the sweep hold keeps.
+// Stale is the number of adopted routes the sweep hold keeps. They are
+// not pending (no Apply looks at them while the hold is on), but Pending
+// counts them and InSync is false while there are any.
 func (t *Table) Stale() int { return len(t.stale) }
 
 // RouteError is a route whose last write failed. It stays pending and is
@@ -560,10 +568,11 @@ func (t *Table) NextResync() time.Time {
 
 // InSync reports whether the kernel view matches the desired set: nothing is
 // pending.
-func (t *Table) InSync() bool { return len(t.pending) == 0 }
+func (t *Table) InSync() bool { return len(t.pending) == 0 && len(t.stale) == 0 }
 
-// Pending is the number of keys that still need a write.
-func (t *Table) Pending() int { return len(t.pending) }
+// Pending is the number of keys that still need a write, the stale ones
+// the sweep hold keeps included.
+func (t *Table) Pending() int { return len(t.pending) + len(t.stale) }
 
 // LastResync is when the last full dump completed (zero before the first).
 func (t *Table) LastResync() time.Time { return t.lastResync }
@@ -723,6 +732,7 @@ func (t *Table) plan(now time.Time) (ops []op, deferred int) {
 		}
 		keys = append(keys, k)
 	}
+	t.planned = len(keys)
 	slices.SortFunc(keys, compareRKey)
 	ops = make([]op, 0, len(keys))
 	var writes []op
@@ -756,18 +766,24 @@ func (t *Table) resync(ctx context.Context) error {
 	}
 	t.pending = make(map[rkey]moveKey)
 	t.moves = make(map[moveKey]int)
-	for k := range t.kernel {
-		t.updatePending(k)
-	}
-	for k := range t.desired {
-		t.updatePending(k)
-	}
 	if t.sweepHold {
+		// Held before pending is computed, so that they never enter it.
+		for k := range t.stale {
+			if _, ok := t.kernel[k]; !ok {
+				delete(t.stale, k) // gone meanwhile
+			}
+		}
 		for k := range t.kernel {
 			if _, ok := t.desired[k]; !ok {
 				t.stale[k] = struct{}{}
 			}
 		}
+	}
+	for k := range t.kernel {
+		t.updatePending(k)
+	}
+	for k := range t.desired {
+		t.updatePending(k)
 	}
 	t.resyncQueued = false
 	t.lastResync = t.now()
@@ -784,6 +800,18 @@ func (t *Table) updatePending(k rkey) {
 
 func (t *Table) updatePendingWant(k rkey, want state, wok bool) {
 	have, hok := t.kernel[k]
+	if !wok && t.sweepHold && len(t.stale) > 0 {
+		// A stale key under the sweep hold stays out of pending (plan
+		// would only skip it, after sorting it), until the hold ends
+		// (SetSweepHold) or the route leaves the kernel.
+		if _, held := t.stale[k]; held {
+			if hok {
+				t.notPending(k)
+				return
+			}
+			delete(t.stale, k)
+		}
+	}
 	if wok == hok && (!wok || sameState(t.effState(want), have)) {
 		t.notPending(k)
 		return
