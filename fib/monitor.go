@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/vishvananda/netns"
@@ -59,11 +60,59 @@ type Monitor struct {
 	cancel   context.CancelFunc
 	done     chan struct{}
 
+	// fd is the socket of the current subscription (-1: none), for
+	// attachFilter, which other goroutines call (registerWriter).
+	fdMu sync.Mutex
+	fd   int
+
 	mu       sync.Mutex // guards the fields below
 	routes   map[RouteKey]RouteEvent
 	nexthops map[uint32]RouteEvent
 	resync   bool
-	echoes   uint64 // own notifications dropped (tests)
+	echoes   uint64        // own notifications dropped in user space (tests)
+	received atomic.Uint64 // messages that reached user space (tests)
+}
+
+// monitorKernelFilter makes Monitors drop the echoes of switchd's own
+// writes in the kernel (a socket filter); tests switch it off to exercise
+// the user-space check, which stays as the fallback.
+var monitorKernelFilter = true
+
+// maxFilterPorts bounds the writers a filter names (a jump offset is a
+// byte); beyond it the user-space check does the rest.
+const maxFilterPorts = 250
+
+// attachFilter (re)attaches the socket filter that drops the echoes of
+// switchd's writers in this namespace, so that a bulk install does not
+// wake the monitor for every route. A failure only costs CPU: the
+// user-space check drops what the filter lets through.
+func (m *Monitor) attachFilter() {
+	m.fdMu.Lock()
+	defer m.fdMu.Unlock()
+	if m.fd < 0 || !monitorKernelFilter {
+		return
+	}
+	pids := writerPorts(m.nsID)
+	if len(pids) == 0 {
+		unix.SetsockoptInt(m.fd, unix.SOL_SOCKET, unix.SO_DETACH_FILTER, 0)
+		return
+	}
+	pids = pids[:min(len(pids), maxFilterPorts)]
+	prog := ownWritesFilter(pids)
+	fp := unix.SockFprog{Len: uint16(len(prog)), Filter: &prog[0]}
+	if err := unix.SetsockoptSockFprog(m.fd, unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, &fp); err != nil {
+		m.log.Warn("fib route monitor: kernel filter for own echoes not attached", "err", err)
+	}
+}
+
+// setFD records the subscription's socket and filters it.
+func (m *Monitor) setFD(fd int) {
+	m.fdMu.Lock()
+	m.fd = fd
+	m.fdMu.Unlock()
+	if fd >= 0 {
+		m.attachFilter()
+	}
 }
 
 // NewMonitor subscribes to IPv4 and IPv6 route notifications and nexthop
@@ -89,6 +138,7 @@ func NewMonitor(ns netns.NsHandle, table int, opts ...Opt) (*Monitor, error) {
 		done:     make(chan struct{}),
 		routes:   make(map[RouteKey]RouteEvent),
 		nexthops: make(map[uint32]RouteEvent),
+		fd:       -1,
 	}
 	nsfd := int(ns)
 	if !ns.IsOpen() {
@@ -100,13 +150,29 @@ func NewMonitor(ns netns.NsHandle, table int, opts ...Opt) (*Monitor, error) {
 		return nil, fmt.Errorf("subscribe to route changes of table %d: %w", table, err)
 	}
 	m.nsID = id
+	// Registered before subscribing: a writer that registers meanwhile
+	// refilters this monitor, or is seen by its first filter.
+	writers.mu.Lock()
+	if writers.monitors == nil {
+		writers.monitors = make(map[*Monitor]bool)
+	}
+	writers.monitors[m] = true
+	writers.mu.Unlock()
 	c, err := m.subscribe()
 	if err != nil {
+		m.unregister()
 		cancel()
 		return nil, err
 	}
+	m.setFD(c.fd)
 	go m.run(ctx, c)
 	return m, nil
+}
+
+func (m *Monitor) unregister() {
+	writers.mu.Lock()
+	delete(writers.monitors, m)
+	writers.mu.Unlock()
 }
 
 // Kick receives a value when events (or a resync request) are waiting.
@@ -138,6 +204,7 @@ func (m *Monitor) Drain() (events []RouteEvent, resync bool) {
 func (m *Monitor) Close() {
 	m.cancel()
 	<-m.done
+	m.unregister()
 }
 
 // pollInterval bounds how long the receiver blocks before it looks at
@@ -172,7 +239,10 @@ func (m *Monitor) subscribe() (*rtnl, error) {
 
 func (m *Monitor) run(ctx context.Context, c *rtnl) {
 	defer close(m.done)
-	defer func() { c.close() }()
+	defer func() {
+		m.setFD(-1)
+		c.close()
+	}()
 	var d routeDecoder
 	for ctx.Err() == nil {
 		err := c.recv(func(h unix.NlMsghdr, data []byte) bool {
@@ -191,11 +261,13 @@ func (m *Monitor) run(ctx context.Context, c *rtnl) {
 		default:
 			m.log.Error("fib route monitor: receive failed; resubscribing", "table", m.table, "err", err)
 			m.lost()
+			m.setFD(-1)
 			c.close()
 			if c = m.resubscribe(ctx); c == nil {
 				c = &rtnl{fd: -1}
 				return
 			}
+			m.setFD(c.fd)
 		}
 	}
 }
@@ -219,6 +291,7 @@ func (m *Monitor) resubscribe(ctx context.Context) *rtnl {
 func (m *Monitor) take(d *routeDecoder, h unix.NlMsghdr, data []byte) {
 	typ := h.Type
 	own := ownWrite(m.nsID, h.Pid)
+	m.received.Add(1)
 	if own {
 		m.mu.Lock()
 		empty := len(m.routes) == 0 && len(m.nexthops) == 0

@@ -117,8 +117,10 @@ type nsPort struct {
 // before decoding them (a bulk install echoes every route). The set is
 // replaced, never changed, so readers need no lock.
 var writers struct {
-	mu  sync.Mutex // serializes replacements of set
+	mu  sync.Mutex // serializes replacements of set; guards monitors
 	set atomic.Pointer[map[nsPort]bool]
+	// monitors get their kernel filter updated when the set changes.
+	monitors map[*Monitor]bool
 }
 
 // registerWriter marks c's notifications as switchd's own.
@@ -144,6 +146,7 @@ func registerWriter(c *rtnl, nsfd int) error {
 	}
 	next[c.own] = true
 	writers.set.Store(&next)
+	refilterLocked(ns)
 	return nil
 }
 
@@ -157,6 +160,52 @@ func unregisterWriter(p nsPort) {
 	next := maps.Clone(*cur)
 	delete(next, p)
 	writers.set.Store(&next)
+	refilterLocked(p.ns)
+}
+
+// refilterLocked updates the kernel filter of the monitors of namespace
+// ns to the current writers. Call with writers.mu held.
+func refilterLocked(ns nsID) {
+	for m := range writers.monitors {
+		if m.nsID == ns {
+			m.attachFilter()
+		}
+	}
+}
+
+// writerPorts lists the port ids of switchd's writers in ns.
+func writerPorts(ns nsID) []uint32 {
+	var out []uint32
+	if set := writers.set.Load(); set != nil {
+		for p := range *set {
+			if p.ns == ns {
+				out = append(out, p.pid)
+			}
+		}
+	}
+	return out
+}
+
+// ownWritesFilter is a classic BPF program for a notification socket that
+// drops, in the kernel, every message stamped with one of the port ids
+// pids (nlmsg_pid, at offset 12, in host byte order; BPF loads words big
+// endian, so the constants are the host bytes read big endian). Each
+// notification is its own datagram, so the program sees one message.
+func ownWritesFilter(pids []uint32) []unix.SockFilter {
+	n := len(pids)
+	prog := make([]unix.SockFilter, 0, n+3)
+	prog = append(prog, unix.SockFilter{Code: unix.BPF_LD | unix.BPF_W | unix.BPF_ABS, K: 12})
+	for i, pid := range pids {
+		var b [4]byte
+		binary.NativeEndian.PutUint32(b[:], pid)
+		// Equal: jump to the drop at the end; else on to the next test.
+		prog = append(prog, unix.SockFilter{Code: unix.BPF_JMP | unix.BPF_JEQ | unix.BPF_K,
+			K: binary.BigEndian.Uint32(b[:]), Jt: uint8(n - i), Jf: 0})
+	}
+	prog = append(prog,
+		unix.SockFilter{Code: unix.BPF_RET | unix.BPF_K, K: 0xffffffff}, // keep all of it
+		unix.SockFilter{Code: unix.BPF_RET | unix.BPF_K, K: 0})          // drop
+	return prog
 }
 
 // ownWrite reports whether a notification stamped with port id pid in ns
