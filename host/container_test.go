@@ -111,7 +111,11 @@ func TestContainerEndpointPrivileged(t *testing.T) {
 		}
 	}
 	for _, s := range append(ifaceSysctls(ep.HostIface), sysctl{"net/ipv6/conf/" + ep.HostIface + "/addr_gen_mode", "1"}) {
-		if v, err := readSysctl(host.NsHandle(), s.path); err != nil || v != s.value {
+		v, err := readSysctl(host.NsHandle(), s.path)
+		if strings.HasSuffix(s.path, "/accept_ra") && v == "1" {
+			continue // the same as 0 with forwarding on (checked too)
+		}
+		if err != nil || v != s.value {
 			t.Errorf("%s = %q (%v), want %s", s.path, v, err, s.value)
 		}
 	}
@@ -361,5 +365,30 @@ func TestAddFailuresLeaveNothingPrivileged(t *testing.T) {
 	assertClean("after exhaustion", 4)
 	if _, err := wl.Handle().LinkByName("eth0"); err == nil {
 		t.Errorf("eth0 created in the workload of the failed add")
+	}
+}
+
+// TestHostSideIPv6DefaultsPrivileged: a host side that inherits IPv6
+// forwarding off or accept_ra 2 (an admin changed the defaults after the
+// Manager started) gets both written, so it still ignores RAs and routes.
+func TestHostSideIPv6DefaultsPrivileged(t *testing.T) {
+	ctx := context.Background()
+	host := newHost(t)
+	m := newManager(t, host, t.TempDir(), newFakeFIB(t, host))
+	if err := writeSysctls(host.NsHandle(), []sysctl{
+		{"net/ipv6/conf/default/forwarding", "0"},
+		{"net/ipv6/conf/default/accept_ra", "2"},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	wl := ns.NewT(t, "wl6d")
+	res, err := m.AddContainer(ctx, ContainerRequest{ContainerID: "c6d", Netns: wl.Path()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range ipv6IfaceSysctls(res.Endpoint.HostIface) {
+		if v, err := readSysctl(host.NsHandle(), s.path); err != nil || v != s.value {
+			t.Errorf("%s = %q (%v), want %s", s.path, v, err, s.value)
+		}
 	}
 }

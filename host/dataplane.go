@@ -85,12 +85,15 @@ func (m *Manager) setupContainer(ep *Endpoint, wns netns.NsHandle, adopt bool) (
 	defer m.putConn(c)
 	wmac, _ := net.ParseMAC(ep.MAC)
 	var hostIdx, peerIdx int
+	ipv6Done := false // the host side already forwards IPv6 and ignores RAs
 	for try := 0; ; try++ {
 		mk := newVethMsg(ep.HostIface, HostMAC, ep.IfName, wmac, wns)
 		err := c.do(mk)
 		if err == nil {
 			if l, ok := echoedLink(mk, ep.HostIface); ok {
 				hostIdx, peerIdx = l.Attrs().Index, l.Attrs().ParentIndex
+				fwd, ra, ok := echoedIPv6Conf(mk, hostIdx)
+				ipv6Done = ok && fwd == 1 && ra != 2
 			}
 			break
 		}
@@ -141,15 +144,18 @@ func (m *Manager) setupContainer(ep *Endpoint, wns netns.NsHandle, adopt bool) (
 	if c.do(hs...) != nil {
 		return 0, wrap(hs...)
 	}
-	// One thread switch for both: the IPv6 sysctls of the host side, then
-	// a socket in the workload's netns.
+	// One thread switch for both: the IPv6 sysctls of the host side (only
+	// if the new link did not inherit what is needed), then a socket in
+	// the workload's netns.
 	var wc *rtconn
 	err = inNetnsSeq(func() error {
-		if err := netns.Set(m.hostNS); err != nil {
-			return fmt.Errorf("enter host netns: %w", err)
-		}
-		if err := ensureSysctls(ipv6IfaceSysctls(ep.HostIface)); err != nil {
-			return fmt.Errorf("configure %s: %w", ep.HostIface, err)
+		if !ipv6Done {
+			if err := netns.Set(m.hostNS); err != nil {
+				return fmt.Errorf("enter host netns: %w", err)
+			}
+			if err := ensureSysctls(ipv6IfaceSysctls(ep.HostIface)); err != nil {
+				return fmt.Errorf("configure %s: %w", ep.HostIface, err)
+			}
 		}
 		if err := netns.Set(wns); err != nil {
 			return fmt.Errorf("enter netns %s: %w", ep.Netns, err)

@@ -253,6 +253,50 @@ func echoedLink(m *rtmsg, name string) (netlink.Link, bool) {
 	return nil, false
 }
 
+// IPv6 devconf indexes (linux/ipv6.h, enum DEVCONF_*).
+const (
+	ipv6DevconfForwarding = 0
+	ipv6DevconfAcceptRA   = 3
+)
+
+// echoedIPv6Conf reads the host side's IPv6 forwarding and accept_ra from
+// the link an NLM_F_ECHO'd RTM_NEWLINK returned (IFLA_AF_SPEC → AF_INET6 →
+// IFLA_INET6_CONF, an array of s32 indexed by DEVCONF_*).
+func echoedIPv6Conf(m *rtmsg, ifindex int) (forwarding, acceptRA int32, ok bool) {
+	for _, raw := range m.echo {
+		if len(raw) < unix.SizeofNlMsghdr+unix.SizeofIfInfomsg || binary.NativeEndian.Uint16(raw[4:]) != unix.RTM_NEWLINK {
+			continue
+		}
+		ifi := raw[unix.SizeofNlMsghdr:]
+		if int(int32(binary.NativeEndian.Uint32(ifi[4:]))) != ifindex {
+			continue
+		}
+		spec := rtAttr(ifi[unix.SizeofIfInfomsg:], unix.IFLA_AF_SPEC)
+		conf := rtAttr(rtAttr(spec, unix.AF_INET6), unix.IFLA_INET6_CONF)
+		if len(conf) < 4*(ipv6DevconfAcceptRA+1) {
+			return 0, 0, false
+		}
+		return int32(binary.NativeEndian.Uint32(conf[4*ipv6DevconfForwarding:])),
+			int32(binary.NativeEndian.Uint32(conf[4*ipv6DevconfAcceptRA:])), true
+	}
+	return 0, 0, false
+}
+
+// rtAttr returns the payload of the first attribute of type typ in b.
+func rtAttr(b []byte, typ uint16) []byte {
+	for len(b) >= unix.SizeofRtAttr {
+		l := int(binary.NativeEndian.Uint16(b))
+		if l < unix.SizeofRtAttr || l > len(b) {
+			return nil
+		}
+		if binary.NativeEndian.Uint16(b[2:])&^unix.NLA_F_NESTED == typ {
+			return b[unix.SizeofRtAttr:l]
+		}
+		b = b[min(int(nlAlign(uint32(l))), len(b)):]
+	}
+	return nil
+}
+
 // IPv4 devconf indexes (linux/ip.h, enum IPV4_DEVCONF_*).
 const (
 	ipv4DevconfForwarding = 1
