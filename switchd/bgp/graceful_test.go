@@ -207,13 +207,16 @@ func TestPrivilegedSynced(t *testing.T) {
 	t.Run("NoEndOfRIBWithoutGR", func(t *testing.T) {
 		// Without graceful restart GoBGP sends no End-of-RIB: Synced waits
 		// for the timeout even with the neighbor up and its route learned.
-		sp := speakers(t,
-			Config{ASN: 65001, RouterID: ip("10.0.0.1"), Multipath: mp, SyncTimeout: time.Hour,
-				ListenAddresses: []netip.Addr{ip("127.0.0.1")}, Neighbors: []Neighbor{peer("127.0.0.2", "127.0.0.1", 65002)}},
-			Config{ASN: 65002, RouterID: ip("10.0.0.2"), Multipath: mp,
+		// The neighbor is in the waiting speaker's first Apply (speakers()
+		// would apply an empty neighbor list first, and with nothing to
+		// wait for Synced may close before the neighbors arrive).
+		sp := []*Speaker{
+			speaker(t, Config{ASN: 65001, RouterID: ip("10.0.0.1"), Multipath: mp, SyncTimeout: time.Hour,
+				ListenAddresses: []netip.Addr{ip("127.0.0.1")}, Neighbors: []Neighbor{peer("127.0.0.2", "127.0.0.1", 65002)}}),
+			speaker(t, Config{ASN: 65002, RouterID: ip("10.0.0.2"), Multipath: mp,
 				ListenAddresses: []netip.Addr{ip("127.0.0.2")}, Neighbors: []Neighbor{peer("127.0.0.1", "127.0.0.2", 65001)},
-				Originate: []netip.Prefix{pfx("10.2.0.0/24")}},
-		)
+				Originate: []netip.Prefix{pfx("10.2.0.0/24")}}),
+		}
 		newRIB(sp[0]).waitRoute(t, pfx("10.2.0.0/24"), ip("127.0.0.2"))
 		time.Sleep(time.Second) // a few monitor rounds
 		select {
