@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -289,6 +290,7 @@ type Client struct {
 	// others for the same endpoint).
 	Timeout time.Duration
 
+	mu sync.Mutex // guards hc: a Client may be shared by goroutines
 	hc *http.Client
 }
 
@@ -296,6 +298,8 @@ type Client struct {
 const DefaultSocket = "/run/switchd/switchd.sock"
 
 func (c *Client) http() *http.Client {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if c.hc == nil {
 		sock := c.Socket
 		if sock == "" {
