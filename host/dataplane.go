@@ -98,7 +98,7 @@ func (m *Manager) setupContainer(ep *Endpoint, wns netns.NsHandle, adopt bool) (
 			break
 		}
 		if !errors.Is(mk.err, unix.EEXIST) {
-			return 0, wrap(mk)
+			return 0, wrap(err, mk)
 		}
 		if adopt {
 			break // finish what is there
@@ -141,8 +141,8 @@ func (m *Manager) setupContainer(ep *Endpoint, wns netns.NsHandle, adopt bool) (
 			hs = append(hs, neighMsg(hostIdx, a, wmac, fmt.Sprintf("neighbour %v on %s", a, ep.HostIface)))
 		}
 	}
-	if c.do(hs...) != nil {
-		return 0, wrap(hs...)
+	if err := c.do(hs...); err != nil {
+		return 0, wrap(err, hs...)
 	}
 	// One thread switch for both: the IPv6 sysctls of the host side (only
 	// if the new link did not inherit what is needed), then a socket in
@@ -200,8 +200,8 @@ func (m *Manager) setupContainer(ep *Endpoint, wns netns.NsHandle, adopt bool) (
 			neighMsg(peerIdx, gw, HostMAC, fmt.Sprintf("neighbour %v on %s in %s", gw, ep.IfName, ep.Netns)),
 			defaultRouteMsg(peerIdx, gw, fmt.Sprintf("default route via %v in %s", gw, ep.Netns)))
 	}
-	if wc.do(ws...) != nil {
-		return 0, wrap(ws...)
+	if err := wc.do(ws...); err != nil {
+		return 0, wrap(err, ws...)
 	}
 	return hostIdx, nil
 }

@@ -199,13 +199,21 @@ func ackError(nm syscall.NetlinkMessage) error {
 
 func nlAlign(n uint32) uint32 { return (n + 3) &^ 3 }
 
-// wrap names the failed message's operation.
-func wrap(msgs ...*rtmsg) error {
+// wrap names the failed messages' operations; err is what do returned,
+// which is all there is when the socket itself failed.
+func wrap(err error, msgs ...*rtmsg) error {
 	var errs []error
 	for _, m := range msgs {
 		if m.err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", m.what, m.err))
 		}
+	}
+	if len(errs) == 0 && err != nil {
+		what := msgs[0].what
+		if len(msgs) > 1 {
+			what += fmt.Sprintf(" (and %d more)", len(msgs)-1)
+		}
+		return fmt.Errorf("%s: %w", what, err)
 	}
 	return errors.Join(errs...)
 }
