@@ -76,7 +76,8 @@ func permanentNeigh(ifindex int, a netip.Addr, mac net.HardwareAddr) *netlink.Ne
 // Three round trips to the kernel for a new endpoint: the veth (created
 // with the peer in the workload's netns under its final name, the new
 // link echoed back for both ifindexes), one batch for the host side, one
-// for the workload side; plus two sysctl reads.
+// for the workload side; the IPv6 sysctls only if the new link did not
+// inherit the values needed.
 func (m *Manager) setupContainer(ep *Endpoint, wns netns.NsHandle, adopt bool) (int, error) {
 	c, err := m.conn()
 	if err != nil {
@@ -130,7 +131,7 @@ func (m *Manager) setupContainer(ep *Endpoint, wns netns.NsHandle, adopt bool) (
 	// none set while the peer is down, the host end never gets a
 	// generated link-local address, only fe80::1.
 	hs := []*rtmsg{
-		hostLinkMsg(hostIdx, ep.HostIface, true),
+		hostLinkMsg(hostIdx, ep.HostIface),
 		proxyDelayMsg(hostIdx, ep.HostIface, 0),
 	}
 	if ep.IPv6.IsValid() {

@@ -317,7 +317,7 @@ const (
 // rp_filter (IFLA_INET_CONF), and IPv6 addr_gen_mode none (only fe80::1,
 // no generated link-local to wait for), and brings it up. See
 // ifaceSysctls for why each.
-func hostLinkMsg(ifindex int, name string, genModeNone bool) *rtmsg {
+func hostLinkMsg(ifindex int, name string) *rtmsg {
 	ifi := nl.NewIfInfomsg(unix.AF_UNSPEC)
 	ifi.Index = int32(ifindex)
 	ifi.Flags, ifi.Change = unix.IFF_UP, unix.IFF_UP
@@ -326,9 +326,7 @@ func hostLinkMsg(ifindex int, name string, genModeNone bool) *rtmsg {
 	for _, c := range []uint16{ipv4DevconfForwarding, ipv4DevconfProxyARP, ipv4DevconfRPFilter} {
 		conf.AddRtAttr(int(c), nl.Uint32Attr(1))
 	}
-	if genModeNone {
-		spec.AddRtAttr(unix.AF_INET6, nil).AddRtAttr(unix.IFLA_INET6_ADDR_GEN_MODE, nl.Uint8Attr(addrGenModeNone))
-	}
+	spec.AddRtAttr(unix.AF_INET6, nil).AddRtAttr(unix.IFLA_INET6_ADDR_GEN_MODE, nl.Uint8Attr(addrGenModeNone))
 	return newMsg(unix.RTM_NEWLINK, 0, "configure "+name, ifi, spec)
 }
 
