@@ -4,12 +4,9 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -140,11 +137,6 @@ func saveProfile(b *testing.B, res Result, i int) {
 	b.Logf("CPU profile: %s", dst)
 }
 
-var (
-	buildMu sync.Mutex
-	builds  = map[string]string{}
-)
-
 // binaries builds what r needs from this module (once per process).
 func binaries(b testing.TB, r Receiver) Binaries {
 	profile := os.Getenv(envProfile) != ""
@@ -154,52 +146,14 @@ func binaries(b testing.TB, r Receiver) Binaries {
 		if p := os.Getenv(envSwitchdProf); profile && p != "" {
 			bin.SwitchdProf = p
 		} else if profile {
-			bin.SwitchdProf = build(b, "github.com/switchd/switchd/sim/bench/cmd/switchdprof")
+			bin.SwitchdProf = simtest.Build(b, "github.com/switchd/switchd/sim/bench/cmd/switchdprof")
 		} else if p := os.Getenv(envSwitchd); p != "" {
 			bin.Switchd = p
 		} else {
 			bin.Switchd = simtest.SwitchdBinary(b)
 		}
 	case GoBGPRIB.Name:
-		bin.GoBGPRIB = build(b, "github.com/switchd/switchd/sim/bench/cmd/gobgprib")
+		bin.GoBGPRIB = simtest.Build(b, "github.com/switchd/switchd/sim/bench/cmd/gobgprib")
 	}
 	return bin
-}
-
-func build(b testing.TB, pkg string) string {
-	buildMu.Lock()
-	defer buildMu.Unlock()
-	if p, ok := builds[pkg]; ok {
-		return p
-	}
-	if len(builds) == 0 {
-		sweepBuilds()
-	}
-	dir := filepath.Join(os.TempDir(), "swdbench-bin-"+ns.RunPrefix())
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		b.Fatal(err)
-	}
-	// The owner's PID lets a later run remove this once it is stale.
-	os.WriteFile(filepath.Join(dir, "owner"), []byte(strconv.Itoa(os.Getpid())), 0o644)
-	out := filepath.Join(dir, filepath.Base(pkg))
-	if o, err := exec.Command("go", "build", "-o", out, pkg).CombinedOutput(); err != nil {
-		b.Fatalf("go build %s: %v\n%s", pkg, err, o)
-	}
-	builds[pkg] = out
-	return out
-}
-
-// sweepBuilds removes the binaries of earlier runs whose process is gone.
-func sweepBuilds() {
-	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), "swdbench-bin-*"))
-	for _, d := range dirs {
-		b, err := os.ReadFile(filepath.Join(d, "owner"))
-		if err != nil {
-			continue
-		}
-		pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-		if err != nil || syscall.Kill(pid, 0) == syscall.ESRCH {
-			os.RemoveAll(d)
-		}
-	}
 }

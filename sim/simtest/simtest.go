@@ -41,34 +41,43 @@ const SwitchdPackage = "github.com/switchd/switchd/switchd"
 var ConvergeTimeout = 2 * time.Minute
 
 var (
-	buildOnce sync.Once
-	buildPath string
-	buildErr  error
+	buildMu   sync.Mutex // guards builds
+	builds    = map[string]string{}
 	fabricSeq atomic.Int32
 )
 
 // SwitchdBinary builds the switchd binary once per test binary and returns
-// its path. Builds of earlier test runs whose process is gone are removed.
+// its path.
 func SwitchdBinary(t testing.TB) string {
 	t.Helper()
-	buildOnce.Do(func() {
-		sweepBuilds()
-		dir := filepath.Join(os.TempDir(), "switchd-simtest-"+ns.RunPrefix())
-		if buildErr = os.MkdirAll(dir, 0o755); buildErr != nil {
-			return
-		}
-		// The owner's PID lets a later run tell whether this is stale.
-		os.WriteFile(filepath.Join(dir, "owner"), []byte(strconv.Itoa(os.Getpid())), 0o644)
-		buildPath = filepath.Join(dir, "switchd")
-		out, err := exec.Command("go", "build", "-o", buildPath, SwitchdPackage).CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build %s: %w\n%s", SwitchdPackage, err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
+	return Build(t, SwitchdPackage)
+}
+
+// Build builds the main package pkg once per test binary into a directory
+// of this run and returns the binary's path. Builds of earlier runs whose
+// process is gone are removed.
+func Build(t testing.TB, pkg string) string {
+	t.Helper()
+	buildMu.Lock()
+	defer buildMu.Unlock()
+	if p, ok := builds[pkg]; ok {
+		return p
 	}
-	return buildPath
+	if len(builds) == 0 {
+		sweepBuilds()
+	}
+	dir := filepath.Join(os.TempDir(), "switchd-simtest-"+ns.RunPrefix())
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// The owner's PID lets a later run tell whether this is stale.
+	os.WriteFile(filepath.Join(dir, "owner"), []byte(strconv.Itoa(os.Getpid())), 0o644)
+	out := filepath.Join(dir, filepath.Base(pkg))
+	if o, err := exec.Command("go", "build", "-o", out, pkg).CombinedOutput(); err != nil {
+		t.Fatalf("go build %s: %v\n%s", pkg, err, o)
+	}
+	builds[pkg] = out
+	return out
 }
 
 func sweepBuilds() {
