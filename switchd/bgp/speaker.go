@@ -283,6 +283,11 @@ func (s *Speaker) startLocked(ctx context.Context, d *desired) error {
 			}
 		}
 	}
+	// GoBGP converts paths for the watch on its own goroutine while its
+	// server goroutine may mark the same paths stale (a graceful-restart
+	// peer going down): `go test -race` reports it inside GoBGP
+	// (osrg/gobgp#2705, open). The flag read is a bool; the worst case is
+	// a path reported with a stale stale-bit, which the adapter ignores.
 	if err := s.srv.WatchEvent(wctx, req, cb); err != nil {
 		cancel()
 		s.srv.StopBgp(ctx, &api.StopBgpRequest{})
