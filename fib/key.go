@@ -80,19 +80,20 @@ type state struct {
 	nhg     uint32 // kernel: the nexthop group the route uses
 	typ     RouteType
 	offload Offload
+	regroup bool // kernel: its group is of the wrong kind (Route.regroup)
 }
 
 func stateOf(r Route) state {
-	return state{nhs: r.NextHops, set: r.set, nhg: r.nhg, typ: r.Type, offload: r.offload}
+	return state{nhs: r.NextHops, set: r.set, nhg: r.nhg, typ: r.Type, offload: r.offload, regroup: r.regroup}
 }
 
 func (s state) route(k RouteKey) Route {
-	return Route{Key: k, Type: s.typ, NextHops: s.nhs, offload: s.offload, nhg: s.nhg, set: s.set}
+	return Route{Key: k, Type: s.typ, NextHops: s.nhs, offload: s.offload, nhg: s.nhg, set: s.set, regroup: s.regroup}
 }
 
 // sameState is sameRoute for two states of one key.
 func sameState(want, have state) bool {
-	if want.typ != have.typ || len(want.nhs) != len(have.nhs) {
+	if want.typ != have.typ || len(want.nhs) != len(have.nhs) || have.regroup {
 		return false
 	}
 	for i, w := range want.nhs {

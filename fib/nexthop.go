@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -23,6 +24,35 @@ const (
 )
 
 const nhmsgLen = 8
+
+// Resilient nexthop groups (kernel 5.13), from the uapi linux/nexthop.h;
+// x/sys/unix lacks them.
+const (
+	nhaFDB      = 11 // NHA_FDB: flag, a nexthop for the bridge FDB (needs no device)
+	nhaResGroup = 12 // NHA_RES_GROUP: nested, the resilient group's parameters
+
+	nexthopGrpTypeRes = 1 // NEXTHOP_GRP_TYPE_RES, for NHA_GROUP_TYPE (u16)
+
+	nhaResGroupBuckets   = 1 // NHA_RES_GROUP_BUCKETS: u16
+	nhaResGroupIdleTimer = 2 // NHA_RES_GROUP_IDLE_TIMER: u32, clock_t (USER_HZ)
+)
+
+// userHZ is the unit of the kernel's clock_t in netlink (USER_HZ).
+const userHZ = 100
+
+// resCfg is the kind of a nexthop group: resilient with these buckets and
+// idle timer (clock_t), or an ordinary hash-threshold group (zero).
+type resCfg struct {
+	buckets uint16
+	idle    uint32
+}
+
+func (r resCfg) on() bool { return r.buckets != 0 }
+
+// resConfig converts WithResilientGroups' arguments.
+func resConfig(buckets uint16, idle time.Duration) resCfg {
+	return resCfg{buckets: buckets, idle: uint32(idle / (time.Second / userHZ))}
+}
 
 // nhKey identifies a nexthop object: gateway and interface (always
 // resolved: the kernel wants NHA_OIF), and the family of the object.
@@ -48,7 +78,23 @@ type nhGroup struct {
 	id      uint32
 	set     string
 	members []NextHop // normalized; shared read-only with the routes using it
+	res     resCfg    // resilient (buckets != 0) or ordinary
 }
+
+// groupKey is the key of bySet: the member set and the group kind, so a
+// route finds a group of the kind it should use. A resilient kind adds 7
+// bytes, which no set key's length (1 + 22n) can be confused with.
+func groupKey(set string, res resCfg) string {
+	if !res.on() {
+		return set
+	}
+	b := append([]byte(set), 'R')
+	b = binary.NativeEndian.AppendUint16(b, res.buckets)
+	b = binary.NativeEndian.AppendUint32(b, res.idle)
+	return string(b)
+}
+
+func (g *nhGroup) key() string { return groupKey(g.set, g.res) }
 
 // nhManager owns switchd's nexthop objects and groups in one namespace.
 // Groups are global kernel objects, not per routing table, so all Tables
@@ -66,6 +112,10 @@ type nhManager struct {
 	nsKey    nsKey
 	protocol int
 	log      *slog.Logger
+	// res is the kind of the groups of 2+ members (WithResilientGroups),
+	// zero for ordinary groups; resAsked what the first Table asked for
+	// (res is zero if the kernel refused it).
+	res, resAsked resCfg
 
 	mu        sync.Mutex // guards the fields below
 	refs      int
@@ -93,7 +143,7 @@ var managers struct {
 
 // acquireManager returns the namespace's manager, opening it if needed. It
 // returns errNoNexthops if the kernel has no nexthop objects.
-func acquireManager(nsfd int, protocol int, log *slog.Logger) (*nhManager, error) {
+func acquireManager(nsfd int, protocol int, res resCfg, log *slog.Logger) (*nhManager, error) {
 	var st unix.Stat_t
 	var err error
 	if nsfd >= 0 {
@@ -110,6 +160,11 @@ func acquireManager(nsfd int, protocol int, log *slog.Logger) (*nhManager, error
 	if m := managers.m[key]; m != nil {
 		m.mu.Lock()
 		m.refs++
+		if m.resAsked != res {
+			// Groups are shared by the namespace's Tables: one kind for all.
+			log.Warn("fib: nexthop groups of this namespace already set up with other resilient-group options; keeping them",
+				"buckets", m.resAsked.buckets, "idle_clock_t", m.resAsked.idle)
+		}
 		m.mu.Unlock()
 		return m, nil
 	}
@@ -132,6 +187,14 @@ func acquireManager(nsfd int, protocol int, log *slog.Logger) (*nhManager, error
 	}
 	if managers.m == nil {
 		managers.m = make(map[nsKey]*nhManager)
+	}
+	m.resAsked = res
+	if res.on() {
+		if err := m.probeResilient(res); err != nil {
+			log.Info("fib: no resilient nexthop groups; ordinary groups", "err", err)
+		} else {
+			m.res = res
+		}
 	}
 	managers.m[key] = m
 	return m, nil
@@ -187,6 +250,7 @@ func (m *nhManager) dumpNexthops() error {
 	for range maxDumpAttempts {
 		objs := make(map[uint32]*nhObject)
 		groups := make(map[uint32][]grpEntry)
+		kinds := make(map[uint32]resCfg)
 		taken := make(map[uint32]bool)
 		err = m.c.dump(func(b *msgBuf, seq uint32) {
 			b.begin(unix.RTM_GETNEXTHOP, unix.NLM_F_DUMP, seq)
@@ -201,6 +265,8 @@ func (m *nhManager) dumpNexthops() error {
 			var id uint32
 			var o nhObject
 			var grp []grpEntry
+			var gtype uint16
+			var res resCfg
 			isGroup := false
 			forAttrs(data[nhmsgLen:], func(t uint16, v []byte) {
 				switch t {
@@ -220,6 +286,19 @@ func (m *nhManager) dumpNexthops() error {
 						w := int(v[4]) | int(v[5])<<8 // weight, weight_high
 						grp = append(grp, grpEntry{id: binary.NativeEndian.Uint32(v), weight: w + 1})
 					}
+				case unix.NHA_GROUP_TYPE:
+					if len(v) >= 2 {
+						gtype = binary.NativeEndian.Uint16(v)
+					}
+				case nhaResGroup:
+					forAttrs(v, func(t uint16, v []byte) {
+						switch {
+						case t == nhaResGroupBuckets && len(v) >= 2:
+							res.buckets = binary.NativeEndian.Uint16(v)
+						case t == nhaResGroupIdleTimer && len(v) >= 4:
+							res.idle = binary.NativeEndian.Uint32(v)
+						}
+					})
 				}
 			})
 			if proto != m.protocol {
@@ -231,6 +310,12 @@ func (m *nhManager) dumpNexthops() error {
 			}
 			if isGroup {
 				groups[id] = grp
+				if gtype == nexthopGrpTypeRes {
+					if res.buckets == 0 {
+						res.buckets = 1 // resilient whatever it reports
+					}
+					kinds[id] = res
+				}
 				return nil
 			}
 			o.id, o.key.fam = id, fam
@@ -252,7 +337,7 @@ func (m *nhManager) dumpNexthops() error {
 			if entries == nil {
 				continue
 			}
-			g := &nhGroup{id: id}
+			g := &nhGroup{id: id, res: kinds[id]}
 			var fam uint8
 			ok := true
 			for _, e := range entries {
@@ -276,8 +361,8 @@ func (m *nhManager) dumpNexthops() error {
 			// what setKey gives routes of that family.
 			g.set = setKey(fam, g.members)
 			m.groups[id] = g
-			if _, dup := m.bySet[g.set]; !dup {
-				m.bySet[g.set] = g
+			if _, dup := m.bySet[g.key()]; !dup {
+				m.bySet[g.key()] = g
 			}
 		}
 		return nil
@@ -332,6 +417,11 @@ func (m *nhManager) list(ctx context.Context, table, protocol int) ([]Route, err
 			}
 			kr, ok := d.decode(data)
 			if ok {
+				if g := m.groups[kr.route.nhg]; g != nil && !m.fits(g, len(g.members)) {
+					// A group of the wrong kind (the option changed): the
+					// route must move to a new group.
+					kr.route.regroup = true
+				}
 				out = append(out, kr.route)
 			}
 			return nil
@@ -513,7 +603,7 @@ func (m *nhManager) write(ctx context.Context, ops []op, protocol int) ([]error,
 	}
 	rewrite := make(map[uint32]*target)
 	for g, mv := range moves {
-		if mv.ok && mv.n == m.usage[g] && m.groups[g].set != mv.t.set {
+		if mv.ok && mv.n == m.usage[g] && m.groups[g].set != mv.t.set && m.fits(m.groups[g], len(mv.t.members)) {
 			rewrite[g] = mv.t
 		}
 	}
@@ -529,13 +619,13 @@ func (m *nhManager) write(ctx context.Context, ops []op, protocol int) ([]error,
 			ops[i].inPlace = true
 			continue
 		}
-		if g := m.groups[o.oldNHG]; g != nil && o.kind == opReplace && g.set == t.set {
+		if g := m.groups[o.oldNHG]; g != nil && o.kind == opReplace && g.set == t.set && m.fits(g, len(t.members)) {
 			// Already rewritten to this set (moveGroups): bookkeeping only.
 			groupOf[i] = o.oldNHG
 			ops[i].inPlace = true
 			continue
 		}
-		if g := m.bySet[t.set]; g != nil && rewrite[g.id] == nil {
+		if g := m.findGroup(t); g != nil && rewrite[g.id] == nil {
 			groupOf[i] = g.id
 			continue
 		}
@@ -563,10 +653,10 @@ func (m *nhManager) write(ctx context.Context, ops []op, protocol int) ([]error,
 	nhWrites += n
 	var gws []groupWrite
 	for g, t := range rewrite {
-		gws = append(gws, groupWrite{g, t, true})
+		gws = append(gws, groupWrite{id: g, t: t, replace: true})
 	}
 	for t, id := range newGroups {
-		gws = append(gws, groupWrite{id, t, false})
+		gws = append(gws, groupWrite{id: id, t: t})
 	}
 	grpErr, n := m.writeGroups(gws, objErr)
 	nhWrites += n
@@ -666,6 +756,7 @@ type groupWrite struct {
 	id      uint32
 	t       *target
 	replace bool
+	res     resCfg // set by writeGroups: the kind written
 }
 
 // writeGroups sends the group writes in one batch and returns the error of
@@ -681,8 +772,14 @@ func (m *nhManager) writeGroups(gws []groupWrite, objErr map[nhKey]error) (map[u
 			grpErr[g.id] = err
 			continue
 		}
+		// A rewrite keeps the group's kind (the kernel cannot change it).
+		res := m.want(len(g.t.members))
+		if old := m.groups[g.id]; g.replace && old != nil {
+			res = old.res
+		}
+		g.res = res
 		sent = append(sent, g)
-		appendGroup(&b, 0, g.id, entries, g.replace, m.protocol)
+		appendGroup(&b, 0, g.id, entries, g.replace, m.protocol, res)
 	}
 	if len(sent) == 0 {
 		return grpErr, 0
@@ -705,13 +802,13 @@ func (m *nhManager) writeGroups(gws []groupWrite, objErr map[nhKey]error) (map[u
 		if grpErr[g.id] != nil {
 			continue
 		}
-		if old := m.groups[g.id]; old != nil && m.bySet[old.set] == old {
-			delete(m.bySet, old.set)
+		if old := m.groups[g.id]; old != nil && m.bySet[old.key()] == old {
+			delete(m.bySet, old.key())
 		}
-		ng := &nhGroup{id: g.id, set: g.t.set, members: g.t.members}
+		ng := &nhGroup{id: g.id, set: g.t.set, members: g.t.members, res: g.res}
 		m.groups[g.id] = ng
-		if m.bySet[ng.set] == nil {
-			m.bySet[ng.set] = ng
+		if m.bySet[ng.key()] == nil {
+			m.bySet[ng.key()] = ng
 		}
 	}
 	return grpErr, len(sent)
@@ -746,10 +843,10 @@ func (m *nhManager) moveGroups(ctx context.Context, moves []groupMove) (done []u
 			continue
 		}
 		t := m.resolveTarget(&res, mv.fam, mv.nhs)
-		if t.err != nil || t.set == g.set {
+		if t.err != nil || t.set == g.set || !m.fits(g, len(t.members)) {
 			continue
 		}
-		gws = append(gws, groupWrite{mv.g, t, true})
+		gws = append(gws, groupWrite{id: mv.g, t: t, replace: true})
 		targets = append(targets, t)
 	}
 	if len(gws) == 0 {
@@ -833,8 +930,8 @@ func (m *nhManager) gcLocked() int {
 	for id, g := range m.groups {
 		if m.usage[id] <= 0 {
 			ids = append(ids, id)
-			if m.bySet[g.set] == g {
-				delete(m.bySet, g.set)
+			if m.bySet[g.key()] == g {
+				delete(m.bySet, g.key())
 			}
 			delete(m.groups, id)
 			delete(m.usage, id)
@@ -908,7 +1005,7 @@ func appendNexthop(b *msgBuf, seq, id uint32, k nhKey, protocol int) {
 	b.end()
 }
 
-func appendGroup(b *msgBuf, seq, id uint32, entries []grpEntry, replace bool, protocol int) {
+func appendGroup(b *msgBuf, seq, id uint32, entries []grpEntry, replace bool, protocol int, res resCfg) {
 	flags := uint16(unix.NLM_F_CREATE | unix.NLM_F_EXCL)
 	if replace {
 		flags = unix.NLM_F_CREATE | unix.NLM_F_REPLACE
@@ -924,7 +1021,111 @@ func appendGroup(b *msgBuf, seq, id uint32, entries []grpEntry, replace bool, pr
 		g = append(g, byte(w), byte(w>>8), 0, 0)
 	}
 	b.attr(unix.NHA_GROUP, g)
+	appendResAttrs(b, res)
 	b.end()
+}
+
+// appendResAttrs makes the group resilient (no attributes for an ordinary
+// one). A replace must name the type too: the kernel refuses to change it.
+func appendResAttrs(b *msgBuf, res resCfg) {
+	if !res.on() {
+		return
+	}
+	b.attrU16(unix.NHA_GROUP_TYPE, nexthopGrpTypeRes)
+	n := b.nest(nhaResGroup | unix.NLA_F_NESTED)
+	b.attrU16(nhaResGroupBuckets, res.buckets)
+	b.attrU32(nhaResGroupIdleTimer, res.idle)
+	b.endNest(n)
+}
+
+// want is the kind of a new group of n members: resilient only for ECMP
+// (a single next hop has no flows to keep apart).
+func (m *nhManager) want(n int) resCfg {
+	if n >= 2 {
+		return m.res
+	}
+	return resCfg{}
+}
+
+// fits reports whether group g may serve (and be rewritten in place to) a
+// set of n members. A resilient group of the configured kind serves any
+// size: a withdrawn path shrinks it in place and the other members keep
+// their buckets, which is the point. An ordinary group serves single
+// paths while the option is on; with the option off only ordinary groups
+// fit, so switching the option either way moves routes to new groups.
+func (m *nhManager) fits(g *nhGroup, n int) bool {
+	return g.res == m.res || (!g.res.on() && n < 2)
+}
+
+// findGroup returns an existing group of the target's set that fits it.
+func (m *nhManager) findGroup(t *target) *nhGroup {
+	if g := m.bySet[groupKey(t.set, m.want(len(t.members)))]; g != nil {
+		return g
+	}
+	if g := m.bySet[groupKey(t.set, m.res)]; g != nil && m.fits(g, len(t.members)) {
+		return g
+	}
+	return nil
+}
+
+// probeResilient creates a small resilient group and deletes it again: a
+// kernel before 5.13, or one refusing the parameters, answers with an
+// error. The member is an FDB nexthop, which needs no device (a fresh
+// namespace may have none up); the group is an FDB group to match.
+func (m *nhManager) probeResilient(res resCfg) error {
+	objID, err := m.allocID()
+	if err != nil {
+		return err
+	}
+	m.taken[objID] = true
+	grpID, err := m.allocID()
+	delete(m.taken, objID)
+	if err != nil {
+		return err
+	}
+	var b msgBuf
+	first := m.c.nextSeq(2)
+	b.begin(unix.RTM_NEWNEXTHOP, unix.NLM_F_CREATE|unix.NLM_F_EXCL, first)
+	b.raw(unix.AF_INET, 0, uint8(m.protocol), 0)
+	b.u32(0)
+	b.attrU32(unix.NHA_ID, objID)
+	b.attr(unix.NHA_GATEWAY, []byte{192, 0, 2, 1})
+	b.attr(nhaFDB, nil)
+	b.end()
+	b.begin(unix.RTM_NEWNEXTHOP, unix.NLM_F_CREATE|unix.NLM_F_EXCL, first+1)
+	b.raw(unix.AF_UNSPEC, 0, uint8(m.protocol), 0)
+	b.u32(0)
+	b.attrU32(unix.NHA_ID, grpID)
+	b.attr(unix.NHA_GROUP, append(binary.NativeEndian.AppendUint32(nil, objID), 0, 0, 0, 0)) // struct nexthop_grp
+	appendResAttrs(&b, res)
+	b.attr(nhaFDB, nil)
+	b.end()
+	var probeErr error
+	if err := m.c.exec(&b, first, func(i int, err error) {
+		if probeErr == nil {
+			probeErr = fmt.Errorf("create probe nexthop %d: %w", []uint32{objID, grpID}[i], err)
+		}
+	}); err != nil {
+		return err
+	}
+	var d msgBuf
+	first = m.c.nextSeq(2)
+	for i, id := range []uint32{grpID, objID} {
+		d.begin(unix.RTM_DELNEXTHOP, 0, first+uint32(i))
+		d.raw(unix.AF_UNSPEC, 0, 0, 0)
+		d.u32(0)
+		d.attrU32(unix.NHA_ID, id)
+		d.end()
+	}
+	err = m.c.exec(&d, first, func(i int, err error) {
+		if probeErr == nil && !errors.Is(err, unix.ENOENT) {
+			m.log.Warn("fib: delete resilient-group probe", "err", err)
+		}
+	})
+	if probeErr == nil && err != nil {
+		m.log.Warn("fib: delete resilient-group probe", "err", err)
+	}
+	return probeErr
 }
 
 // renumber gives the messages in b consecutive sequence numbers from first.

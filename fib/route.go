@@ -89,6 +89,9 @@ type Route struct {
 	nhg     uint32
 	// set is the interned next-hop set of a desired route (Table.intern).
 	set uint32
+	// regroup marks a kernel route whose group is of the wrong kind
+	// (WithResilientGroups changed): it differs from any desired route.
+	regroup bool
 }
 
 // Normalize fills defaults and sorts next hops, so that equal routes compare

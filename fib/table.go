@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"math"
 	"net/netip"
 	"slices"
 	"time"
@@ -90,7 +91,10 @@ type Table struct {
 	mode        string
 	noNexthops  bool
 	serial      bool
-	nsfd        int // WithNetNS; -1: the handle's namespace
+	nsfd        int  // WithNetNS; -1: the handle's namespace
+	resAsk      bool // WithResilientGroups
+	resBuckets  uint16
+	resIdle     time.Duration
 	nh          *nhManager
 	closers     []func()
 	batchSize   int
@@ -189,6 +193,23 @@ func WithResyncInterval(d time.Duration) Opt {
 // Table takes by itself on a kernel without nexthop objects.
 func WithoutNexthopObjects() Opt {
 	return func(t *Table) { t.noNexthops = true }
+}
+
+// WithResilientGroups makes the nexthop groups of two or more next hops
+// resilient groups (kernel 5.13+) with the given number of buckets and idle
+// timer: the kernel hashes flows to buckets, not straight to next hops, so
+// when a next hop goes away (link down, path withdrawn, NextHopDown) only
+// the flows of its buckets move and every other flow keeps its next hop; a
+// next hop that comes back gets buckets only once they have been idle for
+// idleTimer. The bucket count of a group is fixed: a group of another
+// count is replaced by a new one, as is every group when the option is
+// switched on or off. NewTable probes the kernel and falls back to
+// ordinary groups (with a log line) if it refuses. Groups are shared by
+// the Tables of a namespace: the first Table's choice holds for all.
+// buckets must be at least 1 and idleTimer not negative; it is ignored
+// with WithoutNexthopObjects or WithSerialWriter.
+func WithResilientGroups(buckets uint16, idleTimer time.Duration) Opt {
+	return func(t *Table) { t.resAsk, t.resBuckets, t.resIdle = true, buckets, idleTimer }
 }
 
 // WithSerialWriter writes one route per request through vishvananda/netlink
@@ -312,7 +333,16 @@ func (t *Table) initDataplane(h *netlink.Handle) {
 		nsfd = fd
 	}
 	if !t.noNexthops {
-		m, err := acquireManager(nsfd, t.protocol, t.log)
+		var res resCfg
+		if t.resAsk {
+			if t.resBuckets == 0 || t.resIdle < 0 || t.resIdle/(time.Second/userHZ) > math.MaxUint32 {
+				t.log.Warn("fib: WithResilientGroups needs at least one bucket and an idle timer from 0 to 497 days; ordinary groups",
+					"buckets", t.resBuckets, "idle_timer", t.resIdle)
+			} else {
+				res = resConfig(t.resBuckets, t.resIdle)
+			}
+		}
+		m, err := acquireManager(nsfd, t.protocol, res, t.log)
 		if err == nil {
 			t.dp, t.nh, t.mode = m, m, ModeNexthopGroups
 			t.closers = append(t.closers, m.release)
