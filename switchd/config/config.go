@@ -33,6 +33,8 @@ type Intent struct {
 	// Workloads holds the IPAM pools and configured endpoints (the
 	// project's own module, /switchd).
 	Workloads Workloads
+	// Dataplane holds kernel forwarding settings (/switchd/config).
+	Dataplane Dataplane
 }
 
 // Load reads and parses the config file at path.

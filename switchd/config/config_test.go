@@ -331,7 +331,7 @@ func TestExamples(t *testing.T) {
 	mp := bgp.Multipath{Enabled: true, MultipleAS: true, MaxPaths: 64}
 	v4, v6 := bgp.IPv4Unicast, bgp.IPv6Unicast
 	want := map[string]Intent{
-		"leaf.json": {BGP: bgp.Config{
+		"leaf.json": {Dataplane: Dataplane{HashPolicy: fib.HashL4, ResilientBuckets: 64}, BGP: bgp.Config{
 			ASN: 65101, RouterID: netip.MustParseAddr("10.0.0.11"), Multipath: mp,
 			Neighbors: []bgp.Neighbor{
 				withTimers(nb("10.1.1.0", 65000, "spine1", v4)), // peer-as, timers and families from group SPINE
@@ -343,7 +343,7 @@ func TestExamples(t *testing.T) {
 			},
 			Originate: pfx("10.0.0.11/32", "fd00::11/128"),
 		}},
-		"spine.yaml": {BGP: bgp.Config{
+		"spine.yaml": {Dataplane: Dataplane{HashPolicy: fib.HashL4}, BGP: bgp.Config{
 			ASN: 65000, RouterID: netip.MustParseAddr("10.0.0.1"), Multipath: mp,
 			Neighbors: []bgp.Neighbor{
 				withTimers(nb("10.1.1.1", 65101, "leaf1", v4)),
@@ -354,7 +354,7 @@ func TestExamples(t *testing.T) {
 			// 192.0.2.0/24 is a static route without a table connection.
 			Originate: pfx("10.0.0.1/32", "fd00::1/128"),
 		}, Routes: []fib.Route{blackhole("192.0.2.0/24")}},
-		"host.json": {BGP: bgp.Config{
+		"host.json": {Dataplane: Dataplane{HashPolicy: fib.HashL4}, BGP: bgp.Config{
 			ASN: 65201, RouterID: netip.MustParseAddr("10.0.0.21"), Multipath: mp,
 			Neighbors: []bgp.Neighbor{
 				withLocal(nb("10.2.1.0", 65101, "leaf1", v4), "10.2.1.1"),
@@ -393,6 +393,9 @@ func TestExamples(t *testing.T) {
 			}
 			if diff := cmp.Diff(w.Workloads, in.Workloads, cmpOpts...); diff != "" {
 				t.Errorf("Workloads (-want +got):\n%s", diff)
+			}
+			if w.Dataplane != in.Dataplane {
+				t.Errorf("Dataplane = %+v, want %+v", in.Dataplane, w.Dataplane)
 			}
 		})
 	}

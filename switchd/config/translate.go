@@ -33,6 +33,7 @@ func Translate(dev *oc.Device) (*Intent, error) {
 	in := &Intent{Device: dev}
 	t.intent(dev, in)
 	t.workloads(dev.Switchd, in)
+	t.dataplane(dev.Switchd, in)
 	if len(t.list) > 0 {
 		return nil, sortErrors(t.list)
 	}

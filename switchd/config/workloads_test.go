@@ -68,6 +68,16 @@ func TestParseRejectsWorkloads(t *testing.T) {
 		path:   vm1 + "/config/interface",
 		reason: "needs the tap interface",
 	}, {
+		name:   "one resilient bucket",
+		break_: func(t *testing.T, m map[string]any) { at(t, m, "switchd:switchd", "config")["resilient-ecmp-buckets"] = 1 },
+		path:   "/switchd/config/resilient-ecmp-buckets",
+		reason: "",
+	}, {
+		name:   "unknown hash policy",
+		break_: func(t *testing.T, m map[string]any) { at(t, m, "switchd:switchd", "config")["ecmp-hash-policy"] = "L7" },
+		path:   "/switchd/config/ecmp-hash-policy",
+		reason: "",
+	}, {
 		name:   "bad MAC",
 		break_: func(t *testing.T, m map[string]any) { vm(t, m)["mac"] = "52:54:00:12:34" },
 		path:   vm1 + "/config/mac",

@@ -36,10 +36,30 @@ type Options struct {
 	// ResyncInterval is how often the FIB is compared with a fresh kernel
 	// dump, repairing anything changed behind switchd's back.
 	ResyncInterval time.Duration
-	// HashPolicy is the kernel's ECMP hash (fib_multipath_hash_policy, for
-	// IPv4 and IPv6); -1 leaves it alone. Default fib.DefaultHashPolicy
-	// (L4), so flows between two hosts spread over the fabric's paths.
+	// HashPolicy overrides the config's ECMP hash (/switchd/config/
+	// ecmp-hash-policy, default L4; fib_multipath_hash_policy for IPv4 and
+	// IPv6); -1 leaves the kernel's setting alone.
 	HashPolicy *int
+}
+
+// resilientIdle is how long a resilient group's bucket must be idle before
+// a next hop that came back takes it over, so returning paths do not
+// break flows that are running.
+const resilientIdle = 30 * time.Second
+
+// setHashPolicy sets the kernel's ECMP hash: Options.HashPolicy if given,
+// else the config's.
+func setHashPolicy(opts Options, configured int) {
+	policy := configured
+	if opts.HashPolicy != nil {
+		policy = *opts.HashPolicy
+	}
+	if policy < 0 {
+		return
+	}
+	if err := fib.SetMultipathHashPolicy(netns.None(), policy); err != nil {
+		opts.Logger.Warn("ECMP hash policy not set", "policy", policy, "err", err)
+	}
 }
 
 // BGPRouteMetric is the kernel metric of routes learned over BGP. Static
@@ -111,15 +131,7 @@ func Run(ctx context.Context, opts Options) error {
 		return fmt.Errorf("netlink: %w", err)
 	}
 	defer h.Close()
-	policy := fib.DefaultHashPolicy
-	if opts.HashPolicy != nil {
-		policy = *opts.HashPolicy
-	}
-	if policy >= 0 {
-		if err := fib.SetMultipathHashPolicy(netns.None(), policy); err != nil {
-			opts.Logger.Warn("ECMP hash policy not set", "policy", policy, "err", err)
-		}
-	}
+	setHashPolicy(opts, intent.Dataplane.HashPolicy)
 
 	d := &Daemon{
 		opts:     opts,
@@ -139,10 +151,15 @@ func Run(ctx context.Context, opts Options) error {
 	// until BGP has handed over everything (End-of-RIB from every peer, or
 	// the sync timeout): unchanged routes are then never deleted and added
 	// again, and traffic keeps flowing through a restart.
-	d.table = fib.NewTable(h, fib.MainTable,
+	fibOpts := []fib.Opt{
 		fib.WithLogger(opts.Logger.With("component", "fib")),
 		fib.WithSweepHold(),
-		fib.WithInterrupt(d.urgent))
+		fib.WithInterrupt(d.urgent),
+	}
+	if b := intent.Dataplane.ResilientBuckets; b > 0 {
+		fibOpts = append(fibOpts, fib.WithResilientGroups(b, resilientIdle))
+	}
+	d.table = fib.NewTable(h, fib.MainTable, fibOpts...)
 	defer d.table.Close()
 
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
@@ -205,6 +222,14 @@ func (d *Daemon) applyIntent(ctx context.Context, in *config.Intent) error {
 	}
 	if err := d.setStatics(in); err != nil {
 		return err
+	}
+	if d.intent != nil {
+		if in.Dataplane.HashPolicy != d.intent.Dataplane.HashPolicy {
+			setHashPolicy(d.opts, in.Dataplane.HashPolicy)
+		}
+		if in.Dataplane.ResilientBuckets != d.intent.Dataplane.ResilientBuckets {
+			d.log.Warn("resilient-ecmp-buckets changes take effect when switchd restarts")
+		}
 	}
 	d.intent = in
 	d.mu.Lock()

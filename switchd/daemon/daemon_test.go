@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -95,6 +96,12 @@ func TestConfiguredVMPrivileged(t *testing.T) {
 	})
 	if vm.HostIface != "tap-vm1" || vm.Labels["app"] != "web" || !netip.MustParsePrefix("10.10.1.0/24").Contains(vm.IPv4) {
 		t.Fatalf("vm1 endpoint %+v, want tap-vm1, label app=web and an address from 10.10.1.0/24", vm)
+	}
+	// The config's ECMP hash policy (default L4) is the namespace's.
+	for _, f := range []string{"/proc/sys/net/ipv4/fib_multipath_hash_policy", "/proc/sys/net/ipv6/fib_multipath_hash_policy"} {
+		if b, err := os.ReadFile(f); err != nil || strings.TrimSpace(string(b)) != "1" {
+			t.Errorf("%s = %q (%v), want 1 (L4)", f, b, err)
+		}
 	}
 	block := netip.PrefixFrom(vm.IPv4, 26).Masked()
 	waitFor(t, "vm1's host route and its block's blackhole in the kernel", func() error {
