@@ -1,6 +1,7 @@
 package bgp
 
 import (
+	"encoding/binary"
 	"net/netip"
 	"slices"
 	"sync"
@@ -23,15 +24,18 @@ import (
 // == false is enforced by keeping only candidates whose AS_PATH equals the
 // best one's, and MaxPaths by truncation.
 //
-// Memory: this table holds one entry per prefix of the RIB, so it is kept
-// small (a million prefixes cost ~60 MB). Candidate and next-hop slices are
-// immutable once stored and shared between prefixes that have equal ones
-// (paths of one UPDATE share their attributes), so most prefixes cost no
-// allocation of their own. What the previous drains handed out is not kept:
-// for a prefix that is not dirty it is nextHopsLocked(dests[p]) by
-// construction (every change of dests or of the selection marks the prefix
-// dirty), so it is computed, and remembered in dirty, only when a prefix
-// becomes dirty.
+// Memory: this table holds one entry per prefix of the RIB, so an entry is
+// one uint32 in maps without pointers, which the GC does not scan: IPv4
+// keyed by the address in one map per prefix length, IPv6 by 16 address
+// bytes and the length. The entry is the index of an interned, refcounted
+// candidate set (few: the paths of one UPDATE share their attributes),
+// which caches the index of its interned next-hop set under the current
+// selection; equal sets have equal indices, so drains compare indices.
+// What the previous drains handed out is not kept: for a prefix that is
+// not dirty it is the next-hop set of its candidates by construction
+// (every change of candidates or of the selection marks the prefix
+// dirty), so it is remembered only while a prefix is dirty, in the dirty
+// list, which lists dirty keys in the order they turned dirty.
 //
 // Callbacks run on GoBGP's watch goroutine; Drain runs on the consumer's.
 // mu guards everything.
@@ -41,37 +45,98 @@ type routeTable struct {
 	stopped bool
 	mp      Multipath
 	own     map[netip.Addr]struct{} // our addresses: never a next hop
-	dests   map[netip.Prefix][]candidate
-	dirty   map[netip.Prefix]dirtyDest
-	event   uint64 // counts onPaths calls, for dirtyDest.event
-	learned int    // prefixes whose last drained next-hop set is not empty
+	v4      [33]map[uint32]uint32   // by prefix length: address → entry
+	v6      map[[17]byte]uint32     // key6 → entry
+	dirty4  []dirty4                // dirty IPv4 prefixes from dirty4[head4:]
+	dirty6  []dirty6                // dirty IPv6 prefixes from dirty6[head6:]
+	head4   int
+	head6   int
+	learned int // prefixes whose last drained next-hop set is not empty
 	kick    chan struct{}
 
-	// Scratch space and one-entry caches that let equal slices be shared.
-	candBuf  []candidate
-	lastCand []candidate
-	nhBuf    []netip.Addr
-	lastNH   []netip.Addr
+	cands candSets
+	nhs   nhSets
+
+	// Scratch space.
+	candBuf []candidate
+	nhBuf   []netip.Addr
+	keyBuf  []byte
+	seen    map[netip.Prefix]struct{}
 }
 
-// dirtyDest is a prefix whose candidates or selection changed since the
-// last drain.
-type dirtyDest struct {
-	out   []netip.Addr // next hops the drains handed out before it changed
-	event uint64       // the last onPaths that listed it
+// An entry is a prefix's candidate set index (0: none), with dirtyBit set
+// while the prefix is in a dirty list. A clean entry without candidates is
+// deleted.
+const dirtyBit = 1 << 31
+
+// dirty4 and dirty6 are dirty prefixes with the next-hop set index the
+// drains handed out before they changed.
+type dirty4 struct {
+	key uint64 // addr<<8 | bits
+	out uint32
+}
+
+type dirty6 struct {
+	key [17]byte // key6
+	out uint32
+}
+
+func prefix4(k uint64) netip.Prefix {
+	var a [4]byte
+	binary.BigEndian.PutUint32(a[:], uint32(k>>8))
+	return netip.PrefixFrom(netip.AddrFrom4(a), int(k&0xff))
+}
+
+func key6(p netip.Prefix) (k [17]byte) {
+	a := p.Addr().As16()
+	copy(k[:], a[:])
+	k[16] = byte(p.Bits())
+	return k
+}
+
+func prefix6(k [17]byte) netip.Prefix {
+	return netip.PrefixFrom(netip.AddrFrom16([16]byte(k[:16])), int(k[16]))
+}
+
+func addr4(p netip.Prefix) uint32 {
+	a := p.Addr().As4()
+	return binary.BigEndian.Uint32(a[:])
+}
+
+func (t *routeTable) get(p netip.Prefix) uint32 {
+	if p.Addr().Is4() {
+		return t.v4[p.Bits()][addr4(p)]
+	}
+	return t.v6[key6(p)]
+}
+
+func (t *routeTable) put(p netip.Prefix, e uint32) {
+	if !p.Addr().Is4() {
+		t.v6[key6(p)] = e
+		return
+	}
+	m := t.v4[p.Bits()]
+	if m == nil {
+		m = make(map[uint32]uint32)
+		t.v4[p.Bits()] = m
+	}
+	m[addr4(p)] = e
+}
+
+func (t *routeTable) dirtyLen() int {
+	return len(t.dirty4) - t.head4 + len(t.dirty6) - t.head6
 }
 
 func newRouteTable() *routeTable {
 	return &routeTable{
-		own:   make(map[netip.Addr]struct{}),
-		dests: make(map[netip.Prefix][]candidate),
-		dirty: make(map[netip.Prefix]dirtyDest),
-		kick:  make(chan struct{}, 1),
+		own:  make(map[netip.Addr]struct{}),
+		v6:   make(map[[17]byte]uint32),
+		kick: make(chan struct{}, 1),
 	}
 }
 
 func (t *routeTable) signalLocked() {
-	if len(t.dirty) == 0 {
+	if t.dirtyLen() == 0 {
 		return
 	}
 	select {
@@ -80,16 +145,35 @@ func (t *routeTable) signalLocked() {
 	}
 }
 
-// markLocked makes p dirty, remembering what the drains handed out for it
-// (computed from its candidates under the current selection, which must
-// not have changed yet). It returns the dirty entry.
-func (t *routeTable) markLocked(p netip.Prefix) dirtyDest {
-	if d, ok := t.dirty[p]; ok {
-		return d
+// markLocked makes *e, the entry of p, dirty, remembering what the drains
+// handed out for it (computed from its candidates under the current
+// selection, which must not have changed yet). The caller stores *e.
+func (t *routeTable) markLocked(p netip.Prefix, e *uint32) {
+	if *e&dirtyBit != 0 {
+		return
 	}
-	d := dirtyDest{out: t.nextHopsLocked(t.dests[p])}
-	t.dirty[p] = d
-	return d
+	nh := t.nextHopsLocked(*e)
+	t.nhs.ref(nh)
+	*e |= dirtyBit
+	if p.Addr().Is4() {
+		t.dirty4 = append(t.dirty4, dirty4{key: uint64(addr4(p))<<8 | uint64(p.Bits()), out: nh})
+	} else {
+		t.dirty6 = append(t.dirty6, dirty6{key: key6(p), out: nh})
+	}
+}
+
+// eachLocked calls f for every entry and stores what f leaves in it.
+func (t *routeTable) eachLocked(f func(p netip.Prefix, e *uint32)) {
+	for bits, m := range t.v4 {
+		for a, e := range m {
+			f(prefix4(uint64(a)<<8|uint64(bits)), &e)
+			m[a] = e
+		}
+	}
+	for k, e := range t.v6 {
+		f(prefix6(k), &e)
+		t.v6[k] = e
+	}
 }
 
 // newGeneration forgets every destination (a new GoBGP RIB starts empty)
@@ -98,10 +182,11 @@ func (t *routeTable) newGeneration() uint64 {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.gen++
-	for p := range t.dests {
-		t.markLocked(p)
-	}
-	clear(t.dests)
+	t.eachLocked(func(p netip.Prefix, e *uint32) {
+		t.markLocked(p, e)
+		t.cands.unref(*e&^dirtyBit, &t.nhs)
+		*e = dirtyBit
+	})
 	t.signalLocked()
 	return t.gen
 }
@@ -125,6 +210,7 @@ func (t *routeTable) configure(mp Multipath, own []netip.Addr) {
 	for _, a := range own {
 		t.own[a] = struct{}{}
 	}
+	t.cands.forgetNextHops(&t.nhs)
 	t.signalLocked()
 }
 
@@ -140,15 +226,14 @@ func (t *routeTable) addOwn(gen uint64, a netip.Addr) {
 	}
 	t.markAllLocked()
 	t.own[a] = struct{}{}
+	t.cands.forgetNextHops(&t.nhs)
 	t.signalLocked()
 }
 
 // markAllLocked makes every destination dirty; call it before the
 // selection changes.
 func (t *routeTable) markAllLocked() {
-	for p := range t.dests {
-		t.markLocked(p)
-	}
+	t.eachLocked(t.markLocked)
 }
 
 func (t *routeTable) stop() {
@@ -172,9 +257,11 @@ func (t *routeTable) onPaths(gen uint64, ups []pathUpdate) {
 	}
 	// Every destination in the event gets exactly the candidates the event
 	// lists for it. GoBGP lists a destination's paths one after another;
-	// should it not, the dirty entry's event number tells that the prefix
-	// was already listed and its candidates are extended, not replaced.
-	t.event++
+	// should it not, a prefix already listed earlier in the event gets its
+	// candidates extended, not replaced.
+	if t.seen != nil {
+		clear(t.seen)
+	}
 	for i := 0; i < len(ups); {
 		p := ups[i].prefix
 		j := i
@@ -185,47 +272,60 @@ func (t *routeTable) onPaths(gen uint64, ups []pathUpdate) {
 			}
 		}
 		t.candBuf = cands
-		d := t.markLocked(p)
-		if d.event == t.event {
-			cands = append(slices.Clone(t.dests[p]), cands...)
-		} else {
-			d.event = t.event
-			t.dirty[p] = d
+		e := t.get(p)
+		t.markLocked(p, &e)
+		old := e &^ dirtyBit
+		if t.listedBefore(ups, i) {
+			cands = append(slices.Clone(t.cands.get(old)), cands...)
 		}
-		if len(cands) == 0 {
-			delete(t.dests, p)
-		} else {
-			t.dests[p] = t.shareCands(cands)
-		}
+		c := t.cands.intern(cands, &t.keyBuf)
+		t.cands.unref(old, &t.nhs)
+		t.put(p, c|dirtyBit)
 		i = j
 	}
 	t.signalLocked()
 }
 
-// shareCands returns an immutable slice equal to c: the previous one if
-// that is equal (consecutive prefixes of one UPDATE), else a copy.
-func (t *routeTable) shareCands(c []candidate) []candidate {
-	if !slices.Equal(c, t.lastCand) {
-		t.lastCand = slices.Clone(c)
+// listedBefore reports whether ups[i].prefix occurs in ups[:i]; a set
+// for long events keeps this linear.
+func (t *routeTable) listedBefore(ups []pathUpdate, i int) bool {
+	p := ups[i].prefix
+	if len(ups) <= 32 {
+		for _, u := range ups[:i] {
+			if u.prefix == p {
+				return true
+			}
+		}
+		return false
 	}
-	return t.lastCand
+	if t.seen == nil {
+		t.seen = make(map[netip.Prefix]struct{})
+	}
+	if _, ok := t.seen[p]; ok {
+		return true
+	}
+	t.seen[p] = struct{}{}
+	return false
 }
 
-// shareNextHops is shareCands for next-hop sets.
-func (t *routeTable) shareNextHops(nhs []netip.Addr) []netip.Addr {
-	if len(nhs) == 0 {
-		return nil
+// nextHopsLocked is the index of the ECMP set of candidate set c, cached
+// in the set: learned candidates only, not via ourselves, AS_PATH equal to
+// the best's unless MultipleAS, at most MaxPaths, sorted.
+func (t *routeTable) nextHopsLocked(c uint32) uint32 {
+	if c == 0 {
+		return 0
 	}
-	if !slices.Equal(nhs, t.lastNH) {
-		t.lastNH = slices.Clone(nhs)
+	cs := &t.cands.sets[c]
+	if cs.nh != 0 {
+		return cs.nh - 1
 	}
-	return t.lastNH
+	nh := t.nhs.intern(t.selectLocked(cs.cands), &t.keyBuf)
+	t.nhs.ref(nh)
+	cs.nh = nh + 1
+	return nh
 }
 
-// nextHopsLocked is the ECMP set of a destination: learned candidates only,
-// not via ourselves, AS_PATH equal to the best's unless MultipleAS, at most
-// MaxPaths, sorted. The result is shared and must not be modified.
-func (t *routeTable) nextHopsLocked(cands []candidate) []netip.Addr {
+func (t *routeTable) selectLocked(cands []candidate) []netip.Addr {
 	if len(cands) == 0 || cands[0].local {
 		// We originate it and GoBGP prefers local paths: not a learned route.
 		return nil
@@ -258,7 +358,7 @@ func (t *routeTable) nextHopsLocked(cands []candidate) []netip.Addr {
 	}
 	slices.SortFunc(nhs, netip.Addr.Compare)
 	t.nhBuf = nhs
-	return t.shareNextHops(nhs)
+	return nhs
 }
 
 // drainEach calls f, under the lock, for up to max (0: no limit) dirty
@@ -269,26 +369,84 @@ func (t *routeTable) drainEach(max int, f func(Route)) (more bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	n := 0
-	for p, d := range t.dirty {
+	for t.head4 < len(t.dirty4) {
 		if max > 0 && n >= max {
+			t.dirty4, t.head4 = compactDirty(t.dirty4, t.head4)
 			t.signalLocked()
 			return true
 		}
-		delete(t.dirty, p)
-		nhs := t.nextHopsLocked(t.dests[p])
-		if slices.Equal(nhs, d.out) {
-			continue
+		d := t.dirty4[t.head4]
+		t.head4++
+		m, a := t.v4[d.key&0xff], uint32(d.key>>8)
+		c := m[a] &^ dirtyBit
+		if t.settleLocked(prefix4(d.key), c, d.out, f) {
+			n++
 		}
-		switch {
-		case len(d.out) == 0:
-			t.learned++
-		case len(nhs) == 0:
-			t.learned--
+		if c == 0 {
+			delete(m, a)
+		} else {
+			m[a] = c
 		}
-		n++
-		f(Route{Prefix: p, NextHops: nhs})
 	}
+	t.dirty4, t.head4 = resetDirty(t.dirty4), 0
+	for t.head6 < len(t.dirty6) {
+		if max > 0 && n >= max {
+			t.dirty6, t.head6 = compactDirty(t.dirty6, t.head6)
+			t.signalLocked()
+			return true
+		}
+		d := t.dirty6[t.head6]
+		t.head6++
+		c := t.v6[d.key] &^ dirtyBit
+		if t.settleLocked(prefix6(d.key), c, d.out, f) {
+			n++
+		}
+		if c == 0 {
+			delete(t.v6, d.key)
+		} else {
+			t.v6[d.key] = c
+		}
+	}
+	t.dirty6, t.head6 = resetDirty(t.dirty6), 0
 	return false
+}
+
+// resetDirty empties a drained dirty list, giving a large one's memory
+// back (a full table load leaves one with a million keys).
+func resetDirty[K any](s []K) []K {
+	if cap(s) > 1<<16 {
+		return nil
+	}
+	return s[:0]
+}
+
+// compactDirty drops the drained head of a dirty list once it is most of
+// the list, so a list that the watch keeps ahead of the drains does not
+// grow without bound.
+func compactDirty[K any](s []K, head int) ([]K, int) {
+	if head < 4096 || head < len(s)/2 {
+		return s, head
+	}
+	return s[:copy(s, s[head:])], 0
+}
+
+// settleLocked settles dirty prefix p, with candidate set c, whose
+// next-hop set out was handed out before: it calls f if the set differs
+// now, and reports whether it did.
+func (t *routeTable) settleLocked(p netip.Prefix, c, out uint32, f func(Route)) bool {
+	nh := t.nextHopsLocked(c)
+	t.nhs.unref(out)
+	if nh == out {
+		return false
+	}
+	switch {
+	case out == 0:
+		t.learned++
+	case nh == 0:
+		t.learned--
+	}
+	f(Route{Prefix: p, NextHops: t.nhs.get(nh)})
+	return true
 }
 
 // drain returns every destination whose next-hop set differs from what
@@ -306,6 +464,180 @@ func (t *routeTable) learnedCount() int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.learned
+}
+
+// candSets interns candidate sets: equal sets get one index, kept while
+// prefixes use it. Index 0 is the empty set and is not counted.
+type candSets struct {
+	sets  []candSet
+	index map[string]uint32 // candKey → index
+	free  []uint32
+	last  uint32 // the most recently interned set: an UPDATE's paths come in a row
+}
+
+type candSet struct {
+	cands []candidate // immutable
+	key   string
+	refs  uint32
+	nh    uint32 // 0: not computed; else 1 + next-hop set index under the current selection
+}
+
+func (s *candSets) get(c uint32) []candidate {
+	if c == 0 {
+		return nil
+	}
+	return s.sets[c].cands
+}
+
+// intern returns the index of the set equal to c, with one more reference.
+func (s *candSets) intern(c []candidate, buf *[]byte) uint32 {
+	if len(c) == 0 {
+		return 0
+	}
+	if s.last != 0 && slices.Equal(s.sets[s.last].cands, c) {
+		s.sets[s.last].refs++
+		return s.last
+	}
+	k := (*buf)[:0]
+	for _, x := range c {
+		k = append(k, 0)
+		if x.local {
+			k[len(k)-1] = 1
+		}
+		k = appendAddrKey(k, x.nextHop)
+		k = binary.AppendUvarint(k, uint64(len(x.asPath)))
+		k = append(k, x.asPath...)
+	}
+	*buf = k
+	i, ok := s.index[string(k)]
+	if !ok {
+		if s.index == nil {
+			s.index = make(map[string]uint32)
+			s.sets = make([]candSet, 1) // index 0: the empty set
+		}
+		cs := candSet{cands: slices.Clone(c), key: string(k)}
+		if n := len(s.free); n > 0 {
+			i, s.free = s.free[n-1], s.free[:n-1]
+			s.sets[i] = cs
+		} else {
+			i = uint32(len(s.sets))
+			s.sets = append(s.sets, cs)
+		}
+		s.index[cs.key] = i
+	}
+	s.sets[i].refs++
+	s.last = i
+	return i
+}
+
+func (s *candSets) unref(c uint32, nhs *nhSets) {
+	if c == 0 {
+		return
+	}
+	cs := &s.sets[c]
+	if cs.refs--; cs.refs > 0 {
+		return
+	}
+	if cs.nh != 0 {
+		nhs.unref(cs.nh - 1)
+	}
+	delete(s.index, cs.key)
+	*cs = candSet{}
+	s.free = append(s.free, c)
+	if s.last == c {
+		s.last = 0
+	}
+}
+
+// forgetNextHops drops every cached next-hop set; call it when the
+// selection changed (after marking every prefix dirty).
+func (s *candSets) forgetNextHops(nhs *nhSets) {
+	for i := range s.sets {
+		if cs := &s.sets[i]; cs.nh != 0 {
+			nhs.unref(cs.nh - 1)
+			cs.nh = 0
+		}
+	}
+}
+
+// nhSets interns next-hop sets like candSets. Index 0 is the empty set.
+// Slices are immutable: they are handed out in Routes.
+type nhSets struct {
+	sets  []nhSet
+	index map[string]uint32
+	free  []uint32
+}
+
+type nhSet struct {
+	addrs []netip.Addr
+	key   string
+	refs  uint32
+}
+
+func (s *nhSets) get(i uint32) []netip.Addr {
+	if i == 0 {
+		return nil
+	}
+	return s.sets[i].addrs
+}
+
+// intern returns the index of the set equal to a, without a reference:
+// the caller takes one.
+func (s *nhSets) intern(a []netip.Addr, buf *[]byte) uint32 {
+	if len(a) == 0 {
+		return 0
+	}
+	k := (*buf)[:0]
+	for _, x := range a {
+		k = appendAddrKey(k, x)
+	}
+	*buf = k
+	if i, ok := s.index[string(k)]; ok {
+		return i
+	}
+	if s.index == nil {
+		s.index = make(map[string]uint32)
+		s.sets = make([]nhSet, 1)
+	}
+	ns := nhSet{addrs: slices.Clone(a), key: string(k)}
+	var i uint32
+	if n := len(s.free); n > 0 {
+		i, s.free = s.free[n-1], s.free[:n-1]
+		s.sets[i] = ns
+	} else {
+		i = uint32(len(s.sets))
+		s.sets = append(s.sets, ns)
+	}
+	s.index[ns.key] = i
+	return i
+}
+
+func (s *nhSets) ref(i uint32) {
+	if i != 0 {
+		s.sets[i].refs++
+	}
+}
+
+func (s *nhSets) unref(i uint32) {
+	if i == 0 {
+		return
+	}
+	ns := &s.sets[i]
+	if ns.refs--; ns.refs > 0 {
+		return
+	}
+	delete(s.index, ns.key)
+	*ns = nhSet{}
+	s.free = append(s.free, i)
+}
+
+// appendAddrKey appends an unambiguous encoding of a (length first).
+func appendAddrKey(k []byte, a netip.Addr) []byte {
+	n := len(k)
+	k = append(k, 0)
+	k, _ = a.AppendBinary(k)
+	k[n] = byte(len(k) - n - 1)
+	return k
 }
 
 // watchCallback returns the function GoBGP calls with events of watch

@@ -1,6 +1,9 @@
 package bgp
 
 import (
+	"fmt"
+	"maps"
+	"math/rand/v2"
 	"net/netip"
 	"slices"
 	"testing"
@@ -102,5 +105,118 @@ func TestRouteTableDrainEachBoundsAndCounts(t *testing.T) {
 	rt.newGeneration()
 	if got := rt.drain(); len(got) != 9 || len(got[0].NextHops) != 0 || rt.learnedCount() != 0 {
 		t.Fatalf("drain after a new generation = %v (learned %d), want 9 withdrawals", got, rt.learnedCount())
+	}
+}
+
+// TestRouteTableRandomAgainstFreshTable drives a table through random
+// events, selection changes, generations and bounded drains, and checks
+// after every full drain that what the drains handed out (applied in
+// order) is what a fresh table computes from the same candidates, that no
+// route repeated what was already handed out, and that the interned sets
+// are all released once every prefix is gone.
+func TestRouteTableRandomAgainstFreshTable(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	var prefixes []netip.Prefix
+	for i := range 12 {
+		prefixes = append(prefixes, netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(i % 4), 0, 0}), 16+i/4*8))
+		prefixes = append(prefixes, netip.MustParsePrefix(fmt.Sprintf("2001:db8:%x::/%d", i%4, 48+i/4*8)))
+	}
+	nhs := []string{"192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.254", "2001:db8::1", "2001:db8::2"}
+	paths := []string{"a", "b"}
+	mps := []Multipath{{}, {Enabled: true}, {Enabled: true, MultipleAS: true}, {Enabled: true, MultipleAS: true, MaxPaths: 2}}
+	rt := newRouteTable()
+	mp, own := mps[1], []netip.Addr{ip("192.0.2.254")}
+	rt.configure(mp, own)
+	gen := rt.newGeneration()
+	model := map[netip.Prefix][]candidate{}
+	out := map[netip.Prefix][]netip.Addr{}
+	take := func(r Route) {
+		if slices.Equal(out[r.Prefix], r.NextHops) {
+			t.Fatalf("%v handed out again with the same set %v", r.Prefix, r.NextHops)
+		}
+		if len(r.NextHops) == 0 {
+			delete(out, r.Prefix)
+		} else {
+			out[r.Prefix] = slices.Clone(r.NextHops)
+		}
+	}
+	check := func(step int) {
+		for rt.drainEach(1+rng.IntN(3), take) {
+		}
+		fresh := newRouteTable()
+		fresh.configure(mp, own)
+		for p, cs := range model {
+			var ups []pathUpdate
+			for _, c := range cs {
+				ups = append(ups, pathUpdate{prefix: p, c: c})
+			}
+			fresh.onPaths(0, ups)
+		}
+		want := map[netip.Prefix][]netip.Addr{}
+		for _, r := range fresh.drain() {
+			want[r.Prefix] = r.NextHops
+		}
+		if !maps.EqualFunc(out, want, slices.Equal) {
+			t.Fatalf("step %d: handed out %v, want %v", step, out, want)
+		}
+		if rt.learnedCount() != len(out) {
+			t.Fatalf("step %d: learned %d, want %d", step, rt.learnedCount(), len(out))
+		}
+	}
+	for step := range 3000 {
+		switch r := rng.IntN(100); {
+		case r < 80:
+			var ups []pathUpdate
+			n := 1 + rng.IntN(4)
+			if rng.IntN(10) == 0 {
+				n = 20 // long events find repeated prefixes another way
+			}
+			for range n {
+				p := prefixes[rng.IntN(len(prefixes))]
+				if rng.IntN(4) == 0 {
+					ups = append(ups, pathUpdate{prefix: p, withdraw: true})
+					continue
+				}
+				for range 1 + rng.IntN(3) {
+					c := learned(nhs[rng.IntN(len(nhs))], paths[rng.IntN(len(paths))])
+					if rng.IntN(20) == 0 {
+						c = candidate{local: true}
+					}
+					ups = append(ups, pathUpdate{prefix: p, c: c})
+				}
+			}
+			rt.onPaths(gen, ups)
+			listed := map[netip.Prefix]bool{}
+			for _, u := range ups {
+				if !listed[u.prefix] {
+					listed[u.prefix] = true
+					delete(model, u.prefix)
+				}
+				if !u.withdraw {
+					model[u.prefix] = append(model[u.prefix], u.c)
+				}
+			}
+		case r < 88:
+			mp = mps[rng.IntN(len(mps))]
+			rt.configure(mp, own)
+		case r < 92:
+			a := ip(nhs[rng.IntN(len(nhs))])
+			rt.addOwn(gen, a)
+			if !slices.Contains(own, a) {
+				own = append(own, a)
+			}
+		case r < 95:
+			gen = rt.newGeneration()
+			clear(model)
+		}
+		if rng.IntN(3) == 0 {
+			check(step)
+		}
+	}
+	gen = rt.newGeneration()
+	clear(model)
+	check(-1)
+	if len(rt.cands.index) != 0 || len(rt.nhs.index) != 0 {
+		t.Fatalf("with no prefixes left, %d candidate sets and %d next-hop sets are still interned", len(rt.cands.index), len(rt.nhs.index))
 	}
 }
