@@ -104,3 +104,78 @@ func sameState(want, have state) bool {
 	}
 	return true
 }
+
+// entry is all the Table keeps of one key: the desired route and the
+// kernel's, side by side in one map slot, so that a route costs one key
+// and one hash per lookup instead of one of each per view.
+type entry struct {
+	knhs  []NextHop // kernel: next hops (shared, as state.nhs)
+	dset  *nhSet    // desired: the interned set (nil: not unicast)
+	knhg  uint32    // kernel: the nexthop group the route uses
+	dtyp  RouteType // desired: type
+	ktyp  RouteType // kernel: type
+	koff  Offload   // kernel: hardware state
+	flags uint8     // eWant, eKernel, eRegroup
+}
+
+const (
+	eWant    = 1 << iota // a route is desired
+	eKernel              // the kernel holds a route of switchd's
+	eRegroup             // kernel: its group is of the wrong kind
+)
+
+func (e *entry) wanted() bool   { return e.flags&eWant != 0 }
+func (e *entry) inKernel() bool { return e.flags&eKernel != 0 }
+
+// want is the desired half as a state.
+func (e *entry) want() state {
+	st := state{typ: e.dtyp}
+	if e.dset != nil {
+		st.nhs, st.set = e.dset.nhs, e.dset.id
+	}
+	return st
+}
+
+// wantEff is the desired half with the next hops the kernel should get
+// (nhSet.eff: without the gateways NextHopDown marked).
+func (e *entry) wantEff() state {
+	st := state{typ: e.dtyp}
+	if e.dset != nil {
+		st.nhs, st.set = e.dset.eff, e.dset.id
+	}
+	return st
+}
+
+// have is the kernel half as a state.
+func (e *entry) have() state {
+	return state{nhs: e.knhs, nhg: e.knhg, typ: e.ktyp, offload: e.koff, regroup: e.flags&eRegroup != 0}
+}
+
+func (e *entry) setWant(typ RouteType, s *nhSet) {
+	e.dtyp, e.dset = typ, s
+	e.flags |= eWant
+}
+
+func (e *entry) clearWant() {
+	e.dtyp, e.dset = 0, nil
+	e.flags &^= eWant
+}
+
+// setHave sets the kernel half from a kernel route's state.
+func (e *entry) setHave(st state) {
+	e.knhs, e.knhg, e.ktyp, e.koff = st.nhs, st.nhg, st.typ, st.offload
+	e.flags |= eKernel
+	if st.regroup {
+		e.flags |= eRegroup
+	} else {
+		e.flags &^= eRegroup
+	}
+}
+
+func (e *entry) clearHave() {
+	e.knhs, e.knhg, e.ktyp, e.koff = nil, 0, 0, 0
+	e.flags &^= eKernel | eRegroup
+}
+
+// empty reports an entry with neither half: it leaves the map.
+func (e *entry) empty() bool { return e.flags&(eWant|eKernel) == 0 }

@@ -83,9 +83,9 @@ func (t *Table) NextHopUp(gw netip.Addr) {
 	if !wanted {
 		return
 	}
-	for k, st := range t.desired {
-		if st.set != 0 && hasGateway(st.nhs, gw) {
-			t.updatePendingWant(k, st, true)
+	for k, e := range t.routes {
+		if e.dset != nil && hasGateway(e.dset.nhs, gw) {
+			t.updatePendingEntry(k, &e)
 		}
 	}
 }
@@ -114,15 +114,18 @@ func (t *Table) applyDown(ctx context.Context) {
 	// A key whose effective wish changed either wants a gateway that is
 	// down and is in sync (its kernel route holds that gateway) or is
 	// pending already: the two loops below see all of them.
-	for k, st := range t.kernel {
-		if nhs, ok := rewritten[st.nhg]; ok && st.nhg != 0 {
-			st.nhs = nhs
-			t.kernel[k] = st
-			t.updatePending(k)
+	for k, e := range t.routes {
+		if !e.inKernel() {
 			continue
 		}
-		if hasAnyGateway(st.nhs, gws) {
-			t.updatePending(k)
+		if nhs, ok := rewritten[e.knhg]; ok && e.knhg != 0 {
+			e.knhs = nhs
+			t.routes[k] = e
+			t.updatePendingEntry(k, &e)
+			continue
+		}
+		if hasAnyGateway(e.knhs, gws) {
+			t.updatePendingEntry(k, &e)
 		}
 	}
 	for k := range t.pending {
@@ -158,17 +161,6 @@ func (t *Table) effective(nhs []NextHop) []NextHop {
 		out[0].Weight = 1 // as Normalize: no weight on a single path
 	}
 	return out
-}
-
-// effState is a desired state with the next hops the kernel should get.
-func (t *Table) effState(want state) state {
-	if len(t.down) == 0 || want.set == 0 {
-		return want
-	}
-	if s := t.setByID[want.set]; s != nil {
-		want.nhs = s.eff
-	}
-	return want
 }
 
 func (t *Table) recomputeEff() {

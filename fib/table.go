@@ -58,10 +58,10 @@ type Table struct {
 	dp       dataplane
 	now      func() time.Time
 
-	// The maps are keyed by packed keys (rkey) and hold slim states:
-	// with a million routes, they are most of switchd's heap.
-	desired map[rkey]state
-	kernel  map[rkey]state
+	// routes holds the desired and the kernel view of each key in one
+	// slot (entry), keyed by packed keys (rkey): with a million routes it
+	// is most of switchd's heap, and one slot per key halves it.
+	routes map[rkey]entry
 	// pending holds the keys where desired and kernel may differ. It is
 	// exact after every Set/Delete and Apply: a key is in it iff the two
 	// views differ there. The value is the group move the key takes part
@@ -281,8 +281,7 @@ func NewTable(h *netlink.Handle, table int, opts ...Opt) *Table {
 		protocol:     Protocol,
 		log:          slog.New(slog.DiscardHandler),
 		now:          time.Now,
-		desired:      make(map[rkey]state),
-		kernel:       make(map[rkey]state),
+		routes:       make(map[rkey]entry),
 		pending:      make(map[rkey]moveKey),
 		moves:        make(map[moveKey]int),
 		sets:         make(map[string]*nhSet),
@@ -392,28 +391,28 @@ func (t *Table) SetRoute(r Route) error {
 	if r.Key.Table != t.table {
 		return fmt.Errorf("set route %v: table %d is not this table (%d)", r, r.Key.Table, t.table)
 	}
-	r.set, r.NextHops = 0, nil
+	var s *nhSet
 	if r.Type == Unicast {
-		s := t.intern(family(r.Key.Dst.Addr()), t.nhBuf)
-		r.set, r.NextHops = s.id, s.nhs
+		s = t.intern(family(r.Key.Dst.Addr()), t.nhBuf)
 	}
 	k := keyOf(r.Key)
-	old, had := t.desired[k]
-	if had && old.typ == r.Type && old.set == r.set {
-		t.unref(r.set) // the same wish again: nothing changes
+	e := t.routes[k]
+	had, old := e.wanted(), e.dset
+	if had && e.dtyp == r.Type && old == s {
+		t.unref(s) // the same wish again: nothing changes
 		return nil
 	}
 	if len(t.failures) > 0 {
 		delete(t.failures, k) // a new wish is tried at once
 	}
-	want := stateOf(r)
-	t.desired[k] = want
+	e.setWant(r.Type, s)
+	t.routes[k] = e
 	if len(t.stale) > 0 {
 		delete(t.stale, k)
 	}
-	t.updatePendingWant(k, want, true)
+	t.updatePendingEntry(k, &e)
 	if had {
-		t.unref(old.set)
+		t.unref(old)
 	}
 	return nil
 }
@@ -434,19 +433,15 @@ func (t *Table) intern(fam uint8, nhs []NextHop) *nhSet {
 	return s
 }
 
-// unref drops a desired route's reference to set id (0: none).
-func (t *Table) unref(id uint32) {
-	if id == 0 {
-		return
-	}
-	s := t.setByID[id]
+// unref drops a desired route's reference to set s (nil: none).
+func (t *Table) unref(s *nhSet) {
 	if s == nil {
 		return
 	}
 	if s.refs--; s.refs <= 0 {
 		t.keyBuf = appendSetKey(t.keyBuf[:0], s.fam, s.nhs)
 		delete(t.sets, string(t.keyBuf))
-		delete(t.setByID, id)
+		delete(t.setByID, s.id)
 		if len(t.down) > 0 {
 			t.forgetDown(s.nhs)
 		}
@@ -462,13 +457,24 @@ func (t *Table) DeleteRoute(k RouteKey) {
 	rk := keyOf(k.normalized())
 	delete(t.conflict, rk)
 	delete(t.failures, rk)
-	old, had := t.desired[rk]
-	if !had {
+	e, ok := t.routes[rk]
+	if !ok || !e.wanted() {
 		return
 	}
-	delete(t.desired, rk)
-	t.updatePendingWant(rk, state{}, false)
-	t.unref(old.set)
+	old := e.dset
+	e.clearWant()
+	t.store(rk, &e)
+	t.updatePendingEntry(rk, &e)
+	t.unref(old)
+}
+
+// store writes e back to the map, or takes the key out if e holds nothing.
+func (t *Table) store(k rkey, e *entry) {
+	if e.empty() {
+		delete(t.routes, k)
+	} else {
+		t.routes[k] = *e
+	}
 }
 
 // SetSweepHold turns the sweep hold on or off. While it is on, Apply leaves
@@ -551,8 +557,8 @@ func (t *Table) Offload(k RouteKey) (Offload, bool) {
 	if k.Table == 0 {
 		k.Table = t.table
 	}
-	r, ok := t.kernel[keyOf(k.normalized())]
-	return r.offload, ok
+	e := t.routes[keyOf(k.normalized())]
+	return e.koff, e.inKernel()
 }
 
 // QueueResync asks the next Apply to dump the table first, replacing the
@@ -576,15 +582,16 @@ func (t *Table) OnRouteEvent(ev RouteEvent) {
 		return
 	}
 	k := keyOf(ev.Route.Key)
+	e := t.routes[k]
 	if ev.Deleted {
-		delete(t.kernel, k)
+		e.clearHave()
 	} else {
 		r := ev.Route
 		r.NextHops = slices.Clone(r.NextHops)
-		r.set = 0
-		t.kernel[k] = stateOf(r)
+		e.setHave(stateOf(r))
 	}
-	t.updatePending(k)
+	t.store(k, &e)
+	t.updatePendingEntry(k, &e)
 }
 
 // NextResync is when Apply will resync on its own (WithResyncInterval);
@@ -611,11 +618,11 @@ func (t *Table) LastResync() time.Time { return t.lastResync }
 func (t *Table) Stats() Stats { return t.stats }
 
 // Routes returns the desired routes, sorted by key.
-func (t *Table) Routes() []Route { return sortedRoutes(t.desired) }
+func (t *Table) Routes() []Route { return t.sortedRoutes(true) }
 
 // KernelRoutes returns the kernel view: switchd's routes as last dumped or
 // written, sorted by key.
-func (t *Table) KernelRoutes() []Route { return sortedRoutes(t.kernel) }
+func (t *Table) KernelRoutes() []Route { return t.sortedRoutes(false) }
 
 // Apply converges the kernel to the desired set: a dump first if a resync
 // is queued, then the pending deletes and writes. It returns the joined
@@ -639,9 +646,6 @@ func (t *Table) Apply(ctx context.Context) error {
 	t.moveGroups(ctx)
 	now := t.now()
 	ops, deferred := t.plan(now)
-	if len(t.kernel) == 0 && len(ops) > 1024 {
-		t.kernel = make(map[rkey]state, len(ops)) // spare the growth steps
-	}
 	defer func() {
 		// A map emptied by deletes keeps its size and tombstones, which
 		// every later lookup pays for: start afresh.
@@ -702,13 +706,13 @@ func (t *Table) took(o op, err error, now time.Time) error {
 		t.stats.Deletes++
 	}
 	if err == nil {
+		e := t.routes[k]
 		if o.kind == opDelete {
-			delete(t.kernel, k)
+			e.clearHave()
 		} else {
-			st := stateOf(o.route)
-			st.set = 0
-			t.kernel[k] = st
+			e.setHave(stateOf(o.route))
 		}
+		t.store(k, &e)
 		if len(t.conflict) > 0 {
 			delete(t.conflict, k)
 		}
@@ -764,25 +768,31 @@ func (t *Table) plan(now time.Time) (ops []op, deferred int) {
 	}
 	t.planned = len(keys)
 	slices.SortFunc(keys, compareRKey)
-	ops = make([]op, 0, len(keys))
-	var writes []op
+	// Deletes fill ops from the front, writes from the back (in reverse),
+	// in one slice: no second slice of a million ops to grow and copy.
+	ops = make([]op, len(keys))
+	nd, nw := 0, 0
 	for _, k := range keys {
-		want, wok := t.desired[k]
-		have, hok := t.kernel[k]
+		e := t.routes[k]
 		switch {
-		case !wok:
+		case !e.wanted():
 			if _, stale := t.stale[k]; stale && t.sweepHold {
 				continue
 			}
-			ops = append(ops, op{kind: opDelete, route: have.route(k.routeKey()), oldNHG: have.nhg})
-		case hok:
-			writes = append(writes, op{kind: opReplace, route: t.effState(want).route(k.routeKey()), oldNHG: have.nhg})
+			ops[nd] = op{kind: opDelete, route: e.have().route(k.routeKey()), oldNHG: e.knhg}
+			nd++
+		case e.inKernel():
+			nw++
+			ops[len(ops)-nw] = op{kind: opReplace, route: e.wantEff().route(k.routeKey()), oldNHG: e.knhg}
 		default:
-			writes = append(writes, op{kind: opAdd, route: t.effState(want).route(k.routeKey())})
+			nw++
+			ops[len(ops)-nw] = op{kind: opAdd, route: e.wantEff().route(k.routeKey())}
 		}
 	}
-	ops = append(ops, writes...)
-	return ops, deferred
+	w := ops[len(ops)-nw:]
+	slices.Reverse(w)
+	copy(ops[nd:], w)
+	return ops[:nd+nw], deferred
 }
 
 func (t *Table) resync(ctx context.Context) error {
@@ -790,46 +800,55 @@ func (t *Table) resync(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("resync table %d: %w", t.table, err)
 	}
-	t.kernel = make(map[rkey]state, len(rs))
+	// The kernel view is replaced by the dump's.
+	for k, e := range t.routes {
+		if !e.wanted() {
+			delete(t.routes, k)
+		} else if e.inKernel() {
+			e.clearHave()
+			t.routes[k] = e
+		}
+	}
 	for _, r := range rs {
-		t.kernel[keyOf(r.Key)] = stateOf(r)
+		k := keyOf(r.Key)
+		e := t.routes[k]
+		e.setHave(stateOf(r))
+		t.routes[k] = e
 	}
 	t.pending = make(map[rkey]moveKey)
 	t.moves = make(map[moveKey]int)
 	if t.sweepHold {
 		// Held before pending is computed, so that they never enter it.
 		for k := range t.stale {
-			if _, ok := t.kernel[k]; !ok {
+			if e := t.routes[k]; !e.inKernel() {
 				delete(t.stale, k) // gone meanwhile
 			}
 		}
-		for k := range t.kernel {
-			if _, ok := t.desired[k]; !ok {
+		for k, e := range t.routes {
+			if !e.wanted() {
 				t.stale[k] = struct{}{}
 			}
 		}
 	}
-	for k := range t.kernel {
-		t.updatePending(k)
-	}
-	for k := range t.desired {
-		t.updatePending(k)
+	for k, e := range t.routes {
+		t.updatePendingEntry(k, &e)
 	}
 	t.resyncQueued = false
 	t.lastResync = t.now()
 	t.stats.Resyncs++
-	t.log.Debug("fib resync", "table", t.table, "kernel", len(t.kernel), "desired", len(t.desired), "pending", len(t.pending))
+	t.log.Debug("fib resync", "table", t.table, "kernel", len(rs), "keys", len(t.routes), "pending", len(t.pending))
 	return nil
 }
 
 // updatePending recomputes whether k needs a write.
 func (t *Table) updatePending(k rkey) {
-	want, wok := t.desired[k]
-	t.updatePendingWant(k, want, wok)
+	e := t.routes[k]
+	t.updatePendingEntry(k, &e)
 }
 
-func (t *Table) updatePendingWant(k rkey, want state, wok bool) {
-	have, hok := t.kernel[k]
+// updatePendingEntry is updatePending with k's entry at hand.
+func (t *Table) updatePendingEntry(k rkey, e *entry) {
+	wok, hok := e.wanted(), e.inKernel()
 	if !wok && t.sweepHold && len(t.stale) > 0 {
 		// A stale key under the sweep hold stays out of pending (plan
 		// would only skip it, after sorting it), until the hold ends
@@ -842,13 +861,13 @@ func (t *Table) updatePendingWant(k rkey, want state, wok bool) {
 			delete(t.stale, k)
 		}
 	}
-	if wok == hok && (!wok || sameState(t.effState(want), have)) {
+	if wok == hok && (!wok || sameState(e.wantEff(), e.have())) {
 		t.notPending(k)
 		return
 	}
 	var mv moveKey
-	if wok && hok && have.nhg != 0 && want.set != 0 && have.typ == Unicast {
-		mv = moveKey{g: have.nhg, s: want.set}
+	if wok && hok && e.knhg != 0 && e.dset != nil && e.ktyp == Unicast {
+		mv = moveKey{g: e.knhg, s: e.dset.id}
 	}
 	if mv.g == 0 && (len(t.moves) == 0 || !hok) {
 		// No move is counted for k (a counted move needs k's kernel
@@ -912,10 +931,23 @@ func (t *Table) moveGroups(ctx context.Context) {
 	t.stats.Nexthops += uint64(writes)
 }
 
-func sortedRoutes(m map[rkey]state) []Route {
-	out := make([]Route, 0, len(m))
-	for _, k := range slices.SortedFunc(maps.Keys(m), compareRKey) {
-		r := m[k].route(k.routeKey())
+// sortedRoutes returns the desired (or the kernel's) routes, sorted.
+func (t *Table) sortedRoutes(desired bool) []Route {
+	keys := make([]rkey, 0, len(t.routes))
+	for k, e := range t.routes {
+		if desired && e.wanted() || !desired && e.inKernel() {
+			keys = append(keys, k)
+		}
+	}
+	slices.SortFunc(keys, compareRKey)
+	out := make([]Route, 0, len(keys))
+	for _, k := range keys {
+		e := t.routes[k]
+		st := e.have()
+		if desired {
+			st = e.want()
+		}
+		r := st.route(k.routeKey())
 		r.NextHops = slices.Clone(r.NextHops)
 		r.set = 0
 		out = append(out, r)
