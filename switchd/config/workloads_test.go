@@ -68,8 +68,10 @@ func TestParseRejectsWorkloads(t *testing.T) {
 		path:   vm1 + "/config/interface",
 		reason: "needs the tap interface",
 	}, {
-		name:   "one resilient bucket",
-		break_: func(t *testing.T, m map[string]any) { at(t, m, "switchd:switchd", "config")["resilient-ecmp-buckets"] = 1 },
+		name: "one resilient bucket",
+		break_: func(t *testing.T, m map[string]any) {
+			at(t, m, "switchd:switchd", "config")["resilient-ecmp-buckets"] = 1
+		},
 		path:   "/switchd/config/resilient-ecmp-buckets",
 		reason: "",
 	}, {
