@@ -35,30 +35,12 @@ func openNetns(path string) (netns.NsHandle, error) {
 // returns to its namespace before it is unlocked; if it cannot, it stays
 // locked and dies with the goroutine.
 func inNetns(h netns.NsHandle, f func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("current netns: %w", err)
-			return
-		}
-		defer orig.Close()
+	return inNetnsSeq(func() error {
 		if err := netns.Set(h); err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("enter netns: %w", err)
-			return
+			return fmt.Errorf("enter netns: %w", err)
 		}
-		ferr := f()
-		if err := netns.Set(orig); err != nil {
-			errc <- errors.Join(ferr, fmt.Errorf("leave netns: %w", err))
-			return
-		}
-		runtime.UnlockOSThread()
-		errc <- ferr
-	}()
-	return <-errc
+		return f()
+	})
 }
 
 // inNetnsSeq runs f on a locked OS thread that f may move between

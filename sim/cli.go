@@ -143,14 +143,23 @@ func cmdUp(ctx context.Context, args []string, stdout, stderr io.Writer, log *sl
 	return 0, nil
 }
 
-func cmdStatus(ctx context.Context, args []string, stdout io.Writer) (int, error) {
-	fs := flag.NewFlagSet("sim status", flag.ContinueOnError)
-	if err := noArgs(fs, args); err != nil {
-		return 2, err
+// currentFabric loads the fabric the CLI works on, for a command that
+// takes no arguments; on error it returns the exit code to use.
+func currentFabric(cmd string, args []string) (*Fabric, int, error) {
+	if err := noArgs(flag.NewFlagSet(cmd, flag.ContinueOnError), args); err != nil {
+		return nil, 2, err
 	}
 	f, err := LoadCurrent()
 	if err != nil {
-		return 1, err
+		return nil, 1, err
+	}
+	return f, 0, nil
+}
+
+func cmdStatus(ctx context.Context, args []string, stdout io.Writer) (int, error) {
+	f, code, err := currentFabric("sim status", args)
+	if err != nil {
+		return code, err
 	}
 	defer f.Close()
 	st, err := f.Status(ctx)
@@ -228,13 +237,9 @@ func cmdExec(ctx context.Context, args []string, stdout, stderr io.Writer) (int,
 }
 
 func cmdMatrix(ctx context.Context, args []string, stdout io.Writer) (int, error) {
-	fs := flag.NewFlagSet("sim matrix", flag.ContinueOnError)
-	if err := noArgs(fs, args); err != nil {
-		return 2, err
-	}
-	f, err := LoadCurrent()
+	f, code, err := currentFabric("sim matrix", args)
 	if err != nil {
-		return 1, err
+		return code, err
 	}
 	defer f.Close()
 	fmt.Fprintln(stdout, "host loopbacks:")

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/switchd/switchd/switchd/daemon"
 )
 
 // SessionStatus is one expected BGP session of a node.
@@ -54,23 +56,9 @@ func (s *NodeStatus) Converged() bool {
 	return s.Running && s.Err == "" && s.SessionsUp == s.SessionsTotal && len(s.Missing) == 0
 }
 
-// DaemonStatus is the JSON switchd answers on GET /v1/status over its
-// unix socket.
-type DaemonStatus struct {
-	BGP struct {
-		Neighbors []struct {
-			Address  string            `json:"address"`
-			PeerAS   uint32            `json:"peer-as"`
-			State    string            `json:"state"`
-			Received map[string]uint64 `json:"received"`
-			Accepted map[string]uint64 `json:"accepted"`
-		} `json:"neighbors"`
-	} `json:"bgp"`
-	FIB struct {
-		Routes int  `json:"routes"`
-		InSync bool `json:"in-sync"`
-	} `json:"fib"`
-}
+// DaemonStatus is what switchd answers on GET /v1/status over its unix
+// socket.
+type DaemonStatus = daemon.Status
 
 // Status asks every node's daemon for its BGP sessions and counts the
 // routes in its namespace. Per-node problems go into NodeStatus.Err.

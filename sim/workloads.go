@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
-	"os"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -166,14 +165,12 @@ func printWorkloads(w io.Writer, ws []Workload) {
 	tw.Flush()
 }
 
-// hasWorkloadHosts says whether any switchd host of the fabric has IPAM
-// pools in its config, i.e. can attach workloads.
+// hasWorkloadHosts says whether any switchd host of the fabric has
+// workload ranges (IPAM pools in its config), i.e. can attach workloads.
 func (f *Fabric) hasWorkloadHosts() bool {
 	for _, n := range f.nodes {
-		if n.Kind == Switchd && n.Role == Host {
-			if b, err := os.ReadFile(f.ConfigPath(n.Name)); err == nil && strings.Contains(string(b), `"pools"`) {
-				return true
-			}
+		if n.Kind == Switchd && n.Role == Host && (n.Workload4.IsValid() || n.Workload6.IsValid()) {
+			return true
 		}
 	}
 	return false

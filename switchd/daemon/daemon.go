@@ -274,11 +274,8 @@ func (d *Daemon) bgpConfig(in *config.Intent) bgp.Config {
 	if d.workloads == nil {
 		return c
 	}
-	d.workloads.mu.Lock()
-	adv := d.workloads.advertise
-	d.workloads.mu.Unlock()
 	c.Originate = slices.Clone(c.Originate)
-	for _, p := range adv {
+	for _, p := range d.workloads.advertised() {
 		if !slices.Contains(c.Originate, p) {
 			c.Originate = append(c.Originate, p)
 		}
@@ -353,7 +350,7 @@ func (d *Daemon) loop(ctx context.Context) error {
 				d.table.QueueResync()
 			}
 		case <-wlKick:
-			if _, changed := d.workloads.take(d.table, d.log.Warn); changed {
+			if d.workloads.take(d.table, d.log.Warn) {
 				if err := d.speaker.Apply(ctx, d.bgpConfig(d.intent)); err != nil {
 					d.log.Error("announce workload prefixes", "err", err)
 				}

@@ -20,11 +20,11 @@ import (
 type workloads struct {
 	m *host.Manager
 
-	mu        sync.Mutex // guards the fields below
-	routeSet  []fib.Route
-	routeDel  []fib.RouteKey
-	advertise []netip.Prefix
-	dirty     bool
+	mu         sync.Mutex // guards the fields below
+	routeSet   []fib.Route
+	routeDel   []fib.RouteKey
+	advertise  []netip.Prefix
+	advChanged bool // advertise changed since the last take
 
 	kick chan struct{}
 
@@ -69,7 +69,6 @@ func (w *workloads) onRoutes(set []fib.Route, del []fib.RouteKey) {
 	w.mu.Lock()
 	w.routeSet = append(w.routeSet, set...)
 	w.routeDel = append(w.routeDel, del...)
-	w.dirty = true
 	w.mu.Unlock()
 	w.signal()
 }
@@ -77,7 +76,7 @@ func (w *workloads) onRoutes(set []fib.Route, del []fib.RouteKey) {
 func (w *workloads) onAdvertise(p []netip.Prefix) {
 	w.mu.Lock()
 	w.advertise = slices.Clone(p)
-	w.dirty = true
+	w.advChanged = true
 	w.mu.Unlock()
 	w.signal()
 }
@@ -89,14 +88,13 @@ func (w *workloads) signal() {
 	}
 }
 
-// take hands the queued route changes to the FIB and returns the current
-// advertisement set.
-func (w *workloads) take(t *fib.Table, log func(msg string, args ...any)) (adv []netip.Prefix, changed bool) {
+// take hands the queued route changes to the FIB and reports whether the
+// prefixes to advertise changed since the last take.
+func (w *workloads) take(t *fib.Table, log func(msg string, args ...any)) (advChanged bool) {
 	w.mu.Lock()
 	set, del := w.routeSet, w.routeDel
 	w.routeSet, w.routeDel = nil, nil
-	adv, changed = slices.Clone(w.advertise), w.dirty
-	w.dirty = false
+	advChanged, w.advChanged = w.advChanged, false
 	w.mu.Unlock()
 	for _, k := range del {
 		t.DeleteRoute(k)
@@ -106,7 +104,14 @@ func (w *workloads) take(t *fib.Table, log func(msg string, args ...any)) (adv [
 			log("workload route rejected by fib", "route", r, "err", err)
 		}
 	}
-	return adv, changed
+	return advChanged
+}
+
+// advertised is the current set of prefixes to originate.
+func (w *workloads) advertised() []netip.Prefix {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.advertise
 }
 
 // setVMs adopts configured VMs that are new and releases those no longer
