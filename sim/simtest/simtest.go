@@ -47,9 +47,13 @@ var (
 )
 
 // SwitchdBinary builds the switchd binary once per test binary and returns
-// its path.
+// its path. $SWITCHD_SIMTEST_BINARY names a binary to use instead: a
+// regression test is run against the build of an older commit that way.
 func SwitchdBinary(t testing.TB) string {
 	t.Helper()
+	if p := os.Getenv("SWITCHD_SIMTEST_BINARY"); p != "" {
+		return p
+	}
 	return Build(t, SwitchdPackage)
 }
 

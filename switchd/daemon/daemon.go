@@ -21,6 +21,7 @@ import (
 	"github.com/vishvananda/netns"
 
 	"github.com/switchd/switchd/fib"
+	"github.com/switchd/switchd/platform"
 	"github.com/switchd/switchd/switchd/bgp"
 	"github.com/switchd/switchd/switchd/config"
 )
@@ -79,6 +80,7 @@ type Daemon struct {
 	speaker *bgp.Speaker
 	table   *fib.Table
 	monitor *fib.Monitor
+	links   *platform.LinkMonitor // nil if unavailable (links.go)
 
 	intent    *config.Intent
 	workloads *workloads // nil unless pools or VMs are configured
@@ -132,6 +134,9 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	defer h.Close()
 	setHashPolicy(opts, intent.Dataplane.HashPolicy)
+	if err := platform.SetSysctls("/", platform.RouterSysctls); err != nil {
+		opts.Logger.Warn("router sysctls not set", "err", err)
+	}
 
 	d := &Daemon{
 		opts:     opts,
@@ -147,6 +152,14 @@ func Run(ctx context.Context, opts Options) error {
 		return fmt.Errorf("route monitor: %w", err)
 	}
 	defer d.monitor.Close()
+	if err := d.startLinkMonitor(); err != nil {
+		return fmt.Errorf("link monitor: %w", err)
+	}
+	defer func() {
+		if d.links != nil {
+			d.links.Close()
+		}
+	}()
 	// The sweep hold keeps routes a previous switchd left in the kernel
 	// until BGP has handed over everything (End-of-RIB from every peer, or
 	// the sync timeout): unchanged routes are then never deleted and added
@@ -264,7 +277,7 @@ func (d *Daemon) setStatics(in *config.Intent) error {
 // urgent tells a long Apply to stop between batches: a route changed
 // behind our back, or BGP has news that should join the next batch.
 func (d *Daemon) urgent() bool {
-	return len(d.monitor.Kick()) > 0 || len(d.speaker.Updates()) > 0 || len(d.speaker.PeerEvents()) > 0
+	return len(d.monitor.Kick()) > 0 || len(d.speaker.Updates()) > 0 || len(d.speaker.PeerEvents()) > 0 || len(d.linkKick()) > 0
 }
 
 // bgpConfig is the speaker's config: the intent's, plus the workload
@@ -322,6 +335,9 @@ func (d *Daemon) loop(ctx context.Context) error {
 		case <-hup:
 			d.reload(ctx)
 		case <-d.speaker.PeerEvents():
+			d.takePeerEvents(ctx)
+		case <-d.linkKick():
+			d.takeCarrierEvents(ctx)
 			d.takePeerEvents(ctx)
 		case <-bgpUpdates:
 			// A session that just died goes to the kernel before its

@@ -1,0 +1,45 @@
+package platform
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// RouterSysctls are the kernel settings every switchd node runs with,
+// whatever its role, written at start:
+//   - ignore_routes_with_linkdown: a route whose only next hop is on a
+//     link without carrier is not used (the default, 0, keeps forwarding
+//     into a dead link until a routing protocol notices; nexthop groups
+//     already skip such members, inline next hops do not).
+//   - keep_addr_on_down: IPv6 addresses stay on a link that goes down, as
+//     IPv4 addresses do; otherwise a link bounce flushes the configured
+//     global addresses for good and the BGP sessions over them never come
+//     back.
+//
+// "all" changes every existing interface (IPv6) or is or-ed with each
+// interface's own value (IPv4); "default" covers interfaces made later.
+var RouterSysctls = map[string]string{
+	"net/ipv4/conf/all/ignore_routes_with_linkdown":     "1",
+	"net/ipv4/conf/default/ignore_routes_with_linkdown": "1",
+	"net/ipv6/conf/all/ignore_routes_with_linkdown":     "1",
+	"net/ipv6/conf/default/ignore_routes_with_linkdown": "1",
+	"net/ipv6/conf/all/keep_addr_on_down":               "1",
+	"net/ipv6/conf/default/keep_addr_on_down":           "1",
+}
+
+// SetSysctls writes settings (keys relative to /proc/sys, as in
+// RouterSysctls) under root, normally "/"; tests pass a fake tree. Every
+// setting is tried; the errors name the ones that failed.
+func SetSysctls(root string, settings map[string]string) error {
+	var errs []error
+	for k, v := range settings {
+		p := filepath.Join(root, "proc/sys", k)
+		if err := os.WriteFile(p, []byte(v), 0o644); err != nil {
+			errs = append(errs, fmt.Errorf("sysctl %s=%s: %w", strings.ReplaceAll(k, "/", "."), v, err))
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,87 @@
+package daemon
+
+import (
+	"context"
+	"net/netip"
+
+	"github.com/vishvananda/netns"
+
+	"github.com/switchd/switchd/platform"
+	"github.com/switchd/switchd/switchd/bgp"
+)
+
+// Fast external failover. A BGP session to a directly connected neighbor
+// cannot outlive the carrier of the link it runs over, but BGP alone
+// notices only when the hold timer expires (seconds to minutes), and
+// GoBGP then treats the expiry as a graceful restart and keeps the paths
+// for the restart time: a fabric kept advertising and using a dead link
+// for ~37 s. So the daemon watches carrier (platform.LinkMonitor) and
+// ends every session whose neighbor address lies in a connected prefix
+// of a link that lost it, withdrawing its paths at once (as FRR's
+// fast-external-failover does, for iBGP over the link too: its address
+// is unreachable just the same). The fib stops using the neighbor as a
+// next hop first (the speaker's peer event), then the withdrawals follow
+// and the neighbor's routes are no longer advertised.
+
+func (d *Daemon) startLinkMonitor() error {
+	m, err := platform.NewLinkMonitor(netns.None())
+	if err != nil {
+		return err
+	}
+	d.links = m
+	return nil
+}
+
+// takeCarrierEvents drops the sessions of neighbors on links that lost
+// carrier. A failed subscription is replaced, so failover keeps working.
+func (d *Daemon) takeCarrierEvents(ctx context.Context) {
+	evs, err := d.links.Drain()
+	if err != nil {
+		d.log.Error("link monitor failed; subscribing again", "err", err)
+		d.links.Close()
+		if err := d.startLinkMonitor(); err != nil {
+			d.log.Error("link monitor unavailable: sessions over dead links end only by their hold timer", "err", err)
+			d.links = nil
+		}
+	}
+	if d.intent == nil {
+		return
+	}
+	for _, ev := range evs {
+		if ev.Carrier {
+			continue
+		}
+		for _, nb := range neighborsOn(d.intent.BGP.Neighbors, ev.Prefixes) {
+			if err := d.speaker.DropNeighbor(ctx, nb, "carrier lost on "+ev.Name); err != nil {
+				d.log.Warn("fast external failover", "neighbor", nb, "interface", ev.Name, "err", err)
+			}
+		}
+	}
+}
+
+// neighborsOn lists the enabled neighbors whose address lies in one of
+// prefixes (the connected prefixes of a link) and is not the link's own
+// address.
+func neighborsOn(ns []bgp.Neighbor, prefixes []netip.Prefix) []netip.Addr {
+	var out []netip.Addr
+	for _, n := range ns {
+		if !n.Enabled {
+			continue
+		}
+		for _, p := range prefixes {
+			if p.Contains(n.Address) && p.Addr() != n.Address {
+				out = append(out, n.Address)
+				break
+			}
+		}
+	}
+	return out
+}
+
+// linkKick is the link monitor's signal; nil (never ready) without one.
+func (d *Daemon) linkKick() <-chan struct{} {
+	if d.links == nil {
+		return nil
+	}
+	return d.links.Kick()
+}
