@@ -34,18 +34,19 @@ import (
 
 // CNI error codes the API uses (CNI spec 1.1, "Error"; 100+ are ours).
 const (
-	CodeUnsupportedField = 2   // unknown field in the request body
-	CodeUnknownContainer = 3   // unknown endpoint, or its netns does not exist
-	CodeInvalidEnv       = 4   // container ID, ifname or netns (CNI_* variables) invalid
-	CodeIOFailure        = 5   // reading the request failed
-	CodeDecodingFailure  = 6   // request body is not JSON of the right shape
-	CodeInvalidConfig    = 7   // request rejected (bad address, conflict with the existing endpoint)
-	CodeTryAgainLater    = 11  // daemon not reachable (client side) or shutting down
-	CodePoolExhausted    = 100 // no free address in the pools of a family
-	CodeAddressInUse     = 101 // a requested fixed address belongs to another endpoint
-	CodeInterfaceMissing = 102 // a VM's tap does not exist
-	CodeEndpointDrift    = 103 // CHECK: kernel state differs from the record
-	CodeInternal         = 999 // anything else (kernel or disk failure); as libcni's ErrInternal
+	CodeUnsupportedField  = 2   // unknown field in the request body
+	CodeUnknownContainer  = 3   // unknown endpoint, or its netns does not exist
+	CodeInvalidEnv        = 4   // container ID, ifname or netns (CNI_* variables) invalid
+	CodeIOFailure         = 5   // reading the request failed
+	CodeDecodingFailure   = 6   // request body is not JSON of the right shape
+	CodeInvalidConfig     = 7   // request rejected (bad address, conflict with the existing endpoint)
+	CodeTryAgainLater     = 11  // daemon not reachable (client side) or shutting down
+	CodePoolExhausted     = 100 // no free address in the pools of a family
+	CodeAddressInUse      = 101 // a requested fixed address belongs to another endpoint
+	CodeInterfaceMissing  = 102 // a VM's tap does not exist
+	CodeEndpointDrift     = 103 // CHECK: kernel state differs from the record
+	CodeAddressNotAllowed = 104 // a requested fixed address is in no pool and no static prefix
+	CodeInternal          = 999 // anything else (kernel or disk failure); as libcni's ErrInternal
 )
 
 // APIError is the body of every error response, shaped as a CNI error.
@@ -258,6 +259,8 @@ func errorFor(err error) *APIError {
 		e.Code, e.Status, e.Msg = CodePoolExhausted, http.StatusInsufficientStorage, "address pool exhausted"
 	case errors.Is(err, ErrAddressInUse):
 		e.Code, e.Status, e.Msg = CodeAddressInUse, http.StatusConflict, "address in use"
+	case errors.Is(err, ErrAddressNotAllowed):
+		e.Code, e.Status, e.Msg = CodeAddressNotAllowed, http.StatusForbidden, "address not allowed"
 	case errors.Is(err, ErrUnknownEndpoint):
 		e.Code, e.Status, e.Msg = CodeUnknownContainer, http.StatusNotFound, "unknown endpoint"
 	case errors.Is(err, ErrInterfaceMissing):

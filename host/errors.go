@@ -16,6 +16,9 @@ var (
 	// ErrAddressInUse: an explicitly requested address belongs to another
 	// endpoint.
 	ErrAddressInUse = errors.New("address in use")
+	// ErrAddressNotAllowed: an explicitly requested address lies in no
+	// pool and no static prefix, so this host may not announce it.
+	ErrAddressNotAllowed = errors.New("address not allowed")
 	// ErrUnknownEndpoint: no endpoint has this ID (Check only; Del of an
 	// unknown ID succeeds).
 	ErrUnknownEndpoint = errors.New("unknown endpoint")

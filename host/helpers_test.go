@@ -111,13 +111,27 @@ func newManager(t testing.TB, host *ns.NS, dir string, f *fakeFIB, pools ...Pool
 	if len(pools) == 0 {
 		pools = []Pool{pool4, pool6}
 	}
-	m, err := NewManager(Options{StateDir: dir, Pools: pools, HostNetns: host.Path(),
-		OnRoutes: f.onRoutes, OnAdvertise: f.onAdvertise})
+	return newManagerOpts(t, host, f, Options{StateDir: dir, Pools: pools})
+}
+
+// newManagerOpts starts a Manager in host reporting to f; it is closed at
+// the end of the test.
+func newManagerOpts(t testing.TB, host *ns.NS, f *fakeFIB, opts Options) *Manager {
+	t.Helper()
+	opts.HostNetns, opts.OnRoutes, opts.OnAdvertise = host.Path(), f.onRoutes, f.onAdvertise
+	m, err := NewManager(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(m.Close)
 	return m
+}
+
+// advertised is what the Manager last told the daemon to originate.
+func (f *fakeFIB) advertised() []netip.Prefix {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.adv)
 }
 
 func records(t testing.TB, dir string) []string {

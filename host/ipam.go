@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 )
 
 // Default block sizes, as Calico's: 64 addresses per block in both families.
@@ -57,8 +58,15 @@ func (p Pool) validate() error {
 // IPAM hands out addresses from blocks claimed out of pools. It is pure
 // logic: the Manager persists claims and allocations around its calls and
 // guards it with its mutex.
+//
+// A fixed address (Assign) must lie in a pool or in a static prefix: the
+// host announces what it holds, so an address it was not given would be
+// announced as a /32 or /128 that beats the owner's block (a hijack).
+// Records loaded from disk (Restore) are taken as they are; those that no
+// longer fit are held but not announced (Announced).
 type IPAM struct {
 	pools  []Pool
+	static []netip.Prefix // where fixed addresses outside the pools may come from
 	blocks []netip.Prefix // owned, sorted
 	owner  map[netip.Addr]string
 	byID   map[string][]netip.Addr
@@ -69,9 +77,9 @@ type IPAM struct {
 	outside map[netip.Addr]struct{}
 }
 
-// NewIPAM checks pools (no two may overlap) and returns an IPAM owning no
-// block.
-func NewIPAM(pools []Pool) (*IPAM, error) {
+// NewIPAM checks pools (no two may overlap) and static prefixes (masked,
+// in no pool) and returns an IPAM owning no block.
+func NewIPAM(pools []Pool, static []netip.Prefix) (*IPAM, error) {
 	for i, p := range pools {
 		if err := p.validate(); err != nil {
 			return nil, err
@@ -82,7 +90,19 @@ func NewIPAM(pools []Pool) (*IPAM, error) {
 			}
 		}
 	}
-	return &IPAM{pools: slices.Clone(pools), owner: map[netip.Addr]string{}, byID: map[string][]netip.Addr{},
+	for _, s := range static {
+		if !s.IsValid() || s != s.Masked() {
+			return nil, fmt.Errorf("static prefix %v: %w: not a masked prefix", s, ErrInvalidRequest)
+		}
+		// An address of both would be claimed with its block and announced
+		// twice; the operator must say which it is.
+		for _, p := range pools {
+			if overlaps(s, p.Prefix) {
+				return nil, fmt.Errorf("static prefix %v: %w: overlaps pool %v", s, ErrInvalidRequest, p.Prefix)
+			}
+		}
+	}
+	return &IPAM{pools: slices.Clone(pools), static: slices.Clone(static), owner: map[netip.Addr]string{}, byID: map[string][]netip.Addr{},
 		used: map[netip.Prefix]int{}, outside: map[netip.Addr]struct{}{}}, nil
 }
 
@@ -262,14 +282,27 @@ func (p *IPAM) unassign(a netip.Addr) {
 // maxBlockHostBits host bits).
 func blockSize(b netip.Prefix) int { return 1 << (b.Addr().BitLen() - b.Bits()) }
 
-// Assign gives handle the address a chosen by the caller (a static
-// endpoint, or a record loaded from disk). An address inside a pool claims
-// its block (returned as newBlock); one outside every pool is allowed and
-// shows up in Outside. Assigning an address the handle holds already is a
-// no-op.
+// Assign gives handle the fixed address a its requester chose. An address
+// inside a pool claims its block (returned as newBlock); one in a static
+// prefix shows up in Outside and is announced on its own; any other is
+// refused with ErrAddressNotAllowed. Assigning an address the handle holds
+// already is a no-op.
 func (p *IPAM) Assign(handle string, a netip.Addr) (newBlock netip.Prefix, err error) {
-	if !a.IsValid() || a.Is4In6() || a.Zone() != "" || !a.IsGlobalUnicast() {
-		return netip.Prefix{}, fmt.Errorf("assign %v to %s: %w: not a unicast address", a, handle, ErrInvalidRequest)
+	if err := checkUnicast(handle, a); err != nil {
+		return netip.Prefix{}, err
+	}
+	if !p.permits(a) {
+		return netip.Prefix{}, fmt.Errorf("assign %v to %s: %w: %v is in %s", a, handle, ErrAddressNotAllowed, a, p.ranges())
+	}
+	return p.Restore(handle, a)
+}
+
+// Restore is Assign for a record loaded from disk: the record is the truth
+// (an interface carries the address), so an address in no pool and no
+// static prefix is held too, in Outside, and Announced leaves it out.
+func (p *IPAM) Restore(handle string, a netip.Addr) (newBlock netip.Prefix, err error) {
+	if err := checkUnicast(handle, a); err != nil {
+		return netip.Prefix{}, err
 	}
 	if h, ok := p.owner[a]; ok {
 		if h == handle {
@@ -311,4 +344,62 @@ func (p *IPAM) ReleaseAddr(handle string, a netip.Addr) {
 	if len(p.byID[handle]) == 0 {
 		delete(p.byID, handle)
 	}
+}
+
+func checkUnicast(handle string, a netip.Addr) error {
+	if !a.IsValid() || a.Is4In6() || a.Zone() != "" || !a.IsGlobalUnicast() {
+		return fmt.Errorf("assign %v to %s: %w: not a unicast address", a, handle, ErrInvalidRequest)
+	}
+	return nil
+}
+
+// permits reports whether a requester may have the fixed address a: it is
+// in a pool (this host's range) or in a static prefix.
+func (p *IPAM) permits(a netip.Addr) bool {
+	_, ok := p.poolOf(a)
+	return ok || p.inStatic(a)
+}
+
+func (p *IPAM) inStatic(a netip.Addr) bool {
+	return slices.ContainsFunc(p.static, func(s netip.Prefix) bool { return s.Contains(a) })
+}
+
+// ranges names where fixed addresses may come from, for errors.
+func (p *IPAM) ranges() string {
+	var pools []string
+	for _, pl := range p.pools {
+		pools = append(pools, pl.Prefix.String())
+	}
+	s := "no pool"
+	if len(pools) > 0 {
+		s = "no pool (" + strings.Join(pools, ", ") + ")"
+	}
+	if len(p.static) == 0 {
+		return s + " and no static prefix is configured"
+	}
+	var st []string
+	for _, x := range p.static {
+		st = append(st, x.String())
+	}
+	return s + " and no static prefix (" + strings.Join(st, ", ") + ")"
+}
+
+// Announced is what the host originates: the owned blocks, and a host
+// prefix for each address outside them that a static prefix covers. An
+// address restored from a record that no longer fits (its static prefix
+// was removed, or an older switchd took it unchecked) is not announced:
+// this host has no authority for it.
+func (p *IPAM) Announced() []netip.Prefix {
+	ps := p.Blocks()
+	for _, a := range p.Outside() {
+		if p.inStatic(a) {
+			ps = append(ps, hostPrefix(a))
+		}
+	}
+	return ps
+}
+
+// Unannounced returns the held addresses Announced leaves out, sorted.
+func (p *IPAM) Unannounced() []netip.Addr {
+	return slices.DeleteFunc(p.Outside(), p.inStatic)
 }

@@ -11,7 +11,7 @@ import (
 
 func mustIPAM(t *testing.T, pools ...Pool) *IPAM {
 	t.Helper()
-	p, err := NewIPAM(pools)
+	p, err := NewIPAM(pools, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,11 +110,16 @@ func TestIPAMAssign(t *testing.T) {
 	if _, err := p.Assign("vm2", netip.MustParseAddr("10.2.3.70")); !errors.Is(err, ErrAddressInUse) {
 		t.Errorf("assign taken address: err = %v, want ErrAddressInUse", err)
 	}
-	if _, err := p.Assign("vm3", netip.MustParseAddr("198.51.100.7")); err != nil {
+	// A record from disk is held wherever it is, and only announced with
+	// a pool or static prefix behind it.
+	if _, err := p.Restore("vm3", netip.MustParseAddr("198.51.100.7")); err != nil {
 		t.Fatal(err)
 	}
 	if got := p.Outside(); !slices.Equal(got, []netip.Addr{netip.MustParseAddr("198.51.100.7")}) {
 		t.Errorf("outside = %v, want [198.51.100.7]", got)
+	}
+	if got := p.Announced(); !slices.Equal(got, []netip.Prefix{netip.MustParsePrefix("10.2.3.64/26")}) {
+		t.Errorf("announced = %v, want only the block 10.2.3.64/26", got)
 	}
 	// Automatic allocation skips the claimed block's used address and
 	// fills the claimed block before claiming the pool's first block.
@@ -136,7 +141,7 @@ func TestIPAMBadPools(t *testing.T) {
 		{{Prefix: netip.MustParsePrefix("10.0.0.0/16")}, {Prefix: netip.MustParsePrefix("10.0.1.0/24")}},
 		{{Prefix: netip.MustParsePrefix("10.0.0.0/16"), BlockBits: 40}},
 	} {
-		if _, err := NewIPAM(pools); !errors.Is(err, ErrInvalidRequest) {
+		if _, err := NewIPAM(pools, nil); !errors.Is(err, ErrInvalidRequest) {
 			t.Errorf("NewIPAM(%v): err = %v, want ErrInvalidRequest", pools, err)
 		}
 	}
@@ -147,7 +152,7 @@ func TestIPAMBadPools(t *testing.T) {
 // released addresses are reused, outside addresses follow block claims,
 // and blocks with addresses cannot be given up.
 func TestIPAMBookkeeping(t *testing.T) {
-	p, err := NewIPAM([]Pool{{Prefix: netip.MustParsePrefix("10.0.0.0/24"), BlockBits: 30}})
+	p, err := NewIPAM([]Pool{{Prefix: netip.MustParsePrefix("10.0.0.0/24"), BlockBits: 30}}, []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -193,5 +198,86 @@ func TestIPAMBookkeeping(t *testing.T) {
 	p.UnclaimBlock(second)
 	if !slices.Contains(p.Blocks(), second) {
 		t.Errorf("block %v given up while e4 holds %v", second, got[4])
+	}
+}
+
+// TestIPAMFixedAddressMustBeGiven: a requested fixed address is taken from
+// a pool (claiming its block) or a static prefix (announced on its own);
+// any other is refused with ErrAddressNotAllowed naming the address and
+// where addresses may come from, and leaves nothing allocated.
+func TestIPAMFixedAddressMustBeGiven(t *testing.T) {
+	pool := Pool{Prefix: netip.MustParsePrefix("10.2.0.0/16")}
+	static := netip.MustParsePrefix("198.51.100.0/28")
+	for _, tc := range []struct {
+		name   string
+		static []netip.Prefix
+		addr   string
+		want   string // in the error
+	}{
+		{"outside the pools, none static", nil, "192.0.2.7", "192.0.2.7 is in no pool (10.2.0.0/16) and no static prefix is configured"},
+		{"outside pools and static", []netip.Prefix{static}, "192.0.2.7", "no static prefix (198.51.100.0/28)"},
+		{"next to the static prefix", []netip.Prefix{static}, "198.51.100.16", "198.51.100.16 is in no pool"},
+		{"IPv6 with an IPv4 pool only", nil, "2001:db8::7", "2001:db8::7 is in no pool (10.2.0.0/16)"},
+	} {
+		p, err := NewIPAM([]Pool{pool}, tc.static)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a := netip.MustParseAddr(tc.addr)
+		nb, err := p.Assign("c1/eth0", a)
+		if !errors.Is(err, ErrAddressNotAllowed) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: assign %v: err = %v, want ErrAddressNotAllowed with %q", tc.name, a, err, tc.want)
+		}
+		if nb.IsValid() || len(p.Addrs("c1/eth0")) != 0 || len(p.Outside()) != 0 || len(p.Blocks()) != 0 || len(p.Announced()) != 0 {
+			t.Errorf("%s: refused %v left block %v, addrs %v, outside %v, announced %v", tc.name, a, nb, p.Addrs("c1/eth0"), p.Outside(), p.Announced())
+		}
+	}
+
+	p, err := NewIPAM([]Pool{pool}, []netip.Prefix{static})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if nb, err := p.Assign("vm1", netip.MustParseAddr("198.51.100.7")); err != nil || nb.IsValid() {
+		t.Fatalf("assign in static prefix: block %v err %v, want no block", nb, err)
+	}
+	if nb, err := p.Assign("vm2", netip.MustParseAddr("10.2.9.9")); err != nil || nb != netip.MustParsePrefix("10.2.9.0/26") {
+		t.Fatalf("assign in pool: block %v err %v, want 10.2.9.0/26", nb, err)
+	}
+	// Static prefixes are for fixed addresses only: never allocated from.
+	if a, _, err := p.Allocate("c2", false); err != nil || !pool.Prefix.Contains(a) {
+		t.Errorf("allocate = %v %v, want an address of %v", a, err, pool.Prefix)
+	}
+	want := []netip.Prefix{netip.MustParsePrefix("10.2.9.0/26"), netip.MustParsePrefix("198.51.100.7/32")}
+	if got := p.Announced(); !slices.Equal(got, want) {
+		t.Errorf("announced %v, want %v (the block and the static address, not the static range)", got, want)
+	}
+	// A block owned from a pool that is gone: held, not open to requests.
+	q, err := NewIPAM(nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := q.ClaimBlock(netip.MustParsePrefix("10.9.0.0/26")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := q.Assign("c3", netip.MustParseAddr("10.9.0.5")); !errors.Is(err, ErrAddressNotAllowed) {
+		t.Errorf("assign in a block of a removed pool: err = %v, want ErrAddressNotAllowed", err)
+	}
+}
+
+func TestIPAMBadStaticPrefixes(t *testing.T) {
+	pools := []Pool{{Prefix: netip.MustParsePrefix("10.0.0.0/16")}}
+	for _, tc := range []struct {
+		static netip.Prefix
+		want   string
+	}{
+		{netip.MustParsePrefix("198.51.100.1/24"), "not a masked prefix"},
+		{netip.Prefix{}, "not a masked prefix"},
+		{netip.MustParsePrefix("10.0.4.0/24"), "overlaps pool 10.0.0.0/16"},
+		{netip.MustParsePrefix("0.0.0.0/0"), "overlaps pool 10.0.0.0/16"},
+	} {
+		_, err := NewIPAM(pools, []netip.Prefix{tc.static})
+		if !errors.Is(err, ErrInvalidRequest) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("static prefix %v: err = %v, want ErrInvalidRequest with %q", tc.static, err, tc.want)
+		}
 	}
 }

@@ -30,6 +30,9 @@ type Options struct {
 	// Pools this host claims blocks from, tried in order per family.
 	Pools      []Pool
 	BlockSizes BlockSizes
+	// StaticPrefixes are where a fixed address outside the pools may come
+	// from (announced per address); any other fixed address is refused.
+	StaticPrefixes []netip.Prefix
 	// HostNetns is the path of the host's network namespace; "" means the
 	// namespace of the thread calling NewManager (normally the process's).
 	HostNetns string
@@ -47,7 +50,7 @@ type Options struct {
 	OnRoutes func(set []fib.Route, del []fib.RouteKey)
 	// OnAdvertise receives the whole set of prefixes to originate whenever
 	// it changes: the owned blocks plus a host prefix for each address
-	// outside them. Same calling rules as OnRoutes.
+	// outside them in a static prefix. Same calling rules as OnRoutes.
 	OnAdvertise func(prefixes []netip.Prefix)
 }
 
@@ -96,7 +99,7 @@ func NewManager(opts Options) (*Manager, error) {
 			}
 		}
 	}
-	ipam, err := NewIPAM(pools)
+	ipam, err := NewIPAM(pools, opts.StaticPrefixes)
 	if err != nil {
 		return nil, fmt.Errorf("host manager: %w", err)
 	}
@@ -218,12 +221,13 @@ func (m *Manager) reconcile() error {
 			continue
 		}
 		for _, a := range ep.Addrs() {
-			nb, err := m.ipam.Assign(ep.ID, a)
+			nb, err := m.ipam.Restore(ep.ID, a)
 			if err != nil {
 				return fmt.Errorf("load endpoint %s: %w", ep.ID, err)
 			}
 			blocksChanged = blocksChanged || nb.IsValid()
 		}
+		m.warnUnfit(ep)
 		st := &epState{ep: ep, ifindex: link.Attrs().Index}
 		m.eps[ep.ID] = st
 		if err := m.repair(st); err != nil {
@@ -708,10 +712,7 @@ func (m *Manager) routesLocked() []fib.Route {
 }
 
 func (m *Manager) advertiseLocked() {
-	ps := m.ipam.Blocks()
-	for _, a := range m.ipam.Outside() {
-		ps = append(ps, hostPrefix(a))
-	}
+	ps := m.ipam.Announced()
 	if slices.Equal(ps, m.advertised) && m.advertised != nil {
 		return
 	}

@@ -194,9 +194,10 @@ func TestVMTapAdoptionPrivileged(t *testing.T) {
 		t.Fatal(err)
 	}
 	f := newFakeFIB(t, host)
-	m := newManager(t, host, t.TempDir(), f)
+	m := newManagerOpts(t, host, f, Options{StateDir: t.TempDir(), Pools: []Pool{pool4, pool6},
+		StaticPrefixes: []netip.Prefix{netip.MustParsePrefix("198.51.100.0/24")}})
 	mac, _ := net.ParseMAC("52:54:00:12:34:56")
-	static := netip.MustParseAddr("198.51.100.7") // outside every pool
+	static := netip.MustParseAddr("198.51.100.7") // outside every pool, in a static prefix
 	req := VMRequest{Name: "vm1", Tap: "tapvm1", MAC: mac, IPv4: static}
 	res, err := m.AdoptVM(ctx, req)
 	if err != nil {
