@@ -45,6 +45,10 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	case "status":
 		code, err = cmdStatus(ctx, args[1:], stdout)
 	case "exec":
+		if len(args) > 1 && (args[1] == "-h" || args[1] == "--help") {
+			fmt.Fprintln(stdout, "usage: switchd sim exec NODE -- CMD [ARG...]")
+			return 0
+		}
 		code, err = cmdExec(ctx, args[1:], stdout, stderr)
 	case "matrix":
 		code, err = cmdMatrix(ctx, args[1:], stdout)
@@ -56,6 +60,9 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	default:
 		fmt.Fprintf(stderr, "switchd sim: unknown command %q\n%s", args[0], usage)
 		return 2
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		return 0 // -h: the flag package printed the usage
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "switchd sim %s: %v\n", args[0], err)

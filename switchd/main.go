@@ -69,6 +69,21 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return 2
 }
 
+// parseFlags parses a subcommand's flags. -h and --help (which make flag
+// print the usage) are no error: exit 0, not flag's 2.
+func parseFlags(fs *flag.FlagSet, args []string) (code int, ok bool) {
+	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
+		return 0, false
+	} else if err != nil {
+		return 2, false
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(fs.Output(), "%s: unexpected arguments %q\n", fs.Name(), fs.Args())
+		return 2, false
+	}
+	return 0, true
+}
+
 func cmdRun(args []string, stderr io.Writer) int {
 	fs := flag.NewFlagSet("switchd run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -76,8 +91,8 @@ func cmdRun(args []string, stderr io.Writer) int {
 	socket := fs.String("socket", "/run/switchd/switchd.sock", "unix socket of the local API")
 	stateDir := fs.String("state-dir", "/var/lib/switchd", "directory for persistent state")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
 	}
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(*level)); err != nil {
@@ -102,8 +117,8 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("switchd check", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cfg := fs.String("config", "", "config file to validate")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
 	}
 	if *cfg == "" {
 		fmt.Fprintln(stderr, "switchd check: --config FILE is required")

@@ -2,20 +2,27 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/vishvananda/netlink"
 
 	"github.com/switchd/switchd/fib"
 	"github.com/switchd/switchd/sim"
 	"github.com/switchd/switchd/sim/ns"
+	"github.com/switchd/switchd/sim/simtest"
 	"github.com/switchd/switchd/switchd/config"
 )
 
@@ -178,5 +185,162 @@ func TestSimConfigsValid(t *testing.T) {
 		if in.BGP.ASN != n.ASN || in.BGP.RouterID != n.RouterID || !in.BGP.Multipath.Enabled {
 			t.Errorf("%s: global %d %v multipath %v, want %d %v and multipath", n.Name, in.BGP.ASN, in.BGP.RouterID, in.BGP.Multipath.Enabled, n.ASN, n.RouterID)
 		}
+	}
+}
+
+// TestHelpExitsZero: -h and --help print the usage and exit 0 for every
+// subcommand (flag's default is 2, as for a usage error).
+func TestHelpExitsZero(t *testing.T) {
+	for _, args := range [][]string{
+		{"-h"}, {"--help"}, {"help"},
+		{"run", "-h"}, {"run", "--help"}, {"check", "-h"}, {"check", "--help"},
+		{"sim", "-h"}, {"sim", "up", "-h"}, {"sim", "status", "-h"}, {"sim", "exec", "-h"},
+		{"sim", "matrix", "-h"}, {"sim", "down", "--help"},
+	} {
+		var out, errb bytes.Buffer
+		if code := run(args, &out, &errb); code != 0 {
+			t.Errorf("switchd %s: exit %d, want 0\n%s", strings.Join(args, " "), code, errb.String())
+		}
+		// (sim's no-argument commands print theirs on os.Stderr.)
+		if args[0] != "sim" && !strings.Contains(strings.ToLower(out.String()+errb.String()), "usage") {
+			t.Errorf("switchd %s printed no usage:\n%s%s", strings.Join(args, " "), out.String(), errb.String())
+		}
+	}
+	var out, errb bytes.Buffer
+	if code := run([]string{"check", "--no-such-flag"}, &out, &errb); code != 2 {
+		t.Errorf("switchd check --no-such-flag: exit %d, want 2", code)
+	}
+}
+
+// nestedFile writes size bytes of '[' (a JSON array nested size deep):
+// what crashed switchd with a fatal stack overflow before decoding was
+// bounded.
+func nestedFile(t *testing.T, path string, size int) {
+	t.Helper()
+	if err := os.WriteFile(path, bytes.Repeat([]byte("["), size), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestCheckRefusesDeeplyNestedFile runs the real binary, so that a stack
+// overflow (which kills the process, not the test) shows as a crash.
+func TestCheckRefusesDeeplyNestedFile(t *testing.T) {
+	bin := simtest.SwitchdBinary(t)
+	dir := t.TempDir()
+	for _, name := range []string{"nested.json", "nested.yaml"} {
+		t.Run(name, func(t *testing.T) {
+			path := filepath.Join(dir, name)
+			nestedFile(t, path, 10<<20)
+			cmd := exec.Command(bin, "check", "--config", path)
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			err := cmd.Run()
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+				t.Fatalf("switchd check: %v, want exit status 1\n%.2000s", err, stderr.String())
+			}
+			if !strings.Contains(stderr.String(), "nested more than") && !strings.Contains(stderr.String(), "exceeded max depth") {
+				t.Errorf("switchd check does not say the file is nested too deep:\n%.2000s", stderr.String())
+			}
+			// Bounded memory: the file is 10 MB; the crash took ~1 GB.
+			if rss := ee.SysUsage().(*syscall.Rusage).Maxrss; rss > 200<<10 {
+				t.Errorf("switchd check used %d MB of memory", rss>>10)
+			}
+			t.Logf("%s: %s (max RSS %d MB)", name, strings.TrimSpace(stderr.String()), ee.SysUsage().(*syscall.Rusage).Maxrss>>10)
+		})
+	}
+}
+
+// reloadConfig is a small valid config: one neighbor that never answers.
+const reloadConfig = `{
+  "openconfig-network-instance:network-instances": {"network-instance": [{
+    "name": "DEFAULT",
+    "config": {"name": "DEFAULT", "type": "openconfig-network-instance-types:DEFAULT_INSTANCE"},
+    "protocols": {"protocol": [{
+      "identifier": "openconfig-policy-types:BGP", "name": "BGP",
+      "config": {"identifier": "openconfig-policy-types:BGP", "name": "BGP"},
+      "bgp": {
+        "global": {
+          "config": {"as": 65001, "router-id": "10.0.0.1"},
+          "afi-safis": {"afi-safi": [{"afi-safi-name": "openconfig-bgp-types:IPV4_UNICAST", "config": {"afi-safi-name": "openconfig-bgp-types:IPV4_UNICAST", "enabled": true}}]}
+        },
+        "neighbors": {"neighbor": [{
+          "neighbor-address": "192.0.2.1",
+          "config": {"neighbor-address": "192.0.2.1", "peer-as": 65002}
+        }]}
+      }
+    }]}
+  }]}
+}`
+
+// TestReloadOfDeeplyNestedFileKeepsDaemonPrivileged starts the real
+// daemon in a namespace of its own, replaces its config with 10 MB of
+// nested '[' and sends SIGHUP: the daemon must log the reload as rejected
+// and go on serving the config it had.
+func TestReloadOfDeeplyNestedFileKeepsDaemonPrivileged(t *testing.T) {
+	n := ns.NewT(t, "reload")
+	bin := simtest.SwitchdBinary(t)
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "switchd.json")
+	if err := os.WriteFile(cfg, []byte(reloadConfig), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(dir, "switchd.sock")
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	cmd := n.Command(ctx, bin, "run", "--config", cfg, "--socket", sock, "--state-dir", filepath.Join(dir, "state"))
+	logs := &lockedBuffer{}
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-exited
+	})
+	alive := func() error {
+		select {
+		case err := <-exited:
+			exited <- err
+			return fmt.Errorf("switchd exited: %v\n%s", err, logs.String())
+		default:
+			return nil
+		}
+	}
+	serving := func() error {
+		if err := alive(); err != nil {
+			t.Fatal(err)
+		}
+		st, err := sim.SwitchdStatus(ctx, sock)
+		if err != nil {
+			return err
+		}
+		if st.BGP.ASN != 65001 || len(st.BGP.Neighbors) != 1 || st.BGP.Neighbors[0].Address != "192.0.2.1" {
+			return fmt.Errorf("status is not the first config's: %+v", st.BGP)
+		}
+		return nil
+	}
+	waitFor(t, 30*time.Second, "switchd serves its config", serving)
+
+	nestedFile(t, cfg, 10<<20)
+	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "the reload is rejected in the log", func() error {
+		if err := alive(); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(logs.String(), "config reload rejected") {
+			return fmt.Errorf("not yet; log:\n%s", logs.String())
+		}
+		return nil
+	})
+	if err := serving(); err != nil {
+		t.Fatalf("after the rejected reload: %v", err)
+	}
+	if !strings.Contains(logs.String(), "nested more than") {
+		t.Errorf("the log does not say why the reload was rejected:\n%s", logs.String())
 	}
 }

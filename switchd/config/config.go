@@ -10,7 +10,9 @@ package config
 
 import (
 	"fmt"
+	"io"
 	"os"
+	"runtime/debug"
 
 	"github.com/openconfig/ygot/ytypes"
 
@@ -37,11 +39,27 @@ type Intent struct {
 	Dataplane Dataplane
 }
 
-// Load reads and parses the config file at path.
+// Load reads and parses the config file at path. A file over MaxFileSize is
+// refused before it is read.
 func Load(path string) (*Intent, error) {
-	data, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("load config: %w", err)
+	}
+	defer f.Close()
+	if st, err := f.Stat(); err == nil && st.Mode().IsRegular() {
+		if err := checkSize(st.Size()); err != nil {
+			return nil, Errors{{Path: "/", Reason: fmt.Sprintf("%s: %v", path, err)}}
+		}
+	}
+	// One byte more than allowed tells a file over the limit (or one
+	// growing while read) from one at it.
+	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("load config %s: %w", path, err)
+	}
+	if err := checkSize(int64(len(data))); err != nil {
+		return nil, Errors{{Path: "/", Reason: fmt.Sprintf("%s: %v", path, err)}}
 	}
 	return Parse(data, path)
 }
@@ -50,14 +68,36 @@ func Load(path string) (*Intent, error) {
 // (.json; .yaml or .yml) and otherwise from the content (JSON starts with
 // '{'). A config with problems gives an Errors listing all of them; a
 // document that cannot be parsed at all gives a single Error at "/".
-func Parse(data []byte, filename string) (*Intent, error) {
-	j, err := toJSON(data, filename)
+//
+// Parse never panics: a panic in the decoders, ygot or the checks is
+// turned into an Error at "/", so that a daemon reloading a bad file logs
+// it and keeps its running config.
+func Parse(data []byte, filename string) (in *Intent, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			in, err = nil, Errors{{Path: "/", Reason: fmt.Sprintf("%s: internal error while loading the config (please report): %v\n%s", filename, r, debug.Stack())}}
+		}
+	}()
+	fail := func(err error) error { return Errors{{Path: "/", Reason: fmt.Sprintf("%s: %v", filename, err)}} }
+	if err := checkSize(int64(len(data))); err != nil {
+		return nil, fail(err)
+	}
+	yamlIn := isYAML(data, filename)
+	if !yamlIn {
+		// Before decoding: the decoder would recurse that deep. (YAML's
+		// parser stops at 10,000 levels itself; decodeJSON then refuses
+		// the converted document by path.)
+		if err := checkJSONDepth(data); err != nil {
+			return nil, fail(err)
+		}
+	}
+	j, err := toJSON(data, yamlIn)
 	if err != nil {
-		return nil, Errors{{Path: "/", Reason: fmt.Sprintf("%s: %v", filename, err)}}
+		return nil, fail(err)
 	}
 	doc, err := decodeJSON(j)
 	if err != nil {
-		return nil, Errors{{Path: "/", Reason: fmt.Sprintf("%s: %v", filename, err)}}
+		return nil, fail(err)
 	}
 	dev, err := Unmarshal(doc)
 	if err != nil {
