@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -107,11 +108,25 @@ func buildPlugin(t testing.TB) string {
 }
 
 // routeInstaller stands in for the daemon's fib: it installs what the
-// Manager's OnRoutes asks for into the host namespace.
+// Manager's OnRoutes asks for into the host namespace, and keeps what
+// OnAdvertise asks BGP to originate.
 type routeInstaller struct {
-	t  testing.TB
-	mu sync.Mutex
-	nl *netlink.Handle
+	t   testing.TB
+	mu  sync.Mutex
+	nl  *netlink.Handle
+	adv []netip.Prefix
+}
+
+func (f *routeInstaller) onAdvertise(ps []netip.Prefix) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.adv = ps
+}
+
+func (f *routeInstaller) advertised() []netip.Prefix {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.adv)
 }
 
 func (f *routeInstaller) onRoutes(set []fib.Route, del []fib.RouteKey) {
@@ -145,6 +160,7 @@ func prefixNet(p netip.Prefix) *net.IPNet {
 // lo, a Manager whose routes are installed there, its API on a socket.
 type daemon struct {
 	host   *ns.NS
+	fib    *routeInstaller
 	m      *host.Manager
 	state  string
 	socket string
@@ -162,9 +178,9 @@ func newDaemon(t testing.TB, pools ...host.Pool) *daemon {
 			t.Fatal(err)
 		}
 	}
-	fibs := &routeInstaller{t: t, nl: d.host.Handle()}
+	d.fib = &routeInstaller{t: t, nl: d.host.Handle()}
 	m, err := host.NewManager(host.Options{StateDir: d.state, Pools: pools, HostNetns: d.host.Path(),
-		OnRoutes: fibs.onRoutes, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		OnRoutes: d.fib.onRoutes, OnAdvertise: d.fib.onAdvertise, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
