@@ -32,12 +32,14 @@ type CarrierEvent struct {
 //
 // Connected prefixes are kept from address events. A deletion while the
 // interface has no carrier is ignored: it is the kernel flushing IPv6
-// addresses of a link going down (keep_addr_on_down 0), and the event
-// that reports the carrier loss may come after it.
+// addresses of a link going down (keep_addr_on_down 0). The kernel sends
+// those deletions before the link event that reports the carrier loss, so
+// a deletion asks the kernel for the link's flags of the moment.
 type LinkMonitor struct {
 	kick chan struct{}
 	done chan struct{}
 	wg   sync.WaitGroup
+	h    *netlink.Handle // for the link's flags at an address deletion
 
 	mu      sync.Mutex // guards the fields below
 	carrier map[int]bool
@@ -74,8 +76,15 @@ func NewLinkMonitor(ns netns.NsHandle) (*LinkMonitor, error) {
 		close(m.done)
 		return nil, fmt.Errorf("link monitor: subscribe to addresses: %w", err)
 	}
-	if err := m.list(ns); err != nil {
+	h, err := netlink.NewHandleAt(ns)
+	if err != nil {
 		close(m.done)
+		return nil, fmt.Errorf("link monitor: %w", err)
+	}
+	m.h = h
+	if err := m.list(); err != nil {
+		close(m.done)
+		h.Close()
 		return nil, err
 	}
 	m.wg.Add(1)
@@ -83,17 +92,12 @@ func NewLinkMonitor(ns netns.NsHandle) (*LinkMonitor, error) {
 	return m, nil
 }
 
-func (m *LinkMonitor) list(ns netns.NsHandle) error {
-	h, err := netlink.NewHandleAt(ns)
-	if err != nil {
-		return fmt.Errorf("link monitor: %w", err)
-	}
-	defer h.Close()
-	ls, err := h.LinkList()
+func (m *LinkMonitor) list() error {
+	ls, err := m.h.LinkList()
 	if err != nil && !errors.Is(err, netlink.ErrDumpInterrupted) {
 		return fmt.Errorf("link monitor: list links: %w", err)
 	}
-	as, err := h.AddrList(nil, netlink.FAMILY_ALL)
+	as, err := m.h.AddrList(nil, netlink.FAMILY_ALL)
 	if err != nil && !errors.Is(err, netlink.ErrDumpInterrupted) {
 		return fmt.Errorf("link monitor: list addresses: %w", err)
 	}
@@ -166,6 +170,11 @@ func (m *LinkMonitor) onAddr(u netlink.AddrUpdate) {
 	if !ok {
 		return
 	}
+	if !u.NewAddr {
+		if l, err := m.h.LinkByIndex(u.LinkIndex); err != nil || !hasCarrier(l.Attrs().RawFlags) {
+			return // a flush on the way down, or the link is gone; see the type comment
+		}
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if u.NewAddr {
@@ -173,7 +182,7 @@ func (m *LinkMonitor) onAddr(u netlink.AddrUpdate) {
 		return
 	}
 	if !m.carrier[u.LinkIndex] {
-		return // a flush on the way down; see the type comment
+		return
 	}
 	m.nets[u.LinkIndex] = slices.DeleteFunc(m.nets[u.LinkIndex], func(q netip.Prefix) bool { return q == p })
 }
@@ -239,4 +248,5 @@ func (m *LinkMonitor) Close() {
 		close(m.done)
 	}
 	m.wg.Wait()
+	m.h.Close()
 }
