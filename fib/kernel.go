@@ -90,11 +90,15 @@ type multipathDataplane struct {
 func (d multipathDataplane) list(ctx context.Context, table, protocol int) ([]Route, error) {
 	var out []Route
 	var err error
+	sink := sinkFrom(ctx) // other owners' routes of table, for resolve.go
 	for range maxDumpAttempts {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
 		out = out[:0]
+		if sink != nil {
+			sink.taken, sink.routes = true, sink.routes[:0]
+		}
 		var dec routeDecoder
 		err = d.c.dump(func(b *msgBuf, seq uint32) {
 			b.begin(unix.RTM_GETROUTE, unix.NLM_F_DUMP, seq)
@@ -110,6 +114,8 @@ func (d multipathDataplane) list(ctx context.Context, table, protocol int) ([]Ro
 			kr, ok := dec.decode(data)
 			if ok && kr.protocol == protocol && kr.route.Key.Table == table {
 				out = append(out, kr.route)
+			} else if ok && sink != nil && kr.route.Key.Table == table {
+				sink.routes = append(sink.routes, kr.route)
 			}
 			return nil
 		})

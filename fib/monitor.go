@@ -22,6 +22,9 @@ type RouteEvent struct {
 	// switchd's (then Route is empty): OnRouteEvent resyncs if it is not
 	// the echo of switchd's own write.
 	nexthop uint32
+	// foreign marks a route of another owner (WithNextHopResolution):
+	// OnRouteEvent takes it into the next-hop resolution state.
+	foreign bool
 }
 
 // monitorRecvBuffer is the Monitor socket's receive buffer (the kernel
@@ -68,6 +71,10 @@ type Monitor struct {
 	mu       sync.Mutex // guards the fields below
 	routes   map[RouteKey]RouteEvent
 	nexthops map[uint32]RouteEvent
+	// others holds other owners' route events (WithNextHopResolution;
+	// nil otherwise), apart from ours: a key may change owner. Device
+	// routes are told apart by interface (fe80::/64 is on every link).
+	others   map[otherKey]RouteEvent
 	resync   bool
 	echoes   uint64        // own notifications dropped in user space (tests)
 	received atomic.Uint64 // messages that reached user space (tests)
@@ -140,6 +147,9 @@ func NewMonitor(ns netns.NsHandle, table int, opts ...Opt) (*Monitor, error) {
 		nexthops: make(map[uint32]RouteEvent),
 		fd:       -1,
 	}
+	if cfg.rs != nil {
+		m.others = make(map[otherKey]RouteEvent)
+	}
 	nsfd := int(ns)
 	if !ns.IsOpen() {
 		nsfd = -1
@@ -184,7 +194,11 @@ func (m *Monitor) Kick() <-chan struct{} { return m.kick }
 func (m *Monitor) Drain() (events []RouteEvent, resync bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	events = make([]RouteEvent, 0, len(m.routes)+len(m.nexthops))
+	events = make([]RouteEvent, 0, len(m.routes)+len(m.nexthops)+len(m.others))
+	for _, ev := range m.others {
+		events = append(events, ev)
+	}
+	clear(m.others)
 	for _, ev := range m.routes {
 		events = append(events, ev)
 	}
@@ -306,14 +320,14 @@ func (m *Monitor) take(d *routeDecoder, h unix.NlMsghdr, data []byte) {
 	var ev RouteEvent
 	switch typ {
 	case unix.RTM_NEWROUTE, unix.RTM_DELROUTE:
-		if len(data) < rtmsgLen || int(data[5]) != m.protocol {
+		if len(data) < rtmsgLen || int(data[5]) != m.protocol && m.others == nil {
 			return
 		}
 		kr, ok := d.decode(data)
 		if !ok || kr.route.Key.Table != m.table {
 			return
 		}
-		ev = RouteEvent{Deleted: typ == unix.RTM_DELROUTE, Route: kr.route}
+		ev = RouteEvent{Deleted: typ == unix.RTM_DELROUTE, Route: kr.route, foreign: kr.protocol != m.protocol}
 	case unix.RTM_NEWNEXTHOP, unix.RTM_DELNEXTHOP:
 		if len(data) < nhmsgLen || int(data[2]) != m.protocol {
 			return
@@ -341,6 +355,8 @@ func (m *Monitor) take(d *routeDecoder, h unix.NlMsghdr, data []byte) {
 		}
 	case ev.nexthop != 0:
 		m.nexthops[ev.nexthop] = ev
+	case ev.foreign:
+		m.others[otherKeyOf(ev.Route)] = ev
 	default:
 		m.routes[ev.Route.Key] = ev
 	}
@@ -354,6 +370,7 @@ func (m *Monitor) take(d *routeDecoder, h unix.NlMsghdr, data []byte) {
 func (m *Monitor) lost() {
 	m.mu.Lock()
 	m.routes, m.resync = make(map[RouteKey]RouteEvent), true
+	clear(m.others)
 	clear(m.nexthops)
 	m.mu.Unlock()
 	m.signal()
@@ -364,4 +381,15 @@ func (m *Monitor) signal() {
 	case m.kick <- struct{}{}:
 	default:
 	}
+}
+
+// otherKey coalesces other owners' route events: per key, and per
+// interface for device routes.
+type otherKey struct {
+	key RouteKey
+	dev int
+}
+
+func otherKeyOf(r Route) otherKey {
+	return otherKey{key: r.Key, dev: fRouteOf(r).dev}
 }

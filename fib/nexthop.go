@@ -392,8 +392,12 @@ func (m *nhManager) list(ctx context.Context, table, protocol int) ([]Route, err
 	}
 	var out []Route
 	var err error
+	sink := sinkFrom(ctx) // other owners' routes of table, for resolve.go
 	for range maxDumpAttempts {
 		out = out[:0]
+		if sink != nil {
+			sink.taken, sink.routes = true, sink.routes[:0]
+		}
 		usage := make(map[uint32]int)
 		var d routeDecoder
 		err = m.c.dump(func(b *msgBuf, seq uint32) {
@@ -413,6 +417,11 @@ func (m *nhManager) list(ctx context.Context, table, protocol int) ([]Route, err
 				usage[id]++
 			}
 			if tbl != table || proto != protocol {
+				if sink != nil && tbl == table {
+					if kr, ok := d.decode(data); ok {
+						sink.routes = append(sink.routes, kr.route)
+					}
+				}
 				return nil
 			}
 			kr, ok := d.decode(data)

@@ -165,7 +165,7 @@ func (t *Table) effective(nhs []NextHop) []NextHop {
 
 func (t *Table) recomputeEff() {
 	for _, s := range t.sets {
-		s.eff = t.effective(s.nhs)
+		t.setEff(s)
 	}
 }
 

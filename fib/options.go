@@ -106,3 +106,16 @@ func withClock(now func() time.Time) Opt {
 func withDataplane(dp dataplane) Opt {
 	return func(t *Table) { t.dp = dp }
 }
+
+// WithNextHopResolution makes the Table resolve next hops that are not
+// on a link through the other routes of its table, as FRR's zebra does
+// (resolve.go): a route via an iBGP peer's loopback is installed via the
+// next hops of the route to that loopback, follows them when they change,
+// and leaves the kernel (listed by Unresolved) while nothing resolves it.
+// Given to NewMonitor, it makes the Monitor report other owners' routes of
+// its table too, which the Table needs to see connected and static routes
+// come and go: feed that Monitor's events to OnRouteEvent. It needs a
+// writer that dumps whole tables (not WithSerialWriter).
+func WithNextHopResolution() Opt {
+	return func(t *Table) { t.rs = newResolution() }
+}

@@ -114,6 +114,7 @@ type Table struct {
 	// down holds the gateways NextHopDown marked (see nexthopdown.go);
 	// downQueued those whose groups the next Apply rewrites first.
 	down       map[netip.Addr]bool
+	rs         *resolution // WithNextHopResolution (resolve.go); nil: off
 	downQueued []netip.Addr
 
 	planned int // keys the last plan looked at (tests)
@@ -131,6 +132,9 @@ type nhSet struct {
 	// eff is what the kernel should get: nhs without the gateways
 	// NextHopDown marked down, unless that leaves none (then nhs).
 	eff []NextHop
+	// rec: a gateway is resolved recursively (resolve.go); unres: none
+	// of its next hops resolves, its routes stay out of the kernel.
+	rec, unres bool
 }
 
 type routeFailure struct {
@@ -200,6 +204,10 @@ func NewTable(h *netlink.Handle, table int, opts ...Opt) *Table {
 		t.initDataplane(h)
 	} else {
 		t.mode = "test"
+	}
+	if t.rs != nil && t.mode != ModeNexthopGroups && t.mode != ModeMultipath {
+		t.log.Warn("fib: next-hop resolution needs a writer that dumps whole tables; off", "mode", t.mode)
+		t.rs = nil
 	}
 	return t
 }
@@ -304,6 +312,9 @@ func (t *Table) SetRoute(r Route) error {
 		delete(t.failures, k) // a new wish is tried at once
 	}
 	e.setWant(r.Type, s)
+	if t.rs != nil {
+		t.ownChanged(k, old, s)
+	}
 	t.routes[k] = e
 	if len(t.stale) > 0 {
 		delete(t.stale, k)
@@ -323,7 +334,7 @@ func (t *Table) intern(fam uint8, nhs []NextHop) *nhSet {
 	if s == nil {
 		t.lastSetID++
 		s = &nhSet{id: t.lastSetID, fam: fam, nhs: slices.Clone(nhs)}
-		s.eff = t.effective(s.nhs)
+		t.initEff(s)
 		t.sets[string(t.keyBuf)] = s
 		t.setByID[s.id] = s
 	}
@@ -343,6 +354,9 @@ func (t *Table) unref(s *nhSet) {
 		if len(t.down) > 0 {
 			t.forgetDown(s.nhs)
 		}
+		if t.rs != nil {
+			t.untrack(s)
+		}
 	}
 }
 
@@ -361,6 +375,9 @@ func (t *Table) DeleteRoute(k RouteKey) {
 	}
 	old := e.dset
 	e.clearWant()
+	if t.rs != nil {
+		t.ownChanged(rk, old, nil)
+	}
 	t.store(rk, &e)
 	t.updatePendingEntry(rk, &e)
 	t.unref(old)
@@ -470,6 +487,10 @@ func (t *Table) QueueResync() { t.resyncQueued = true }
 // echo of switchd's own writes changes nothing. Events for other tables
 // are ignored.
 func (t *Table) OnRouteEvent(ev RouteEvent) {
+	if ev.foreign {
+		t.onForeign(ev)
+		return
+	}
 	if ev.nexthop != 0 {
 		if t.nh != nil && t.nh.nexthopChanged(ev.Deleted, ev.nexthop) {
 			t.QueueResync()
@@ -503,7 +524,9 @@ func (t *Table) NextResync() time.Time {
 
 // InSync reports whether the kernel view matches the desired set: nothing is
 // pending.
-func (t *Table) InSync() bool { return len(t.pending) == 0 && len(t.stale) == 0 }
+func (t *Table) InSync() bool {
+	return len(t.pending) == 0 && len(t.stale) == 0 && (t.rs == nil || !t.rs.dirty)
+}
 
 // Pending is the number of keys that still need a write, the stale ones
 // the sweep hold keeps included.
@@ -537,6 +560,9 @@ func (t *Table) Apply(ctx context.Context) error {
 		if err := t.resync(ctx); err != nil {
 			return err // the resync stays queued
 		}
+	}
+	if t.rs != nil && t.rs.dirty {
+		t.reresolve(true)
 	}
 	if len(t.pending) == 0 {
 		return nil
@@ -673,7 +699,7 @@ func (t *Table) plan(now time.Time) (ops []op, deferred int) {
 	for _, k := range keys {
 		e := t.routes[k]
 		switch {
-		case !e.wanted():
+		case !e.wanted() || e.unresolved():
 			if _, stale := t.stale[k]; stale && t.sweepHold {
 				continue
 			}
@@ -694,6 +720,7 @@ func (t *Table) plan(now time.Time) (ops []op, deferred int) {
 }
 
 func (t *Table) resync(ctx context.Context) error {
+	ctx, tookForeign := t.withForeignSink(ctx)
 	rs, err := t.dp.list(ctx, t.table, t.protocol)
 	if err != nil {
 		return fmt.Errorf("resync table %d: %w", t.table, err)
@@ -713,6 +740,7 @@ func (t *Table) resync(ctx context.Context) error {
 		e.setHave(stateOf(r))
 		t.routes[k] = e
 	}
+	tookForeign() // before pending: it may change what routes want
 	t.pending = make(map[rkey]moveKey)
 	t.moves = make(map[moveKey]int)
 	if t.sweepHold {
@@ -758,6 +786,9 @@ func (t *Table) updatePendingEntry(k rkey, e *entry) {
 			}
 			delete(t.stale, k)
 		}
+	}
+	if wok && e.unresolved() {
+		wok = false // wanted out of the kernel until it resolves
 	}
 	if wok == hok && (!wok || sameState(e.wantEff(), e.have())) {
 		t.notPending(k)
