@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"sort"
 
 	"github.com/switchd/switchd/host"
@@ -11,11 +12,13 @@ import (
 )
 
 // Workloads is what the host component needs from the tree: where it keeps
-// its records, the pools it allocates from and the VMs given in config.
+// its records, the pools it allocates from, the static prefixes fixed
+// addresses outside the pools may come from and the VMs given in config.
 type Workloads struct {
-	StateDir string
-	Pools    []host.Pool
-	VMs      []host.VMRequest
+	StateDir       string
+	Pools          []host.Pool
+	StaticPrefixes []netip.Prefix
+	VMs            []host.VMRequest
 }
 
 var switchdPath = path{{name: "switchd"}}
@@ -64,6 +67,7 @@ func (t *translator) workloads(sd *oc.Switchd, in *Intent) {
 		}
 		w.Pools = append(w.Pools, pool)
 	}
+	t.staticPrefixes(sd.Ipam, w)
 
 	var names []string
 	for k := range sd.Endpoint {
@@ -94,6 +98,9 @@ func (t *translator) workloads(sd *oc.Switchd, in *Intent) {
 		if s := ep.GetIpv6Address(); s != "" {
 			vm.IPv6, _ = netip.ParseAddr(s)
 		}
+		if !t.fixedAddrGiven(vm.IPv4, w, cfg.child("ipv4-address")) || !t.fixedAddrGiven(vm.IPv6, w, cfg.child("ipv6-address")) {
+			continue
+		}
 		if !vm.IPv4.IsValid() && !vm.IPv6.IsValid() && len(w.Pools) == 0 {
 			t.add(cfg, "endpoint has no address and no IPAM pool is configured")
 			continue
@@ -114,4 +121,41 @@ func (t *translator) workloads(sd *oc.Switchd, in *Intent) {
 		}
 		w.VMs = append(w.VMs, vm)
 	}
+}
+
+// staticPrefixes translates /switchd/ipam/config/static-prefix: masked
+// prefixes in no pool (an address is in a pool, claimed with its block, or
+// in a static prefix, announced alone; never both).
+func (t *translator) staticPrefixes(ipam *oc.Switchd_Ipam, w *Workloads) {
+	p := switchdPath.child("ipam").child("config").child("static-prefix")
+	for _, s := range ipam.GetStaticPrefix() {
+		pfx, ok := t.prefix(s, p)
+		if !ok {
+			continue
+		}
+		for _, pl := range w.Pools {
+			if pl.Prefix.Overlaps(pfx) {
+				t.add(p, fmt.Sprintf("static prefix %v overlaps pool %v", pfx, pl.Prefix))
+				ok = false
+			}
+		}
+		if ok && !slices.Contains(w.StaticPrefixes, pfx) {
+			w.StaticPrefixes = append(w.StaticPrefixes, pfx)
+		}
+	}
+}
+
+// fixedAddrGiven reports whether a VM's fixed address a (if set) lies in a
+// pool or a static prefix, the only addresses this host may announce (as
+// host.IPAM.Assign enforces at run time).
+func (t *translator) fixedAddrGiven(a netip.Addr, w *Workloads, p path) bool {
+	if !a.IsValid() {
+		return true
+	}
+	in := func(pfx netip.Prefix) bool { return pfx.Contains(a) }
+	if slices.ContainsFunc(w.StaticPrefixes, in) || slices.ContainsFunc(w.Pools, func(pl host.Pool) bool { return in(pl.Prefix) }) {
+		return true
+	}
+	t.add(p, fmt.Sprintf("address %v is in no IPAM pool and no static prefix (/switchd/ipam): this host may not announce it", a))
+	return false
 }

@@ -148,7 +148,9 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	// The monitor subscribes before the table's first dump, so no change
 	// in between is missed.
-	if d.monitor, err = fib.NewMonitor(netns.None(), fib.MainTable); err != nil {
+	// It also reports other owners' routes: fib resolves recursive BGP
+	// next hops (iBGP, loopback peering) through them.
+	if d.monitor, err = fib.NewMonitor(netns.None(), fib.MainTable, fib.WithNextHopResolution()); err != nil {
 		return fmt.Errorf("route monitor: %w", err)
 	}
 	defer d.monitor.Close()
@@ -168,6 +170,7 @@ func Run(ctx context.Context, opts Options) error {
 		fib.WithLogger(opts.Logger.With("component", "fib")),
 		fib.WithSweepHold(),
 		fib.WithInterrupt(d.urgent),
+		fib.WithNextHopResolution(),
 	}
 	if b := intent.Dataplane.ResilientBuckets; b > 0 {
 		fibOpts = append(fibOpts, fib.WithResilientGroups(b, resilientIdle))
@@ -226,8 +229,8 @@ func (d *Daemon) applyIntent(ctx context.Context, in *config.Intent) error {
 		return fmt.Errorf("apply bgp config: %w", err)
 	}
 	if d.workloads != nil {
-		if d.intent != nil && !slices.Equal(d.intent.Workloads.Pools, in.Workloads.Pools) {
-			d.log.Warn("IPAM pool changes take effect when switchd restarts")
+		if d.intent != nil && (!slices.Equal(d.intent.Workloads.Pools, in.Workloads.Pools) || !slices.Equal(d.intent.Workloads.StaticPrefixes, in.Workloads.StaticPrefixes)) {
+			d.log.Warn("IPAM pool and static-prefix changes take effect when switchd restarts")
 		}
 		if err := d.workloads.setVMs(ctx, in.Workloads.VMs); err != nil {
 			d.log.Error("configured VMs", "err", err)

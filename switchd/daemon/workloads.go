@@ -35,7 +35,7 @@ type workloads struct {
 }
 
 func (d *Daemon) startWorkloads(w config.Workloads) error {
-	if len(w.Pools) == 0 && len(w.VMs) == 0 {
+	if len(w.Pools) == 0 && len(w.StaticPrefixes) == 0 && len(w.VMs) == 0 {
 		return nil
 	}
 	dir := w.StateDir
@@ -51,11 +51,12 @@ func (d *Daemon) startWorkloads(w config.Workloads) error {
 		pendingVMs: map[string]bool{},
 	}
 	m, err := host.NewManager(host.Options{
-		StateDir:    filepath.Join(dir, "endpoints"),
-		Pools:       w.Pools,
-		Logger:      d.log.With("component", "host"),
-		OnRoutes:    wl.onRoutes,
-		OnAdvertise: wl.onAdvertise,
+		StateDir:       filepath.Join(dir, "endpoints"),
+		Pools:          w.Pools,
+		StaticPrefixes: w.StaticPrefixes,
+		Logger:         d.log.With("component", "host"),
+		OnRoutes:       wl.onRoutes,
+		OnAdvertise:    wl.onAdvertise,
 	})
 	if err != nil {
 		return fmt.Errorf("workloads: %w", err)
