@@ -89,6 +89,11 @@ func neighborAPI(n Neighbor, restarting bool, deferral time.Duration) *api.Peer 
 	if n.LocalAddress.IsValid() {
 		p.Transport.LocalAddress = n.LocalAddress.String()
 	}
+	if n.MultihopTTL != 0 {
+		// GoBGP sets it on the sockets it dials and on accepted ones
+		// (fsm.go connectLoop, setPeerConnTTL); eBGP without it gets TTL 1.
+		p.EbgpMultihop = &api.EbgpMultihop{Enabled: true, MultihopTtl: uint32(n.MultihopTTL)}
+	}
 	gr := p.GracefulRestart != nil
 	for _, f := range n.Families {
 		af := &api.AfiSafi{Config: &api.AfiSafiConfig{Family: f.api(), Enabled: true}}
@@ -96,6 +101,12 @@ func neighborAPI(n Neighbor, restarting bool, deferral time.Duration) *api.Peer 
 			// GoBGP announces (and keeps stale) only the families whose
 			// MpGracefulRestart is enabled.
 			af.MpGracefulRestart = &api.MpGracefulRestart{Config: &api.MpGracefulRestartConfig{Enabled: true}}
+		}
+		for _, pl := range n.PrefixLimits {
+			if pl.Family == f {
+				// GoBGP's "shutdown threshold" only logs a warning.
+				af.PrefixLimits = &api.PrefixLimit{Family: f.api(), MaxPrefixes: pl.MaxPrefixes, ShutdownThresholdPct: uint32(pl.WarningThresholdPct)}
+			}
 		}
 		p.AfiSafis = append(p.AfiSafis, af)
 	}

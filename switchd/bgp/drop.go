@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"time"
 
 	api "github.com/osrg/gobgp/v3/api"
 )
@@ -43,5 +44,7 @@ func (s *Speaker) DropNeighbor(ctx context.Context, addr netip.Addr, why string)
 		return fmt.Errorf("drop bgp neighbor %v: add again: %w", addr, err)
 	}
 	s.peers[addr] = n
+	s.since[addr] = time.Now()
+	delete(s.limited, addr)
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"slices"
 	"syscall"
 	"testing"
 	"time"
@@ -204,12 +205,14 @@ func TestPrivilegedSynced(t *testing.T) {
 		// Everything the neighbor had was learned before End-of-RIB.
 		newRIB(sp[0]).waitRoute(t, pfx("10.2.0.0/24"), ip("127.0.0.2"))
 	})
-	t.Run("NoEndOfRIBWithoutGR", func(t *testing.T) {
-		// Without graceful restart GoBGP sends no End-of-RIB: Synced waits
-		// for the timeout even with the neighbor up and its route learned.
-		// The neighbor is in the waiting speaker's first Apply (speakers()
-		// would apply an empty neighbor list first, and with nothing to
-		// wait for Synced may close before the neighbors arrive).
+	t.Run("QuietWithoutGR", func(t *testing.T) {
+		// Without graceful restart GoBGP sends no End-of-RIB: Synced closes
+		// once the neighbor is up and its update stream has gone quiet,
+		// long before the timeout (issue 7 item 5; before, it waited for
+		// the timeout). The neighbor is in the waiting speaker's first
+		// Apply (speakers() would apply an empty neighbor list first, and
+		// with nothing to wait for Synced may close before the neighbors
+		// arrive).
 		sp := []*Speaker{
 			speaker(t, Config{ASN: 65001, RouterID: ip("10.0.0.1"), Multipath: mp, SyncTimeout: time.Hour,
 				ListenAddresses: []netip.Addr{ip("127.0.0.1")}, Neighbors: []Neighbor{peer("127.0.0.2", "127.0.0.1", 65002)}}),
@@ -217,12 +220,27 @@ func TestPrivilegedSynced(t *testing.T) {
 				ListenAddresses: []netip.Addr{ip("127.0.0.2")}, Neighbors: []Neighbor{peer("127.0.0.1", "127.0.0.2", 65001)},
 				Originate: []netip.Prefix{pfx("10.2.0.0/24")}}),
 		}
-		newRIB(sp[0]).waitRoute(t, pfx("10.2.0.0/24"), ip("127.0.0.2"))
-		time.Sleep(time.Second) // a few monitor rounds
 		select {
 		case <-sp[0].Synced():
-			t.Fatal("Synced closed without End-of-RIB and before the timeout")
-		default:
+		case <-time.After(patience):
+			t.Fatal("Synced not closed though the neighbor without graceful restart is up and quiet")
+		}
+		// Everything the neighbor had was learned before Synced.
+		r := newRIB(sp[0])
+		r.drainOnce(0)
+		if got := r.routes[pfx("10.2.0.0/24")]; !slices.Equal(got, []netip.Addr{ip("127.0.0.2")}) {
+			t.Errorf("at Synced, 10.2.0.0/24 has next hops %v, want 127.0.0.2", got)
+		}
+	})
+	t.Run("NeverUpWithoutGR", func(t *testing.T) {
+		// A neighbor without graceful restart that does not come up holds
+		// Synced for noGRUpWait only, not for the (long) sync timeout.
+		s := speaker(t, Config{ASN: 65001, RouterID: ip("10.0.0.1"), Multipath: mp, SyncTimeout: time.Hour, ListenPort: -1,
+			Neighbors: []Neighbor{peer("127.0.0.9", "127.0.0.1", 65009)}})
+		select {
+		case <-s.Synced():
+		case <-time.After(noGRUpWait + patience):
+			t.Fatal("Synced never closed though the only neighbor has no graceful restart and is not up")
 		}
 	})
 	t.Run("DeadNeighborTimesOut", func(t *testing.T) {

@@ -17,7 +17,13 @@ import (
 func (s *Speaker) Neighbors(ctx context.Context) ([]NeighborState, error) {
 	s.mu.Lock()
 	srv, running := s.srv, s.running != nil
+	conf := make(map[netip.Addr]Neighbor, len(s.peers))
+	since := make(map[netip.Addr]time.Time, len(s.since))
+	for a, n := range s.peers {
+		conf[a], since[a] = n, s.since[a]
+	}
 	s.mu.Unlock()
+	now := time.Now()
 	if srv == nil || !running {
 		return nil, errors.New("list bgp neighbors: speaker not running")
 	}
@@ -34,6 +40,11 @@ func (s *Speaker) Neighbors(ctx context.Context) ([]NeighborState, error) {
 			errs = append(errs, err)
 			return
 		}
+		down := since[ns.Address]
+		if dt := p.GetTimers().GetState().GetDowntime(); dt != nil && dt.AsTime().After(down) {
+			down = dt.AsTime()
+		}
+		ns.LastError = s.lastErrorText(ns, conf[ns.Address], down, now)
 		out = append(out, ns)
 	})
 	if err != nil {

@@ -95,7 +95,8 @@ func (s *Speaker) TakePeerEvents() []PeerEvent { return s.peerEv.take() }
 // level.
 type peerEventLogger struct {
 	slogAdapter
-	ev *peerEvents
+	ev    *peerEvents
+	notes *sessionNotes // sessions.go
 }
 
 var _ gobgplog.Logger = peerEventLogger{}
@@ -112,6 +113,7 @@ const (
 func (l peerEventLogger) Info(msg string, fields gobgplog.Fields) {
 	if msg == gobgpPeerDown || msg == gobgpPeerUp {
 		l.peerRecord(msg, fields)
+		l.sessionRecord(msg, fields)
 	}
 	l.slogAdapter.Info(msg, fields)
 }

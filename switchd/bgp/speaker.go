@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	api "github.com/osrg/gobgp/v3/api"
@@ -34,6 +35,7 @@ type Speaker struct {
 	log    *slog.Logger
 	routes *routeTable
 	peerEv *peerEvents // sessions down for good, and up (peerdown.go)
+	notes  *sessionNotes
 
 	mu          sync.Mutex // guards the fields below
 	srv         *server.BgpServer
@@ -42,14 +44,20 @@ type Speaker struct {
 	peers       map[netip.Addr]Neighbor
 	paths       map[netip.Prefix]struct{}
 	watchCancel context.CancelFunc
-	policy      *compiledPolicy // nil until a policy was installed
-	restarting  bool            // SetRestarting was called
-	syncPeers   map[netip.Addr]bool
+	policy      *compiledPolicy     // nil until a policy was installed
+	restarting  bool                // SetRestarting was called
+	syncPeers   map[netip.Addr]bool // enabled at the first Apply: graceful restart configured
 	syncTimeout time.Duration
 	monStop     chan struct{} // closes the monitor of the running server
+	sessStop    chan struct{} // closes watchSessions
+	// limited are the neighbors held down for exceeding a prefix limit
+	// (sessions.go); since is when each neighbor was last (re)added.
+	limited map[netip.Addr]bool
+	since   map[netip.Addr]time.Time
 
-	synced   chan struct{}
-	syncOnce sync.Once
+	synced    chan struct{}
+	syncOnce  sync.Once
+	lastWatch atomic.Int64 // unix ns of the latest best-path event
 }
 
 // Option configures a Speaker.
@@ -64,12 +72,15 @@ func WithLogger(l *slog.Logger) Option {
 // New returns a speaker; Start runs it.
 func New(opts ...Option) *Speaker {
 	s := &Speaker{
-		log:    slog.New(slog.DiscardHandler),
-		routes: newRouteTable(),
-		peerEv: newPeerEvents(),
-		peers:  make(map[netip.Addr]Neighbor),
-		paths:  make(map[netip.Prefix]struct{}),
-		synced: make(chan struct{}),
+		log:     slog.New(slog.DiscardHandler),
+		routes:  newRouteTable(),
+		peerEv:  newPeerEvents(),
+		notes:   newSessionNotes(),
+		peers:   make(map[netip.Addr]Neighbor),
+		limited: make(map[netip.Addr]bool),
+		since:   make(map[netip.Addr]time.Time),
+		paths:   make(map[netip.Prefix]struct{}),
+		synced:  make(chan struct{}),
 	}
 	for _, o := range opts {
 		o(s)
@@ -93,9 +104,12 @@ func (s *Speaker) Start(ctx context.Context) error {
 		return errors.New("start bgp speaker: already started")
 	}
 	// The logger also reports sessions that go down (peerdown.go).
-	s.srv = server.NewBgpServer(server.LoggerOption(peerEventLogger{slogAdapter{s.log.With("component", "gobgp")}, s.peerEv}))
+	s.srv = server.NewBgpServer(server.LoggerOption(peerEventLogger{
+		slogAdapter: slogAdapter{s.log.With("component", "gobgp")}, ev: s.peerEv, notes: s.notes}))
 	// Every BgpServer API call is a closure run by Serve: it must run first.
 	go s.srv.Serve()
+	s.sessStop = make(chan struct{})
+	go s.watchSessions(s.sessStop)
 	return nil
 }
 
@@ -113,6 +127,10 @@ func (s *Speaker) Stop() {
 		return
 	}
 	s.stopped = true
+	if s.sessStop != nil {
+		close(s.sessStop)
+		s.sessStop = nil
+	}
 	if s.watchCancel != nil {
 		s.watchCancel()
 	}
@@ -223,7 +241,7 @@ func (s *Speaker) Apply(ctx context.Context, c Config) error {
 		s.syncPeers = make(map[netip.Addr]bool)
 		for a, n := range d.neighbors {
 			if n.Enabled {
-				s.syncPeers[a] = true
+				s.syncPeers[a] = n.GracefulRestart.Enabled
 			}
 		}
 		s.syncTimeout = d.syncTimeout
@@ -275,6 +293,9 @@ func (s *Speaker) startLocked(ctx context.Context, d *desired) error {
 	})
 	kick := make(chan struct{}, 1)
 	cb := func(r *api.WatchEventResponse) {
+		if _, ok := r.Event.(*api.WatchEventResponse_Table); ok {
+			s.lastWatch.Store(time.Now().UnixNano()) // sync.go: watch idle
+		}
 		routeCB(r)
 		if _, ok := r.Event.(*api.WatchEventResponse_Peer); ok {
 			select {
@@ -297,7 +318,8 @@ func (s *Speaker) startLocked(ctx context.Context, d *desired) error {
 	s.watchCancel = cancel
 	s.running = &g
 
-	st := &syncState{deadline: time.Now().Add(s.syncTimeout)}
+	now := time.Now()
+	st := &syncState{start: now, deadline: now.Add(s.syncTimeout), quiet: make(map[netip.Addr]quietMark)}
 	if s.restarting && !s.isSynced() && restartingRole(d.neighbors) {
 		sn, err := s.startSentinelLocked(ctx, g.ASN, s.deferral())
 		if err != nil {
@@ -341,6 +363,8 @@ func (s *Speaker) applyNeighborsLocked(ctx context.Context, want map[netip.Addr]
 			continue
 		}
 		delete(s.peers, addr)
+		delete(s.limited, addr)
+		delete(s.since, addr)
 	}
 	for _, addr := range sortedKeys(want) {
 		n := want[addr]
@@ -351,12 +375,9 @@ func (s *Speaker) applyNeighborsLocked(ctx context.Context, want map[netip.Addr]
 				errs = append(errs, fmt.Errorf("add neighbor %v: %w", addr, err))
 				continue
 			}
+			s.since[addr] = time.Now()
 		case !neighborEqual(old, n):
-			// GoBGP decides what the change costs: timers are taken
-			// as they are (for the next session), while AS, address,
-			// families, password, description or admin state
-			// reset the session.
-			if _, err := s.srv.UpdatePeer(ctx, &api.UpdatePeerRequest{Peer: neighborAPI(n, s.localRestartingLocked(), s.deferral())}); err != nil {
+			if err := s.updateNeighborLocked(ctx, old, n); err != nil {
 				// GoBGP may have removed the peer halfway; remove it
 				// for sure so the next Apply adds it afresh.
 				s.srv.DeletePeer(ctx, &api.DeletePeerRequest{Address: addr.String()})
@@ -370,6 +391,61 @@ func (s *Speaker) applyNeighborsLocked(ctx context.Context, want map[netip.Addr]
 		s.peers[addr] = n
 	}
 	return errs
+}
+
+// updateNeighborLocked changes a configured neighbor from old to n.
+//
+// GoBGP's UpdatePeer decides most of what a change costs: AS, addresses,
+// families, password, description, admin state or graceful restart reset
+// the session; prefix limits and the TTL apply to the running session.
+// What it does not apply is fixed up here:
+//   - Timers are only stored: hold time and keepalive are negotiated in
+//     the OPEN message, so a change resets an established session (logged
+//     at Info: it costs the session); a session not established restarts
+//     its connection attempts, which read connect-retry only when they
+//     start.
+//   - A neighbor held down for exceeding its prefix limit stays down
+//     (GoBGP's admin state "prefix limit") until it is added afresh.
+func (s *Speaker) updateNeighborLocked(ctx context.Context, old, n Neighbor) error {
+	addr := n.Address
+	p := neighborAPI(n, s.localRestartingLocked(), s.deferral())
+	established := false
+	s.srv.ListPeer(ctx, &api.ListPeerRequest{Address: addr.String()}, func(ap *api.Peer) {
+		established = ap.GetState().GetSessionState() == api.PeerState_ESTABLISHED
+	})
+	readd := s.limited[addr]
+	timers := old.Timers != n.Timers
+	negotiated := old.Timers.HoldTime != n.Timers.HoldTime || old.Timers.Keepalive != n.Timers.Keepalive
+	switch {
+	case readd:
+		s.log.Info("bgp neighbor held down at its prefix limit: configuration changed, connecting again", "neighbor", addr)
+	case timers && !established:
+		s.log.Info("bgp neighbor timers changed: restarting its connection attempts with them", "neighbor", addr)
+		readd = true
+	}
+	if readd {
+		if err := s.srv.DeletePeer(ctx, &api.DeletePeerRequest{Address: addr.String()}); err != nil {
+			return err
+		}
+		delete(s.limited, addr)
+		s.since[addr] = time.Now()
+		return s.srv.AddPeer(ctx, &api.AddPeerRequest{Peer: p})
+	}
+	if _, err := s.srv.UpdatePeer(ctx, &api.UpdatePeerRequest{Peer: p}); err != nil {
+		return err
+	}
+	switch {
+	case negotiated && established:
+		s.log.Info("bgp neighbor hold-time/keepalive changed: resetting its session, as they are negotiated in the OPEN message",
+			"neighbor", addr, "hold-time", n.Timers.HoldTime, "keepalive", n.Timers.Keepalive)
+		s.since[addr] = time.Now()
+		if err := s.srv.ResetPeer(ctx, &api.ResetPeerRequest{Address: addr.String(), Communication: "hold-time or keepalive changed"}); err != nil {
+			return fmt.Errorf("reset session for new timers: %w", err)
+		}
+	case timers && established:
+		s.log.Info("bgp neighbor connect-retry/advertisement timers changed: they apply from the next session", "neighbor", addr)
+	}
+	return nil
 }
 
 func (s *Speaker) applyOriginateLocked(ctx context.Context, want map[netip.Prefix]struct{}) []error {

@@ -174,6 +174,27 @@ type Neighbor struct {
 	// Import filters what is learned from the neighbor, Export what is
 	// announced to it.
 	Import, Export PolicyChain
+	// MultihopTTL, for an eBGP neighbor, is the IP TTL of the session's
+	// packets, so that it runs over that many hops (ebgp-multihop). Zero
+	// means directly connected: TTL 1, as RFC 4271 eBGP expects.
+	MultihopTTL uint8
+	// PrefixLimits bound the prefixes accepted from the neighbor, per
+	// family (at most one each).
+	PrefixLimits []PrefixLimit
+}
+
+// PrefixLimit is OpenConfig's prefix-limit of one family: when the
+// neighbor has sent more than MaxPrefixes prefixes the session is torn
+// down with a NOTIFICATION (Cease, Maximum Number of Prefixes Reached) and
+// stays down until the neighbor's configuration changes or switchd
+// restarts. Only the teardown is implemented (GoBGP cannot keep a session
+// and ignore prefixes beyond the limit), so there is no prevent-teardown.
+type PrefixLimit struct {
+	Family      Family
+	MaxPrefixes uint32
+	// WarningThresholdPct logs a warning once the neighbor has sent that
+	// percentage of MaxPrefixes; zero means no warning.
+	WarningThresholdPct uint8
 }
 
 // Timers are the per-neighbor session timers; zero values take GoBGP's

@@ -1,6 +1,7 @@
 package bgp
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -127,6 +128,11 @@ func validate(c Config) (*desired, error) {
 			bad("neighbor %v: configured twice", n.Address)
 			continue
 		}
+		if local := cmp.Or(n.LocalAS, c.ASN); n.MultihopTTL != 0 && n.PeerAS == local {
+			// GoBGP sets no TTL on iBGP sessions: the setting would be ignored.
+			bad("neighbor %v: ebgp-multihop: an iBGP neighbor (peer-as %d is the local AS) is not limited to one hop", n.Address, n.PeerAS)
+			continue
+		}
 		d.neighbors[n.Address] = n
 	}
 
@@ -221,6 +227,25 @@ func validateNeighbor(n Neighbor, globalGR GracefulRestart, policies map[string]
 	slices.Sort(fams)
 	n.Families = fams
 
+	var limits []PrefixLimit
+	for _, pl := range n.PrefixLimits {
+		switch {
+		case !slices.Contains(fams, pl.Family):
+			bad("prefix-limit of %v: family not enabled for this neighbor", pl.Family)
+		case slices.ContainsFunc(limits, func(o PrefixLimit) bool { return o.Family == pl.Family }):
+			bad("prefix-limit of %v: given twice", pl.Family)
+		case pl.MaxPrefixes == 0:
+			// GoBGP reads 0 as "no limit".
+			bad("prefix-limit of %v: max-prefixes must be at least 1 (to accept nothing, use an import policy)", pl.Family)
+		case pl.WarningThresholdPct > 100:
+			bad("prefix-limit of %v: warning-threshold-pct %d: at most 100", pl.Family, pl.WarningThresholdPct)
+		default:
+			limits = append(limits, pl)
+		}
+	}
+	slices.SortFunc(limits, func(a, b PrefixLimit) int { return int(a.Family) - int(b.Family) })
+	n.PrefixLimits = limits
+
 	t := n.Timers
 	for _, tm := range []struct {
 		name string
@@ -277,7 +302,8 @@ func neighborEqual(a, b Neighbor) bool {
 		a.LocalAddress == b.LocalAddress && a.Description == b.Description &&
 		a.Enabled == b.Enabled && a.Passive == b.Passive && a.AuthPassword == b.AuthPassword &&
 		a.Timers == b.Timers && slices.Equal(a.Families, b.Families) &&
-		*a.GracefulRestart == *b.GracefulRestart
+		*a.GracefulRestart == *b.GracefulRestart &&
+		a.MultihopTTL == b.MultihopTTL && slices.Equal(a.PrefixLimits, b.PrefixLimits)
 }
 
 // Validate checks a Config as Apply would, without a speaker.

@@ -3,7 +3,9 @@ package config
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/switchd/switchd/models/oc"
@@ -236,5 +238,62 @@ func (t *translator) neighbor(n *oc.NetworkInstance_Protocol_Bgp_Neighbor, b *oc
 			t.add(np.child("afi-safis"), fmt.Sprintf("no afi-safis configured, so the neighbor would use %v, which is not enabled in the global afi-safis of BGP", f))
 		}
 	}
+	t.neighborLimits(n, np, &nb)
 	return nb, len(t.list) == before
+}
+
+// neighborLimits translates the neighbor's ebgp-multihop and its
+// families' prefix-limit into nb.
+func (t *translator) neighborLimits(n *oc.NetworkInstance_Protocol_Bgp_Neighbor, np path, nb *bgp.Neighbor) {
+	if m := n.EbgpMultihop; m != nil {
+		mp := np.child("ebgp-multihop").child("config")
+		switch {
+		case !m.GetEnabled() && m.MultihopTtl != nil:
+			t.add(mp.child("multihop-ttl"), "multihop-ttl is set but ebgp-multihop is not enabled")
+		case !m.GetEnabled():
+		case m.MultihopTtl == nil:
+			nb.MultihopTTL = 255 // enabled without a TTL: any number of hops
+		case *m.MultihopTtl == 0:
+			t.add(mp.child("multihop-ttl"), "multihop-ttl must be 1 to 255")
+		default:
+			nb.MultihopTTL = *m.MultihopTtl
+		}
+	}
+	for _, name := range []oc.E_BgpTypes_AFI_SAFI_TYPE{oc.BgpTypes_AFI_SAFI_TYPE_IPV4_UNICAST, oc.BgpTypes_AFI_SAFI_TYPE_IPV6_UNICAST} {
+		af := n.AfiSafi[name]
+		var max *uint32
+		var prevent *bool
+		var warn *uint8
+		switch name {
+		case oc.BgpTypes_AFI_SAFI_TYPE_IPV4_UNICAST:
+			if pl := af.GetIpv4Unicast().GetPrefixLimit(); pl != nil {
+				max, prevent, warn = pl.MaxPrefixes, pl.PreventTeardown, pl.WarningThresholdPct
+			}
+		default:
+			if pl := af.GetIpv6Unicast().GetPrefixLimit(); pl != nil {
+				max, prevent, warn = pl.MaxPrefixes, pl.PreventTeardown, pl.WarningThresholdPct
+			}
+		}
+		if max == nil && prevent == nil && warn == nil {
+			continue
+		}
+		pp := afiSafiEntry(np, name).child(strings.ToLower(strings.ReplaceAll(enumName(name), "_", "-"))).child("prefix-limit").child("config")
+		f := families[name]
+		switch {
+		case prevent != nil && *prevent:
+			t.add(pp.child("prevent-teardown"), "prevent-teardown is not supported: switchd (GoBGP) cannot keep the session and ignore prefixes beyond the limit; at max-prefixes it tears the session down")
+		case max == nil || *max == 0:
+			t.add(pp.child("max-prefixes"), "prefix-limit needs max-prefixes of at least 1 (to accept nothing, use an import policy)")
+		case !slices.Contains(nb.Families, f):
+			t.add(pp.child("max-prefixes"), fmt.Sprintf("prefix-limit of %v, which is not enabled for this neighbor", f))
+		case warn != nil && *warn > 100:
+			t.add(pp.child("warning-threshold-pct"), "warning-threshold-pct is at most 100")
+		default:
+			pl := bgp.PrefixLimit{Family: f, MaxPrefixes: *max}
+			if warn != nil {
+				pl.WarningThresholdPct = *warn
+			}
+			nb.PrefixLimits = append(nb.PrefixLimits, pl)
+		}
+	}
 }

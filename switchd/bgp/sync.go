@@ -1,0 +1,216 @@
+package bgp
+
+import (
+	"context"
+	"net/netip"
+	"slices"
+	"time"
+
+	api "github.com/osrg/gobgp/v3/api"
+)
+
+// The end of the initial update: when the speaker has learned everything
+// its neighbors have, so that the daemon can sweep the routes a previous
+// run left in the kernel that nobody announces any more.
+//
+// Per neighbor and negotiated family, the initial update is over when:
+//   - End-of-RIB arrived (RFC 4724; GoBGP records it whenever one arrives);
+//   - or, if graceful restart was not negotiated for the family (we did not
+//     announce it, or the neighbor's last OPEN did not), the session has
+//     been established and the neighbor's update stream quiet for
+//     quietFor. Such a neighbor need not send End-of-RIB, and GoBGP
+//     peers never do without graceful restart (getBestFromLocal), so
+//     waiting for one means waiting for the timeout. "Quiet" is measured
+//     on what GoBGP counts for the neighbor: UPDATE messages read, paths
+//     in its Adj-RIB-In (counted after processing) and the session's
+//     uptime; and the best-path watch must have been idle for watchIdle,
+//     so that the paths are in the route table before Synced closes.
+//     A neighbor with graceful restart negotiated still waits for its
+//     End-of-RIB: it promised one.
+//
+// A neighbor that does not come up holds Synced until the sync timeout if
+// graceful restart is configured for it (its peers keep our routes that
+// long too), and only for noGRUpWait if not: a router that restarted
+// without graceful restart has lost its sessions anyway, and the routes
+// it left in the kernel are guesses to be swept soon, not kept for two
+// minutes.
+
+const (
+	quietFor   = 2 * time.Second
+	watchIdle  = 250 * time.Millisecond
+	noGRUpWait = 10 * time.Second
+)
+
+// Synced is closed once every enabled neighbor configured at the first
+// Apply has finished its initial update (End-of-RIB, or a quiet update
+// stream without graceful restart; see above), or is not waited for any
+// more, or the sync timeout (Config.SyncTimeout) has passed since that
+// Apply, whichever comes first. It closes once per Speaker; later changes
+// do not reopen it.
+func (s *Speaker) Synced() <-chan struct{} { return s.synced }
+
+// syncState tracks the wait for the end of the initial update; owned by
+// the monitor goroutine.
+type syncState struct {
+	start    time.Time
+	deadline time.Time
+	sentinel *sentinel // nil unless restarting
+	quiet    map[netip.Addr]quietMark
+}
+
+// quietMark is the last change seen in a neighbor's update stream.
+type quietMark struct {
+	key   [3]uint64 // UPDATEs read, Adj-RIB-In paths, uptime
+	since time.Time
+}
+
+// monitor runs while the speaker runs: it closes Synced and enforces
+// stale-routes-time. kick asks for an early look (peer state changes).
+func (s *Speaker) monitor(stop <-chan struct{}, kick <-chan struct{}, st *syncState) {
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	synced := s.isSynced()
+	if synced && st.sentinel != nil {
+		st.sentinel.release(s)
+		st.sentinel = nil
+	}
+	established := map[netip.Addr]time.Time{} // restarting peers back since
+	for {
+		select {
+		case <-stop:
+			if st.sentinel != nil {
+				st.sentinel.close()
+			}
+			return
+		case <-tick.C:
+		case <-kick:
+		}
+		s.mu.Lock()
+		srv, want := s.srv, s.syncPeers
+		s.mu.Unlock()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		var peers []*api.Peer
+		err := srv.ListPeer(ctx, &api.ListPeerRequest{}, func(p *api.Peer) { peers = append(peers, p) })
+		cancel()
+		if err != nil {
+			continue
+		}
+		if !synced {
+			now := time.Now()
+			done, waiting, how := syncDone(peers, want, st, now, now.Sub(time.Unix(0, s.lastWatch.Load())))
+			if done || now.After(st.deadline) {
+				if !done {
+					s.log.Warn("bgp sync timeout: going on without the initial update of some neighbors", "neighbors", waiting)
+				} else {
+					s.log.Info("bgp synced: initial update complete", "end-of-rib", how[syncEoR], "quiet", how[syncQuiet], "not-up", how[syncNotUp])
+				}
+				synced = true
+				s.closeSynced()
+				if st.sentinel != nil {
+					st.sentinel.release(s)
+					st.sentinel = nil
+				}
+				tick.Reset(time.Second)
+			}
+		}
+		s.enforceStaleTime(peers, established)
+	}
+}
+
+// How a neighbor's initial update ended, for the log.
+const (
+	syncEoR = iota
+	syncQuiet
+	syncNotUp
+)
+
+// syncDone reports whether every wanted neighbor has finished its initial
+// update or is not waited for any more; waiting names those that have not,
+// how counts the others by syncEoR, syncQuiet and syncNotUp. want maps the
+// neighbors to whether graceful restart is configured for them; sinceWatch
+// is how long the best-path watch has been idle. It updates st.quiet.
+func syncDone(peers []*api.Peer, want map[netip.Addr]bool, st *syncState, now time.Time, sinceWatch time.Duration) (done bool, waiting []string, how [3]int) {
+	seen := map[netip.Addr]bool{}
+	for _, p := range peers {
+		addr, err := netip.ParseAddr(p.GetConf().GetNeighborAddress())
+		if err != nil {
+			continue
+		}
+		addr = addr.Unmap()
+		gr, ok := want[addr]
+		if !ok {
+			continue
+		}
+		seen[addr] = true
+		switch r := initialUpdate(p, gr, st, now, sinceWatch); r {
+		case -1:
+			waiting = append(waiting, addr.String())
+		default:
+			how[r]++
+		}
+	}
+	for a := range want {
+		if seen[a] {
+			continue
+		}
+		if !want[a] && now.Sub(st.start) >= noGRUpWait {
+			how[syncNotUp]++
+			continue
+		}
+		waiting = append(waiting, a.String())
+	}
+	slices.Sort(waiting)
+	return len(waiting) == 0, waiting, how
+}
+
+// initialUpdate says how neighbor p's initial update ended (syncEoR,
+// syncQuiet, syncNotUp) or -1 while it goes on. gr: graceful restart is
+// configured for it.
+func initialUpdate(p *api.Peer, gr bool, st *syncState, now time.Time, sinceWatch time.Duration) int {
+	addr, _ := netip.ParseAddr(p.GetConf().GetNeighborAddress())
+	addr = addr.Unmap()
+	if p.GetState().GetSessionState() != api.PeerState_ESTABLISHED {
+		delete(st.quiet, addr)
+		if !gr && now.Sub(st.start) >= noGRUpWait {
+			return syncNotUp
+		}
+		return -1
+	}
+	ns, _ := neighborStateFromAPI(p)
+	remoteGR := remoteGRFamilies(p)
+	var rib uint64
+	checked, needQuiet := 0, false
+	for _, af := range p.GetAfiSafis() {
+		f, ok := familyFromAPI(af.GetConfig().GetFamily())
+		if !ok || !slices.Contains(ns.NegotiatedFamilies, f) {
+			continue
+		}
+		checked++
+		rib += af.GetState().GetReceived()
+		if af.GetMpGracefulRestart().GetState().GetEndOfRibReceived() {
+			continue
+		}
+		if gr && slices.Contains(remoteGR, f) {
+			return -1 // End-of-RIB promised
+		}
+		needQuiet = true
+	}
+	// Right after Established GoBGP may not report the negotiated
+	// families yet: nothing checked is not done.
+	if checked == 0 {
+		return -1
+	}
+	if !needQuiet {
+		return syncEoR
+	}
+	key := [3]uint64{p.GetState().GetMessages().GetReceived().GetUpdate(), rib, uint64(p.GetTimers().GetState().GetUptime().GetSeconds())}
+	m, ok := st.quiet[addr]
+	if !ok || m.key != key {
+		st.quiet[addr] = quietMark{key: key, since: now}
+		return -1
+	}
+	if now.Sub(m.since) < quietFor || sinceWatch < watchIdle {
+		return -1
+	}
+	return syncQuiet
+}
