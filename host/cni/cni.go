@@ -17,7 +17,9 @@
 //
 // Addresses come from the daemon's pools (there is no "ipam" section); the
 // workload gets /32 and /128 addresses and default routes via 169.254.1.1
-// and fe80::1.
+// and fe80::1. An address asked for in runtimeConfig.ips must lie in one of
+// the daemon's pools or static prefixes (/switchd/ipam), else ADD fails
+// with code 104 (host.CodeAddressNotAllowed).
 package cni
 
 import (
