@@ -1,0 +1,188 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+
+	"github.com/vishvananda/netlink"
+
+	"github.com/switchd/switchd/sim/ns"
+)
+
+// TestRecursiveNextHopPrivileged: an iBGP peer (gobgpd) announces a route
+// whose next hop is a loopback, 10.255.0.2, that is not on any link of
+// ours and is reachable only through a static route of another owner. The
+// daemon installs the route via the static route's gateway, follows it to
+// the other link when it changes, takes the route out while nothing
+// resolves the loopback and puts it back when the static route returns.
+func TestRecursiveNextHopPrivileged(t *testing.T) {
+	ns.Privileged(t)
+	if os.Getenv("SWITCHD_TEST_NETNS") == "" {
+		t.Skip("needs ns.TestMain's private namespace")
+	}
+	for _, bin := range []string{"gobgpd", "gobgp"} {
+		if _, err := exec.LookPath(bin); err != nil {
+			t.Skipf("%s not installed: %v", bin, err)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	cur, err := ns.Current()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cur.Close()
+	peer := ns.NewT(t, "recpeer")
+	for i := range 2 {
+		link := fmt.Sprintf("torec%d", i)
+		if err := ns.Veth(cur, link, peer, fmt.Sprintf("eth%d", i)); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { // our end outlives the peer's namespace
+			if l, err := netlink.LinkByName(link); err == nil {
+				netlink.LinkDel(l)
+			}
+		})
+		for _, a := range []struct {
+			n    *ns.NS
+			link string
+			pfx  string
+		}{{cur, link, fmt.Sprintf("10.98.%d.1/24", i)}, {peer, fmt.Sprintf("eth%d", i), fmt.Sprintf("10.98.%d.2/24", i)}} {
+			if err := a.n.AddAddr(a.link, netip.MustParsePrefix(a.pfx)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	run := func(n *ns.NS, argv ...string) {
+		t.Helper()
+		if out, err := n.Run(ctx, argv...); err != nil {
+			t.Fatalf("%v: %v: %s", argv, err, out)
+		}
+	}
+	run(peer, "ip", "link", "set", "lo", "up") // gobgpd's API
+	run(cur, "ip", "route", "add", "10.255.0.0/24", "via", "10.98.0.2", "proto", "static")
+	t.Cleanup(func() { cur.Run(context.Background(), "ip", "route", "del", "10.255.0.0/24", "proto", "static") })
+
+	dir := t.TempDir()
+	toml := filepath.Join(dir, "gobgpd.toml")
+	if err := os.WriteFile(toml, []byte(`[global.config]
+  as = 65001
+  router-id = "10.98.0.2"
+[[neighbors]]
+  [neighbors.config]
+    neighbor-address = "10.98.0.1"
+    peer-as = 65001
+  [neighbors.timers.config]
+    connect-retry = 1
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	gobgpd := peer.Command(ctx, "gobgpd", "-f", toml, "--api-hosts", "127.0.0.1:50051", "-l", "warn")
+	gobgpd.Stdout, gobgpd.Stderr = testLogOut(), testLogOut()
+	if err := gobgpd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		gobgpd.Process.Kill()
+		gobgpd.Wait()
+	})
+
+	cfg := filepath.Join(dir, "switchd.json")
+	if err := os.WriteFile(cfg, []byte(`{
+  "openconfig-network-instance:network-instances": {"network-instance": [{
+    "name": "DEFAULT",
+    "config": {"name": "DEFAULT", "type": "openconfig-network-instance-types:DEFAULT_INSTANCE"},
+    "protocols": {"protocol": [{
+      "identifier": "openconfig-policy-types:BGP", "name": "BGP",
+      "config": {"identifier": "openconfig-policy-types:BGP", "name": "BGP"},
+      "bgp": {
+        "global": {
+          "config": {"as": 65001, "router-id": "10.98.0.1"},
+          "afi-safis": {"afi-safi": [{"afi-safi-name": "openconfig-bgp-types:IPV4_UNICAST", "config": {"afi-safi-name": "openconfig-bgp-types:IPV4_UNICAST", "enabled": true}}]}
+        },
+        "neighbors": {"neighbor": [{
+          "neighbor-address": "10.98.0.2",
+          "config": {"neighbor-address": "10.98.0.2", "peer-as": 65001},
+          "timers": {"config": {"hold-time": 9, "keepalive-interval": 3, "connect-retry": 1}},
+          "apply-policy": {"config": {"default-import-policy": "ACCEPT_ROUTE", "default-export-policy": "REJECT_ROUTE"}},
+          "afi-safis": {"afi-safi": [{"afi-safi-name": "openconfig-bgp-types:IPV4_UNICAST", "config": {"afi-safi-name": "openconfig-bgp-types:IPV4_UNICAST", "enabled": true}}]}
+        }]}
+      }
+    }]}
+  }]}
+}
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	dctx, stop := context.WithCancel(ctx)
+	go func() {
+		done <- Run(dctx, Options{ConfigPath: cfg, Socket: filepath.Join(dir, "switchd.sock"), StateDir: dir,
+			Logger: slog.New(slog.NewTextHandler(testLogOut(), nil))})
+	}()
+	t.Cleanup(func() {
+		stop()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+		// Routes stay in the kernel when switchd exits; this namespace
+		// outlives the test.
+		if r := ownRoute(t, netip.MustParsePrefix("198.51.100.0/24")); r != nil {
+			netlink.RouteDel(r)
+		}
+	})
+
+	waitFor(t, "gobgpd's API", func() error {
+		_, err := peer.Run(ctx, "gobgp", "-u", "127.0.0.1", "-p", "50051", "global")
+		return err
+	})
+	run(peer, "gobgp", "-u", "127.0.0.1", "-p", "50051", "global", "rib", "add", "-a", "ipv4", "198.51.100.0/24", "nexthop", "10.255.0.2")
+
+	dst := netip.MustParsePrefix("198.51.100.0/24")
+	via := func(want string) func() error {
+		return func() error {
+			got := kernelVia(t, dst)
+			if got != want {
+				return fmt.Errorf("switchd's route to %v via %q, want %q", dst, got, want)
+			}
+			return nil
+		}
+	}
+	waitFor(t, "the route installed via the static route's gateway", via("10.98.0.2"))
+	run(cur, "ip", "route", "replace", "10.255.0.0/24", "via", "10.98.1.2", "proto", "static")
+	waitFor(t, "the route following the static route to the other link", via("10.98.1.2"))
+	run(cur, "ip", "route", "del", "10.255.0.0/24", "proto", "static")
+	waitFor(t, "the route out of the kernel while its next hop does not resolve", via(""))
+	run(cur, "ip", "route", "add", "10.255.0.0/24", "via", "10.98.0.2", "proto", "static")
+	waitFor(t, "the route back with the static route", via("10.98.0.2"))
+}
+
+// kernelVia returns the gateways of switchd's kernel route to p ("" if
+// none): one, or several joined by spaces.
+func kernelVia(t *testing.T, p netip.Prefix) string {
+	t.Helper()
+	r := ownRoute(t, p)
+	if r == nil {
+		return ""
+	}
+	if r.Gw != nil {
+		return r.Gw.String()
+	}
+	s := ""
+	for _, nh := range r.MultiPath {
+		if s != "" {
+			s += " "
+		}
+		s += nh.Gw.String()
+	}
+	if s == "" {
+		s = fmt.Sprintf("no gateway (%+v)", r)
+	}
+	return s
+}
