@@ -76,6 +76,8 @@ func neighborAPI(n Neighbor, restarting bool, deferral time.Duration) *api.Peer 
 			Description:     n.Description,
 			AuthPassword:    n.AuthPassword,
 			AdminDown:       !n.Enabled,
+			// The loop check is an import policy instead (loop.go).
+			AllowOwnAsn: allowOwnASOff,
 		},
 		Timers: &api.Timers{Config: &api.TimersConfig{
 			ConnectRetry:                 secs(n.Timers.ConnectRetry),

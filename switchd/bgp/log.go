@@ -49,7 +49,17 @@ func (a slogAdapter) Error(msg string, fields gobgplog.Fields) {
 	a.log(slog.LevelError, msg, fields)
 }
 
+// withdrawNotInstalled is GoBGP's warning for a withdrawal of a path its
+// Loc-RIB does not hold. An import policy reject is such a withdrawal
+// (server.go propagateUpdate), and the loop check is one (loop.go): in a
+// fabric peers send our own routes back all the time. Not worth a warning.
+const withdrawNotInstalled = "No matching path for withdraw found, may be path was not installed into table"
+
 func (a slogAdapter) Warn(msg string, fields gobgplog.Fields) {
+	if msg == withdrawNotInstalled {
+		a.log(slog.LevelDebug, msg, fields)
+		return
+	}
 	a.log(slog.LevelWarn, msg, fields)
 }
 

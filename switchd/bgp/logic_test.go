@@ -248,6 +248,11 @@ func TestCompilePolicyPerNeighborAndFamily(t *testing.T) {
 		t.Fatal(err)
 	}
 	imp := d.policy.policies[0]
+	// The AS-loop check comes first (loop.go); then the chains.
+	if len(imp.Statements) == 0 || imp.Statements[0].Name != "loop/65001" {
+		t.Fatalf("import statements = %v, want the loop check first", imp.Statements)
+	}
+	imp.Statements = imp.Statements[1:]
 	// The v4 half matches; the set has no v6 half, so ANY cannot match v6
 	// routes and no v6 statement exists; then the default.
 	if len(imp.Statements) != 2 {

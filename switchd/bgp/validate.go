@@ -155,6 +155,7 @@ func validate(c Config) (*desired, error) {
 		return nil, fmt.Errorf("invalid bgp config: %w", err)
 	}
 	d.policy = compilePolicy(sets, policies, d.neighbors)
+	d.policy.guardLoops(c.ASN, d.neighbors) // loop.go: GoBGP keeps paths a looped update replaces
 	return d, nil
 }
 
