@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,9 +20,10 @@ type RouteEvent struct {
 	Route   Route
 
 	// nexthop is set for an event about a nexthop object or group of
-	// switchd's (then Route is empty): OnRouteEvent resyncs if it is not
-	// the echo of switchd's own write.
+	// switchd's (then Route is empty): OnRouteEvent resyncs if it tells
+	// something the table's view does not know. nh is what it says.
 	nexthop uint32
+	nh      *nhNotice
 	// foreign marks a route of another owner (WithNextHopResolution):
 	// OnRouteEvent takes it into the next-hop resolution state.
 	foreign bool
@@ -332,15 +334,27 @@ func (m *Monitor) take(d *routeDecoder, h unix.NlMsghdr, data []byte) {
 		if len(data) < nhmsgLen || int(data[2]) != m.protocol {
 			return
 		}
+		n := &nhNotice{}
 		forAttrs(data[nhmsgLen:], func(t uint16, v []byte) {
-			if t == unix.NHA_ID && len(v) >= 4 {
+			switch {
+			case t == unix.NHA_ID && len(v) >= 4:
 				ev.nexthop = nativeU32(v)
+			case t == unix.NHA_GROUP:
+				n.group = true
+				for ; len(v) >= 8; v = v[8:] {
+					n.members = append(n.members, grpEntry{id: nativeU32(v), weight: (int(v[4]) | int(v[5])<<8) + 1})
+				}
+			case t == unix.NHA_GATEWAY:
+				n.key.gw, _ = netip.AddrFromSlice(v)
+			case t == unix.NHA_OIF && len(v) >= 4:
+				n.key.ifindex = int(nativeU32(v))
 			}
 		})
 		if ev.nexthop == 0 {
 			return
 		}
 		ev.Deleted = typ == unix.RTM_DELNEXTHOP
+		ev.nh = n
 	default:
 		return
 	}

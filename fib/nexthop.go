@@ -988,20 +988,6 @@ func (m *nhManager) gcLocked() int {
 	return len(ids)
 }
 
-// nexthopChanged reports whether a nexthop notification tells something
-// the manager's view does not know (someone else changed or removed one of
-// switchd's objects), so the table must resync.
-func (m *nhManager) nexthopChanged(deleted bool, id uint32) bool {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	_, isObj := m.objs[id]
-	_, isGroup := m.groups[id]
-	if deleted {
-		return isObj || isGroup
-	}
-	return !isObj && !isGroup && !m.taken[id]
-}
-
 func appendNexthop(b *msgBuf, seq, id uint32, k nhKey, protocol int) {
 	b.begin(unix.RTM_NEWNEXTHOP, unix.NLM_F_CREATE|unix.NLM_F_EXCL, seq)
 	b.raw(k.fam, 0, uint8(protocol), 0)

@@ -492,7 +492,7 @@ func (t *Table) OnRouteEvent(ev RouteEvent) {
 		return
 	}
 	if ev.nexthop != 0 {
-		if t.nh != nil && t.nh.nexthopChanged(ev.Deleted, ev.nexthop) {
+		if t.nh != nil && t.nh.nexthopChanged(ev.Deleted, ev.nexthop, ev.nh) {
 			t.QueueResync()
 		}
 		return
