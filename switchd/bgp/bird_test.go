@@ -2,6 +2,7 @@ package bgp
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"os"
@@ -21,11 +22,26 @@ import (
 // It peers with AS 65001 at our addresses and exports its static routes.
 type birdPeer struct {
 	dir string
+	ns  *ns.NS
 }
 
 const birdAS = 65002
 
+// birdSpec is what startBIRDWith configures: the static routes BIRD
+// exports, and Options added to both bgp protocols (e.g. "graceful restart
+// on;", "password \"x\";").
+type birdSpec struct {
+	Statics4, Statics6 []netip.Prefix
+	Options            string
+	Timers             string // replaces the short default timers
+}
+
 func startBIRD(t *testing.T, statics4, statics6 []netip.Prefix) *birdPeer {
+	t.Helper()
+	return startBIRDWith(t, birdSpec{Statics4: statics4, Statics6: statics6})
+}
+
+func startBIRDWith(t *testing.T, spec birdSpec) *birdPeer {
 	t.Helper()
 	peerNS := ns.NewT(t, "bird")
 	cur, err := ns.Current()
@@ -61,44 +77,90 @@ func startBIRD(t *testing.T, statics4, statics6 []netip.Prefix) *birdPeer {
 			t.Fatal(err)
 		}
 	}
+	return runBIRD(t, peerNS, birdConf(spec))
+}
 
+// birdConf is the configuration startBIRDWith runs BIRD with.
+func birdConf(spec birdSpec) string {
 	var conf strings.Builder
 	fmt.Fprintf(&conf, "router id 10.99.0.2;\nprotocol device {}\n")
 	fmt.Fprintf(&conf, "protocol static s4 { ipv4;\n")
-	for _, p := range statics4 {
+	for _, p := range spec.Statics4 {
 		fmt.Fprintf(&conf, "  route %v blackhole;\n", p)
 	}
 	fmt.Fprintf(&conf, "}\nprotocol static s6 { ipv6;\n")
-	for _, p := range statics6 {
+	for _, p := range spec.Statics6 {
 		fmt.Fprintf(&conf, "  route %v blackhole;\n", p)
 	}
 	fmt.Fprintf(&conf, "}\n")
 	// Short timers; connect delay 1 s instead of BIRD's 5.
-	const timers = "hold time 3; keepalive time 1; connect retry time 1; connect delay time 1; error wait time 1, 2;"
-	fmt.Fprintf(&conf, "protocol bgp up4 { local 10.99.0.2 as %d; neighbor 10.99.0.1 as 65001; %s\n"+
-		"  ipv4 { import all; export where source = RTS_STATIC; }; }\n", birdAS, timers)
-	fmt.Fprintf(&conf, "protocol bgp up6 { local fd99::2 as %d; neighbor fd99::1 as 65001; %s\n"+
-		"  ipv6 { import all; export where source = RTS_STATIC; }; }\n", birdAS, timers)
+	timers := "hold time 3; keepalive time 1; connect retry time 1; connect delay time 1; error wait time 1, 2;"
+	if spec.Timers != "" {
+		timers = spec.Timers
+	}
+	fmt.Fprintf(&conf, "protocol bgp up4 { local 10.99.0.2 as %d; neighbor 10.99.0.1 as 65001; %s %s\n"+
+		"  ipv4 { import all; export where source = RTS_STATIC; }; }\n", birdAS, timers, spec.Options)
+	fmt.Fprintf(&conf, "protocol bgp up6 { local fd99::2 as %d; neighbor fd99::1 as 65001; %s %s\n"+
+		"  ipv6 { import all; export where source = RTS_STATIC; }; }\n", birdAS, timers, spec.Options)
+	return conf.String()
+}
 
-	b := &birdPeer{dir: t.TempDir()}
-	if err := os.WriteFile(filepath.Join(b.dir, "bird.conf"), []byte(conf.String()), 0o644); err != nil {
+// runBIRD starts BIRD with conf in n; the test's end stops it.
+func runBIRD(t *testing.T, n *ns.NS, conf string) *birdPeer {
+	t.Helper()
+	b := &birdPeer{dir: t.TempDir(), ns: n}
+	b.start(t, conf)
+	t.Cleanup(func() { b.kill(t, syscall.SIGTERM) })
+	return b
+}
+
+func (b *birdPeer) start(t *testing.T, conf string) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(b.dir, "bird.conf"), []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	// bird daemonizes; its PID is in the pid file.
-	if out, err := peerNS.Run(t.Context(), "bird", "-c", b.path("bird.conf"), "-s", b.path("bird.ctl"), "-P", b.path("bird.pid")); err != nil {
+	if out, err := b.ns.Run(t.Context(), "bird", "-c", b.path("bird.conf"), "-s", b.path("bird.ctl"), "-P", b.path("bird.pid")); err != nil {
 		t.Fatalf("start bird: %v\n%s", err, out)
 	}
-	t.Cleanup(func() {
-		raw, err := os.ReadFile(b.path("bird.pid"))
-		if err != nil {
-			t.Errorf("bird pid file: %v", err)
+}
+
+// kill sends sig to BIRD and waits (bounded) until it is gone.
+func (b *birdPeer) kill(t *testing.T, sig syscall.Signal) {
+	t.Helper()
+	raw, err := os.ReadFile(b.path("bird.pid"))
+	if errors.Is(err, os.ErrNotExist) {
+		return // killed before and not started again
+	}
+	if err != nil {
+		t.Errorf("bird pid file: %v", err)
+		return
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(raw)))
+	if err != nil {
+		t.Errorf("bird pid file: %v", err)
+		return
+	}
+	syscall.Kill(pid, sig)
+	for deadline := time.Now().Add(patience); alive(pid); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Errorf("bird (pid %d) still running after %v", pid, sig)
 			return
 		}
-		if pid, err := strconv.Atoi(strings.TrimSpace(string(raw))); err == nil {
-			syscall.Kill(pid, syscall.SIGTERM)
-		}
-	})
-	return b
+	}
+	os.Remove(b.path("bird.pid"))
+	os.Remove(b.path("bird.ctl"))
+}
+
+// alive reports whether process pid exists and is not a zombie.
+func alive(pid int) bool {
+	st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	// pid (comm) S ...: the state follows the last ')'.
+	i := strings.LastIndexByte(string(st), ')')
+	return i < 0 || i+2 >= len(st) || st[i+2] != 'Z'
 }
 
 func (b *birdPeer) path(name string) string { return filepath.Join(b.dir, name) }

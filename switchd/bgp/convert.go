@@ -84,6 +84,9 @@ func neighborAPI(n Neighbor, restarting bool, deferral time.Duration) *api.Peer 
 			HoldTime:                     secs(n.Timers.HoldTime),
 			KeepaliveInterval:            secs(n.Timers.Keepalive),
 			MinimumAdvertisementInterval: secs(n.Timers.MinAdvertisementInterval),
+			// After the speaker's own ResetPeer (new hold time,
+			// stale-routes-time) reconnect after 1 s, not GoBGP's 30.
+			IdleHoldTimeAfterReset: 1,
 		}},
 		Transport:       &api.Transport{PassiveMode: n.Passive},
 		GracefulRestart: grAPI(n.GracefulRestart, restarting, deferral),

@@ -68,6 +68,7 @@ type sessionRecord struct {
 type lastError struct {
 	text string
 	at   time.Time
+	kind recordKind
 }
 
 // sessionNotes collects the records for watchSessions and keeps each
@@ -90,15 +91,20 @@ func (n *sessionNotes) add(r sessionRecord) {
 	}
 	r.at = time.Now()
 	n.mu.Lock()
+	prev := n.lastErr[r.addr]
 	switch r.kind {
 	case recDown, recGRDown:
-		n.lastErr[r.addr] = lastError{"session ended: " + r.detail, r.at}
+		// The session end that follows a teardown for the prefix limit
+		// or a hold-timer expiry says less than the record before it.
+		if (prev.kind != recPrefixLimit && prev.kind != recHoldExpired) || r.at.Sub(prev.at) > time.Second {
+			n.lastErr[r.addr] = lastError{"session ended: " + r.detail, r.at, r.kind}
+		}
 	case recHoldExpired:
-		n.lastErr[r.addr] = lastError{"hold timer expired: nothing received from the neighbor for the negotiated hold time", r.at}
+		n.lastErr[r.addr] = lastError{"hold timer expired: nothing received from the neighbor for the negotiated hold time", r.at, r.kind}
 	case recPrefixLimit:
-		n.lastErr[r.addr] = lastError{r.detail, r.at}
+		n.lastErr[r.addr] = lastError{r.detail, r.at, r.kind}
 	case recConnectFail:
-		n.lastErr[r.addr] = lastError{"TCP connection attempt failed: " + r.detail, r.at}
+		n.lastErr[r.addr] = lastError{"TCP connection attempt failed: " + r.detail, r.at, r.kind}
 	}
 	n.queue = append(n.queue, r)
 	n.mu.Unlock()
