@@ -12,9 +12,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"reflect"
 	"runtime/debug"
-
-	"github.com/openconfig/ygot/ytypes"
 
 	"github.com/switchd/switchd/fib"
 	"github.com/switchd/switchd/models/oc"
@@ -110,15 +109,12 @@ func Parse(data []byte, filename string) (in *Intent, err error) {
 // unmarshals it into a Device, reading the config containers. It does not
 // run the semantic checks of Translate.
 func Unmarshal(doc any) (*oc.Device, error) {
-	errList, leaves := checkTree(doc)
-	m, _ := doc.(map[string]any)
+	errList := checkTree(doc)
 	dev := &oc.Device{}
-	if err := ytypes.Unmarshal(oc.LazySchemaTree()["Device"], dev, doc, &ytypes.PreferShadowPath{}); err != nil {
-		located := locateUnmarshalErrors(m, leaves)
-		if len(located) == 0 && len(errList) == 0 {
-			located = Errors{{Path: "/", Reason: err.Error()}}
-		}
-		errList = append(errList, located...)
+	if m, ok := doc.(map[string]any); ok {
+		u := &unmarshaller{}
+		u.structure(reflect.ValueOf(dev), oc.LazySchemaTree()["Device"], m, nil)
+		errList = append(errList, u.list...)
 	}
 	if len(errList) > 0 {
 		return nil, sortErrors(errList)

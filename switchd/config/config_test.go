@@ -29,7 +29,7 @@ const (
 )
 
 // leafDoc is examples/leaf.json decoded, for tests to break.
-func leafDoc(t *testing.T) map[string]any {
+func leafDoc(t testing.TB) map[string]any {
 	t.Helper()
 	data, err := os.ReadFile("../../examples/leaf.json")
 	if err != nil {
@@ -43,7 +43,7 @@ func leafDoc(t *testing.T) map[string]any {
 }
 
 // at walks a decoded document: strings select members, ints list entries.
-func at(t *testing.T, v any, steps ...any) map[string]any {
+func at(t testing.TB, v any, steps ...any) map[string]any {
 	t.Helper()
 	for _, s := range steps {
 		switch s := s.(type) {
@@ -59,11 +59,11 @@ func at(t *testing.T, v any, steps ...any) map[string]any {
 	return v.(map[string]any)
 }
 
-func ni(t *testing.T, m map[string]any) map[string]any {
+func ni(t testing.TB, m map[string]any) map[string]any {
 	return at(t, m, "openconfig-network-instance:network-instances", "network-instance", 0)
 }
 
-func bgpTree(t *testing.T, m map[string]any) map[string]any {
+func bgpTree(t testing.TB, m map[string]any) map[string]any {
 	return at(t, ni(t, m), "protocols", "protocol", 0, "bgp")
 }
 

@@ -65,6 +65,10 @@ func (p path) entry(name string, keys []kv) path {
 	return append(p[:len(p):len(p)], elem{name: name, keys: keys})
 }
 
+// keyEscaper is built once: building a Replacer costs far more than using
+// it, and String runs for every list entry of a config.
+var keyEscaper = strings.NewReplacer(`\`, `\\`, `]`, `\]`)
+
 // String gives the gNMI path string form; ']' and '\' in key values are
 // escaped as gNMI's path-strings specification says.
 func (p path) String() string {
@@ -79,7 +83,7 @@ func (p path) String() string {
 			b.WriteByte('[')
 			b.WriteString(k.k)
 			b.WriteByte('=')
-			b.WriteString(strings.NewReplacer(`\`, `\\`, `]`, `\]`).Replace(k.v))
+			b.WriteString(keyEscaper.Replace(k.v))
 			b.WriteByte(']')
 		}
 	}

@@ -10,48 +10,29 @@ import (
 	"sync"
 
 	"github.com/openconfig/goyang/pkg/yang"
-	"github.com/openconfig/ygot/ytypes"
 
 	"github.com/switchd/switchd/models/oc"
 )
-
-// step is how to reach a node from the root of the JSON document: a member
-// name as written and, for a list, the index of the entry and the member
-// names of its keys.
-type step struct {
-	member string
-	index  int // -1 unless member is a list
-	keys   []string
-}
-
-// leaf is a leaf or leaf-list found in the document.
-type leaf struct {
-	p     path
-	steps []step
-	key   bool // a list key; checked before the entry's other leaves
-}
 
 // checkTree walks the decoded JSON document against the schema. It reports
 // what ygot's unmarshaller either reports without a path or does not
 // report at all: unknown members, JSON of the wrong shape, state (config
 // false) data, list entries without keys and two entries with the same key
-// (ygot merges them silently). It returns the leaves it found, for
-// locateUnmarshalErrors.
-func checkTree(doc any) (Errors, []leaf) {
+// (ygot merges them silently). Values are the unmarshaller's to check.
+func checkTree(doc any) Errors {
 	w := &walker{}
 	root := oc.LazySchemaTree()["Device"]
 	m, ok := doc.(map[string]any)
 	if !ok {
 		w.add(nil, "the config must be a JSON object (the root of the OpenConfig tree)")
-		return w.list, nil
+		return w.list
 	}
-	w.container(root, m, nil, nil, nil)
-	return w.list, w.leaves
+	w.container(root, m, nil, nil)
+	return w.list
 }
 
 type walker struct {
 	errs
-	leaves []leaf
 }
 
 // knownModules is the set of YANG modules that instantiate nodes of the
@@ -114,7 +95,7 @@ func findChild(e *yang.Entry, name string) *yang.Entry {
 	return nil
 }
 
-func (w *walker) container(e *yang.Entry, m map[string]any, p path, steps []step, keys []string) {
+func (w *walker) container(e *yang.Entry, m map[string]any, p path, keys []string) {
 	members := make([]string, 0, len(m))
 	for k := range m {
 		members = append(members, k)
@@ -152,11 +133,11 @@ func (w *walker) container(e *yang.Entry, m map[string]any, p path, steps []step
 			w.add(cp, "state (config false) cannot be configured; set the config container instead")
 			continue
 		}
-		w.node(c, m[k], cp, append(steps[:len(steps):len(steps)], step{member: k, index: -1}), isKey(k))
+		w.node(c, m[k], cp)
 	}
 }
 
-func (w *walker) node(e *yang.Entry, v any, p path, steps []step, key bool) {
+func (w *walker) node(e *yang.Entry, v any, p path) {
 	switch {
 	case e.IsList():
 		a, ok := v.([]any)
@@ -173,15 +154,13 @@ func (w *walker) node(e *yang.Entry, v any, p path, steps []step, key bool) {
 				continue
 			}
 			var kvs []kv
-			var keyMembers []string
 			missing := ""
 			for _, kn := range keyNames {
-				member, val, ok := lookup(m, kn)
+				val, ok := member(m, kn)
 				if !ok {
 					missing = kn
 					break
 				}
-				keyMembers = append(keyMembers, member)
 				kvs = append(kvs, kv{kn, keyText(val)})
 			}
 			if missing != "" {
@@ -195,8 +174,7 @@ func (w *walker) node(e *yang.Entry, v any, p path, steps []step, key bool) {
 				continue
 			}
 			seen[id] = i
-			s := append(steps[:len(steps)-1:len(steps)-1], step{member: steps[len(steps)-1].member, index: i, keys: keyMembers})
-			w.container(e, m, ep, s, keyNames)
+			w.container(e, m, ep, keyNames)
 		}
 	case e.IsContainer():
 		m, ok := v.(map[string]any)
@@ -204,13 +182,11 @@ func (w *walker) node(e *yang.Entry, v any, p path, steps []step, key bool) {
 			w.add(p, fmt.Sprintf("expected a JSON object, got %s", jsonKind(v)))
 			return
 		}
-		w.container(e, m, p, steps, nil)
+		w.container(e, m, p, nil)
 	case e.IsLeafList():
 		if _, ok := v.([]any); !ok {
 			w.add(p, fmt.Sprintf("expected a JSON array (leaf-list), got %s", jsonKind(v)))
-			return
 		}
-		w.leaves = append(w.leaves, leaf{p: p, steps: steps})
 	default:
 		switch v := v.(type) {
 		case map[string]any:
@@ -220,20 +196,9 @@ func (w *walker) node(e *yang.Entry, v any, p path, steps []step, key bool) {
 			// The YANG type empty is [null] in RFC 7951.
 			if !(len(v) == 1 && v[0] == nil && e.Type != nil && e.Type.Kind == yang.Yempty) {
 				w.add(p, "expected a single value, got a JSON array")
-				return
 			}
 		}
-		w.leaves = append(w.leaves, leaf{p: p, steps: steps, key: key})
 	}
-}
-
-func lookup(m map[string]any, name string) (string, any, bool) {
-	for k, v := range m {
-		if splitName(k) == name {
-			return k, v, true
-		}
-	}
-	return "", nil, false
 }
 
 func jsonKind(v any) string {
@@ -273,62 +238,5 @@ func keyText(v any) string {
 	return fmt.Sprint(v)
 }
 
-// minimalDoc builds a document holding only the leaf at steps (and the keys
-// of the list entries on the way), so that unmarshalling it on its own
-// tells whether this leaf is what ygot rejects.
-func minimalDoc(doc map[string]any, steps []step) map[string]any {
-	out := map[string]any{}
-	o, cur := out, doc
-	for i, s := range steps {
-		v := cur[s.member]
-		if i == len(steps)-1 {
-			o[s.member] = v
-			break
-		}
-		if s.index < 0 {
-			m := map[string]any{}
-			o[s.member] = m
-			o, cur = m, v.(map[string]any)
-			continue
-		}
-		el := v.([]any)[s.index].(map[string]any)
-		m := map[string]any{}
-		for _, k := range s.keys {
-			m[k] = el[k]
-		}
-		o[s.member] = []any{m}
-		o, cur = m, el
-	}
-	return out
-}
-
+// wrongType is ygot's message for a JSON value of the wrong type.
 var wrongType = regexp.MustCompile(`got (\S+) type for field \S+, expect float64`)
-
-// locateUnmarshalErrors finds which leaves ygot rejects, by unmarshalling
-// each on its own: ygot's own messages ("got string type for field
-// peer-as, expect float64") do not say where in the tree the leaf is.
-func locateUnmarshalErrors(doc map[string]any, leaves []leaf) Errors {
-	var c errs
-	var badEntries []string
-	for _, l := range leaves {
-		ps := l.p.String()
-		skip := false
-		for _, b := range badEntries {
-			if strings.HasPrefix(ps, b+"/") {
-				skip = true
-			}
-		}
-		if skip {
-			continue
-		}
-		err := ytypes.Unmarshal(oc.LazySchemaTree()["Device"], &oc.Device{}, minimalDoc(doc, l.steps), &ytypes.PreferShadowPath{})
-		if err == nil {
-			continue
-		}
-		c.add(l.p, "invalid value: "+wrongType.ReplaceAllString(err.Error(), "got a $1, expected a number"))
-		if l.key {
-			badEntries = append(badEntries, l.p[:len(l.p)-1].String())
-		}
-	}
-	return c.list
-}

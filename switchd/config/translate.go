@@ -134,12 +134,14 @@ func (t *translator) intent(dev *oc.Device, in *Intent) {
 		return
 	}
 	t.bgp(bgpProto, protoEntry(ni, bgpProto).child("bgp"), &in.BGP)
+	originated := make(map[netip.Prefix]bool, len(routes)) // a set: configs have 50,000 prefixes
 	for _, r := range routes {
 		af := oc.Types_ADDRESS_FAMILY_IPV4
 		if r.prefix.Addr().Is6() {
 			af = oc.Types_ADDRESS_FAMILY_IPV6
 		}
-		if origin[originKey{r.src, af}] && !slices.Contains(in.BGP.Originate, r.prefix) {
+		if origin[originKey{r.src, af}] && !originated[r.prefix] {
+			originated[r.prefix] = true
 			in.BGP.Originate = append(in.BGP.Originate, r.prefix)
 		}
 	}

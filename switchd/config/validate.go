@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"reflect"
 	"regexp"
-	"sort"
 	"strings"
 
 	"github.com/openconfig/goyang/pkg/yang"
@@ -16,80 +15,70 @@ import (
 )
 
 // validateTree validates the unmarshalled tree against the schema (types,
-// patterns, ranges, leafrefs). ygot's Device.Validate names only the
-// schema path of a bad leaf, not which list entry holds it, so each leaf is
-// validated on its own during a walk that knows the keys; leafrefs, which
-// need the whole tree, are left to Device.Validate and located afterwards
-// by schema path and value.
+// patterns, ranges, leafrefs), naming the data path of each bad leaf, list
+// keys included (ygot's Device.Validate names only the schema path, and
+// takes seconds for a large tree). Each leaf is validated on its own with
+// ytypes.Validate during a walk that knows the keys; leafrefs are checked
+// against the values found in the same walk.
 func validateTree(dev *oc.Device) Errors {
-	v := &validator{leafrefs: map[string][]path{}}
-	v.walk(reflect.ValueOf(dev), oc.LazySchemaTree()["Device"], nil)
+	v := &validator{values: map[string]map[string]bool{}}
+	v.walk(reflect.ValueOf(dev), oc.LazySchemaTree()["Device"], nil, "")
 	if len(v.list) > 0 {
 		return v.list
 	}
-	err := dev.Validate()
-	if err == nil {
-		return nil
-	}
-	errList, ok := err.(util.Errors)
-	if !ok {
-		errList = util.Errors{err}
-	}
-	for _, e := range errList {
-		v.addLeafrefError(e)
-	}
+	v.checkLeafrefs()
 	return v.list
 }
 
 type validator struct {
 	errs
-	// leafrefs maps "schema path\x00value" of each leafref leaf to where it
-	// is in the data tree, to locate Device.Validate's leafref errors.
-	leafrefs map[string][]path
+	// values holds, by schema path (/a/b/c, no keys, no module
+	// prefixes), every value a leaf there has: what leafrefs may refer to.
+	values map[string]map[string]bool
+	refs   []leafref
 }
 
-// relPath is the data path of a struct field relative to its struct: the
-// config path (shadow-path) where there is one, since that is what intent
-// sets.
-func relPath(ft reflect.StructField) []string {
-	tag := ft.Tag.Get("shadow-path")
-	if tag == "" {
-		tag = ft.Tag.Get("path")
-	}
-	return strings.Split(strings.Split(tag, "|")[0], "/")
+// leafref is a leafref leaf found by the walk.
+type leafref struct {
+	p      path
+	target string // schema path of what it refers to
+	value  string
 }
 
-func (v *validator) walk(sv reflect.Value, schema *yang.Entry, p path) {
+// relPath is the data path of a field relative to its struct: the config
+// path (shadow-path) where there is one, since that is what intent sets.
+func relPath(f *fieldInfo) []string { return f.paths[0] }
+
+func (v *validator) walk(sv reflect.Value, schema *yang.Entry, p path, sp string) {
 	if sv.IsNil() {
 		return
 	}
+	ti, err := infoFor(sv.Type().Elem(), schema)
+	if err != nil {
+		v.add(p, err.Error())
+		return
+	}
 	s := sv.Elem()
-	for i := 0; i < s.NumField(); i++ {
-		ft, fv := s.Type().Field(i), s.Field(i)
-		if util.IsYgotAnnotation(ft) || util.IsValueNilOrDefault(fv.Interface()) {
+	for i := range ti.fields {
+		f := &ti.fields[i]
+		fv := s.Field(f.index)
+		if util.IsValueNilOrDefault(fv.Interface()) {
 			continue
 		}
-		cs, err := util.ChildSchemaPreferShadow(schema, ft)
-		if err != nil || cs == nil {
-			v.add(p.child(ft.Name), fmt.Sprintf("no schema for field %s: %v", ft.Name, err))
-			continue
-		}
-		fp := p
-		for _, n := range relPath(ft) {
-			fp = fp.child(n)
-		}
-		switch {
+		fp := p.extend(relPath(f))
+		fsp := sp + "/" + strings.Join(relPath(f), "/")
+		switch cs := f.schema; {
 		case cs.IsList():
-			v.walkList(fv, cs, fp)
+			v.walkList(fv, cs, fp, fsp)
 		case cs.IsContainer():
-			v.walk(fv, cs, fp)
+			v.walk(fv, cs, fp, fsp)
 		default:
-			v.leaf(fv, cs, fp, schema, ft)
+			v.leaf(fv, f, fp, sp)
 		}
 	}
 }
 
-func (v *validator) walkList(fv reflect.Value, cs *yang.Entry, p path) {
+func (v *validator) walkList(fv reflect.Value, cs *yang.Entry, p path, sp string) {
 	var elems []reflect.Value
 	switch {
 	case fv.Kind() == reflect.Map:
@@ -104,71 +93,59 @@ func (v *validator) walkList(fv reflect.Value, cs *yang.Entry, p path) {
 	default:
 		return
 	}
+	// Errors are sorted at the end, so entries are walked in map order.
 	keyNames := strings.Fields(cs.Key)
-	type entry struct {
-		p path
-		v reflect.Value
-	}
-	var es []entry
 	for _, el := range elems {
+		km := map[string]any{}
+		if kh, ok := el.Interface().(ygot.KeyHelperGoStruct); ok {
+			km, _ = kh.ΛListKeyMap()
+		}
 		var kvs []kv
 		for _, kn := range keyNames {
-			kvs = append(kvs, kv{kn, keyField(el, kn)})
-		}
-		es = append(es, entry{p[:len(p)-1].entry(p[len(p)-1].name, kvs), el})
-	}
-	sort.Slice(es, func(i, j int) bool { return es[i].p.String() < es[j].p.String() })
-	for _, e := range es {
-		v.walk(e.v, cs, e.p)
-	}
-}
-
-// keyField is the value of key leaf name in a list entry struct, as a path
-// key value.
-func keyField(el reflect.Value, name string) string {
-	s := el.Elem()
-	for i := 0; i < s.NumField(); i++ {
-		for _, alt := range strings.Split(s.Type().Field(i).Tag.Get("path"), "|") {
-			if alt != name {
-				continue
-			}
-			f := s.Field(i)
-			if f.Kind() == reflect.Ptr {
-				if f.IsNil() {
-					return ""
-				}
-				f = f.Elem()
-			}
-			str, err := ygot.KeyValueAsString(f.Interface())
+			kt, err := ygot.KeyValueAsString(km[kn])
 			if err != nil {
-				return fmt.Sprint(f.Interface())
+				kt = fmt.Sprint(km[kn])
 			}
-			return str
+			kvs = append(kvs, kv{kn, kt})
 		}
+		v.walk(el, cs, p[:len(p)-1].entry(p[len(p)-1].name, kvs), sp)
 	}
-	return ""
 }
 
 var patternError = regexp.MustCompile(`does not match regular expression pattern`)
 
-func (v *validator) leaf(fv reflect.Value, cs *yang.Entry, p path, parent *yang.Entry, ft reflect.StructField) {
-	val := fv.Interface()
-	if cs.Type != nil && cs.Type.Kind == yang.Yleafref {
-		if st, err := util.ChildSchema(parent, ft); err == nil && st != nil {
-			vals := []reflect.Value{fv}
-			if fv.Kind() == reflect.Slice { // a leaf-list: each value refers
-				vals = vals[:0]
-				for i := 0; i < fv.Len(); i++ {
-					vals = append(vals, fv.Index(i))
-				}
-			}
-			for _, e := range vals {
-				k := util.SchemaTreePath(st) + "\x00" + leafText(e)
-				v.leafrefs[k] = append(v.leafrefs[k], p)
-			}
+// leaf validates one leaf (or leaf-list) of the struct whose schema path
+// is sp, and records its values for leafrefs.
+func (v *validator) leaf(fv reflect.Value, f *fieldInfo, p path, sp string) {
+	cs := f.schema
+	vals := []reflect.Value{fv}
+	if fv.Kind() == reflect.Slice && fv.Type().Elem().Kind() != reflect.Uint8 { // a leaf-list
+		vals = vals[:0]
+		for i := 0; i < fv.Len(); i++ {
+			vals = append(vals, fv.Index(i))
 		}
 	}
-	errList := ytypes.Validate(cs, val)
+	texts := make([]string, len(vals))
+	for i, e := range vals {
+		texts[i] = leafText(e)
+	}
+	// A list key is reachable both as config/name and as name.
+	for _, alt := range f.paths {
+		at := sp + "/" + strings.Join(alt, "/")
+		if v.values[at] == nil {
+			v.values[at] = map[string]bool{}
+		}
+		for _, t := range texts {
+			v.values[at][t] = true
+		}
+	}
+	if cs.Type != nil && cs.Type.Kind == yang.Yleafref && !cs.Type.OptionalInstance {
+		target := resolveLeafref(sp+"/"+strings.Join(relPath(f), "/"), cs.Type.Path)
+		for _, t := range texts {
+			v.refs = append(v.refs, leafref{p, target, t})
+		}
+	}
+	errList := ytypes.Validate(cs, fv.Interface())
 	if len(errList) == 0 {
 		return
 	}
@@ -182,6 +159,55 @@ func (v *validator) leaf(fv reflect.Value, cs *yang.Entry, p path, parent *yang.
 	}
 	for _, e := range errList {
 		v.add(p, "invalid value: "+e.Error())
+	}
+}
+
+// resolveLeafref turns a leafref's path, as the schema gives it
+// (relative to the leaf or absolute, with module prefixes and
+// predicates), into a schema path like those of validator.values.
+// State leaves are taken for their config twins. Predicates are dropped: a leafref is satisfied by its value anywhere at
+// that schema path. switchd serves one network instance, where that is
+// what the predicates would select.
+func resolveLeafref(leaf, ref string) string {
+	var b strings.Builder
+	depth := 0
+	for _, c := range ref {
+		switch {
+		case c == '[':
+			depth++
+		case c == ']':
+			depth--
+		case depth == 0:
+			b.WriteRune(c)
+		}
+	}
+	var elems []string
+	if !strings.HasPrefix(b.String(), "/") {
+		elems = strings.Split(strings.TrimPrefix(leaf, "/"), "/")
+	}
+	for _, e := range strings.Split(b.String(), "/") {
+		switch e = strings.TrimSpace(e); e {
+		case "", ".":
+		case "..":
+			if len(elems) > 0 {
+				elems = elems[:len(elems)-1]
+			}
+		case "state":
+			// The generated structs hold one field for a config leaf and
+			// its state twin; the walk records it under config.
+			elems = append(elems, "config")
+		default:
+			elems = append(elems, util.StripModulePrefix(e))
+		}
+	}
+	return "/" + strings.Join(elems, "/")
+}
+
+func (v *validator) checkLeafrefs() {
+	for _, r := range v.refs {
+		if !v.values[r.target][r.value] {
+			v.add(r.p, fmt.Sprintf("%q refers to something that is not configured", r.value))
+		}
 	}
 }
 
@@ -207,19 +233,4 @@ func leafText(fv reflect.Value) string {
 		return s
 	}
 	return fmt.Sprint(fv.Interface())
-}
-
-var leafrefError = regexp.MustCompile(`value (.*) \(\S+(?: ptr)?\) schema (?:path )?(\S+) (?:is empty set|has leafref path)`)
-
-func (v *validator) addLeafrefError(err error) {
-	msg := err.Error()
-	if m := leafrefError.FindStringSubmatch(msg); m != nil {
-		if ps := v.leafrefs[m[2]+"\x00"+m[1]]; len(ps) > 0 {
-			for _, p := range ps {
-				v.add(p, fmt.Sprintf("%q refers to something that is not configured", m[1]))
-			}
-			return
-		}
-	}
-	v.list = append(v.list, Error{Path: "/", Reason: msg})
 }
