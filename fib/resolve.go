@@ -94,6 +94,9 @@ type resolution struct {
 	// recursive counts those that are not on link.
 	gws       map[netip.Addr]*gwState
 	recursive int
+	// watch holds the gateways tracked for a routing protocol (track.go);
+	// no route refers to it.
+	watch *nhSet
 }
 
 // fRoute is a route of another owner, as far as resolution needs it.

@@ -246,7 +246,9 @@ func statement(name string, nb, ps *api.MatchSet, fams []*api.Family, r PolicyRe
 // applyPolicyLocked installs want if it differs from what runs, then
 // re-evaluates what was received (soft reset in) and sent (soft reset
 // out) under the new policy: no session resets.
-func (s *Speaker) applyPolicyLocked(ctx context.Context, want *compiledPolicy) error {
+func (s *Speaker) applyPolicyLocked(ctx context.Context, base *compiledPolicy) error {
+	s.policyBase = base
+	want := s.withNHTLocked(base) // nht.go
 	if want.equal(s.policy) || (s.policy == nil && want.empty()) {
 		return nil
 	}

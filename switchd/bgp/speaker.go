@@ -45,6 +45,8 @@ type Speaker struct {
 	paths       map[netip.Prefix]struct{}
 	watchCancel context.CancelFunc
 	policy      *compiledPolicy     // nil until a policy was installed
+	policyBase  *compiledPolicy     // the config's, without next-hop tracking (nht.go)
+	unreachable []netip.Addr        // next hops whose paths are rejected (nht.go)
 	restarting  bool                // SetRestarting was called
 	syncPeers   map[netip.Addr]bool // enabled at the first Apply: graceful restart configured
 	syncTimeout time.Duration
@@ -401,9 +403,10 @@ func (s *Speaker) applyNeighborsLocked(ctx context.Context, want map[netip.Addr]
 // What it does not apply is fixed up here:
 //   - Timers are only stored: hold time and keepalive are negotiated in
 //     the OPEN message, so a change resets an established session (logged
-//     at Info: it costs the session); a session not established restarts
-//     its connection attempts, which read connect-retry only when they
-//     start.
+//     at Info: it costs the session).
+//   - A neighbor without a session is added afresh: GoBGP's connection
+//     attempts read connect-retry and the TTL (ebgp-multihop) only when
+//     they start, so they would go on with the old values.
 //   - A neighbor held down for exceeding its prefix limit stays down
 //     (GoBGP's admin state "prefix limit") until it is added afresh.
 func (s *Speaker) updateNeighborLocked(ctx context.Context, old, n Neighbor) error {
@@ -419,8 +422,8 @@ func (s *Speaker) updateNeighborLocked(ctx context.Context, old, n Neighbor) err
 	switch {
 	case readd:
 		s.log.Info("bgp neighbor held down at its prefix limit: configuration changed, connecting again", "neighbor", addr)
-	case timers && !established:
-		s.log.Info("bgp neighbor timers changed: restarting its connection attempts with them", "neighbor", addr)
+	case !established:
+		s.log.Info("bgp neighbor without session changed: restarting its connection attempts with the new configuration", "neighbor", addr)
 		readd = true
 	}
 	if readd {

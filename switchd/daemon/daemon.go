@@ -81,6 +81,9 @@ type Daemon struct {
 	table   *fib.Table
 	monitor *fib.Monitor
 	links   *platform.LinkMonitor // nil if unavailable (links.go)
+	// unreachable are the BGP next hops the FIB cannot resolve, as last
+	// told to the speaker (nht.go).
+	unreachable []netip.Addr
 
 	intent    *config.Intent
 	workloads *workloads // nil unless pools or VMs are configured
@@ -494,6 +497,7 @@ func (d *Daemon) applyFIB(ctx context.Context) {
 	if err != nil {
 		d.log.Warn("fib apply incomplete; will retry", "err", err)
 	}
+	d.trackNextHops(ctx)
 	if d.table.More() {
 		select {
 		case d.again <- struct{}{}:

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/vishvananda/netlink"
@@ -21,6 +22,8 @@ import (
 // daemon installs the route via the static route's gateway, follows it to
 // the other link when it changes, takes the route out while nothing
 // resolves the loopback and puts it back when the static route returns.
+// Next-hop tracking: an eBGP peer (a second gobgpd) is sent the route only
+// while its next hop resolves.
 func TestRecursiveNextHopPrivileged(t *testing.T) {
 	ns.Privileged(t)
 	if os.Getenv("SWITCHD_TEST_NETNS") == "" {
@@ -66,6 +69,23 @@ func TestRecursiveNextHopPrivileged(t *testing.T) {
 		}
 	}
 	run(peer, "ip", "link", "set", "lo", "up") // gobgpd's API
+	// The eBGP peer that switchd advertises to.
+	ebgp := ns.NewT(t, "recebgp")
+	if err := ns.Veth(cur, "torecx", ebgp, "eth0"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if l, err := netlink.LinkByName("torecx"); err == nil {
+			netlink.LinkDel(l)
+		}
+	})
+	if err := cur.AddAddr("torecx", netip.MustParsePrefix("10.98.9.1/24")); err != nil {
+		t.Fatal(err)
+	}
+	if err := ebgp.AddAddr("eth0", netip.MustParsePrefix("10.98.9.2/24")); err != nil {
+		t.Fatal(err)
+	}
+	run(ebgp, "ip", "link", "set", "lo", "up")
 	run(cur, "ip", "route", "add", "10.255.0.0/24", "via", "10.98.0.2", "proto", "static")
 	t.Cleanup(func() { cur.Run(context.Background(), "ip", "route", "del", "10.255.0.0/24", "proto", "static") })
 
@@ -83,15 +103,33 @@ func TestRecursiveNextHopPrivileged(t *testing.T) {
 `), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	gobgpd := peer.Command(ctx, "gobgpd", "-f", toml, "--api-hosts", "127.0.0.1:50051", "-l", "warn")
-	gobgpd.Stdout, gobgpd.Stderr = testLogOut(), testLogOut()
-	if err := gobgpd.Start(); err != nil {
+	toml2 := filepath.Join(dir, "gobgpd-ebgp.toml")
+	if err := os.WriteFile(toml2, []byte(`[global.config]
+  as = 65003
+  router-id = "10.98.9.2"
+[[neighbors]]
+  [neighbors.config]
+    neighbor-address = "10.98.9.1"
+    peer-as = 65001
+  [neighbors.timers.config]
+    connect-retry = 1
+`), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		gobgpd.Process.Kill()
-		gobgpd.Wait()
-	})
+	for _, g := range []struct {
+		n    *ns.NS
+		toml string
+	}{{peer, toml}, {ebgp, toml2}} {
+		gobgpd := g.n.Command(ctx, "gobgpd", "-f", g.toml, "--api-hosts", "127.0.0.1:50051", "-l", "warn")
+		gobgpd.Stdout, gobgpd.Stderr = testLogOut(), testLogOut()
+		if err := gobgpd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			gobgpd.Process.Kill()
+			gobgpd.Wait()
+		})
+	}
 
 	cfg := filepath.Join(dir, "switchd.json")
 	if err := os.WriteFile(cfg, []byte(`{
@@ -111,6 +149,12 @@ func TestRecursiveNextHopPrivileged(t *testing.T) {
           "config": {"neighbor-address": "10.98.0.2", "peer-as": 65001},
           "timers": {"config": {"hold-time": 9, "keepalive-interval": 3, "connect-retry": 1}},
           "apply-policy": {"config": {"default-import-policy": "ACCEPT_ROUTE", "default-export-policy": "REJECT_ROUTE"}},
+          "afi-safis": {"afi-safi": [{"afi-safi-name": "openconfig-bgp-types:IPV4_UNICAST", "config": {"afi-safi-name": "openconfig-bgp-types:IPV4_UNICAST", "enabled": true}}]}
+        }, {
+          "neighbor-address": "10.98.9.2",
+          "config": {"neighbor-address": "10.98.9.2", "peer-as": 65003},
+          "timers": {"config": {"hold-time": 9, "keepalive-interval": 3, "connect-retry": 1}},
+          "apply-policy": {"config": {"default-import-policy": "REJECT_ROUTE", "default-export-policy": "ACCEPT_ROUTE"}},
           "afi-safis": {"afi-safi": [{"afi-safi-name": "openconfig-bgp-types:IPV4_UNICAST", "config": {"afi-safi-name": "openconfig-bgp-types:IPV4_UNICAST", "enabled": true}}]}
         }]}
       }
@@ -154,13 +198,25 @@ func TestRecursiveNextHopPrivileged(t *testing.T) {
 			return nil
 		}
 	}
+	advertised := func(want bool) func() error {
+		return func() error {
+			out, err := ebgp.Run(ctx, "gobgp", "-u", "127.0.0.1", "-p", "50051", "global", "rib", "-a", "ipv4", dst.String())
+			if got := err == nil && strings.Contains(out, dst.String()); got != want {
+				return fmt.Errorf("eBGP peer has %v: %v, want %v (%v: %s)", dst, got, want, err, out)
+			}
+			return nil
+		}
+	}
 	waitFor(t, "the route installed via the static route's gateway", via("10.98.0.2"))
+	waitFor(t, "the route advertised to the eBGP peer", advertised(true))
 	run(cur, "ip", "route", "replace", "10.255.0.0/24", "via", "10.98.1.2", "proto", "static")
 	waitFor(t, "the route following the static route to the other link", via("10.98.1.2"))
 	run(cur, "ip", "route", "del", "10.255.0.0/24", "proto", "static")
 	waitFor(t, "the route out of the kernel while its next hop does not resolve", via(""))
+	waitFor(t, "the route withdrawn from the eBGP peer while its next hop does not resolve", advertised(false))
 	run(cur, "ip", "route", "add", "10.255.0.0/24", "via", "10.98.0.2", "proto", "static")
 	waitFor(t, "the route back with the static route", via("10.98.0.2"))
+	waitFor(t, "the route advertised again", advertised(true))
 }
 
 // kernelVia returns the gateways of switchd's kernel route to p ("" if
