@@ -41,7 +41,6 @@ type fieldInfo struct {
 
 type typeInfo struct {
 	fields []fieldInfo
-	// listAppend is the Append method of an ordered map type.
 }
 
 var typeInfos sync.Map // reflect.Type of a struct -> *typeInfo
@@ -353,14 +352,10 @@ func entryPath(p path, schema *yang.Entry, obj map[string]any) (path, bool) {
 	return p[:len(p)-1].entry(p[len(p)-1].name, kvs), true
 }
 
-func (u *unmarshaller) keyedList(fv reflect.Value, schema *yang.Entry, val any, p path) {
-	a, ok := val.([]any)
-	if !ok {
-		return
-	}
-	if fv.IsNil() {
-		fv.Set(reflect.MakeMapWithSize(fv.Type(), len(a)))
-	}
+// entries unmarshals each entry of a JSON list into a new struct of type
+// et and hands it to add.
+func (u *unmarshaller) entries(schema *yang.Entry, val any, p path, et reflect.Type, add func(nv reflect.Value)) {
+	a, _ := val.([]any)
 	for _, el := range a {
 		obj, ok := el.(map[string]any)
 		if !ok {
@@ -370,16 +365,25 @@ func (u *unmarshaller) keyedList(fv reflect.Value, schema *yang.Entry, val any, 
 		if !ok {
 			continue
 		}
-		nv := reflect.New(fv.Type().Elem().Elem())
+		nv := reflect.New(et)
 		u.structure(nv, schema, obj, ep)
+		add(nv)
+	}
+}
+
+func (u *unmarshaller) keyedList(fv reflect.Value, schema *yang.Entry, val any, p path) {
+	if fv.IsNil() {
+		fv.Set(reflect.MakeMap(fv.Type()))
+	}
+	u.entries(schema, val, p, fv.Type().Elem().Elem(), func(nv reflect.Value) {
 		key, err := mapKey(nv, fv.Type().Key())
 		if err != nil {
-			continue // a bad key leaf, reported
+			return // a bad key leaf, reported
 		}
 		if !fv.MapIndex(key).IsValid() { // a duplicate is checkTree's
 			fv.SetMapIndex(key, nv)
 		}
-	}
+	})
 }
 
 // mapKey is the map key of a list entry: the key leaf's value, or a key
@@ -419,26 +423,11 @@ func mapKey(entry reflect.Value, kt reflect.Type) (reflect.Value, error) {
 
 // orderedList fills an ordered-by-user list (a generated OrderedMap).
 func (u *unmarshaller) orderedList(fv reflect.Value, schema *yang.Entry, val any, p path) {
-	a, ok := val.([]any)
-	if !ok {
-		return
-	}
 	if fv.IsNil() {
 		fv.Set(reflect.New(fv.Type().Elem()))
 	}
 	appendFn := fv.MethodByName("Append")
-	et := appendFn.Type().In(0).Elem()
-	for _, el := range a {
-		obj, ok := el.(map[string]any)
-		if !ok {
-			continue
-		}
-		ep, ok := entryPath(p, schema, obj)
-		if !ok {
-			continue
-		}
-		nv := reflect.New(et)
-		u.structure(nv, schema, obj, ep)
+	u.entries(schema, val, p, appendFn.Type().In(0).Elem(), func(nv reflect.Value) {
 		appendFn.Call([]reflect.Value{nv}) // a duplicate is checkTree's
-	}
+	})
 }
