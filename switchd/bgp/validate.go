@@ -217,6 +217,12 @@ func validateNeighbor(n Neighbor, globalGR GracefulRestart, policies map[string]
 			bad("family %v: listed twice", f)
 			continue
 		}
+		// GoBGP would send the routes with a next hop of the session's
+		// family without negotiating RFC 8950, and the peer drops them.
+		if n.Address.IsValid() && (f == IPv4Unicast) != n.Address.Is4() {
+			bad("family %v: cannot be carried over an %s session: needs RFC 8950 extended next hop, not supported by switchd; peer over an address of the family", f, addrFamily(n.Address))
+			continue
+		}
 		fams = append(fams, f)
 	}
 	if len(n.Families) == 0 && n.Address.IsValid() {
@@ -294,6 +300,13 @@ func validateNeighbor(n Neighbor, globalGR GracefulRestart, policies map[string]
 		}
 	}
 	return n, errors.Join(errs...)
+}
+
+func addrFamily(a netip.Addr) string {
+	if a.Is4() {
+		return "IPv4"
+	}
+	return "IPv6"
 }
 
 // neighborEqual reports whether two normalised neighbors are configured
