@@ -79,6 +79,57 @@ func (t *translator) bgp(pr *oc.NetworkInstance_Protocol, p path, c *bgp.Config)
 	}
 }
 
+func ipFamily(a netip.Addr) string {
+	if a.Is4() {
+		return "IPv4"
+	}
+	return "IPv6"
+}
+
+// GoBGP's timer defaults: a zero in bgp.Timers takes them.
+const (
+	defaultHoldTime = 90 * time.Second
+	minHoldTime     = 3 * time.Second // RFC 4271 4.2: 0 or at least 3 s
+)
+
+// timers translates a neighbor's timers, each leaf from the neighbor or
+// else its peer group (whose config container is at pgCfg).
+func (t *translator) timers(np, pgCfg path, inGroup bool, nt oc.NetworkInstance_Protocol_Bgp_Neighbor_Timers, gt oc.NetworkInstance_Protocol_Bgp_PeerGroup_Timers, nb *bgp.Neighbor) {
+	// pick returns the value and the path of the leaf that gave it.
+	pick := func(nv, gv *uint16, leaf string) (time.Duration, path, bool) {
+		switch {
+		case nv != nil:
+			return seconds(*nv), np.child("timers").child("config").child(leaf), true
+		case gv != nil && inGroup:
+			return seconds(*gv), pgCfg[:len(pgCfg)-1].child("timers").child("config").child(leaf), true
+		}
+		return 0, nil, false
+	}
+	cr, _, _ := pick(nt.ConnectRetry, gt.ConnectRetry, "connect-retry")
+	mai, _, _ := pick(nt.MinimumAdvertisementInterval, gt.MinimumAdvertisementInterval, "minimum-advertisement-interval")
+	hold, hp, holdSet := pick(nt.HoldTime, gt.HoldTime, "hold-time")
+	ka, kp, kaSet := pick(nt.KeepaliveInterval, gt.KeepaliveInterval, "keepalive-interval")
+	switch {
+	case holdSet && hold == 0:
+		// GoBGP takes 0 for "unset" and runs 90 s: refused rather than
+		// accepted and not applied.
+		t.add(hp, "hold-time 0 (no hold timer) is not supported by switchd: give 3 seconds or more")
+	case holdSet && hold < minHoldTime:
+		t.add(hp, fmt.Sprintf("hold-time %v: must be 0 or at least %v (RFC 4271)", hold, minHoldTime))
+	}
+	effHold := hold
+	if !holdSet {
+		effHold = defaultHoldTime
+	}
+	switch {
+	case kaSet && ka == 0:
+		t.add(kp, "keepalive-interval 0 (no keepalives) needs hold-time 0, which switchd does not support")
+	case kaSet && ka >= effHold:
+		t.add(kp, fmt.Sprintf("keepalive-interval %v must be shorter than hold-time %v", ka, effHold))
+	}
+	nb.Timers = bgp.Timers{ConnectRetry: cr, HoldTime: hold, Keepalive: ka, MinAdvertisementInterval: mai}
+}
+
 func (t *translator) neighbor(n *oc.NetworkInstance_Protocol_Bgp_Neighbor, b *oc.NetworkInstance_Protocol_Bgp, np path, enabled map[bgp.Family]bool, c *bgp.Config) (bgp.Neighbor, bool) {
 	before := len(t.list)
 	cfg := np.child("config")
@@ -99,16 +150,27 @@ func (t *translator) neighbor(n *oc.NetworkInstance_Protocol_Bgp_Neighbor, b *oc
 		}
 	}
 
+	pgCfg := np[:len(np)-2].child("peer-groups").entry("peer-group", []kv{{"peer-group-name", n.GetPeerGroup()}}).child("config")
 	switch {
+	case n.PeerAs != nil && *n.PeerAs == 0:
+		t.add(cfg.child("peer-as"), "peer-as 0 is reserved (RFC 7607)")
 	case n.PeerAs != nil:
 		nb.PeerAS = *n.PeerAs
+	case pg != nil && pg.PeerAs != nil && *pg.PeerAs == 0:
+		t.add(pgCfg.child("peer-as"), "peer-as 0 is reserved (RFC 7607)")
 	case pg.GetPeerAs() != 0:
 		nb.PeerAS = pg.GetPeerAs()
 	default:
 		t.add(cfg.child("peer-as"), "neighbor has no peer-as (nor a peer-group giving one)")
 	}
-	nb.LocalAS = n.GetLocalAs()
-	if n.LocalAs == nil {
+	switch {
+	case n.LocalAs != nil && *n.LocalAs == 0:
+		t.add(cfg.child("local-as"), "local-as 0 is reserved (RFC 7607); leave local-as out to use the global AS")
+	case n.LocalAs != nil:
+		nb.LocalAS = *n.LocalAs
+	case pg != nil && pg.LocalAs != nil && *pg.LocalAs == 0:
+		t.add(pgCfg.child("local-as"), "local-as 0 is reserved (RFC 7607); leave local-as out to use the global AS")
+	default:
 		nb.LocalAS = pg.GetLocalAs()
 	}
 	if n.Enabled != nil {
@@ -166,24 +228,7 @@ func (t *translator) neighbor(n *oc.NetworkInstance_Protocol_Bgp_Neighbor, b *oc
 	} else {
 		nb.Passive = gtr.GetPassiveMode()
 	}
-	pick := func(nv, gv *uint16) uint16 {
-		if nv != nil {
-			return *nv
-		}
-		if gv != nil {
-			return *gv
-		}
-		return 0
-	}
-	nb.Timers = bgp.Timers{
-		ConnectRetry:             seconds(pick(nt.ConnectRetry, gt.ConnectRetry)),
-		HoldTime:                 seconds(pick(nt.HoldTime, gt.HoldTime)),
-		Keepalive:                seconds(pick(nt.KeepaliveInterval, gt.KeepaliveInterval)),
-		MinAdvertisementInterval: seconds(pick(nt.MinimumAdvertisementInterval, gt.MinimumAdvertisementInterval)),
-	}
-	if h, k := nb.Timers.HoldTime, nb.Timers.Keepalive; h != 0 && k != 0 && k >= h {
-		t.add(np.child("timers").child("config").child("keepalive-interval"), fmt.Sprintf("keepalive-interval %v must be shorter than hold-time %v", k, h))
-	}
+	t.timers(np, pgCfg, n.PeerGroup != nil, nt, gt, &nb)
 
 	// Address families: the group's list, entries overridden by the
 	// neighbor's. None configured anywhere means the neighbor address's
@@ -222,6 +267,16 @@ func (t *translator) neighbor(n *oc.NetworkInstance_Protocol_Bgp_Neighbor, b *oc
 		}
 		if !enabled[f] {
 			t.add(a.p, fmt.Sprintf("%s is enabled for this neighbor but not in the global afi-safis of BGP", enumName(name)))
+			continue
+		}
+		if (f == bgp.IPv4Unicast) != addr.Is4() {
+			// GoBGP would send these routes with a next hop of the
+			// session's family, unnegotiated; the peer drops them.
+			reason := fmt.Sprintf("%s over an %s session needs RFC 8950 extended next hop, not supported by switchd: configure a neighbor with an address of that family for it", enumName(name), ipFamily(addr))
+			if n.AfiSafi[name] == nil {
+				reason += " (the family is enabled by peer group " + pg.GetPeerGroupName() + ")"
+			}
+			t.add(afiSafiEntry(np, name), reason)
 			continue
 		}
 		nb.Families = append(nb.Families, f)

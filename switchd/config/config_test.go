@@ -226,6 +226,82 @@ func TestParseRejects(t *testing.T) {
 		},
 		path:   "/network-instances/network-instance[name=DEFAULT]/protocols/protocol[identifier=STATIC][name=STATIC]/static-routes/static[prefix=192.0.2.0/24]/next-hops/next-hop[index=a]/config/next-hop",
 		reason: "next hop LOCAL_LINK is not supported",
+	}, {
+		name:   "peer-as 0",
+		break_: func(t *testing.T, m map[string]any) { at(t, neighbor(t, m, "10.2.1.1"), "config")["peer-as"] = 0 },
+		path:   hostNb + "/config/peer-as",
+		reason: "peer-as 0 is reserved",
+	}, {
+		name: "peer-as 0 in the peer group",
+		break_: func(t *testing.T, m map[string]any) {
+			at(t, bgpTree(t, m), "peer-groups", "peer-group", 0, "config")["peer-as"] = 0
+		},
+		path:   bgpP + "/peer-groups/peer-group[peer-group-name=SPINE]/config/peer-as",
+		reason: "peer-as 0 is reserved",
+	}, {
+		name:   "local-as 0",
+		break_: func(t *testing.T, m map[string]any) { at(t, neighbor(t, m, "10.2.1.1"), "config")["local-as"] = 0 },
+		path:   hostNb + "/config/local-as",
+		reason: "local-as 0 is reserved",
+	}, {
+		name: "hold-time 1",
+		break_: func(t *testing.T, m map[string]any) {
+			neighbor(t, m, "10.2.1.1")["timers"] = map[string]any{"config": map[string]any{"hold-time": 1}}
+		},
+		path:   hostNb + "/timers/config/hold-time",
+		reason: "hold-time 1s: must be 0 or at least 3s (RFC 4271)",
+	}, {
+		name: "hold-time 2 in the peer group",
+		break_: func(t *testing.T, m map[string]any) {
+			at(t, bgpTree(t, m), "peer-groups", "peer-group", 0, "timers", "config")["hold-time"] = 2
+		},
+		path:   bgpP + "/peer-groups/peer-group[peer-group-name=SPINE]/timers/config/hold-time",
+		reason: "hold-time 2s: must be 0 or at least 3s",
+	}, {
+		name: "hold-time 0",
+		break_: func(t *testing.T, m map[string]any) {
+			neighbor(t, m, "10.2.1.1")["timers"] = map[string]any{"config": map[string]any{"hold-time": 0}}
+		},
+		path:   hostNb + "/timers/config/hold-time",
+		reason: "hold-time 0 (no hold timer) is not supported by switchd",
+	}, {
+		name: "keepalive 0",
+		break_: func(t *testing.T, m map[string]any) {
+			neighbor(t, m, "10.2.1.1")["timers"] = map[string]any{"config": map[string]any{"keepalive-interval": 0}}
+		},
+		path:   hostNb + "/timers/config/keepalive-interval",
+		reason: "keepalive-interval 0 (no keepalives) needs hold-time 0",
+	}, {
+		name: "keepalive not shorter than the default hold-time",
+		break_: func(t *testing.T, m map[string]any) {
+			neighbor(t, m, "10.2.1.1")["timers"] = map[string]any{"config": map[string]any{"keepalive-interval": 90}}
+		},
+		path:   hostNb + "/timers/config/keepalive-interval",
+		reason: "keepalive-interval 1m30s must be shorter than hold-time 1m30s",
+	}, {
+		name: "IPv4 unicast on an IPv6 neighbor",
+		break_: func(t *testing.T, m map[string]any) {
+			at(t, neighbor(t, m, "fd00:1:1::"), "afi-safis", "afi-safi", 0, "config")["enabled"] = true
+		},
+		path:   bgpP + "/neighbors/neighbor[neighbor-address=fd00:1:1::]/afi-safis/afi-safi[afi-safi-name=IPV4_UNICAST]",
+		reason: "IPV4_UNICAST over an IPv6 session needs RFC 8950 extended next hop, not supported by switchd",
+	}, {
+		name: "IPv4 unicast on an IPv6 neighbor from its peer group",
+		break_: func(t *testing.T, m map[string]any) {
+			delete(neighbor(t, m, "fd00:1:1::"), "afi-safis")
+		},
+		path:   bgpP + "/neighbors/neighbor[neighbor-address=fd00:1:1::]/afi-safis/afi-safi[afi-safi-name=IPV4_UNICAST]",
+		reason: "(the family is enabled by peer group SPINE)",
+	}, {
+		name: "IPv6 unicast on an IPv4 neighbor",
+		break_: func(t *testing.T, m map[string]any) {
+			afs := at(t, neighbor(t, m, "10.2.1.1"), "afi-safis")
+			afs["afi-safi"] = append(afs["afi-safi"].([]any), map[string]any{
+				"afi-safi-name": "openconfig-bgp-types:IPV6_UNICAST",
+				"config":        map[string]any{"afi-safi-name": "openconfig-bgp-types:IPV6_UNICAST", "enabled": true}})
+		},
+		path:   hostNb + "/afi-safis/afi-safi[afi-safi-name=IPV6_UNICAST]",
+		reason: "IPV6_UNICAST over an IPv4 session needs RFC 8950 extended next hop",
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
 			m := leafDoc(t)

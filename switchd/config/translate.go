@@ -9,6 +9,7 @@ import (
 
 	"github.com/switchd/switchd/fib"
 	"github.com/switchd/switchd/models/oc"
+	"github.com/switchd/switchd/switchd/bgp"
 )
 
 // Well-known paths, as path values to extend.
@@ -34,6 +35,14 @@ func Translate(dev *oc.Device) (*Intent, error) {
 	t.intent(dev, in)
 	t.workloads(dev.Switchd, in)
 	t.dataplane(dev.Switchd, in)
+	// The speaker's own checks, so that check, run and reload refuse what
+	// Apply would: whatever they find that the checks above missed is
+	// reported at the BGP protocol.
+	if len(t.list) == 0 && t.bgpPath != nil {
+		if err := bgp.Validate(in.BGP); err != nil {
+			t.add(t.bgpPath, err.Error())
+		}
+	}
 	if len(t.list) > 0 {
 		return nil, sortErrors(t.list)
 	}
@@ -42,7 +51,8 @@ func Translate(dev *oc.Device) (*Intent, error) {
 
 type translator struct {
 	errs
-	rp *oc.RoutingPolicy // for BGP neighbors' apply-policy
+	rp      *oc.RoutingPolicy // for BGP neighbors' apply-policy
+	bgpPath path              // the BGP protocol's bgp container, if configured
 }
 
 // originSet records which families of locally configured prefixes a table
@@ -133,7 +143,8 @@ func (t *translator) intent(dev *oc.Device, in *Intent) {
 	if bgpProto == nil {
 		return
 	}
-	t.bgp(bgpProto, protoEntry(ni, bgpProto).child("bgp"), &in.BGP)
+	t.bgpPath = protoEntry(ni, bgpProto).child("bgp")
+	t.bgp(bgpProto, t.bgpPath, &in.BGP)
 	originated := make(map[netip.Prefix]bool, len(routes)) // a set: configs have 50,000 prefixes
 	for _, r := range routes {
 		af := oc.Types_ADDRESS_FAMILY_IPV4
