@@ -21,8 +21,6 @@ const (
 	idIPv6            = "openconfig-types:IPV6"
 	idIPv4Unicast     = "openconfig-bgp-types:IPV4_UNICAST"
 	idIPv6Unicast     = "openconfig-bgp-types:IPV6_UNICAST"
-	idLoopback        = "iana-if-type:softwareLoopback"
-	idEthernet        = "iana-if-type:ethernetCsmacd"
 )
 
 // MaxPaths is the eBGP multipath limit in generated configs.
@@ -52,16 +50,17 @@ func (f *Fabric) NodeConfig(name string) ([]byte, error) {
 	return append(b, '\n'), nil
 }
 
+// switchdTree is a node's config. It holds no /interfaces: switchd does not
+// apply them (yet) and refuses them; the simulator configures the links.
 func (f *Fabric) switchdTree(n *NodeInfo) obj {
-	ifaces := []any{ocInterface("lo", idLoopback,
-		netip.PrefixFrom(n.Loopback4, 32), netip.PrefixFrom(n.Loopback6, 128), "loopback")}
-	for _, i := range n.Interfaces {
-		ifaces = append(ifaces, ocInterface(i.Name, idEthernet, i.Addr4, i.Addr6,
-			fmt.Sprintf("link to %s %s", i.Peer, i.PeerInterface)))
-	}
-
 	tm := f.Topology.Timers
 	var neighbors, prefixSets, policies []any
+	if n.Role == Host {
+		// What a host announces: its loopbacks and workload blocks.
+		set, pol := ownPrefixesPolicy(n, "own-prefixes")
+		prefixSets = append(prefixSets, set)
+		policies = append(policies, pol)
+	}
 	for _, i := range n.Interfaces {
 		peer := f.byName[i.Peer]
 		// One passive end per session: GoBGP ends that both connect can
@@ -69,14 +68,30 @@ func (f *Fabric) switchdTree(n *NodeInfo) obj {
 		// connect (so a restarted leaf reconnects at once); spines and
 		// hosts wait for them.
 		passive := peer.Role == Leaf && n.Role != Leaf
-		var applyPolicy obj
-		if n.Role == Leaf && peer.Role == Host {
-			set, pol := hostImportPolicy(peer)
+		// Policies are stated explicitly: with none, switchd rejects
+		// every route both ways (REJECT_ROUTE, RFC 8212). Spines and
+		// leaves pass the fabric's routes on; a leaf takes from a host
+		// only the host's own prefixes; a host takes everything and
+		// announces only its own.
+		applyPolicy := obj{"config": obj{
+			"default-import-policy": "ACCEPT_ROUTE",
+			"default-export-policy": "ACCEPT_ROUTE",
+		}}
+		switch {
+		case n.Role == Leaf && peer.Role == Host:
+			set, pol := ownPrefixesPolicy(peer, "from-"+peer.Name)
 			prefixSets = append(prefixSets, set)
 			policies = append(policies, pol)
 			applyPolicy = obj{"config": obj{
 				"import-policy":         []any{pol["name"]},
 				"default-import-policy": "REJECT_ROUTE",
+				"default-export-policy": "ACCEPT_ROUTE",
+			}}
+		case n.Role == Host:
+			applyPolicy = obj{"config": obj{
+				"default-import-policy": "ACCEPT_ROUTE",
+				"export-policy":         []any{"own-prefixes"},
+				"default-export-policy": "REJECT_ROUTE",
 			}}
 		}
 		for _, s := range []struct {
@@ -100,9 +115,7 @@ func (f *Fabric) switchdTree(n *NodeInfo) obj {
 			if passive {
 				nb["transport"] = obj{"config": obj{"passive-mode": true}}
 			}
-			if applyPolicy != nil {
-				nb["apply-policy"] = applyPolicy
-			}
+			nb["apply-policy"] = applyPolicy
 			neighbors = append(neighbors, nb)
 		}
 	}
@@ -161,7 +174,6 @@ func (f *Fabric) switchdTree(n *NodeInfo) obj {
 		},
 	}
 	tree := obj{
-		"openconfig-interfaces:interfaces": obj{"interface": ifaces},
 		"openconfig-network-instance:network-instances": obj{"network-instance": []any{obj{
 			"name":              "DEFAULT",
 			"config":            obj{"name": "DEFAULT", "type": idDefaultInstance},
@@ -189,10 +201,11 @@ func (f *Fabric) switchdTree(n *NodeInfo) obj {
 	return tree
 }
 
-// hostImportPolicy is what a leaf accepts from a host: the host's
-// loopbacks and anything inside its workload ranges (blocks and single
-// addresses), nothing else, so one host cannot take another's addresses.
-func hostImportPolicy(h *NodeInfo) (prefixSet, policy obj) {
+// ownPrefixesPolicy accepts a host's own prefixes: its loopbacks and
+// anything inside its workload ranges (blocks and single addresses),
+// nothing else. A leaf imports with it from the host, so one host cannot
+// take another's addresses; the host exports with it, so it is no transit.
+func ownPrefixesPolicy(h *NodeInfo, pname string) (prefixSet, policy obj) {
 	name := "host-" + h.Name
 	entry := func(p netip.Prefix, r string) obj {
 		return obj{"ip-prefix": p.String(), "masklength-range": r,
@@ -207,7 +220,6 @@ func hostImportPolicy(h *NodeInfo) (prefixSet, policy obj) {
 			entry(h.Workload6, fmt.Sprintf("%d..128", h.Workload6.Bits())),
 		}},
 	}
-	pname := "from-" + h.Name
 	policy = obj{
 		"name": pname, "config": obj{"name": pname},
 		"statements": obj{"statement": []any{obj{
@@ -217,25 +229,6 @@ func hostImportPolicy(h *NodeInfo) (prefixSet, policy obj) {
 		}}},
 	}
 	return prefixSet, policy
-}
-
-func ocInterface(name, typ string, a4, a6 netip.Prefix, descr string) obj {
-	addr := func(p netip.Prefix) obj {
-		return obj{"addresses": obj{"address": []any{obj{
-			"ip":     p.Addr().String(),
-			"config": obj{"ip": p.Addr().String(), "prefix-length": p.Bits()},
-		}}}}
-	}
-	return obj{
-		"name":   name,
-		"config": obj{"name": name, "type": typ, "enabled": true, "description": descr},
-		"subinterfaces": obj{"subinterface": []any{obj{
-			"index":                 0,
-			"config":                obj{"index": 0, "enabled": true},
-			"openconfig-if-ip:ipv4": addr(a4),
-			"openconfig-if-ip:ipv6": addr(a6),
-		}}},
-	}
 }
 
 func afiSafi(name string) obj {

@@ -279,18 +279,11 @@ func TestNodeConfig(t *testing.T) {
 		t.Fatalf("config is not JSON: %v\n%s", err, b)
 	}
 	type m = map[string]any
-	ifs := get(t, tree, "openconfig-interfaces:interfaces", "interface")
-	lo := get(t, ifs, m{"name": "lo"}, "subinterfaces", "subinterface", m{"index": 0.0})
-	if ip := get(t, lo, "openconfig-if-ip:ipv4", "addresses", "address", m{"ip": "10.255.0.3"}, "config", "prefix-length"); ip != 32.0 {
-		t.Errorf("lo IPv4 prefix-length %v", ip)
+	// switchd refuses /interfaces (it does not apply them); the simulator
+	// configures the links itself.
+	if _, ok := tree["openconfig-interfaces:interfaces"]; ok {
+		t.Error("the config has /interfaces, which switchd refuses")
 	}
-	if ip := get(t, lo, "openconfig-if-ip:ipv6", "addresses", "address", m{"ip": "fd00:255::3"}, "config", "prefix-length"); ip != 128.0 {
-		t.Errorf("lo IPv6 prefix-length %v", ip)
-	}
-	// leaf1's first link is to spine1: link 0, leaf1 is its A end.
-	sp := get(t, ifs, m{"name": "spine1"}, "subinterfaces", "subinterface", m{"index": 0.0})
-	get(t, sp, "openconfig-if-ip:ipv4", "addresses", "address", m{"ip": "10.254.0.0"})
-	get(t, sp, "openconfig-if-ip:ipv6", "addresses", "address", m{"ip": "fd00:254::"})
 
 	ni := get(t, tree, "openconfig-network-instance:network-instances", "network-instance", m{"name": "DEFAULT"})
 	if typ := get(t, ni, "config", "type"); typ != "openconfig-network-instance-types:DEFAULT_INSTANCE" {
@@ -320,6 +313,10 @@ func TestNodeConfig(t *testing.T) {
 	get(t, n4, "afi-safis", "afi-safi", m{"afi-safi-name": "openconfig-bgp-types:IPV4_UNICAST"})
 	n6 := get(t, nbrs, m{"neighbor-address": "fd00:254::1"})
 	get(t, n6, "afi-safis", "afi-safi", m{"afi-safi-name": "openconfig-bgp-types:IPV6_UNICAST"})
+	// Policies are explicit (switchd's default is REJECT_ROUTE).
+	if p := get(t, n4, "apply-policy", "config", "default-export-policy"); p != "ACCEPT_ROUTE" {
+		t.Errorf("export policy to spine1 %v", p)
+	}
 
 	agg := get(t, ni, "protocols", "protocol", m{"identifier": "openconfig-policy-types:LOCAL_AGGREGATE"}, "local-aggregates", "aggregate")
 	get(t, agg, m{"prefix": "10.255.0.3/32"})
@@ -431,9 +428,15 @@ func TestNodeConfigsParse(t *testing.T) {
 				t.Errorf("leaf1's import chain for %v = %+v", nb.Address, nb.Import)
 			}
 		case "spine1", "spine2":
-			if len(nb.Import.Policies) != 0 || nb.Import.Default != bgp.ResultNone {
+			if len(nb.Import.Policies) != 0 || nb.Import.Default != bgp.Accept {
 				t.Errorf("leaf1 filters spine neighbor %v: %+v", nb.Address, nb.Import)
 			}
+		}
+	}
+	// A host announces only its own prefixes (no transit).
+	for _, nb := range intents["host1"].BGP.Neighbors {
+		if !slices.Equal(nb.Export.Policies, []string{"own-prefixes"}) || nb.Export.Default != bgp.Reject || nb.Import.Default != bgp.Accept {
+			t.Errorf("host1's chains for %v: import %+v export %+v", nb.Address, nb.Import, nb.Export)
 		}
 	}
 	for _, ps := range intents["leaf1"].BGP.PrefixSets {

@@ -235,6 +235,7 @@ func switchdConfig(e *Env) string {
           "config": {"neighbor-address": %q, "peer-as": %d},
           "timers": {"config": {"hold-time": 180, "keepalive-interval": 60}},
           "transport": {"config": {"passive-mode": true}},
+          "apply-policy": {"config": {"default-import-policy": "ACCEPT_ROUTE", "default-export-policy": "ACCEPT_ROUTE"}},
           "afi-safis": %s
         }]}
       }

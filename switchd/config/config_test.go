@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -18,10 +19,13 @@ import (
 
 	"github.com/switchd/switchd/fib"
 	"github.com/switchd/switchd/host"
+	"github.com/switchd/switchd/models/oc"
 	"github.com/switchd/switchd/switchd/bgp"
 )
 
-var cmpOpts = []cmp.Option{cmpopts.EquateComparable(netip.Addr{}, netip.Prefix{}), cmpopts.EquateEmpty()}
+var cmpOpts = []cmp.Option{cmpopts.EquateComparable(netip.Addr{}, netip.Prefix{}), cmpopts.EquateEmpty(),
+	// Ordered lists (policy statements) keep their entries unexported.
+	cmp.Exporter(func(t reflect.Type) bool { return strings.HasSuffix(t.Name(), "_OrderedMap") })}
 
 const (
 	bgpP   = "/network-instances/network-instance[name=DEFAULT]/protocols/protocol[identifier=BGP][name=BGP]/bgp"
@@ -112,14 +116,14 @@ func TestParseRejects(t *testing.T) {
 		path:   bgpP + "/neighbors/neighbor[neighbor-address=10.2.1.300]/config/neighbor-address",
 		reason: `invalid value "10.2.1.300": not a valid ip-address`,
 	}, {
-		name: "invalid interface address",
+		name: "invalid prefix-set prefix",
 		break_: func(t *testing.T, m map[string]any) {
-			a := at(t, m, "openconfig-interfaces:interfaces", "interface", 1, "subinterfaces", "subinterface", 0, "openconfig-if-ip:ipv4", "addresses", "address", 0)
-			a["ip"] = "10.1.1.x"
-			at(t, a, "config")["ip"] = "10.1.1.x"
+			p := at(t, m, "openconfig-routing-policy:routing-policy", "defined-sets", "prefix-sets", "prefix-set", 0, "prefixes", "prefix", 0)
+			p["ip-prefix"] = "10.0.0.x/32"
+			at(t, p, "config")["ip-prefix"] = "10.0.0.x/32"
 		},
-		path:   "/interfaces/interface[name=swp1]/subinterfaces/subinterface[index=0]/ipv4/addresses/address[ip=10.1.1.x]/config/ip",
-		reason: `invalid value "10.1.1.x": not a valid ipv4-address`,
+		path:   "/routing-policy/defined-sets/prefix-sets/prefix-set[name=host1]/prefixes/prefix[ip-prefix=10.0.0.x/32][masklength-range=exact]/config/ip-prefix",
+		reason: `invalid value "10.0.0.x/32": not a valid ip-prefix`,
 	}, {
 		name:   "neighbor without peer-as",
 		break_: func(t *testing.T, m map[string]any) { delete(at(t, neighbor(t, m, "10.2.1.1"), "config"), "peer-as") },
@@ -227,6 +231,35 @@ func TestParseRejects(t *testing.T) {
 		path:   "/network-instances/network-instance[name=DEFAULT]/protocols/protocol[identifier=STATIC][name=STATIC]/static-routes/static[prefix=192.0.2.0/24]/next-hops/next-hop[index=a]/config/next-hop",
 		reason: "next hop LOCAL_LINK is not supported",
 	}, {
+		name: "interfaces are not applied",
+		break_: func(t *testing.T, m map[string]any) {
+			m["openconfig-interfaces:interfaces"] = map[string]any{"interface": []any{map[string]any{
+				"name": "swp1", "config": map[string]any{"name": "swp1", "mtu": 9216}}}}
+		},
+		path:   "/interfaces/interface",
+		reason: "not supported by switchd: switchd does not configure interfaces yet",
+	}, {
+		name: "a BGP knob switchd does not apply",
+		break_: func(t *testing.T, m map[string]any) {
+			at(t, neighbor(t, m, "10.2.1.1"), "config")["route-flap-damping"] = true
+		},
+		path:   hostNb + "/config/route-flap-damping",
+		reason: "not supported by switchd",
+	}, {
+		name: "a leaf set to its default is still refused",
+		break_: func(t *testing.T, m map[string]any) {
+			at(t, neighbor(t, m, "10.2.1.1"), "config")["send-community"] = "openconfig-bgp-types:NONE"
+		},
+		path:   hostNb + "/config/send-community",
+		reason: "not supported by switchd",
+	}, {
+		name: "global apply-policy",
+		break_: func(t *testing.T, m map[string]any) {
+			at(t, bgpTree(t, m), "global")["apply-policy"] = map[string]any{"config": map[string]any{"default-import-policy": "ACCEPT_ROUTE"}}
+		},
+		path:   bgpP + "/global/apply-policy",
+		reason: "not supported by switchd: apply policies per neighbor or peer group",
+	}, {
 		name:   "peer-as 0",
 		break_: func(t *testing.T, m map[string]any) { at(t, neighbor(t, m, "10.2.1.1"), "config")["peer-as"] = 0 },
 		path:   hostNb + "/config/peer-as",
@@ -332,6 +365,23 @@ func TestParseRejects(t *testing.T) {
 	}
 }
 
+// TestSupportedLeavesAreInSchema catches a typo in supportedLeaves, which
+// would refuse the leaf it meant to allow.
+func TestSupportedLeavesAreInSchema(t *testing.T) {
+	for l := range supported().leaves {
+		e := oc.LazySchemaTree()["Device"]
+		for _, name := range strings.Split(strings.TrimPrefix(l, "/"), "/") {
+			if e = findChild(e, name); e == nil {
+				t.Errorf("%s: no %q in the schema", l, name)
+				break
+			}
+		}
+		if e != nil && (e.IsDir() || e.ReadOnly()) {
+			t.Errorf("%s is not a config leaf", l)
+		}
+	}
+}
+
 func TestParseRejectsDocuments(t *testing.T) {
 	for _, tc := range []struct {
 		name, file, data, reason string
@@ -406,26 +456,47 @@ func TestExamples(t *testing.T) {
 	withLocal := func(n bgp.Neighbor, a string) bgp.Neighbor { n.LocalAddress = netip.MustParseAddr(a); return n }
 	mp := bgp.Multipath{Enabled: true, MultipleAS: true, MaxPaths: 64}
 	v4, v6 := bgp.IPv4Unicast, bgp.IPv6Unicast
+	// The examples state their policies; without them nothing would be
+	// imported or exported (REJECT_ROUTE, RFC 8212).
+	accept := bgp.PolicyChain{Default: bgp.Accept}
+	transit := func(n bgp.Neighbor) bgp.Neighbor { n.Import, n.Export = accept, accept; return n }
+	fromHost := func(n bgp.Neighbor) bgp.Neighbor {
+		n.Import, n.Export = bgp.PolicyChain{Policies: []string{"from-host1"}, Default: bgp.Reject}, accept
+		return n
+	}
+	toLeaf := func(n bgp.Neighbor) bgp.Neighbor {
+		n.Import, n.Export = accept, bgp.PolicyChain{Policies: []string{"own-prefixes"}, Default: bgp.Reject}
+		return n
+	}
+	host1 := []bgp.PrefixRange{
+		{Prefix: netip.MustParsePrefix("10.0.0.21/32"), MinLen: 32, MaxLen: 32},
+		{Prefix: netip.MustParsePrefix("10.10.1.0/24"), MinLen: 24, MaxLen: 32},
+		{Prefix: netip.MustParsePrefix("fd00:10:1::/64"), MinLen: 64, MaxLen: 128},
+		{Prefix: netip.MustParsePrefix("fd00::21/128"), MinLen: 128, MaxLen: 128},
+	}
 	want := map[string]Intent{
 		"leaf.json": {Dataplane: Dataplane{HashPolicy: fib.HashL4, ResilientBuckets: 64}, BGP: bgp.Config{
 			ASN: 65101, RouterID: netip.MustParseAddr("10.0.0.11"), Multipath: mp,
 			Neighbors: []bgp.Neighbor{
-				withTimers(nb("10.1.1.0", 65000, "spine1", v4)), // peer-as, timers and families from group SPINE
-				withTimers(nb("10.1.2.0", 65000, "spine2", v4)),
-				nb("10.2.1.1", 65201, "host1", v4),
-				withTimers(nb("fd00:1:1::", 65000, "spine1", v6)), // IPV4_UNICAST of the group turned off
-				withTimers(nb("fd00:1:2::", 65000, "spine2", v6)),
-				nb("fd00:2:1::1", 65201, "host1", v6),
+				transit(withTimers(nb("10.1.1.0", 65000, "spine1", v4))), // peer-as, timers, families and policy from group SPINE
+				transit(withTimers(nb("10.1.2.0", 65000, "spine2", v4))),
+				fromHost(nb("10.2.1.1", 65201, "host1", v4)),
+				transit(withTimers(nb("fd00:1:1::", 65000, "spine1", v6))), // IPV4_UNICAST of the group turned off
+				transit(withTimers(nb("fd00:1:2::", 65000, "spine2", v6))),
+				fromHost(nb("fd00:2:1::1", 65201, "host1", v6)),
 			},
-			Originate: pfx("10.0.0.11/32", "fd00::11/128"),
+			Originate:  pfx("10.0.0.11/32", "fd00::11/128"),
+			PrefixSets: []bgp.PrefixSet{{Name: "host1", Prefixes: host1}},
+			Policies: []bgp.Policy{{Name: "from-host1", Statements: []bgp.Statement{
+				{Name: "own-prefixes", PrefixSet: "host1", Result: bgp.Accept}}}},
 		}},
 		"spine.yaml": {Dataplane: Dataplane{HashPolicy: fib.HashL4}, BGP: bgp.Config{
 			ASN: 65000, RouterID: netip.MustParseAddr("10.0.0.1"), Multipath: mp,
 			Neighbors: []bgp.Neighbor{
-				withTimers(nb("10.1.1.1", 65101, "leaf1", v4)),
-				withTimers(nb("10.1.3.1", 65102, "leaf2", v4)),
-				withTimers(nb("fd00:1:1::1", 65101, "leaf1", v6)),
-				withTimers(nb("fd00:1:3::1", 65102, "leaf2", v6)),
+				transit(withTimers(nb("10.1.1.1", 65101, "leaf1", v4))),
+				transit(withTimers(nb("10.1.3.1", 65102, "leaf2", v4))),
+				transit(withTimers(nb("fd00:1:1::1", 65101, "leaf1", v6))),
+				transit(withTimers(nb("fd00:1:3::1", 65102, "leaf2", v6))),
 			},
 			// 192.0.2.0/24 is a static route without a table connection.
 			Originate: pfx("10.0.0.1/32", "fd00::1/128"),
@@ -433,10 +504,13 @@ func TestExamples(t *testing.T) {
 		"host.json": {Dataplane: Dataplane{HashPolicy: fib.HashL4}, BGP: bgp.Config{
 			ASN: 65201, RouterID: netip.MustParseAddr("10.0.0.21"), Multipath: mp,
 			Neighbors: []bgp.Neighbor{
-				withLocal(nb("10.2.1.0", 65101, "leaf1", v4), "10.2.1.1"),
-				withLocal(nb("fd00:2:1::", 65101, "leaf1", v6), "fd00:2:1::1"),
+				toLeaf(withLocal(nb("10.2.1.0", 65101, "leaf1", v4), "10.2.1.1")),
+				toLeaf(withLocal(nb("fd00:2:1::", 65101, "leaf1", v6), "fd00:2:1::1")),
 			},
-			Originate: pfx("10.0.0.21/32", "fd00::21/128"),
+			Originate:  pfx("10.0.0.21/32", "fd00::21/128"),
+			PrefixSets: []bgp.PrefixSet{{Name: "own", Prefixes: host1}},
+			Policies: []bgp.Policy{{Name: "own-prefixes", Statements: []bgp.Statement{
+				{Name: "loopbacks-and-workloads", PrefixSet: "own", Result: bgp.Accept}}}},
 		}, Workloads: Workloads{
 			StateDir: "/var/lib/switchd",
 			Pools: []host.Pool{

@@ -161,9 +161,10 @@ func hasPolicy(c *bgp.Config, name string) bool {
 // applyPolicy fills a neighbor's import and export chains from its own
 // apply-policy, leaf by leaf falling back to its peer group's.
 //
-// Semantics: a neighbor with no policy list and no default anywhere
-// accepts everything (switchd's behaviour before policies). Once a policy
-// list is given, the default follows OpenConfig (REJECT_ROUTE) unless set.
+// A route no policy decides is rejected unless default-import-policy or
+// default-export-policy says ACCEPT_ROUTE: REJECT_ROUTE is OpenConfig's
+// default for both, and RFC 8212 asks the same of eBGP, so that a speaker
+// configured without policies is not a transit between its peers.
 func (t *translator) applyPolicy(n *oc.NetworkInstance_Protocol_Bgp_Neighbor, pg *oc.NetworkInstance_Protocol_Bgp_PeerGroup, np path, c *bgp.Config, nb *bgp.Neighbor) {
 	var na oc.NetworkInstance_Protocol_Bgp_Neighbor_ApplyPolicy
 	var ga oc.NetworkInstance_Protocol_Bgp_PeerGroup_ApplyPolicy
@@ -189,11 +190,9 @@ func (t *translator) applyPolicy(n *oc.NetworkInstance_Protocol_Bgp_Neighbor, pg
 		if d == oc.RoutingPolicy_DefaultPolicyType_UNSET {
 			d = gd
 		}
-		switch {
-		case d == oc.RoutingPolicy_DefaultPolicyType_ACCEPT_ROUTE:
+		ch.Default = bgp.Reject
+		if d == oc.RoutingPolicy_DefaultPolicyType_ACCEPT_ROUTE {
 			ch.Default = bgp.Accept
-		case d == oc.RoutingPolicy_DefaultPolicyType_REJECT_ROUTE, len(ch.Policies) > 0:
-			ch.Default = bgp.Reject
 		}
 		return ch
 	}

@@ -87,9 +87,6 @@ func TestParsePolicyAndGracefulRestart(t *testing.T) {
 				t.Errorf("graceful restart of 10.2.1.1 = %+v, want the global one with helper-only", g)
 			}
 		default:
-			if n.Import.Policies != nil || n.Import.Default != bgp.ResultNone {
-				t.Errorf("neighbor %v without apply-policy has import chain %+v, want accept-all zero value", n.Address, n.Import)
-			}
 			if n.GracefulRestart != nil {
 				t.Errorf("neighbor %v without an override has graceful restart %+v, want nil (the global one)", n.Address, n.GracefulRestart)
 			}
@@ -97,6 +94,41 @@ func TestParsePolicyAndGracefulRestart(t *testing.T) {
 	}
 	if err := bgp.Validate(c); err != nil {
 		t.Errorf("translated config rejected by the speaker: %v", err)
+	}
+}
+
+// TestDefaultPolicyIsReject: a neighbor whose apply-policy (its own or
+// its peer group's) gives no default rejects what no policy accepted, in
+// both directions: OpenConfig's default-import-policy and
+// default-export-policy are REJECT_ROUTE, as RFC 8212 asks of eBGP. An
+// explicit ACCEPT_ROUTE, or a policy, still lets routes through.
+func TestDefaultPolicyIsReject(t *testing.T) {
+	m := leafDoc(t)
+	delete(at(t, bgpTree(t, m), "peer-groups", "peer-group", 0), "apply-policy")
+	delete(neighbor(t, m, "fd00:2:1::1"), "apply-policy")
+	at(t, neighbor(t, m, "10.2.1.1"), "apply-policy")["config"] = map[string]any{"import-policy": []any{"from-host1"}}
+	neighbor(t, m, "fd00:1:2::")["apply-policy"] = map[string]any{"config": map[string]any{"default-export-policy": "ACCEPT_ROUTE"}}
+	in, err := parseDoc(t, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reject, accept := bgp.PolicyChain{Default: bgp.Reject}, bgp.PolicyChain{Default: bgp.Accept}
+	want := map[string][2]bgp.PolicyChain{
+		"10.1.1.0":    {reject, reject},
+		"10.1.2.0":    {reject, reject},
+		"fd00:1:1::":  {reject, reject},
+		"fd00:1:2::":  {reject, accept},
+		"10.2.1.1":    {{Policies: []string{"from-host1"}, Default: bgp.Reject}, reject},
+		"fd00:2:1::1": {reject, reject},
+	}
+	for _, n := range in.BGP.Neighbors {
+		w := want[n.Address.String()]
+		if d := cmp.Diff(w[0], n.Import); d != "" {
+			t.Errorf("import chain of %v (-want +got):\n%s", n.Address, d)
+		}
+		if d := cmp.Diff(w[1], n.Export); d != "" {
+			t.Errorf("export chain of %v (-want +got):\n%s", n.Address, d)
+		}
 	}
 }
 
@@ -129,8 +161,8 @@ func TestParseRejectsPolicy(t *testing.T) {
 			st := at(t, m, "openconfig-routing-policy:routing-policy", "policy-definitions", "policy-definition", 0, "statements", "statement", 0)
 			at(t, st, "conditions")["config"] = map[string]any{"install-protocol-eq": "BGP"}
 		},
-		path:   "/routing-policy/policy-definitions/policy-definition[name=from-host1]/statements/statement[name=own]/conditions",
-		reason: "only match-prefix-set",
+		path:   "/routing-policy/policy-definitions/policy-definition[name=from-host1]/statements/statement[name=own]/conditions/config/install-protocol-eq",
+		reason: "not supported by switchd: only match-prefix-set conditions are supported",
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
 			m := leafDoc(t)

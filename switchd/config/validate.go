@@ -14,8 +14,9 @@ import (
 	"github.com/switchd/switchd/models/oc"
 )
 
-// validateTree validates the unmarshalled tree against the schema (types,
-// patterns, ranges, leafrefs), naming the data path of each bad leaf, list
+// validateTree refuses what switchd does not apply (see supportedLeaves)
+// and validates the rest against the schema (types, patterns, ranges,
+// leafrefs), naming the data path of each bad leaf, list
 // keys included (ygot's Device.Validate names only the schema path, and
 // takes seconds for a large tree). Each leaf is validated on its own with
 // ytypes.Validate during a walk that knows the keys; leafrefs are checked
@@ -67,6 +68,10 @@ func (v *validator) walk(sv reflect.Value, schema *yang.Entry, p path, sp string
 		}
 		fp := p.extend(relPath(f))
 		fsp := sp + "/" + strings.Join(relPath(f), "/")
+		if reason := unsupported(fsp); reason != "" {
+			v.add(fp, reason)
+			continue
+		}
 		switch cs := f.schema; {
 		case cs.IsList():
 			v.walkList(fv, cs, fp, fsp)

@@ -1,0 +1,172 @@
+package config
+
+import (
+	"strings"
+	"sync"
+)
+
+// supportedLeaves lists every config leaf switchd applies, by schema path
+// (no keys, no module prefixes). A leaf of the schema that is not here is
+// refused with "not supported by switchd" rather than accepted and
+// ignored: a user who sets an MTU or a route-flap-damping knob must learn
+// that it does nothing. A leaf added here must be read by Translate (or
+// be a list key, a description, or structure other leaves need).
+//
+// Prefix limits and ebgp-multihop (neighbor and peer group) are being
+// implemented alongside this list; see neighborLimits. (prefix-limit's
+// restart-timer is not in the schema switchd is generated from.)
+const supportedLeaves = `
+/network-instances/network-instance/config/name
+/network-instances/network-instance/config/type
+/network-instances/network-instance/tables/table/config/protocol
+/network-instances/network-instance/tables/table/config/address-family
+/network-instances/network-instance/table-connections/table-connection/config/src-protocol
+/network-instances/network-instance/table-connections/table-connection/config/dst-protocol
+/network-instances/network-instance/table-connections/table-connection/config/address-family
+/network-instances/network-instance/protocols/protocol/config/identifier
+/network-instances/network-instance/protocols/protocol/config/name
+
+/network-instances/network-instance/protocols/protocol/static-routes/static/config/prefix
+/network-instances/network-instance/protocols/protocol/static-routes/static/config/description
+/network-instances/network-instance/protocols/protocol/static-routes/static/next-hops/next-hop/config/index
+/network-instances/network-instance/protocols/protocol/static-routes/static/next-hops/next-hop/config/next-hop
+/network-instances/network-instance/protocols/protocol/static-routes/static/next-hops/next-hop/config/metric
+/network-instances/network-instance/protocols/protocol/local-aggregates/aggregate/config/prefix
+/network-instances/network-instance/protocols/protocol/local-aggregates/aggregate/config/discard
+/network-instances/network-instance/protocols/protocol/local-aggregates/aggregate/config/description
+
+/network-instances/network-instance/protocols/protocol/bgp/global/config/as
+/network-instances/network-instance/protocols/protocol/bgp/global/config/router-id
+/network-instances/network-instance/protocols/protocol/bgp/global/use-multiple-paths/config/enabled
+/network-instances/network-instance/protocols/protocol/bgp/global/use-multiple-paths/ebgp/config/allow-multiple-as
+/network-instances/network-instance/protocols/protocol/bgp/global/use-multiple-paths/ebgp/config/maximum-paths
+/network-instances/network-instance/protocols/protocol/bgp/global/afi-safis/afi-safi/config/afi-safi-name
+/network-instances/network-instance/protocols/protocol/bgp/global/afi-safis/afi-safi/config/enabled
+/network-instances/network-instance/protocols/protocol/bgp/global/graceful-restart/config/enabled
+/network-instances/network-instance/protocols/protocol/bgp/global/graceful-restart/config/helper-only
+/network-instances/network-instance/protocols/protocol/bgp/global/graceful-restart/config/restart-time
+/network-instances/network-instance/protocols/protocol/bgp/global/graceful-restart/config/stale-routes-time
+
+/network-instances/network-instance/protocols/protocol/bgp/peer-groups/peer-group/config/peer-group-name
+/network-instances/network-instance/protocols/protocol/bgp/peer-groups/peer-group/config/description
+/network-instances/network-instance/protocols/protocol/bgp/peer-groups/peer-group/config/peer-as
+/network-instances/network-instance/protocols/protocol/bgp/peer-groups/peer-group/config/local-as
+/network-instances/network-instance/protocols/protocol/bgp/peer-groups/peer-group/config/auth-password
+/network-instances/network-instance/protocols/protocol/bgp/peer-groups/peer-group/NEIGHBOR
+
+/network-instances/network-instance/protocols/protocol/bgp/neighbors/neighbor/config/neighbor-address
+/network-instances/network-instance/protocols/protocol/bgp/neighbors/neighbor/config/description
+/network-instances/network-instance/protocols/protocol/bgp/neighbors/neighbor/config/peer-as
+/network-instances/network-instance/protocols/protocol/bgp/neighbors/neighbor/config/local-as
+/network-instances/network-instance/protocols/protocol/bgp/neighbors/neighbor/config/auth-password
+/network-instances/network-instance/protocols/protocol/bgp/neighbors/neighbor/config/peer-group
+/network-instances/network-instance/protocols/protocol/bgp/neighbors/neighbor/config/enabled
+/network-instances/network-instance/protocols/protocol/bgp/neighbors/neighbor/NEIGHBOR
+
+/routing-policy/defined-sets/prefix-sets/prefix-set/config/name
+/routing-policy/defined-sets/prefix-sets/prefix-set/config/mode
+/routing-policy/defined-sets/prefix-sets/prefix-set/prefixes/prefix/config/ip-prefix
+/routing-policy/defined-sets/prefix-sets/prefix-set/prefixes/prefix/config/masklength-range
+/routing-policy/policy-definitions/policy-definition/config/name
+/routing-policy/policy-definitions/policy-definition/statements/statement/config/name
+/routing-policy/policy-definitions/policy-definition/statements/statement/conditions/match-prefix-set/config/prefix-set
+/routing-policy/policy-definitions/policy-definition/statements/statement/conditions/match-prefix-set/config/match-set-options
+/routing-policy/policy-definitions/policy-definition/statements/statement/actions/config/policy-result
+
+/switchd/config/state-dir
+/switchd/config/ecmp-hash-policy
+/switchd/config/resilient-ecmp-buckets
+/switchd/ipam/config/static-prefix
+/switchd/ipam/pools/pool/config/prefix
+/switchd/ipam/pools/pool/config/block-length
+/switchd/endpoints/endpoint/config/name
+/switchd/endpoints/endpoint/config/kind
+/switchd/endpoints/endpoint/config/interface
+/switchd/endpoints/endpoint/config/ipv4-address
+/switchd/endpoints/endpoint/config/ipv6-address
+/switchd/endpoints/endpoint/config/mac
+/switchd/endpoints/endpoint/labels/label/config/key
+/switchd/endpoints/endpoint/labels/label/config/value
+`
+
+// neighborLeaves are supported alike under a neighbor and a peer group
+// (NEIGHBOR above), relative to it.
+const neighborLeaves = `
+timers/config/connect-retry
+timers/config/hold-time
+timers/config/keepalive-interval
+timers/config/minimum-advertisement-interval
+transport/config/local-address
+transport/config/passive-mode
+graceful-restart/config/enabled
+graceful-restart/config/helper-only
+graceful-restart/config/restart-time
+graceful-restart/config/stale-routes-time
+apply-policy/config/import-policy
+apply-policy/config/export-policy
+apply-policy/config/default-import-policy
+apply-policy/config/default-export-policy
+afi-safis/afi-safi/config/afi-safi-name
+afi-safis/afi-safi/config/enabled
+afi-safis/afi-safi/ipv4-unicast/prefix-limit/config/max-prefixes
+afi-safis/afi-safi/ipv4-unicast/prefix-limit/config/prevent-teardown
+afi-safis/afi-safi/ipv4-unicast/prefix-limit/config/warning-threshold-pct
+afi-safis/afi-safi/ipv6-unicast/prefix-limit/config/max-prefixes
+afi-safis/afi-safi/ipv6-unicast/prefix-limit/config/prevent-teardown
+afi-safis/afi-safi/ipv6-unicast/prefix-limit/config/warning-threshold-pct
+ebgp-multihop/config/enabled
+ebgp-multihop/config/multihop-ttl
+`
+
+// unsupportedHints say what to do instead, for nodes users reach for.
+var unsupportedHints = map[string]string{
+	"/interfaces": "switchd does not configure interfaces yet: set addresses, MTU and link state outside switchd",
+	"/network-instances/network-instance/protocols/protocol/bgp/global/apply-policy":                                    "apply policies per neighbor or peer group",
+	"/network-instances/network-instance/protocols/protocol/bgp/neighbors/neighbor/afi-safis/afi-safi/apply-policy":     "apply policies to the neighbor",
+	"/network-instances/network-instance/protocols/protocol/bgp/peer-groups/peer-group/afi-safis/afi-safi/apply-policy": "apply policies to the peer group",
+	"/network-instances/network-instance/protocols/protocol/static-routes/static/next-hops/next-hop/interface-ref":      "give the gateway address",
+	"/routing-policy/policy-definitions/policy-definition/statements/statement/conditions":                              "only match-prefix-set conditions are supported",
+	"/routing-policy/policy-definitions/policy-definition/statements/statement/actions":                                 "only policy-result actions are supported",
+	"/routing-policy/defined-sets": "only prefix sets are supported",
+}
+
+type supportSet struct {
+	leaves map[string]bool // supported leaves
+	inner  map[string]bool // containers and lists with a supported leaf below
+}
+
+var supported = sync.OnceValue(func() supportSet {
+	s := supportSet{leaves: map[string]bool{}, inner: map[string]bool{}}
+	for _, l := range strings.Fields(supportedLeaves) {
+		prefixes := []string{l}
+		if base, ok := strings.CutSuffix(l, "/NEIGHBOR"); ok {
+			prefixes = nil
+			for _, n := range strings.Fields(neighborLeaves) {
+				prefixes = append(prefixes, base+"/"+n)
+			}
+		}
+		for _, p := range prefixes {
+			s.leaves[p] = true
+			for i := strings.LastIndexByte(p, '/'); i > 0; i = strings.LastIndexByte(p[:i], '/') {
+				s.inner[p[:i]] = true
+			}
+		}
+	}
+	return s
+})
+
+// unsupported says why the node at schema path sp is refused, or "" if
+// it is supported (a supported leaf, or a node with one below it).
+func unsupported(sp string) string {
+	s := supported()
+	if s.leaves[sp] || s.inner[sp] {
+		return ""
+	}
+	reason := "not supported by switchd"
+	for p := sp; p != ""; p = p[:strings.LastIndexByte(p, '/')] {
+		if h, ok := unsupportedHints[p]; ok {
+			return reason + ": " + h
+		}
+	}
+	return reason
+}
