@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net/netip"
@@ -90,7 +91,11 @@ func TestWorkloadsPrivileged(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		writeConfig(t, f.ConfigPath("host1"), withAggregate(t, orig, hijack))
+		// A hostile host also opens its own export policy (which by
+		// default announces only its own prefixes).
+		hostile := bytes.ReplaceAll(withAggregate(t, orig, hijack),
+			[]byte(`"default-export-policy": "REJECT_ROUTE"`), []byte(`"default-export-policy": "ACCEPT_ROUTE"`))
+		writeConfig(t, f.ConfigPath("host1"), hostile)
 		if err := f.Reload(ctx, "host1"); err != nil {
 			t.Fatal(err)
 		}
