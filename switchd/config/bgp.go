@@ -293,62 +293,136 @@ func (t *translator) neighbor(n *oc.NetworkInstance_Protocol_Bgp_Neighbor, b *oc
 			t.add(np.child("afi-safis"), fmt.Sprintf("no afi-safis configured, so the neighbor would use %v, which is not enabled in the global afi-safis of BGP", f))
 		}
 	}
-	t.neighborLimits(n, np, &nb)
+	t.neighborLimits(n, pg, np, &nb)
 	return nb, len(t.list) == before
 }
 
-// neighborLimits translates the neighbor's ebgp-multihop and its
-// families' prefix-limit into nb.
-func (t *translator) neighborLimits(n *oc.NetworkInstance_Protocol_Bgp_Neighbor, np path, nb *bgp.Neighbor) {
-	if m := n.EbgpMultihop; m != nil {
-		mp := np.child("ebgp-multihop").child("config")
-		switch {
-		case !m.GetEnabled() && m.MultihopTtl != nil:
-			t.add(mp.child("multihop-ttl"), "multihop-ttl is set but ebgp-multihop is not enabled")
-		case !m.GetEnabled():
-		case m.MultihopTtl == nil:
-			nb.MultihopTTL = 255 // enabled without a TTL: any number of hops
-		case *m.MultihopTtl == 0:
-			t.add(mp.child("multihop-ttl"), "multihop-ttl must be 1 to 255")
-		default:
-			nb.MultihopTTL = *m.MultihopTtl
+// neighborLimits translates ebgp-multihop and the families' prefix-limit
+// of the neighbor, each leaf from the neighbor or else its peer group pg
+// (nil if none), into nb.
+func (t *translator) neighborLimits(n *oc.NetworkInstance_Protocol_Bgp_Neighbor, pg *oc.NetworkInstance_Protocol_Bgp_PeerGroup, np path, nb *bgp.Neighbor) {
+	gp := np
+	if pg != nil {
+		gp = np[:len(np)-2].child("peer-groups").entry("peer-group", []kv{{"peer-group-name", pg.GetPeerGroupName()}})
+	}
+	// leaf is a leaf's value and the config container it is in.
+	type leaf[T any] struct {
+		v *T
+		p path
+	}
+
+	// ebgp-multihop: each leaf from the neighbor, else the group.
+	var enabled *bool
+	ttl := leaf[uint8]{p: np.child("ebgp-multihop").child("config")}
+	if m := pg.GetEbgpMultihop(); m != nil {
+		enabled = m.Enabled
+		if m.MultihopTtl != nil {
+			ttl = leaf[uint8]{m.MultihopTtl, gp.child("ebgp-multihop").child("config")}
 		}
 	}
+	if m := n.GetEbgpMultihop(); m != nil {
+		if m.Enabled != nil {
+			enabled = m.Enabled
+		}
+		if m.MultihopTtl != nil {
+			ttl = leaf[uint8]{m.MultihopTtl, np.child("ebgp-multihop").child("config")}
+		}
+	}
+	on := enabled != nil && *enabled
+	switch {
+	case !on && ttl.v != nil:
+		t.add(ttl.p.child("multihop-ttl"), "multihop-ttl is set but ebgp-multihop is not enabled")
+	case !on:
+	case ttl.v == nil:
+		nb.MultihopTTL = 255 // enabled without a TTL: any number of hops
+	case *ttl.v == 0:
+		t.add(ttl.p.child("multihop-ttl"), "multihop-ttl must be 1 to 255")
+	default:
+		nb.MultihopTTL = *ttl.v
+	}
+
 	for _, name := range []oc.E_BgpTypes_AFI_SAFI_TYPE{oc.BgpTypes_AFI_SAFI_TYPE_IPV4_UNICAST, oc.BgpTypes_AFI_SAFI_TYPE_IPV6_UNICAST} {
-		af := n.AfiSafi[name]
-		var max *uint32
-		var prevent *bool
-		var warn *uint8
-		switch name {
-		case oc.BgpTypes_AFI_SAFI_TYPE_IPV4_UNICAST:
-			if pl := af.GetIpv4Unicast().GetPrefixLimit(); pl != nil {
-				max, prevent, warn = pl.MaxPrefixes, pl.PreventTeardown, pl.WarningThresholdPct
+		var max leaf[uint32]
+		var prevent leaf[bool]
+		var warn leaf[uint8]
+		// The group first, then the neighbor's leaves over it.
+		for _, src := range []limitSrc{groupLimit(pg, name, gp), neighborLimit(n, name, np)} {
+			if src.max != nil {
+				max = leaf[uint32]{src.max, src.p}
 			}
-		default:
-			if pl := af.GetIpv6Unicast().GetPrefixLimit(); pl != nil {
-				max, prevent, warn = pl.MaxPrefixes, pl.PreventTeardown, pl.WarningThresholdPct
+			if src.prevent != nil {
+				prevent = leaf[bool]{src.prevent, src.p}
+			}
+			if src.warn != nil {
+				warn = leaf[uint8]{src.warn, src.p}
 			}
 		}
-		if max == nil && prevent == nil && warn == nil {
+		if max.v == nil && prevent.v == nil && warn.v == nil {
 			continue
 		}
-		pp := afiSafiEntry(np, name).child(strings.ToLower(strings.ReplaceAll(enumName(name), "_", "-"))).child("prefix-limit").child("config")
 		f := families[name]
 		switch {
-		case prevent != nil && *prevent:
-			t.add(pp.child("prevent-teardown"), "prevent-teardown is not supported: switchd (GoBGP) cannot keep the session and ignore prefixes beyond the limit; at max-prefixes it tears the session down")
-		case max == nil || *max == 0:
-			t.add(pp.child("max-prefixes"), "prefix-limit needs max-prefixes of at least 1 (to accept nothing, use an import policy)")
+		case prevent.v != nil && *prevent.v:
+			t.add(prevent.p.child("prevent-teardown"), "prevent-teardown is not supported: switchd (GoBGP) cannot keep the session and ignore prefixes beyond the limit; at max-prefixes it tears the session down")
+		case max.v == nil || *max.v == 0:
+			p := max.p // else the container where another leaf was given
+			if p == nil {
+				p = prevent.p
+			}
+			if p == nil {
+				p = warn.p
+			}
+			t.add(p.child("max-prefixes"), "prefix-limit needs max-prefixes of at least 1 (to accept nothing, use an import policy)")
 		case !slices.Contains(nb.Families, f):
-			t.add(pp.child("max-prefixes"), fmt.Sprintf("prefix-limit of %v, which is not enabled for this neighbor", f))
-		case warn != nil && *warn > 100:
-			t.add(pp.child("warning-threshold-pct"), "warning-threshold-pct is at most 100")
+			// A group's limit for a family this member does not
+			// use, or a limit on a disabled family: nothing to limit.
+		case warn.v != nil && *warn.v > 100:
+			t.add(warn.p.child("warning-threshold-pct"), "warning-threshold-pct is at most 100")
 		default:
-			pl := bgp.PrefixLimit{Family: f, MaxPrefixes: *max}
-			if warn != nil {
-				pl.WarningThresholdPct = *warn
+			pl := bgp.PrefixLimit{Family: f, MaxPrefixes: *max.v}
+			if warn.v != nil {
+				pl.WarningThresholdPct = *warn.v
 			}
 			nb.PrefixLimits = append(nb.PrefixLimits, pl)
 		}
 	}
+}
+
+// limitSrc is one prefix-limit container's leaves and config path.
+type limitSrc struct {
+	p       path
+	max     *uint32
+	prevent *bool
+	warn    *uint8
+}
+
+func limitPath(base path, name oc.E_BgpTypes_AFI_SAFI_TYPE) path {
+	return afiSafiEntry(base, name).child(strings.ToLower(strings.ReplaceAll(enumName(name), "_", "-"))).child("prefix-limit").child("config")
+}
+
+func neighborLimit(n *oc.NetworkInstance_Protocol_Bgp_Neighbor, name oc.E_BgpTypes_AFI_SAFI_TYPE, np path) limitSrc {
+	af := n.AfiSafi[name]
+	src := limitSrc{p: limitPath(np, name)}
+	if pl := af.GetIpv4Unicast().GetPrefixLimit(); name == oc.BgpTypes_AFI_SAFI_TYPE_IPV4_UNICAST && pl != nil {
+		src.max, src.prevent, src.warn = pl.MaxPrefixes, pl.PreventTeardown, pl.WarningThresholdPct
+	}
+	if pl := af.GetIpv6Unicast().GetPrefixLimit(); name == oc.BgpTypes_AFI_SAFI_TYPE_IPV6_UNICAST && pl != nil {
+		src.max, src.prevent, src.warn = pl.MaxPrefixes, pl.PreventTeardown, pl.WarningThresholdPct
+	}
+	return src
+}
+
+func groupLimit(pg *oc.NetworkInstance_Protocol_Bgp_PeerGroup, name oc.E_BgpTypes_AFI_SAFI_TYPE, gp path) limitSrc {
+	src := limitSrc{p: limitPath(gp, name)}
+	if pg == nil {
+		return src
+	}
+	af := pg.AfiSafi[name]
+	if pl := af.GetIpv4Unicast().GetPrefixLimit(); name == oc.BgpTypes_AFI_SAFI_TYPE_IPV4_UNICAST && pl != nil {
+		src.max, src.prevent, src.warn = pl.MaxPrefixes, pl.PreventTeardown, pl.WarningThresholdPct
+	}
+	if pl := af.GetIpv6Unicast().GetPrefixLimit(); name == oc.BgpTypes_AFI_SAFI_TYPE_IPV6_UNICAST && pl != nil {
+		src.max, src.prevent, src.warn = pl.MaxPrefixes, pl.PreventTeardown, pl.WarningThresholdPct
+	}
+	return src
 }
