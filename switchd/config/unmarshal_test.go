@@ -2,8 +2,10 @@ package config
 
 import (
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -106,5 +108,23 @@ func TestUnmarshalRefusesFractions(t *testing.T) {
 				t.Fatalf("got %v, want an error at %s saying %q", err, tc.path, tc.want)
 			}
 		})
+	}
+}
+
+// TestParseRecoversPanics: a panic while loading (here forced by a corrupt
+// entry in the per-type cache) is an error at "/", not a crash, so a
+// daemon reloading its config keeps running.
+func TestParseRecoversPanics(t *testing.T) {
+	dt := reflect.TypeOf(oc.Device{})
+	typeInfos.Store(dt, &typeInfo{fields: []fieldInfo{{index: 1 << 20, paths: [][]string{{"network-instances"}}}}})
+	t.Cleanup(func() { typeInfos.Delete(dt) })
+	data, err := os.ReadFile("../../examples/leaf.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Parse(data, "leaf.json")
+	var es Errors
+	if !errors.As(err, &es) || len(es) != 1 || es[0].Path != "/" || !strings.Contains(es[0].Reason, "internal error while loading the config") {
+		t.Fatalf("Parse: %v, want one Error at / saying it was an internal error", err)
 	}
 }
