@@ -252,26 +252,8 @@ func TestCheckRefusesDeeplyNestedFile(t *testing.T) {
 }
 
 // reloadConfig is a small valid config: one neighbor that never answers.
-const reloadConfig = `{
-  "openconfig-network-instance:network-instances": {"network-instance": [{
-    "name": "DEFAULT",
-    "config": {"name": "DEFAULT", "type": "openconfig-network-instance-types:DEFAULT_INSTANCE"},
-    "protocols": {"protocol": [{
-      "identifier": "openconfig-policy-types:BGP", "name": "BGP",
-      "config": {"identifier": "openconfig-policy-types:BGP", "name": "BGP"},
-      "bgp": {
-        "global": {
-          "config": {"as": 65001, "router-id": "10.0.0.1"},
-          "afi-safis": {"afi-safi": [{"afi-safi-name": "openconfig-bgp-types:IPV4_UNICAST", "config": {"afi-safi-name": "openconfig-bgp-types:IPV4_UNICAST", "enabled": true}}]}
-        },
-        "neighbors": {"neighbor": [{
-          "neighbor-address": "192.0.2.1",
-          "config": {"neighbor-address": "192.0.2.1", "peer-as": 65002}
-        }]}
-      }
-    }]}
-  }]}
-}`
+var reloadConfig = bgpConfig(`"config": {"as": 65001, "router-id": "10.0.0.1"}`,
+	`{"neighbor-address": "192.0.2.1", "config": {"neighbor-address": "192.0.2.1", "peer-as": 65002}}`)
 
 // TestReloadOfDeeplyNestedFileKeepsDaemonPrivileged starts the real
 // daemon in a namespace of its own, replaces its config with 10 MB of

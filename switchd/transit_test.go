@@ -19,12 +19,12 @@ import (
 	"github.com/switchd/switchd/sim/simtest"
 )
 
-// transitConfig is switchd (AS 65001) between BIRD A (AS 65002), whose
-// routes it imports, and BIRD B (AS 65003), whose apply-policy member is
-// applyB ("" for none). Graceful restart makes switchd end its initial
-// UPDATEs to B with End-of-RIB.
-func transitConfig(applyB string) string {
-	afi := `{"afi-safi": [{"afi-safi-name": "openconfig-bgp-types:IPV4_UNICAST", "config": {"afi-safi-name": "openconfig-bgp-types:IPV4_UNICAST", "enabled": true}}]}`
+// ipv4Unicast is an afi-safis container enabling IPv4 unicast.
+const ipv4Unicast = `{"afi-safi": [{"afi-safi-name": "openconfig-bgp-types:IPV4_UNICAST", "config": {"afi-safi-name": "openconfig-bgp-types:IPV4_UNICAST", "enabled": true}}]}`
+
+// bgpConfig is a switchd config with only BGP: global config members and
+// the neighbor list entries, as JSON text.
+func bgpConfig(global, neighbors string) string {
 	return fmt.Sprintf(`{
   "openconfig-network-instance:network-instances": {"network-instance": [{
     "name": "DEFAULT",
@@ -33,9 +33,22 @@ func transitConfig(applyB string) string {
       "identifier": "openconfig-policy-types:BGP", "name": "BGP",
       "config": {"identifier": "openconfig-policy-types:BGP", "name": "BGP"},
       "bgp": {
-        "global": {"config": {"as": 65001, "router-id": "10.97.0.1"}, "afi-safis": %[1]s,
-          "graceful-restart": {"config": {"enabled": true}}},
-        "neighbors": {"neighbor": [{
+        "global": {%s, "afi-safis": %s},
+        "neighbors": {"neighbor": [%s]}
+      }
+    }]}
+  }]}
+}
+`, global, ipv4Unicast, neighbors)
+}
+
+// transitConfig is switchd (AS 65001) between BIRD A (AS 65002), whose
+// routes it imports, and BIRD B (AS 65003), whose apply-policy member is
+// applyB ("" for none). Graceful restart makes switchd end its initial
+// UPDATEs to B with End-of-RIB.
+func transitConfig(applyB string) string {
+	return bgpConfig(`"config": {"as": 65001, "router-id": "10.97.0.1"}, "graceful-restart": {"config": {"enabled": true}}`,
+		fmt.Sprintf(`{
           "neighbor-address": "10.97.1.2",
           "config": {"neighbor-address": "10.97.1.2", "peer-as": 65002, "description": "A"},
           "timers": {"config": {"hold-time": 9, "keepalive-interval": 3, "connect-retry": 1}},
@@ -47,12 +60,7 @@ func transitConfig(applyB string) string {
           "timers": {"config": {"hold-time": 9, "keepalive-interval": 3, "connect-retry": 1}},
           %[2]s
           "afi-safis": %[1]s
-        }]}
-      }
-    }]}
-  }]}
-}
-`, afi, applyB)
+        }`, ipv4Unicast, applyB))
 }
 
 // transitBird runs BIRD in n as AS as, peering with switchd at 10.97.x.1;
