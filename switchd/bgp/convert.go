@@ -85,8 +85,11 @@ func neighborAPI(n Neighbor, restarting bool, deferral time.Duration) *api.Peer 
 			KeepaliveInterval:            secs(n.Timers.Keepalive),
 			MinimumAdvertisementInterval: secs(n.Timers.MinAdvertisementInterval),
 			// After the speaker's own ResetPeer (new hold time,
-			// stale-routes-time) reconnect after 1 s, not GoBGP's 30.
-			IdleHoldTimeAfterReset: 1,
+			// stale-routes-time) reconnect after 5 s, not GoBGP's 30:
+			// as long as a GoBGP peer idles after our NOTIFICATION
+			// (holdtimeIdle), so that both leave Idle together; each
+			// closes connections that arrive while it idles.
+			IdleHoldTimeAfterReset: 5,
 		}},
 		Transport:       &api.Transport{PassiveMode: n.Passive},
 		GracefulRestart: grAPI(n.GracefulRestart, restarting, deferral),

@@ -232,3 +232,39 @@ func waitBIRDHold(t *testing.T, b *birdPeer, want string) {
 		time.Sleep(200 * time.Millisecond)
 	}
 }
+
+// Between two GoBGP speakers that both connect, the session reset by a
+// hold-time change comes back with the new hold time: each side closes
+// connections that arrive while it idles after the NOTIFICATION, so both
+// must leave Idle together (IdleHoldTimeAfterReset).
+func TestPrivilegedHoldTimeChangeBetweenSpeakers(t *testing.T) {
+	ns.Privileged(t)
+	aCfg := Config{ASN: 65001, RouterID: ip("10.0.0.1"), ListenAddresses: []netip.Addr{ip("127.0.0.1")},
+		Neighbors: []Neighbor{peer("127.0.0.2", "127.0.0.1", 65002)}, Originate: []netip.Prefix{pfx("10.1.0.0/24")}}
+	bCfg := Config{ASN: 65002, RouterID: ip("10.0.0.2"), ListenAddresses: []netip.Addr{ip("127.0.0.2")},
+		Neighbors: []Neighbor{peer("127.0.0.1", "127.0.0.2", 65001)}}
+	bCfg.Neighbors[0].Timers.HoldTime = 30 * time.Second
+	sp := speakers(t, aCfg, bCfg)
+	a, b := sp[0], sp[1]
+	rb := newRIB(b)
+	rb.waitRoute(t, pfx("10.1.0.0/24"), ip("127.0.0.1"))
+	for i, hold := range []time.Duration{6 * time.Second, 9 * time.Second, 4 * time.Second} {
+		aCfg.Neighbors[0].Timers.HoldTime = hold
+		start := time.Now()
+		if err := a.Apply(t.Context(), aCfg); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(patience)
+		for {
+			p := gobgpPeer(t, b, "127.0.0.1")
+			if p.GetState().GetSessionState() == api.PeerState_ESTABLISHED && p.GetTimers().GetState().GetNegotiatedHoldTime() == uint64(hold/time.Second) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("change %d: B's session never came back with hold time %v: %v", i, hold, p.GetState().GetSessionState())
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		t.Logf("hold time %v: session back %v after the change", hold, time.Since(start).Round(10*time.Millisecond))
+	}
+}

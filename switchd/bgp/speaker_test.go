@@ -363,14 +363,16 @@ func TestPrivilegedApplyChangesOnlyTheDifference(t *testing.T) {
 		}
 	}
 
-	// Changing one neighbor's hold time resets no session.
+	// Changing one neighbor's connect-retry resets no session (it
+	// applies to the next connection attempts; a hold-time change does
+	// reset the session, TestPrivilegedHoldTimeChangeOnReload).
 	before := snap()
-	aCfg.Neighbors[0].Timers.HoldTime = 4 * time.Second
+	aCfg.Neighbors[0].Timers.ConnectRetry = 2 * time.Second
 	aCfg.Originate = append(aCfg.Originate, pfx("10.11.0.0/24"))
 	if err := a.Apply(t.Context(), aCfg); err != nil {
 		t.Fatal(err)
 	}
-	checkNoReset(before, "changing 127.0.0.2's hold time", pfx("10.11.0.0/24"))
+	checkNoReset(before, "changing 127.0.0.2's connect-retry", pfx("10.11.0.0/24"))
 
 	// Adding a neighbor resets no existing session.
 	before = snap()

@@ -42,9 +42,9 @@ type Config struct {
 	// GracefulRestart (RFC 4724) applies to every neighbor that does not
 	// override it.
 	GracefulRestart GracefulRestart
-	// SyncTimeout bounds how long Synced waits for End-of-RIB from the
-	// neighbors. Zero means the graceful restart time when graceful
-	// restart is enabled, else DefaultSyncTimeout.
+	// SyncTimeout bounds how long Synced waits for the neighbors' initial
+	// updates (sync.go). Zero means the graceful restart time when
+	// graceful restart is enabled, else DefaultSyncTimeout.
 	SyncTimeout time.Duration
 	// PrefixSets and Policies are what neighbors' Import and Export
 	// chains refer to, by name.
@@ -52,8 +52,9 @@ type Config struct {
 	Policies   []Policy
 }
 
-// DefaultSyncTimeout is how long Synced waits for End-of-RIB without
-// graceful restart configured.
+// DefaultSyncTimeout bounds the wait for Synced without graceful restart
+// configured. It matters only for a neighbor that is up but never goes
+// quiet: one that is not up is waited for 10 s only (sync.go).
 const DefaultSyncTimeout = 120 * time.Second
 
 // GracefulRestart configures RFC 4724 graceful restart.
@@ -203,8 +204,8 @@ type Timers struct {
 	ConnectRetry time.Duration
 	HoldTime     time.Duration
 	Keepalive    time.Duration
-	// MinAdvertisementInterval batches outgoing UPDATEs; zero means GoBGP's
-	// default.
+	// MinAdvertisementInterval is handed to GoBGP, which (3.37) does not
+	// implement it: it has no effect.
 	MinAdvertisementInterval time.Duration
 }
 
