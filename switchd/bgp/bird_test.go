@@ -44,27 +44,8 @@ func startBIRD(t *testing.T, statics4, statics6 []netip.Prefix) *birdPeer {
 func startBIRDWith(t *testing.T, spec birdSpec) *birdPeer {
 	t.Helper()
 	peerNS := ns.NewT(t, "bird")
-	cur, err := ns.Current()
-	if err != nil {
-		t.Fatal(err)
-	}
+	cur := vethFromTest(t, "tobird", peerNS)
 	defer cur.Close()
-	if err := ns.Veth(cur, "tobird", peerNS, "eth0"); err != nil {
-		t.Fatal(err)
-	}
-	// Our end lives in the test binary's namespace, which outlives the
-	// test; deleting it removes the pair at once.
-	t.Cleanup(func() {
-		cur, err := ns.Current()
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		defer cur.Close()
-		if l, err := cur.Handle().LinkByName("tobird"); err == nil {
-			cur.Handle().LinkDel(l)
-		}
-	})
 	for _, a := range []struct {
 		n    *ns.NS
 		link string
@@ -78,6 +59,34 @@ func startBIRDWith(t *testing.T, spec birdSpec) *birdPeer {
 		}
 	}
 	return runBIRD(t, peerNS, birdConf(spec))
+}
+
+// vethFromTest links the test binary's namespace (link name) to peer
+// (link eth0) and returns the test's namespace. Our end lives in the test
+// binary's namespace, which outlives the test; deleting it at the end
+// removes the pair (and routes through it) at once.
+func vethFromTest(t *testing.T, name string, peer *ns.NS) *ns.NS {
+	t.Helper()
+	cur, err := ns.Current()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ns.Veth(cur, name, peer, "eth0"); err != nil {
+		cur.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cur, err := ns.Current()
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer cur.Close()
+		if l, err := cur.Handle().LinkByName(name); err == nil {
+			cur.Handle().LinkDel(l)
+		}
+	})
+	return cur
 }
 
 // birdConf is the configuration startBIRDWith runs BIRD with.

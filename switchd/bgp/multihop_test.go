@@ -22,25 +22,8 @@ import (
 func multihopBIRD(t *testing.T, passive bool) *birdPeer {
 	t.Helper()
 	router, peerNS := ns.NewT(t, "rtr"), ns.NewT(t, "mhbird")
-	cur, err := ns.Current()
-	if err != nil {
-		t.Fatal(err)
-	}
+	cur := vethFromTest(t, "tortr", router)
 	defer cur.Close()
-	if err := ns.Veth(cur, "tortr", router, "eth0"); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cur, err := ns.Current()
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		defer cur.Close()
-		if l, err := cur.Handle().LinkByName("tortr"); err == nil {
-			cur.Handle().LinkDel(l) // and with it the static route
-		}
-	})
 	if err := ns.Veth(router, "eth1", peerNS, "eth0"); err != nil {
 		t.Fatal(err)
 	}
