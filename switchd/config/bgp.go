@@ -106,7 +106,12 @@ func (t *translator) timers(np, pgCfg path, inGroup bool, nt oc.NetworkInstance_
 		return 0, nil, false
 	}
 	cr, _, _ := pick(nt.ConnectRetry, gt.ConnectRetry, "connect-retry")
-	mai, _, _ := pick(nt.MinimumAdvertisementInterval, gt.MinimumAdvertisementInterval, "minimum-advertisement-interval")
+	// GoBGP 3.37 takes the leaf and never uses it: UPDATEs go out as
+	// soon as they are ready. Zero says just that; anything else would be
+	// accepted and not applied.
+	if mai, mp, set := pick(nt.MinimumAdvertisementInterval, gt.MinimumAdvertisementInterval, "minimum-advertisement-interval"); set && mai != 0 {
+		t.add(mp, fmt.Sprintf("minimum-advertisement-interval %v: not supported by switchd (UPDATEs are sent as soon as they are ready); leave it out or give 0", mai))
+	}
 	hold, hp, holdSet := pick(nt.HoldTime, gt.HoldTime, "hold-time")
 	ka, kp, kaSet := pick(nt.KeepaliveInterval, gt.KeepaliveInterval, "keepalive-interval")
 	switch {
@@ -115,7 +120,7 @@ func (t *translator) timers(np, pgCfg path, inGroup bool, nt oc.NetworkInstance_
 		// accepted and not applied.
 		t.add(hp, "hold-time 0 (no hold timer) is not supported by switchd: give 3 seconds or more")
 	case holdSet && hold < minHoldTime:
-		t.add(hp, fmt.Sprintf("hold-time %v: must be 0 or at least %v (RFC 4271)", hold, minHoldTime))
+		t.add(hp, fmt.Sprintf("hold-time %v: must be at least %v (RFC 4271 also allows 0, which switchd does not support)", hold, minHoldTime))
 	}
 	effHold := hold
 	if !holdSet {
@@ -127,7 +132,7 @@ func (t *translator) timers(np, pgCfg path, inGroup bool, nt oc.NetworkInstance_
 	case kaSet && ka >= effHold:
 		t.add(kp, fmt.Sprintf("keepalive-interval %v must be shorter than hold-time %v", ka, effHold))
 	}
-	nb.Timers = bgp.Timers{ConnectRetry: cr, HoldTime: hold, Keepalive: ka, MinAdvertisementInterval: mai}
+	nb.Timers = bgp.Timers{ConnectRetry: cr, HoldTime: hold, Keepalive: ka}
 }
 
 func (t *translator) neighbor(n *oc.NetworkInstance_Protocol_Bgp_Neighbor, b *oc.NetworkInstance_Protocol_Bgp, np path, enabled map[bgp.Family]bool, c *bgp.Config) (bgp.Neighbor, bool) {

@@ -277,19 +277,26 @@ func TestParseRejects(t *testing.T) {
 		path:   hostNb + "/config/local-as",
 		reason: "local-as 0 is reserved",
 	}, {
+		name: "minimum-advertisement-interval",
+		break_: func(t *testing.T, m map[string]any) {
+			neighbor(t, m, "10.2.1.1")["timers"] = map[string]any{"config": map[string]any{"minimum-advertisement-interval": 30}}
+		},
+		path:   hostNb + "/timers/config/minimum-advertisement-interval",
+		reason: "minimum-advertisement-interval 30s: not supported by switchd",
+	}, {
 		name: "hold-time 1",
 		break_: func(t *testing.T, m map[string]any) {
 			neighbor(t, m, "10.2.1.1")["timers"] = map[string]any{"config": map[string]any{"hold-time": 1}}
 		},
 		path:   hostNb + "/timers/config/hold-time",
-		reason: "hold-time 1s: must be 0 or at least 3s (RFC 4271)",
+		reason: "hold-time 1s: must be at least 3s (RFC 4271",
 	}, {
 		name: "hold-time 2 in the peer group",
 		break_: func(t *testing.T, m map[string]any) {
 			at(t, bgpTree(t, m), "peer-groups", "peer-group", 0, "timers", "config")["hold-time"] = 2
 		},
 		path:   bgpP + "/peer-groups/peer-group[peer-group-name=SPINE]/timers/config/hold-time",
-		reason: "hold-time 2s: must be 0 or at least 3s",
+		reason: "hold-time 2s: must be at least 3s",
 	}, {
 		name: "hold-time 0",
 		break_: func(t *testing.T, m map[string]any) {
