@@ -592,8 +592,15 @@ func (m *nhManager) writeGroups(gws []groupWrite, objErr map[nhKey]error) (map[u
 	renumber(&b, first)
 	err := m.c.exec(&b, first, func(i int, err error) {
 		grpErr[sent[i].id] = nhError("write nexthop group", fmt.Sprint(sent[i].id), err)
-		if errors.Is(err, unix.EEXIST) {
+		switch {
+		case errors.Is(err, unix.EEXIST):
 			m.taken[sent[i].id] = true
+		case errors.Is(err, unix.EINVAL):
+			// "Invalid nexthop id": a member the view holds is gone. The
+			// kernel removes nexthop objects (and the routes over them)
+			// of a device that goes down or loses carrier without a
+			// notification, so only a dump can tell.
+			grpErr[sent[i].id] = fmt.Errorf("%w (%w)", grpErr[sent[i].id], errStaleView)
 		}
 	})
 	for _, g := range sent {

@@ -126,6 +126,11 @@ func renumber(b *msgBuf, first uint32) {
 
 // nhError reports a failed nexthop write. An id collision (EEXIST) is not
 // wrapped: it must not read as a route held by another owner.
+// errStaleView marks a write that failed because the kernel no longer
+// has an object the Table's view holds: Apply dumps the table again and
+// retries at once (once per route; then the usual backoff).
+var errStaleView = errors.New("kernel state changed without notification; resyncing")
+
 func nhError(op, what string, err error) error {
 	if errors.Is(err, unix.EEXIST) {
 		return fmt.Errorf("%s %s: id taken by another owner, retrying with another (%v)", op, what, err)

@@ -78,8 +78,9 @@ type Table struct {
 	lastSetID uint32
 	keyBuf    []byte
 	nhBuf     []NextHop
-	// conflict holds keys whose exclusive add hit EEXIST; the first time a
-	// key lands here a resync is queued, later hits are not (ErrNotOwner).
+	// conflict holds keys whose exclusive add hit EEXIST, or whose write
+	// met a stale view (errStaleView); the first time a key lands here a
+	// resync is queued, later hits are not (ErrNotOwner, or a backoff).
 	conflict map[rkey]struct{}
 
 	resyncQueued   bool
@@ -648,6 +649,13 @@ func (t *Table) took(o op, err error, now time.Time) error {
 	}
 	t.stats.Failures++
 	retryNow := false
+	if errors.Is(err, errStaleView) {
+		if _, seen := t.conflict[k]; !seen {
+			t.conflict[k] = struct{}{}
+			t.resyncQueued = true
+			retryNow = true
+		}
+	}
 	if o.kind == opAdd && errors.Is(err, unix.EEXIST) {
 		if _, seen := t.conflict[k]; !seen {
 			// Maybe ours, unseen since the last dump: look again.

@@ -24,6 +24,7 @@ import (
 	"github.com/switchd/switchd/sim/ns"
 	"github.com/switchd/switchd/sim/simtest"
 	"github.com/switchd/switchd/switchd/config"
+	"github.com/switchd/switchd/switchd/config/configtest"
 )
 
 const neighborPath = "/network-instances/network-instance[name=DEFAULT]/protocols/protocol[identifier=BGP][name=BGP]/bgp/neighbors/neighbor[neighbor-address=10.1.1.0]"
@@ -252,8 +253,8 @@ func TestCheckRefusesDeeplyNestedFile(t *testing.T) {
 }
 
 // reloadConfig is a small valid config: one neighbor that never answers.
-var reloadConfig = bgpConfig(`"config": {"as": 65001, "router-id": "10.0.0.1"}`,
-	`{"neighbor-address": "192.0.2.1", "config": {"neighbor-address": "192.0.2.1", "peer-as": 65002}}`)
+var reloadConfig = configtest.BGP{ASN: 65001, RouterID: "10.0.0.1",
+	Neighbors: []configtest.Neighbor{{Address: "192.0.2.1", PeerAS: 65002}}}.JSON()
 
 // TestReloadOfDeeplyNestedFileKeepsDaemonPrivileged starts the real
 // daemon in a namespace of its own, replaces its config with 10 MB of
@@ -264,7 +265,7 @@ func TestReloadOfDeeplyNestedFileKeepsDaemonPrivileged(t *testing.T) {
 	bin := simtest.SwitchdBinary(t)
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "switchd.json")
-	if err := os.WriteFile(cfg, []byte(reloadConfig), 0o644); err != nil {
+	if err := os.WriteFile(cfg, reloadConfig, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	sock := filepath.Join(dir, "switchd.sock")

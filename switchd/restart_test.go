@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"os/exec"
 	"regexp"
 	"strconv"
 	"syscall"
@@ -30,18 +31,7 @@ func TestLeafRestartLosesNoPacketsPrivileged(t *testing.T) {
 					t.Fatalf("before restart: %v", err)
 				}
 			}
-			src, dst := f.Node("host1"), f.Node("host3")
-			ping, err := f.Command(ctx, "host1", "ping", "-n", "-q", "-i", "0.01", "-W", "1",
-				"-I", src.Loopback4.String(), dst.Loopback4.String())
-			if err != nil {
-				t.Fatal(err)
-			}
-			out := &lockedBuffer{}
-			ping.Stdout, ping.Stderr = out, out
-			if err := ping.Start(); err != nil {
-				t.Fatal(err)
-			}
-			defer ping.Process.Kill()
+			flow := startPings(t, f, "host1", "host3", 4, 10*time.Millisecond)
 			time.Sleep(time.Second)
 
 			if err := f.Kill("leaf1", sig); err != nil {
@@ -61,14 +51,7 @@ func TestLeafRestartLosesNoPacketsPrivileged(t *testing.T) {
 			// Past the sweep: BGP synced and stale routes swept.
 			time.Sleep(2 * time.Second)
 
-			ping.Process.Signal(syscall.SIGINT)
-			ping.Wait()
-			m := pingStats.FindStringSubmatch(out.String())
-			if m == nil {
-				t.Fatalf("no ping summary in:\n%s", out.String())
-			}
-			sent, _ := strconv.Atoi(m[1])
-			recv, _ := strconv.Atoi(m[2])
+			sent, recv := flow.stop(t)
 			t.Logf("leaf1 restart (%v): %d sent, %d received, %d lost", sig, sent, recv, sent-recv)
 			if sent < 300 {
 				t.Fatalf("only %d pings sent; the test did not cover the restart", sent)
@@ -79,6 +62,49 @@ func TestLeafRestartLosesNoPacketsPrivileged(t *testing.T) {
 			}
 		})
 	}
+}
+
+// pings is a ping from one node's loopback to another's at a fixed
+// interval, counting what is lost.
+type pings struct {
+	cmd *exec.Cmd
+	out *lockedBuffer
+}
+
+// startPings pings dst's loopback of family fam (4 or 6) from src's.
+func startPings(t *testing.T, f *sim.Fabric, src, dst string, fam int, every time.Duration) *pings {
+	t.Helper()
+	s, d := f.Node(src), f.Node(dst)
+	from, to := s.Loopback4, d.Loopback4
+	if fam == 6 {
+		from, to = s.Loopback6, d.Loopback6
+	}
+	cmd, err := f.Command(context.Background(), src, "ping", "-n", "-q", "-i", strconv.FormatFloat(every.Seconds(), 'f', 3, 64),
+		"-W", "1", "-I", from.String(), to.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &pings{cmd: cmd, out: &lockedBuffer{}}
+	cmd.Stdout, cmd.Stderr = p.out, p.out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	return p
+}
+
+// stop ends the pings and returns how many were sent and answered.
+func (p *pings) stop(t *testing.T) (sent, received int) {
+	t.Helper()
+	p.cmd.Process.Signal(syscall.SIGINT)
+	p.cmd.Wait()
+	m := pingStats.FindStringSubmatch(p.out.String())
+	if m == nil {
+		t.Fatalf("no ping summary in:\n%s", p.out.String())
+	}
+	sent, _ = strconv.Atoi(m[1])
+	received, _ = strconv.Atoi(m[2])
+	return sent, received
 }
 
 func simWaitConverged(t *testing.T, f *sim.Fabric) {

@@ -17,50 +17,18 @@ import (
 
 	"github.com/switchd/switchd/sim/ns"
 	"github.com/switchd/switchd/sim/simtest"
+	"github.com/switchd/switchd/switchd/config/configtest"
 )
 
-// ipv4Unicast is an afi-safis container enabling IPv4 unicast.
-const ipv4Unicast = `{"afi-safi": [{"afi-safi-name": "openconfig-bgp-types:IPV4_UNICAST", "config": {"afi-safi-name": "openconfig-bgp-types:IPV4_UNICAST", "enabled": true}}]}`
-
-// bgpConfig is a switchd config with only BGP: global config members and
-// the neighbor list entries, as JSON text.
-func bgpConfig(global, neighbors string) string {
-	return fmt.Sprintf(`{
-  "openconfig-network-instance:network-instances": {"network-instance": [{
-    "name": "DEFAULT",
-    "config": {"name": "DEFAULT", "type": "openconfig-network-instance-types:DEFAULT_INSTANCE"},
-    "protocols": {"protocol": [{
-      "identifier": "openconfig-policy-types:BGP", "name": "BGP",
-      "config": {"identifier": "openconfig-policy-types:BGP", "name": "BGP"},
-      "bgp": {
-        "global": {%s, "afi-safis": %s},
-        "neighbors": {"neighbor": [%s]}
-      }
-    }]}
-  }]}
-}
-`, global, ipv4Unicast, neighbors)
-}
-
 // transitConfig is switchd (AS 65001) between BIRD A (AS 65002), whose
-// routes it imports, and BIRD B (AS 65003), whose apply-policy member is
-// applyB ("" for none). Graceful restart makes switchd end its initial
-// UPDATEs to B with End-of-RIB.
-func transitConfig(applyB string) string {
-	return bgpConfig(`"config": {"as": 65001, "router-id": "10.97.0.1"}, "graceful-restart": {"config": {"enabled": true}}`,
-		fmt.Sprintf(`{
-          "neighbor-address": "10.97.1.2",
-          "config": {"neighbor-address": "10.97.1.2", "peer-as": 65002, "description": "A"},
-          "timers": {"config": {"hold-time": 9, "keepalive-interval": 3, "connect-retry": 1}},
-          "apply-policy": {"config": {"default-import-policy": "ACCEPT_ROUTE"}},
-          "afi-safis": %[1]s
-        }, {
-          "neighbor-address": "10.97.2.2",
-          "config": {"neighbor-address": "10.97.2.2", "peer-as": 65003, "description": "B"},
-          "timers": {"config": {"hold-time": 9, "keepalive-interval": 3, "connect-retry": 1}},
-          %[2]s
-          "afi-safis": %[1]s
-        }`, ipv4Unicast, applyB))
+// routes it imports, and BIRD B (AS 65003), with exportB as B's default
+// export policy ("" for none). Graceful restart makes switchd end its
+// initial UPDATEs to B with End-of-RIB.
+func transitConfig(exportB configtest.Policy) []byte {
+	return configtest.BGP{ASN: 65001, RouterID: "10.97.0.1", GracefulRestart: true, Neighbors: []configtest.Neighbor{
+		{Address: "10.97.1.2", PeerAS: 65002, Description: "A", Hold: 9, Keepalive: 3, ConnectRetry: 1, Import: configtest.Accept},
+		{Address: "10.97.2.2", PeerAS: 65003, Description: "B", Hold: 9, Keepalive: 3, ConnectRetry: 1, Export: exportB},
+	}}.JSON()
 }
 
 // transitBird runs BIRD in n as AS as, peering with switchd at 10.97.x.1;
@@ -132,7 +100,7 @@ func TestNoTransitBetweenEBGPPeersPrivileged(t *testing.T) {
 	bin := simtest.SwitchdBinary(t)
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "switchd.json")
-	if err := os.WriteFile(cfg, []byte(transitConfig("")), 0o644); err != nil {
+	if err := os.WriteFile(cfg, transitConfig(""), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -173,8 +141,7 @@ func TestNoTransitBetweenEBGPPeersPrivileged(t *testing.T) {
 		t.Fatal("switchd re-advertised eBGP peer A's 192.0.2.0/24 to eBGP peer B with no policy saying so")
 	}
 
-	accept := `"apply-policy": {"config": {"default-export-policy": "ACCEPT_ROUTE"}},`
-	if err := os.WriteFile(cfg, []byte(transitConfig(accept)), 0o644); err != nil {
+	if err := os.WriteFile(cfg, transitConfig(configtest.Accept), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/switchd/switchd/fib"
 	"github.com/switchd/switchd/sim/ns"
+	"github.com/switchd/switchd/switchd/config/configtest"
 )
 
 // Kernel route protocols (rtm_protocol) the receivers mark their routes
@@ -199,7 +200,7 @@ var Switchd = Receiver{
 	},
 	Start: func(ctx context.Context, e *Env) (*Proc, error) {
 		cfg := filepath.Join(e.Dir, "switchd.json")
-		if err := os.WriteFile(cfg, []byte(switchdConfig(e)), 0o644); err != nil {
+		if err := os.WriteFile(cfg, switchdConfig(e), 0o644); err != nil {
 			return nil, err
 		}
 		p := &Proc{}
@@ -219,30 +220,12 @@ var Switchd = Receiver{
 	},
 }
 
-func switchdConfig(e *Env) string {
-	afi := `{"afi-safi": [{"afi-safi-name": "openconfig-bgp-types:IPV4_UNICAST", "config": {"afi-safi-name": "openconfig-bgp-types:IPV4_UNICAST", "enabled": true}}]}`
-	return fmt.Sprintf(`{
-  "openconfig-network-instance:network-instances": {"network-instance": [{
-    "name": "DEFAULT",
-    "config": {"name": "DEFAULT", "type": "openconfig-network-instance-types:DEFAULT_INSTANCE"},
-    "protocols": {"protocol": [{
-      "identifier": "openconfig-policy-types:BGP", "name": "BGP",
-      "config": {"identifier": "openconfig-policy-types:BGP", "name": "BGP"},
-      "bgp": {
-        "global": {"config": {"as": %d, "router-id": %q}, "afi-safis": %s},
-        "neighbors": {"neighbor": [{
-          "neighbor-address": %q,
-          "config": {"neighbor-address": %q, "peer-as": %d},
-          "timers": {"config": {"hold-time": 180, "keepalive-interval": 60}},
-          "transport": {"config": {"passive-mode": true}},
-          "apply-policy": {"config": {"default-import-policy": "ACCEPT_ROUTE", "default-export-policy": "ACCEPT_ROUTE"}},
-          "afi-safis": %s
-        }]}
-      }
-    }]}
-  }]}
-}
-`, e.AS, e.Addr, afi, e.PeerAddr, e.PeerAddr, e.PeerAS, afi)
+func switchdConfig(e *Env) []byte {
+	// Long timers: a loaded benchmark must not end its session.
+	return configtest.BGP{ASN: e.AS, RouterID: e.Addr.String(), Neighbors: []configtest.Neighbor{{
+		Address: e.PeerAddr.String(), PeerAS: e.PeerAS, Hold: 180, Keepalive: 60, Passive: true,
+		Import: configtest.Accept, Export: configtest.Accept,
+	}}}.JSON()
 }
 
 // GoBGPRIB is GoBGP v3.37 (the version switchd embeds) alone: a BgpServer

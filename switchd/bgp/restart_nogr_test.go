@@ -23,6 +23,7 @@ import (
 	"github.com/switchd/switchd/fib"
 	"github.com/switchd/switchd/sim/ns"
 	"github.com/switchd/switchd/sim/simtest"
+	"github.com/switchd/switchd/switchd/config/configtest"
 )
 
 const (
@@ -54,28 +55,12 @@ func restartBIRDConf(from, to int) string {
 	return b.String()
 }
 
-const restartSwitchdConf = `{
-  "openconfig-network-instance:network-instances": {"network-instance": [{
-    "name": "DEFAULT",
-    "config": {"name": "DEFAULT", "type": "openconfig-network-instance-types:DEFAULT_INSTANCE"},
-    "protocols": {"protocol": [{
-      "identifier": "openconfig-policy-types:BGP", "name": "BGP",
-      "config": {"identifier": "openconfig-policy-types:BGP", "name": "BGP"},
-      "bgp": {
-        "global": {"config": {"as": 65001, "router-id": "10.96.0.1"},
-          "afi-safis": {"afi-safi": [{"afi-safi-name": "openconfig-bgp-types:IPV4_UNICAST", "config": {"afi-safi-name": "openconfig-bgp-types:IPV4_UNICAST", "enabled": true}}]}},
-        "neighbors": {"neighbor": [{
-          "neighbor-address": "10.96.0.2",
-          "config": {"neighbor-address": "10.96.0.2", "peer-as": 65002},
-          "timers": {"config": {"hold-time": 9, "keepalive-interval": 3, "connect-retry": 1}},
-          "apply-policy": {"config": {"default-import-policy": "ACCEPT_ROUTE", "default-export-policy": "REJECT_ROUTE"}},
-          "afi-safis": {"afi-safi": [{"afi-safi-name": "openconfig-bgp-types:IPV4_UNICAST", "config": {"afi-safi-name": "openconfig-bgp-types:IPV4_UNICAST", "enabled": true}}]}
-        }]}
-      }
-    }]}
-  }]}
-}
-`
+// restartSwitchdConf is switchd (AS 65001) learning from BIRD (AS 65002),
+// no graceful restart on either side.
+var restartSwitchdConf = configtest.BGP{ASN: 65001, RouterID: "10.96.0.1", Neighbors: []configtest.Neighbor{{
+	Address: "10.96.0.2", PeerAS: 65002, Hold: 9, Keepalive: 3, ConnectRetry: 1,
+	Import: configtest.Accept, Export: configtest.Reject,
+}}}.JSON()
 
 // kernelRoutes is switchd's routes (protocol fib.Protocol) in n's main
 // table.
@@ -134,7 +119,7 @@ func TestPrivilegedRestartWithoutGRExactFIB(t *testing.T) {
 	}
 	t.Cleanup(func() { bird.Process.Kill(); bird.Wait() })
 	swConf := filepath.Join(dir, "switchd.json")
-	if err := os.WriteFile(swConf, []byte(restartSwitchdConf), 0o644); err != nil {
+	if err := os.WriteFile(swConf, restartSwitchdConf, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	run := 0

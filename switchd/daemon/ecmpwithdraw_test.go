@@ -23,6 +23,7 @@ import (
 
 	"github.com/switchd/switchd/fib"
 	"github.com/switchd/switchd/sim/ns"
+	"github.com/switchd/switchd/switchd/config/configtest"
 )
 
 // frrPeer is an FRR 8.4 (zebra + bgpd) in its own namespace, linked to the
@@ -219,44 +220,20 @@ func (p *frrPeer) hasPathViaUs(t *testing.T, prefix netip.Prefix) bool {
 // ecmpConfig is a daemon config with the peers as neighbors, multipath on
 // across ASes, and explicit accept-all policies.
 func ecmpConfig(peers []*frrPeer) []byte {
-	afi := func(name string) string {
-		return fmt.Sprintf(`{"afi-safi": [{"afi-safi-name": "openconfig-bgp-types:%s", "config": {"afi-safi-name": "openconfig-bgp-types:%[1]s", "enabled": true}}]}`, name)
-	}
-	var nbrs []string
+	c := configtest.BGP{ASN: 65001, RouterID: "10.99.0.1", Multipath: true,
+		Families: []configtest.Family{configtest.IPv4Unicast, configtest.IPv6Unicast}}
 	for _, p := range peers {
 		for _, fam := range []struct {
 			addr netip.Addr
-			afi  string
-		}{{p.addr4(), "IPV4_UNICAST"}, {p.addr6(), "IPV6_UNICAST"}} {
-			nbrs = append(nbrs, fmt.Sprintf(`{
-          "neighbor-address": %[1]q,
-          "config": {"neighbor-address": %[1]q, "peer-as": %[2]d},
-          "timers": {"config": {"hold-time": 9, "keepalive-interval": 3, "connect-retry": 1}},
-          "apply-policy": {"config": {"default-import-policy": "ACCEPT_ROUTE", "default-export-policy": "ACCEPT_ROUTE"}},
-          "afi-safis": %[3]s}`, fam.addr, p.as, afi(fam.afi)))
+			afi  configtest.Family
+		}{{p.addr4(), configtest.IPv4Unicast}, {p.addr6(), configtest.IPv6Unicast}} {
+			c.Neighbors = append(c.Neighbors, configtest.Neighbor{
+				Address: fam.addr.String(), PeerAS: p.as, Families: []configtest.Family{fam.afi},
+				Hold: 9, Keepalive: 3, ConnectRetry: 1, Import: configtest.Accept, Export: configtest.Accept,
+			})
 		}
 	}
-	return []byte(fmt.Sprintf(`{
-  "openconfig-network-instance:network-instances": {"network-instance": [{
-    "name": "DEFAULT",
-    "config": {"name": "DEFAULT", "type": "openconfig-network-instance-types:DEFAULT_INSTANCE"},
-    "protocols": {"protocol": [{
-      "identifier": "openconfig-policy-types:BGP", "name": "BGP",
-      "config": {"identifier": "openconfig-policy-types:BGP", "name": "BGP"},
-      "bgp": {
-        "global": {
-          "config": {"as": 65001, "router-id": "10.99.0.1"},
-          "use-multiple-paths": {"config": {"enabled": true}, "ebgp": {"config": {"allow-multiple-as": true, "maximum-paths": 64}}},
-          "afi-safis": {"afi-safi": [
-            {"afi-safi-name": "openconfig-bgp-types:IPV4_UNICAST", "config": {"afi-safi-name": "openconfig-bgp-types:IPV4_UNICAST", "enabled": true}},
-            {"afi-safi-name": "openconfig-bgp-types:IPV6_UNICAST", "config": {"afi-safi-name": "openconfig-bgp-types:IPV6_UNICAST", "enabled": true}}]}
-        },
-        "neighbors": {"neighbor": [%s]}
-      }
-    }]}
-  }]}
-}
-`, strings.Join(nbrs, ",")))
+	return c.JSON()
 }
 
 // statusClient reads the daemon's status over its API socket.

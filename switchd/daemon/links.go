@@ -44,6 +44,12 @@ func (d *Daemon) takeCarrierEvents(ctx context.Context) {
 			d.links = nil
 		}
 	}
+	if len(evs) > 0 {
+		// The kernel removes nexthop objects, and routes over them, of a
+		// link that goes down or loses carrier without telling anyone:
+		// the FIB must look again.
+		d.table.QueueResync()
+	}
 	if d.intent == nil {
 		return
 	}

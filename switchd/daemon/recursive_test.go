@@ -14,6 +14,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/switchd/switchd/sim/ns"
+	"github.com/switchd/switchd/switchd/config/configtest"
 )
 
 // TestRecursiveNextHopPrivileged: an iBGP peer (gobgpd) announces a route
@@ -90,32 +91,25 @@ func TestRecursiveNextHopPrivileged(t *testing.T) {
 	t.Cleanup(func() { cur.Run(context.Background(), "ip", "route", "del", "10.255.0.0/24", "proto", "static") })
 
 	dir := t.TempDir()
-	toml := filepath.Join(dir, "gobgpd.toml")
-	if err := os.WriteFile(toml, []byte(`[global.config]
-  as = 65001
-  router-id = "10.98.0.2"
+	// gobgpdConf is a gobgpd config: one neighbor, fast reconnects.
+	gobgpdConf := func(name string, as int, id, neighbor string, peerAS int) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(fmt.Sprintf(`[global.config]
+  as = %d
+  router-id = %q
 [[neighbors]]
   [neighbors.config]
-    neighbor-address = "10.98.0.1"
-    peer-as = 65001
+    neighbor-address = %q
+    peer-as = %d
   [neighbors.timers.config]
     connect-retry = 1
-`), 0o644); err != nil {
-		t.Fatal(err)
+`, as, id, neighbor, peerAS)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
 	}
-	toml2 := filepath.Join(dir, "gobgpd-ebgp.toml")
-	if err := os.WriteFile(toml2, []byte(`[global.config]
-  as = 65003
-  router-id = "10.98.9.2"
-[[neighbors]]
-  [neighbors.config]
-    neighbor-address = "10.98.9.1"
-    peer-as = 65001
-  [neighbors.timers.config]
-    connect-retry = 1
-`), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	toml := gobgpdConf("gobgpd.toml", 65001, "10.98.0.2", "10.98.0.1", 65001)
+	toml2 := gobgpdConf("gobgpd-ebgp.toml", 65003, "10.98.9.2", "10.98.9.1", 65001)
 	for _, g := range []struct {
 		n    *ns.NS
 		toml string
@@ -132,36 +126,11 @@ func TestRecursiveNextHopPrivileged(t *testing.T) {
 	}
 
 	cfg := filepath.Join(dir, "switchd.json")
-	if err := os.WriteFile(cfg, []byte(`{
-  "openconfig-network-instance:network-instances": {"network-instance": [{
-    "name": "DEFAULT",
-    "config": {"name": "DEFAULT", "type": "openconfig-network-instance-types:DEFAULT_INSTANCE"},
-    "protocols": {"protocol": [{
-      "identifier": "openconfig-policy-types:BGP", "name": "BGP",
-      "config": {"identifier": "openconfig-policy-types:BGP", "name": "BGP"},
-      "bgp": {
-        "global": {
-          "config": {"as": 65001, "router-id": "10.98.0.1"},
-          "afi-safis": {"afi-safi": [{"afi-safi-name": "openconfig-bgp-types:IPV4_UNICAST", "config": {"afi-safi-name": "openconfig-bgp-types:IPV4_UNICAST", "enabled": true}}]}
-        },
-        "neighbors": {"neighbor": [{
-          "neighbor-address": "10.98.0.2",
-          "config": {"neighbor-address": "10.98.0.2", "peer-as": 65001},
-          "timers": {"config": {"hold-time": 9, "keepalive-interval": 3, "connect-retry": 1}},
-          "apply-policy": {"config": {"default-import-policy": "ACCEPT_ROUTE", "default-export-policy": "REJECT_ROUTE"}},
-          "afi-safis": {"afi-safi": [{"afi-safi-name": "openconfig-bgp-types:IPV4_UNICAST", "config": {"afi-safi-name": "openconfig-bgp-types:IPV4_UNICAST", "enabled": true}}]}
-        }, {
-          "neighbor-address": "10.98.9.2",
-          "config": {"neighbor-address": "10.98.9.2", "peer-as": 65003},
-          "timers": {"config": {"hold-time": 9, "keepalive-interval": 3, "connect-retry": 1}},
-          "apply-policy": {"config": {"default-import-policy": "REJECT_ROUTE", "default-export-policy": "ACCEPT_ROUTE"}},
-          "afi-safis": {"afi-safi": [{"afi-safi-name": "openconfig-bgp-types:IPV4_UNICAST", "config": {"afi-safi-name": "openconfig-bgp-types:IPV4_UNICAST", "enabled": true}}]}
-        }]}
-      }
-    }]}
-  }]}
-}
-`), 0o644); err != nil {
+	conf := configtest.BGP{ASN: 65001, RouterID: "10.98.0.1", Neighbors: []configtest.Neighbor{
+		{Address: "10.98.0.2", PeerAS: 65001, Hold: 9, Keepalive: 3, ConnectRetry: 1, Import: configtest.Accept, Export: configtest.Reject},
+		{Address: "10.98.9.2", PeerAS: 65003, Hold: 9, Keepalive: 3, ConnectRetry: 1, Import: configtest.Reject, Export: configtest.Accept},
+	}}
+	if err := os.WriteFile(cfg, conf.JSON(), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
