@@ -12,9 +12,9 @@ import (
 // that it does nothing. A leaf added here must be read by Translate (or
 // be a list key, a description, or structure other leaves need).
 //
-// Prefix limits and ebgp-multihop (neighbor and peer group) are being
-// implemented alongside this list; see neighborLimits. (prefix-limit's
-// restart-timer is not in the schema switchd is generated from.)
+// Prefix limits and ebgp-multihop are read from the neighbor or else its
+// peer group (neighborLimits). prefix-limit's restart-timer is not in the
+// schema switchd is generated from.
 const supportedLeaves = `
 /network-instances/network-instance/config/name
 /network-instances/network-instance/config/type
