@@ -227,6 +227,20 @@ func (m *LinkMonitor) fail(err error) {
 	}
 }
 
+// NoCarrier returns the links without carrier now, each with its
+// connected prefixes as last seen.
+func (m *LinkMonitor) NoCarrier() map[int][]netip.Prefix {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make(map[int][]netip.Prefix)
+	for i, c := range m.carrier {
+		if !c && len(m.nets[i]) > 0 {
+			out[i] = slices.Clone(m.nets[i])
+		}
+	}
+	return out
+}
+
 // Kick signals (coalesced) that Drain has something new.
 func (m *LinkMonitor) Kick() <-chan struct{} { return m.kick }
 

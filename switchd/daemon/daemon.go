@@ -81,8 +81,8 @@ type Daemon struct {
 	table   *fib.Table
 	monitor *fib.Monitor
 	links   *platform.LinkMonitor // nil if unavailable (links.go)
-	// unreachable are the BGP next hops the FIB cannot resolve, as last
-	// told to the speaker (nht.go).
+	// unreachable are the BGP next hops the FIB cannot resolve or that lie
+	// on a link without carrier, as last told to the speaker (nht.go).
 	unreachable []netip.Addr
 
 	intent    *config.Intent

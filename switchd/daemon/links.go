@@ -50,11 +50,8 @@ func (d *Daemon) takeCarrierEvents(ctx context.Context) {
 		// the FIB must look again.
 		d.table.QueueResync()
 	}
-	if d.intent == nil {
-		return
-	}
 	for _, ev := range evs {
-		if ev.Carrier {
+		if ev.Carrier || d.intent == nil {
 			continue
 		}
 		for _, nb := range neighborsOn(d.intent.BGP.Neighbors, ev.Prefixes) {

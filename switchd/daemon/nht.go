@@ -2,18 +2,35 @@ package daemon
 
 import (
 	"context"
+	"net/netip"
 	"slices"
 )
 
-// trackNextHops is next-hop tracking between the speaker and the FIB: the
-// FIB keeps the speaker's next hops under resolution (and those declared
-// unreachable, whose paths the speaker no longer reports), and the
-// speaker stops using and advertising paths via the ones that do not
-// resolve. Called after every Apply, when the FIB has re-resolved what
-// changed; the speaker's policy is touched only when the set changes.
+// trackNextHops is next-hop tracking between the speaker, the FIB and the
+// links. A next hop is unreachable when the FIB cannot resolve it (a
+// recursive next hop no route covers) or when it lies on a link without
+// carrier (a third-party next hop on a dead link: the session it came
+// over may well be alive on another link). The FIB keeps the speaker's
+// next hops under resolution, and those declared unreachable, whose paths
+// the speaker no longer reports; the speaker stops using and advertising
+// paths via the unreachable ones. Called after every Apply, when the FIB
+// has re-resolved what changed; the speaker's policy is touched only when
+// the set changes.
 func (d *Daemon) trackNextHops(ctx context.Context) {
-	d.table.TrackNextHops(append(d.speaker.NextHops(), d.unreachable...))
+	tracked := append(d.speaker.NextHops(), d.unreachable...)
+	d.table.TrackNextHops(tracked)
 	un := d.table.UnreachableNextHops()
+	if d.links != nil {
+		if dead := d.links.NoCarrier(); len(dead) > 0 {
+			for _, nh := range tracked {
+				if onDeadLink(dead, nh) {
+					un = append(un, nh)
+				}
+			}
+		}
+	}
+	slices.SortFunc(un, netip.Addr.Compare)
+	un = slices.Compact(un)
 	if slices.Equal(un, d.unreachable) {
 		return
 	}
@@ -22,4 +39,17 @@ func (d *Daemon) trackNextHops(ctx context.Context) {
 		return // tried again after the next Apply
 	}
 	d.unreachable = un
+}
+
+// onDeadLink reports whether a lies in a connected prefix of a link
+// without carrier (deadNets: by interface index).
+func onDeadLink(deadNets map[int][]netip.Prefix, a netip.Addr) bool {
+	for _, ps := range deadNets {
+		for _, p := range ps {
+			if p.Contains(a) && p.Addr() != a {
+				return true
+			}
+		}
+	}
+	return false
 }

@@ -146,8 +146,10 @@ func TestRecursiveNextHopPrivileged(t *testing.T) {
 		}
 		// Routes stay in the kernel when switchd exits; this namespace
 		// outlives the test.
-		if r := ownRoute(t, netip.MustParsePrefix("198.51.100.0/24")); r != nil {
-			netlink.RouteDel(r)
+		for _, p := range []string{"198.51.100.0/24", "198.51.101.0/24"} {
+			if r := ownRoute(t, netip.MustParsePrefix(p)); r != nil {
+				netlink.RouteDel(r)
+			}
 		}
 	})
 
@@ -186,6 +188,39 @@ func TestRecursiveNextHopPrivileged(t *testing.T) {
 	run(cur, "ip", "route", "add", "10.255.0.0/24", "via", "10.98.0.2", "proto", "static")
 	waitFor(t, "the route back with the static route", via("10.98.0.2"))
 	waitFor(t, "the route advertised again", advertised(true))
+
+	// A third-party next hop: on a link of ours (torec1), but learned
+	// over the session on the other link. When torec1 loses carrier the
+	// session stays up; the path must still go out of use and out of
+	// the eBGP peer's table, and come back with the link.
+	third := netip.MustParsePrefix("198.51.101.0/24")
+	run(peer, "gobgp", "-u", "127.0.0.1", "-p", "50051", "global", "rib", "add", "-a", "ipv4", third.String(), "nexthop", "10.98.1.2")
+	thirdVia := func(want string) func() error {
+		return func() error {
+			if got := kernelVia(t, third); got != want {
+				return fmt.Errorf("switchd's route to %v via %q, want %q", third, got, want)
+			}
+			return nil
+		}
+	}
+	thirdAdvertised := func(want bool) func() error {
+		return func() error {
+			out, err := ebgp.Run(ctx, "gobgp", "-u", "127.0.0.1", "-p", "50051", "global", "rib", "-a", "ipv4", third.String())
+			if got := err == nil && strings.Contains(out, third.String()); got != want {
+				return fmt.Errorf("eBGP peer has %v: %v, want %v (%v: %s)", third, got, want, err, out)
+			}
+			return nil
+		}
+	}
+	waitFor(t, "the third-party route installed", thirdVia("10.98.1.2"))
+	waitFor(t, "the third-party route advertised", thirdAdvertised(true))
+	run(peer, "ip", "link", "set", "eth1", "down")
+	waitFor(t, "the third-party route withdrawn from the eBGP peer while its link has no carrier", thirdAdvertised(false))
+	waitFor(t, "the third-party route out of the kernel", thirdVia(""))
+	waitFor(t, "the recursive route unaffected", via("10.98.0.2"))
+	run(peer, "ip", "link", "set", "eth1", "up")
+	waitFor(t, "the third-party route back with the link", thirdVia("10.98.1.2"))
+	waitFor(t, "the third-party route advertised again", thirdAdvertised(true))
 }
 
 // kernelVia returns the gateways of switchd's kernel route to p ("" if
