@@ -57,6 +57,8 @@ bench: deps build
 	$(GO) test -run '^$$' -bench 'Install1M|Failover1M' -benchtime 1x $(BENCHFLAGS) ./fib/
 	$(GO) test -run '^$$' -bench EndpointSetup -benchtime 500x $(BENCHFLAGS) ./host/cni/
 	$(GO) test -run '^$$' -bench WorkloadPropagation -benchtime 100x $(BENCHFLAGS) ./sim/bench/
+	$(GO) test -run '^$$' -bench 'Check50kAggregates' -benchtime 3x $(BENCHFLAGS) ./switchd/config/
+	$(GO) test -run '^$$' -bench 'ResolutionCommonCase' -count 5 $(BENCHFLAGS) ./fib/
 	SWITCHD_BENCH_N=$(BGPTOFIB_N) $(GO) test -run '^$$' -bench BGPToFIB -benchtime 1x -count 3 -timeout 60m $(BENCHFLAGS) ./sim/bench/
 
 lint:
