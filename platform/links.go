@@ -159,7 +159,9 @@ func (m *LinkMonitor) onLink(u netlink.LinkUpdate) {
 	m.names[a.Index] = a.Name
 	was, known := m.carrier[a.Index]
 	m.carrier[a.Index] = c
-	if known && was == c {
+	if !known || was == c {
+		// A new link (a workload's veth, say) changes no session's
+		// fate: only changes of links seen before are events.
 		return
 	}
 	m.addLocked(CarrierEvent{Index: a.Index, Name: a.Name, Carrier: c, Prefixes: slices.Clone(m.nets[a.Index])})

@@ -46,6 +46,9 @@ func TestLinkMonitorCarrierPrivileged(t *testing.T) {
 					t.Fatal(err)
 				}
 				for _, ev := range evs {
+					if ev.Name == "toC" && !ev.Carrier {
+						t.Errorf("carrier loss %+v for a link made after the monitor started", ev)
+					}
 					if ev.Name == "toB" {
 						return ev
 					}
@@ -62,6 +65,19 @@ func TestLinkMonitorCarrierPrivileged(t *testing.T) {
 				t.Errorf("event %+v lacks connected prefix %v", ev, p)
 			}
 		}
+	}
+
+	// A link made now (a workload's veth) is no carrier loss: first
+	// sight of a link without carrier is no event.
+	c := ns.NewT(t, "lmc")
+	if err := ns.Veth(a, "toC", c, "toA"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Run(t.Context(), "ip", "link", "set", "toA", "up"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Run(t.Context(), "ip", "link", "set", "toC", "up"); err != nil {
+		t.Fatal(err)
 	}
 
 	// The far end goes down: our end stays admin up, without carrier.

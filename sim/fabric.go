@@ -143,6 +143,9 @@ func (f *Fabric) createNamespace(n *NodeInfo) error {
 			"/proc/sys/net/ipv4/ip_forward":              "1",
 			"/proc/sys/net/ipv6/conf/all/forwarding":     "1",
 			"/proc/sys/net/ipv6/conf/default/accept_dad": "0",
+			// Addresses are configuration: a link bounce must not
+			// flush them (switchd sets this too; BIRD nodes need it).
+			"/proc/sys/net/ipv6/conf/all/keep_addr_on_down": "1",
 		} {
 			if err := os.WriteFile(p, []byte(v), 0o644); err != nil {
 				return err

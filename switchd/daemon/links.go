@@ -44,14 +44,15 @@ func (d *Daemon) takeCarrierEvents(ctx context.Context) {
 			d.links = nil
 		}
 	}
-	if len(evs) > 0 {
+	for _, ev := range evs {
+		if ev.Carrier {
+			continue
+		}
 		// The kernel removes nexthop objects, and routes over them, of a
 		// link that goes down or loses carrier without telling anyone:
 		// the FIB must look again.
 		d.table.QueueResync()
-	}
-	for _, ev := range evs {
-		if ev.Carrier || d.intent == nil {
+		if d.intent == nil {
 			continue
 		}
 		for _, nb := range neighborsOn(d.intent.BGP.Neighbors, ev.Prefixes) {
