@@ -14,7 +14,6 @@ import (
 
 	"github.com/vishvananda/netlink"
 
-	"github.com/switchd/switchd/fib"
 	"github.com/switchd/switchd/sim/ns"
 )
 
@@ -23,6 +22,15 @@ var Grace = 5 * time.Second
 
 // BirdProtocol is the kernel route protocol BIRD installs with (RTPROT_BIRD).
 const BirdProtocol = 12
+
+// SwitchdProtocol is the kernel route protocol switchd marks its routes
+// with. It is a documented constant of the product (README, design rules), which
+// the simulator reads like any other user, not a Go import of fib.
+const SwitchdProtocol = 77
+
+// MainTable is the kernel's main routing table (RT_TABLE_MAIN), where
+// switchd and BIRD install the routes the simulator counts.
+const MainTable = 254
 
 // process is a daemon this process started; done closes once it is reaped.
 type process struct {
@@ -324,7 +332,7 @@ func (n *NodeInfo) RouteProtocol() int {
 	if n.Kind == Bird {
 		return BirdProtocol
 	}
-	return fib.Protocol
+	return SwitchdProtocol
 }
 
 // Routes lists the routes the node's daemon installed in the main table
@@ -338,7 +346,7 @@ func (f *Fabric) Routes(node string) ([]netlink.Route, error) {
 	if h == nil {
 		return nil, fmt.Errorf("routes of %s: namespace %s is not there", node, n.Namespace)
 	}
-	filter := &netlink.Route{Protocol: netlink.RouteProtocol(n.RouteProtocol()), Table: fib.MainTable}
+	filter := &netlink.Route{Protocol: netlink.RouteProtocol(n.RouteProtocol()), Table: MainTable}
 	rs, err := h.Handle().RouteListFiltered(netlink.FAMILY_ALL, filter, netlink.RT_FILTER_PROTOCOL|netlink.RT_FILTER_TABLE)
 	if err != nil {
 		return nil, fmt.Errorf("routes of %s: %w", node, err)

@@ -3,11 +3,8 @@ package sim
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
-	"net/http"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -15,7 +12,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/switchd/switchd/switchd/daemon"
+	"github.com/switchd/switchd/switchd/daemon/apiclient"
 )
 
 // SessionStatus is one expected BGP session of a node.
@@ -40,7 +37,7 @@ type NodeStatus struct {
 	SessionsUp    int             `json:"sessions-up"`
 	SessionsTotal int             `json:"sessions-total"`
 	// Routes counts the kernel routes the node's daemon installed
-	// (fib.Protocol for switchd, bird for BIRD), counted in its namespace.
+	// (SwitchdProtocol for switchd, BirdProtocol for BIRD), counted in its namespace.
 	Routes int `json:"routes"`
 	// FIBInSync is switchd's own opinion (nil for BIRD or no answer).
 	FIBInSync *bool `json:"fib-in-sync,omitempty"`
@@ -58,7 +55,7 @@ func (s *NodeStatus) Converged() bool {
 
 // DaemonStatus is what switchd answers on GET /v1/status over its unix
 // socket.
-type DaemonStatus = daemon.Status
+type DaemonStatus = apiclient.Status
 
 // Status asks every node's daemon for its BGP sessions and counts the
 // routes in its namespace. Per-node problems go into NodeStatus.Err.
@@ -161,31 +158,7 @@ func (f *Fabric) sessionStates(ctx context.Context, n *NodeInfo) (map[netip.Addr
 
 // SwitchdStatus asks the switchd daemon listening on socket for its status.
 func SwitchdStatus(ctx context.Context, socket string) (*DaemonStatus, error) {
-	c := &http.Client{
-		Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", socket)
-		}},
-		Timeout: 5 * time.Second,
-	}
-	defer c.CloseIdleConnections()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://switchd/v1/status", nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := c.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("switchd status on %s: %w", socket, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("switchd status on %s: %s", socket, resp.Status)
-	}
-	var ds DaemonStatus
-	if err := json.NewDecoder(resp.Body).Decode(&ds); err != nil {
-		return nil, fmt.Errorf("switchd status on %s: decode: %w", socket, err)
-	}
-	return &ds, nil
+	return apiclient.GetStatus(ctx, socket)
 }
 
 // birdSessions reads `birdc show protocols`: a BGP protocol that is up

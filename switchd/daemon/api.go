@@ -11,43 +11,17 @@ import (
 
 	"github.com/switchd/switchd/host"
 	"github.com/switchd/switchd/switchd/bgp"
+	"github.com/switchd/switchd/switchd/daemon/apiclient"
 )
 
-// Status is what GET /v1/status on the local API returns.
-type Status struct {
-	BGP BGPStatus `json:"bgp"`
-	FIB FIBStatus `json:"fib"`
-}
-
-// BGPStatus lists the configured neighbors and their sessions.
-type BGPStatus struct {
-	ASN       uint32           `json:"as"`
-	RouterID  string           `json:"router-id"`
-	Neighbors []NeighborStatus `json:"neighbors"`
-}
-
-// NeighborStatus is one BGP session as the local API reports it.
-type NeighborStatus struct {
-	Address          string            `json:"address"`
-	PeerAS           uint32            `json:"peer-as"`
-	State            string            `json:"state"`
-	EstablishedSince *time.Time        `json:"established-since,omitempty"`
-	Received         map[string]uint64 `json:"received,omitempty"`
-	Accepted         map[string]uint64 `json:"accepted,omitempty"`
-	Sent             map[string]uint64 `json:"sent,omitempty"`
-	LastError        string            `json:"last-error,omitempty"`
-}
-
-// FIBStatus summarises the routes switchd wants in the kernel.
-type FIBStatus struct {
-	Routes int  `json:"routes"`
-	InSync bool `json:"in-sync"`
-	// Stale counts routes adopted from a previous run and kept until BGP
-	// has synced.
-	Stale      int       `json:"stale,omitempty"`
-	LastResync time.Time `json:"last-resync"`
-	LastError  string    `json:"last-error,omitempty"`
-}
+// The local API's JSON lives in apiclient, which readers (sim, CLI) import
+// instead of the daemon; the names here keep the daemon's code unchanged.
+type (
+	Status         = apiclient.Status
+	BGPStatus      = apiclient.BGPStatus
+	NeighborStatus = apiclient.NeighborStatus
+	FIBStatus      = apiclient.FIBStatus
+)
 
 type apiServer struct {
 	srv *http.Server
@@ -71,7 +45,7 @@ func (d *Daemon) serveAPI(path string) (*apiServer, error) {
 		return nil, fmt.Errorf("api socket: %w", err)
 	}
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /v1/status", d.handleStatus)
+	mux.HandleFunc("GET "+apiclient.StatusPath, d.handleStatus)
 	// Profiles on the local socket only: curl --unix-socket SOCK
 	// http://switchd/debug/pprof/profile?seconds=10 > cpu.pprof
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
