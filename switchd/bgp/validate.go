@@ -50,13 +50,20 @@ func (d *desired) ownAddrs() []netip.Addr {
 	return own
 }
 
-const minHoldTime = 3 * time.Second // RFC 4271 4.2: zero or at least three seconds
+const (
+	minHoldTime = 3 * time.Second // RFC 4271 4.2: zero or at least three seconds
+	// defaultHoldTime is what GoBGP runs when Timers.HoldTime is zero.
+	defaultHoldTime = 90 * time.Second
+)
 
 // validate checks the whole Config and returns its normalised form, or an
 // error naming every problem found. It touches nothing.
 func validate(c Config) (*desired, error) {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	badField := func(field, format string, args ...any) {
+		errs = append(errs, &FieldError{Field: field, Reason: fmt.Sprintf(format, args...)})
+	}
 
 	d := &desired{
 		multipath: c.Multipath,
@@ -66,11 +73,11 @@ func validate(c Config) (*desired, error) {
 	g := &d.global
 	g.ASN = c.ASN
 	if c.ASN == 0 {
-		bad("asn: must not be 0")
+		badField("config/as", "asn: must not be 0")
 	}
 	g.RouterID = c.RouterID.Unmap()
 	if !g.RouterID.Is4() || g.RouterID.IsUnspecified() {
-		bad("router-id %v: must be a non-zero IPv4 address", c.RouterID)
+		badField("config/router-id", "router-id %v: must be a non-zero IPv4 address", c.RouterID)
 	}
 	switch {
 	case c.ListenPort == 0:
@@ -100,7 +107,7 @@ func validate(c Config) (*desired, error) {
 		d.multipath = Multipath{}
 	}
 
-	gr, err := validateGR(c.GracefulRestart)
+	gr, err := validateGR(c.GracefulRestart, netip.Addr{})
 	if err != nil {
 		errs = append(errs, fmt.Errorf("graceful-restart: %w", err))
 	}
@@ -130,7 +137,8 @@ func validate(c Config) (*desired, error) {
 		}
 		if local := cmp.Or(n.LocalAS, c.ASN); n.MultihopTTL != 0 && n.PeerAS == local {
 			// GoBGP sets no TTL on iBGP sessions: the setting would be ignored.
-			bad("neighbor %v: ebgp-multihop: an iBGP neighbor (peer-as %d is the local AS) is not limited to one hop", n.Address, n.PeerAS)
+			errs = append(errs, fmt.Errorf("neighbor %v: %w", n.Address, &FieldError{Neighbor: n.Address, Field: "ebgp-multihop/config/enabled",
+				Reason: fmt.Sprintf("ebgp-multihop: an iBGP neighbor (peer-as %d is the local AS) is not limited to one hop", n.PeerAS)}))
 			continue
 		}
 		d.neighbors[n.Address] = n
@@ -159,30 +167,33 @@ func validate(c Config) (*desired, error) {
 	return d, nil
 }
 
-// validateGR checks a graceful restart configuration and fills in the
-// default timers.
-func validateGR(g GracefulRestart) (GracefulRestart, error) {
+// validateGR checks a graceful restart configuration, the global one
+// (neighbor invalid) or a neighbor's, and fills in the default timers.
+func validateGR(g GracefulRestart, neighbor netip.Addr) (GracefulRestart, error) {
 	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, &FieldError{Neighbor: neighbor, Field: field, Reason: fmt.Sprintf(format, args...)})
+	}
 	for _, tm := range []struct {
-		name string
-		d    *time.Duration
-		def  time.Duration
+		name, field string
+		d           *time.Duration
+		def         time.Duration
 	}{
-		{"restart-time", &g.RestartTime, DefaultRestartTime},
-		{"stale-routes-time", &g.StaleRoutesTime, DefaultStaleRoutesTime},
+		{"restart-time", FieldRestartTime, &g.RestartTime, DefaultRestartTime},
+		{"stale-routes-time", FieldStaleRoutesTime, &g.StaleRoutesTime, DefaultStaleRoutesTime},
 	} {
 		if *tm.d < 0 || *tm.d%time.Second != 0 {
-			errs = append(errs, fmt.Errorf("%s %v: must be a non-negative whole number of seconds", tm.name, *tm.d))
+			bad(tm.field, "%s %v: must be a non-negative whole number of seconds", tm.name, *tm.d)
 		}
 		if *tm.d == 0 {
 			*tm.d = tm.def
 		}
 	}
 	if g.RestartTime > maxRestartTime {
-		errs = append(errs, fmt.Errorf("restart-time %v: at most %v (12 bits in the capability)", g.RestartTime, maxRestartTime))
+		bad(FieldRestartTime, "restart-time %v: at most %ds (12 bits in the capability)", g.RestartTime, maxRestartTime/time.Second)
 	}
 	if g.StaleRoutesTime > 65535*time.Second {
-		errs = append(errs, fmt.Errorf("stale-routes-time %v: at most 65535s", g.StaleRoutesTime))
+		bad(FieldStaleRoutesTime, "stale-routes-time %v: at most 65535s", g.StaleRoutesTime)
 	}
 	if !g.Enabled {
 		g = GracefulRestart{}
@@ -192,35 +203,39 @@ func validateGR(g GracefulRestart) (GracefulRestart, error) {
 
 func validateNeighbor(n Neighbor, globalGR GracefulRestart, policies map[string]Policy) (Neighbor, error) {
 	var errs []error
-	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
-
 	n.Address = n.Address.Unmap()
+	// bad reports a rule the field (schema path under the neighbor's
+	// entry, "" for the neighbor as a whole) breaks.
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, &FieldError{Neighbor: n.Address, Field: field, Reason: fmt.Sprintf(format, args...)})
+	}
+
 	if !n.Address.IsValid() || n.Address.IsUnspecified() {
-		bad("address: must be a unicast IP address")
+		bad("neighbor-address", "address: must be a unicast IP address")
 	}
 	if n.PeerAS == 0 {
-		bad("peer-as: must not be 0")
+		bad("config/peer-as", "peer-as: must not be 0")
 	}
 	if n.LocalAddress.IsValid() {
 		n.LocalAddress = n.LocalAddress.Unmap()
 		if n.Address.IsValid() && n.LocalAddress.Is4() != n.Address.Is4() {
-			bad("local-address %v: not of the neighbor's address family", n.LocalAddress)
+			bad("transport/config/local-address", "local-address %v: not of the neighbor's address family", n.LocalAddress)
 		}
 	}
 	var fams []Family
 	for _, f := range n.Families {
 		if f != IPv4Unicast && f != IPv6Unicast {
-			bad("family %d: unsupported (want ipv4-unicast or ipv6-unicast)", int(f))
+			bad("afi-safis", "family %d: unsupported (want ipv4-unicast or ipv6-unicast)", int(f))
 			continue
 		}
 		if slices.Contains(fams, f) {
-			bad("family %v: listed twice", f)
+			bad("afi-safis", "family %v: listed twice", f)
 			continue
 		}
 		// GoBGP would send the routes with a next hop of the session's
 		// family without negotiating RFC 8950, and the peer drops them.
 		if n.Address.IsValid() && (f == IPv4Unicast) != n.Address.Is4() {
-			bad("family %v: cannot be carried over an %s session: needs RFC 8950 extended next hop, not supported by switchd; peer over an address of the family", f, addrFamily(n.Address))
+			bad("afi-safis", "family %v: cannot be carried over an %s session: needs RFC 8950 extended next hop, not supported by switchd; peer over an address of the family", f, addrFamily(n.Address))
 			continue
 		}
 		fams = append(fams, f)
@@ -238,14 +253,14 @@ func validateNeighbor(n Neighbor, globalGR GracefulRestart, policies map[string]
 	for _, pl := range n.PrefixLimits {
 		switch {
 		case !slices.Contains(fams, pl.Family):
-			bad("prefix-limit of %v: family not enabled for this neighbor", pl.Family)
+			bad("afi-safis", "prefix-limit of %v: family not enabled for this neighbor", pl.Family)
 		case slices.ContainsFunc(limits, func(o PrefixLimit) bool { return o.Family == pl.Family }):
-			bad("prefix-limit of %v: given twice", pl.Family)
+			bad("afi-safis", "prefix-limit of %v: given twice", pl.Family)
 		case pl.MaxPrefixes == 0:
 			// GoBGP reads 0 as "no limit".
-			bad("prefix-limit of %v: max-prefixes must be at least 1 (to accept nothing, use an import policy)", pl.Family)
+			bad("afi-safis", "prefix-limit of %v: max-prefixes must be at least 1 (to accept nothing, use an import policy)", pl.Family)
 		case pl.WarningThresholdPct > 100:
-			bad("prefix-limit of %v: warning-threshold-pct %d: at most 100", pl.Family, pl.WarningThresholdPct)
+			bad("afi-safis", "prefix-limit of %v: warning-threshold-pct %d: at most 100", pl.Family, pl.WarningThresholdPct)
 		default:
 			limits = append(limits, pl)
 		}
@@ -265,22 +280,24 @@ func validateNeighbor(n Neighbor, globalGR GracefulRestart, policies map[string]
 	} {
 		// GoBGP's API carries timers in whole seconds.
 		if tm.d < 0 || tm.d%time.Second != 0 {
-			bad("%s %v: must be a non-negative whole number of seconds", tm.name, tm.d)
+			bad("timers/config/"+tm.name, "%s %v: must be a non-negative whole number of seconds", tm.name, tm.d)
 		}
 	}
 	if t.HoldTime != 0 && t.HoldTime < minHoldTime {
-		bad("hold-time %v: must be at least %v", t.HoldTime, minHoldTime)
+		bad(FieldHoldTime, "hold-time %v: must be at least %v (RFC 4271 also allows 0, which switchd does not support)", t.HoldTime, minHoldTime)
 	}
-	if t.HoldTime != 0 && t.Keepalive >= t.HoldTime {
-		bad("keepalive-interval %v: must be shorter than hold-time %v", t.Keepalive, t.HoldTime)
+	// A zero keepalive or hold time is GoBGP's default: hold 90 s and
+	// keepalive a third of the hold time.
+	if hold := cmp.Or(t.HoldTime, defaultHoldTime); t.Keepalive != 0 && t.Keepalive >= hold {
+		bad(FieldKeepalive, "keepalive-interval %v must be shorter than hold-time %v", t.Keepalive, hold)
 	}
 
 	// Normalised: GracefulRestart is always set, to the effective values.
 	gr := globalGR
 	if n.GracefulRestart != nil {
-		g, err := validateGR(*n.GracefulRestart)
+		g, err := validateGR(*n.GracefulRestart, n.Address)
 		if err != nil {
-			bad("graceful-restart: %v", err)
+			errs = append(errs, fmt.Errorf("graceful-restart: %w", err))
 		}
 		gr = g
 	}
@@ -292,11 +309,11 @@ func validateNeighbor(n Neighbor, globalGR GracefulRestart, policies map[string]
 	}{{"import", n.Import}, {"export", n.Export}} {
 		for _, name := range ch.c.Policies {
 			if _, ok := policies[name]; !ok {
-				bad("%s-policy %q: no such policy", ch.dir, name)
+				bad("apply-policy/config/"+ch.dir+"-policy", "%s-policy %q: no such policy", ch.dir, name)
 			}
 		}
 		if ch.c.Default < ResultNone || ch.c.Default > Reject {
-			bad("default-%s-policy %d: unknown result", ch.dir, int(ch.c.Default))
+			bad("apply-policy/config/default-"+ch.dir+"-policy", "default-%s-policy %d: unknown result", ch.dir, int(ch.c.Default))
 		}
 	}
 	return n, errors.Join(errs...)

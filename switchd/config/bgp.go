@@ -86,14 +86,11 @@ func ipFamily(a netip.Addr) string {
 	return "IPv6"
 }
 
-// GoBGP's timer defaults: a zero in bgp.Timers takes them.
-const (
-	defaultHoldTime = 90 * time.Second
-	minHoldTime     = 3 * time.Second // RFC 4271 4.2: 0 or at least 3 s
-)
-
 // timers translates a neighbor's timers, each leaf from the neighbor or
-// else its peer group (whose config container is at pgCfg).
+// else its peer group (whose config container is at pgCfg). The speaker's
+// validation checks their bounds (bgp.FieldHoldTime, bgp.FieldKeepalive);
+// here only what it cannot see: a leaf given as 0, which bgp.Timers reads
+// as "GoBGP's default".
 func (t *translator) timers(np, pgCfg path, inGroup bool, nt oc.NetworkInstance_Protocol_Bgp_Neighbor_Timers, gt oc.NetworkInstance_Protocol_Bgp_PeerGroup_Timers, nb *bgp.Neighbor) {
 	// pick returns the value and the path of the leaf that gave it.
 	pick := func(nv, gv *uint16, leaf string) (time.Duration, path, bool) {
@@ -114,23 +111,19 @@ func (t *translator) timers(np, pgCfg path, inGroup bool, nt oc.NetworkInstance_
 	}
 	hold, hp, holdSet := pick(nt.HoldTime, gt.HoldTime, "hold-time")
 	ka, kp, kaSet := pick(nt.KeepaliveInterval, gt.KeepaliveInterval, "keepalive-interval")
-	switch {
-	case holdSet && hold == 0:
+	if holdSet && hold == 0 {
 		// GoBGP takes 0 for "unset" and runs 90 s: refused rather than
 		// accepted and not applied.
 		t.add(hp, "hold-time 0 (no hold timer) is not supported by switchd: give 3 seconds or more")
-	case holdSet && hold < minHoldTime:
-		t.add(hp, fmt.Sprintf("hold-time %v: must be at least %v (RFC 4271 also allows 0, which switchd does not support)", hold, minHoldTime))
 	}
-	effHold := hold
-	if !holdSet {
-		effHold = defaultHoldTime
-	}
-	switch {
-	case kaSet && ka == 0:
+	if kaSet && ka == 0 {
 		t.add(kp, "keepalive-interval 0 (no keepalives) needs hold-time 0, which switchd does not support")
-	case kaSet && ka >= effHold:
-		t.add(kp, fmt.Sprintf("keepalive-interval %v must be shorter than hold-time %v", ka, effHold))
+	}
+	if holdSet {
+		t.leafOf(nb.Address, bgp.FieldHoldTime, hp)
+	}
+	if kaSet {
+		t.leafOf(nb.Address, bgp.FieldKeepalive, kp)
 	}
 	nb.Timers = bgp.Timers{ConnectRetry: cr, HoldTime: hold, Keepalive: ka}
 }
@@ -145,6 +138,10 @@ func (t *translator) neighbor(n *oc.NetworkInstance_Protocol_Bgp_Neighbor, b *oc
 		return nb, false
 	}
 	nb.Address = addr
+	if t.neighbors == nil {
+		t.neighbors = map[netip.Addr]*neighborPaths{}
+	}
+	t.neighbors[addr.Unmap()] = &neighborPaths{entry: np}
 
 	// The peer group, if any: the neighbor's own settings override it.
 	var pg *oc.NetworkInstance_Protocol_Bgp_PeerGroup
@@ -190,9 +187,6 @@ func (t *translator) neighbor(n *oc.NetworkInstance_Protocol_Bgp_Neighbor, b *oc
 		pgGR = pg.GracefulRestart
 	}
 	nb.GracefulRestart = gracefulRestart(c.GracefulRestart, n.GracefulRestart, pgGR)
-	if g := nb.GracefulRestart; g != nil && g.RestartTime > 4095*time.Second {
-		t.add(np.child("graceful-restart").child("config").child("restart-time"), "restart-time is at most 4095 seconds (12 bits in the capability)")
-	}
 	t.applyPolicy(n, pg, np, c, &nb)
 
 	// Transport, timers: each leaf from the neighbor or else the group.
@@ -430,4 +424,79 @@ func groupLimit(pg *oc.NetworkInstance_Protocol_Bgp_PeerGroup, name oc.E_BgpType
 		src.max, src.prevent, src.warn = pl.MaxPrefixes, pl.PreventTeardown, pl.WarningThresholdPct
 	}
 	return src
+}
+
+// neighborPaths locates one neighbor's leaves: its list entry, and the
+// leaves a value came from when that is not the neighbor's own (its peer
+// group's), keyed by bgp.FieldError.Field.
+type neighborPaths struct {
+	entry path
+	from  map[string]path
+}
+
+// leafOf records that the neighbor's field got its value from the leaf at p.
+func (t *translator) leafOf(addr netip.Addr, field string, p path) {
+	np := t.neighbors[addr.Unmap()]
+	if np == nil {
+		return
+	}
+	if np.from == nil {
+		np.from = map[string]path{}
+	}
+	np.from[field] = p
+}
+
+// fieldPath is the OpenConfig path of the leaf a bgp.FieldError concerns,
+// or nil for a neighbor this translation did not produce.
+func (t *translator) fieldPath(fe *bgp.FieldError) path {
+	base := t.bgpPath.child("global")
+	if fe.Neighbor.IsValid() {
+		np := t.neighbors[fe.Neighbor]
+		if np == nil {
+			return nil
+		}
+		if p, ok := np.from[fe.Field]; ok {
+			return p
+		}
+		base = np.entry
+	}
+	if fe.Field == "" {
+		return base
+	}
+	for _, name := range strings.Split(fe.Field, "/") {
+		base = base.child(name)
+	}
+	return base
+}
+
+// bgpErrors reports what the speaker's validation (bgp.Validate) found in
+// the translated config. A field error goes to the leaf's path, unless the
+// translation already reported a problem there (a missing AS is one
+// problem, not two). Anything else goes to the BGP protocol, and only if
+// the translation found nothing: it is then what the checks here missed.
+func (t *translator) bgpErrors(err error) {
+	if err == nil {
+		return
+	}
+	clean := len(t.list) == 0
+	seen := make(map[string]bool, len(t.list))
+	for _, e := range t.list {
+		seen[e.Path] = true
+	}
+	fields, others := bgp.SplitErrors(err)
+	for _, fe := range fields {
+		p := t.fieldPath(fe)
+		if p == nil {
+			others = append(others, fe)
+			continue
+		}
+		if !seen[p.String()] {
+			t.add(p, fe.Reason)
+		}
+	}
+	if clean {
+		for _, o := range others {
+			t.add(t.bgpPath, o.Error())
+		}
+	}
 }

@@ -242,13 +242,11 @@ func (t *translator) globalGR(g *oc.NetworkInstance_Protocol_Bgp_Global_Graceful
 	if g == nil {
 		return
 	}
+	// The speaker's validation bounds the timers (bgp.FieldRestartTime).
 	c.GracefulRestart = bgp.GracefulRestart{
 		Enabled:         g.GetEnabled(),
 		HelperOnly:      g.GetHelperOnly(),
 		RestartTime:     seconds(g.GetRestartTime()),
 		StaleRoutesTime: seconds(g.GetStaleRoutesTime()),
-	}
-	if c.GracefulRestart.RestartTime > 4095*time.Second {
-		t.add(gp.child("graceful-restart").child("config").child("restart-time"), "restart-time is at most 4095 seconds (12 bits in the capability)")
 	}
 }

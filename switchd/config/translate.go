@@ -36,12 +36,10 @@ func Translate(dev *oc.Device) (*Intent, error) {
 	t.workloads(dev.Switchd, in)
 	t.dataplane(dev.Switchd, in)
 	// The speaker's own checks, so that check, run and reload refuse what
-	// Apply would: whatever they find that the checks above missed is
-	// reported at the BGP protocol.
-	if len(t.list) == 0 && t.bgpPath != nil {
-		if err := bgp.Validate(in.BGP); err != nil {
-			t.add(t.bgpPath, err.Error())
-		}
+	// Apply would; its rules are checked there only, and bgpErrors puts
+	// what they find at OpenConfig paths.
+	if t.bgpPath != nil {
+		t.bgpErrors(bgp.Validate(in.BGP))
 	}
 	if len(t.list) > 0 {
 		return nil, sortErrors(t.list)
@@ -53,6 +51,8 @@ type translator struct {
 	errs
 	rp      *oc.RoutingPolicy // for BGP neighbors' apply-policy
 	bgpPath path              // the BGP protocol's bgp container, if configured
+	// neighbors locates each translated neighbor's leaves, for bgpErrors.
+	neighbors map[netip.Addr]*neighborPaths
 }
 
 // originSet records which families of locally configured prefixes a table
