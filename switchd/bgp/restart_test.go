@@ -1,6 +1,6 @@
 //go:build !race
 
-// The restart test is left out of -race builds: GoBGP 3.37's StopBgp resets
+// The restart tests are left out of -race builds: GoBGP 3.37's StopBgp resets
 // its global config while the receive loops of the peers it is tearing
 // down still read it (server.go StopBgp vs fsm.go recvMessageWithError),
 // a race inside GoBGP that the detector reports.
@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/switchd/switchd/sim/ns"
 )
@@ -40,4 +41,36 @@ func TestPrivilegedGlobalChangeRestarts(t *testing.T) {
 	if out := b.birdc(t, "show", "protocols", "all", "up4"); !strings.Contains(out, "10.99.0.11") {
 		t.Errorf("BIRD does not see the new router-id 10.99.0.11:\n%s", out)
 	}
+}
+
+// A global change restarts the GoBGP server, which forgets its RIB: the
+// config's prefixes and SetOriginated's both come back.
+func TestPrivilegedGlobalChangeKeepsOriginated(t *testing.T) {
+	ns.Privileged(t)
+	// BIRD's covering static route keeps birdc's "show route for" from
+	// failing (network not found) before our prefixes arrive.
+	b := startBIRD(t, []netip.Prefix{pfx("10.0.0.0/8")}, nil)
+	cfg := birdConfig(pfx("10.60.0.0/24"))
+	s := speaker(t, cfg)
+	block := pfx("10.62.0.0/26")
+	if err := s.SetOriginated(t.Context(), "workloads", []netip.Prefix{block}); err != nil {
+		t.Fatal(err)
+	}
+	b.waitRoute(t, block, ip("10.99.0.1"))
+
+	cfg.RouterID = ip("10.99.0.11")
+	if err := s.Apply(t.Context(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	// BIRD drops what the old session announced (no graceful restart):
+	// once it sees the new router-id, what it has came over the new one.
+	deadline := time.Now().Add(patience)
+	for out := ""; !strings.Contains(out, "10.99.0.11"); out = b.birdc(t, "show", "protocols", "all", "up4") {
+		if time.Now().After(deadline) {
+			t.Fatalf("BIRD never saw the new router-id 10.99.0.11:\n%s", out)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	b.waitRoute(t, pfx("10.60.0.0/24"), ip("10.99.0.1"))
+	b.waitRoute(t, block, ip("10.99.0.1"))
 }

@@ -18,8 +18,9 @@ import (
 // Speaker is switchd's BGP speaker: one embedded GoBGP server driven by
 // declarative Configs, reporting learned routes as whole ECMP routes.
 //
-// Apply, Neighbors and Stop may be called from any goroutine (they are
-// serialised); Updates/Drain belong to one consumer, the fib loop.
+// Apply, SetOriginated, Neighbors and Stop may be called from any
+// goroutine (they are serialised); Updates/Drain belong to one consumer,
+// the fib loop.
 //
 // Complicating factors:
 //   - GoBGP takes the ASN, router-id, listeners and multipath only in
@@ -42,7 +43,7 @@ type Speaker struct {
 	stopped     bool
 	running     *global // nil until StartBgp succeeded
 	peers       map[netip.Addr]Neighbor
-	paths       map[netip.Prefix]struct{}
+	orig        originated // prefixes we announce (originate.go)
 	watchCancel context.CancelFunc
 	policy      *compiledPolicy     // nil until a policy was installed
 	policyBase  *compiledPolicy     // the config's, without next-hop tracking (nht.go)
@@ -81,7 +82,7 @@ func New(opts ...Option) *Speaker {
 		peers:   make(map[netip.Addr]Neighbor),
 		limited: make(map[netip.Addr]bool),
 		since:   make(map[netip.Addr]time.Time),
-		paths:   make(map[netip.Prefix]struct{}),
+		orig:    newOriginated(),
 		synced:  make(chan struct{}),
 	}
 	for _, o := range opts {
@@ -236,7 +237,7 @@ func (s *Speaker) Apply(ctx context.Context, c Config) error {
 		s.running = nil
 		s.policy = nil
 		clear(s.peers)
-		clear(s.paths)
+		clear(s.orig.announced)
 		procMultipath.release(s)
 	}
 	if !s.isSynced() {
@@ -261,7 +262,10 @@ func (s *Speaker) Apply(ctx context.Context, c Config) error {
 		errs = append(errs, err)
 	}
 	errs = append(errs, s.applyNeighborsLocked(ctx, d.neighbors)...)
-	errs = append(errs, s.applyOriginateLocked(ctx, d.originate)...)
+	// The config's prefixes replace the config's only: those of
+	// SetOriginated's owners stay (originate.go).
+	s.orig.config = d.originate
+	errs = append(errs, s.syncOriginatedLocked(ctx, s.orig.all())...)
 	return errors.Join(errs...)
 }
 
@@ -449,41 +453,6 @@ func (s *Speaker) updateNeighborLocked(ctx context.Context, old, n Neighbor) err
 		s.log.Info("bgp neighbor connect-retry/advertisement timers changed: they apply from the next session", "neighbor", addr)
 	}
 	return nil
-}
-
-func (s *Speaker) applyOriginateLocked(ctx context.Context, want map[netip.Prefix]struct{}) []error {
-	var errs []error
-	for _, p := range sortedPrefixes(s.paths) {
-		if _, ok := want[p]; ok {
-			continue
-		}
-		path, err := originPath(p)
-		if err == nil {
-			// By path, not by UUID: GoBGP resolves a UUID by scanning
-			// the whole RIB.
-			err = s.srv.DeletePath(ctx, &api.DeletePathRequest{Family: path.Family, Path: path})
-		}
-		if err != nil {
-			errs = append(errs, fmt.Errorf("withdraw originated prefix %v: %w", p, err))
-			continue
-		}
-		delete(s.paths, p)
-	}
-	for _, p := range sortedPrefixes(want) {
-		if _, ok := s.paths[p]; ok {
-			continue
-		}
-		path, err := originPath(p)
-		if err == nil {
-			_, err = s.srv.AddPath(ctx, &api.AddPathRequest{Path: path})
-		}
-		if err != nil {
-			errs = append(errs, fmt.Errorf("originate prefix %v: %w", p, err))
-			continue
-		}
-		s.paths[p] = struct{}{}
-	}
-	return errs
 }
 
 func sortedKeys[V any](m map[netip.Addr]V) []netip.Addr {

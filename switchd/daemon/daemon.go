@@ -194,6 +194,8 @@ func Run(ctx context.Context, opts Options) error {
 	if d.workloads != nil {
 		defer d.workloads.m.Close() // endpoints stay in the kernel
 		d.workloads.take(d.table, d.log.Warn)
+		// Recorded now, announced by the first Apply with the config's.
+		d.announceWorkloads(ctx)
 	}
 	if err := d.setStatics(intent); err != nil {
 		return err
@@ -228,7 +230,7 @@ func Run(ctx context.Context, opts Options) error {
 // applyIntent hands a validated intent to the components. BGP goes first:
 // it validates its part as a whole and rejects it before changing anything.
 func (d *Daemon) applyIntent(ctx context.Context, in *config.Intent) error {
-	if err := d.speaker.Apply(ctx, d.bgpConfig(in)); err != nil {
+	if err := d.speaker.Apply(ctx, in.BGP); err != nil {
 		return fmt.Errorf("apply bgp config: %w", err)
 	}
 	if d.workloads != nil {
@@ -284,22 +286,6 @@ func (d *Daemon) setStatics(in *config.Intent) error {
 // behind our back, or BGP has news that should join the next batch.
 func (d *Daemon) urgent() bool {
 	return len(d.monitor.Kick()) > 0 || len(d.speaker.Updates()) > 0 || len(d.speaker.PeerEvents()) > 0 || len(d.linkKick()) > 0
-}
-
-// bgpConfig is the speaker's config: the intent's, plus the workload
-// blocks and addresses this host originates.
-func (d *Daemon) bgpConfig(in *config.Intent) bgp.Config {
-	c := in.BGP
-	if d.workloads == nil {
-		return c
-	}
-	c.Originate = slices.Clone(c.Originate)
-	for _, p := range d.workloads.advertised() {
-		if !slices.Contains(c.Originate, p) {
-			c.Originate = append(c.Originate, p)
-		}
-	}
-	return c
 }
 
 func (d *Daemon) loop(ctx context.Context) error {
@@ -373,9 +359,7 @@ func (d *Daemon) loop(ctx context.Context) error {
 			}
 		case <-wlKick:
 			if d.workloads.take(d.table, d.log.Warn) {
-				if err := d.speaker.Apply(ctx, d.bgpConfig(d.intent)); err != nil {
-					d.log.Error("announce workload prefixes", "err", err)
-				}
+				d.announceWorkloads(ctx)
 			}
 		case <-vmRetry:
 			if len(d.workloads.pendingVMs) > 0 {

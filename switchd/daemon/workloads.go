@@ -115,6 +115,20 @@ func (w *workloads) advertised() []netip.Prefix {
 	return w.advertise
 }
 
+// workloadOwner names the workload prefixes among those the speaker
+// originates: the speaker keeps them apart from the config's, so a reload
+// never withdraws them.
+const workloadOwner = "workloads"
+
+// announceWorkloads hands the prefixes to advertise to the speaker: one
+// delta call, no config rebuilt, no neighbor compared. A prefix GoBGP
+// refused is retried by the next call or reload.
+func (d *Daemon) announceWorkloads(ctx context.Context) {
+	if err := d.speaker.SetOriginated(ctx, workloadOwner, d.workloads.advertised()); err != nil {
+		d.log.Error("announce workload prefixes", "err", err)
+	}
+}
+
 // setVMs adopts configured VMs that are new and releases those no longer
 // configured. A VM whose tap is missing is retried later.
 func (w *workloads) setVMs(ctx context.Context, vms []host.VMRequest) error {
