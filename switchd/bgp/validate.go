@@ -145,19 +145,14 @@ func validate(c Config) (*desired, error) {
 	}
 
 	for _, p := range c.Originate {
-		switch {
-		case !p.IsValid():
-			bad("originate %v: invalid prefix", p)
-		case p != p.Masked():
-			bad("originate %v: host bits set (did you mean %v?)", p, p.Masked())
-		case p.Addr().Zone() != "" || p.Addr().Is4In6():
-			bad("originate %v: want a plain IPv4 or IPv6 prefix", p)
-		default:
-			if _, dup := d.originate[p]; dup {
-				bad("originate %v: listed twice", p)
-			}
-			d.originate[p] = struct{}{}
+		if err := checkOriginPrefix(p); err != nil {
+			bad("originate %v: %v", p, err)
+			continue
 		}
+		if _, dup := d.originate[p]; dup {
+			bad("originate %v: listed twice", p)
+		}
+		d.originate[p] = struct{}{}
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("invalid bgp config: %w", err)
