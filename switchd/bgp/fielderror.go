@@ -34,6 +34,7 @@ const (
 	FieldStaleRoutesTime = "graceful-restart/config/stale-routes-time"
 	FieldHoldTime        = "timers/config/hold-time"
 	FieldKeepalive       = "timers/config/keepalive-interval"
+	FieldPeerAS          = "config/peer-as"
 )
 
 // SplitErrors takes an error of Validate or Apply apart: the FieldErrors

@@ -209,7 +209,7 @@ func validateNeighbor(n Neighbor, globalGR GracefulRestart, policies map[string]
 		bad("neighbor-address", "address: must be a unicast IP address")
 	}
 	if n.PeerAS == 0 {
-		bad("config/peer-as", "peer-as: must not be 0")
+		bad(FieldPeerAS, "peer-as 0 is reserved (RFC 7607)")
 	}
 	if n.LocalAddress.IsValid() {
 		n.LocalAddress = n.LocalAddress.Unmap()

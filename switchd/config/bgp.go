@@ -31,9 +31,11 @@ func (t *translator) bgp(pr *oc.NetworkInstance_Protocol, p path, c *bgp.Config)
 	} else {
 		c.ASN = *g.As
 	}
+	// The speaker's validation wants it non-zero IPv4; the schema has
+	// already refused what is not a dotted quad.
 	if g.RouterId == nil {
 		t.add(gp.child("config").child("router-id"), "BGP needs a router-id (an IPv4 dotted-quad)")
-	} else if id, err := netip.ParseAddr(*g.RouterId); err != nil || !id.Is4() || id.IsUnspecified() {
+	} else if id, err := netip.ParseAddr(*g.RouterId); err != nil {
 		t.add(gp.child("config").child("router-id"), fmt.Sprintf("router-id %q is not a non-zero IPv4 dotted-quad", *g.RouterId))
 	} else {
 		c.RouterID = id
@@ -153,15 +155,13 @@ func (t *translator) neighbor(n *oc.NetworkInstance_Protocol_Bgp_Neighbor, b *oc
 	}
 
 	pgCfg := np[:len(np)-2].child("peer-groups").entry("peer-group", []kv{{"peer-group-name", n.GetPeerGroup()}}).child("config")
+	// The speaker's validation refuses peer-as 0 (bgp.FieldPeerAS).
 	switch {
-	case n.PeerAs != nil && *n.PeerAs == 0:
-		t.add(cfg.child("peer-as"), "peer-as 0 is reserved (RFC 7607)")
 	case n.PeerAs != nil:
 		nb.PeerAS = *n.PeerAs
-	case pg != nil && pg.PeerAs != nil && *pg.PeerAs == 0:
-		t.add(pgCfg.child("peer-as"), "peer-as 0 is reserved (RFC 7607)")
-	case pg.GetPeerAs() != 0:
-		nb.PeerAS = pg.GetPeerAs()
+	case pg != nil && pg.PeerAs != nil:
+		nb.PeerAS = *pg.PeerAs
+		t.leafOf(addr, bgp.FieldPeerAS, pgCfg.child("peer-as"))
 	default:
 		t.add(cfg.child("peer-as"), "neighbor has no peer-as (nor a peer-group giving one)")
 	}
@@ -211,14 +211,12 @@ func (t *translator) neighbor(n *oc.NetworkInstance_Protocol_Bgp_Neighbor, b *oc
 		local = gtr.LocalAddress
 	}
 	if local != nil {
-		la, err := netip.ParseAddr(*local)
-		lp := np.child("transport").child("config").child("local-address")
-		switch {
-		case err != nil:
+		// The speaker's validation checks its family against the
+		// neighbor's (reported at the neighbor's leaf, as before).
+		if la, err := netip.ParseAddr(*local); err != nil {
+			lp := np.child("transport").child("config").child("local-address")
 			t.add(lp, fmt.Sprintf("local-address %q is not an IP address (interface names are not supported)", *local))
-		case la.Is4() != addr.Is4():
-			t.add(lp, fmt.Sprintf("local-address %v is not of the neighbor's address family", la))
-		default:
+		} else {
 			nb.LocalAddress = la
 		}
 	}

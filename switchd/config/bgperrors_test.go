@@ -44,6 +44,30 @@ func TestBGPRulesReportedOnceAtTheirLeaf(t *testing.T) {
 		reason: "keepalive-interval 9s must be shorter than hold-time 9s",
 		total:  1,
 	}, {
+		name: "peer-as 0 in a peer group shared by four neighbors",
+		break_: func(t *testing.T, m map[string]any) {
+			at(t, bgpTree(t, m), "peer-groups", "peer-group", 0, "config")["peer-as"] = 0
+		},
+		path:   bgpP + "/peer-groups/peer-group[peer-group-name=SPINE]/config/peer-as",
+		reason: "peer-as 0 is reserved (RFC 7607)",
+		total:  1,
+	}, {
+		name: "router-id 0.0.0.0",
+		break_: func(t *testing.T, m map[string]any) {
+			at(t, bgpTree(t, m), "global", "config")["router-id"] = "0.0.0.0"
+		},
+		path:   bgpP + "/global/config/router-id",
+		reason: "router-id 0.0.0.0: must be a non-zero IPv4 address",
+		total:  1,
+	}, {
+		name: "local-address of the other family",
+		break_: func(t *testing.T, m map[string]any) {
+			neighbor(t, m, "10.2.1.1")["transport"] = map[string]any{"config": map[string]any{"local-address": "fd00::1"}}
+		},
+		path:   hostNb + "/transport/config/local-address",
+		reason: "local-address fd00::1: not of the neighbor's address family",
+		total:  1,
+	}, {
 		name: "missing AS, refused by the translation and by the speaker",
 		break_: func(t *testing.T, m map[string]any) {
 			delete(at(t, bgpTree(t, m), "global", "config"), "as")
