@@ -223,6 +223,7 @@ func Run(ctx context.Context, opts Options) error {
 		}
 		defer api.Close()
 	}
+	releaseStartupMemory()
 	d.log.Info("switchd running", "config", opts.ConfigPath, "asn", intent.BGP.ASN, "router-id", intent.BGP.RouterID)
 	return d.loop(ctx)
 }
@@ -388,6 +389,7 @@ func (d *Daemon) loop(ctx context.Context) error {
 }
 
 func (d *Daemon) reload(ctx context.Context) {
+	defer releaseStartupMemory()
 	in, err := config.Load(d.opts.ConfigPath)
 	if err != nil {
 		d.log.Error("config reload rejected; running config unchanged", "config", d.opts.ConfigPath, "err", err)
