@@ -63,14 +63,6 @@ func setHashPolicy(opts Options, configured int) {
 	}
 }
 
-// BGPRouteMetric is the kernel metric of routes learned over BGP. Static
-// routes from the config use StaticRouteMetric and so win over a BGP route
-// to the same prefix, as their administrative distance says they should.
-const (
-	BGPRouteMetric    = 20
-	StaticRouteMetric = 1
-)
-
 // Daemon is one running switchd. Its loop goroutine owns the FIB table and
 // the route maps; everything else reaches them through channels or the
 // status snapshot.
@@ -91,17 +83,9 @@ type Daemon struct {
 	// these, the routes learned over BGP (the speaker keeps that set; fib
 	// keeps the routes) and workload routes.
 	statics map[fib.RouteKey]fib.Route
-	// rejected holds the BGP prefixes fib refused (not programmable), so
-	// the status count leaves them out.
-	rejected map[netip.Prefix]struct{}
-	// bgpBuf and nhBuf are reused by takeBGPRoutes (fib copies what it
-	// keeps).
-	bgpBuf []bgp.Route
-	nhBuf  []fib.NextHop
-	// lastApply is when the last Apply started; bgpHeld counts the BGP
-	// changes handed to fib since, held back for a batching window.
-	lastApply time.Time
-	bgpHeld   int
+	// bgpRoutes turns the speaker's learned routes into FIB routes
+	// (bgpfib.go).
+	bgpRoutes *bgpFIB
 	// again asks the loop for another Apply at once: the last one was cut
 	// short (fib.Table.More) to let urgent work in.
 	again chan struct{}
@@ -142,12 +126,11 @@ func Run(ctx context.Context, opts Options) error {
 	}
 
 	d := &Daemon{
-		opts:     opts,
-		log:      opts.Logger,
-		speaker:  bgp.New(bgp.WithLogger(opts.Logger.With("component", "bgp"))),
-		statics:  make(map[fib.RouteKey]fib.Route),
-		rejected: make(map[netip.Prefix]struct{}),
-		again:    make(chan struct{}, 1),
+		opts:    opts,
+		log:     opts.Logger,
+		speaker: bgp.New(bgp.WithLogger(opts.Logger.With("component", "bgp"))),
+		statics: make(map[fib.RouteKey]fib.Route),
+		again:   make(chan struct{}, 1),
 	}
 	// The monitor subscribes before the table's first dump, so no change
 	// in between is missed.
@@ -180,6 +163,7 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	d.table = fib.NewTable(h, fib.MainTable, fibOpts...)
 	defer d.table.Close()
+	d.bgpRoutes = newBGPFIB(d.speaker, d.table, opts.Logger)
 
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
@@ -312,13 +296,6 @@ func (d *Daemon) loop(ctx context.Context) error {
 		vmRetry = t.C
 	}
 
-	// bgpFlush ends a batching window of BGP changes (see bgpWindow);
-	// while one is open, bgpUpdates is nil.
-	bgpUpdates := d.speaker.Updates()
-	bgpFlush := time.NewTimer(time.Hour)
-	bgpFlush.Stop()
-	defer bgpFlush.Stop()
-
 	d.armRetry(retry)
 	for {
 		select {
@@ -332,24 +309,16 @@ func (d *Daemon) loop(ctx context.Context) error {
 		case <-d.linkKick():
 			d.takeCarrierEvents(ctx)
 			d.takePeerEvents(ctx)
-		case <-bgpUpdates:
+		case <-d.bgpRoutes.updates():
 			// A session that just died goes to the kernel before its
 			// withdrawals.
 			d.takePeerEvents(ctx)
-			if n, more := d.takeBGPRoutes(); !more && d.bgpHeld+n < bgpMinApply && time.Since(d.lastApply) < bgpWindow {
-				// A burst: the FIB was written less than a window ago.
-				// Let the changes gather (in the speaker too: its
-				// signal is not listened to meanwhile) and write them
-				// together when the window ends.
-				d.bgpHeld += n
-				bgpUpdates = nil
-				bgpFlush.Reset(bgpWindow - time.Since(d.lastApply))
-				continue
+			if !d.bgpRoutes.onUpdates() {
+				continue // a burst: held for the batching window
 			}
-		case <-bgpFlush.C:
-			bgpUpdates = d.speaker.Updates()
+		case <-d.bgpRoutes.windowEnd():
 			d.takePeerEvents(ctx)
-			d.takeBGPRoutes()
+			d.bgpRoutes.onWindowEnd()
 		case <-d.monitor.Kick():
 			events, lost := d.monitor.Drain()
 			for _, ev := range events {
@@ -379,12 +348,6 @@ func (d *Daemon) loop(ctx context.Context) error {
 		}
 		d.applyFIB(ctx)
 		d.armRetry(retry)
-		if bgpUpdates == nil {
-			// Something else wrote the FIB, held BGP changes included;
-			// the window has nothing left to wait for.
-			bgpFlush.Stop()
-			bgpUpdates = d.speaker.Updates()
-		}
 	}
 }
 
@@ -400,57 +363,6 @@ func (d *Daemon) reload(ctx context.Context) {
 		return
 	}
 	d.log.Info("config reloaded", "config", d.opts.ConfigPath)
-}
-
-// How BGP changes reach the kernel. GoBGP reports best paths one path per
-// event, so while a table arrives the loop would otherwise wake for a
-// handful of routes at a time and pay a whole Apply (plan, sendmsg, ack)
-// for each handful. Instead the first change after a quiet bgpWindow is
-// written at once (a lone withdrawal is not delayed), and changes that
-// follow within bgpWindow of the last Apply are gathered and written
-// together when the window ends, or at once when bgpMinApply of them are
-// waiting. bgpBatch bounds the routes one takeBGPRoutes hands to fib, so
-// that other events (a link going down, a route changed behind our back)
-// wait for at most one batch while a full table arrives.
-const (
-	bgpWindow   = 2 * time.Millisecond
-	bgpMinApply = 4096
-	bgpBatch    = 16384
-)
-
-// takeBGPRoutes moves up to bgpBatch of the speaker's changed prefixes
-// into the FIB's desired set: one kernel route per prefix with every ECMP
-// next hop. It returns how many it took and whether more are left (the
-// speaker then signals Updates again).
-func (d *Daemon) takeBGPRoutes() (n int, more bool) {
-	d.bgpBuf, more = d.speaker.DrainSome(d.bgpBuf[:0], bgpBatch)
-	n = len(d.bgpBuf)
-	for _, br := range d.bgpBuf {
-		key := fib.RouteKey{Table: fib.MainTable, Dst: br.Prefix.Masked(), Priority: BGPRouteMetric}
-		if len(br.NextHops) == 0 {
-			delete(d.rejected, key.Dst)
-			d.table.DeleteRoute(key)
-			continue
-		}
-		// The speaker hands out sorted, distinct next hops, so the route
-		// is in normal form already; SetRoute copies the slice.
-		nhs := d.nhBuf[:0]
-		for _, nh := range br.NextHops {
-			nhs = append(nhs, fib.NextHop{Gateway: nh, Weight: 1})
-		}
-		d.nhBuf = nhs
-		r := fib.Route{Key: key, Type: fib.Unicast, NextHops: nhs}
-		if err := d.table.SetRoute(r); err != nil {
-			// A path the kernel cannot take (say, a next hop of an
-			// unusable kind) drops that route only.
-			d.log.Warn("bgp route not programmable", "route", r, "err", err)
-			d.rejected[key.Dst] = struct{}{}
-			continue
-		}
-		delete(d.rejected, key.Dst)
-	}
-	clear(d.bgpBuf) // drop references to the speaker's slices
-	return n, more
 }
 
 // takePeerEvents hands the speaker's session events to the FIB. A
@@ -477,8 +389,7 @@ func (d *Daemon) takePeerEvents(ctx context.Context) {
 }
 
 func (d *Daemon) applyFIB(ctx context.Context) {
-	d.lastApply = time.Now()
-	d.bgpHeld = 0
+	d.bgpRoutes.applying()
 	err := d.table.Apply(ctx)
 	if err != nil {
 		d.log.Warn("fib apply incomplete; will retry", "err", err)
@@ -492,7 +403,7 @@ func (d *Daemon) applyFIB(ctx context.Context) {
 	}
 	d.mu.Lock()
 	d.status.FIB = FIBStatus{
-		Routes:     d.speaker.Learned() - len(d.rejected) + len(d.statics),
+		Routes:     d.bgpRoutes.routes() + len(d.statics),
 		InSync:     d.table.InSync(),
 		LastResync: d.table.LastResync(),
 		Stale:      d.table.Stale(),
