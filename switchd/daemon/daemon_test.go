@@ -54,46 +54,12 @@ func TestConfiguredVMPrivileged(t *testing.T) {
 	if os.Getenv("SWITCHD_TEST_NETNS") == "" {
 		t.Skip("needs ns.TestMain's private namespace")
 	}
-	tap := &netlink.Tuntap{LinkAttrs: netlink.LinkAttrs{Name: "tap-vm1"}, Mode: netlink.TUNTAP_MODE_TAP}
-	if err := netlink.LinkAdd(tap); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { netlink.LinkDel(tap) })
-
+	addTap(t, "tap-vm1")
 	dir := t.TempDir()
-	cfg := filepath.Join(dir, "switchd.json")
-	if err := os.WriteFile(cfg, hostConfig(t, dir, true), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	sock := filepath.Join(dir, "switchd.sock")
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- Run(ctx, Options{ConfigPath: cfg, Socket: sock, StateDir: dir,
-			Logger: slog.New(slog.NewTextHandler(testLogOut(), nil))})
-	}()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
-
+	cfg, sock := runDaemon(t, dir, hostConfig(t, dir, true))
+	ctx := context.Background()
 	c := &host.Client{Socket: sock, Timeout: 5 * time.Second}
-	var vm host.Endpoint
-	waitFor(t, "the daemon adopts vm1's tap", func() error {
-		l, err := c.List(ctx)
-		if err != nil {
-			return err
-		}
-		for _, e := range l.Endpoints {
-			if e.ID == host.VMEndpointID("vm1") {
-				vm = e
-				return nil
-			}
-		}
-		return fmt.Errorf("endpoints %v", l.Endpoints)
-	})
+	vm := waitVM(t, c)
 	if vm.HostIface != "tap-vm1" || vm.Labels["app"] != "web" || !netip.MustParsePrefix("10.10.1.0/24").Contains(vm.IPv4) {
 		t.Fatalf("vm1 endpoint %+v, want tap-vm1, label app=web and an address from 10.10.1.0/24", vm)
 	}
@@ -134,6 +100,60 @@ func TestConfiguredVMPrivileged(t *testing.T) {
 	if _, err := netlink.LinkByName("tap-vm1"); err != nil {
 		t.Errorf("the tap is the hypervisor's; switchd removed it: %v", err)
 	}
+}
+
+// addTap makes a tap, as libvirt does for a VM, until the test ends.
+func addTap(t *testing.T, name string) {
+	t.Helper()
+	tap := &netlink.Tuntap{LinkAttrs: netlink.LinkAttrs{Name: name}, Mode: netlink.TUNTAP_MODE_TAP}
+	if err := netlink.LinkAdd(tap); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { netlink.LinkDel(tap) })
+}
+
+// runDaemon writes config into dir and runs the daemon on it until the
+// test ends; it returns the config file's path and the API socket.
+func runDaemon(t *testing.T, dir string, config []byte) (cfg, sock string) {
+	t.Helper()
+	cfg = filepath.Join(dir, "switchd.json")
+	if err := os.WriteFile(cfg, config, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sock = filepath.Join(dir, "switchd.sock")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, Options{ConfigPath: cfg, Socket: sock, StateDir: dir,
+			Logger: slog.New(slog.NewTextHandler(testLogOut(), nil))})
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	return cfg, sock
+}
+
+// waitVM waits until the daemon has adopted the configured VM vm1.
+func waitVM(t *testing.T, c *host.Client) host.Endpoint {
+	t.Helper()
+	var vm host.Endpoint
+	waitFor(t, "the daemon adopts vm1's tap", func() error {
+		l, err := c.List(context.Background())
+		if err != nil {
+			return err
+		}
+		for _, e := range l.Endpoints {
+			if e.ID == host.VMEndpointID("vm1") {
+				vm = e
+				return nil
+			}
+		}
+		return fmt.Errorf("endpoints %v", l.Endpoints)
+	})
+	return vm
 }
 
 func ownRoute(t *testing.T, p netip.Prefix) *netlink.Route {
