@@ -18,7 +18,7 @@ import (
 
 // idleHostPrivate bounds the private (anonymous) resident memory of an
 // idle host node (2 sessions, ~25 routes): issue 8's 20 MiB, which is what
-// lets one machine simulate hundreds of nodes. VmRSS also counts ~23 MiB
+// lets one machine simulate hundreds of nodes. VmRSS also counts ~22 MiB
 // of the binary's file-backed image (text, rodata, pclntab), pages every
 // node shares in the page cache: it is logged, not bounded here (see
 // docs/PERFORMANCE.md, "Idle memory").

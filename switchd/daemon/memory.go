@@ -13,8 +13,8 @@ import (
 // heap would not collect it for minutes (a forced GC every two minutes)
 // nor return the freed pages promptly. So, once start-up or a reload is
 // done: drop the schema (the next reload unzips it again, ~70 ms), collect,
-// and return the free pages to the OS. An idle host node goes from ~45
-// MiB resident to well under 20 (docs/PERFORMANCE.md, "Idle memory").
+// and return the free pages to the OS. An idle host node's private memory
+// goes from ~30 MiB to ~10 (docs/PERFORMANCE.md, "Idle memory").
 //
 // GOGC and the memory limit stay at Go's defaults: once the start-up
 // garbage is gone the heap goal follows the live heap, and a limit sized
