@@ -75,7 +75,8 @@ type bgpFIB struct {
 func newBGPFIB(src bgpSource, dst fibSink, log *slog.Logger) *bgpFIB {
 	t := time.NewTimer(time.Hour)
 	t.Stop()
-	return &bgpFIB{src: src, dst: dst, log: log, now: time.Now, rejected: make(map[netip.Prefix]struct{}), flush: t}
+	return &bgpFIB{src: src, dst: dst, log: log, now: time.Now, flush: t,
+		rejected: make(map[netip.Prefix]struct{})}
 }
 
 // updates is the speaker's signal, or nil while a batching window holds
