@@ -68,3 +68,24 @@ func TestReleaseSchemaConcurrentLoads(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// BenchmarkLoadHost is what a reload of examples/host.json costs with the
+// schema kept (warm) and after ReleaseSchema (released: unzipped again),
+// side by side.
+func BenchmarkLoadHost(b *testing.B) {
+	for _, bc := range []struct {
+		name    string
+		release bool
+	}{{"warm", false}, {"released", true}} {
+		b.Run(bc.name, func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				if bc.release {
+					ReleaseSchema()
+				}
+				if _, err := Load("../../examples/host.json"); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
