@@ -403,7 +403,7 @@ func (d *Daemon) applyFIB(ctx context.Context) {
 	}
 	d.mu.Lock()
 	d.status.FIB = FIBStatus{
-		Routes:     d.bgpRoutes.routes() + len(d.statics),
+		Routes:     d.bgpRoutes.routes() + len(d.statics) + d.workloads.routes(),
 		InSync:     d.table.InSync(),
 		LastResync: d.table.LastResync(),
 		Stale:      d.table.Stale(),

@@ -19,6 +19,7 @@ import (
 	"github.com/switchd/switchd/fib"
 	"github.com/switchd/switchd/host"
 	"github.com/switchd/switchd/sim/ns"
+	"github.com/switchd/switchd/switchd/daemon/apiclient"
 )
 
 func TestMain(m *testing.M) { ns.TestMain(m) }
@@ -76,6 +77,22 @@ func TestConfiguredVMPrivileged(t *testing.T) {
 		}
 		if r := ownRoute(t, block); r == nil || r.Type != 6 /* blackhole */ {
 			return fmt.Errorf("blackhole for %v: %+v", block, r)
+		}
+		return nil
+	})
+	// The status counts every route switchd has in the kernel, the
+	// workloads' included.
+	waitFor(t, "the status route count equal to switchd's kernel routes", func() error {
+		st, err := apiclient.GetStatus(ctx, sock)
+		if err != nil {
+			return err
+		}
+		rs, err := netlink.RouteListFiltered(netlink.FAMILY_ALL, &netlink.Route{Protocol: fib.Protocol}, netlink.RT_FILTER_PROTOCOL)
+		if err != nil {
+			return err
+		}
+		if st.FIB.Routes != len(rs) || !st.FIB.InSync {
+			return fmt.Errorf("status: %d routes, in sync %v; kernel: %d routes of protocol %d", st.FIB.Routes, st.FIB.InSync, len(rs), fib.Protocol)
 		}
 		return nil
 	})

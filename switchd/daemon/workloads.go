@@ -26,6 +26,10 @@ type workloads struct {
 	advertise  []netip.Prefix
 	advChanged bool // advertise changed since the last take
 
+	// installed are the workload routes fib took (owned by the daemon's
+	// loop, like the Table): the status counts them.
+	installed map[fib.RouteKey]struct{}
+
 	kick chan struct{}
 
 	// vms are the configured VMs by name; pendingVMs those whose tap is
@@ -97,15 +101,30 @@ func (w *workloads) take(t *fib.Table, log func(msg string, args ...any)) (advCh
 	w.routeSet, w.routeDel = nil, nil
 	advChanged, w.advChanged = w.advChanged, false
 	w.mu.Unlock()
+	if w.installed == nil {
+		w.installed = make(map[fib.RouteKey]struct{})
+	}
 	for _, k := range del {
 		t.DeleteRoute(k)
+		delete(w.installed, k)
 	}
 	for _, r := range set {
 		if err := t.SetRoute(r); err != nil {
 			log("workload route rejected by fib", "route", r, "err", err)
+			delete(w.installed, r.Key)
+			continue
 		}
+		w.installed[r.Key] = struct{}{}
 	}
 	return advChanged
+}
+
+// routes is the number of workload routes handed to fib and not removed.
+func (w *workloads) routes() int {
+	if w == nil {
+		return 0
+	}
+	return len(w.installed)
 }
 
 // advertised is the current set of prefixes to originate.
