@@ -3,6 +3,7 @@ package platform
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"slices"
 	"sync"
@@ -189,17 +190,19 @@ func (m *LinkMonitor) onAddr(u netlink.AddrUpdate) {
 	m.nets[u.LinkIndex] = slices.DeleteFunc(m.nets[u.LinkIndex], func(q netip.Prefix) bool { return q == p })
 }
 
-func addrPrefix(n interface {
-	String() string
-}) (netip.Prefix, bool) {
+func addrPrefix(n *net.IPNet) (netip.Prefix, bool) {
 	if n == nil {
 		return netip.Prefix{}, false
 	}
-	p, err := netip.ParsePrefix(n.String())
-	if err != nil {
+	a, ok := netip.AddrFromSlice(n.IP)
+	bits, _ := n.Mask.Size()
+	if !ok {
 		return netip.Prefix{}, false
 	}
-	return netip.PrefixFrom(p.Addr().Unmap(), p.Bits()), true
+	if a.Is4In6() && bits > 32 {
+		bits -= 96 // a 16-byte mask on an IPv4 address
+	}
+	return netip.PrefixFrom(a.Unmap(), bits), true
 }
 
 func appendPrefix(ps []netip.Prefix, p netip.Prefix) []netip.Prefix {

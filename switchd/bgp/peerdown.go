@@ -112,25 +112,7 @@ const (
 
 func (l peerEventLogger) Info(msg string, fields gobgplog.Fields) {
 	if msg == gobgpPeerDown || msg == gobgpPeerUp {
-		l.peerRecord(msg, fields)
 		l.sessionRecord(msg, fields)
 	}
 	l.slogAdapter.Info(msg, fields)
-}
-
-func (l peerEventLogger) peerRecord(msg string, fields gobgplog.Fields) {
-	key, _ := fields[gobgpFieldNeighbor].(string)
-	a, err := netip.ParseAddr(key)
-	if err != nil {
-		return
-	}
-	a = a.WithZone("").Unmap()
-	if msg == gobgpPeerUp {
-		l.ev.add(PeerEvent{Neighbor: a, Up: true})
-		return
-	}
-	if reason, _ := fields[gobgpFieldDownReason].(string); reason == gobgpGracefulRestart {
-		return // the paths stay, as stale
-	}
-	l.ev.add(PeerEvent{Neighbor: a})
 }

@@ -318,8 +318,21 @@ func (s *Speaker) lastErrorText(ns NeighborState, n Neighbor, since time.Time, n
 	return b.String()
 }
 
+// sessionRecord parses a GoBGP record once for both consumers: a session
+// that came up, or ended with its paths withdrawn, is a PeerEvent
+// (peerdown.go); every record goes to the notes.
 func (l peerEventLogger) sessionRecord(msg string, fields gobgplog.Fields) {
-	if r, ok := sessionRecordOf(msg, fields); ok && l.notes != nil {
+	r, ok := sessionRecordOf(msg, fields)
+	if !ok {
+		return
+	}
+	switch r.kind {
+	case recUp:
+		l.ev.add(PeerEvent{Neighbor: r.addr, Up: true})
+	case recDown:
+		l.ev.add(PeerEvent{Neighbor: r.addr})
+	}
+	if l.notes != nil {
 		l.notes.add(r)
 	}
 }

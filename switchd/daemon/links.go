@@ -63,23 +63,27 @@ func (d *Daemon) takeCarrierEvents(ctx context.Context) {
 	}
 }
 
-// neighborsOn lists the enabled neighbors whose address lies in one of
-// prefixes (the connected prefixes of a link) and is not the link's own
-// address.
+// neighborsOn lists the enabled neighbors on a link with the given
+// connected prefixes.
 func neighborsOn(ns []bgp.Neighbor, prefixes []netip.Prefix) []netip.Addr {
 	var out []netip.Addr
 	for _, n := range ns {
-		if !n.Enabled {
-			continue
-		}
-		for _, p := range prefixes {
-			if p.Contains(n.Address) && p.Addr() != n.Address {
-				out = append(out, n.Address)
-				break
-			}
+		if n.Enabled && onLink(prefixes, n.Address) {
+			out = append(out, n.Address)
 		}
 	}
 	return out
+}
+
+// onLink reports whether a lies in one of prefixes (a link's connected
+// prefixes) and is not the link's own address.
+func onLink(prefixes []netip.Prefix, a netip.Addr) bool {
+	for _, p := range prefixes {
+		if p.Contains(a) && p.Addr() != a {
+			return true
+		}
+	}
+	return false
 }
 
 // linkKick is the link monitor's signal; nil (never ready) without one.

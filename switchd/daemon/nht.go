@@ -21,9 +21,9 @@ func (d *Daemon) trackNextHops(ctx context.Context) {
 	d.table.TrackNextHops(tracked)
 	un := d.table.UnreachableNextHops()
 	if d.links != nil {
-		if dead := d.links.NoCarrier(); len(dead) > 0 {
+		for _, ps := range d.links.NoCarrier() {
 			for _, nh := range tracked {
-				if onDeadLink(dead, nh) {
+				if onLink(ps, nh) {
 					un = append(un, nh)
 				}
 			}
@@ -39,17 +39,4 @@ func (d *Daemon) trackNextHops(ctx context.Context) {
 		return // tried again after the next Apply
 	}
 	d.unreachable = un
-}
-
-// onDeadLink reports whether a lies in a connected prefix of a link
-// without carrier (deadNets: by interface index).
-func onDeadLink(deadNets map[int][]netip.Prefix, a netip.Addr) bool {
-	for _, ps := range deadNets {
-		for _, p := range ps {
-			if p.Contains(a) && p.Addr() != a {
-				return true
-			}
-		}
-	}
-	return false
 }
