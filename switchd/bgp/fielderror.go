@@ -35,7 +35,30 @@ const (
 	FieldHoldTime        = "timers/config/hold-time"
 	FieldKeepalive       = "timers/config/keepalive-interval"
 	FieldPeerAS          = "config/peer-as"
+
+	// Leaves of a family's prefix-limit config (Family.prefixLimitField).
+	FieldMaxPrefixes      = "max-prefixes"
+	FieldWarningThreshold = "warning-threshold-pct"
 )
+
+// identity is the family's OpenConfig identity (AFI_SAFI_TYPE), the name
+// a user wrote in the config.
+func (f Family) identity() string {
+	return strings.ToUpper(strings.ReplaceAll(f.String(), "-", "_"))
+}
+
+// AfiSafiField is the Field of family f's afi-safi list entry.
+func AfiSafiField(f Family) string {
+	return "afi-safis/afi-safi[afi-safi-name=" + f.identity() + "]"
+}
+
+// PrefixLimitField is the Field of a leaf of family f's prefix-limit
+// config (afi-safis/afi-safi[afi-safi-name=IPV4_UNICAST]/ipv4-unicast/
+// prefix-limit/config/max-prefixes), so that switchd/config can say which
+// container, the neighbor's or its group's, gave it.
+func PrefixLimitField(f Family, leaf string) string {
+	return AfiSafiField(f) + "/" + f.String() + "/prefix-limit/config/" + leaf
+}
 
 // SplitErrors takes an error of Validate or Apply apart: the FieldErrors
 // in it, and every other problem as an error whose message keeps the

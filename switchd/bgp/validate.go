@@ -230,7 +230,7 @@ func validateNeighbor(n Neighbor, globalGR GracefulRestart, policies map[string]
 		// GoBGP would send the routes with a next hop of the session's
 		// family without negotiating RFC 8950, and the peer drops them.
 		if n.Address.IsValid() && (f == IPv4Unicast) != n.Address.Is4() {
-			bad("afi-safis", "family %v: cannot be carried over an %s session: needs RFC 8950 extended next hop, not supported by switchd; peer over an address of the family", f, addrFamily(n.Address))
+			bad(AfiSafiField(f), "%s over an %s session needs RFC 8950 extended next hop, not supported by switchd: configure a neighbor with an address of that family for it", f.identity(), addrFamily(n.Address))
 			continue
 		}
 		fams = append(fams, f)
@@ -253,9 +253,9 @@ func validateNeighbor(n Neighbor, globalGR GracefulRestart, policies map[string]
 			bad("afi-safis", "prefix-limit of %v: given twice", pl.Family)
 		case pl.MaxPrefixes == 0:
 			// GoBGP reads 0 as "no limit".
-			bad("afi-safis", "prefix-limit of %v: max-prefixes must be at least 1 (to accept nothing, use an import policy)", pl.Family)
+			bad(PrefixLimitField(pl.Family, FieldMaxPrefixes), "prefix-limit needs max-prefixes of at least 1 (to accept nothing, use an import policy)")
 		case pl.WarningThresholdPct > 100:
-			bad("afi-safis", "prefix-limit of %v: warning-threshold-pct %d: at most 100", pl.Family, pl.WarningThresholdPct)
+			bad(PrefixLimitField(pl.Family, FieldWarningThreshold), "warning-threshold-pct %d: at most 100", pl.WarningThresholdPct)
 		default:
 			limits = append(limits, pl)
 		}

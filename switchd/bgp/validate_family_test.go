@@ -14,8 +14,8 @@ func TestValidateRefusesFamilyOfOtherSession(t *testing.T) {
 		neighbor int
 		want     string
 	}{
-		{1, "neighbor 1 (fd00::2): family ipv4-unicast: cannot be carried over an IPv6 session: needs RFC 8950 extended next hop"},
-		{0, "neighbor 0 (10.0.0.2): family ipv6-unicast: cannot be carried over an IPv4 session: needs RFC 8950 extended next hop"},
+		{1, "neighbor 1 (fd00::2): IPV4_UNICAST over an IPv6 session needs RFC 8950 extended next hop"},
+		{0, "neighbor 0 (10.0.0.2): IPV6_UNICAST over an IPv4 session needs RFC 8950 extended next hop"},
 	} {
 		c := goodConfig()
 		c.Neighbors[tc.neighbor].Families = []Family{IPv4Unicast, IPv6Unicast}

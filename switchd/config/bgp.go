@@ -81,13 +81,6 @@ func (t *translator) bgp(pr *oc.NetworkInstance_Protocol, p path, c *bgp.Config)
 	}
 }
 
-func ipFamily(a netip.Addr) string {
-	if a.Is4() {
-		return "IPv4"
-	}
-	return "IPv6"
-}
-
 // timers translates a neighbor's timers, each leaf from the neighbor or
 // else its peer group (whose config container is at pgCfg). The speaker's
 // validation checks their bounds (bgp.FieldHoldTime, bgp.FieldKeepalive);
@@ -266,15 +259,10 @@ func (t *translator) neighbor(n *oc.NetworkInstance_Protocol_Bgp_Neighbor, b *oc
 			t.add(a.p, fmt.Sprintf("%s is enabled for this neighbor but not in the global afi-safis of BGP", enumName(name)))
 			continue
 		}
-		if (f == bgp.IPv4Unicast) != addr.Is4() {
-			// GoBGP would send these routes with a next hop of the
-			// session's family, unnegotiated; the peer drops them.
-			reason := fmt.Sprintf("%s over an %s session needs RFC 8950 extended next hop, not supported by switchd: configure a neighbor with an address of that family for it", enumName(name), ipFamily(addr))
-			if n.AfiSafi[name] == nil {
-				reason += " (the family is enabled by peer group " + pg.GetPeerGroupName() + ")"
-			}
-			t.add(afiSafiEntry(np, name), reason)
-			continue
+		if n.AfiSafi[name] == nil {
+			// The speaker refuses some families on some sessions; it
+			// reports the neighbor's entry, so say where this one came from.
+			t.noteOf(addr, bgp.AfiSafiField(f), " (the family is enabled by peer group "+pg.GetPeerGroupName()+")")
 		}
 		nb.Families = append(nb.Families, f)
 	}
@@ -361,24 +349,24 @@ func (t *translator) neighborLimits(n *oc.NetworkInstance_Protocol_Bgp_Neighbor,
 		switch {
 		case prevent.v != nil && *prevent.v:
 			t.add(prevent.p.child("prevent-teardown"), "prevent-teardown is not supported: switchd (GoBGP) cannot keep the session and ignore prefixes beyond the limit; at max-prefixes it tears the session down")
-		case max.v == nil || *max.v == 0:
-			p := max.p // else the container where another leaf was given
-			if p == nil {
-				p = prevent.p
-			}
-			if p == nil {
-				p = warn.p
-			}
-			t.add(p.child("max-prefixes"), "prefix-limit needs max-prefixes of at least 1 (to accept nothing, use an import policy)")
 		case !slices.Contains(nb.Families, f):
 			// A group's limit for a family this member does not
 			// use, or a limit on a disabled family: nothing to limit.
-		case warn.v != nil && *warn.v > 100:
-			t.add(warn.p.child("warning-threshold-pct"), "warning-threshold-pct is at most 100")
 		default:
-			pl := bgp.PrefixLimit{Family: f, MaxPrefixes: *max.v}
+			// The speaker checks the values; its errors go to the
+			// container that gave each leaf (for a missing
+			// max-prefixes, the one where another leaf was given).
+			pl := bgp.PrefixLimit{Family: f}
+			mp := max.p
+			if max.v != nil {
+				pl.MaxPrefixes = *max.v
+			} else if mp = prevent.p; mp == nil {
+				mp = warn.p
+			}
+			t.leafOf(nb.Address, bgp.PrefixLimitField(f, bgp.FieldMaxPrefixes), mp.child("max-prefixes"))
 			if warn.v != nil {
 				pl.WarningThresholdPct = *warn.v
+				t.leafOf(nb.Address, bgp.PrefixLimitField(f, bgp.FieldWarningThreshold), warn.p.child("warning-threshold-pct"))
 			}
 			nb.PrefixLimits = append(nb.PrefixLimits, pl)
 		}
@@ -430,6 +418,26 @@ func groupLimit(pg *oc.NetworkInstance_Protocol_Bgp_PeerGroup, name oc.E_BgpType
 type neighborPaths struct {
 	entry path
 	from  map[string]path
+	note  map[string]string // added to the reason of an error at a field
+}
+
+// noteFor is the note for errors at field, if any.
+func (np *neighborPaths) noteFor(field string) string {
+	if np == nil {
+		return ""
+	}
+	return np.note[field]
+}
+
+// noteOf adds note to the reason of any error the speaker reports at the
+// neighbor's field.
+func (t *translator) noteOf(addr netip.Addr, field, note string) {
+	if np := t.neighbors[addr.Unmap()]; np != nil {
+		if np.note == nil {
+			np.note = map[string]string{}
+		}
+		np.note[field] = note
+	}
 }
 
 // leafOf records that the neighbor's field got its value from the leaf at p.
@@ -462,6 +470,13 @@ func (t *translator) fieldPath(fe *bgp.FieldError) path {
 		return base
 	}
 	for _, name := range strings.Split(fe.Field, "/") {
+		// A list entry is written name[key=value] (one key is all the
+		// speaker's fields need).
+		if list, key, ok := strings.Cut(name, "["); ok {
+			k, v, _ := strings.Cut(strings.TrimSuffix(key, "]"), "=")
+			base = base.entry(list, []kv{{k, v}})
+			continue
+		}
 		base = base.child(name)
 	}
 	return base
@@ -489,7 +504,7 @@ func (t *translator) bgpErrors(err error) {
 			continue
 		}
 		if !seen[p.String()] {
-			t.add(p, fe.Reason)
+			t.add(p, fe.Reason+t.neighbors[fe.Neighbor].noteFor(fe.Field))
 		}
 	}
 	if clean {

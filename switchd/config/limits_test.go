@@ -106,3 +106,60 @@ func TestNeighborLimitsRefused(t *testing.T) {
 		})
 	}
 }
+
+// spineGroup is the leaf document's peer group SPINE.
+func spineGroup(t *testing.T, m map[string]any) map[string]any {
+	return at(t, m, "openconfig-network-instance:network-instances", "network-instance", 0, "protocols", "protocol", 0, "bgp", "peer-groups", "peer-group", 0)
+}
+
+// TestPrefixLimitValuesRefusedAtTheirLeaf: the speaker checks prefix-limit
+// values (bgp.Validate, one place); each error is reported at the leaf
+// that gave the value, the neighbor's or its peer group's, once.
+func TestPrefixLimitValuesRefusedAtTheirLeaf(t *testing.T) {
+	pl := hostNb + "/afi-safis/afi-safi[afi-safi-name=IPV4_UNICAST]/ipv4-unicast/prefix-limit/config"
+	group := bgpP + "/peer-groups/peer-group[peer-group-name=SPINE]/afi-safis/afi-safi[afi-safi-name=IPV4_UNICAST]/ipv4-unicast/prefix-limit/config"
+	for _, tc := range []struct {
+		name   string
+		break_ func(t *testing.T, m map[string]any)
+		path   string
+		reason string
+	}{{
+		name: "max-prefixes 0",
+		break_: func(t *testing.T, m map[string]any) {
+			prefixLimit(at(t, neighbor(t, m, "10.2.1.1"), "afi-safis", "afi-safi", 0), map[string]any{"max-prefixes": 0})
+		},
+		path: pl + "/max-prefixes", reason: "needs max-prefixes of at least 1",
+	}, {
+		name: "max-prefixes 0 in the peer group",
+		break_: func(t *testing.T, m map[string]any) {
+			prefixLimit(at(t, spineGroup(t, m), "afi-safis", "afi-safi", 0), map[string]any{"max-prefixes": 0})
+		},
+		path: group + "/max-prefixes", reason: "needs max-prefixes of at least 1",
+	}, {
+		name: "no max-prefixes where the group gave a threshold",
+		break_: func(t *testing.T, m map[string]any) {
+			prefixLimit(at(t, spineGroup(t, m), "afi-safis", "afi-safi", 0), map[string]any{"warning-threshold-pct": 50})
+		},
+		path: group + "/max-prefixes", reason: "needs max-prefixes of at least 1",
+	}} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := leafDoc(t)
+			tc.break_(t, m)
+			data, _ := json.Marshal(m)
+			_, err := Parse(data, "leaf.json")
+			var es Errors
+			if !errors.As(err, &es) {
+				t.Fatalf("Parse = %v, want errors", err)
+			}
+			n := 0
+			for _, e := range es {
+				if e.Path == tc.path && strings.Contains(e.Reason, tc.reason) {
+					n++
+				}
+			}
+			if n != 1 {
+				t.Errorf("%d errors at %s saying %q, want 1: %v", n, tc.path, tc.reason, err)
+			}
+		})
+	}
+}
