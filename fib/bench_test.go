@@ -28,7 +28,7 @@ func BenchmarkApply(b *testing.B) {
 	rs := benchSet(benchRoutes)
 
 	b.Run("install-10k", func(b *testing.B) {
-		tb := NewTable(tp.r.Handle(), MainTable)
+		tb := openKernel(b, tp.r).NewTable(MainTable)
 		for b.Loop() {
 			b.StopTimer()
 			mustApply(b, tb) // also the first resync, untimed
@@ -44,7 +44,7 @@ func BenchmarkApply(b *testing.B) {
 		b.ReportMetric(float64(benchRoutes*b.N)/b.Elapsed().Seconds(), "routes/s")
 	})
 	b.Run("delete-10k", func(b *testing.B) {
-		tb := NewTable(tp.r.Handle(), MainTable)
+		tb := openKernel(b, tp.r).NewTable(MainTable)
 		for b.Loop() {
 			b.StopTimer()
 			mustSet(b, tb, rs...)
@@ -58,7 +58,7 @@ func BenchmarkApply(b *testing.B) {
 		b.ReportMetric(float64(benchRoutes*b.N)/b.Elapsed().Seconds(), "routes/s")
 	})
 	b.Run("resync-10k-in-sync", func(b *testing.B) {
-		tb := NewTable(tp.r.Handle(), MainTable)
+		tb := openKernel(b, tp.r).NewTable(MainTable)
 		mustSet(b, tb, rs...)
 		mustApply(b, tb)
 		writes := tb.Stats().Writes()

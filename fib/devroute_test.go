@@ -19,7 +19,7 @@ func TestPrivilegedDeviceRouteWithoutCarrier(t *testing.T) {
 	if err := tp.peer.Handle().LinkSetDown(p0); err != nil {
 		t.Fatal(err)
 	}
-	tb := NewTable(tp.r.Handle(), MainTable)
+	tb := openKernel(t, tp.r).NewTable(MainTable)
 	defer tb.Close()
 	rs := []Route{
 		{Key: RouteKey{Dst: netip.MustParsePrefix("198.51.100.7/32")}, NextHops: []NextHop{{Ifindex: tp.a0}}},

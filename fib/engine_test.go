@@ -102,8 +102,9 @@ func TestPrivilegedMultipathHashPolicy(t *testing.T) {
 // lives as long as a route of either table uses it.
 func TestPrivilegedTablesShareNexthopGroups(t *testing.T) {
 	tp := newTopo(t, "tables")
-	t100 := newModeTableN(t, tp, 100)
-	t200 := newModeTableN(t, tp, 200)
+	k := openKernel(t, tp.r)
+	t100 := newKernelTable(t, k, 100, ModeNexthopGroups)
+	t200 := newKernelTable(t, k, 200, ModeNexthopGroups)
 	r100 := manySet(10, gw4a, gw4b)
 	r200 := manySet(10, gw4b, gw4a)
 	for i := range r100 {
@@ -149,12 +150,6 @@ func TestPrivilegedTablesShareNexthopGroups(t *testing.T) {
 	if g, s := nexthopIDs(t, tp); len(g) != 0 || len(s) != 0 {
 		t.Errorf("unused nexthops left: groups %v, next hops %v", g, s)
 	}
-}
-
-func newModeTableN(t testing.TB, tp *topo, table int, opts ...Opt) *Table {
-	tb := NewTable(tp.r.Handle(), table, opts...)
-	t.Cleanup(tb.Close)
-	return tb
 }
 
 // A nexthop group deleted behind switchd's back takes its routes with it;
@@ -480,7 +475,7 @@ func TestDecodeOffloadFlags(t *testing.T) {
 	}
 	// The table keeps what the kernel reports.
 	fake := &fakeDataplane{kernel: []Route{kr.route}}
-	tb := NewTable(nil, MainTable, withDataplane(fake))
+	tb := newTable(MainTable, withDataplane(fake))
 	mustSet(t, tb, r)
 	mustApply(t, tb)
 	if o, ok := tb.Offload(r.Key); !ok || o != OffloadFailed {

@@ -15,12 +15,13 @@ import (
 func TestPrivilegedGroupMembersChangedBehindOurBack(t *testing.T) {
 	tp := newTopo(t, "grpdrift")
 	ctx := context.Background()
-	m, err := NewMonitor(tp.r.NsHandle(), MainTable)
+	k := openKernel(t, tp.r)
+	m, err := k.NewMonitor(MainTable)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer m.Close()
-	tb := newModeTable(t, tp, ModeNexthopGroups)
+	tb := newKernelTable(t, k, MainTable, ModeNexthopGroups)
 	mustSet(t, tb, route("198.51.100.0/24", 0, gw4a, gw4b))
 	mustApply(t, tb)
 	groups, _ := nexthopIDs(t, tp)

@@ -1,148 +1,305 @@
 package fib
 
 import (
-	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"maps"
+	"math"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
 
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
 
-// writeRoutes sends the route writes of ops that have no error yet and are
-// not covered by a group rewrite (inPlace), pipelined in batches of at most
-// maxBatchBytes, and stores each answer in errs. groupOf, if not nil, names
-// the nexthop group each add/replace uses.
-func writeRoutes(ctx context.Context, c *rtnl, ops []op, errs []error, groupOf []uint32, protocol int) {
-	var b msgBuf
-	ctl, _ := ctx.Value(batchControlKey{}).(batchControl)
-	if ctl.size <= 0 {
-		ctl.size = 65536
-	}
-	idx := make([]int, 0, 1024) // op index of each message in b
-	sent := 0
-	flush := func() {
-		if len(idx) == 0 {
-			return
-		}
-		first := c.nextSeq(len(idx))
-		renumber(&b, first)
-		err := c.exec(&b, first, func(i int, err error) {
-			o := ops[idx[i]]
-			if o.kind == opDelete && (errors.Is(err, unix.ESRCH) || errors.Is(err, unix.ENOENT)) {
-				return // already gone: the delete is done
-			}
-			errs[idx[i]] = err
-		})
-		if err != nil {
-			for _, i := range idx {
-				errs[i] = err
-			}
-		}
-		sent += len(idx)
-		b.reset()
-		idx = idx[:0]
-	}
-	for i, o := range ops {
-		if errs[i] != nil || o.inPlace {
-			continue
-		}
-		err := ctx.Err()
-		if err == nil && sent >= ctl.size {
-			// A batch is done: urgent work first?
-			if ctl.interrupt != nil && ctl.interrupt() {
-				err = errInterrupted
-			}
-			sent = 0
-		}
-		if err != nil {
-			flush()
-			for j := i; j < len(ops); j++ {
-				if errs[j] == nil && !ops[j].inPlace {
-					errs[j] = notSent{err}
-				}
-			}
-			return
-		}
-		if o.kind == opDelete {
-			appendDelete(&b, 0, o.route.Key, protocol)
-		} else {
-			var nhid uint32
-			if groupOf != nil {
-				nhid = groupOf[i]
-			}
-			appendRoute(&b, 0, o.kind, o.route, nhid, protocol)
-		}
-		idx = append(idx, i)
-		if len(b.b) >= maxBatchBytes-4096 || sent+len(idx) >= ctl.size {
-			flush()
-		}
-	}
-	flush()
+// Kernel is switchd's access to the routing state of one network
+// namespace: it owns what the Tables and Monitors of that namespace share.
+//
+//   - The nexthop manager (per route protocol): nexthop objects and groups
+//     are namespace-wide kernel objects, used by the routes of every
+//     table, so one manager allocates their ids, counts their users and
+//     deletes them when none is left.
+//   - The writer set: the port ids of the sockets its Tables write
+//     through. The kernel stamps each notification with the port id of
+//     the socket whose request caused it, so a Monitor drops the echoes of
+//     switchd's own writes by that stamp (in the kernel, with a socket
+//     filter), before decoding them: a bulk install echoes every route.
+//   - The gateway cache's generation: a Monitor counts the route changes
+//     switchd did not make, which may change how a gateway resolves.
+//
+// Make one Kernel per namespace (Open), its Tables and Monitors from it
+// (NewTable, NewMonitor), and Close it after them. Two Kernels in one
+// namespace would not see each other's writers or groups.
+//
+// Threading: safe for concurrent use; each Table it makes is not.
+type Kernel struct {
+	// nsfd is the namespace (a duplicate the Kernel owns); -1: the
+	// namespace of the thread that makes a socket (Open with netns.None()).
+	nsfd int
+	cfg  Table // the options given to Open, applied to every Table and Monitor
+	opts []Opt
+
+	// routeGen counts the route and nexthop notifications not caused by
+	// switchd (Monitor.take); cached gateway lookups older than it are
+	// looked up again (nhManager.gateway).
+	routeGen atomic.Uint64
+	// writers is the writer set (port ids). It is replaced, never
+	// changed, so a Monitor's receiver reads it without a lock.
+	writers atomic.Pointer[map[uint32]bool]
+
+	mu       sync.Mutex // guards the fields below; taken before wmu
+	closed   bool
+	managers map[int]*nhManager // by route protocol
+	noNH     error              // why the kernel has no nexthop objects (nil: unknown or it has)
+	handle   *netlink.Handle    // for WithSerialWriter, made on first use
+
+	wmu      sync.Mutex        // serializes replacements of writers; guards monitors
+	monitors map[*Monitor]bool // refiltered when the writer set changes
 }
 
-// multipathDataplane writes routes with their next hops inline
-// (RTA_GATEWAY, RTA_MULTIPATH): the fallback for kernels without nexthop
-// objects, pipelined like the nexthop one.
-type multipathDataplane struct {
-	c *rtnl
+// Open returns the Kernel of namespace ns (netns.None() for the calling
+// thread's). It keeps its own copy of the namespace handle. The options
+// apply to every Table and Monitor made from it, before their own;
+// WithProtocol, WithResilientGroups, WithoutNexthopObjects and
+// WithSerialWriter belong here (the nexthop groups of a namespace are
+// shared, so the first Table's choice holds for all).
+func Open(ns netns.NsHandle, opts ...Opt) (*Kernel, error) {
+	k := &Kernel{nsfd: -1, opts: opts, managers: make(map[int]*nhManager), monitors: make(map[*Monitor]bool)}
+	k.cfg = Table{protocol: Protocol, log: slog.New(slog.DiscardHandler)}
+	for _, o := range opts {
+		o(&k.cfg)
+	}
+	if ns.IsOpen() {
+		fd, err := unix.FcntlInt(uintptr(ns), unix.F_DUPFD_CLOEXEC, 0)
+		if err != nil {
+			return nil, fmt.Errorf("open fib of netns %d: %w", int(ns), err)
+		}
+		k.nsfd = fd
+	}
+	return k, nil
 }
 
-func (d multipathDataplane) list(ctx context.Context, table, protocol int) ([]Route, error) {
-	var out []Route
+// Close releases the Kernel's sockets. Close its Tables and Monitors
+// first. Routes and nexthops stay in the kernel: a restarted switchd
+// adopts them.
+func (k *Kernel) Close() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.closed {
+		return
+	}
+	k.closed = true
+	for _, m := range k.managers {
+		m.mu.Lock()
+		k.closeWriter(m.c)
+		m.mu.Unlock()
+	}
+	clear(k.managers)
+	if k.handle != nil {
+		k.handle.Close()
+		k.handle = nil
+	}
+	if k.nsfd >= 0 {
+		unix.Close(k.nsfd)
+		k.nsfd = -1
+	}
+}
+
+// dial opens a rtnetlink socket in the Kernel's namespace.
+func (k *Kernel) dial() (*rtnl, error) { return dialRTNL(k.nsfd) }
+
+// dialWriter opens a socket for route writes and adds it to the writer
+// set; closeWriter takes it out again.
+func (k *Kernel) dialWriter(log *slog.Logger) (*rtnl, error) {
+	c, err := k.dial()
+	if err != nil {
+		return nil, err
+	}
+	if err := k.addWriter(c); err != nil {
+		log.Warn("fib: echoes of own writes will reach the monitor", "err", err)
+	}
+	return c, nil
+}
+
+func (k *Kernel) closeWriter(c *rtnl) {
+	if c.port != 0 {
+		k.replaceWriters(func(w map[uint32]bool) { delete(w, c.port) })
+	}
+	c.close()
+}
+
+// addWriter marks c's notifications as switchd's own.
+func (k *Kernel) addWriter(c *rtnl) error {
+	sa, err := unix.Getsockname(c.fd)
+	if err != nil {
+		return fmt.Errorf("rtnetlink port id: %w", err)
+	}
+	nl, ok := sa.(*unix.SockaddrNetlink)
+	if !ok || nl.Pid == 0 {
+		return errors.New("rtnetlink port id: not bound")
+	}
+	c.port = nl.Pid
+	k.replaceWriters(func(w map[uint32]bool) { w[c.port] = true })
+	return nil
+}
+
+// replaceWriters installs a changed copy of the writer set and refilters
+// the monitors.
+func (k *Kernel) replaceWriters(change func(map[uint32]bool)) {
+	k.wmu.Lock()
+	defer k.wmu.Unlock()
+	next := make(map[uint32]bool)
+	if cur := k.writers.Load(); cur != nil {
+		maps.Copy(next, *cur)
+	}
+	change(next)
+	k.writers.Store(&next)
+	for m := range k.monitors {
+		m.attachFilter()
+	}
+}
+
+// writerPorts lists the port ids of switchd's writers, sorted.
+func (k *Kernel) writerPorts() []uint32 {
+	var out []uint32
+	if set := k.writers.Load(); set != nil {
+		out = slices.Sorted(maps.Keys(*set))
+	}
+	return out
+}
+
+// ownWrite reports whether a notification stamped with port id pid was
+// caused by one of switchd's writers.
+func (k *Kernel) ownWrite(pid uint32) bool {
+	if pid == 0 {
+		return false // the kernel's own change (link down, ...)
+	}
+	set := k.writers.Load()
+	return set != nil && (*set)[pid]
+}
+
+// NewTable returns a Table for kernel table table (MainTable for 0) in the
+// Kernel's namespace. The first Apply dumps the table before it writes
+// anything, so a restarted switchd adopts its routes.
+func (k *Kernel) NewTable(table int, opts ...Opt) *Table {
+	t := newTable(table, append(slices.Clip(k.opts), opts...)...)
+	if t.dp == nil {
+		k.initDataplane(t)
+	} else {
+		t.mode = "test"
+	}
+	t.checkResolution()
+	return t
+}
+
+// Kernel writer modes (Mode).
+const (
+	ModeNexthopGroups = "nexthop-groups" // routes use shared nexthop groups
+	ModeMultipath     = "multipath"      // next hops inline, pipelined
+	ModeSerial        = "serial"         // next hops inline, one request at a time
+)
+
+// initDataplane gives t the best writer the kernel supports: shared
+// nexthop groups, else pipelined inline next hops, else (or with
+// WithSerialWriter) one request at a time.
+func (k *Kernel) initDataplane(t *Table) {
+	t.mode = ModeSerial
+	if !t.serial {
+		if !t.noNexthops {
+			m, err := k.manager(t)
+			if err == nil {
+				t.dp, t.mode = m, ModeNexthopGroups
+				return
+			}
+			t.log.Info("fib: no nexthop objects; next hops inline in routes", "err", err)
+		}
+		c, err := k.dialWriter(t.log)
+		if err == nil {
+			t.dp, t.mode = multipathDataplane{c: c}, ModeMultipath
+			t.closers = append(t.closers, func() { k.closeWriter(c) })
+			return
+		}
+		t.log.Warn("fib: pipelined writer unavailable; serial writer", "err", err)
+	}
+	h, err := k.serialHandle()
+	if err != nil {
+		t.log.Error("fib: no netlink handle for the serial writer; every write fails", "err", err)
+		h = &netlink.Handle{} // fails on each request with a useful error
+	}
+	t.dp = netlinkDataplane{h: h}
+}
+
+// serialHandle returns the vishvananda handle of the namespace.
+func (k *Kernel) serialHandle() (*netlink.Handle, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.handle != nil {
+		return k.handle, nil
+	}
+	var h *netlink.Handle
 	var err error
-	sink := sinkFrom(ctx) // other owners' routes of table, for resolve.go
-	for range maxDumpAttempts {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		out = out[:0]
-		if sink != nil {
-			sink.taken, sink.routes = true, sink.routes[:0]
-		}
-		var dec routeDecoder
-		err = d.c.dump(func(b *msgBuf, seq uint32) {
-			b.begin(unix.RTM_GETROUTE, unix.NLM_F_DUMP, seq)
-			// Strict checking makes the kernel filter on the table.
-			b.raw(unix.AF_UNSPEC, 0, 0, 0, 0, 0, 0, 0)
-			b.u32(0)
-			b.attrU32(unix.RTA_TABLE, uint32(table))
-			b.end()
-		}, func(typ uint16, _ uint16, data []byte) error {
-			if typ != unix.RTM_NEWROUTE {
-				return nil
-			}
-			kr, ok := dec.decode(data)
-			if ok && kr.protocol == protocol && kr.route.Key.Table == table {
-				out = append(out, kr.route)
-			} else if ok && sink != nil && kr.route.Key.Table == table {
-				sink.routes = append(sink.routes, kr.route)
-			}
-			return nil
-		})
-		if !errors.Is(err, errDumpInterrupted) {
-			break
-		}
+	if k.nsfd >= 0 {
+		h, err = netlink.NewHandleAt(netns.NsHandle(k.nsfd), unix.NETLINK_ROUTE)
+	} else {
+		h, err = netlink.NewHandle(unix.NETLINK_ROUTE)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("dump routes of table %d: %w", table, err)
+		return nil, fmt.Errorf("netlink handle: %w", err)
 	}
-	return mergeSiblings(out), nil
+	k.handle = h
+	return h, nil
 }
 
-func (d multipathDataplane) write(ctx context.Context, ops []op, protocol int) ([]error, int) {
-	errs := make([]error, len(ops))
-	writeRoutes(ctx, d.c, ops, errs, nil, protocol)
-	return errs, 0
+// manager returns the nexthop manager of t's protocol, made on first use
+// with t's resilient-group options.
+func (k *Kernel) manager(t *Table) (*nhManager, error) {
+	res := t.resilient()
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.closed {
+		return nil, errors.New("fib kernel closed")
+	}
+	if m := k.managers[t.protocol]; m != nil {
+		if m.resAsked != res {
+			// Groups are shared by the namespace's Tables: one kind for all.
+			t.log.Warn("fib: nexthop groups of this namespace already set up with other resilient-group options; keeping them",
+				"buckets", m.resAsked.buckets, "idle_clock_t", m.resAsked.idle)
+		}
+		return m, nil
+	}
+	if k.noNH != nil {
+		return nil, k.noNH
+	}
+	c, err := k.dialWriter(t.log)
+	if err != nil {
+		return nil, err
+	}
+	m, err := openManager(c, t.protocol, res, &k.routeGen, t.log)
+	if err != nil {
+		k.closeWriter(c)
+		if errors.Is(err, errNoNexthops) {
+			k.noNH = err
+		}
+		return nil, err
+	}
+	k.managers[t.protocol] = m
+	return m, nil
 }
 
-// batchControl rides in the context of a dataplane write: route writes are
-// sent in batches of at most size, and between batches interrupt (if set)
-// may stop the rest (they come back notSent{errInterrupted}).
-type batchControl struct {
-	size      int
-	interrupt func() bool
+// resilient returns the resilient-group kind t asks for (zero: ordinary
+// groups), checking the arguments.
+func (t *Table) resilient() resCfg {
+	if !t.resAsk {
+		return resCfg{}
+	}
+	if t.resBuckets == 0 || t.resIdle < 0 || t.resIdle/(time.Second/userHZ) > math.MaxUint32 {
+		t.log.Warn("fib: WithResilientGroups needs at least one bucket and an idle timer from 0 to 497 days; ordinary groups",
+			"buckets", t.resBuckets, "idle_timer", t.resIdle)
+		return resCfg{}
+	}
+	return resConfig(t.resBuckets, t.resIdle)
 }
-
-type batchControlKey struct{}
-
-var errInterrupted = errors.New("apply interrupted for urgent work")

@@ -205,7 +205,7 @@ func TestSetRouteRejectsBadInput(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			fake := &fakeDataplane{}
-			tb := NewTable(nil, MainTable, withDataplane(fake))
+			tb := newTable(MainTable, withDataplane(fake))
 			err := tb.SetRoute(c.r)
 			if err == nil || !strings.Contains(err.Error(), c.msg) {
 				t.Fatalf("SetRoute(%v) = %v, want an error containing %q", c.r, err, c.msg)
@@ -219,18 +219,19 @@ func TestSetRouteRejectsBadInput(t *testing.T) {
 
 // fakeDataplane records writes and fails the routes it is told to.
 type fakeDataplane struct {
+	noGroups
 	kernel []Route
 	fail   map[netip.Prefix]error
 	ops    []string
 	lists  int
 }
 
-func (f *fakeDataplane) list(ctx context.Context, table, protocol int) ([]Route, error) {
+func (f *fakeDataplane) list(ctx context.Context, table, protocol int, _ *foreignSink) ([]Route, error) {
 	f.lists++
 	return slices.Clone(f.kernel), nil
 }
 
-func (f *fakeDataplane) write(ctx context.Context, ops []op, protocol int) ([]error, int) {
+func (f *fakeDataplane) write(ctx context.Context, ops []op, protocol int, _ batchControl) ([]error, int) {
 	errs := make([]error, len(ops))
 	for i, o := range ops {
 		f.ops = append(f.ops, fmt.Sprintf("%v %v", o.kind, o.route.Key.Dst))
@@ -279,7 +280,7 @@ func TestApplyPlan(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			fake := &fakeDataplane{kernel: c.kernel, fail: c.fail}
 			now := time.Unix(1000, 0)
-			tb := NewTable(nil, MainTable, withDataplane(fake), withClock(func() time.Time { return now }))
+			tb := newTable(MainTable, withDataplane(fake), withClock(func() time.Time { return now }))
 			mustSet(t, tb, c.desired...)
 			err := tb.Apply(context.Background())
 			if (err != nil) != (c.pending > 0) {
@@ -313,7 +314,7 @@ func TestApplyPlan(t *testing.T) {
 
 func TestApplyErrorNamesRoute(t *testing.T) {
 	fake := &fakeDataplane{fail: map[netip.Prefix]error{pfx("10.1.0.0/16"): unix.ENETUNREACH, pfx("10.2.0.0/16"): unix.ENODEV}}
-	tb := NewTable(nil, MainTable, withDataplane(fake))
+	tb := newTable(MainTable, withDataplane(fake))
 	mustSet(t, tb, route("10.1.0.0/16", 0, ip("192.0.2.1")), route("10.2.0.0/16", 0, ip("192.0.2.1")))
 	err := tb.Apply(context.Background())
 	if !errors.Is(err, unix.ENETUNREACH) || !errors.Is(err, unix.ENODEV) {
@@ -329,7 +330,7 @@ func TestApplyErrorNamesRoute(t *testing.T) {
 func TestResyncInterval(t *testing.T) {
 	now := time.Unix(1000, 0)
 	fake := &fakeDataplane{}
-	tb := NewTable(nil, MainTable, withDataplane(fake), WithResyncInterval(time.Minute), withClock(func() time.Time { return now }))
+	tb := newTable(MainTable, withDataplane(fake), WithResyncInterval(time.Minute), withClock(func() time.Time { return now }))
 	apply := func() {
 		t.Helper()
 		if err := tb.Apply(context.Background()); err != nil {
@@ -358,7 +359,7 @@ func TestOnRouteEvent(t *testing.T) {
 	kernel := r
 	kernel.NextHops = []NextHop{{Gateway: ip("192.0.2.1"), Ifindex: 2, Weight: 1}}
 	fake := &fakeDataplane{kernel: []Route{kernel}}
-	tb := NewTable(nil, MainTable, withDataplane(fake))
+	tb := newTable(MainTable, withDataplane(fake))
 	mustSet(t, tb, r)
 	mustApply(t, tb)
 
@@ -387,7 +388,7 @@ func TestOnRouteEvent(t *testing.T) {
 
 func TestApplyCancelled(t *testing.T) {
 	fake := &fakeDataplane{}
-	tb := NewTable(nil, MainTable, withDataplane(cancelledWrites{fake}))
+	tb := newTable(MainTable, withDataplane(cancelledWrites{fake}))
 	mustSet(t, tb, route("10.1.0.0/16", 0, ip("192.0.2.1")), route("10.2.0.0/16", 0, ip("192.0.2.1")))
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -404,11 +405,11 @@ func TestApplyCancelled(t *testing.T) {
 // as the netlink dataplane does.
 type cancelledWrites struct{ *fakeDataplane }
 
-func (c cancelledWrites) list(ctx context.Context, table, protocol int) ([]Route, error) {
-	return c.fakeDataplane.list(context.Background(), table, protocol)
+func (c cancelledWrites) list(ctx context.Context, table, protocol int, sink *foreignSink) ([]Route, error) {
+	return c.fakeDataplane.list(context.Background(), table, protocol, sink)
 }
 
-func (c cancelledWrites) write(ctx context.Context, ops []op, protocol int) ([]error, int) {
+func (c cancelledWrites) write(ctx context.Context, ops []op, protocol int, _ batchControl) ([]error, int) {
 	errs := make([]error, len(ops))
 	for i := range ops {
 		errs[i] = notSent{ctx.Err()}

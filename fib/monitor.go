@@ -6,11 +6,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
 
@@ -56,8 +56,7 @@ const monitorRecvBuffer = 128 << 20
 // The subscription runs on its own goroutine; Kick and Drain are safe to
 // call from the fib loop.
 type Monitor struct {
-	ns       netns.NsHandle
-	nsID     nsID
+	k        *Kernel
 	table    int
 	protocol int
 	log      *slog.Logger
@@ -66,7 +65,7 @@ type Monitor struct {
 	done     chan struct{}
 
 	// fd is the socket of the current subscription (-1: none), for
-	// attachFilter, which other goroutines call (registerWriter).
+	// attachFilter, which other goroutines call (Kernel.replaceWriters).
 	fdMu sync.Mutex
 	fd   int
 
@@ -101,7 +100,7 @@ func (m *Monitor) attachFilter() {
 	if m.fd < 0 || !monitorKernelFilter {
 		return
 	}
-	pids := writerPorts(m.nsID)
+	pids := m.k.writerPorts()
 	if len(pids) == 0 {
 		unix.SetsockoptInt(m.fd, unix.SOL_SOCKET, unix.SO_DETACH_FILTER, 0)
 		return
@@ -125,20 +124,20 @@ func (m *Monitor) setFD(fd int) {
 }
 
 // NewMonitor subscribes to IPv4 and IPv6 route notifications and nexthop
-// notifications in the namespace ns (netns.None() for the calling thread's)
-// for routes of table and nexthops marked with switchd's protocol (or the
-// one given by WithProtocol).
-func NewMonitor(ns netns.NsHandle, table int, opts ...Opt) (*Monitor, error) {
+// notifications in the Kernel's namespace for routes of table and
+// nexthops marked with switchd's protocol (or the one given by
+// WithProtocol). It drops the echoes of the Kernel's Tables' writes.
+func (k *Kernel) NewMonitor(table int, opts ...Opt) (*Monitor, error) {
 	if table == 0 {
 		table = MainTable
 	}
 	cfg := Table{protocol: Protocol, log: slog.New(slog.DiscardHandler)}
-	for _, o := range opts {
+	for _, o := range append(slices.Clip(k.opts), opts...) {
 		o(&cfg)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	m := &Monitor{
-		ns:       ns,
+		k:        k,
 		table:    table,
 		protocol: cfg.protocol,
 		log:      cfg.log,
@@ -152,24 +151,11 @@ func NewMonitor(ns netns.NsHandle, table int, opts ...Opt) (*Monitor, error) {
 	if cfg.rs != nil {
 		m.others = make(map[otherKey]RouteEvent)
 	}
-	nsfd := int(ns)
-	if !ns.IsOpen() {
-		nsfd = -1
-	}
-	id, err := netnsID(nsfd)
-	if err != nil {
-		cancel()
-		return nil, fmt.Errorf("subscribe to route changes of table %d: %w", table, err)
-	}
-	m.nsID = id
 	// Registered before subscribing: a writer that registers meanwhile
 	// refilters this monitor, or is seen by its first filter.
-	writers.mu.Lock()
-	if writers.monitors == nil {
-		writers.monitors = make(map[*Monitor]bool)
-	}
-	writers.monitors[m] = true
-	writers.mu.Unlock()
+	k.wmu.Lock()
+	k.monitors[m] = true
+	k.wmu.Unlock()
 	c, err := m.subscribe()
 	if err != nil {
 		m.unregister()
@@ -182,9 +168,9 @@ func NewMonitor(ns netns.NsHandle, table int, opts ...Opt) (*Monitor, error) {
 }
 
 func (m *Monitor) unregister() {
-	writers.mu.Lock()
-	delete(writers.monitors, m)
-	writers.mu.Unlock()
+	m.k.wmu.Lock()
+	delete(m.k.monitors, m)
+	m.k.wmu.Unlock()
 }
 
 // Kick receives a value when events (or a resync request) are waiting.
@@ -228,11 +214,7 @@ func (m *Monitor) Close() {
 const pollInterval = 200 * time.Millisecond
 
 func (m *Monitor) subscribe() (*rtnl, error) {
-	nsfd := int(m.ns)
-	if !m.ns.IsOpen() {
-		nsfd = -1
-	}
-	c, err := dialRTNL(nsfd)
+	c, err := m.k.dial()
 	if err != nil {
 		return nil, fmt.Errorf("subscribe to route changes of table %d: %w", m.table, err)
 	}
@@ -306,8 +288,13 @@ func (m *Monitor) resubscribe(ctx context.Context) *rtnl {
 
 func (m *Monitor) take(d *routeDecoder, h unix.NlMsghdr, data []byte) {
 	typ := h.Type
-	own := ownWrite(m.nsID, h.Pid)
+	own := m.k.ownWrite(h.Pid)
 	m.received.Add(1)
+	if !own {
+		// Someone else changed a route or nexthop: a cached gateway
+		// lookup may be stale (nhresolve.go).
+		m.k.routeGen.Add(1)
+	}
 	if own {
 		m.mu.Lock()
 		empty := len(m.routes) == 0 && len(m.nexthops) == 0

@@ -32,12 +32,13 @@ func feed(t *testing.T, m *Monitor, tb *Table, cond func() bool) {
 func TestPrivilegedMonitorRepairsDrift(t *testing.T) {
 	tp := newTopo(t, "drift")
 	ctx := context.Background()
-	m, err := NewMonitor(tp.r.NsHandle(), MainTable)
+	k := openKernel(t, tp.r)
+	m, err := k.NewMonitor(MainTable)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer m.Close()
-	tb := NewTable(tp.r.Handle(), MainTable)
+	tb := k.NewTable(MainTable)
 	// The IPv6 ECMP route checks that its notification (one message with
 	// all paths on this kernel) reads back as the route we wrote.
 	mustSet(t, tb, route("198.51.100.0/24", 0, gw4a, gw4b), route("2001:db8:100::/48", 0, gw6a),
@@ -103,13 +104,14 @@ func testMonitorBulkInstall(t *testing.T, filter bool) {
 	}
 	tp := newTopo(t, "bulkmon")
 	ctx := context.Background()
-	m, err := NewMonitor(tp.r.NsHandle(), MainTable)
+	k := openKernel(t, tp.r)
+	m, err := k.NewMonitor(MainTable)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer m.Close()
-	tb := newModeTable(t, tp, ModeNexthopGroups) // its writer registers after the monitor
-	mustApply(t, tb)                             // the start-up dump
+	tb := newKernelTable(t, k, MainTable, ModeNexthopGroups) // its writer registers after the monitor
+	mustApply(t, tb)                                         // the start-up dump
 	resyncs := tb.Stats().Resyncs
 	rs := manySet(n, gw4a, gw4b)
 	mustSet(t, tb, rs...)

@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -98,7 +99,7 @@ func (g *nhGroup) key() string { return groupKey(g.set, g.res) }
 
 // nhManager owns switchd's nexthop objects and groups in one namespace.
 // Groups are global kernel objects, not per routing table, so all Tables
-// of a namespace share one manager (acquireManager): it counts the routes of
+// of a namespace share one manager (its Kernel's): it counts the routes of
 // every table that use each group (usage, from a dump of all tables plus
 // every write since) and deletes a group only when no route uses it — the
 // kernel would delete the routes with it.
@@ -107,18 +108,24 @@ func (g *nhGroup) key() string { return groupKey(g.set, g.res) }
 // change of next hops shared by all users of a group is one group rewrite
 // (RTM_NEWNEXTHOP replace), whichever tables the routes are in.
 //
+// It is the nexthop-group dataplane of its Tables. The pieces: this file
+// (ids, route writes with group moves, GC), nhdump.go (reading the
+// kernel's objects back), nhwire.go (their encoding), nhresolve.go
+// (gateway interfaces), nexthopdown.go (dropGateways), nhnotify.go.
+//
 // Threading: safe for concurrent use by several Tables (mu).
 type nhManager struct {
-	nsKey    nsKey
 	protocol int
 	log      *slog.Logger
 	// res is the kind of the groups of 2+ members (WithResilientGroups),
 	// zero for ordinary groups; resAsked what the first Table asked for
 	// (res is zero if the kernel refused it).
 	res, resAsked resCfg
+	// routeGen is the Kernel's count of route changes switchd did not
+	// make: a cached gateway lookup older than it is done again.
+	routeGen *atomic.Uint64
 
 	mu        sync.Mutex // guards the fields below
-	refs      int
 	c         *rtnl
 	synced    bool // a dump of nexthops and all routes has been taken
 	next      uint32
@@ -129,64 +136,20 @@ type nhManager struct {
 	taken     map[uint32]bool // ids held by others
 	usage     map[uint32]int  // routes (any table, any protocol) using an id
 	foreignIn map[uint32]bool // our objects that are members of foreign groups
+	gws       gwCache         // gateway interfaces (nhresolve.go)
 }
 
-type nsKey struct {
-	dev, ino uint64
-	protocol int
-}
-
-var managers struct {
-	sync.Mutex
-	m map[nsKey]*nhManager
-}
-
-// acquireManager returns the namespace's manager, opening it if needed. It
-// returns errNoNexthops if the kernel has no nexthop objects.
-func acquireManager(nsfd int, protocol int, res resCfg, log *slog.Logger) (*nhManager, error) {
-	var st unix.Stat_t
-	var err error
-	if nsfd >= 0 {
-		err = unix.Fstat(nsfd, &st)
-	} else {
-		err = unix.Stat("/proc/thread-self/ns/net", &st)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("identify netns: %w", err)
-	}
-	key := nsKey{dev: st.Dev, ino: st.Ino, protocol: protocol}
-	managers.Lock()
-	defer managers.Unlock()
-	if m := managers.m[key]; m != nil {
-		m.mu.Lock()
-		m.refs++
-		if m.resAsked != res {
-			// Groups are shared by the namespace's Tables: one kind for all.
-			log.Warn("fib: nexthop groups of this namespace already set up with other resilient-group options; keeping them",
-				"buckets", m.resAsked.buckets, "idle_clock_t", m.resAsked.idle)
-		}
-		m.mu.Unlock()
-		return m, nil
-	}
-	c, err := dialRTNL(nsfd)
-	if err != nil {
-		return nil, err
-	}
-	if err := registerWriter(c, nsfd); err != nil {
-		log.Warn("fib: echoes of own writes will reach the monitor", "err", err)
-	}
-	m := &nhManager{nsKey: key, protocol: protocol, log: log, refs: 1, c: c, next: nhIDFirst}
+// openManager makes the manager that writes through c. It returns
+// errNoNexthops if the kernel has no nexthop objects.
+func openManager(c *rtnl, protocol int, res resCfg, routeGen *atomic.Uint64, log *slog.Logger) (*nhManager, error) {
+	m := &nhManager{protocol: protocol, log: log, c: c, next: nhIDFirst, routeGen: routeGen}
 	// The probe: a kernel without nexthop objects (before 5.3) refuses the
 	// dump.
 	if err := m.dumpNexthops(); err != nil {
-		c.close()
 		if errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.EINVAL) || errors.Is(err, unix.EAFNOSUPPORT) {
 			return nil, fmt.Errorf("%w: %v", errNoNexthops, err)
 		}
 		return nil, err
-	}
-	if managers.m == nil {
-		managers.m = make(map[nsKey]*nhManager)
 	}
 	m.resAsked = res
 	if res.on() {
@@ -196,25 +159,10 @@ func acquireManager(nsfd int, protocol int, res resCfg, log *slog.Logger) (*nhMa
 			m.res = res
 		}
 	}
-	managers.m[key] = m
 	return m, nil
 }
 
 var errNoNexthops = errors.New("kernel has no nexthop objects")
-
-// release drops a Table's reference; the last one closes the socket. The
-// kernel objects stay (restart without flaps).
-func (m *nhManager) release() {
-	managers.Lock()
-	defer managers.Unlock()
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.refs--
-	if m.refs == 0 {
-		m.c.close()
-		delete(managers.m, m.nsKey)
-	}
-}
 
 // setKey is the identity of a set of resolved, normalized next hops for a
 // route family.
@@ -270,7 +218,7 @@ type target struct {
 // rewrites a group in place when all of its users move to the same new set,
 // creates the nexthop objects and groups the other routes need, writes the
 // routes, and deletes groups and objects no route uses any more.
-func (m *nhManager) write(ctx context.Context, ops []op, protocol int) ([]error, int) {
+func (m *nhManager) write(ctx context.Context, ops []op, protocol int, ctl batchControl) ([]error, int) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	errs := make([]error, len(ops))
@@ -281,7 +229,7 @@ func (m *nhManager) write(ctx context.Context, ops []op, protocol int) ([]error,
 		}
 		return errs, 0
 	}
-	res := resolver{c: m.c}
+	res := resolver{m: m}
 	// Targets, shared by routes whose desired next hops are equal.
 	targets := make(map[string]*target)
 	tgt := make([]*target, len(ops))
@@ -401,7 +349,7 @@ func (m *nhManager) write(ctx context.Context, ops []op, protocol int) ([]error,
 			errs[i] = unsendable{errors.New("no nexthop group")}
 		}
 	}
-	writeRoutes(ctx, m.c, ops, errs, groupOf, protocol)
+	writeRoutes(ctx, m.c, ops, errs, groupOf, protocol, ctl)
 
 	// Usage: routes moved from their old group to the new one.
 	for i, o := range ops {
@@ -460,6 +408,7 @@ func (m *nhManager) ensureObjects(targets []*target) (map[nhKey]error, int) {
 	}
 	err := m.c.exec(&b, first, func(i int, err error) {
 		objErr[objOrder[i]] = nhError("create nexthop", fmt.Sprintf("%v dev %d", objOrder[i].gw, objOrder[i].ifindex), err)
+		delete(m.gws.ifs, objOrder[i].gw) // the interface may be stale: look again
 		if errors.Is(err, unix.EEXIST) {
 			m.taken[needObj[objOrder[i]]] = true // someone else's id
 		}
@@ -525,6 +474,7 @@ func (m *nhManager) writeGroups(gws []groupWrite, objErr map[nhKey]error) (map[u
 			// of a device that goes down or loses carrier without a
 			// notification, so only a dump can tell.
 			grpErr[sent[i].id] = fmt.Errorf("%w (%w)", grpErr[sent[i].id], errStaleView)
+			m.gws.forget()
 		}
 	})
 	for _, g := range sent {
@@ -569,7 +519,7 @@ func (m *nhManager) moveGroups(ctx context.Context, moves []groupMove) (done []u
 	if ctx.Err() != nil || !m.synced {
 		return nil, 0
 	}
-	res := resolver{c: m.c}
+	res := resolver{m: m}
 	var gws []groupWrite
 	var targets []*target
 	for _, mv := range moves {

@@ -47,7 +47,7 @@ import (
 // no desired route wants gw any more. Call Apply right after it. It does
 // nothing without nexthop groups or for an invalid address.
 func (t *Table) NextHopDown(gw netip.Addr) {
-	if t.nh == nil || !gw.IsValid() {
+	if !t.dp.hasGroups() || !gw.IsValid() {
 		return
 	}
 	gw = gw.Unmap()
@@ -108,7 +108,7 @@ func (t *Table) DownNextHops() []netip.Addr {
 func (t *Table) applyDown(ctx context.Context) {
 	gws := t.downQueued
 	t.downQueued = nil
-	rewritten, writes := t.nh.dropGateways(ctx, gws)
+	rewritten, writes := t.dp.dropGateways(ctx, gws)
 	t.stats.Nexthops += uint64(writes)
 	t.log.Info("fib: next hops down; groups rewritten without them", "gateways", gws, "groups", len(rewritten))
 	// A key whose effective wish changed either wants a gateway that is

@@ -150,19 +150,19 @@ func (m *nhManager) markForeignMember(id uint32) {
 // list is the dataplane's list: it dumps nexthops and the routes of all
 // tables (every route that uses a nexthop id counts towards usage) and
 // returns the routes of table marked with the protocol.
-func (m *nhManager) list(ctx context.Context, table, protocol int) ([]Route, error) {
+func (m *nhManager) list(ctx context.Context, table, protocol int, sink *foreignSink) ([]Route, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	m.foreignIn = nil
+	m.gws.forget() // a resync looks at everything afresh
 	if err := m.dumpNexthops(); err != nil {
 		return nil, err
 	}
 	var out []Route
 	var err error
-	sink := sinkFrom(ctx) // other owners' routes of table, for resolve.go
 	for range maxDumpAttempts {
 		out = out[:0]
 		if sink != nil {

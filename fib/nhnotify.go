@@ -19,6 +19,8 @@ type nhNotice struct {
 // must resync. A group whose members changed behind switchd's back counts:
 // its routes forward differently from what the table believes, and
 // InSync must not say true until a dump has shown it.
+func (m *nhManager) hasGroups() bool { return true }
+
 func (m *nhManager) nexthopChanged(deleted bool, id uint32, n *nhNotice) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()

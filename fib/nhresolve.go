@@ -9,30 +9,71 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// resolver finds the interface of a gateway, as `ip route get` does.
-type resolver struct {
-	c    *rtnl
-	done map[netip.Addr]resolved
+// Gateway interfaces. A nexthop object needs its interface (NHA_OIF), so
+// a gateway given without one is looked up as `ip route get` does: one
+// RTM_GETROUTE round trip. A lookup that succeeded is cached in the
+// manager (gwCache) until something may have changed the answer: a route
+// change switchd did not make (the Kernel's Monitor counts them in
+// routeGen), a dump (resync), or a write that failed over the gateway. A
+// failed lookup is remembered for one write only (resolver), so a
+// gateway that becomes reachable is found by the next retry.
+//
+// Without a Monitor on the Kernel a cached answer lives until the next
+// resync or failed write: a gateway that moves to another link while its
+// old one stays up is followed late.
+
+// gwCache holds the interfaces of gateways the kernel resolved.
+type gwCache struct {
+	gen     uint64 // routeGen when ifs was last valid
+	ifs     map[netip.Addr]int
+	lookups uint64 // round trips sent (tests, benchmarks)
 }
 
-type resolved struct {
-	ifindex int
-	err     error
+// forget drops every cached answer (after a dump, or a stale view).
+func (c *gwCache) forget() { clear(c.ifs) }
+
+// resolver resolves gateways for one write: through the manager's cache,
+// else a lookup; failures are remembered until the write is done.
+type resolver struct {
+	m      *nhManager
+	failed map[netip.Addr]error
 }
 
 func (r *resolver) ifindex(gw netip.Addr) (int, error) {
-	if x, ok := r.done[gw]; ok {
-		return x.ifindex, x.err
+	m := r.m
+	c := &m.gws
+	if m.routeGen != nil {
+		if g := m.routeGen.Load(); g != c.gen {
+			c.forget()
+			c.gen = g
+		}
 	}
-	ifindex, err := r.lookup(gw)
-	if r.done == nil {
-		r.done = make(map[netip.Addr]resolved)
+	if ifindex, ok := c.ifs[gw]; ok {
+		return ifindex, nil
 	}
-	r.done[gw] = resolved{ifindex, err}
-	return ifindex, err
+	if err, ok := r.failed[gw]; ok {
+		return 0, err
+	}
+	c.lookups++
+	ifindex, err := (&rawResolver{c: m.c}).lookup(gw)
+	if err != nil {
+		if r.failed == nil {
+			r.failed = make(map[netip.Addr]error)
+		}
+		r.failed[gw] = err
+		return 0, err
+	}
+	if c.ifs == nil {
+		c.ifs = make(map[netip.Addr]int)
+	}
+	c.ifs[gw] = ifindex
+	return ifindex, nil
 }
 
-func (r *resolver) lookup(gw netip.Addr) (int, error) {
+// rawResolver asks the kernel.
+type rawResolver struct{ c *rtnl }
+
+func (r *rawResolver) lookup(gw netip.Addr) (int, error) {
 	var b msgBuf
 	seq := r.c.nextSeq(1)
 	b.begin(unix.RTM_GETROUTE, 0, seq)

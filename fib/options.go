@@ -61,12 +61,6 @@ func WithSerialWriter() Opt {
 	return func(t *Table) { t.serial = true }
 }
 
-// WithNetNS names the namespace (an open fd, which NewTable does not keep)
-// instead of taking it from the handle.
-func WithNetNS(fd int) Opt {
-	return func(t *Table) { t.nsfd = fd }
-}
-
 // WithBatchSize bounds the route writes handed to the kernel writer at once
 // (default 65536); between batches Apply checks its interrupt (WithInterrupt).
 func WithBatchSize(n int) Opt {

@@ -8,8 +8,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/vishvananda/netlink"
 )
 
 // ipNexthop is one nexthop of `ip -j nexthop show`.
@@ -132,12 +130,7 @@ func TestPrivilegedResilientGroups(t *testing.T) {
 
 	// A restarted switchd with the same option adopts everything.
 	tb.Close()
-	h, err := netlink.NewHandleAt(tp.r.NsHandle())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
-	second := NewTable(h, MainTable, opt)
+	second := openKernel(t, tp.r).NewTable(MainTable, opt)
 	t.Cleanup(second.Close)
 	mustSet(t, second, rs...)
 	mustSet(t, second, single)
@@ -274,11 +267,6 @@ func TestPrivilegedResilientGroupsOptionSwitch(t *testing.T) {
 	const n = 50
 	tp := newTopo(t, "resilsw")
 	rs := manySet(n, gw4a, gw4b)
-	h, err := netlink.NewHandleAt(tp.r.NsHandle())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
 	for _, c := range []struct {
 		name    string
 		opts    []Opt
@@ -290,7 +278,8 @@ func TestPrivilegedResilientGroupsOptionSwitch(t *testing.T) {
 		{"other idle timer", []Opt{WithResilientGroups(32, 2*time.Second)}, 32},
 		{"off again", nil, 0},
 	} {
-		tb := NewTable(h, MainTable, c.opts...)
+		k := openKernel(t, tp.r) // a restarted switchd
+		tb := k.NewTable(MainTable, c.opts...)
 		mustSet(t, tb, rs...)
 		mustApply(t, tb)
 		nh := routeNexthop(t, tp, "16.0.0.0/24")
@@ -315,6 +304,7 @@ func TestPrivilegedResilientGroupsOptionSwitch(t *testing.T) {
 			t.Errorf("%s: second Apply wrote %d times, want 0", c.name, d)
 		}
 		tb.Close()
+		k.Close()
 	}
 }
 

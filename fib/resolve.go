@@ -2,7 +2,6 @@ package fib
 
 import (
 	"cmp"
-	"context"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -523,22 +522,15 @@ type foreignSink struct {
 	routes []Route
 }
 
-type foreignSinkKey struct{}
-
-// sinkFrom returns the sink a resync asked for, nil if none.
-func sinkFrom(ctx context.Context) *foreignSink {
-	s, _ := ctx.Value(foreignSinkKey{}).(*foreignSink)
-	return s
-}
-
-// withForeignSink arms a resync's dump to collect foreign routes; the
-// function it returns takes them in once the dump succeeded.
-func (t *Table) withForeignSink(ctx context.Context) (context.Context, func()) {
+// foreignSink arms a resync's dump to collect foreign routes; the
+// function it returns takes them in once the dump succeeded. Both are
+// no-ops without resolution.
+func (t *Table) foreignSink() (*foreignSink, func()) {
 	if t.rs == nil {
-		return ctx, func() {}
+		return nil, func() {}
 	}
 	s := &foreignSink{table: t.table}
-	return context.WithValue(ctx, foreignSinkKey{}, s), func() { t.tookForeign(s) }
+	return s, func() { t.tookForeign(s) }
 }
 
 // tookForeign replaces the foreign routes with a dump's and re-resolves

@@ -19,7 +19,7 @@ func BenchmarkResolutionCommonCase(b *testing.B) {
 		}
 		name := fmt.Sprintf("resolution=%v", on)
 		b.Run(name+"/set-delete-10k", func(b *testing.B) {
-			tb := NewTable(tp.r.Handle(), MainTable, opts...)
+			tb := openKernel(b, tp.r).NewTable(MainTable, opts...)
 			defer tb.Close()
 			mustApply(b, tb) // the first resync: resolution ready
 			for b.Loop() {
@@ -33,7 +33,7 @@ func BenchmarkResolutionCommonCase(b *testing.B) {
 			}
 		})
 		b.Run(name+"/install-10k", func(b *testing.B) {
-			tb := NewTable(tp.r.Handle(), MainTable, opts...)
+			tb := openKernel(b, tp.r).NewTable(MainTable, opts...)
 			defer tb.Close()
 			for b.Loop() {
 				b.StopTimer()

@@ -140,7 +140,8 @@ func testRecursiveFollows(t *testing.T, mode string) {
 func TestPrivilegedRecursiveNextHopViaForeignRoute(t *testing.T) {
 	tp := newTopo(t, "recfor")
 	ctx := context.Background()
-	m, err := NewMonitor(tp.r.NsHandle(), MainTable, WithNextHopResolution())
+	k := openKernel(t, tp.r)
+	m, err := k.NewMonitor(MainTable, WithNextHopResolution())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,7 +153,7 @@ func TestPrivilegedRecursiveNextHopViaForeignRoute(t *testing.T) {
 		}
 	}
 	run("ip", "route", "add", "10.255.0.0/24", "via", "192.0.2.1", "proto", "static")
-	tb := newModeTable(t, tp, ModeNexthopGroups, WithNextHopResolution())
+	tb := newKernelTable(t, k, MainTable, ModeNexthopGroups, WithNextHopResolution())
 	p := route("198.51.100.0/24", 20, lo4a)
 	mustSet(t, tb, p)
 	mustApply(t, tb)

@@ -4,14 +4,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"maps"
-	"reflect"
 	"runtime"
-	"sync"
-	"sync/atomic"
 	"syscall"
 
-	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
@@ -34,9 +29,9 @@ type rtnl struct {
 	fd  int
 	seq uint32
 	rx  []byte
-	// own is set for a writer registered with registerWriter: its port
-	// id, by which a Monitor tells the echoes of switchd's own writes.
-	own nsPort
+	// port is set for a socket in its Kernel's writer set: its port id,
+	// by which a Monitor tells the echoes of switchd's own writes.
+	port uint32
 }
 
 // Bounds of one sendmsg. The kernel refuses a message larger than the
@@ -76,114 +71,10 @@ func dialRTNL(nsfd int) (*rtnl, error) {
 }
 
 func (c *rtnl) close() {
-	if c.own.pid != 0 {
-		unregisterWriter(c.own)
-		c.own = nsPort{}
-	}
 	if c.fd >= 0 {
 		unix.Close(c.fd)
 		c.fd = -1
 	}
-}
-
-// nsID identifies a network namespace (its nsfs inode).
-type nsID struct{ dev, ino uint64 }
-
-// netnsID identifies the namespace nsfd (-1: the calling thread's).
-func netnsID(nsfd int) (nsID, error) {
-	var st unix.Stat_t
-	var err error
-	if nsfd >= 0 {
-		err = unix.Fstat(nsfd, &st)
-	} else {
-		err = unix.Stat("/proc/thread-self/ns/net", &st)
-	}
-	if err != nil {
-		return nsID{}, fmt.Errorf("identify netns: %w", err)
-	}
-	return nsID{dev: st.Dev, ino: st.Ino}, nil
-}
-
-// nsPort is a netlink port id in a namespace: port ids are only unique
-// per namespace.
-type nsPort struct {
-	ns  nsID
-	pid uint32
-}
-
-// writers holds the port ids of switchd's write sockets. The kernel stamps
-// a notification with the port id of the socket whose request caused it,
-// so a Monitor drops the echoes of switchd's own writes by that stamp,
-// before decoding them (a bulk install echoes every route). The set is
-// replaced, never changed, so readers need no lock.
-var writers struct {
-	mu  sync.Mutex // serializes replacements of set; guards monitors
-	set atomic.Pointer[map[nsPort]bool]
-	// monitors get their kernel filter updated when the set changes.
-	monitors map[*Monitor]bool
-}
-
-// registerWriter marks c's notifications as switchd's own.
-func registerWriter(c *rtnl, nsfd int) error {
-	ns, err := netnsID(nsfd)
-	if err != nil {
-		return err
-	}
-	sa, err := unix.Getsockname(c.fd)
-	if err != nil {
-		return fmt.Errorf("rtnetlink port id: %w", err)
-	}
-	nl, ok := sa.(*unix.SockaddrNetlink)
-	if !ok || nl.Pid == 0 {
-		return errors.New("rtnetlink port id: not bound")
-	}
-	c.own = nsPort{ns: ns, pid: nl.Pid}
-	writers.mu.Lock()
-	defer writers.mu.Unlock()
-	next := make(map[nsPort]bool)
-	if cur := writers.set.Load(); cur != nil {
-		maps.Copy(next, *cur)
-	}
-	next[c.own] = true
-	writers.set.Store(&next)
-	refilterLocked(ns)
-	return nil
-}
-
-func unregisterWriter(p nsPort) {
-	writers.mu.Lock()
-	defer writers.mu.Unlock()
-	cur := writers.set.Load()
-	if cur == nil {
-		return
-	}
-	next := maps.Clone(*cur)
-	delete(next, p)
-	writers.set.Store(&next)
-	refilterLocked(p.ns)
-}
-
-// refilterLocked updates the kernel filter of the monitors of namespace
-// ns to the current writers. Call with writers.mu held.
-func refilterLocked(ns nsID) {
-	for m := range writers.monitors {
-		if m.nsID == ns {
-			m.attachFilter()
-		}
-	}
-}
-
-// writerPorts lists the port ids of switchd's writers in ns.
-func writerPorts(ns nsID) []uint32 {
-	var out []uint32
-	if set := writers.set.Load(); set != nil {
-		for p := range *set {
-			if p.ns == ns {
-				out = append(out, p.pid)
-			}
-		}
-	}
-	return out
 }
 
 // ownWritesFilter is a classic BPF program for a notification socket that
@@ -206,16 +97,6 @@ func ownWritesFilter(pids []uint32) []unix.SockFilter {
 		unix.SockFilter{Code: unix.BPF_RET | unix.BPF_K, K: 0xffffffff}, // keep all of it
 		unix.SockFilter{Code: unix.BPF_RET | unix.BPF_K, K: 0})          // drop
 	return prog
-}
-
-// ownWrite reports whether a notification stamped with port id pid in ns
-// was caused by one of switchd's writers.
-func ownWrite(ns nsID, pid uint32) bool {
-	if pid == 0 {
-		return false // the kernel's own change (link down, ...)
-	}
-	set := writers.set.Load()
-	return set != nil && (*set)[nsPort{ns, pid}]
 }
 
 // socketAt creates the socket on a locked thread moved into nsfd and back.
@@ -244,38 +125,6 @@ func socketAt(nsfd int) (int, error) {
 		return -1, fmt.Errorf("return to original netns: %w", serr)
 	}
 	return fd, err
-}
-
-// handleNetNS returns a new fd for the namespace a vishvananda handle's
-// route socket lives in (SIOCGSKNS on that socket), or -1 for a handle that
-// has no socket yet (the zero Handle works in the caller's namespace). The
-// socket is private to the handle, so it is read by reflection; the layout
-// is that of vishvananda/netlink v1.3 (Handle.sockets[proto].Socket.fd).
-func handleNetNS(h *netlink.Handle) (int, error) {
-	if h == nil {
-		return -1, nil
-	}
-	socks := reflect.ValueOf(h).Elem().FieldByName("sockets")
-	if !socks.IsValid() || socks.Kind() != reflect.Map || socks.Len() == 0 {
-		return -1, nil
-	}
-	sh := socks.MapIndex(reflect.ValueOf(unix.NETLINK_ROUTE))
-	if !sh.IsValid() || sh.IsNil() {
-		return -1, nil
-	}
-	sock := sh.Elem().FieldByName("Socket")
-	if !sock.IsValid() || sock.IsNil() {
-		return -1, nil
-	}
-	fdv := sock.Elem().FieldByName("fd")
-	if !fdv.IsValid() || !fdv.CanInt() {
-		return -1, errors.New("netlink handle: unknown socket layout")
-	}
-	nsfd, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(fdv.Int()), unix.SIOCGSKNS, 0)
-	if errno != 0 {
-		return -1, fmt.Errorf("netns of netlink handle: %w", errno)
-	}
-	return int(nsfd), nil
 }
 
 // kernelError is a netlink error answer: the errno and the kernel's

@@ -44,7 +44,7 @@ func relearned(i, n int) []Route {
 func TestSweepHoldKeepsStaleOutOfPlan(t *testing.T) {
 	const n = 100000
 	fake := &fakeDataplane{kernel: adopted(n)}
-	tb := NewTable(nil, MainTable, withDataplane(fake), WithSweepHold())
+	tb := newTable(MainTable, withDataplane(fake), WithSweepHold())
 	applyHeld(t, tb) // the start-up dump adopts them
 	if tb.Stale() != n || tb.Pending() != n || tb.InSync() || len(fake.ops) != 0 {
 		t.Fatalf("after adopting: stale %d pending %d in sync %v ops %d, want %d stale and pending, not in sync, no write",
@@ -81,7 +81,7 @@ func TestSweepHoldKeepsStaleOutOfPlan(t *testing.T) {
 func BenchmarkApplyWhileRelearning(b *testing.B) {
 	const n, batch = 100000, 1000
 	fake := &fakeDataplane{kernel: adopted(n)}
-	tb := NewTable(nil, MainTable, withDataplane(fake), WithSweepHold())
+	tb := newTable(MainTable, withDataplane(fake), WithSweepHold())
 	applyHeld(b, tb)
 	i := 0
 	for b.Loop() {

@@ -5,12 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"net/netip"
 	"slices"
 	"time"
 
-	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
 
@@ -87,15 +85,13 @@ type Table struct {
 	lastResync     time.Time
 	stats          Stats
 
-	// Kernel writer set-up (NewTable).
+	// Kernel writer set-up (Kernel.NewTable).
 	mode        string
 	noNexthops  bool
 	serial      bool
-	nsfd        int  // WithNetNS; -1: the handle's namespace
 	resAsk      bool // WithResilientGroups
 	resBuckets  uint16
 	resIdle     time.Duration
-	nh          *nhManager
 	closers     []func()
 	batchSize   int
 	interrupt   func() bool
@@ -144,16 +140,11 @@ type routeFailure struct {
 	next     time.Time
 }
 
-// NewTable returns a Table for kernel table table (MainTable for 0) reached
-// through h, e.g. a handle from netlink.NewHandleAt for a namespace. A nil h
-// means the calling thread's namespace. The first Apply dumps the table
-// before it writes anything, so a restarted switchd adopts its routes.
-func NewTable(h *netlink.Handle, table int, opts ...Opt) *Table {
+// newTable makes a Table without a dataplane (Kernel.NewTable gives it
+// one; tests give a fake with withDataplane).
+func newTable(table int, opts ...Opt) *Table {
 	if table == 0 {
 		table = MainTable
-	}
-	if h == nil {
-		h = &netlink.Handle{}
 	}
 	t := &Table{
 		table:        table,
@@ -167,8 +158,7 @@ func NewTable(h *netlink.Handle, table int, opts ...Opt) *Table {
 		setByID:      make(map[uint32]*nhSet),
 		conflict:     make(map[rkey]struct{}),
 		resyncQueued: true,
-		nsfd:         -1,
-		batchSize:    65536,
+		batchSize:    defaultBatchSize,
 		backoffBase:  100 * time.Millisecond,
 		backoffMax:   30 * time.Second,
 		stale:        make(map[rkey]struct{}),
@@ -177,71 +167,16 @@ func NewTable(h *netlink.Handle, table int, opts ...Opt) *Table {
 	for _, o := range opts {
 		o(t)
 	}
-	if t.dp == nil {
-		t.initDataplane(h)
-	} else {
-		t.mode = "test"
-	}
-	if t.rs != nil && t.mode != ModeNexthopGroups && t.mode != ModeMultipath {
-		t.log.Warn("fib: next-hop resolution needs a writer that dumps whole tables; off", "mode", t.mode)
-		t.rs = nil
-	}
 	return t
 }
 
-// Kernel writer modes (Mode).
-const (
-	ModeNexthopGroups = "nexthop-groups" // routes use shared nexthop groups
-	ModeMultipath     = "multipath"      // next hops inline, pipelined
-	ModeSerial        = "serial"         // next hops inline, one request at a time
-)
-
-func (t *Table) initDataplane(h *netlink.Handle) {
-	t.mode = ModeSerial
-	t.dp = netlinkDataplane{h: h}
-	if t.serial {
-		return
+// checkResolution turns next-hop resolution off for a writer that cannot
+// feed it.
+func (t *Table) checkResolution() {
+	if t.rs != nil && t.mode != ModeNexthopGroups && t.mode != ModeMultipath && t.mode != "test" {
+		t.log.Warn("fib: next-hop resolution needs a writer that dumps whole tables; off", "mode", t.mode)
+		t.rs = nil
 	}
-	nsfd := t.nsfd
-	if nsfd < 0 {
-		fd, err := handleNetNS(h)
-		if err != nil {
-			t.log.Warn("fib: namespace of netlink handle unknown; serial writer", "err", err)
-			return
-		}
-		if fd >= 0 {
-			defer unix.Close(fd)
-		}
-		nsfd = fd
-	}
-	if !t.noNexthops {
-		var res resCfg
-		if t.resAsk {
-			if t.resBuckets == 0 || t.resIdle < 0 || t.resIdle/(time.Second/userHZ) > math.MaxUint32 {
-				t.log.Warn("fib: WithResilientGroups needs at least one bucket and an idle timer from 0 to 497 days; ordinary groups",
-					"buckets", t.resBuckets, "idle_timer", t.resIdle)
-			} else {
-				res = resConfig(t.resBuckets, t.resIdle)
-			}
-		}
-		m, err := acquireManager(nsfd, t.protocol, res, t.log)
-		if err == nil {
-			t.dp, t.nh, t.mode = m, m, ModeNexthopGroups
-			t.closers = append(t.closers, m.release)
-			return
-		}
-		t.log.Info("fib: no nexthop objects; next hops inline in routes", "err", err)
-	}
-	c, err := dialRTNL(nsfd)
-	if err != nil {
-		t.log.Warn("fib: pipelined writer unavailable; serial writer", "err", err)
-		return
-	}
-	if err := registerWriter(c, nsfd); err != nil {
-		t.log.Warn("fib: echoes of own writes will reach the monitor", "err", err)
-	}
-	t.dp, t.mode = multipathDataplane{c: c}, ModeMultipath
-	t.closers = append(t.closers, c.close)
 }
 
 // Mode says how this Table writes next hops (ModeNexthopGroups, ...).
@@ -405,7 +340,7 @@ func (t *Table) OnRouteEvent(ev RouteEvent) {
 		return
 	}
 	if ev.nexthop != 0 {
-		if t.nh != nil && t.nh.nexthopChanged(ev.Deleted, ev.nexthop, ev.nh) {
+		if t.dp.nexthopChanged(ev.Deleted, ev.nexthop, ev.nh) {
 			t.QueueResync()
 		}
 		return
@@ -463,8 +398,7 @@ func (t *Table) Apply(ctx context.Context) error {
 	// One write call sees the whole plan, so that it can tell when all
 	// users of a group move together; it cuts the route writes into
 	// batches itself and asks t.interrupt between them (batchControl).
-	wctx := context.WithValue(ctx, batchControlKey{}, batchControl{size: t.batchSize, interrupt: t.interrupt})
-	results, nhWrites := t.dp.write(wctx, ops, t.protocol)
+	results, nhWrites := t.dp.write(ctx, ops, t.protocol, batchControl{size: t.batchSize, interrupt: t.interrupt})
 	t.stats.Nexthops += uint64(nhWrites)
 	for i, o := range ops {
 		var ns notSent
@@ -608,8 +542,8 @@ func (t *Table) plan(now time.Time) (ops []op, deferred int) {
 }
 
 func (t *Table) resync(ctx context.Context) error {
-	ctx, tookForeign := t.withForeignSink(ctx)
-	rs, err := t.dp.list(ctx, t.table, t.protocol)
+	sink, tookForeign := t.foreignSink()
+	rs, err := t.dp.list(ctx, t.table, t.protocol, sink)
 	if err != nil {
 		return fmt.Errorf("resync table %d: %w", t.table, err)
 	}
@@ -733,7 +667,7 @@ func (t *Table) unmove(mv moveKey) {
 // routes' own bookkeeping follows in plan and write, which find their
 // groups already right and write nothing for them.
 func (t *Table) moveGroups(ctx context.Context) {
-	if t.nh == nil || len(t.moves) == 0 {
+	if !t.dp.hasGroups() || len(t.moves) == 0 {
 		return
 	}
 	var mvs []groupMove
@@ -744,6 +678,6 @@ func (t *Table) moveGroups(ctx context.Context) {
 		}
 		mvs = append(mvs, groupMove{g: mv.g, fam: s.fam, nhs: s.eff, users: n})
 	}
-	_, writes := t.nh.moveGroups(ctx, mvs)
+	_, writes := t.dp.moveGroups(ctx, mvs)
 	t.stats.Nexthops += uint64(writes)
 }

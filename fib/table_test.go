@@ -167,7 +167,7 @@ func gateways(r ipRoute) []string {
 
 func TestPrivilegedApplyInstallsRoutes(t *testing.T) {
 	tp := newTopo(t, "install")
-	tb := NewTable(tp.r.Handle(), MainTable)
+	tb := openKernel(t, tp.r).NewTable(MainTable)
 	want := []Route{
 		route("198.51.100.0/24", 0, gw4a),
 		route("203.0.113.0/24", 20, gw4a, gw4b),
@@ -282,7 +282,7 @@ func TestPrivilegedApplyInstallsRoutes(t *testing.T) {
 
 func TestPrivilegedSecondApplyWritesNothing(t *testing.T) {
 	tp := newTopo(t, "noop")
-	tb := NewTable(tp.r.Handle(), MainTable)
+	tb := openKernel(t, tp.r).NewTable(MainTable)
 	rs := []Route{route("198.51.100.0/24", 0, gw4a, gw4b), route("2001:db8:200::/48", 0, gw6b, gw6a)}
 	mustSet(t, tb, rs...)
 	mustApply(t, tb)
@@ -305,7 +305,7 @@ func TestPrivilegedSecondApplyWritesNothing(t *testing.T) {
 func TestPrivilegedDeleteRouteSparesForeignRoutes(t *testing.T) {
 	tp := newTopo(t, "foreign")
 	ctx := context.Background()
-	tb := NewTable(tp.r.Handle(), MainTable)
+	tb := openKernel(t, tp.r).NewTable(MainTable)
 	mustSet(t, tb, route("198.51.100.0/24", 10, gw4a), route("2001:db8:100::/48", 10, gw6a))
 	mustApply(t, tb)
 	// Same prefixes, other protocol and metric: someone else's routes.
@@ -361,7 +361,7 @@ func TestPrivilegedForeignRouteAtSameKeyIsNotReplaced(t *testing.T) {
 		t.Fatal(err)
 	}
 	// No backoff: the test retries at once.
-	tb := NewTable(tp.r.Handle(), MainTable, WithBackoff(0, 0))
+	tb := openKernel(t, tp.r).NewTable(MainTable, WithBackoff(0, 0))
 	r := route("198.51.100.0/24", 10, gw4a)
 	mustSet(t, tb, r)
 	// The first failure queues a resync; the second knows the key is not ours.
@@ -394,7 +394,7 @@ func TestPrivilegedForeignRouteAtSameKeyIsNotReplaced(t *testing.T) {
 func TestPrivilegedResyncRestoresDeletedRoute(t *testing.T) {
 	tp := newTopo(t, "restore")
 	ctx := context.Background()
-	tb := NewTable(tp.r.Handle(), MainTable)
+	tb := openKernel(t, tp.r).NewTable(MainTable)
 	mustSet(t, tb, route("198.51.100.0/24", 0, gw4a, gw4b), route("2001:db8:100::/48", 0, gw6a, gw6b))
 	mustApply(t, tb)
 	for _, argv := range [][]string{
@@ -430,7 +430,7 @@ func TestPrivilegedUnreachableGatewayStaysPending(t *testing.T) {
 	tp := newTopo(t, "pending")
 	ctx := context.Background()
 	now := time.Now()
-	tb := NewTable(tp.r.Handle(), MainTable, withClock(func() time.Time { return now }))
+	tb := openKernel(t, tp.r).NewTable(MainTable, withClock(func() time.Time { return now }))
 	ok := route("198.51.100.0/24", 0, gw4a)
 	far4 := route("203.0.113.0/24", 0, netip.MustParseAddr("100.64.0.1"))
 	far6 := route("2001:db8:300::/48", 0, netip.MustParseAddr("2001:db8:ff::1"))
@@ -556,8 +556,15 @@ func testChangeNextHops(t *testing.T, mode string) {
 	}
 }
 
-// newModeTable is a Table on tp's router writing in the given mode.
+// newModeTable is a Table on tp's router writing in the given mode, on a
+// Kernel of its own.
 func newModeTable(t testing.TB, tp *topo, mode string, opts ...Opt) *Table {
+	t.Helper()
+	return newKernelTable(t, openKernel(t, tp.r), MainTable, mode, opts...)
+}
+
+// newKernelTable is a Table of k writing in the given mode.
+func newKernelTable(t testing.TB, k *Kernel, table int, mode string, opts ...Opt) *Table {
 	t.Helper()
 	switch mode {
 	case ModeMultipath:
@@ -565,12 +572,24 @@ func newModeTable(t testing.TB, tp *topo, mode string, opts ...Opt) *Table {
 	case ModeSerial:
 		opts = append(opts, WithSerialWriter())
 	}
-	tb := NewTable(tp.r.Handle(), MainTable, opts...)
+	tb := k.NewTable(table, opts...)
 	t.Cleanup(tb.Close)
 	if tb.Mode() != mode {
 		t.Fatalf("table mode %q, want %q", tb.Mode(), mode)
 	}
 	return tb
+}
+
+// openKernel opens a Kernel on n, closed when the test ends (after the
+// Tables and Monitors made from it, whose cleanups run first).
+func openKernel(t testing.TB, n *ns.NS, opts ...Opt) *Kernel {
+	t.Helper()
+	k, err := Open(n.NsHandle(), opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(k.Close)
+	return k
 }
 
 func TestPrivilegedNewTableAdoptsRoutes(t *testing.T) {
@@ -581,17 +600,13 @@ func TestPrivilegedNewTableAdoptsRoutes(t *testing.T) {
 		route("2001:db8:200::/48", 0, gw6b),
 		{Key: RouteKey{Dst: netip.MustParsePrefix("10.99.0.0/16")}, Type: Blackhole},
 	}
-	first := NewTable(tp.r.Handle(), MainTable)
+	first := openKernel(t, tp.r).NewTable(MainTable)
 	mustSet(t, first, rs...)
 	mustApply(t, first)
 
-	// A restarted switchd: new Table, same namespace, same desired routes.
-	h, err := netlink.NewHandleAt(tp.r.NsHandle())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
-	second := NewTable(h, MainTable)
+	// A restarted switchd: new Kernel and Table, same namespace, same
+	// desired routes.
+	second := openKernel(t, tp.r).NewTable(MainTable)
 	mustSet(t, second, rs...)
 	mustApply(t, second)
 	if w := second.Stats().Writes(); w != 0 {
@@ -601,7 +616,7 @@ func TestPrivilegedNewTableAdoptsRoutes(t *testing.T) {
 		t.Errorf("restarted table adopted %d routes, want %d: %v", n, len(rs), second.KernelRoutes())
 	}
 	// One route fewer: exactly that one is swept.
-	third := NewTable(h, MainTable)
+	third := openKernel(t, tp.r).NewTable(MainTable)
 	mustSet(t, third, rs[:3]...)
 	mustApply(t, third)
 	if s := third.Stats(); s.Writes() != 1 || s.Deletes != 1 {
@@ -614,7 +629,7 @@ func TestPrivilegedNewTableAdoptsRoutes(t *testing.T) {
 
 func TestPrivilegedIPv4RouteViaIPv6Gateway(t *testing.T) {
 	tp := newTopo(t, "via6")
-	tb := NewTable(tp.r.Handle(), MainTable)
+	tb := openKernel(t, tp.r).NewTable(MainTable)
 	single := route("198.51.100.0/24", 0, gw6a)
 	multi := route("203.0.113.0/24", 0, gw6a, gw6b)
 	ll := Route{Key: RouteKey{Dst: netip.MustParsePrefix("192.0.2.128/25")},

@@ -14,12 +14,13 @@ import (
 func TestPrivilegedTrackNextHops(t *testing.T) {
 	tp := newTopo(t, "track")
 	ctx := context.Background()
-	m, err := NewMonitor(tp.r.NsHandle(), MainTable, WithNextHopResolution())
+	k := openKernel(t, tp.r)
+	m, err := k.NewMonitor(MainTable, WithNextHopResolution())
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(m.Close)
-	tb := newModeTable(t, tp, ModeNexthopGroups, WithNextHopResolution())
+	tb := newKernelTable(t, k, MainTable, ModeNexthopGroups, WithNextHopResolution())
 	mustApply(t, tb) // the first dump: resolution knows the table
 
 	lo := lo4a

@@ -136,7 +136,12 @@ func Run(ctx context.Context, opts Options) error {
 	// in between is missed.
 	// It also reports other owners' routes: fib resolves recursive BGP
 	// next hops (iBGP, loopback peering) through them.
-	if d.monitor, err = fib.NewMonitor(netns.None(), fib.MainTable, fib.WithNextHopResolution()); err != nil {
+	fk, err := fib.Open(netns.None())
+	if err != nil {
+		return fmt.Errorf("fib: %w", err)
+	}
+	defer fk.Close()
+	if d.monitor, err = fk.NewMonitor(fib.MainTable, fib.WithNextHopResolution()); err != nil {
 		return fmt.Errorf("route monitor: %w", err)
 	}
 	defer d.monitor.Close()
@@ -161,7 +166,7 @@ func Run(ctx context.Context, opts Options) error {
 	if b := intent.Dataplane.ResilientBuckets; b > 0 {
 		fibOpts = append(fibOpts, fib.WithResilientGroups(b, resilientIdle))
 	}
-	d.table = fib.NewTable(h, fib.MainTable, fibOpts...)
+	d.table = fk.NewTable(fib.MainTable, fibOpts...)
 	defer d.table.Close()
 	d.bgpRoutes = newBGPFIB(d.speaker, d.table, opts.Logger)
 
