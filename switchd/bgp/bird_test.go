@@ -34,6 +34,9 @@ type birdSpec struct {
 	Statics4, Statics6 []netip.Prefix
 	Options            string
 	Timers             string // replaces the short default timers
+	// StaticAttrs are BIRD filter commands run on a static route (e.g.
+	// "bgp_community.add((65002,1));"), by prefix.
+	StaticAttrs map[netip.Prefix]string
 }
 
 func startBIRD(t *testing.T, statics4, statics6 []netip.Prefix) *birdPeer {
@@ -94,12 +97,19 @@ func birdConf(spec birdSpec) string {
 	var conf strings.Builder
 	fmt.Fprintf(&conf, "router id 10.99.0.2;\nprotocol device {}\n")
 	fmt.Fprintf(&conf, "protocol static s4 { ipv4;\n")
-	for _, p := range spec.Statics4 {
+	route := func(p netip.Prefix) {
+		if a, ok := spec.StaticAttrs[p]; ok {
+			fmt.Fprintf(&conf, "  route %v blackhole { %s };\n", p, a)
+			return
+		}
 		fmt.Fprintf(&conf, "  route %v blackhole;\n", p)
+	}
+	for _, p := range spec.Statics4 {
+		route(p)
 	}
 	fmt.Fprintf(&conf, "}\nprotocol static s6 { ipv6;\n")
 	for _, p := range spec.Statics6 {
-		fmt.Fprintf(&conf, "  route %v blackhole;\n", p)
+		route(p)
 	}
 	fmt.Fprintf(&conf, "}\n")
 	// Short timers; connect delay 1 s instead of BIRD's 5.
@@ -131,6 +141,17 @@ func (b *birdPeer) start(t *testing.T, conf string) {
 	// bird daemonizes; its PID is in the pid file.
 	if out, err := b.ns.Run(t.Context(), "bird", "-c", b.path("bird.conf"), "-s", b.path("bird.ctl"), "-P", b.path("bird.pid")); err != nil {
 		t.Fatalf("start bird: %v\n%s", err, out)
+	}
+}
+
+// reconfigure makes BIRD run with conf, as "birdc configure" does.
+func (b *birdPeer) reconfigure(t *testing.T, conf string) {
+	t.Helper()
+	if err := os.WriteFile(b.path("bird.conf"), []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out := b.birdc(t, "configure"); !strings.Contains(out, "Reconfigured") {
+		t.Fatalf("birdc configure:\n%s", out)
 	}
 }
 

@@ -154,6 +154,7 @@ type candidate struct {
 	local   bool // originated by this speaker
 	nextHop netip.Addr
 	asPath  string // AS_PATH rendered, compared for multipath without relax
+	comm    string // community attributes as received (pathDecoder), "" for none
 }
 
 // pathFromAPI decodes a path of the IPv4/IPv6 unicast table. ok is false
@@ -170,6 +171,9 @@ var (
 	urlNextHop         = typeURL(&api.NextHopAttribute{})
 	urlMpReach         = typeURL(&api.MpReachNLRIAttribute{})
 	urlAsPath          = typeURL(&api.AsPathAttribute{})
+	urlCommunities     = typeURL(&api.CommunitiesAttribute{})
+	urlLargeComm       = typeURL(&api.LargeCommunitiesAttribute{})
+	urlExtComm         = typeURL(&api.ExtendedCommunitiesAttribute{})
 )
 
 func typeURL(m proto.Message) string {
@@ -192,10 +196,14 @@ const (
 // marshalled every attribute of every path for its watch, and unmarshalling
 // them all again (anypb.UnmarshalNew) was most of this adapter's CPU time
 // and garbage. The AS_PATH is compared only for equality, so its encoding
-// is kept as it is; equal ones in a row share one string. A pathDecoder is
-// used by one goroutine.
+// is kept as it is; equal ones in a row share one string. So are the
+// community attributes, concatenated (commKind tags each), which the route
+// table decodes once per distinct list when it interns them. A
+// pathDecoder is used by one goroutine.
 type pathDecoder struct {
 	lastASPath string
+	lastComm   string
+	commBuf    []byte
 }
 
 func (d *pathDecoder) decode(p *api.Path) (prefix netip.Prefix, c candidate, withdraw bool, ok bool, err error) {
@@ -212,6 +220,7 @@ func (d *pathDecoder) decode(p *api.Path) (prefix netip.Prefix, c candidate, wit
 	// nil net.IP as "<nil>".
 	_, serr := netip.ParseAddr(p.NeighborIp)
 	c.local = serr != nil
+	comm := d.commBuf[:0]
 	for _, a := range p.Pattrs {
 		switch a.TypeUrl {
 		case urlNextHop:
@@ -228,8 +237,19 @@ func (d *pathDecoder) decode(p *api.Path) (prefix netip.Prefix, c candidate, wit
 				d.lastASPath = string(a.Value)
 			}
 			c.asPath = d.lastASPath
+		case urlCommunities:
+			comm = appendCommKey(comm, commStandard, a.Value)
+		case urlLargeComm:
+			comm = appendCommKey(comm, commLarge, a.Value)
+		case urlExtComm:
+			comm = appendCommKey(comm, commExtended, a.Value)
 		}
 	}
+	if string(comm) != d.lastComm {
+		d.lastComm = string(comm)
+	}
+	d.commBuf = comm
+	c.comm = d.lastComm
 	c.nextHop = c.nextHop.Unmap()
 	return prefix, c, p.IsWithdraw, true, nil
 }

@@ -45,6 +45,9 @@ func (s *Speaker) Neighbors(ctx context.Context) ([]NeighborState, error) {
 			down = dt.AsTime()
 		}
 		ns.LastError = s.lastErrorText(ns, conf[ns.Address], down, now)
+		if fs, ok := s.nbrs.get(ns.Address); ok {
+			ns.EstablishedTransitions, ns.LastEstablished = fs.EstablishedTransitions, fs.LastEstablished
+		}
 		out = append(out, ns)
 	})
 	if err != nil {

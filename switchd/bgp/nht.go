@@ -32,7 +32,7 @@ func (s *Speaker) NextHops() []netip.Addr {
 	t.mu.Lock()
 	var out []netip.Addr
 	for i := range t.nhs.sets {
-		for _, a := range t.nhs.sets[i].addrs {
+		for _, a := range t.nhs.sets[i].val.addrs {
 			if !slices.Contains(out, a) {
 				out = append(out, a)
 			}

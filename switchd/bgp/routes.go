@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 
 	api "github.com/osrg/gobgp/v3/api"
@@ -59,6 +60,7 @@ type routeTable struct {
 
 	// Scratch space.
 	candBuf []candidate
+	pickBuf []candidate
 	nhBuf   []netip.Addr
 	keyBuf  []byte
 	seen    map[netip.Prefix]struct{}
@@ -276,7 +278,7 @@ func (t *routeTable) onPaths(gen uint64, ups []pathUpdate) {
 		t.markLocked(p, &e)
 		old := e &^ dirtyBit
 		if t.listedBefore(ups, i) {
-			cands = append(slices.Clone(t.cands.get(old)), cands...)
+			cands = append(slices.Clone(t.cands.cands(old)), cands...)
 		}
 		c := t.cands.intern(cands, &t.keyBuf)
 		t.cands.unref(old, &t.nhs)
@@ -315,22 +317,23 @@ func (t *routeTable) nextHopsLocked(c uint32) uint32 {
 	if c == 0 {
 		return 0
 	}
-	cs := &t.cands.sets[c]
+	cs := &t.cands.sets[c].val
 	if cs.nh != 0 {
 		return cs.nh - 1
 	}
-	nh := t.nhs.intern(t.selectLocked(cs.cands), &t.keyBuf)
+	addrs, picked := t.selectLocked(cs.cands)
+	nh := t.nhs.intern(addrs, picked, &t.keyBuf)
 	t.nhs.ref(nh)
 	cs.nh = nh + 1
 	return nh
 }
 
-func (t *routeTable) selectLocked(cands []candidate) []netip.Addr {
+func (t *routeTable) selectLocked(cands []candidate) (addrs []netip.Addr, picked []candidate) {
 	if len(cands) == 0 || cands[0].local {
 		// We originate it and GoBGP prefers local paths: not a learned route.
-		return nil
+		return nil, nil
 	}
-	nhs := t.nhBuf[:0]
+	nhs, picked := t.nhBuf[:0], t.pickBuf[:0]
 	var bestPath string
 	for _, c := range cands {
 		if c.local || !c.nextHop.IsValid() {
@@ -355,10 +358,20 @@ func (t *routeTable) selectLocked(cands []candidate) []netip.Addr {
 		if !slices.Contains(nhs, c.nextHop) {
 			nhs = append(nhs, c.nextHop)
 		}
+		picked = append(picked, c)
 	}
 	slices.SortFunc(nhs, netip.Addr.Compare)
-	t.nhBuf = nhs
-	return nhs
+	// Paths are a set, like next hops: GoBGP's order among equals and a
+	// second path with the same next hop and communities change nothing.
+	slices.SortFunc(picked, func(a, b candidate) int {
+		if c := a.nextHop.Compare(b.nextHop); c != 0 {
+			return c
+		}
+		return strings.Compare(a.comm, b.comm)
+	})
+	picked = slices.CompactFunc(picked, func(a, b candidate) bool { return a.nextHop == b.nextHop && a.comm == b.comm })
+	t.nhBuf, t.pickBuf = nhs, picked
+	return nhs, picked
 }
 
 // drainEach calls f, under the lock, for up to max (0: no limit) dirty
@@ -445,7 +458,8 @@ func (t *routeTable) settleLocked(p netip.Prefix, c, out uint32, f func(Route)) 
 	case nh == 0:
 		t.learned--
 	}
-	f(Route{Prefix: p, NextHops: t.nhs.get(nh)})
+	sel := t.nhs.get(nh)
+	f(Route{Prefix: p, NextHops: sel.addrs, Paths: sel.paths})
 	return true
 }
 
@@ -464,180 +478,6 @@ func (t *routeTable) learnedCount() int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.learned
-}
-
-// candSets interns candidate sets: equal sets get one index, kept while
-// prefixes use it. Index 0 is the empty set and is not counted.
-type candSets struct {
-	sets  []candSet
-	index map[string]uint32 // candKey → index
-	free  []uint32
-	last  uint32 // the most recently interned set: an UPDATE's paths come in a row
-}
-
-type candSet struct {
-	cands []candidate // immutable
-	key   string
-	refs  uint32
-	nh    uint32 // 0: not computed; else 1 + next-hop set index under the current selection
-}
-
-func (s *candSets) get(c uint32) []candidate {
-	if c == 0 {
-		return nil
-	}
-	return s.sets[c].cands
-}
-
-// intern returns the index of the set equal to c, with one more reference.
-func (s *candSets) intern(c []candidate, buf *[]byte) uint32 {
-	if len(c) == 0 {
-		return 0
-	}
-	if s.last != 0 && slices.Equal(s.sets[s.last].cands, c) {
-		s.sets[s.last].refs++
-		return s.last
-	}
-	k := (*buf)[:0]
-	for _, x := range c {
-		k = append(k, 0)
-		if x.local {
-			k[len(k)-1] = 1
-		}
-		k = appendAddrKey(k, x.nextHop)
-		k = binary.AppendUvarint(k, uint64(len(x.asPath)))
-		k = append(k, x.asPath...)
-	}
-	*buf = k
-	i, ok := s.index[string(k)]
-	if !ok {
-		if s.index == nil {
-			s.index = make(map[string]uint32)
-			s.sets = make([]candSet, 1) // index 0: the empty set
-		}
-		cs := candSet{cands: slices.Clone(c), key: string(k)}
-		if n := len(s.free); n > 0 {
-			i, s.free = s.free[n-1], s.free[:n-1]
-			s.sets[i] = cs
-		} else {
-			i = uint32(len(s.sets))
-			s.sets = append(s.sets, cs)
-		}
-		s.index[cs.key] = i
-	}
-	s.sets[i].refs++
-	s.last = i
-	return i
-}
-
-func (s *candSets) unref(c uint32, nhs *nhSets) {
-	if c == 0 {
-		return
-	}
-	cs := &s.sets[c]
-	if cs.refs--; cs.refs > 0 {
-		return
-	}
-	if cs.nh != 0 {
-		nhs.unref(cs.nh - 1)
-	}
-	delete(s.index, cs.key)
-	*cs = candSet{}
-	s.free = append(s.free, c)
-	if s.last == c {
-		s.last = 0
-	}
-}
-
-// forgetNextHops drops every cached next-hop set; call it when the
-// selection changed (after marking every prefix dirty).
-func (s *candSets) forgetNextHops(nhs *nhSets) {
-	for i := range s.sets {
-		if cs := &s.sets[i]; cs.nh != 0 {
-			nhs.unref(cs.nh - 1)
-			cs.nh = 0
-		}
-	}
-}
-
-// nhSets interns next-hop sets like candSets. Index 0 is the empty set.
-// Slices are immutable: they are handed out in Routes.
-type nhSets struct {
-	sets  []nhSet
-	index map[string]uint32
-	free  []uint32
-}
-
-type nhSet struct {
-	addrs []netip.Addr
-	key   string
-	refs  uint32
-}
-
-func (s *nhSets) get(i uint32) []netip.Addr {
-	if i == 0 {
-		return nil
-	}
-	return s.sets[i].addrs
-}
-
-// intern returns the index of the set equal to a, without a reference:
-// the caller takes one.
-func (s *nhSets) intern(a []netip.Addr, buf *[]byte) uint32 {
-	if len(a) == 0 {
-		return 0
-	}
-	k := (*buf)[:0]
-	for _, x := range a {
-		k = appendAddrKey(k, x)
-	}
-	*buf = k
-	if i, ok := s.index[string(k)]; ok {
-		return i
-	}
-	if s.index == nil {
-		s.index = make(map[string]uint32)
-		s.sets = make([]nhSet, 1)
-	}
-	ns := nhSet{addrs: slices.Clone(a), key: string(k)}
-	var i uint32
-	if n := len(s.free); n > 0 {
-		i, s.free = s.free[n-1], s.free[:n-1]
-		s.sets[i] = ns
-	} else {
-		i = uint32(len(s.sets))
-		s.sets = append(s.sets, ns)
-	}
-	s.index[ns.key] = i
-	return i
-}
-
-func (s *nhSets) ref(i uint32) {
-	if i != 0 {
-		s.sets[i].refs++
-	}
-}
-
-func (s *nhSets) unref(i uint32) {
-	if i == 0 {
-		return
-	}
-	ns := &s.sets[i]
-	if ns.refs--; ns.refs > 0 {
-		return
-	}
-	delete(s.index, ns.key)
-	*ns = nhSet{}
-	s.free = append(s.free, i)
-}
-
-// appendAddrKey appends an unambiguous encoding of a (length first).
-func appendAddrKey(k []byte, a netip.Addr) []byte {
-	n := len(k)
-	k = append(k, 0)
-	k, _ = a.AppendBinary(k)
-	k[n] = byte(len(k) - n - 1)
-	return k
 }
 
 // watchCallback returns the function GoBGP calls with events of watch

@@ -74,15 +74,16 @@ type lastError struct {
 // sessionNotes collects the records for watchSessions and keeps each
 // neighbor's last error.
 type sessionNotes struct {
-	kick chan struct{}
+	kick  chan struct{}
+	onErr func(netip.Addr, string) // told each new last error (the neighbor feed)
 
 	mu      sync.Mutex // guards the fields below
 	queue   []sessionRecord
 	lastErr map[netip.Addr]lastError
 }
 
-func newSessionNotes() *sessionNotes {
-	return &sessionNotes{kick: make(chan struct{}, 1), lastErr: make(map[netip.Addr]lastError)}
+func newSessionNotes(onErr func(netip.Addr, string)) *sessionNotes {
+	return &sessionNotes{kick: make(chan struct{}, 1), lastErr: make(map[netip.Addr]lastError), onErr: onErr}
 }
 
 func (n *sessionNotes) add(r sessionRecord) {
@@ -107,7 +108,11 @@ func (n *sessionNotes) add(r sessionRecord) {
 		n.lastErr[r.addr] = lastError{"TCP connection attempt failed: " + r.detail, r.at, r.kind}
 	}
 	n.queue = append(n.queue, r)
+	le := n.lastErr[r.addr]
 	n.mu.Unlock()
+	if le != prev && n.onErr != nil {
+		n.onErr(r.addr, le.text)
+	}
 	select {
 	case n.kick <- struct{}{}:
 	default:

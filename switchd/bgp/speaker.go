@@ -37,6 +37,7 @@ type Speaker struct {
 	routes *routeTable
 	peerEv *peerEvents // sessions down for good, and up (peerdown.go)
 	notes  *sessionNotes
+	nbrs   *neighborFeed // neighbor state (neighborfeed.go)
 
 	mu          sync.Mutex // guards the fields below
 	srv         *server.BgpServer
@@ -78,13 +79,14 @@ func New(opts ...Option) *Speaker {
 		log:     slog.New(slog.DiscardHandler),
 		routes:  newRouteTable(),
 		peerEv:  newPeerEvents(),
-		notes:   newSessionNotes(),
 		peers:   make(map[netip.Addr]Neighbor),
 		limited: make(map[netip.Addr]bool),
 		since:   make(map[netip.Addr]time.Time),
 		orig:    newOriginated(),
 		synced:  make(chan struct{}),
 	}
+	s.nbrs = newNeighborFeed()
+	s.notes = newSessionNotes(s.nbrs.onError)
 	for _, o := range opts {
 		o(s)
 	}
@@ -124,6 +126,7 @@ func (s *Speaker) Start(ctx context.Context) error {
 func (s *Speaker) Stop() {
 	s.routes.stop()
 	s.peerEv.stop()
+	s.nbrs.stop()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.stopped {
@@ -261,7 +264,9 @@ func (s *Speaker) Apply(ctx context.Context, c Config) error {
 	if err := s.applyPolicyLocked(ctx, d.policy); err != nil {
 		errs = append(errs, err)
 	}
+	s.nbrs.configure(d.neighbors, false)
 	errs = append(errs, s.applyNeighborsLocked(ctx, d.neighbors)...)
+	s.nbrs.configure(s.peers, true)
 	// The config's prefixes replace the config's only: those of
 	// SetOriginated's owners stay (originate.go).
 	s.orig.config = d.originate
@@ -303,7 +308,8 @@ func (s *Speaker) startLocked(ctx context.Context, d *desired) error {
 			s.lastWatch.Store(time.Now().UnixNano()) // sync.go: watch idle
 		}
 		routeCB(r)
-		if _, ok := r.Event.(*api.WatchEventResponse_Peer); ok {
+		if ev, ok := r.Event.(*api.WatchEventResponse_Peer); ok {
+			s.nbrs.onPeerEvent(ev.Peer, time.Now())
 			select {
 			case kick <- struct{}{}:
 			default:

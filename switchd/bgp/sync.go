@@ -95,6 +95,7 @@ func (s *Speaker) monitor(stop <-chan struct{}, kick <-chan struct{}, st *syncSt
 		if err != nil {
 			continue
 		}
+		s.nbrs.onPeers(peers)
 		if !synced {
 			now := time.Now()
 			done, waiting, how := syncDone(peers, want, st, now, now.Sub(time.Unix(0, s.lastWatch.Load())))

@@ -214,6 +214,33 @@ type Timers struct {
 type Route struct {
 	Prefix   netip.Prefix
 	NextHops []netip.Addr
+	// Paths are the selected paths behind NextHops, each with its
+	// communities, sorted by next hop; two paths share a next hop only if
+	// their communities differ. Shared like NextHops: not to be modified.
+	Paths []Path
+}
+
+// Path is one selected path of a learned route.
+type Path struct {
+	NextHop netip.Addr
+	// Communities is nil for a path without any. It is interned: paths
+	// with equal communities share one *Communities, so pointers compare
+	// as the lists do.
+	Communities *Communities
+}
+
+// Communities are the community attributes of a path, as received. Shared:
+// must not be modified.
+type Communities struct {
+	Standard []uint32 // RFC 1997: AS<<16 | value
+	Large    []LargeCommunity
+	// Extended are RFC 4360 communities, 8 bytes each as on the wire.
+	Extended []uint64
+}
+
+// LargeCommunity is an RFC 8092 large community.
+type LargeCommunity struct {
+	Global, Local1, Local2 uint32
 }
 
 // SessionState is the BGP FSM state of a neighbor, named as in OpenConfig.
@@ -230,13 +257,21 @@ const (
 
 // NeighborState is what the speaker reports about one neighbor.
 type NeighborState struct {
-	Address            netip.Addr
-	PeerAS             uint32
-	State              SessionState
-	EstablishedSince   time.Time // zero unless established
-	PrefixesReceived   map[Family]uint64
-	PrefixesAccepted   map[Family]uint64
-	PrefixesSent       map[Family]uint64
-	LastError          string
-	NegotiatedFamilies []Family
+	Address          netip.Addr
+	PeerAS           uint32
+	State            SessionState
+	EstablishedSince time.Time // zero unless established
+	// EstablishedTransitions counts the sessions that reached Established
+	// since the neighbor was configured; LastEstablished is the latest
+	// (zero if none).
+	EstablishedTransitions uint64
+	LastEstablished        time.Time
+	PrefixesReceived       map[Family]uint64
+	PrefixesAccepted       map[Family]uint64
+	PrefixesSent           map[Family]uint64
+	LastError              string
+	NegotiatedFamilies     []Family
+	// Removed, in DrainNeighbors only: the neighbor is no longer
+	// configured; this is its last report.
+	Removed bool
 }
