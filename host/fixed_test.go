@@ -139,11 +139,11 @@ func TestRestartKeepsUnfitRecordUnannouncedPrivileged(t *testing.T) {
 	}
 
 	f := newFakeFIB(t, host)
-	m2, err := NewManager(Options{StateDir: dir, Pools: []Pool{pool4, pool6}, HostNetns: host.Path(),
-		OnRoutes: f.onRoutes, OnAdvertise: f.onAdvertise})
+	m2, err := NewManager(Options{StateDir: dir, Pools: []Pool{pool4, pool6}, HostNetns: host.Path()})
 	if err != nil {
 		t.Fatal(err)
 	}
+	f.follow(m2)
 	t.Cleanup(func() {
 		if m2 != nil {
 			m2.Close()

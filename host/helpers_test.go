@@ -28,12 +28,16 @@ var (
 	pool6   = Pool{Prefix: netip.MustParsePrefix("fd00:10::/64")}
 )
 
-// fakeFIB stands in for the daemon's fib: it keeps what OnRoutes asked for
-// and, when bound to a namespace, installs it there the way fib would
-// (protocol 196, replace), so traffic tests see real host routes.
+// fakeFIB stands in for the daemon's fib: it follows a Manager's route
+// feed, keeps what it asks for and, when bound to a namespace, installs it
+// there the way fib would (protocol 196, replace), so traffic tests see
+// real host routes. It drains the feed whenever the test looks (get,
+// advertised) and before every ping, so a test sees what the Manager
+// published before it returned.
 type fakeFIB struct {
 	t      testing.TB
 	mu     sync.Mutex
+	m      *Manager
 	routes map[fib.RouteKey]fib.Route
 	adv    []netip.Prefix
 	nl     *netlink.Handle
@@ -47,9 +51,40 @@ func newFakeFIB(t testing.TB, host *ns.NS) *fakeFIB {
 	return f
 }
 
-func (f *fakeFIB) onRoutes(set []fib.Route, del []fib.RouteKey) {
+// liveFakes are the fakes following a Manager, for ping to sync.
+var liveFakes sync.Map // *fakeFIB → struct{}
+
+// follow makes f take m's route feed until the test ends.
+func (f *fakeFIB) follow(m *Manager) {
+	f.mu.Lock()
+	f.m = m
+	f.mu.Unlock()
+	liveFakes.Store(f, struct{}{})
+	f.t.Cleanup(func() { liveFakes.Delete(f) })
+}
+
+// syncFakes makes every live fake take what its Manager published.
+func syncFakes() {
+	liveFakes.Range(func(f, _ any) bool {
+		f.(*fakeFIB).sync()
+		return true
+	})
+}
+
+func (f *fakeFIB) sync() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.m == nil {
+		return
+	}
+	c := f.m.DrainRoutes()
+	if c.OriginateChanged {
+		f.adv = c.Originate
+	}
+	f.applyLocked(c.Set, c.Del)
+}
+
+func (f *fakeFIB) applyLocked(set []fib.Route, del []fib.RouteKey) {
 	for _, k := range del {
 		delete(f.routes, k)
 		if f.nl != nil {
@@ -76,13 +111,8 @@ func (f *fakeFIB) onRoutes(set []fib.Route, del []fib.RouteKey) {
 	}
 }
 
-func (f *fakeFIB) onAdvertise(ps []netip.Prefix) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.adv = ps
-}
-
 func (f *fakeFIB) get(dst string) (fib.Route, bool) {
+	f.sync()
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	k := fib.Route{Key: fib.RouteKey{Dst: netip.MustParsePrefix(dst)}}
@@ -118,17 +148,19 @@ func newManager(t testing.TB, host *ns.NS, dir string, f *fakeFIB, pools ...Pool
 // the end of the test.
 func newManagerOpts(t testing.TB, host *ns.NS, f *fakeFIB, opts Options) *Manager {
 	t.Helper()
-	opts.HostNetns, opts.OnRoutes, opts.OnAdvertise = host.Path(), f.onRoutes, f.onAdvertise
+	opts.HostNetns = host.Path()
 	m, err := NewManager(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(m.Close)
+	f.follow(m)
 	return m
 }
 
 // advertised is what the Manager last told the daemon to originate.
 func (f *fakeFIB) advertised() []netip.Prefix {
+	f.sync()
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return slices.Clone(f.adv)
@@ -175,6 +207,7 @@ func ourVeths(t testing.TB, host *ns.NS) []string {
 }
 
 func ping(ctx context.Context, n *ns.NS, args ...string) error {
+	syncFakes()
 	_, err := n.Run(ctx, append([]string{"ping", "-n", "-c1", "-W2"}, args...)...)
 	return err
 }

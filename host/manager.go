@@ -43,15 +43,6 @@ type Options struct {
 	// otherwise NewManager turns both on (workloads need a router).
 	LeaveForwarding bool
 	Logger          *slog.Logger
-	// OnRoutes receives changes of the desired host routes: a /32 and /128
-	// per endpoint through its host-side interface, a blackhole per owned
-	// block. NewManager calls it once with the whole set. It is called with
-	// the Manager's lock held, in order: copy and return, never call back.
-	OnRoutes func(set []fib.Route, del []fib.RouteKey)
-	// OnAdvertise receives the whole set of prefixes to originate whenever
-	// it changes: the owned blocks plus a host prefix for each address
-	// outside them in a static prefix. Same calling rules as OnRoutes.
-	OnAdvertise func(prefixes []netip.Prefix)
 }
 
 // Manager owns the workload endpoints of one host and their addresses.
@@ -63,18 +54,20 @@ type Options struct {
 // is finished again) or does not (the endpoint never came up or was being
 // deleted: released). Nothing is handed out twice, nothing leaks.
 //
+// What it wants of fib and BGP, and what happens to endpoints, it
+// publishes as feeds (feed.go).
+//
 // Methods are safe for concurrent use; calls for one endpoint ID are
 // serialized.
 type Manager struct {
-	log         *slog.Logger
-	prefix      string
-	onRoutes    func([]fib.Route, []fib.RouteKey)
-	onAdvertise func([]netip.Prefix)
-	hostNS      netns.NsHandle
-	nl          *netlink.Handle // for what is not on the hot path
-	conns       chan *rtconn    // idle rtnetlink sockets in the host netns
-	st          *store
-	idLocks     [64]sync.Mutex
+	log     *slog.Logger
+	prefix  string
+	feeds   *feeds
+	hostNS  netns.NsHandle
+	nl      *netlink.Handle // for what is not on the hot path
+	conns   chan *rtconn    // idle rtnetlink sockets in the host netns
+	st      *store
+	idLocks [64]sync.Mutex
 
 	mu         sync.Mutex // guards the fields below
 	ipam       *IPAM
@@ -88,7 +81,7 @@ type epState struct {
 }
 
 // NewManager opens the state directory, reconciles the records with the
-// kernel and publishes the desired routes.
+// kernel and publishes the desired routes and the endpoints it adopted.
 func NewManager(opts Options) (*Manager, error) {
 	pools := slices.Clone(opts.Pools)
 	for i := range pools {
@@ -104,13 +97,12 @@ func NewManager(opts Options) (*Manager, error) {
 		return nil, fmt.Errorf("host manager: %w", err)
 	}
 	m := &Manager{
-		log:         opts.Logger,
-		prefix:      opts.IfacePrefix,
-		onRoutes:    opts.OnRoutes,
-		onAdvertise: opts.OnAdvertise,
-		ipam:        ipam,
-		eps:         map[string]*epState{},
-		conns:       make(chan *rtconn, 16),
+		log:    opts.Logger,
+		prefix: opts.IfacePrefix,
+		feeds:  newFeeds(),
+		ipam:   ipam,
+		eps:    map[string]*epState{},
+		conns:  make(chan *rtconn, 16),
 	}
 	if m.log == nil {
 		m.log = slog.Default()
@@ -120,12 +112,6 @@ func NewManager(opts Options) (*Manager, error) {
 	}
 	if len(m.prefix) > 8 || validIfName(m.prefix) != nil {
 		return nil, fmt.Errorf("host manager: interface prefix %q: %w: 1-8 bytes of an interface name", m.prefix, ErrInvalidRequest)
-	}
-	if m.onRoutes == nil {
-		m.onRoutes = func([]fib.Route, []fib.RouteKey) {}
-	}
-	if m.onAdvertise == nil {
-		m.onAdvertise = func([]netip.Prefix) {}
 	}
 	if opts.HostNetns == "" {
 		m.hostNS, err = netns.Get()
@@ -258,8 +244,13 @@ func (m *Manager) reconcile() error {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.onRoutes(m.routesLocked(), nil)
+	m.feeds.publishRoutes(m.routesLocked(), nil)
 	m.advertiseLocked()
+	for _, ep := range eps {
+		if st, ok := m.eps[ep.ID]; ok {
+			m.feeds.publishEndpoint(EndpointEvent{Type: EndpointAdded, Endpoint: st.ep})
+		}
+	}
 	return nil
 }
 
@@ -375,7 +366,7 @@ func (m *Manager) AddContainer(ctx context.Context, req ContainerRequest) (Resul
 		}
 		m.mu.Lock()
 		m.eps[id].ifindex = idx
-		m.onRoutes(endpointRoutes(old.ep, idx), nil)
+		m.feeds.publishRoutes(endpointRoutes(old.ep, idx), nil)
 		m.mu.Unlock()
 		return m.result(old.ep), nil
 	}
@@ -408,7 +399,8 @@ func (m *Manager) AddContainer(ctx context.Context, req ContainerRequest) (Resul
 	testHook("configured")
 	m.mu.Lock()
 	m.eps[id] = &epState{ep: ep, ifindex: idx}
-	m.onRoutes(endpointRoutes(ep, idx), nil)
+	m.feeds.publishRoutes(endpointRoutes(ep, idx), nil)
+	m.feeds.publishEndpoint(EndpointEvent{Type: EndpointAdded, Endpoint: ep})
 	m.advertiseLocked()
 	m.mu.Unlock()
 	return m.result(ep), nil
@@ -487,7 +479,7 @@ func (m *Manager) allocate(ep *Endpoint, v4, v6 netip.Addr) error {
 		for _, b := range newBlocks {
 			rs = append(rs, blackhole(b))
 		}
-		m.onRoutes(rs, nil)
+		m.feeds.publishRoutes(rs, nil)
 		m.advertiseLocked()
 	}
 	return nil
@@ -505,12 +497,15 @@ func (m *Manager) release(id string, withdraw bool) {
 	defer m.mu.Unlock()
 	addrs := m.ipam.Release(id)
 	if withdraw {
+		if st, ok := m.eps[id]; ok {
+			m.feeds.publishEndpoint(EndpointEvent{Type: EndpointRemoved, Endpoint: st.ep})
+		}
 		delete(m.eps, id)
 		var del []fib.RouteKey
 		for _, a := range addrs {
 			del = append(del, hostRoute(a, 0).Key)
 		}
-		m.onRoutes(nil, del)
+		m.feeds.publishRoutes(nil, del)
 	}
 	m.advertiseLocked()
 }
@@ -550,7 +545,7 @@ func (m *Manager) AdoptVM(ctx context.Context, req VMRequest) (Result, error) {
 		if old.ifindex != link.Attrs().Index {
 			m.mu.Lock()
 			m.eps[id].ifindex = link.Attrs().Index
-			m.onRoutes(endpointRoutes(old.ep, link.Attrs().Index), nil)
+			m.feeds.publishRoutes(endpointRoutes(old.ep, link.Attrs().Index), nil)
 			m.mu.Unlock()
 		}
 		return m.result(old.ep), nil
@@ -577,7 +572,8 @@ func (m *Manager) AdoptVM(ctx context.Context, req VMRequest) (Result, error) {
 	}
 	m.mu.Lock()
 	m.eps[id] = &epState{ep: ep, ifindex: link.Attrs().Index}
-	m.onRoutes(endpointRoutes(ep, link.Attrs().Index), nil)
+	m.feeds.publishRoutes(endpointRoutes(ep, link.Attrs().Index), nil)
+	m.feeds.publishEndpoint(EndpointEvent{Type: EndpointAdded, Endpoint: ep})
 	m.advertiseLocked()
 	m.mu.Unlock()
 	return m.result(ep), nil
@@ -692,7 +688,8 @@ func (m *Manager) Outside() []netip.Addr {
 	return m.ipam.Outside()
 }
 
-// Routes returns the whole desired route set (what OnRoutes has built up).
+// Routes returns the whole desired route set (what the route feed has
+// built up).
 func (m *Manager) Routes() []fib.Route {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -720,7 +717,7 @@ func (m *Manager) advertiseLocked() {
 		ps = []netip.Prefix{}
 	}
 	m.advertised = ps
-	m.onAdvertise(slices.Clone(ps))
+	m.feeds.publishOriginate(ps)
 }
 
 func blackhole(b netip.Prefix) fib.Route {

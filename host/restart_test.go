@@ -22,10 +22,12 @@ func TestRestartReconcilePrivileged(t *testing.T) {
 	host := newHost(t)
 	wl1, wl2 := ns.NewT(t, "wl1"), ns.NewT(t, "wl2")
 	dir := t.TempDir()
-	m1, err := NewManager(Options{StateDir: dir, Pools: []Pool{pool4, pool6}, HostNetns: host.Path(), OnRoutes: newFakeFIB(t, host).onRoutes})
+	m1, err := NewManager(Options{StateDir: dir, Pools: []Pool{pool4, pool6}, HostNetns: host.Path()})
 	if err != nil {
 		t.Fatal(err)
 	}
+	f1 := newFakeFIB(t, host)
+	f1.follow(m1)
 	r1, err := m1.AddContainer(ctx, ContainerRequest{ContainerID: "c1", Netns: wl1.Path()})
 	if err != nil {
 		t.Fatal(err)
@@ -38,6 +40,7 @@ func TestRestartReconcilePrivileged(t *testing.T) {
 	if _, err := NewManager(Options{StateDir: dir, Pools: []Pool{pool4}, HostNetns: host.Path()}); err == nil {
 		t.Errorf("second manager on the same state directory started")
 	}
+	f1.sync() // m1's routes are in the kernel, as the daemon would have put them by now
 	m1.Close()
 
 	// While switchd is down: c2's veth disappears, a stray veth appears.

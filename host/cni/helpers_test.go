@@ -107,31 +107,47 @@ func buildPlugin(t testing.TB) string {
 	return bin
 }
 
-// routeInstaller stands in for the daemon's fib: it installs what the
-// Manager's OnRoutes asks for into the host namespace, and keeps what
-// OnAdvertise asks BGP to originate.
+// routeInstaller stands in for the daemon's fib: it follows the Manager's
+// route feed, installs the routes into the host namespace and keeps the
+// prefixes to originate. It drains the feed when the test looks
+// (advertised) and before every ping, so a test sees what the Manager
+// published before the plugin returned.
 type routeInstaller struct {
 	t   testing.TB
 	mu  sync.Mutex
+	m   *host.Manager
 	nl  *netlink.Handle
 	adv []netip.Prefix
 }
 
-func (f *routeInstaller) onAdvertise(ps []netip.Prefix) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.adv = ps
+// installers are the live routeInstallers, for ping to sync.
+var installers sync.Map // *routeInstaller → struct{}
+
+func syncInstallers() {
+	installers.Range(func(f, _ any) bool {
+		f.(*routeInstaller).sync()
+		return true
+	})
 }
 
 func (f *routeInstaller) advertised() []netip.Prefix {
+	f.sync()
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return slices.Clone(f.adv)
 }
 
-func (f *routeInstaller) onRoutes(set []fib.Route, del []fib.RouteKey) {
+func (f *routeInstaller) sync() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	c := f.m.DrainRoutes()
+	if c.OriginateChanged {
+		f.adv = c.Originate
+	}
+	f.applyLocked(c.Set, c.Del)
+}
+
+func (f *routeInstaller) applyLocked(set []fib.Route, del []fib.RouteKey) {
 	for _, k := range del {
 		r := &netlink.Route{Dst: prefixNet(k.Dst), Table: k.Table, Protocol: fib.Protocol}
 		if err := f.nl.RouteDel(r); err != nil && err != unix.ESRCH {
@@ -178,13 +194,15 @@ func newDaemon(t testing.TB, pools ...host.Pool) *daemon {
 			t.Fatal(err)
 		}
 	}
-	d.fib = &routeInstaller{t: t, nl: d.host.Handle()}
 	m, err := host.NewManager(host.Options{StateDir: d.state, Pools: pools, HostNetns: d.host.Path(),
-		OnRoutes: d.fib.onRoutes, OnAdvertise: d.fib.onAdvertise, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(m.Close)
+	d.fib = &routeInstaller{t: t, m: m, nl: d.host.Handle()}
+	installers.Store(d.fib, struct{}{})
+	t.Cleanup(func() { installers.Delete(d.fib) })
 	d.m = m
 	d.socket = filepath.Join(t.TempDir(), "switchd.sock")
 	ln, err := net.Listen("unix", d.socket)
@@ -335,6 +353,7 @@ func execPlugin(t testing.TB, pluginDir, command, containerID, netns, ifname str
 }
 
 func ping(ctx context.Context, n *ns.NS, args ...string) error {
+	syncInstallers()
 	_, err := n.Run(ctx, append([]string{"ping", "-n", "-c1", "-W2"}, args...)...)
 	return err
 }
