@@ -93,10 +93,8 @@ func (d *Daemon) handleStatus(w http.ResponseWriter, r *http.Request) {
 
 // Status reads the speaker's sessions and the last FIB summary.
 func (d *Daemon) Status(ctx context.Context) (Status, error) {
-	d.mu.Lock()
-	st := d.status
+	st := d.status.load()
 	st.BGP.Neighbors = nil
-	d.mu.Unlock()
 	ns, err := d.speaker.Neighbors(ctx)
 	if err != nil {
 		return st, fmt.Errorf("bgp neighbors: %w", err)

@@ -13,11 +13,9 @@ import (
 	"os/signal"
 	"path/filepath"
 	"slices"
-	"sync"
 	"syscall"
 	"time"
 
-	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 
 	"github.com/switchd/switchd/fib"
@@ -63,16 +61,14 @@ func setHashPolicy(opts Options, configured int) {
 	}
 }
 
-// Daemon is one running switchd. Its loop goroutine owns the FIB table and
-// the route maps; everything else reaches them through channels or the
-// status snapshot.
+// Daemon is one running switchd: wiring. Its loop goroutine owns the FIB
+// table and the route maps; everything else reaches them through channels
+// or the status board. It talks to its components through the interfaces
+// of components.go, so tests run it on fakes.
 type Daemon struct {
-	opts    Options
-	log     *slog.Logger
-	speaker *bgp.Speaker
-	table   *fib.Table
-	monitor *fib.Monitor
-	links   *platform.LinkMonitor // nil if unavailable (links.go)
+	opts Options
+	log  *slog.Logger
+	components
 	// unreachable are the BGP next hops the FIB cannot resolve or that lie
 	// on a link without carrier, as last told to the speaker (nht.go).
 	unreachable []netip.Addr
@@ -89,9 +85,10 @@ type Daemon struct {
 	// again asks the loop for another Apply at once: the last one was cut
 	// short (fib.Table.More) to let urgent work in.
 	again chan struct{}
+	// reloads asks for the config file to be read again (SIGHUP).
+	reloads <-chan os.Signal
 
-	mu     sync.Mutex // guards status
-	status Status
+	status statusBoard // status.go
 }
 
 // Run loads the config, starts the components and serves until ctx is done
@@ -115,44 +112,107 @@ func Run(ctx context.Context, opts Options) error {
 			return fmt.Errorf("state dir: %w", err)
 		}
 	}
-	h, err := netlink.NewHandle()
-	if err != nil {
-		return fmt.Errorf("netlink: %w", err)
-	}
-	defer h.Close()
 	setHashPolicy(opts, intent.Dataplane.HashPolicy)
 	if err := platform.SetSysctls("/", platform.RouterSysctls); err != nil {
 		opts.Logger.Warn("router sysctls not set", "err", err)
 	}
 
-	d := &Daemon{
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+
+	d := newDaemon(opts)
+	d.reloads = hup
+	c, closeComponents, err := newComponents(ctx, opts, intent, d.urgent)
+	if err != nil {
+		return err
+	}
+	defer closeComponents()
+	d.attach(c)
+	defer func() {
+		if d.links != nil { // it may have been replaced (links.go)
+			d.links.Close()
+		}
+	}()
+	defer func() {
+		if d.workloads != nil {
+			d.workloads.m.Close() // endpoints stay in the kernel
+		}
+	}()
+	if err := d.start(ctx, intent); err != nil {
+		return err
+	}
+
+	if opts.Socket != "" {
+		api, err := d.serveAPI(opts.Socket)
+		if err != nil {
+			return err
+		}
+		defer api.Close()
+	}
+	releaseStartupMemory()
+	d.log.Info("switchd running", "config", opts.ConfigPath, "asn", intent.BGP.ASN, "router-id", intent.BGP.RouterID)
+	return d.loop(ctx)
+}
+
+func newDaemon(opts Options) *Daemon {
+	return &Daemon{
 		opts:    opts,
 		log:     opts.Logger,
-		speaker: bgp.New(bgp.WithLogger(opts.Logger.With("component", "bgp"))),
 		statics: make(map[fib.RouteKey]fib.Route),
 		again:   make(chan struct{}, 1),
 	}
+}
+
+// attach connects the daemon to its components.
+func (d *Daemon) attach(c components) {
+	d.components = c
+	d.bgpRoutes = newBGPFIB(c.speaker, c.table, d.log)
+}
+
+// newComponents builds and starts the real components, in the order their
+// feeds need, and returns a function that stops them. The FIB calls
+// interrupt between batches of a long Apply.
+func newComponents(ctx context.Context, opts Options, intent *config.Intent, interrupt func() bool) (c components, closeAll func(), err error) {
+	var closers []func()
+	closeAll = func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			closers[i]()
+		}
+	}
+	defer func() {
+		if err != nil {
+			closeAll()
+		}
+	}()
+	c.setHashPolicy = func(policy int) { setHashPolicy(opts, policy) }
 	// The monitor subscribes before the table's first dump, so no change
 	// in between is missed.
 	// It also reports other owners' routes: fib resolves recursive BGP
 	// next hops (iBGP, loopback peering) through them.
 	fk, err := fib.Open(netns.None())
 	if err != nil {
-		return fmt.Errorf("fib: %w", err)
+		return c, nil, fmt.Errorf("fib: %w", err)
 	}
-	defer fk.Close()
-	if d.monitor, err = fk.NewMonitor(fib.MainTable, fib.WithNextHopResolution()); err != nil {
-		return fmt.Errorf("route monitor: %w", err)
+	closers = append(closers, fk.Close)
+	monitor, err := fk.NewMonitor(fib.MainTable, fib.WithNextHopResolution())
+	if err != nil {
+		return c, nil, fmt.Errorf("route monitor: %w", err)
 	}
-	defer d.monitor.Close()
-	if err := d.startLinkMonitor(); err != nil {
-		return fmt.Errorf("link monitor: %w", err)
-	}
-	defer func() {
-		if d.links != nil {
-			d.links.Close()
+	closers = append(closers, monitor.Close)
+	c.monitor = monitor
+	c.newLinks = func() (linkMonitor, error) {
+		m, err := platform.NewLinkMonitor(netns.None())
+		if err != nil {
+			return nil, err // not a nil *LinkMonitor in an interface
 		}
-	}()
+		return m, nil
+	}
+	if c.links, err = c.newLinks(); err != nil {
+		return c, nil, fmt.Errorf("link monitor: %w", err)
+	}
 	// The sweep hold keeps routes a previous switchd left in the kernel
 	// until BGP has handed over everything (End-of-RIB from every peer, or
 	// the sync timeout): unchanged routes are then never deleted and added
@@ -160,29 +220,34 @@ func Run(ctx context.Context, opts Options) error {
 	fibOpts := []fib.Opt{
 		fib.WithLogger(opts.Logger.With("component", "fib")),
 		fib.WithSweepHold(),
-		fib.WithInterrupt(d.urgent),
+		fib.WithInterrupt(interrupt),
 		fib.WithNextHopResolution(),
 	}
 	if b := intent.Dataplane.ResilientBuckets; b > 0 {
 		fibOpts = append(fibOpts, fib.WithResilientGroups(b, resilientIdle))
 	}
-	d.table = fk.NewTable(fib.MainTable, fibOpts...)
-	defer d.table.Close()
-	d.bgpRoutes = newBGPFIB(d.speaker, d.table, opts.Logger)
-
-	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
-
-	if err := d.speaker.Start(ctx); err != nil {
-		return fmt.Errorf("start bgp: %w", err)
+	table := fk.NewTable(fib.MainTable, fibOpts...)
+	closers = append(closers, table.Close)
+	c.table = table
+	sp := bgp.New(bgp.WithLogger(opts.Logger.With("component", "bgp")))
+	if err := sp.Start(ctx); err != nil {
+		c.links.Close()
+		return c, nil, fmt.Errorf("start bgp: %w", err)
 	}
-	defer d.speaker.Stop()
+	closers = append(closers, sp.Stop)
+	c.speaker = sp
+	return c, closeAll, nil
+}
+
+// start brings the components to the config: workloads and statics into
+// the FIB, the first Apply adopting what a previous run left, then the
+// intent.
+func (d *Daemon) start(ctx context.Context, intent *config.Intent) error {
 	if err := d.startWorkloads(intent.Workloads); err != nil {
 		return err
 	}
 	if d.workloads != nil {
-		defer d.workloads.m.Close() // endpoints stay in the kernel
-		d.workloads.take(d.table, d.log.Warn)
+		d.takeWorkloads()
 		// Recorded now, announced by the first Apply with the config's.
 		d.announceWorkloads(ctx)
 	}
@@ -201,20 +266,7 @@ func Run(ctx context.Context, opts Options) error {
 			return fmt.Errorf("bgp restart mode: %w", err)
 		}
 	}
-	if err := d.applyIntent(ctx, intent); err != nil {
-		return err
-	}
-
-	var api *apiServer
-	if opts.Socket != "" {
-		if api, err = d.serveAPI(opts.Socket); err != nil {
-			return err
-		}
-		defer api.Close()
-	}
-	releaseStartupMemory()
-	d.log.Info("switchd running", "config", opts.ConfigPath, "asn", intent.BGP.ASN, "router-id", intent.BGP.RouterID)
-	return d.loop(ctx)
+	return d.applyIntent(ctx, intent)
 }
 
 // applyIntent hands a validated intent to the components. BGP goes first:
@@ -236,21 +288,22 @@ func (d *Daemon) applyIntent(ctx context.Context, in *config.Intent) error {
 	}
 	if d.intent != nil {
 		if in.Dataplane.HashPolicy != d.intent.Dataplane.HashPolicy {
-			setHashPolicy(d.opts, in.Dataplane.HashPolicy)
+			d.setHashPolicy(in.Dataplane.HashPolicy)
 		}
 		if in.Dataplane.ResilientBuckets != d.intent.Dataplane.ResilientBuckets {
 			d.log.Warn("resilient-ecmp-buckets changes take effect when switchd restarts")
 		}
 	}
 	d.intent = in
-	d.mu.Lock()
-	d.status.BGP.ASN = in.BGP.ASN
-	d.status.BGP.RouterID = in.BGP.RouterID.String()
-	d.mu.Unlock()
+	d.status.update(func(st *Status) {
+		st.BGP.ASN = in.BGP.ASN
+		st.BGP.RouterID = in.BGP.RouterID.String()
+	})
 	return nil
 }
 
-// setStatics makes the config's static and aggregate routes desired.
+// setStatics makes the config's static and aggregate routes desired,
+// touching only those that changed.
 func (d *Daemon) setStatics(in *config.Intent) error {
 	want := make(map[fib.RouteKey]fib.Route, len(in.Routes))
 	for _, r := range in.Routes {
@@ -259,6 +312,9 @@ func (d *Daemon) setStatics(in *config.Intent) error {
 		want[r.Key] = r
 	}
 	for k, r := range want {
+		if old, ok := d.statics[k]; ok && old.Equal(r) {
+			continue
+		}
 		if err := d.table.SetRoute(r); err != nil {
 			return fmt.Errorf("static route %v: %w", k, err)
 		}
@@ -270,90 +326,6 @@ func (d *Daemon) setStatics(in *config.Intent) error {
 	}
 	d.statics = want
 	return nil
-}
-
-// urgent tells a long Apply to stop between batches: a route changed
-// behind our back, or BGP has news that should join the next batch.
-func (d *Daemon) urgent() bool {
-	return len(d.monitor.Kick()) > 0 || len(d.speaker.Updates()) > 0 || len(d.speaker.PeerEvents()) > 0 || len(d.linkKick()) > 0
-}
-
-func (d *Daemon) loop(ctx context.Context) error {
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-
-	resync := time.NewTicker(d.opts.ResyncInterval)
-	defer resync.Stop()
-	// retry re-runs Apply when a failed route is due again (an unreachable
-	// next hop, an interface not there yet); fib backs off per route.
-	retry := time.NewTimer(time.Hour)
-	retry.Stop()
-	defer retry.Stop()
-	synced := d.speaker.Synced()
-
-	var wlKick <-chan struct{}
-	var vmRetry <-chan time.Time
-	if d.workloads != nil {
-		wlKick = d.workloads.kick
-		t := time.NewTicker(5 * time.Second)
-		defer t.Stop()
-		vmRetry = t.C
-	}
-
-	d.armRetry(retry)
-	for {
-		select {
-		case <-ctx.Done():
-			d.log.Info("switchd stopping; routes stay in the kernel")
-			return nil
-		case <-hup:
-			d.reload(ctx)
-		case <-d.speaker.PeerEvents():
-			d.takePeerEvents(ctx)
-		case <-d.linkKick():
-			d.takeCarrierEvents(ctx)
-			d.takePeerEvents(ctx)
-		case <-d.bgpRoutes.updates():
-			// A session that just died goes to the kernel before its
-			// withdrawals.
-			d.takePeerEvents(ctx)
-			if !d.bgpRoutes.onUpdates() {
-				continue // a burst: held for the batching window
-			}
-		case <-d.bgpRoutes.windowEnd():
-			d.takePeerEvents(ctx)
-			d.bgpRoutes.onWindowEnd()
-		case <-d.monitor.Kick():
-			events, lost := d.monitor.Drain()
-			for _, ev := range events {
-				d.table.OnRouteEvent(ev)
-			}
-			if lost {
-				d.table.QueueResync()
-			}
-		case <-wlKick:
-			if d.workloads.take(d.table, d.log.Warn) {
-				d.announceWorkloads(ctx)
-			}
-		case <-vmRetry:
-			if len(d.workloads.pendingVMs) > 0 {
-				if err := d.workloads.retryVMs(ctx); err != nil {
-					d.log.Warn("configured VMs", "err", err)
-				}
-			}
-		case <-resync.C:
-			d.table.QueueResync()
-		case <-synced:
-			synced = nil
-			d.log.Info("bgp synced; sweeping routes no longer wanted", "stale", d.table.Stale())
-			d.table.EndOfInputs()
-		case <-retry.C:
-		case <-d.again:
-		}
-		d.applyFIB(ctx)
-		d.armRetry(retry)
-	}
 }
 
 func (d *Daemon) reload(ctx context.Context) {
@@ -368,66 +340,6 @@ func (d *Daemon) reload(ctx context.Context) {
 		return
 	}
 	d.log.Info("config reloaded", "config", d.opts.ConfigPath)
-}
-
-// takePeerEvents hands the speaker's session events to the FIB. A
-// neighbor whose session ended for good (its paths will be withdrawn) is
-// marked down as a next hop and the FIB applied at once: every nexthop
-// group through it is rewritten without it in one write, before the
-// per-prefix withdrawals (a million take seconds) have come through. A
-// session that comes back ends the mark.
-func (d *Daemon) takePeerEvents(ctx context.Context) {
-	evs := d.speaker.TakePeerEvents()
-	down := false
-	for _, ev := range evs {
-		if ev.Up {
-			d.table.NextHopUp(ev.Neighbor)
-			continue
-		}
-		d.log.Info("bgp neighbor down; next hop taken out of the FIB's groups", "neighbor", ev.Neighbor)
-		d.table.NextHopDown(ev.Neighbor)
-		down = true
-	}
-	if down {
-		d.applyFIB(ctx)
-	}
-}
-
-func (d *Daemon) applyFIB(ctx context.Context) {
-	d.bgpRoutes.applying()
-	err := d.table.Apply(ctx)
-	if err != nil {
-		d.log.Warn("fib apply incomplete; will retry", "err", err)
-	}
-	d.trackNextHops(ctx)
-	if d.table.More() {
-		select {
-		case d.again <- struct{}{}:
-		default:
-		}
-	}
-	d.mu.Lock()
-	d.status.FIB = FIBStatus{
-		Routes:     d.bgpRoutes.routes() + len(d.statics) + d.workloads.routes(),
-		InSync:     d.table.InSync(),
-		LastResync: d.table.LastResync(),
-		Stale:      d.table.Stale(),
-	}
-	if err != nil {
-		d.status.FIB.LastError = err.Error()
-	}
-	d.mu.Unlock()
-}
-
-// armRetry sets the retry timer to when fib wants the next failed route
-// retried; nothing failed, nothing armed.
-func (d *Daemon) armRetry(t *time.Timer) {
-	next := d.table.NextRetry()
-	if next.IsZero() {
-		t.Stop()
-		return
-	}
-	t.Reset(max(time.Until(next), 10*time.Millisecond))
 }
 
 // socketDir makes sure the API socket's directory exists and no stale

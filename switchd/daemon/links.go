@@ -4,9 +4,6 @@ import (
 	"context"
 	"net/netip"
 
-	"github.com/vishvananda/netns"
-
-	"github.com/switchd/switchd/platform"
 	"github.com/switchd/switchd/switchd/bgp"
 )
 
@@ -23,15 +20,6 @@ import (
 // next hop first (the speaker's peer event), then the withdrawals follow
 // and the neighbor's routes are no longer advertised.
 
-func (d *Daemon) startLinkMonitor() error {
-	m, err := platform.NewLinkMonitor(netns.None())
-	if err != nil {
-		return err
-	}
-	d.links = m
-	return nil
-}
-
 // takeCarrierEvents drops the sessions of neighbors on links that lost
 // carrier. A failed subscription is replaced, so failover keeps working.
 func (d *Daemon) takeCarrierEvents(ctx context.Context) {
@@ -39,7 +27,7 @@ func (d *Daemon) takeCarrierEvents(ctx context.Context) {
 	if err != nil {
 		d.log.Error("link monitor failed; subscribing again", "err", err)
 		d.links.Close()
-		if err := d.startLinkMonitor(); err != nil {
+		if d.links, err = d.newLinks(); err != nil {
 			d.log.Error("link monitor unavailable: sessions over dead links end only by their hold timer", "err", err)
 			d.links = nil
 		}
