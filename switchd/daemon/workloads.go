@@ -4,33 +4,28 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"path/filepath"
-	"slices"
-	"sync"
 
 	"github.com/switchd/switchd/fib"
 	"github.com/switchd/switchd/host"
 	"github.com/switchd/switchd/switchd/config"
 )
 
-// workloads connects the host component to the rest of the daemon. The
-// Manager calls back with its lock held, so the callbacks only queue what
-// they are given and kick the loop, which applies it to fib and BGP.
+// workloads connects the host component to the rest of the daemon: the
+// loop drains the Manager's route feed into fib and the speaker.
 type workloads struct {
 	m *host.Manager
+	// kick is the Manager's route feed (host.Manager.RouteUpdates).
+	kick <-chan struct{}
 
-	mu         sync.Mutex // guards the fields below
-	routeSet   []fib.Route
-	routeDel   []fib.RouteKey
-	advertise  []netip.Prefix
-	advChanged bool // advertise changed since the last take
-
-	// installed are the workload routes fib took (owned by the daemon's
-	// loop, like the Table): the status counts them.
+	// Owned by the daemon's loop, like the Table: installed are the
+	// workload routes fib took (the status counts them), advertise the
+	// prefixes to originate as last drained.
 	installed map[fib.RouteKey]struct{}
-
-	kick chan struct{}
+	advertise []netip.Prefix
+	log       *slog.Logger
 
 	// vms are the configured VMs by name; pendingVMs those whose tap is
 	// not there yet (libvirt creates it when the VM starts).
@@ -49,66 +44,35 @@ func (d *Daemon) startWorkloads(w config.Workloads) error {
 	if dir == "" {
 		return errors.New("workloads: no state directory (config /switchd/config/state-dir or --state-dir)")
 	}
-	wl := &workloads{
-		kick:       make(chan struct{}, 1),
-		vms:        map[string]host.VMRequest{},
-		pendingVMs: map[string]bool{},
-	}
 	m, err := host.NewManager(host.Options{
 		StateDir:       filepath.Join(dir, "endpoints"),
 		Pools:          w.Pools,
 		StaticPrefixes: w.StaticPrefixes,
 		Logger:         d.log.With("component", "host"),
-		OnRoutes:       wl.onRoutes,
-		OnAdvertise:    wl.onAdvertise,
 	})
 	if err != nil {
 		return fmt.Errorf("workloads: %w", err)
 	}
-	wl.m = m
-	d.workloads = wl
+	d.workloads = &workloads{
+		m:          m,
+		kick:       m.RouteUpdates(),
+		installed:  map[fib.RouteKey]struct{}{},
+		log:        d.log.With("component", "workloads"),
+		vms:        map[string]host.VMRequest{},
+		pendingVMs: map[string]bool{},
+	}
 	return nil
 }
 
-func (w *workloads) onRoutes(set []fib.Route, del []fib.RouteKey) {
-	w.mu.Lock()
-	w.routeSet = append(w.routeSet, set...)
-	w.routeDel = append(w.routeDel, del...)
-	w.mu.Unlock()
-	w.signal()
-}
-
-func (w *workloads) onAdvertise(p []netip.Prefix) {
-	w.mu.Lock()
-	w.advertise = slices.Clone(p)
-	w.advChanged = true
-	w.mu.Unlock()
-	w.signal()
-}
-
-func (w *workloads) signal() {
-	select {
-	case w.kick <- struct{}{}:
-	default:
-	}
-}
-
-// take hands the queued route changes to the FIB and reports whether the
-// prefixes to advertise changed since the last take.
+// take drains the Manager's route feed into the FIB and reports whether
+// the prefixes to advertise changed since the last take.
 func (w *workloads) take(t fibSink, log func(msg string, args ...any)) (advChanged bool) {
-	w.mu.Lock()
-	set, del := w.routeSet, w.routeDel
-	w.routeSet, w.routeDel = nil, nil
-	advChanged, w.advChanged = w.advChanged, false
-	w.mu.Unlock()
-	if w.installed == nil {
-		w.installed = make(map[fib.RouteKey]struct{})
-	}
-	for _, k := range del {
+	c := w.m.DrainRoutes()
+	for _, k := range c.Del {
 		t.DeleteRoute(k)
 		delete(w.installed, k)
 	}
-	for _, r := range set {
+	for _, r := range c.Set {
 		if err := t.SetRoute(r); err != nil {
 			log("workload route rejected by fib", "route", r, "err", err)
 			delete(w.installed, r.Key)
@@ -116,7 +80,22 @@ func (w *workloads) take(t fibSink, log func(msg string, args ...any)) (advChang
 		}
 		w.installed[r.Key] = struct{}{}
 	}
-	return advChanged
+	if c.OriginateChanged {
+		w.advertise = c.Originate
+	}
+	w.logEndpoints()
+	return c.OriginateChanged
+}
+
+// logEndpoints drains the Manager's endpoint feed, which nothing in the
+// daemon consumes yet (policy will), into the debug log, so that it does
+// not grow. Every endpoint change also changes routes, so take sees it.
+func (w *workloads) logEndpoints() {
+	for _, ev := range w.m.DrainEndpoints() {
+		e := ev.Endpoint
+		w.log.Debug("endpoint "+ev.Type.String(), "endpoint", e.ID, "kind", e.Kind, "iface", e.HostIface,
+			"addrs", e.Addrs(), "labels", e.Labels)
+	}
 }
 
 // routes is the number of workload routes handed to fib and not removed.
@@ -128,11 +107,7 @@ func (w *workloads) routes() int {
 }
 
 // advertised is the current set of prefixes to originate.
-func (w *workloads) advertised() []netip.Prefix {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.advertise
-}
+func (w *workloads) advertised() []netip.Prefix { return w.advertise }
 
 // workloadOwner names the workload prefixes among those the speaker
 // originates: the speaker keeps them apart from the config's, so a reload
