@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/switchd/switchd/host"
-	"github.com/switchd/switchd/switchd/bgp"
 	"github.com/switchd/switchd/switchd/daemon/apiclient"
 )
 
@@ -79,52 +78,13 @@ func noWorkloads(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
+// handleStatus serves what the loop last published: no component is asked.
 func (d *Daemon) handleStatus(w http.ResponseWriter, r *http.Request) {
-	st, err := d.Status(r.Context())
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusServiceUnavailable)
-		return
-	}
 	w.Header().Set("Content-Type", "application/json")
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
-	enc.Encode(st)
+	enc.Encode(d.Status())
 }
 
-// Status reads the speaker's sessions and the last FIB summary.
-func (d *Daemon) Status(ctx context.Context) (Status, error) {
-	st := d.status.load()
-	st.BGP.Neighbors = nil
-	ns, err := d.speaker.Neighbors(ctx)
-	if err != nil {
-		return st, fmt.Errorf("bgp neighbors: %w", err)
-	}
-	for _, n := range ns {
-		ns := NeighborStatus{
-			Address:   n.Address.String(),
-			PeerAS:    n.PeerAS,
-			State:     string(n.State),
-			LastError: n.LastError,
-			Received:  familyCounts(n.PrefixesReceived),
-			Accepted:  familyCounts(n.PrefixesAccepted),
-			Sent:      familyCounts(n.PrefixesSent),
-		}
-		if !n.EstablishedSince.IsZero() {
-			t := n.EstablishedSince
-			ns.EstablishedSince = &t
-		}
-		st.BGP.Neighbors = append(st.BGP.Neighbors, ns)
-	}
-	return st, nil
-}
-
-func familyCounts(m map[bgp.Family]uint64) map[string]uint64 {
-	if len(m) == 0 {
-		return nil
-	}
-	out := make(map[string]uint64, len(m))
-	for f, n := range m {
-		out[f.String()] = n
-	}
-	return out
-}
+// Status is the daemon's status as its loop last saw the feeds.
+func (d *Daemon) Status() Status { return d.status.load() }

@@ -26,7 +26,8 @@ type speaker interface {
 	DropNeighbor(ctx context.Context, addr netip.Addr, why string) error
 	NextHops() []netip.Addr
 	SetUnreachableNextHops(ctx context.Context, addrs []netip.Addr) error
-	Neighbors(ctx context.Context) ([]bgp.NeighborState, error)
+	NeighborUpdates() <-chan struct{}
+	DrainNeighbors() []bgp.NeighborState
 }
 
 // fibTable is the kernel FIB (*fib.Table); the loop goroutine owns it.

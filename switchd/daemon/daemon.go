@@ -88,7 +88,10 @@ type Daemon struct {
 	// reloads asks for the config file to be read again (SIGHUP).
 	reloads <-chan os.Signal
 
-	status statusBoard // status.go
+	// neighbors are the speaker's neighbors as its feed last told (the
+	// loop's; the status publishes copies).
+	neighbors map[netip.Addr]NeighborStatus
+	status    statusBoard // status.go
 }
 
 // Run loads the config, starts the components and serves until ctx is done
@@ -159,10 +162,11 @@ func Run(ctx context.Context, opts Options) error {
 
 func newDaemon(opts Options) *Daemon {
 	return &Daemon{
-		opts:    opts,
-		log:     opts.Logger,
-		statics: make(map[fib.RouteKey]fib.Route),
-		again:   make(chan struct{}, 1),
+		opts:      opts,
+		log:       opts.Logger,
+		statics:   make(map[fib.RouteKey]fib.Route),
+		neighbors: make(map[netip.Addr]NeighborStatus),
+		again:     make(chan struct{}, 1),
 	}
 }
 

@@ -51,21 +51,36 @@ func (r *recorder) mark() int {
 	return len(r.calls)
 }
 
+// turnEnd marks in the log where a loop turn ended (the loop arms its
+// retry timer, fib.Table.NextRetry): what a turn caused is all before it.
+// since and waitFor's results leave it out.
+const turnEnd = "(turn ends)"
+
+// since returns the calls since mark, turn ends left out.
 func (r *recorder) since(mark int) []string {
+	return withoutTurnEnds(r.raw(mark))
+}
+
+func (r *recorder) raw(mark int) []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return slices.Clone(r.calls[mark:])
 }
 
-// waitFor waits until cond holds for the calls since mark and returns
-// them; after 5 s the test fails, showing them.
+func withoutTurnEnds(calls []string) []string {
+	return slices.DeleteFunc(calls, func(c string) bool { return c == turnEnd })
+}
+
+// waitFor waits until cond holds for the calls since mark (turn ends
+// included) and returns them (left out); after 5 s the test fails,
+// showing them.
 func (r *recorder) waitFor(t *testing.T, mark int, what string, cond func(calls []string) bool) []string {
 	t.Helper()
 	deadline := time.After(5 * time.Second)
 	for {
-		calls := r.since(mark)
+		calls := r.raw(mark)
 		if cond(calls) {
-			return calls
+			return withoutTurnEnds(calls)
 		}
 		select {
 		case <-r.changed:
@@ -81,12 +96,20 @@ func (r *recorder) waitCall(t *testing.T, mark int, call string) []string {
 	return r.waitFor(t, mark, call, func(calls []string) bool { return slices.Contains(calls, call) })
 }
 
-// waitApplies waits until the FIB was applied n times after mark: the
-// loop has finished the turns that caused them.
-func (r *recorder) waitApplies(t *testing.T, mark, n int) []string {
+// waitTurns waits until n loop turns ended after mark.
+func (r *recorder) waitTurns(t *testing.T, mark, n int) []string {
 	t.Helper()
-	return r.waitFor(t, mark, fmt.Sprintf("%d FIB applies", n), func(calls []string) bool {
-		return count(calls, "fib.Apply") >= n
+	return r.waitFor(t, mark, fmt.Sprintf("%d loop turns", n), func(calls []string) bool {
+		return count(calls, turnEnd) >= n
+	})
+}
+
+// waitTurnAfter waits for call and the end of the turn that made it.
+func (r *recorder) waitTurnAfter(t *testing.T, mark int, call string) []string {
+	t.Helper()
+	return r.waitFor(t, mark, call+" and its turn's end", func(calls []string) bool {
+		i := index(calls, call)
+		return i >= 0 && slices.Contains(calls[i:], turnEnd)
 	})
 }
 
@@ -114,6 +137,8 @@ func kick(ch chan struct{}) {
 type testSpeaker struct {
 	rec                *recorder
 	updates, peerKick  chan struct{}
+	nbrKick            chan struct{}
+	nbrs               []bgp.NeighborState // neighbor states not drained yet
 	synced             chan struct{}
 	queue              []bgp.Route // learned routes not drained yet
 	learned            int
@@ -125,7 +150,7 @@ type testSpeaker struct {
 
 func newTestSpeaker(rec *recorder) *testSpeaker {
 	return &testSpeaker{rec: rec, updates: make(chan struct{}, 1), peerKick: make(chan struct{}, 1),
-		synced: make(chan struct{}), dropMakesPeerEvent: true}
+		nbrKick: make(chan struct{}, 1), synced: make(chan struct{}), dropMakesPeerEvent: true}
 }
 
 // learn publishes route changes (no next hops: withdrawn) and peer events
@@ -210,7 +235,22 @@ func (s *testSpeaker) SetUnreachableNextHops(ctx context.Context, addrs []netip.
 	s.rec.add("bgp.SetUnreachableNextHops %v", addrs)
 	return nil
 }
-func (s *testSpeaker) Neighbors(ctx context.Context) ([]bgp.NeighborState, error) { return nil, nil }
+func (s *testSpeaker) NeighborUpdates() <-chan struct{} { return s.nbrKick }
+func (s *testSpeaker) DrainNeighbors() []bgp.NeighborState {
+	s.rec.mu.Lock()
+	defer s.rec.mu.Unlock()
+	ns := s.nbrs
+	s.nbrs = nil
+	return ns
+}
+
+// publishNeighbors queues neighbor states and kicks the feed.
+func (s *testSpeaker) publishNeighbors(ns ...bgp.NeighborState) {
+	s.rec.mu.Lock()
+	s.nbrs = append(s.nbrs, ns...)
+	s.rec.mu.Unlock()
+	kick(s.nbrKick)
+}
 
 // testTable is a FIB table that records its inputs.
 type testTable struct {
@@ -276,8 +316,11 @@ func (f *testTable) Apply(ctx context.Context) error {
 	f.rec.add("fib.Apply")
 	return nil
 }
-func (f *testTable) More() bool            { return false }
-func (f *testTable) NextRetry() time.Time  { return time.Time{} }
+func (f *testTable) More() bool { return false }
+func (f *testTable) NextRetry() time.Time {
+	f.rec.add(turnEnd)
+	return time.Time{}
+}
 func (f *testTable) InSync() bool          { return true }
 func (f *testTable) LastResync() time.Time { return time.Time{} }
 func (f *testTable) Stale() int {

@@ -42,6 +42,9 @@ func (d *Daemon) loop(ctx context.Context) error {
 			d.reload(ctx)
 		case <-d.speaker.PeerEvents():
 			d.takePeerEvents(ctx)
+		case <-d.speaker.NeighborUpdates():
+			d.onNeighbors()
+			continue // the status only: nothing for the FIB
 		case <-d.linkKick():
 			d.onLinks(ctx)
 		case <-d.bgpRoutes.updates():

@@ -1,13 +1,19 @@
 package daemon
 
 import (
+	"maps"
+	"net/netip"
+	"slices"
 	"sync/atomic"
+
+	"github.com/switchd/switchd/switchd/bgp"
 )
 
 // statusBoard is the daemon's status as the loop last saw it: built from
 // what the loop consumed of the feeds (route counts kept as bgpFIB, the
 // statics and the workload path take and drop routes; the FIB's sync state
-// after each Apply), never by walking tables per request. The loop is the
+// after each Apply; neighbors from the speaker's neighbor feed), never by
+// walking tables or asking GoBGP per request. The loop is the
 // only writer: it copies the current value, changes the copy and swaps it
 // in, so readers (the API's goroutines) take a consistent value without
 // waiting for the loop.
@@ -44,4 +50,52 @@ func (d *Daemon) publishFIB(applyErr error) {
 		fs.LastError = applyErr.Error()
 	}
 	d.status.update(func(st *Status) { st.FIB = fs })
+}
+
+// onNeighbors takes the speaker's neighbor feed into the status.
+func (d *Daemon) onNeighbors() {
+	changed := d.speaker.DrainNeighbors()
+	if len(changed) == 0 {
+		return
+	}
+	for _, n := range changed {
+		if n.Removed {
+			delete(d.neighbors, n.Address)
+			continue
+		}
+		d.neighbors[n.Address] = neighborStatus(n)
+	}
+	list := make([]NeighborStatus, 0, len(d.neighbors))
+	for _, a := range slices.SortedFunc(maps.Keys(d.neighbors), netip.Addr.Compare) {
+		list = append(list, d.neighbors[a])
+	}
+	d.status.update(func(st *Status) { st.BGP.Neighbors = list })
+}
+
+func neighborStatus(n bgp.NeighborState) NeighborStatus {
+	ns := NeighborStatus{
+		Address:                n.Address.String(),
+		PeerAS:                 n.PeerAS,
+		State:                  string(n.State),
+		LastError:              n.LastError,
+		EstablishedTransitions: n.EstablishedTransitions,
+		Received:               familyCounts(n.PrefixesReceived),
+		Accepted:               familyCounts(n.PrefixesAccepted),
+	}
+	if !n.EstablishedSince.IsZero() {
+		t := n.EstablishedSince
+		ns.EstablishedSince = &t
+	}
+	return ns
+}
+
+func familyCounts(m map[bgp.Family]uint64) map[string]uint64 {
+	if len(m) == 0 {
+		return nil
+	}
+	out := make(map[string]uint64, len(m))
+	for f, n := range m {
+		out[f.String()] = n
+	}
+	return out
 }

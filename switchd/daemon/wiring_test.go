@@ -78,7 +78,9 @@ func startWired(t *testing.T, cfg testConfig, before func(w *wired)) *wired {
 	w := newWired(t, cfg, before)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
+	m := w.rec.mark()
 	go func() { done <- w.d.loop(ctx) }()
+	w.rec.waitTurns(t, m, 1) // the loop arms its retry timer before its first turn
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
@@ -130,7 +132,7 @@ func (w *wired) reload(t *testing.T, b []byte) []string {
 	w.writeConfig(t, b)
 	m := w.rec.mark()
 	w.hup <- os.Interrupt // any signal: the loop only counts it
-	return w.rec.waitApplies(t, m, 1)
+	return w.rec.waitTurns(t, m, 1)
 }
 
 func pfx(s string) netip.Prefix { return netip.MustParsePrefix(s) }
@@ -150,12 +152,14 @@ func route(p string, nhs ...string) bgp.Route {
 func TestWiringPeerDownBeforeWithdrawals(t *testing.T) {
 	w := startWired(t, testConfig{neighbors: []string{"10.0.1.1", "10.0.1.3"}}, nil)
 	a, b := "10.0.1.1", "10.0.1.3"
-	// settled waits for the Apply that ends a batching window: the loop
-	// then reads the route feed again, and wakes for its kick first.
+	// settled waits for the end of the turn that applied last: the loop
+	// then waits for the route feed again (the batching window, if one
+	// was open, is over), and wakes for its kick first.
 	settled := func(m int, last string) []string {
 		return w.rec.waitFor(t, m, last+" applied", func(c []string) bool {
 			i := index(c, last)
-			return i >= 0 && slices.Contains(c[i:], "fib.Apply")
+			j := index(c[max(i, 0):], "fib.Apply")
+			return i >= 0 && j >= 0 && slices.Contains(c[i+j:], turnEnd)
 		})
 	}
 	m := w.rec.mark()
@@ -219,7 +223,7 @@ func TestWiringCarrierLoss(t *testing.T) {
 	m := w.rec.mark()
 	w.links.publish(platform.CarrierEvent{Index: 7, Name: "eth1", Carrier: false,
 		Prefixes: []netip.Prefix{pfx("10.0.1.0/31")}})
-	calls := w.rec.waitApplies(t, m, 1)
+	calls := w.rec.waitTurns(t, m, 1)
 	want := []string{"fib.QueueResync", "bgp.DropNeighbor 10.0.1.1", "fib.NextHopDown 10.0.1.1", "fib.Apply"}
 	if !slices.Equal(calls[:min(len(want), len(calls))], want) {
 		t.Errorf("carrier loss on eth1: calls %q, want %q first", calls, want)
@@ -234,7 +238,7 @@ func TestWiringCarrierLoss(t *testing.T) {
 	m = w.rec.mark()
 	w.links.publish(platform.CarrierEvent{Index: 7, Name: "eth1", Carrier: true,
 		Prefixes: []netip.Prefix{pfx("10.0.1.0/31")}})
-	if calls := w.rec.waitApplies(t, m, 1); !slices.Equal(calls, []string{"fib.Apply"}) {
+	if calls := w.rec.waitTurns(t, m, 1); !slices.Equal(calls, []string{"fib.Apply"}) {
 		t.Errorf("carrier back on eth1: calls %q, want only the turn's Apply", calls)
 	}
 }
@@ -295,9 +299,7 @@ func TestWiringLearnedRoutesAndStatus(t *testing.T) {
 	m := w.rec.mark()
 	w.sp.learn(3, nil, route("10.1.0.0/24", "10.0.1.1", "10.0.1.3"), route("10.2.0.0/24", "10.0.1.1"),
 		route("10.9.0.0/24", "10.0.1.3"))
-	w.rec.waitFor(t, m, "three routes and an Apply", func(c []string) bool {
-		return index(c, "fib.SetRoute 10.9.0.0/24 refused") >= 0 && index(c, "fib.Apply") > index(c, "fib.SetRoute 10.9.0.0/24 refused")
-	})
+	w.rec.waitTurnAfter(t, m, "fib.SetRoute 10.9.0.0/24 refused")
 	r, ok := w.tb.route(fib.RouteKey{Table: fib.MainTable, Dst: pfx("10.1.0.0/24"), Priority: BGPRouteMetric})
 	want := []fib.NextHop{{Gateway: addr("10.0.1.1"), Weight: 1}, {Gateway: addr("10.0.1.3"), Weight: 1}}
 	if !ok || r.Type != fib.Unicast || !slices.Equal(r.NextHops, want) {
@@ -313,9 +315,7 @@ func TestWiringLearnedRoutesAndStatus(t *testing.T) {
 
 	m = w.rec.mark()
 	w.sp.learn(2, nil, route("10.2.0.0/24"))
-	w.rec.waitFor(t, m, "the withdrawal applied", func(c []string) bool {
-		return index(c, "fib.Apply") > index(c, "fib.DeleteRoute 10.2.0.0/24") && index(c, "fib.DeleteRoute 10.2.0.0/24") >= 0
-	})
+	w.rec.waitTurnAfter(t, m, "fib.DeleteRoute 10.2.0.0/24")
 	if st, err := apiclient.GetStatus(context.Background(), sock); err != nil || st.FIB.Routes != 2 {
 		t.Errorf("status after a withdrawal: %+v, %v; want 2 routes", st, err)
 	}
@@ -331,7 +331,7 @@ func TestWiringUnreachableNextHops(t *testing.T) {
 	turn := func() []string { // one loop turn: an empty kernel route feed
 		m := w.rec.mark()
 		w.mon.publish(false)
-		return w.rec.waitApplies(t, m, 1)
+		return w.rec.waitTurns(t, m, 1)
 	}
 	sent := func(calls []string) (out []string) {
 		for _, c := range calls {
@@ -356,13 +356,13 @@ func TestWiringUnreachableNextHops(t *testing.T) {
 	// A third-party next hop on a link without carrier joins the set.
 	m := w.rec.mark()
 	w.links.publish(platform.CarrierEvent{Index: 3, Name: "eth3", Carrier: false, Prefixes: []netip.Prefix{pfx("10.0.3.0/31")}})
-	if got := sent(w.rec.waitApplies(t, m, 1)); !slices.Equal(got, []string{"bgp.SetUnreachableNextHops [10.0.3.1 10.9.9.9]"}) {
+	if got := sent(w.rec.waitTurns(t, m, 1)); !slices.Equal(got, []string{"bgp.SetUnreachableNextHops [10.0.3.1 10.9.9.9]"}) {
 		t.Errorf("carrier lost on eth3: sent %q", got)
 	}
 	w.tb.setUnreachable()
 	m = w.rec.mark()
 	w.links.publish(platform.CarrierEvent{Index: 3, Name: "eth3", Carrier: true, Prefixes: []netip.Prefix{pfx("10.0.3.0/31")}})
-	if got := sent(w.rec.waitApplies(t, m, 1)); !slices.Equal(got, []string{"bgp.SetUnreachableNextHops []"}) {
+	if got := sent(w.rec.waitTurns(t, m, 1)); !slices.Equal(got, []string{"bgp.SetUnreachableNextHops []"}) {
 		t.Errorf("all reachable again: sent %q", got)
 	}
 }
@@ -381,15 +381,70 @@ func TestWiringSweepAfterSynced(t *testing.T) {
 	for range 3 {
 		mm := w.rec.mark()
 		w.mon.publish(true, fib.RouteEvent{Route: fib.Route{Key: fib.RouteKey{Dst: pfx("10.7.0.0/16")}}})
-		w.rec.waitApplies(t, mm, 1)
+		w.rec.waitTurns(t, mm, 1)
 	}
 	if calls := w.rec.since(m); slices.Contains(calls, "fib.EndOfInputs") || count(calls, "fib.OnRouteEvent 10.7.0.0/16") != 3 {
 		t.Fatalf("before Synced: calls %q, want no sweep", calls)
 	}
 	m = w.rec.mark()
 	close(w.sp.synced)
-	calls = w.rec.waitApplies(t, m, 1)
+	calls = w.rec.waitTurns(t, m, 1)
 	if !slices.Equal(calls, []string{"fib.EndOfInputs", "fib.Apply"}) {
 		t.Errorf("Synced: calls %q, want EndOfInputs, then Apply", calls)
+	}
+}
+
+// TestWiringNeighborStatus: the status lists the neighbors as the
+// speaker's neighbor feed published them (a removed one leaves the
+// list), and a neighbor change costs no FIB Apply.
+func TestWiringNeighborStatus(t *testing.T) {
+	w := startWired(t, testConfig{neighbors: []string{"10.0.1.1", "10.0.1.3"}}, nil)
+	sock := filepath.Join(t.TempDir(), "api.sock")
+	api, err := w.d.serveAPI(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer api.Close()
+	waitStatus := func(what string, ok func(st *apiclient.Status) bool) *apiclient.Status {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			st, err := apiclient.GetStatus(context.Background(), sock)
+			if err == nil && ok(st) {
+				return st
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("status never showed %s: %+v, %v", what, st, err)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+
+	since := time.Unix(1_800_000_000, 0)
+	m := w.rec.mark()
+	w.sp.publishNeighbors(
+		bgp.NeighborState{Address: addr("10.0.1.1"), PeerAS: 65000, State: bgp.StateEstablished, EstablishedSince: since,
+			EstablishedTransitions: 2, PrefixesReceived: map[bgp.Family]uint64{bgp.IPv4Unicast: 3}},
+		bgp.NeighborState{Address: addr("10.0.1.3"), PeerAS: 65000, State: bgp.StateActive, LastError: "connection refused"})
+	st := waitStatus("both neighbors", func(st *apiclient.Status) bool { return len(st.BGP.Neighbors) == 2 })
+	n1, n3 := st.BGP.Neighbors[0], st.BGP.Neighbors[1]
+	if n1.Address != "10.0.1.1" || n1.State != "ESTABLISHED" || n1.EstablishedSince == nil || !n1.EstablishedSince.Equal(since) ||
+		n1.EstablishedTransitions != 2 || n1.Received["ipv4-unicast"] != 3 {
+		t.Errorf("neighbor 10.0.1.1 in the status: %+v", n1)
+	}
+	if n3.Address != "10.0.1.3" || n3.State != "ACTIVE" || n3.LastError != "connection refused" || n3.EstablishedSince != nil {
+		t.Errorf("neighbor 10.0.1.3 in the status: %+v", n3)
+	}
+	if calls := w.rec.since(m); slices.Contains(calls, "fib.Apply") {
+		t.Errorf("a neighbor change applied the FIB: calls %q", calls)
+	}
+
+	w.sp.publishNeighbors(bgp.NeighborState{Address: addr("10.0.1.3"), Removed: true},
+		bgp.NeighborState{Address: addr("10.0.1.1"), PeerAS: 65000, State: bgp.StateIdle, EstablishedTransitions: 2})
+	st = waitStatus("10.0.1.3 gone, 10.0.1.1 idle", func(st *apiclient.Status) bool {
+		return len(st.BGP.Neighbors) == 1 && st.BGP.Neighbors[0].State == "IDLE"
+	})
+	if n := st.BGP.Neighbors[0]; n.Address != "10.0.1.1" || n.EstablishedSince != nil || n.Received != nil {
+		t.Errorf("neighbor 10.0.1.1 after its session ended: %+v", n)
 	}
 }

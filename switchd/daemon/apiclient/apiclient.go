@@ -5,9 +5,11 @@
 package apiclient
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"time"
@@ -29,16 +31,20 @@ type BGPStatus struct {
 	Neighbors []NeighborStatus `json:"neighbors"`
 }
 
-// NeighborStatus is one BGP session as the local API reports it.
+// NeighborStatus is one BGP session as the local API reports it, from the
+// speaker's neighbor feed: prefix counts lag by up to a second, and what
+// was sent is not counted (GoBGP counts it only by walking its RIB).
 type NeighborStatus struct {
-	Address          string            `json:"address"`
-	PeerAS           uint32            `json:"peer-as"`
-	State            string            `json:"state"`
-	EstablishedSince *time.Time        `json:"established-since,omitempty"`
-	Received         map[string]uint64 `json:"received,omitempty"`
-	Accepted         map[string]uint64 `json:"accepted,omitempty"`
-	Sent             map[string]uint64 `json:"sent,omitempty"`
-	LastError        string            `json:"last-error,omitempty"`
+	Address          string     `json:"address"`
+	PeerAS           uint32     `json:"peer-as"`
+	State            string     `json:"state"`
+	EstablishedSince *time.Time `json:"established-since,omitempty"`
+	// EstablishedTransitions counts the sessions that reached Established
+	// since the neighbor was configured.
+	EstablishedTransitions uint64            `json:"established-transitions,omitempty"`
+	Received               map[string]uint64 `json:"received,omitempty"`
+	Accepted               map[string]uint64 `json:"accepted,omitempty"`
+	LastError              string            `json:"last-error,omitempty"`
 }
 
 // FIBStatus summarises the routes switchd wants in the kernel.
@@ -52,31 +58,69 @@ type FIBStatus struct {
 	LastError  string    `json:"last-error,omitempty"`
 }
 
+// DebugPath is where the daemon serves the runtime's profiles
+// (net/http/pprof), on its socket only.
+const DebugPath = "/debug/pprof/"
+
 // GetStatus asks the daemon listening on the unix socket for its status.
 func GetStatus(ctx context.Context, socket string) (*Status, error) {
+	b, err := get(ctx, socket, StatusPath, 5*time.Second)
+	if err != nil {
+		return nil, fmt.Errorf("switchd status on %s: %w", socket, err)
+	}
+	var st Status
+	if err := json.Unmarshal(b, &st); err != nil {
+		return nil, fmt.Errorf("switchd status on %s: decode: %w", socket, err)
+	}
+	return &st, nil
+}
+
+// CPUProfile records the daemon's CPU profile for d (whole seconds, at
+// least one) and returns it as pprof writes it (gzipped protobuf). The
+// runtime records one CPU profile at a time: a second request meanwhile
+// fails.
+func CPUProfile(ctx context.Context, socket string, d time.Duration) ([]byte, error) {
+	sec := max(1, int((d+time.Second-1)/time.Second))
+	b, err := get(ctx, socket, fmt.Sprintf("%sprofile?seconds=%d", DebugPath, sec), time.Duration(sec)*time.Second+10*time.Second)
+	if err != nil {
+		return nil, fmt.Errorf("switchd cpu profile on %s: %w", socket, err)
+	}
+	return b, nil
+}
+
+// HeapProfile returns the daemon's heap profile, taken after a garbage
+// collection so that it shows what is live.
+func HeapProfile(ctx context.Context, socket string) ([]byte, error) {
+	b, err := get(ctx, socket, DebugPath+"heap?gc=1", 30*time.Second)
+	if err != nil {
+		return nil, fmt.Errorf("switchd heap profile on %s: %w", socket, err)
+	}
+	return b, nil
+}
+
+// get reads path from the daemon's API on socket; a status other than
+// 200 is an error.
+func get(ctx context.Context, socket, path string, timeout time.Duration) ([]byte, error) {
 	c := &http.Client{
 		Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			var d net.Dialer
 			return d.DialContext(ctx, "unix", socket)
 		}},
-		Timeout: 5 * time.Second,
+		Timeout: timeout,
 	}
 	defer c.CloseIdleConnections()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://switchd"+StatusPath, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://switchd"+path, nil)
 	if err != nil {
-		return nil, fmt.Errorf("switchd status on %s: %w", socket, err)
+		return nil, err
 	}
 	resp, err := c.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("switchd status on %s: %w", socket, err)
+		return nil, err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("switchd status on %s: %s", socket, resp.Status)
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return nil, fmt.Errorf("%s: %s", resp.Status, bytes.TrimSpace(msg))
 	}
-	var st Status
-	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
-		return nil, fmt.Errorf("switchd status on %s: decode: %w", socket, err)
-	}
-	return &st, nil
+	return io.ReadAll(resp.Body)
 }

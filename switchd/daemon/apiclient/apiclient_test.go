@@ -1,13 +1,16 @@
 package apiclient
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // serve answers on a unix socket in a temporary directory, as the daemon
@@ -59,5 +62,32 @@ func TestGetStatusNamesSocketOnError(t *testing.T) {
 	missing := filepath.Join(t.TempDir(), "none.sock")
 	if _, err := GetStatus(context.Background(), missing); err == nil || !strings.Contains(err.Error(), missing) {
 		t.Errorf("GetStatus without a daemon: err = %v, want one naming %s", err, missing)
+	}
+}
+
+// TestProfilesReadPprof reads profiles from net/http/pprof's handlers, as
+// the daemon serves them on its socket.
+func TestProfilesReadPprof(t *testing.T) {
+	mux := http.NewServeMux()
+	mux.HandleFunc(DebugPath, pprof.Index)
+	mux.HandleFunc(DebugPath+"profile", pprof.Profile)
+	sock := serve(t, mux.ServeHTTP)
+	ctx := context.Background()
+	gz := []byte{0x1f, 0x8b} // pprof's protobuf is gzipped
+	start := time.Now()
+	cpu, err := CPUProfile(ctx, sock, 100*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.HasPrefix(cpu, gz) || time.Since(start) < time.Second {
+		t.Errorf("CPUProfile: %d bytes starting %x after %v, want a gzipped profile of a whole second", len(cpu), cpu[:min(2, len(cpu))], time.Since(start))
+	}
+	heap, err := HeapProfile(ctx, sock)
+	if err != nil || !bytes.HasPrefix(heap, gz) {
+		t.Errorf("HeapProfile: %d bytes, %v; want a gzipped profile", len(heap), err)
+	}
+	missing := filepath.Join(t.TempDir(), "none.sock")
+	if _, err := HeapProfile(ctx, missing); err == nil || !strings.Contains(err.Error(), missing) {
+		t.Errorf("HeapProfile without a daemon: err = %v, want one naming %s", err, missing)
 	}
 }
