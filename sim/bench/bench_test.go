@@ -21,18 +21,17 @@ func TestMain(m *testing.M) { ns.TestMain(m) }
 //	SWITCHD_BENCH_N=100000,1000000   sizes (default both)
 //	SWITCHD_BENCH_RECEIVERS=switchd,bird2   receivers (default all)
 //	SWITCHD_BENCH_SWITCHD=/path      a prebuilt switchd instead of building one
-//	SWITCHD_BENCH_SWITCHDPROF=/path  a prebuilt sim/bench/cmd/switchdprof for PROFILE
 //	SWITCHD_BENCH_POLL=1             find the end by dumping the FIB every 50 ms
 //	                                 instead of counting notifications (a cross-check)
-//	SWITCHD_BENCH_PROFILE=DIR        run switchd and GoBGP alone under a CPU
-//	                                 profile, copied to DIR (changes timings)
+//	SWITCHD_BENCH_PROFILE=DIR        CPU profiles of switchd (read from its API
+//	                                 socket, with a heap profile) and GoBGP alone,
+//	                                 copied to DIR (changes timings)
 const (
-	envN           = "SWITCHD_BENCH_N"
-	envReceivers   = "SWITCHD_BENCH_RECEIVERS"
-	envSwitchd     = "SWITCHD_BENCH_SWITCHD"
-	envProfile     = "SWITCHD_BENCH_PROFILE"
-	envPoll        = "SWITCHD_BENCH_POLL"
-	envSwitchdProf = "SWITCHD_BENCH_SWITCHDPROF"
+	envN         = "SWITCHD_BENCH_N"
+	envReceivers = "SWITCHD_BENCH_RECEIVERS"
+	envSwitchd   = "SWITCHD_BENCH_SWITCHD"
+	envProfile   = "SWITCHD_BENCH_PROFILE"
+	envPoll      = "SWITCHD_BENCH_POLL"
 )
 
 // BenchmarkBGPToFIB announces N prefixes to each receiver, a fresh one
@@ -139,15 +138,10 @@ func saveProfile(b *testing.B, res Result, i int) {
 
 // binaries builds what r needs from this module (once per process).
 func binaries(b testing.TB, r Receiver) Binaries {
-	profile := os.Getenv(envProfile) != ""
-	bin := Binaries{Profile: profile}
+	bin := Binaries{Profile: os.Getenv(envProfile) != ""}
 	switch r.Name {
 	case Switchd.Name:
-		if p := os.Getenv(envSwitchdProf); profile && p != "" {
-			bin.SwitchdProf = p
-		} else if profile {
-			bin.SwitchdProf = simtest.Build(b, "github.com/switchd/switchd/sim/bench/cmd/switchdprof")
-		} else if p := os.Getenv(envSwitchd); p != "" {
+		if p := os.Getenv(envSwitchd); p != "" {
 			bin.Switchd = p
 		} else {
 			bin.Switchd = simtest.SwitchdBinary(b)

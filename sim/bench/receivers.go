@@ -41,10 +41,9 @@ type Env struct {
 type Binaries struct {
 	Switchd  string // `switchd` (github.com/switchd/switchd/switchd)
 	GoBGPRIB string // sim/bench/cmd/gobgprib: GoBGP v3.37 alone
-	// SwitchdProf, if set, runs instead of Switchd: the same daemon under
-	// a CPU profile written to Dir/switchd.cpu.pprof (sim/bench/cmd/switchdprof).
-	SwitchdProf string
-	// Profile runs GoBGP alone under a CPU profile too.
+	// Profile records CPU profiles: switchd's through its local API
+	// socket (Dir/switchd.cpu.pprof, and a heap profile once all routes
+	// are in), GoBGP alone's by itself.
 	Profile bool
 }
 
@@ -66,10 +65,16 @@ type Receiver struct {
 // Proc is a running receiver: the processes it consists of.
 type Proc struct {
 	cmds []*exec.Cmd
-	// ProfileFile is written on Stop if the receiver runs under a profile.
+	// ProfileFile is written on Stop if the receiver runs under a profile;
+	// ProfileErr says why it is missing or short.
 	ProfileFile string
-	// HeapFile, if set, is written on SIGUSR1 (see HeapProfile).
+	ProfileErr  error
+	// HeapFile, if set, is written by HeapProfile.
 	HeapFile string
+	// socket is a switchd's local API, for its profiles; cpu records the
+	// CPU profile through it.
+	socket string
+	cpu    *cpuProfiler
 }
 
 // PIDs of the receiver's processes.
@@ -120,24 +125,23 @@ func (p *Proc) Exited() error {
 	return nil
 }
 
-// HeapProfile asks the receiver for a heap profile and waits for it.
+// HeapProfile writes the receiver's heap profile to HeapFile, if it has
+// one.
 func (p *Proc) HeapProfile() error {
-	if p.HeapFile == "" || len(p.cmds) == 0 {
+	if p.HeapFile == "" || p.socket == "" {
 		return nil
 	}
-	if err := p.cmds[0].Process.Signal(syscall.SIGUSR1); err != nil {
-		return fmt.Errorf("heap profile: %w", err)
-	}
-	return waitFor(context.Background(), 30*time.Second, func() bool {
-		_, err := os.Stat(p.HeapFile)
-		return err == nil
-	})
+	return heapProfile(p.socket, p.HeapFile)
 }
 
-// Stop ends the processes: SIGTERM for one that writes a profile (and a
-// few seconds to do so), SIGKILL for everything.
+// Stop ends the processes: a CPU profile read through the socket is
+// finished first; a process that writes its own profile gets SIGTERM (and
+// a few seconds to write it); then SIGKILL for everything.
 func (p *Proc) Stop() {
-	if p.ProfileFile != "" && len(p.cmds) > 0 {
+	if p.cpu != nil {
+		p.ProfileErr = p.cpu.finish(p.ProfileFile)
+		p.cpu = nil
+	} else if p.ProfileFile != "" && len(p.cmds) > 0 {
 		c := p.cmds[0]
 		c.Process.Signal(syscall.SIGTERM)
 		done := make(chan struct{})
@@ -196,29 +200,25 @@ const switchdProtocol = 77
 var Switchd = Receiver{
 	Name:     "switchd",
 	Protocol: switchdProtocol,
-	Needs: func(b Binaries) []string {
-		if b.SwitchdProf != "" {
-			return []string{b.SwitchdProf}
-		}
-		return []string{b.Switchd}
-	},
+	Needs:    func(b Binaries) []string { return []string{b.Switchd} },
 	Start: func(ctx context.Context, e *Env) (*Proc, error) {
 		cfg := filepath.Join(e.Dir, "switchd.json")
 		if err := os.WriteFile(cfg, switchdConfig(e), 0o644); err != nil {
 			return nil, err
 		}
 		p := &Proc{}
-		bin := e.Bin.Switchd
-		argv := []string{"run", "--config", cfg, "--socket", filepath.Join(e.Dir, "api.sock"),
-			"--state-dir", filepath.Join(e.Dir, "state"), "--log-level", "warn"}
-		if e.Bin.SwitchdProf != "" {
-			bin = e.Bin.SwitchdProf
+		sock := filepath.Join(e.Dir, "api.sock")
+		if err := e.start(ctx, p, "switchd", e.Bin.Switchd, "run", "--config", cfg, "--socket", sock,
+			"--state-dir", filepath.Join(e.Dir, "state"), "--log-level", "warn"); err != nil {
+			return nil, err
+		}
+		if e.Bin.Profile {
+			// The profiles come from the daemon's local API, as any
+			// user would take them: switchd has no profiling flag.
+			p.socket = sock
 			p.ProfileFile = filepath.Join(e.Dir, "switchd.cpu.pprof")
 			p.HeapFile = filepath.Join(e.Dir, "switchd.heap.pprof")
-			argv = append([]string{"--cpuprofile", p.ProfileFile, "--memprofile", p.HeapFile}, argv[1:]...)
-		}
-		if err := e.start(ctx, p, "switchd", append([]string{bin}, argv...)...); err != nil {
-			return nil, err
+			p.cpu = startCPUProfiler(sock)
 		}
 		return p, nil
 	},

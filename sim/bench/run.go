@@ -299,6 +299,9 @@ wait:
 	}
 	stopped = true
 	proc.Stop()
+	if proc.ProfileErr != nil {
+		return res, proc.ProfileErr
+	}
 	if proc.ProfileFile != "" {
 		res.Profile = proc.ProfileFile
 		keepDir = true
