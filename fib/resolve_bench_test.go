@@ -50,3 +50,26 @@ func BenchmarkResolutionCommonCase(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkApplyOneRoute is the steady state of a BGP feed: each Apply
+// carries one new route over known gateways and one withdrawal. The
+// gateways' interfaces come from the cache after the first Apply
+// (nhresolve.go), so an Apply is two route writes and no lookup.
+func BenchmarkApplyOneRoute(b *testing.B) {
+	tp := newTopo(b, "res1")
+	tb := newModeTable(b, tp, ModeNexthopGroups)
+	mustApply(b, tb)
+	rs := benchSet(2)
+	mustSet(b, tb, rs...)
+	mustApply(b, tb)
+	i := 0
+	for b.Loop() {
+		r := route(fmt.Sprintf("10.200.%d.%d/32", i>>8&255, i&255), 0, gw4a, gw4b)
+		i++
+		mustSet(b, tb, r)
+		mustApply(b, tb)
+		tb.DeleteRoute(r.Key)
+		mustApply(b, tb)
+	}
+	b.ReportMetric(float64(tb.dp.(*nhManager).gws.lookups)/float64(b.N), "lookups/op")
+}
