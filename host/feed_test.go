@@ -9,6 +9,7 @@ import (
 
 	"github.com/switchd/switchd/fib"
 	"github.com/switchd/switchd/sim/ns"
+	"github.com/vishvananda/netlink"
 )
 
 // TestEndpointFeedPrivileged: an endpoint added through the Manager appears
@@ -138,5 +139,34 @@ func TestFeedsCoalesce(t *testing.T) {
 	f.publishRoutes([]fib.Route{{Key: k}}, nil)
 	if c := f.drainRoutes(); len(c.Set) != 1 || len(c.Del) != 0 {
 		t.Errorf("delete then set drains as %+v, want the set only", c)
+	}
+}
+
+// TestEndpointFeedVMPrivileged: an adopted VM is published with its kind,
+// tap and labels, and its release as removed.
+func TestEndpointFeedVMPrivileged(t *testing.T) {
+	ctx := context.Background()
+	host := newHost(t)
+	if err := host.Do(func() error {
+		return netlink.LinkAdd(&netlink.Tuntap{LinkAttrs: netlink.LinkAttrs{Name: "tapfeed1"}, Mode: netlink.TUNTAP_MODE_TAP})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	m := newManager(t, host, t.TempDir(), newFakeFIB(t, host))
+	labels := map[string]string{"role": "db"}
+	r, err := m.AdoptVM(ctx, VMRequest{Name: "vm1", Tap: "tapfeed1", Labels: labels})
+	if err != nil {
+		t.Fatal(err)
+	}
+	evs := m.DrainEndpoints()
+	if len(evs) != 1 || evs[0].Type != EndpointAdded || evs[0].Endpoint.Kind != KindVM || evs[0].Endpoint.HostIface != "tapfeed1" ||
+		!maps.Equal(evs[0].Endpoint.Labels, labels) || !slices.Equal(evs[0].Endpoint.Addrs(), r.Endpoint.Addrs()) {
+		t.Fatalf("endpoint feed after AdoptVM = %+v, want vm1 added on tapfeed1 with %v and %v", evs, labels, r.Endpoint.Addrs())
+	}
+	if err := m.Del(ctx, r.Endpoint.ID); err != nil {
+		t.Fatal(err)
+	}
+	if evs := m.DrainEndpoints(); len(evs) != 1 || evs[0].Type != EndpointRemoved || evs[0].Endpoint.ID != r.Endpoint.ID {
+		t.Errorf("endpoint feed after the release = %+v, want vm1 removed", evs)
 	}
 }
