@@ -135,22 +135,21 @@ func kick(ch chan struct{}) {
 
 // testSpeaker is a BGP speaker whose feeds the test fills.
 type testSpeaker struct {
-	rec                *recorder
-	updates, peerKick  chan struct{}
-	nbrKick            chan struct{}
-	nbrs               []bgp.NeighborState // neighbor states not drained yet
-	synced             chan struct{}
-	queue              []bgp.Route // learned routes not drained yet
-	learned            int
-	peerEvs            []bgp.PeerEvent
-	nextHops           []netip.Addr
-	applyErr           error
-	dropMakesPeerEvent bool // DropNeighbor ends the session, as GoBGP's does
+	rec               *recorder
+	updates, peerKick chan struct{}
+	nbrKick           chan struct{}
+	nbrs              []bgp.NeighborState // neighbor states not drained yet
+	synced            chan struct{}
+	queue             []bgp.Route // learned routes not drained yet
+	learned           int
+	peerEvs           []bgp.PeerEvent
+	nextHops          []netip.Addr
+	applyErr          error
 }
 
 func newTestSpeaker(rec *recorder) *testSpeaker {
 	return &testSpeaker{rec: rec, updates: make(chan struct{}, 1), peerKick: make(chan struct{}, 1),
-		nbrKick: make(chan struct{}, 1), synced: make(chan struct{}), dropMakesPeerEvent: true}
+		nbrKick: make(chan struct{}, 1), synced: make(chan struct{})}
 }
 
 // learn publishes route changes (no next hops: withdrawn) and peer events
@@ -221,9 +220,9 @@ func (s *testSpeaker) DropNeighbor(ctx context.Context, addr netip.Addr, why str
 	s.rec.mu.Lock()
 	defer s.rec.mu.Unlock()
 	s.rec.addLocked("bgp.DropNeighbor %v", addr)
-	if s.dropMakesPeerEvent {
-		s.peerEvs = append(s.peerEvs, bgp.PeerEvent{Neighbor: addr})
-	}
+	// The session ends, as GoBGP's does: a peer event, no kick (the
+	// carrier handler takes peer events right after).
+	s.peerEvs = append(s.peerEvs, bgp.PeerEvent{Neighbor: addr})
 	return nil
 }
 func (s *testSpeaker) NextHops() []netip.Addr {
@@ -296,6 +295,11 @@ func (f *testTable) TrackNextHops(gws []netip.Addr) {
 	f.rec.mu.Lock()
 	f.tracked = slices.Clone(gws)
 	f.rec.mu.Unlock()
+}
+func (f *testTable) trackedNextHops() []netip.Addr {
+	f.rec.mu.Lock()
+	defer f.rec.mu.Unlock()
+	return slices.Clone(f.tracked)
 }
 func (f *testTable) UnreachableNextHops() []netip.Addr {
 	f.rec.mu.Lock()

@@ -344,6 +344,9 @@ func TestWiringUnreachableNextHops(t *testing.T) {
 	if got := sent(w.rec.since(0)); len(got) != 0 {
 		t.Errorf("start: %q, want nothing sent (nothing unreachable)", got)
 	}
+	if got := w.tb.trackedNextHops(); !slices.Equal(got, w.sp.nextHops) {
+		t.Errorf("the FIB tracks %v, want the speaker's next hops %v", got, w.sp.nextHops)
+	}
 	w.tb.setUnreachable(addr("10.9.9.9"))
 	if got := sent(turn()); !slices.Equal(got, []string{"bgp.SetUnreachableNextHops [10.9.9.9]"}) {
 		t.Errorf("FIB reports 10.9.9.9 unreachable: sent %q", got)
