@@ -1,16 +1,16 @@
 package platform
 
 import (
-	"errors"
+	"context"
 	"fmt"
-	"net"
 	"net/netip"
 	"slices"
 	"sync"
 
-	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	pnl "github.com/switchd/switchd/platform/netlink"
 )
 
 // CarrierEvent is an interface that gained or lost carrier.
@@ -40,7 +40,8 @@ type LinkMonitor struct {
 	kick chan struct{}
 	done chan struct{}
 	wg   sync.WaitGroup
-	h    *netlink.Handle // for the link's flags at an address deletion
+	mon  *pnl.Monitor
+	c    *pnl.Conn // for listing, and the link's flags at an address deletion
 
 	mu      sync.Mutex // guards the fields below
 	carrier map[int]bool
@@ -54,6 +55,14 @@ type LinkMonitor struct {
 // for the current namespace) and lists what exists. Events start with the
 // first change after that.
 func NewLinkMonitor(ns netns.NsHandle) (*LinkMonitor, error) {
+	var h *pnl.NS
+	if ns.IsOpen() {
+		var err error
+		if h, err = pnl.NSFromFd(int(ns)); err != nil {
+			return nil, fmt.Errorf("link monitor: %w", err)
+		}
+		defer h.Close() // the sockets keep their namespace
+	}
 	m := &LinkMonitor{
 		kick:    make(chan struct{}, 1),
 		done:    make(chan struct{}),
@@ -61,148 +70,112 @@ func NewLinkMonitor(ns netns.NsHandle) (*LinkMonitor, error) {
 		names:   make(map[int]string),
 		nets:    make(map[int][]netip.Prefix),
 	}
-	links := make(chan netlink.LinkUpdate, 256)
-	addrs := make(chan netlink.AddrUpdate, 256)
-	onErr := func(err error) { m.fail(err) }
+	var err error
 	// Subscribe first, then list: a change in between is seen twice,
 	// which is harmless; none is missed.
-	if err := netlink.LinkSubscribeWithOptions(links, m.done, netlink.LinkSubscribeOptions{
-		Namespace: &ns, ErrorCallback: onErr, ReceiveBufferSize: 1 << 20,
-	}); err != nil {
-		return nil, fmt.Errorf("link monitor: subscribe to links: %w", err)
+	if m.mon, err = pnl.NewMonitor(h); err != nil {
+		return nil, err
 	}
-	if err := netlink.AddrSubscribeWithOptions(addrs, m.done, netlink.AddrSubscribeOptions{
-		Namespace: &ns, ErrorCallback: onErr, ReceiveBufferSize: 1 << 20,
-	}); err != nil {
-		close(m.done)
-		return nil, fmt.Errorf("link monitor: subscribe to addresses: %w", err)
-	}
-	h, err := netlink.NewHandleAt(ns)
-	if err != nil {
-		close(m.done)
+	if m.c, err = pnl.Dial(h, unix.NETLINK_ROUTE); err != nil {
+		m.mon.Close()
 		return nil, fmt.Errorf("link monitor: %w", err)
 	}
-	m.h = h
 	if err := m.list(); err != nil {
-		close(m.done)
-		h.Close()
+		m.mon.Close()
+		m.c.Close()
 		return nil, err
 	}
 	m.wg.Add(1)
-	go m.run(links, addrs)
+	go m.run()
 	return m, nil
 }
 
 func (m *LinkMonitor) list() error {
-	ls, err := m.h.LinkList()
-	if err != nil && !errors.Is(err, netlink.ErrDumpInterrupted) {
-		return fmt.Errorf("link monitor: list links: %w", err)
-	}
-	as, err := m.h.AddrList(nil, netlink.FAMILY_ALL)
-	if err != nil && !errors.Is(err, netlink.ErrDumpInterrupted) {
-		return fmt.Errorf("link monitor: list addresses: %w", err)
-	}
+	ctx := context.Background()
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	for _, l := range ls {
-		a := l.Attrs()
-		m.carrier[a.Index] = hasCarrier(a.RawFlags)
-		m.names[a.Index] = a.Name
+	err := m.c.Links(ctx, func() { clear(m.carrier); clear(m.names) }, func(ev pnl.Event) {
+		m.carrier[ev.Index] = ev.Carrier()
+		m.names[ev.Index] = ev.Name
+	})
+	if err != nil {
+		return fmt.Errorf("link monitor: list links: %w", err)
 	}
-	for _, a := range as {
-		if p, ok := addrPrefix(a.IPNet); ok {
-			m.nets[a.LinkIndex] = appendPrefix(m.nets[a.LinkIndex], p)
-		}
+	err = m.c.Addrs(ctx, func() { clear(m.nets) }, func(ev pnl.Event) {
+		m.nets[ev.Index] = appendPrefix(m.nets[ev.Index], ev.Prefix)
+	})
+	if err != nil {
+		return fmt.Errorf("link monitor: list addresses: %w", err)
 	}
 	return nil
 }
 
-func hasCarrier(rawFlags uint32) bool {
-	return rawFlags&unix.IFF_UP != 0 && rawFlags&unix.IFF_LOWER_UP != 0
-}
-
-func (m *LinkMonitor) run(links <-chan netlink.LinkUpdate, addrs <-chan netlink.AddrUpdate) {
+// run receives until Close; any other error (events lost to an overrun
+// included) ends it, and Drain reports it so the owner subscribes again.
+func (m *LinkMonitor) run() {
 	defer m.wg.Done()
 	for {
+		err := m.mon.Receive(func(ev pnl.Event) {
+			switch ev.Kind {
+			case pnl.LinkNew, pnl.LinkDel:
+				m.onLink(ev)
+			case pnl.AddrNew, pnl.AddrDel:
+				m.onAddr(ev)
+			}
+		})
+		if err == nil {
+			continue
+		}
 		select {
 		case <-m.done:
-			return
-		case u, ok := <-links:
-			if !ok {
-				m.fail(errors.New("link subscription closed"))
-				return
-			}
-			m.onLink(u)
-		case u, ok := <-addrs:
-			if !ok {
-				m.fail(errors.New("address subscription closed"))
-				return
-			}
-			m.onAddr(u)
+		default:
+			m.fail(err)
 		}
+		return
 	}
 }
 
-func (m *LinkMonitor) onLink(u netlink.LinkUpdate) {
-	a := u.Attrs()
+func (m *LinkMonitor) onLink(ev pnl.Event) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if u.Header.Type == unix.RTM_DELLINK {
-		if m.carrier[a.Index] {
-			m.addLocked(CarrierEvent{Index: a.Index, Name: a.Name, Prefixes: m.nets[a.Index]})
+	if ev.Kind == pnl.LinkDel {
+		if m.carrier[ev.Index] {
+			m.addLocked(CarrierEvent{Index: ev.Index, Name: ev.Name, Prefixes: m.nets[ev.Index]})
 		}
-		delete(m.carrier, a.Index)
-		delete(m.names, a.Index)
-		delete(m.nets, a.Index)
+		delete(m.carrier, ev.Index)
+		delete(m.names, ev.Index)
+		delete(m.nets, ev.Index)
 		return
 	}
-	c := hasCarrier(a.RawFlags)
-	m.names[a.Index] = a.Name
-	was, known := m.carrier[a.Index]
-	m.carrier[a.Index] = c
+	c := ev.Carrier()
+	m.names[ev.Index] = ev.Name
+	was, known := m.carrier[ev.Index]
+	m.carrier[ev.Index] = c
 	if !known || was == c {
 		// A new link (a workload's veth, say) changes no session's
 		// fate: only changes of links seen before are events.
 		return
 	}
-	m.addLocked(CarrierEvent{Index: a.Index, Name: a.Name, Carrier: c, Prefixes: slices.Clone(m.nets[a.Index])})
+	m.addLocked(CarrierEvent{Index: ev.Index, Name: ev.Name, Carrier: c, Prefixes: slices.Clone(m.nets[ev.Index])})
 }
 
-func (m *LinkMonitor) onAddr(u netlink.AddrUpdate) {
-	p, ok := addrPrefix(&u.LinkAddress)
-	if !ok {
-		return
-	}
-	if !u.NewAddr {
-		if l, err := m.h.LinkByIndex(u.LinkIndex); err != nil || !hasCarrier(l.Attrs().RawFlags) {
+func (m *LinkMonitor) onAddr(ev pnl.Event) {
+	p := ev.Prefix
+	if ev.Kind == pnl.AddrDel {
+		if l, err := m.c.Link(ev.Index); err != nil || !l.Carrier() {
 			return // a flush on the way down, or the link is gone; see the type comment
 		}
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if u.NewAddr {
-		m.nets[u.LinkIndex] = appendPrefix(m.nets[u.LinkIndex], p)
+	if ev.Kind == pnl.AddrNew {
+		m.nets[ev.Index] = appendPrefix(m.nets[ev.Index], p)
 		return
 	}
-	if !m.carrier[u.LinkIndex] {
+	if !m.carrier[ev.Index] {
 		return
 	}
-	m.nets[u.LinkIndex] = slices.DeleteFunc(m.nets[u.LinkIndex], func(q netip.Prefix) bool { return q == p })
-}
-
-func addrPrefix(n *net.IPNet) (netip.Prefix, bool) {
-	if n == nil {
-		return netip.Prefix{}, false
-	}
-	a, ok := netip.AddrFromSlice(n.IP)
-	bits, _ := n.Mask.Size()
-	if !ok {
-		return netip.Prefix{}, false
-	}
-	if a.Is4In6() && bits > 32 {
-		bits -= 96 // a 16-byte mask on an IPv4 address
-	}
-	return netip.PrefixFrom(a.Unmap(), bits), true
+	m.nets[ev.Index] = slices.DeleteFunc(m.nets[ev.Index], func(q netip.Prefix) bool { return q == p })
 }
 
 func appendPrefix(ps []netip.Prefix, p netip.Prefix) []netip.Prefix {
@@ -265,7 +238,8 @@ func (m *LinkMonitor) Close() {
 	case <-m.done:
 	default:
 		close(m.done)
+		m.mon.Close() // unblocks run's Receive
 	}
 	m.wg.Wait()
-	m.h.Close()
+	m.c.Close()
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	pnl "github.com/switchd/switchd/platform/netlink"
 	"github.com/switchd/switchd/sim/ns"
 )
 
@@ -129,5 +130,27 @@ func TestSetSysctlsFakeTree(t *testing.T) {
 	}
 	if err == nil || !strings.Contains(err.Error(), "net.ipv6.conf.nosuch.keep_addr_on_down") {
 		t.Errorf("error %v does not name the missing setting", err)
+	}
+}
+
+// TestSetSysctlsInPrivileged writes the router settings in a namespace;
+// the test's own namespace keeps its values.
+func TestSetSysctlsInPrivileged(t *testing.T) {
+	a := ns.NewT(t, "sysctl")
+	const k = "net/ipv6/conf/default/keep_addr_on_down"
+	before, err := (*pnl.NS)(nil).ReadSysctl(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := SetSysctlsIn(a.Net(), RouterSysctls); err != nil {
+		t.Fatal(err)
+	}
+	for k, want := range RouterSysctls {
+		if v, err := a.Net().ReadSysctl(k); err != nil || v != want {
+			t.Errorf("%s = %q (%v), want %q", k, v, err, want)
+		}
+	}
+	if v, _ := (*pnl.NS)(nil).ReadSysctl(k); v != before {
+		t.Errorf("test namespace: %s = %q, want %q (unchanged)", k, v, before)
 	}
 }

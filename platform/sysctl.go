@@ -1,11 +1,11 @@
 package platform
 
 import (
-	"errors"
-	"fmt"
-	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+
+	pnl "github.com/switchd/switchd/platform/netlink"
 )
 
 // RouterSysctls are the kernel settings every switchd node runs with,
@@ -31,15 +31,26 @@ var RouterSysctls = map[string]string{
 }
 
 // SetSysctls writes settings (keys relative to /proc/sys, as in
-// RouterSysctls) under root, normally "/"; tests pass a fake tree. Every
-// setting is tried; the errors name the ones that failed.
+// RouterSysctls) under root, normally "/", from the calling thread's
+// namespace; tests pass a fake tree. Every setting is tried; the errors
+// name the ones that failed.
 func SetSysctls(root string, settings map[string]string) error {
-	var errs []error
+	return pnl.WriteSysctlFiles(filepath.Join(root, "proc/sys"), sysctlList(settings))
+}
+
+// SetSysctlsIn writes settings in the namespace ns (nil: the calling
+// thread's), as SetSysctls does under "/".
+func SetSysctlsIn(ns *pnl.NS, settings map[string]string) error {
+	return ns.WriteSysctls(sysctlList(settings)...)
+}
+
+// sysctlList orders settings by key, so they are written, and their
+// errors reported, in the same order every time.
+func sysctlList(settings map[string]string) []pnl.Sysctl {
+	out := make([]pnl.Sysctl, 0, len(settings))
 	for k, v := range settings {
-		p := filepath.Join(root, "proc/sys", k)
-		if err := os.WriteFile(p, []byte(v), 0o644); err != nil {
-			errs = append(errs, fmt.Errorf("sysctl %s=%s: %w", strings.ReplaceAll(k, "/", "."), v, err))
-		}
+		out = append(out, pnl.Sysctl{Path: k, Value: v})
 	}
-	return errors.Join(errs...)
+	slices.SortFunc(out, func(a, b pnl.Sysctl) int { return strings.Compare(a.Path, b.Path) })
+	return out
 }

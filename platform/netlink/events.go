@@ -135,12 +135,33 @@ func (c *Conn) dumpEvents(ctx context.Context, typ uint16, hdrLen int, reset fun
 // Link asks the kernel for the link with index ifindex now (an error
 // matching unix.ENODEV if there is none).
 func (c *Conn) Link(ifindex int) (Event, error) {
+	ev, err := c.getLink(ifindex, "")
+	if err != nil {
+		return Event{}, fmt.Errorf("get link %d: %w", ifindex, err)
+	}
+	return ev, nil
+}
+
+// LinkByName asks the kernel for the link named name now (an error
+// matching unix.ENODEV if there is none).
+func (c *Conn) LinkByName(name string) (Event, error) {
+	ev, err := c.getLink(0, name)
+	if err != nil {
+		return Event{}, fmt.Errorf("get link %s: %w", name, err)
+	}
+	return ev, nil
+}
+
+func (c *Conn) getLink(ifindex int, name string) (Event, error) {
 	var b Batch
 	b.Begin(unix.RTM_GETLINK, 0)
 	b.Raw(unix.AF_UNSPEC, 0, 0, 0)
 	b.U32(uint32(ifindex))
 	b.U32(0)
 	b.U32(0)
+	if name != "" {
+		b.AttrString(unix.IFLA_IFNAME, name)
+	}
 	b.AttrU32(unix.IFLA_EXT_MASK, rtextFilterSkipStats)
 	b.End()
 	var ev Event
@@ -159,10 +180,7 @@ func (c *Conn) Link(ifindex int) (Event, error) {
 	if err == nil && !found {
 		err = unix.ENODEV
 	}
-	if err != nil {
-		return Event{}, fmt.Errorf("get link %d: %w", ifindex, err)
-	}
-	return ev, nil
+	return ev, err
 }
 
 // Monitor receives link and address notifications of a namespace.

@@ -186,6 +186,12 @@ func TestExecEchoPrivileged(t *testing.T) {
 	if _, err := c.Link(9999); !errors.Is(err, unix.ENODEV) {
 		t.Errorf("Link(9999): %v, want ENODEV", err)
 	}
+	if ev, err := c.LinkByName("ea"); err != nil || ev.Index != echoed[0].Index {
+		t.Errorf("LinkByName(ea) = %+v, %v; want index %d", ev, err, echoed[0].Index)
+	}
+	if _, err := c.LinkByName("nosuch"); !errors.Is(err, unix.ENODEV) {
+		t.Errorf("LinkByName(nosuch): %v, want ENODEV", err)
+	}
 }
 
 // TestDumpRoutesPrivileged: a route dump filtered by table (strict
@@ -484,5 +490,30 @@ func TestDropPortsFilterPrivileged(t *testing.T) {
 	}
 	if slices.Contains(seen, own0) {
 		t.Errorf("notifications %v include the filtered writer's %v", seen, own0)
+	}
+}
+
+// TestNewNSPrivileged: a new namespace is another namespace, with only a
+// loopback, and the caller stays where it was.
+func TestNewNSPrivileged(t *testing.T) {
+	self, err := netlink.CurrentNS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer self.Close()
+	n, err := netlink.NewNS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	if n.Equal(self) {
+		t.Fatal("NewNS returned the caller's namespace")
+	}
+	if now, _ := (*netlink.NS)(nil).ID(); now != func() netlink.NSID { id, _ := self.ID(); return id }() {
+		t.Error("the calling thread changed namespace")
+	}
+	ls := links(t, dial(t, n))
+	if _, ok := ls["lo"]; !ok || len(ls) != 1 {
+		t.Errorf("links in a new namespace: %v, want only lo", ls)
 	}
 }

@@ -141,8 +141,38 @@ func (n *NS) Do(f func() error) error {
 	if n.fd < 0 {
 		return errors.New("enter netns: closed")
 	}
+	return onThread(func() error {
+		if err := unix.Setns(n.fd, unix.CLONE_NEWNET); err != nil {
+			return fmt.Errorf("enter netns: %w", err)
+		}
+		return nil
+	}, f)
+}
+
+// NewNS creates a network namespace, held by the returned NS only (name it
+// by bind-mounting /proc/self/fd/FD somewhere, as sim/ns does). Its
+// loopback is down.
+func NewNS() (*NS, error) {
+	var n *NS
+	err := onThread(func() error {
+		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+			return fmt.Errorf("create netns: %w", err)
+		}
+		return nil
+	}, func() error {
+		var err error
+		n, err = CurrentNS()
+		return err
+	})
+	return n, err
+}
+
+// onThread runs enter and then f on a new goroutine locked to its thread
+// (the caller's thread never changes namespace), then returns the thread
+// to the namespace it started in: the one place a thread leaves a
+// namespace switchd made it enter.
+func onThread(enter, f func() error) error {
 	errc := make(chan error, 1)
-	// A goroutine of its own: the caller's thread never changes namespace.
 	go func() {
 		runtime.LockOSThread()
 		orig, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
@@ -152,9 +182,10 @@ func (n *NS) Do(f func() error) error {
 			return
 		}
 		defer unix.Close(orig)
-		if err := unix.Setns(n.fd, unix.CLONE_NEWNET); err != nil {
+		if err := enter(); err != nil {
+			// setns and unshare change nothing when they fail.
 			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("enter netns: %w", err)
+			errc <- err
 			return
 		}
 		ferr := f()
@@ -178,7 +209,7 @@ func (n *NS) ReadSysctl(path string) (string, error) {
 	err := n.Do(func() error {
 		b, err := os.ReadFile(filepath.Join("/proc/sys", path))
 		if err != nil {
-			return fmt.Errorf("read sysctl %s: %w", path, err)
+			return fmt.Errorf("read sysctl %s: %w", dotted(path), err)
 		}
 		v = strings.TrimRight(string(b), "\n ")
 		return nil
@@ -204,20 +235,20 @@ func (n *NS) EnsureSysctls(vals ...Sysctl) error {
 			p := filepath.Join("/proc/sys", s.Path)
 			fd, err := unix.Open(p, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 			if err != nil {
-				errs = append(errs, fmt.Errorf("sysctl %s: %w", s.Path, err))
+				errs = append(errs, fmt.Errorf("sysctl %s: %w", dotted(s.Path), err))
 				continue
 			}
 			k, err := unix.Read(fd, buf[:])
 			unix.Close(fd)
 			if err != nil {
-				errs = append(errs, fmt.Errorf("sysctl %s: %w", s.Path, err))
+				errs = append(errs, fmt.Errorf("sysctl %s: %w", dotted(s.Path), err))
 				continue
 			}
 			if strings.TrimRight(string(buf[:max(k, 0)]), "\n ") == s.Value {
 				continue
 			}
 			if err := os.WriteFile(p, []byte(s.Value), 0); err != nil {
-				errs = append(errs, fmt.Errorf("sysctl %s=%s: %w", s.Path, s.Value, err))
+				errs = append(errs, fmt.Errorf("sysctl %s=%s: %w", dotted(s.Path), s.Value, err))
 			}
 		}
 		return errors.Join(errs...)
@@ -231,8 +262,11 @@ func WriteSysctlFiles(dir string, vals []Sysctl) error {
 	var errs []error
 	for _, s := range vals {
 		if err := os.WriteFile(filepath.Join(dir, s.Path), []byte(s.Value), 0o644); err != nil {
-			errs = append(errs, fmt.Errorf("sysctl %s=%s: %w", s.Path, s.Value, err))
+			errs = append(errs, fmt.Errorf("sysctl %s=%s: %w", dotted(s.Path), s.Value, err))
 		}
 	}
 	return errors.Join(errs...)
 }
+
+// dotted names a sysctl in errors as sysctl(8) does: net.ipv4.ip_forward.
+func dotted(path string) string { return strings.ReplaceAll(path, "/", ".") }

@@ -12,13 +12,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	pnl "github.com/switchd/switchd/platform/netlink"
 )
 
 // Dir is where iproute2 keeps named namespaces; `ip netns` sees ours.
@@ -55,11 +56,13 @@ func NewPrefix() string {
 	return BasePrefix + hex.EncodeToString(b[:])
 }
 
-// NS is a named network namespace.
+// NS is a named network namespace. The namespace fd is a
+// platform/netlink.NS (Net), through which it is entered (Do) and its
+// sysctls are set.
 type NS struct {
-	Name   string
-	handle netns.NsHandle
-	nl     *netlink.Handle
+	Name string
+	net  *pnl.NS
+	nl   *netlink.Handle
 }
 
 // New creates the named namespace name, brings its loopback up and returns
@@ -78,8 +81,8 @@ func New(name string) (*NS, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create netns %q: %w", name, err)
 	}
-	n := &NS{Name: name, handle: h}
-	if n.nl, err = netlink.NewHandleAt(h); err != nil {
+	n := &NS{Name: name, net: h}
+	if n.nl, err = netlink.NewHandleAt(n.NsHandle()); err != nil {
 		n.Delete()
 		return nil, fmt.Errorf("netlink handle in netns %q: %w", name, err)
 	}
@@ -96,16 +99,21 @@ func New(name string) (*NS, error) {
 
 // Open returns an existing named namespace.
 func Open(name string) (*NS, error) {
-	h, err := netns.GetFromName(name)
+	h, err := pnl.OpenNS(filepath.Join(Dir, name))
 	if err != nil {
 		return nil, fmt.Errorf("open netns %q: %w", name, err)
 	}
-	nl, err := netlink.NewHandleAt(h)
+	return wrap(name, h)
+}
+
+// wrap makes an NS of an open namespace, with its netlink handle.
+func wrap(name string, h *pnl.NS) (*NS, error) {
+	nl, err := netlink.NewHandleAt(netns.NsHandle(h.Fd()))
 	if err != nil {
 		h.Close()
 		return nil, fmt.Errorf("netlink handle in netns %q: %w", name, err)
 	}
-	return &NS{Name: name, handle: h, nl: nl}, nil
+	return &NS{Name: name, net: h, nl: nl}, nil
 }
 
 var sharedOnce struct {
@@ -135,35 +143,40 @@ func sharedDir() error {
 	return sharedOnce.err
 }
 
-// createNamed makes the namespace on a locked thread that returns to its
-// original namespace before it is unlocked, so no goroutine ever runs in the
-// wrong namespace.
-func createNamed(name string) (netns.NsHandle, error) {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	orig, err := netns.Get()
+// createNamed makes a namespace and names it: a bind mount of it at
+// Dir/name, as `ip netns add` makes.
+func createNamed(name string) (*pnl.NS, error) {
+	h, err := pnl.NewNS()
 	if err != nil {
-		return netns.None(), err
+		return nil, err
 	}
-	defer orig.Close()
-	h, err := netns.NewNamed(name)
-	if serr := netns.Set(orig); serr != nil {
-		// The thread is stuck in the new namespace: let it die with the
-		// goroutine instead of being reused (LockOSThread without Unlock).
-		runtime.LockOSThread()
-		return netns.None(), errors.Join(err, fmt.Errorf("return to original netns: %w", serr))
+	path := filepath.Join(Dir, name)
+	f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE|os.O_EXCL, 0o444)
+	if err != nil {
+		h.Close()
+		return nil, err
 	}
-	return h, err
+	f.Close()
+	if err := unix.Mount(fmt.Sprintf("/proc/self/fd/%d", h.Fd()), path, "none", unix.MS_BIND, ""); err != nil {
+		h.Close()
+		os.Remove(path)
+		return nil, fmt.Errorf("bind mount %s: %w", path, err)
+	}
+	return h, nil
 }
 
 // Handle is a netlink handle bound to the namespace.
 func (n *NS) Handle() *netlink.Handle { return n.nl }
 
-// Fd is the namespace file descriptor (for nftables.WithNetNSFd and the like).
-func (n *NS) Fd() int { return int(n.handle) }
+// Net is the namespace as platform/netlink names it (for netlink.Dial and
+// the like); n owns it.
+func (n *NS) Net() *pnl.NS { return n.net }
 
-// NsHandle is the namespace handle.
-func (n *NS) NsHandle() netns.NsHandle { return n.handle }
+// Fd is the namespace file descriptor (for nftables.WithNetNSFd and the like).
+func (n *NS) Fd() int { return n.net.Fd() }
+
+// NsHandle is the namespace handle (for vishvananda/netlink).
+func (n *NS) NsHandle() netns.NsHandle { return netns.NsHandle(n.net.Fd()) }
 
 // Path is the bind-mount path of the namespace.
 func (n *NS) Path() string { return filepath.Join(Dir, n.Name) }
@@ -190,30 +203,10 @@ func (n *NS) Run(ctx context.Context, argv ...string) (string, error) {
 // Do runs f on a thread switched into the namespace. Sockets f opens stay in
 // the namespace after it returns.
 func (n *NS) Do(f func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer orig.Close()
-		if err := netns.Set(n.handle); err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("enter netns %s: %w", n.Name, err)
-			return
-		}
-		ferr := f()
-		if err := netns.Set(orig); err != nil {
-			// Leave the thread locked so it exits with this goroutine.
-			errc <- errors.Join(ferr, fmt.Errorf("leave netns %s: %w", n.Name, err))
-			return
-		}
-		runtime.UnlockOSThread()
-		errc <- ferr
-	}()
-	return <-errc
+	if err := n.net.Do(f); err != nil {
+		return fmt.Errorf("netns %s: %w", n.Name, err)
+	}
+	return nil
 }
 
 // Pids lists the processes running in the namespace.
@@ -225,10 +218,7 @@ func (n *NS) Close() {
 		n.nl.Close()
 		n.nl = nil
 	}
-	if n.handle != netns.None() {
-		n.handle.Close()
-		n.handle = netns.None()
-	}
+	n.net.Close()
 }
 
 // Delete releases the handles and removes the namespace name. The kernel
@@ -238,7 +228,11 @@ func (n *NS) Delete() error {
 	if n.Name == "" {
 		return nil
 	}
-	if err := netns.DeleteNamed(n.Name); err != nil && !errors.Is(err, os.ErrNotExist) {
+	path := filepath.Join(Dir, n.Name)
+	if err := unix.Unmount(path, unix.MNT_DETACH); err != nil && !errors.Is(err, os.ErrNotExist) && !errors.Is(err, unix.EINVAL) {
+		return fmt.Errorf("delete netns %s: %w", n.Name, err)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("delete netns %s: %w", n.Name, err)
 	}
 	return nil
@@ -289,14 +283,9 @@ func PidsIn(name string) []int {
 // process's, or the private one ns.TestMain put the test in). It has no
 // name; Delete on it only releases the handles.
 func Current() (*NS, error) {
-	h, err := netns.Get()
+	h, err := pnl.CurrentNS()
 	if err != nil {
-		return nil, fmt.Errorf("current netns: %w", err)
+		return nil, err
 	}
-	nl, err := netlink.NewHandleAt(h)
-	if err != nil {
-		h.Close()
-		return nil, fmt.Errorf("netlink handle in current netns: %w", err)
-	}
-	return &NS{handle: h, nl: nl}, nil
+	return wrap("", h)
 }
