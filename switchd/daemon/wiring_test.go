@@ -29,6 +29,7 @@ import (
 type testConfig struct {
 	neighbors []string
 	statics   map[string]string
+	hash      string // ecmp-hash-policy, "" for the default
 }
 
 func (c testConfig) json() []byte {
@@ -51,6 +52,9 @@ func (c testConfig) json() []byte {
 			"identifier": "openconfig-policy-types:STATIC", "name": "STATIC",
 			"config":        map[string]any{"identifier": "openconfig-policy-types:STATIC", "name": "STATIC"},
 			"static-routes": map[string]any{"static": list}})
+	}
+	if c.hash != "" {
+		tree["switchd:switchd"] = map[string]any{"config": map[string]any{"ecmp-hash-policy": c.hash}}
 	}
 	out, err := json.Marshal(tree)
 	if err != nil {
@@ -266,6 +270,15 @@ func TestWiringReload(t *testing.T) {
 		"fib.DeleteRoute 198.51.100.0/24", "fib.SetRoute 203.0.113.0/24"}
 	if !slices.Equal(calls, want) {
 		t.Errorf("reload: calls %q, want %q (the unchanged static untouched)", calls, want)
+	}
+
+	// The ECMP hash changes only when the config changes it.
+	v2.hash = "L3"
+	if calls := w.reload(t, v2.json()); !slices.Equal(calls, []string{"bgp.Apply neighbors [10.0.1.1 10.0.1.3]", "hash policy 0", "fib.Apply"}) {
+		t.Errorf("reload with the hash policy L3: calls %q, want only BGP's config and the hash", calls)
+	}
+	if calls := w.reload(t, v2.json()); !slices.Equal(calls, []string{"bgp.Apply neighbors [10.0.1.1 10.0.1.3]", "fib.Apply"}) {
+		t.Errorf("reload of the same config: calls %q, want only BGP's config (it diffs itself)", calls)
 	}
 
 	if calls := w.reload(t, []byte(`{"openconfig-network-instance:network-instances": 1}`)); !slices.Equal(calls, []string{"fib.Apply"}) {
