@@ -18,7 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// TestSysctlFollowsThreadPrivileged pins down what inNetns relies on: a
+// TestSysctlFollowsThreadPrivileged pins down what NS.Do relies on: a
 // /proc/sys/net file shows the network namespace of the task that opens
 // it, not the one of whoever mounted /proc.
 func TestSysctlFollowsThreadPrivileged(t *testing.T) {
@@ -28,7 +28,7 @@ func TestSysctlFollowsThreadPrivileged(t *testing.T) {
 		n *ns.NS
 		v string
 	}{{a, "1"}, {b, "2"}} {
-		if err := writeSysctls(c.n.NsHandle(), []sysctl{{p, c.v}}); err != nil {
+		if err := writeSysctls(c.n.Net(), []sysctl{{p, c.v}}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -36,7 +36,7 @@ func TestSysctlFollowsThreadPrivileged(t *testing.T) {
 		n    *ns.NS
 		want string
 	}{{a, "1"}, {b, "2"}} {
-		got, err := readSysctl(c.n.NsHandle(), p)
+		got, err := readSysctl(c.n.Net(), p)
 		if err != nil || got != c.want {
 			t.Errorf("%s in %s = %q (%v), want %q", p, c.n.Name, got, err, c.want)
 		}
@@ -111,7 +111,7 @@ func TestContainerEndpointPrivileged(t *testing.T) {
 		}
 	}
 	for _, s := range append(ifaceSysctls(ep.HostIface), sysctl{"net/ipv6/conf/" + ep.HostIface + "/addr_gen_mode", "1"}) {
-		v, err := readSysctl(host.NsHandle(), s.path)
+		v, err := readSysctl(host.Net(), s.path)
 		if strings.HasSuffix(s.path, "/accept_ra") && v == "1" {
 			continue // the same as 0 with forwarding on (checked too)
 		}
@@ -375,7 +375,7 @@ func TestHostSideIPv6DefaultsPrivileged(t *testing.T) {
 	ctx := context.Background()
 	host := newHost(t)
 	m := newManager(t, host, t.TempDir(), newFakeFIB(t, host))
-	if err := writeSysctls(host.NsHandle(), []sysctl{
+	if err := writeSysctls(host.Net(), []sysctl{
 		{"net/ipv6/conf/default/forwarding", "0"},
 		{"net/ipv6/conf/default/accept_ra", "2"},
 	}); err != nil {
@@ -387,7 +387,7 @@ func TestHostSideIPv6DefaultsPrivileged(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, s := range ipv6IfaceSysctls(res.Endpoint.HostIface) {
-		if v, err := readSysctl(host.NsHandle(), s.path); err != nil || v != s.value {
+		if v, err := readSysctl(host.Net(), s.path); err != nil || v != s.value {
 			t.Errorf("%s = %q (%v), want %s", s.path, v, err, s.value)
 		}
 	}

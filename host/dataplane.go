@@ -8,8 +8,9 @@ import (
 	"slices"
 
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	pnl "github.com/switchd/switchd/platform/netlink"
 )
 
 // Kernel side of endpoints. Every step is idempotent (replace, set) so the
@@ -78,7 +79,7 @@ func permanentNeigh(ifindex int, a netip.Addr, mac net.HardwareAddr) *netlink.Ne
 // link echoed back for both ifindexes), one batch for the host side, one
 // for the workload side; the IPv6 sysctls only if the new link did not
 // inherit the values needed.
-func (m *Manager) setupContainer(ep *Endpoint, wns netns.NsHandle, adopt bool) (int, error) {
+func (m *Manager) setupContainer(ep *Endpoint, wns *pnl.NS, adopt bool) (int, error) {
 	c, err := m.conn()
 	if err != nil {
 		return 0, err
@@ -91,8 +92,8 @@ func (m *Manager) setupContainer(ep *Endpoint, wns netns.NsHandle, adopt bool) (
 		mk := newVethMsg(ep.HostIface, HostMAC, ep.IfName, wmac, wns)
 		err := c.do(mk)
 		if err == nil {
-			if l, ok := echoedLink(mk, ep.HostIface); ok {
-				hostIdx, peerIdx = l.Attrs().Index, l.Attrs().ParentIndex
+			if idx, peer, ok := echoedLink(mk, ep.HostIface); ok {
+				hostIdx, peerIdx = idx, peer
 				fwd, ra, ok := echoedIPv6Conf(mk, hostIdx)
 				ipv6Done = ok && fwd == 1 && ra != 2
 			}
@@ -145,43 +146,24 @@ func (m *Manager) setupContainer(ep *Endpoint, wns netns.NsHandle, adopt bool) (
 	if err := c.do(hs...); err != nil {
 		return 0, wrap(err, hs...)
 	}
-	// One thread switch for both: the IPv6 sysctls of the host side (only
-	// if the new link did not inherit what is needed), then a socket in
-	// the workload's netns.
-	var wc *rtconn
-	err = inNetnsSeq(func() error {
-		if !ipv6Done {
-			if err := netns.Set(m.hostNS); err != nil {
-				return fmt.Errorf("enter host netns: %w", err)
-			}
-			if err := ensureSysctls(ipv6IfaceSysctls(ep.HostIface)); err != nil {
-				return fmt.Errorf("configure %s: %w", ep.HostIface, err)
-			}
+	// The IPv6 sysctls of the host side, only if the new link did not
+	// inherit what is needed.
+	if !ipv6Done {
+		if err := m.hostNS.EnsureSysctls(toPNL(ipv6IfaceSysctls(ep.HostIface))...); err != nil {
+			return 0, fmt.Errorf("configure %s: %w", ep.HostIface, err)
 		}
-		if err := netns.Set(wns); err != nil {
-			return fmt.Errorf("enter netns %s: %w", ep.Netns, err)
-		}
-		var err error
-		if wc, err = dialRT(netns.None()); err != nil {
-			return fmt.Errorf("netlink in netns %s: %w", ep.Netns, err)
-		}
-		return nil
-	})
+	}
+	wc, err := dialRT(wns)
 	if err != nil {
-		return 0, err
+		return 0, fmt.Errorf("netlink in netns %s: %w", ep.Netns, err)
 	}
 	defer wc.close()
 	if peerIdx == 0 {
-		wh, err := netlink.NewHandleAt(wns, unix.NETLINK_ROUTE)
-		if err != nil {
-			return 0, fmt.Errorf("netlink in netns %s: %w", ep.Netns, err)
-		}
-		link, err := wh.LinkByName(ep.IfName)
-		wh.Close()
+		link, err := wc.c.LinkByName(ep.IfName)
 		if err != nil {
 			return 0, fmt.Errorf("look up %s in %s: %w", ep.IfName, ep.Netns, err)
 		}
-		peerIdx = link.Attrs().Index
+		peerIdx = link.Index
 	}
 	var ws []*rtmsg
 	for _, a := range ep.Addrs() {

@@ -13,6 +13,7 @@ import (
 	"sync"
 
 	"github.com/switchd/switchd/fib"
+	pnl "github.com/switchd/switchd/platform/netlink"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
@@ -63,7 +64,7 @@ type Manager struct {
 	log     *slog.Logger
 	prefix  string
 	feeds   *feeds
-	hostNS  netns.NsHandle
+	hostNS  *pnl.NS
 	nl      *netlink.Handle // for what is not on the hot path
 	conns   chan *rtconn    // idle rtnetlink sockets in the host netns
 	st      *store
@@ -114,14 +115,14 @@ func NewManager(opts Options) (*Manager, error) {
 		return nil, fmt.Errorf("host manager: interface prefix %q: %w: 1-8 bytes of an interface name", m.prefix, ErrInvalidRequest)
 	}
 	if opts.HostNetns == "" {
-		m.hostNS, err = netns.Get()
+		m.hostNS, err = pnl.CurrentNS()
 	} else {
 		m.hostNS, err = openNetns(opts.HostNetns)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("host manager: host netns: %w", err)
 	}
-	if m.nl, err = netlink.NewHandleAt(m.hostNS, unix.NETLINK_ROUTE); err != nil {
+	if m.nl, err = netlink.NewHandleAt(netns.NsHandle(m.hostNS.Fd()), unix.NETLINK_ROUTE); err != nil {
 		m.hostNS.Close()
 		return nil, fmt.Errorf("host manager: netlink in host netns: %w", err)
 	}
@@ -165,7 +166,6 @@ func (m *Manager) Close() {
 		break
 	}
 	m.hostNS.Close()
-	m.hostNS = netns.None()
 }
 
 // reconcile loads the records and compares them with the kernel: records
@@ -293,8 +293,9 @@ func (m *Manager) conn() (*rtconn, error) {
 }
 
 func (m *Manager) putConn(c *rtconn) {
-	if c.fd < 0 {
-		return // closed after an error
+	if !c.reusable() {
+		c.close() // a batch failed as a whole
+		return
 	}
 	select {
 	case m.conns <- c:
@@ -647,7 +648,7 @@ func (m *Manager) Check(ctx context.Context, id string) error {
 		return fmt.Errorf("check %s: %w", id, err)
 	}
 	defer wns.Close()
-	wh, err := netlink.NewHandleAt(wns, unix.NETLINK_ROUTE)
+	wh, err := netlink.NewHandleAt(netns.NsHandle(wns.Fd()), unix.NETLINK_ROUTE)
 	if err != nil {
 		return fmt.Errorf("check %s: netlink in %s: %w", id, st.ep.Netns, err)
 	}

@@ -4,103 +4,36 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
-	"runtime"
 
-	"github.com/vishvananda/netns"
-	"golang.org/x/sys/unix"
+	pnl "github.com/switchd/switchd/platform/netlink"
 )
 
 // openNetns opens a network namespace by path; a missing path or a file
 // that is not a namespace is ErrNetnsMissing.
-func openNetns(path string) (netns.NsHandle, error) {
-	h, err := netns.GetFromPath(path)
-	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return netns.None(), fmt.Errorf("open netns %s: %w", path, ErrNetnsMissing)
-		}
-		return netns.None(), fmt.Errorf("open netns %s: %w", path, err)
+func openNetns(path string) (*pnl.NS, error) {
+	h, err := pnl.OpenNS(path)
+	if errors.Is(err, os.ErrNotExist) || errors.Is(err, pnl.ErrNotNamespace) {
+		return nil, fmt.Errorf("open netns %s: %w", path, ErrNetnsMissing)
 	}
-	var st unix.Statfs_t
-	if err := unix.Fstatfs(int(h), &st); err != nil || st.Type != unix.NSFS_MAGIC {
-		h.Close()
-		return netns.None(), fmt.Errorf("open netns %s: %w: not a namespace file", path, ErrNetnsMissing)
-	}
-	return h, nil
+	return h, err
 }
 
-// inNetns runs f on a locked OS thread switched into h. /proc/sys/net shows
-// the network namespace of the task that opens it (TestSysctlFollowsThread
-// checks), so this is how per-namespace sysctls are written. The thread
-// returns to its namespace before it is unlocked; if it cannot, it stays
-// locked and dies with the goroutine.
-func inNetns(h netns.NsHandle, f func() error) error {
-	return inNetnsSeq(func() error {
-		if err := netns.Set(h); err != nil {
-			return fmt.Errorf("enter netns: %w", err)
-		}
-		return f()
-	})
-}
-
-// inNetnsSeq runs f on a locked OS thread that f may move between
-// namespaces (netns.Set); afterwards the thread returns to the namespace
-// it started in, or dies with the goroutine if it cannot.
-func inNetnsSeq(f func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("current netns: %w", err)
-			return
-		}
-		defer orig.Close()
-		ferr := f()
-		if err := netns.Set(orig); err != nil {
-			errc <- errors.Join(ferr, fmt.Errorf("leave netns: %w", err))
-			return
-		}
-		runtime.UnlockOSThread()
-		errc <- ferr
-	}()
-	return <-errc
-}
-
-// sysctl is one /proc/sys value.
+// sysctl is one /proc/sys value (path relative to /proc/sys).
 type sysctl struct{ path, value string }
 
-// writeSysctls writes the values inside h, all on one thread switch.
-func writeSysctls(h netns.NsHandle, vals []sysctl) error {
-	return inNetns(h, func() error {
-		for _, s := range vals {
-			p := filepath.Join("/proc/sys", s.path)
-			if err := os.WriteFile(p, []byte(s.value), 0); err != nil {
-				return fmt.Errorf("sysctl %s=%s: %w", s.path, s.value, err)
-			}
-		}
-		return nil
-	})
-}
-
-// readSysctl reads one value inside h.
-func readSysctl(h netns.NsHandle, path string) (string, error) {
-	var v string
-	err := inNetns(h, func() error {
-		b, err := os.ReadFile(filepath.Join("/proc/sys", path))
-		v = string(trimNL(b))
-		return err
-	})
-	return v, err
-}
-
-func trimNL(b []byte) []byte {
-	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == ' ') {
-		b = b[:len(b)-1]
+func toPNL(vals []sysctl) []pnl.Sysctl {
+	out := make([]pnl.Sysctl, len(vals))
+	for i, s := range vals {
+		out[i] = pnl.Sysctl{Path: s.path, Value: s.value}
 	}
-	return b
+	return out
 }
+
+// writeSysctls writes the values inside ns, all on one thread switch.
+func writeSysctls(ns *pnl.NS, vals []sysctl) error { return ns.WriteSysctls(toPNL(vals)...) }
+
+// readSysctl reads one value inside ns.
+func readSysctl(ns *pnl.NS, path string) (string, error) { return ns.ReadSysctl(path) }
 
 // ifaceSysctls makes a host-side interface a point-to-point routed port:
 //   - proxy_arp answers the workload's ARP for 169.254.1.1 (and anything
@@ -132,37 +65,12 @@ var globalForwarding = []sysctl{
 	{"net/ipv6/conf/all/forwarding", "1"},
 }
 
-// ensureSysctls reads each value and writes only those that differ:
-// reading is cheap, while some writes are not (writing an IPv6
-// forwarding flag takes the RTNL lock with trylock and restarts the
-// syscall while it is busy, so concurrent Adds spun on it).
-func ensureSysctls(vals []sysctl) error {
-	var buf [32]byte
-	for _, s := range vals {
-		p := "/proc/sys/" + s.path
-		fd, err := unix.Open(p, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			return fmt.Errorf("sysctl %s: %w", s.path, err)
-		}
-		n, err := unix.Read(fd, buf[:])
-		unix.Close(fd)
-		if err != nil {
-			return fmt.Errorf("sysctl %s: %w", s.path, err)
-		}
-		if string(trimNL(buf[:max(n, 0)])) == s.value {
-			continue
-		}
-		if err := os.WriteFile(p, []byte(s.value), 0); err != nil {
-			return fmt.Errorf("sysctl %s=%s: %w", s.path, s.value, err)
-		}
-	}
-	return nil
-}
-
 // ipv6IfaceSysctls are the per-interface values netlink cannot set (see
 // ifaceSysctls). A new container host side needs them written only if it
 // did not inherit IPv6 forwarding on and accept_ra below 2 (the echoed
-// new link says so): reading and writing them cost 15 % of an Add.
+// new link says so): reading and writing them cost 15 % of an Add, so
+// they are read first and only what differs is written
+// (NS.EnsureSysctls).
 func ipv6IfaceSysctls(ifname string) []sysctl {
 	return []sysctl{
 		{"net/ipv6/conf/" + ifname + "/forwarding", "1"},

@@ -211,7 +211,7 @@ func TestVMTapAdoptionPrivileged(t *testing.T) {
 		t.Fatalf("endpoint %+v", ep)
 	}
 	for _, s := range ifaceSysctls("tapvm1") {
-		if v, _ := readSysctl(host.NsHandle(), s.path); v != s.value {
+		if v, _ := readSysctl(host.Net(), s.path); v != s.value {
 			t.Errorf("%s = %q, want %s", s.path, v, s.value)
 		}
 	}

@@ -6,146 +6,83 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"syscall"
 	"time"
 
-	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netlink/nl"
-	"github.com/vishvananda/netns"
+	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
+
+	pnl "github.com/switchd/switchd/platform/netlink"
 )
 
-// rtconn is a raw rtnetlink socket bound to one network namespace, for the
+// rtconn is an rtnetlink socket bound to one network namespace, for the
 // hot path of endpoint setup: requests go out in batches (several netlink
-// messages in one sendmsg, one ack each), so a side of an endpoint is one
-// round trip instead of one per object. vishvananda/netlink's Handle sends
-// one message per call and locks its socket for the round trip, which
+// messages in one sendmsg), so a side of an endpoint is one round trip
+// instead of one per object. vishvananda/netlink's Handle sends one
+// message per call and locks its socket for the round trip, which
 // serializes concurrent Adds on a shared handle.
 type rtconn struct {
-	fd   int
-	seq  uint32
-	rbuf []byte
+	c      *pnl.Conn
+	b      pnl.Batch
+	broken bool // a batch failed as a whole: do not reuse
 }
 
 // rtTimeout bounds a wait for the kernel's answer.
-var rtTimeout = unix.Timeval{Sec: 30}
+const rtTimeout = 30 * time.Second
 
-// dialRT opens a rtnetlink socket in h (the caller's netns if h is
-// netns.None()).
-func dialRT(h netns.NsHandle) (*rtconn, error) {
-	var fd int
-	open := func() error {
-		var err error
-		fd, err = unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_ROUTE)
-		if err != nil {
-			return fmt.Errorf("rtnetlink socket: %w", err)
-		}
-		return nil
-	}
-	var err error
-	if h.IsOpen() {
-		err = inNetns(h, open)
-	} else {
-		err = open()
-	}
+// dialRT opens an rtnetlink socket in ns (nil: the caller's netns).
+func dialRT(ns *pnl.NS) (*rtconn, error) {
+	c, err := pnl.Dial(ns, unix.NETLINK_ROUTE, pnl.WithReceiveTimeout(rtTimeout))
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("rtnetlink socket: %w", err)
 	}
-	c := &rtconn{fd: fd, rbuf: make([]byte, 32<<10)}
-	for _, o := range []struct{ opt, v int }{
-		{unix.NETLINK_EXT_ACK, 1}, // error messages from the kernel
-		{unix.NETLINK_CAP_ACK, 1}, // acks without a copy of the request
-	} {
-		unix.SetsockoptInt(fd, unix.SOL_NETLINK, o.opt, o.v) // best effort
-	}
-	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &rtTimeout); err != nil {
-		c.close()
-		return nil, fmt.Errorf("rtnetlink socket: receive timeout: %w", err)
-	}
-	if err := unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
-		c.close()
-		return nil, fmt.Errorf("rtnetlink socket: bind: %w", err)
-	}
-	return c, nil
+	return &rtconn{c: c}, nil
 }
 
 func (c *rtconn) close() {
-	if c.fd >= 0 {
-		unix.Close(c.fd)
-		c.fd = -1
+	if c.c != nil {
+		c.c.Close()
+		c.c = nil
 	}
 }
 
+// reusable reports whether c may go back to the pool: not closed, and no
+// batch of it failed as a whole (its late answers would only be skipped,
+// but a socket that did not answer in time is suspect).
+func (c *rtconn) reusable() bool { return c.c != nil && !c.broken }
+
 // rtmsg is one request of a batch and, after do, its outcome.
 type rtmsg struct {
-	req  *nl.NetlinkRequest
-	what string // names the operation and object in errors
+	enc  func(b *pnl.Batch) // appends the request
+	what string             // names the operation and object in errors
 	err  error
 	echo [][]byte // whole messages echoed back (NLM_F_ECHO)
 }
 
-func newMsg(typ, flags int, what string, data ...nl.NetlinkRequestData) *rtmsg {
-	req := nl.NewNetlinkRequest(typ, flags|unix.NLM_F_ACK)
-	for _, d := range data {
-		req.AddData(d)
-	}
-	return &rtmsg{req: req, what: what}
-}
-
-// do sends msgs in one write and waits for every ack. The kernel handles
+// do sends msgs in one write and reads every answer. The kernel handles
 // them in order and goes on after a failed one; each message's err says
 // how it went. The returned error is the first failure (or a socket
 // error).
 func (c *rtconn) do(msgs ...*rtmsg) error {
-	var buf []byte
-	bySeq := make(map[uint32]*rtmsg, len(msgs))
+	c.b.Reset()
 	for _, m := range msgs {
-		c.seq++
-		m.req.Seq = c.seq
-		m.err = nil
-		bySeq[c.seq] = m
-		buf = append(buf, m.req.Serialize()...)
+		m.err, m.echo = nil, nil
+		m.enc(&c.b)
 	}
-	if err := unix.Sendto(c.fd, buf, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
-		return fmt.Errorf("rtnetlink send: %w", err)
-	}
-	pending := len(msgs)
-	for pending > 0 {
-		n, _, err := unix.Recvfrom(c.fd, c.rbuf, 0)
-		if errors.Is(err, unix.EINTR) {
-			continue
-		}
-		if errors.Is(err, unix.EAGAIN) {
-			// Whatever is late now would desynchronize the socket.
-			c.close()
-			return fmt.Errorf("rtnetlink: no answer within %ds", rtTimeout.Sec)
-		}
+	err := c.c.Exec(&c.b, func(i int, reply netlink.Message, err error) {
+		m := msgs[i]
 		if err != nil {
-			c.close()
-			return fmt.Errorf("rtnetlink receive: %w", err)
+			m.err = err
+			return
 		}
-		nms, err := syscall.ParseNetlinkMessage(c.rbuf[:n])
-		if err != nil {
-			c.close()
-			return fmt.Errorf("rtnetlink parse: %w", err)
-		}
-		for _, nm := range nms {
-			m := bySeq[nm.Header.Seq]
-			if m == nil {
-				continue // not ours (a late answer of an earlier batch cannot happen: close above)
-			}
-			if nm.Header.Type != unix.NLMSG_ERROR {
-				raw := make([]byte, unix.SizeofNlMsghdr+len(nm.Data))
-				binary.NativeEndian.PutUint32(raw, nm.Header.Len)
-				binary.NativeEndian.PutUint16(raw[4:], nm.Header.Type)
-				copy(raw[unix.SizeofNlMsghdr:], nm.Data)
-				m.echo = append(m.echo, raw)
-				continue
-			}
-			m.err = ackError(nm)
-			delete(bySeq, nm.Header.Seq)
-			pending--
-		}
+		raw := make([]byte, unix.SizeofNlMsghdr+len(reply.Data))
+		binary.NativeEndian.PutUint32(raw, reply.Header.Length)
+		binary.NativeEndian.PutUint16(raw[4:], uint16(reply.Header.Type))
+		copy(raw[unix.SizeofNlMsghdr:], reply.Data)
+		m.echo = append(m.echo, raw)
+	})
+	if err != nil {
+		c.broken = true
+		return fmt.Errorf("rtnetlink: %w", err)
 	}
 	for _, m := range msgs {
 		if m.err != nil {
@@ -154,50 +91,6 @@ func (c *rtconn) do(msgs ...*rtmsg) error {
 	}
 	return nil
 }
-
-// ackError decodes an NLMSG_ERROR: nil for an ack, else the errno with the
-// kernel's extended-ack message if it sent one.
-func ackError(nm syscall.NetlinkMessage) error {
-	if len(nm.Data) < 4 {
-		return fmt.Errorf("rtnetlink: short ack")
-	}
-	errno := -int32(binary.NativeEndian.Uint32(nm.Data))
-	if errno == 0 {
-		return nil
-	}
-	err := error(syscall.Errno(errno))
-	if nm.Header.Flags&unix.NLM_F_ACK_TLVS == 0 {
-		return err
-	}
-	// nlmsgerr: error, then the request's header (just the header with
-	// NETLINK_CAP_ACK, or when capped), then TLVs.
-	rest := nm.Data[4:]
-	if len(rest) < unix.SizeofNlMsghdr {
-		return err
-	}
-	skip := unix.SizeofNlMsghdr
-	if nm.Header.Flags&unix.NLM_F_CAPPED == 0 {
-		skip = int(nlAlign(binary.NativeEndian.Uint32(rest)))
-	}
-	if skip > len(rest) {
-		return err
-	}
-	rest = rest[skip:]
-	for len(rest) >= unix.SizeofRtAttr {
-		l := int(binary.NativeEndian.Uint16(rest))
-		t := binary.NativeEndian.Uint16(rest[2:])
-		if l < unix.SizeofRtAttr || l > len(rest) {
-			break
-		}
-		if t == unix.NLMSGERR_ATTR_MSG {
-			return fmt.Errorf("%w (%s)", err, unix.ByteSliceToString(rest[unix.SizeofRtAttr:l]))
-		}
-		rest = rest[min(int(nlAlign(uint32(l))), len(rest)):]
-	}
-	return err
-}
-
-func nlAlign(n uint32) uint32 { return (n + 3) &^ 3 }
 
 // wrap names the failed messages' operations; err is what do returned,
 // which is all there is when the socket itself failed.
@@ -218,47 +111,75 @@ func wrap(err error, msgs ...*rtmsg) error {
 	return errors.Join(errs...)
 }
 
-// Request builders. Each matches what the vishvananda/netlink call it
-// replaces sends (RouteReplace, AddrReplace, NeighSet, LinkSetUp).
+// Request encoders. Each matches what the vishvananda/netlink call it
+// replaced sends (RouteReplace, AddrReplace, NeighSet, LinkSetUp).
+
+// ifinfomsg appends struct ifinfomsg.
+func ifinfomsg(b *pnl.Batch, ifindex int, flags, change uint32) {
+	b.Raw(unix.AF_UNSPEC, 0, 0, 0)
+	b.U32(uint32(ifindex))
+	b.U32(flags)
+	b.U32(change)
+}
+
+// Veth attribute (linux/veth.h).
+const vethInfoPeer = 1
 
 // newVethMsg creates a veth pair in one message: the host end named and
 // addressed, up (its carrier stays off until the peer is up, so nothing
 // is generated on it yet), the peer created straight in the workload's
 // netns under its final name and MAC. NLM_F_ECHO returns the new link, so
 // its ifindex and its peer's need no lookup.
-func newVethMsg(host string, hostMAC net.HardwareAddr, peer string, peerMAC net.HardwareAddr, peerNS netns.NsHandle) *rtmsg {
-	ifi := nl.NewIfInfomsg(unix.AF_UNSPEC)
-	ifi.Flags, ifi.Change = unix.IFF_UP, unix.IFF_UP
-	m := newMsg(unix.RTM_NEWLINK, unix.NLM_F_CREATE|unix.NLM_F_EXCL|unix.NLM_F_ECHO, "add veth "+host+"-"+peer, ifi,
-		nl.NewRtAttr(unix.IFLA_IFNAME, nl.ZeroTerminated(host)),
-		nl.NewRtAttr(unix.IFLA_ADDRESS, hostMAC))
-	info := nl.NewRtAttr(unix.IFLA_LINKINFO, nil)
-	info.AddRtAttr(nl.IFLA_INFO_KIND, nl.NonZeroTerminated("veth"))
-	data := info.AddRtAttr(nl.IFLA_INFO_DATA, nil)
-	p := data.AddRtAttr(nl.VETH_INFO_PEER, nil)
-	nl.NewIfInfomsgChild(p, unix.AF_UNSPEC)
-	p.AddRtAttr(unix.IFLA_IFNAME, nl.ZeroTerminated(peer))
-	if peerMAC != nil {
-		p.AddRtAttr(unix.IFLA_ADDRESS, peerMAC)
-	}
-	p.AddRtAttr(unix.IFLA_NET_NS_FD, nl.Uint32Attr(uint32(peerNS)))
-	m.req.AddData(info)
-	return m
+func newVethMsg(host string, hostMAC net.HardwareAddr, peer string, peerMAC net.HardwareAddr, peerNS *pnl.NS) *rtmsg {
+	return &rtmsg{what: "add veth " + host + "-" + peer, enc: func(b *pnl.Batch) {
+		b.Begin(unix.RTM_NEWLINK, unix.NLM_F_CREATE|unix.NLM_F_EXCL|unix.NLM_F_ECHO)
+		ifinfomsg(b, 0, unix.IFF_UP, unix.IFF_UP)
+		b.AttrString(unix.IFLA_IFNAME, host)
+		b.Attr(unix.IFLA_ADDRESS, hostMAC)
+		info := b.Nest(unix.IFLA_LINKINFO)
+		b.Attr(unix.IFLA_INFO_KIND, []byte("veth"))
+		data := b.Nest(unix.IFLA_INFO_DATA)
+		p := b.Nest(vethInfoPeer)
+		ifinfomsg(b, 0, 0, 0)
+		b.AttrString(unix.IFLA_IFNAME, peer)
+		if peerMAC != nil {
+			b.Attr(unix.IFLA_ADDRESS, peerMAC)
+		}
+		b.AttrU32(unix.IFLA_NET_NS_FD, uint32(peerNS.Fd()))
+		b.EndNest(p)
+		b.EndNest(data)
+		b.EndNest(info)
+		b.End()
+	}}
 }
 
-// echoedLink finds the link an NLM_F_ECHO'd RTM_NEWLINK returned.
-func echoedLink(m *rtmsg, name string) (netlink.Link, bool) {
+// echoedLink finds the link named name in what an NLM_F_ECHO'd
+// RTM_NEWLINK returned: its ifindex and, for a veth, its peer's
+// (IFLA_LINK).
+func echoedLink(m *rtmsg, name string) (ifindex, peer int, ok bool) {
 	for _, raw := range m.echo {
-		hdr := unix.NlMsghdr{Len: binary.NativeEndian.Uint32(raw), Type: binary.NativeEndian.Uint16(raw[4:])}
-		if hdr.Type != unix.RTM_NEWLINK {
+		ifi, attrs, ok := echoedIfinfo(raw)
+		if !ok {
 			continue
 		}
-		l, err := netlink.LinkDeserialize(&hdr, raw[unix.SizeofNlMsghdr:])
-		if err == nil && l.Attrs().Name == name {
-			return l, true
+		if n := rtAttr(attrs, unix.IFLA_IFNAME); len(n) > 0 && unix.ByteSliceToString(n) == name {
+			if l := rtAttr(attrs, unix.IFLA_LINK); len(l) >= 4 {
+				peer = int(int32(binary.NativeEndian.Uint32(l)))
+			}
+			return int(int32(binary.NativeEndian.Uint32(ifi[4:]))), peer, true
 		}
 	}
-	return nil, false
+	return 0, 0, false
+}
+
+// echoedIfinfo splits an echoed RTM_NEWLINK into its ifinfomsg and its
+// attributes.
+func echoedIfinfo(raw []byte) (ifi, attrs []byte, ok bool) {
+	if len(raw) < unix.SizeofNlMsghdr+unix.SizeofIfInfomsg || binary.NativeEndian.Uint16(raw[4:]) != unix.RTM_NEWLINK {
+		return nil, nil, false
+	}
+	ifi = raw[unix.SizeofNlMsghdr:]
+	return ifi, ifi[unix.SizeofIfInfomsg:], true
 }
 
 // IPv6 devconf indexes (linux/ipv6.h, enum DEVCONF_*).
@@ -272,14 +193,11 @@ const (
 // IFLA_INET6_CONF, an array of s32 indexed by DEVCONF_*).
 func echoedIPv6Conf(m *rtmsg, ifindex int) (forwarding, acceptRA int32, ok bool) {
 	for _, raw := range m.echo {
-		if len(raw) < unix.SizeofNlMsghdr+unix.SizeofIfInfomsg || binary.NativeEndian.Uint16(raw[4:]) != unix.RTM_NEWLINK {
+		ifi, attrs, ok := echoedIfinfo(raw)
+		if !ok || int(int32(binary.NativeEndian.Uint32(ifi[4:]))) != ifindex {
 			continue
 		}
-		ifi := raw[unix.SizeofNlMsghdr:]
-		if int(int32(binary.NativeEndian.Uint32(ifi[4:]))) != ifindex {
-			continue
-		}
-		spec := rtAttr(ifi[unix.SizeofIfInfomsg:], unix.IFLA_AF_SPEC)
+		spec := rtAttr(attrs, unix.IFLA_AF_SPEC)
 		conf := rtAttr(rtAttr(spec, unix.AF_INET6), unix.IFLA_INET6_CONF)
 		if len(conf) < 4*(ipv6DevconfAcceptRA+1) {
 			return 0, 0, false
@@ -292,15 +210,14 @@ func echoedIPv6Conf(m *rtmsg, ifindex int) (forwarding, acceptRA int32, ok bool)
 
 // rtAttr returns the payload of the first attribute of type typ in b.
 func rtAttr(b []byte, typ uint16) []byte {
-	for len(b) >= unix.SizeofRtAttr {
-		l := int(binary.NativeEndian.Uint16(b))
-		if l < unix.SizeofRtAttr || l > len(b) {
-			return nil
+	ad, err := netlink.NewAttributeDecoder(b)
+	if err != nil {
+		return nil
+	}
+	for ad.Next() {
+		if ad.Type() == typ {
+			return ad.Bytes()
 		}
-		if binary.NativeEndian.Uint16(b[2:])&^unix.NLA_F_NESTED == typ {
-			return b[unix.SizeofRtAttr:l]
-		}
-		b = b[min(int(nlAlign(uint32(l))), len(b)):]
 	}
 	return nil
 }
@@ -318,16 +235,23 @@ const (
 // no generated link-local to wait for), and brings it up. See
 // ifaceSysctls for why each.
 func hostLinkMsg(ifindex int, name string) *rtmsg {
-	ifi := nl.NewIfInfomsg(unix.AF_UNSPEC)
-	ifi.Index = int32(ifindex)
-	ifi.Flags, ifi.Change = unix.IFF_UP, unix.IFF_UP
-	spec := nl.NewRtAttr(unix.IFLA_AF_SPEC, nil)
-	conf := spec.AddRtAttr(unix.AF_INET, nil).AddRtAttr(unix.IFLA_INET_CONF, nil)
-	for _, c := range []uint16{ipv4DevconfForwarding, ipv4DevconfProxyARP, ipv4DevconfRPFilter} {
-		conf.AddRtAttr(int(c), nl.Uint32Attr(1))
-	}
-	spec.AddRtAttr(unix.AF_INET6, nil).AddRtAttr(unix.IFLA_INET6_ADDR_GEN_MODE, nl.Uint8Attr(addrGenModeNone))
-	return newMsg(unix.RTM_NEWLINK, 0, "configure "+name, ifi, spec)
+	return &rtmsg{what: "configure " + name, enc: func(b *pnl.Batch) {
+		b.Begin(unix.RTM_NEWLINK, 0)
+		ifinfomsg(b, ifindex, unix.IFF_UP, unix.IFF_UP)
+		spec := b.Nest(unix.IFLA_AF_SPEC)
+		inet := b.Nest(unix.AF_INET)
+		conf := b.Nest(unix.IFLA_INET_CONF)
+		for _, c := range []uint16{ipv4DevconfForwarding, ipv4DevconfProxyARP, ipv4DevconfRPFilter} {
+			b.AttrU32(c, 1)
+		}
+		b.EndNest(conf)
+		b.EndNest(inet)
+		inet6 := b.Nest(unix.AF_INET6)
+		b.AttrU8(unix.IFLA_INET6_ADDR_GEN_MODE, addrGenModeNone)
+		b.EndNest(inet6)
+		b.EndNest(spec)
+		b.End()
+	}}
 }
 
 // Neighbour table attributes (linux/neighbour.h).
@@ -338,22 +262,22 @@ const (
 	ndtpaProxyDelay = 13
 )
 
-type ndtmsg struct{ family uint8 }
-
-func (m ndtmsg) Len() int          { return 4 }
-func (m ndtmsg) Serialize() []byte { return []byte{m.family, 0, 0, 0} }
-
 // proxyDelayMsg sets net.ipv4.neigh.<if>.proxy_delay: proxy ARP answers
 // at once instead of after up to 0.8 s.
 func proxyDelayMsg(ifindex int, name string, d time.Duration) *rtmsg {
-	parms := nl.NewRtAttr(ndtaParms, nil)
-	parms.AddRtAttr(ndtpaIfindex, nl.Uint32Attr(uint32(ifindex)))
-	parms.AddRtAttr(ndtpaProxyDelay, nl.Uint64Attr(uint64(d.Milliseconds())))
-	return newMsg(unix.RTM_SETNEIGHTBL, 0, "proxy_delay of "+name, ndtmsg{unix.AF_INET},
-		nl.NewRtAttr(ndtaName, nl.ZeroTerminated("arp_cache")), parms)
+	return &rtmsg{what: "proxy_delay of " + name, enc: func(b *pnl.Batch) {
+		b.Begin(unix.RTM_SETNEIGHTBL, 0)
+		b.Raw(unix.AF_INET, 0, 0, 0) // struct ndtmsg
+		b.AttrString(ndtaName, "arp_cache")
+		parms := b.Nest(ndtaParms)
+		b.AttrU32(ndtpaIfindex, uint32(ifindex))
+		b.AttrU64(ndtpaProxyDelay, uint64(d.Milliseconds()))
+		b.EndNest(parms)
+		b.End()
+	}}
 }
 
-func family(a netip.Addr) int {
+func family(a netip.Addr) uint8 {
 	if a.Is4() {
 		return unix.AF_INET
 	}
@@ -362,43 +286,57 @@ func family(a netip.Addr) int {
 
 // neighMsg is NeighSet of a permanent entry.
 func neighMsg(ifindex int, a netip.Addr, mac net.HardwareAddr, what string) *rtmsg {
-	return newMsg(unix.RTM_NEWNEIGH, unix.NLM_F_CREATE|unix.NLM_F_REPLACE, what,
-		&netlink.Ndmsg{Family: uint8(family(a)), Index: uint32(ifindex), State: netlink.NUD_PERMANENT},
-		nl.NewRtAttr(unix.NDA_DST, a.AsSlice()),
-		nl.NewRtAttr(unix.NDA_LLADDR, mac))
+	return &rtmsg{what: what, enc: func(b *pnl.Batch) {
+		b.Begin(unix.RTM_NEWNEIGH, unix.NLM_F_CREATE|unix.NLM_F_REPLACE)
+		b.Raw(family(a), 0, 0, 0) // struct ndmsg: family, pads
+		b.U32(uint32(ifindex))
+		b.Raw(binary.NativeEndian.AppendUint16(nil, unix.NUD_PERMANENT)...) // state
+		b.Raw(0, 0)                                                         // flags, type
+		b.Attr(unix.NDA_DST, a.AsSlice())
+		b.Attr(unix.NDA_LLADDR, mac)
+		b.End()
+	}}
 }
 
 // addrMsg is AddrReplace of a/bits on ifindex.
 func addrMsg(ifindex int, a netip.Addr, bits int, flags uint32, what string) *rtmsg {
-	ifa := nl.NewIfAddrmsg(family(a))
-	ifa.Index = uint32(ifindex)
-	ifa.Prefixlen = uint8(bits)
-	attrs := []nl.NetlinkRequestData{ifa,
-		nl.NewRtAttr(unix.IFA_LOCAL, a.AsSlice()),
-		nl.NewRtAttr(unix.IFA_ADDRESS, a.AsSlice())}
-	if flags != 0 {
-		attrs = append(attrs, nl.NewRtAttr(unix.IFA_FLAGS, nl.Uint32Attr(flags)))
-	}
-	return newMsg(unix.RTM_NEWADDR, unix.NLM_F_CREATE|unix.NLM_F_REPLACE, what, attrs...)
+	return &rtmsg{what: what, enc: func(b *pnl.Batch) {
+		b.Begin(unix.RTM_NEWADDR, unix.NLM_F_CREATE|unix.NLM_F_REPLACE)
+		b.Raw(family(a), uint8(bits), 0, 0) // struct ifaddrmsg
+		b.U32(uint32(ifindex))
+		b.Attr(unix.IFA_LOCAL, a.AsSlice())
+		b.Attr(unix.IFA_ADDRESS, a.AsSlice())
+		if flags != 0 {
+			b.AttrU32(unix.IFA_FLAGS, flags)
+		}
+		b.End()
+	}}
 }
 
 // linkUpMsg is LinkSetUp.
 func linkUpMsg(ifindex int, what string) *rtmsg {
-	ifi := nl.NewIfInfomsg(unix.AF_UNSPEC)
-	ifi.Index = int32(ifindex)
-	ifi.Flags, ifi.Change = unix.IFF_UP, unix.IFF_UP
-	return newMsg(unix.RTM_NEWLINK, 0, what, ifi)
+	return &rtmsg{what: what, enc: func(b *pnl.Batch) {
+		b.Begin(unix.RTM_NEWLINK, 0)
+		ifinfomsg(b, ifindex, unix.IFF_UP, unix.IFF_UP)
+		b.End()
+	}}
 }
 
 // defaultRouteMsg is RouteReplace of a default route via gw out of
 // ifindex (onlink for IPv4, whose gateway is on no subnet of the link).
 func defaultRouteMsg(ifindex int, gw netip.Addr, what string) *rtmsg {
-	rt := nl.NewRtMsg()
-	rt.Family = uint8(family(gw))
-	if gw.Is4() {
-		rt.Flags = unix.RTNH_F_ONLINK
-	}
-	return newMsg(unix.RTM_NEWROUTE, unix.NLM_F_CREATE|unix.NLM_F_REPLACE, what, rt,
-		nl.NewRtAttr(unix.RTA_GATEWAY, gw.AsSlice()),
-		nl.NewRtAttr(unix.RTA_OIF, nl.Uint32Attr(uint32(ifindex))))
+	return &rtmsg{what: what, enc: func(b *pnl.Batch) {
+		b.Begin(unix.RTM_NEWROUTE, unix.NLM_F_CREATE|unix.NLM_F_REPLACE)
+		// struct rtmsg: main table, boot protocol, universe scope, unicast
+		// (what vishvananda's RouteReplace sends for such a route).
+		b.Raw(family(gw), 0, 0, 0, unix.RT_TABLE_MAIN, unix.RTPROT_BOOT, unix.RT_SCOPE_UNIVERSE, unix.RTN_UNICAST)
+		var flags uint32
+		if gw.Is4() {
+			flags = unix.RTNH_F_ONLINK
+		}
+		b.U32(flags)
+		b.Attr(unix.RTA_GATEWAY, gw.AsSlice())
+		b.AttrU32(unix.RTA_OIF, uint32(ifindex))
+		b.End()
+	}}
 }
