@@ -51,7 +51,8 @@ var ErrDumpInterrupted = errors.New("dump interrupted by concurrent changes")
 // message's outcome is known. Answers that come late for such a batch are
 // recognised by their sequence numbers and skipped by later calls. Keep a
 // batch under the socket's send buffer (WithSocketBuffers); b is left as
-// sent and may be Reset and reused.
+// sent and may be Reset and reused. A dump request belongs in Dump, not in
+// a batch.
 func (c *Conn) Exec(b *Batch, f func(i int, reply netlink.Message, err error)) error {
 	n := uint32(b.n)
 	if n == 0 {
