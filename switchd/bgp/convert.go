@@ -3,6 +3,7 @@ package bgp
 import (
 	"fmt"
 	"net/netip"
+	"strings"
 	"time"
 
 	api "github.com/osrg/gobgp/v3/api"
@@ -180,6 +181,63 @@ func typeURL(m proto.Message) string {
 	return "type.googleapis.com/" + string(m.ProtoReflect().Descriptor().FullName())
 }
 
+// pathAttr names an attribute pathDecoder reads; attrOther is any other.
+type pathAttr uint8
+
+const (
+	attrOther pathAttr = iota
+	attrNextHop
+	attrMpReach
+	attrASPath
+	attrCommunities
+	attrLargeComm
+	attrExtComm
+	numPathAttrs
+)
+
+var attrURLs = [numPathAttrs]string{
+	attrNextHop:     urlNextHop,
+	attrMpReach:     urlMpReach,
+	attrASPath:      urlAsPath,
+	attrCommunities: urlCommunities,
+	attrLargeComm:   urlLargeComm,
+	attrExtComm:     urlExtComm,
+}
+
+// attrOf picks an attribute by its type URL. Every path carries several
+// attributes and the URLs share a long prefix ("type.googleapis.com/apipb.")
+// and, some of them, their length, so comparing a URL with each candidate
+// in turn costs full string compares per path. The first letter of the
+// message name narrows it to one candidate, which one compare confirms;
+// most attributes we skip are turned away by that letter or the length.
+func attrOf(url string) pathAttr {
+	if len(url) <= attrNameAt {
+		return attrOther
+	}
+	if k := attrByInitial[url[attrNameAt]]; k != attrOther && url == attrURLs[k] {
+		return k
+	}
+	return attrOther
+}
+
+// attrNameAt is where the message name starts in a type URL;
+// attrByInitial maps the byte there to the one attribute it can be.
+var (
+	attrNameAt    = strings.LastIndexByte(urlNextHop, '.') + 1
+	attrByInitial = func() (t [256]pathAttr) {
+		for k, u := range attrURLs {
+			if k == int(attrOther) {
+				continue
+			}
+			if len(u) <= attrNameAt || t[u[attrNameAt]] != attrOther {
+				panic("bgp: path attribute type URLs not told apart by their initial: " + u)
+			}
+			t[u[attrNameAt]] = pathAttr(k)
+		}
+		return t
+	}()
+)
+
 // Field numbers in GoBGP's api (attribute.proto) of what pathDecoder reads.
 const (
 	fieldPrefixLen   = 1 // IPAddressPrefix.prefix_len
@@ -222,26 +280,26 @@ func (d *pathDecoder) decode(p *api.Path) (prefix netip.Prefix, c candidate, wit
 	c.local = serr != nil
 	comm := d.commBuf[:0]
 	for _, a := range p.Pattrs {
-		switch a.TypeUrl {
-		case urlNextHop:
+		switch attrOf(a.TypeUrl) {
+		case attrNextHop:
 			if b := firstBytesField(a.Value, fieldNextHop); b != nil {
 				c.nextHop, _ = parseAddrBytes(b)
 			}
-		case urlMpReach:
+		case attrMpReach:
 			// The global next hop comes first; a link-local one may follow.
 			if b := firstBytesField(a.Value, fieldMpNextHops); b != nil {
 				c.nextHop, _ = parseAddrBytes(b)
 			}
-		case urlAsPath:
+		case attrASPath:
 			if string(a.Value) != d.lastASPath {
 				d.lastASPath = string(a.Value)
 			}
 			c.asPath = d.lastASPath
-		case urlCommunities:
+		case attrCommunities:
 			comm = appendCommKey(comm, commStandard, a.Value)
-		case urlLargeComm:
+		case attrLargeComm:
 			comm = appendCommKey(comm, commLarge, a.Value)
-		case urlExtComm:
+		case attrExtComm:
 			comm = appendCommKey(comm, commExtended, a.Value)
 		}
 	}

@@ -64,21 +64,25 @@ func (s *internTable[T]) ref(i uint32) {
 	}
 }
 
-// unref drops a reference; when it was the last, the value is forgotten
-// and returned, so that what it holds can be released.
-func (s *internTable[T]) unref(i uint32) (v T, gone bool) {
+// unref drops a reference and reports whether it was the last; the caller
+// then releases what the value holds and calls forget. Two steps, not one
+// returning the value: every drained route drops one, and copying a value
+// out (a selection is three slices) on each call showed in profiles.
+func (s *internTable[T]) unref(i uint32) (last bool) {
 	if i == 0 {
-		return v, false
+		return false
 	}
 	e := &s.sets[i]
-	if e.refs--; e.refs > 0 {
-		return v, false
-	}
-	v = e.val
+	e.refs--
+	return e.refs == 0
+}
+
+// forget removes the value at i, which unref reported unreferenced.
+func (s *internTable[T]) forget(i uint32) {
+	e := &s.sets[i]
 	delete(s.index, e.key)
 	*e = interned[T]{}
 	s.free = append(s.free, i)
-	return v, true
 }
 
 // candSets interns candidate sets. Each caches the index of its next-hop
@@ -125,13 +129,13 @@ func (s *candSets) intern(c []candidate, buf *[]byte) uint32 {
 }
 
 func (s *candSets) unref(c uint32, nhs *nhSets) {
-	cs, gone := s.internTable.unref(c)
-	if !gone {
+	if !s.internTable.unref(c) {
 		return
 	}
-	if cs.nh != 0 {
-		nhs.unref(cs.nh - 1)
+	if nh := s.sets[c].val.nh; nh != 0 {
+		nhs.unref(nh - 1)
 	}
+	s.forget(c)
 	if s.last == c {
 		s.last = 0
 	}
@@ -190,14 +194,25 @@ func (s *nhSets) intern(addrs []netip.Addr, picked []candidate, buf *[]byte) uin
 	return s.add(k, sel)
 }
 
+// route is the Route of prefix p with selection i. It reads the selection
+// in place: every drained route is made here, and copying the selection
+// out first (get) showed in profiles.
+func (s *nhSets) route(p netip.Prefix, i uint32) Route {
+	if i == 0 {
+		return Route{Prefix: p}
+	}
+	sel := &s.sets[i].val
+	return Route{Prefix: p, NextHops: sel.addrs, Paths: sel.paths}
+}
+
 func (s *nhSets) unref(i uint32) {
-	sel, gone := s.internTable.unref(i)
-	if !gone {
+	if !s.internTable.unref(i) {
 		return
 	}
-	for _, c := range sel.comms {
+	for _, c := range s.sets[i].val.comms {
 		s.comms.unref(c)
 	}
+	s.forget(i)
 }
 
 // commSets interns community lists by their encoding as the watch
@@ -220,7 +235,11 @@ func (s *commSets) intern(raw string) uint32 {
 	return i
 }
 
-func (s *commSets) unref(i uint32) { s.internTable.unref(i) }
+func (s *commSets) unref(i uint32) {
+	if s.internTable.unref(i) {
+		s.forget(i)
+	}
+}
 
 // appendAddrKey appends an unambiguous encoding of a (length first).
 func appendAddrKey(k []byte, a netip.Addr) []byte {

@@ -360,16 +360,19 @@ func (t *routeTable) selectLocked(cands []candidate) (addrs []netip.Addr, picked
 		}
 		picked = append(picked, c)
 	}
-	slices.SortFunc(nhs, netip.Addr.Compare)
 	// Paths are a set, like next hops: GoBGP's order among equals and a
 	// second path with the same next hop and communities change nothing.
-	slices.SortFunc(picked, func(a, b candidate) int {
-		if c := a.nextHop.Compare(b.nextHop); c != 0 {
-			return c
-		}
-		return strings.Compare(a.comm, b.comm)
-	})
-	picked = slices.CompactFunc(picked, func(a, b candidate) bool { return a.nextHop == b.nextHop && a.comm == b.comm })
+	// Most routes have one path: nothing to sort.
+	if len(picked) > 1 {
+		slices.SortFunc(nhs, netip.Addr.Compare)
+		slices.SortFunc(picked, func(a, b candidate) int {
+			if c := a.nextHop.Compare(b.nextHop); c != 0 {
+				return c
+			}
+			return strings.Compare(a.comm, b.comm)
+		})
+		picked = slices.CompactFunc(picked, func(a, b candidate) bool { return a.nextHop == b.nextHop && a.comm == b.comm })
+	}
 	t.nhBuf, t.pickBuf = nhs, picked
 	return nhs, picked
 }
@@ -458,8 +461,7 @@ func (t *routeTable) settleLocked(p netip.Prefix, c, out uint32, f func(Route)) 
 	case nh == 0:
 		t.learned--
 	}
-	sel := t.nhs.get(nh)
-	f(Route{Prefix: p, NextHops: sel.addrs, Paths: sel.paths})
+	f(t.nhs.route(p, nh))
 	return true
 }
 
