@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	pnl "github.com/switchd/switchd/platform/netlink"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
@@ -79,21 +80,21 @@ func countRoutes(t testing.TB, tp *topo, table int) int {
 
 func TestPrivilegedMultipathHashPolicy(t *testing.T) {
 	tp := newTopo(t, "hash")
-	if err := SetMultipathHashPolicy(tp.r.NsHandle(), DefaultHashPolicy); err != nil {
+	if err := SetMultipathHashPolicy(platformNS(t, tp.r), DefaultHashPolicy); err != nil {
 		t.Fatal(err)
 	}
-	v4, v6, err := MultipathHashPolicy(tp.r.NsHandle())
+	v4, v6, err := MultipathHashPolicy(platformNS(t, tp.r))
 	if err != nil || v4 != HashL4 || v6 != HashL4 {
 		t.Fatalf("policies %d %d %v, want 1 1", v4, v6, err)
 	}
 	// The peer namespace is another one: untouched.
-	if v4, _, _ := MultipathHashPolicy(tp.peer.NsHandle()); v4 != HashL3 {
+	if v4, _, _ := MultipathHashPolicy(platformNS(t, tp.peer)); v4 != HashL3 {
 		t.Errorf("peer namespace's policy changed to %d", v4)
 	}
-	if err := SetMultipathHashPolicy(tp.r.NsHandle(), 7); err == nil || !strings.Contains(err.Error(), "7") {
+	if err := SetMultipathHashPolicy(platformNS(t, tp.r), 7); err == nil || !strings.Contains(err.Error(), "7") {
 		t.Errorf("bad policy accepted: %v", err)
 	}
-	if v4, _, _ := MultipathHashPolicy(tp.r.NsHandle()); v4 != HashL4 {
+	if v4, _, _ := MultipathHashPolicy(platformNS(t, tp.r)); v4 != HashL4 {
 		t.Errorf("a rejected policy changed the setting to %d", v4)
 	}
 }
@@ -455,11 +456,11 @@ func TestPrivilegedApplyInterrupt(t *testing.T) {
 }
 
 func TestDecodeOffloadFlags(t *testing.T) {
-	var m msgBuf
+	var m pnl.Batch
 	r := route("198.51.100.0/24", 0, ip("192.0.2.1"))
 	r.Normalize()
-	appendRoute(&m, 1, opReplace, r, 0, Protocol)
-	data := m.b[unix.NLMSG_HDRLEN:]
+	appendRoute(&m, opReplace, r, 0, Protocol)
+	data := m.Bytes()[unix.NLMSG_HDRLEN:]
 	binary.NativeEndian.PutUint32(data[8:], unix.RTM_F_OFFLOAD|unix.RTM_F_TRAP)
 	var d routeDecoder
 	kr, ok := d.decode(data)

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	pnl "github.com/switchd/switchd/platform/netlink"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
@@ -37,9 +38,9 @@ import (
 //
 // Threading: safe for concurrent use; each Table it makes is not.
 type Kernel struct {
-	// nsfd is the namespace (a duplicate the Kernel owns); -1: the
-	// namespace of the thread that makes a socket (Open with netns.None()).
-	nsfd int
+	// ns is the namespace (an NS of the Kernel's own); nil: that of the
+	// thread that makes a socket (Open with nil).
+	ns   *pnl.NS
 	cfg  Table // the options given to Open, applied to every Table and Monitor
 	opts []Opt
 
@@ -61,24 +62,24 @@ type Kernel struct {
 	monitors map[*Monitor]bool // refiltered when the writer set changes
 }
 
-// Open returns the Kernel of namespace ns (netns.None() for the calling
-// thread's). It keeps its own copy of the namespace handle. The options
+// Open returns the Kernel of namespace ns (nil for the calling thread's).
+// It keeps an NS of its own; the caller keeps ns. The options
 // apply to every Table and Monitor made from it, before their own;
 // WithProtocol, WithResilientGroups, WithoutNexthopObjects and
 // WithSerialWriter belong here (the nexthop groups of a namespace are
 // shared, so the first Table's choice holds for all).
-func Open(ns netns.NsHandle, opts ...Opt) (*Kernel, error) {
-	k := &Kernel{nsfd: -1, opts: opts, managers: make(map[int]*nhManager), monitors: make(map[*Monitor]bool)}
+func Open(ns *pnl.NS, opts ...Opt) (*Kernel, error) {
+	k := &Kernel{opts: opts, managers: make(map[int]*nhManager), monitors: make(map[*Monitor]bool)}
 	k.cfg = Table{protocol: Protocol, log: slog.New(slog.DiscardHandler)}
 	for _, o := range opts {
 		o(&k.cfg)
 	}
-	if ns.IsOpen() {
-		fd, err := unix.FcntlInt(uintptr(ns), unix.F_DUPFD_CLOEXEC, 0)
+	if ns != nil {
+		own, err := pnl.NSFromFd(ns.Fd())
 		if err != nil {
-			return nil, fmt.Errorf("open fib of netns %d: %w", int(ns), err)
+			return nil, fmt.Errorf("open fib: %w", err)
 		}
-		k.nsfd = fd
+		k.ns = own
 	}
 	return k, nil
 }
@@ -103,48 +104,27 @@ func (k *Kernel) Close() {
 		k.handle.Close()
 		k.handle = nil
 	}
-	if k.nsfd >= 0 {
-		unix.Close(k.nsfd)
-		k.nsfd = -1
-	}
+	k.ns.Close()
+	k.ns = nil
 }
 
 // dial opens a rtnetlink socket in the Kernel's namespace.
-func (k *Kernel) dial() (*rtnl, error) { return dialRTNL(k.nsfd) }
+func (k *Kernel) dial(opts ...pnl.Option) (*pnl.Conn, error) { return dialConn(k.ns, opts...) }
 
-// dialWriter opens a socket for route writes and adds it to the writer
-// set; closeWriter takes it out again.
-func (k *Kernel) dialWriter(log *slog.Logger) (*rtnl, error) {
+// dialWriter opens a socket for route writes and adds its port id to the
+// writer set; closeWriter takes it out again and closes it.
+func (k *Kernel) dialWriter() (*pnl.Conn, error) {
 	c, err := k.dial()
 	if err != nil {
 		return nil, err
 	}
-	if err := k.addWriter(c); err != nil {
-		log.Warn("fib: echoes of own writes will reach the monitor", "err", err)
-	}
+	k.replaceWriters(func(w map[uint32]bool) { w[c.PortID()] = true })
 	return c, nil
 }
 
-func (k *Kernel) closeWriter(c *rtnl) {
-	if c.port != 0 {
-		k.replaceWriters(func(w map[uint32]bool) { delete(w, c.port) })
-	}
-	c.close()
-}
-
-// addWriter marks c's notifications as switchd's own.
-func (k *Kernel) addWriter(c *rtnl) error {
-	sa, err := unix.Getsockname(c.fd)
-	if err != nil {
-		return fmt.Errorf("rtnetlink port id: %w", err)
-	}
-	nl, ok := sa.(*unix.SockaddrNetlink)
-	if !ok || nl.Pid == 0 {
-		return errors.New("rtnetlink port id: not bound")
-	}
-	c.port = nl.Pid
-	k.replaceWriters(func(w map[uint32]bool) { w[c.port] = true })
-	return nil
+func (k *Kernel) closeWriter(c *pnl.Conn) {
+	k.replaceWriters(func(w map[uint32]bool) { delete(w, c.PortID()) })
+	c.Close()
 }
 
 // replaceWriters installs a changed copy of the writer set and refilters
@@ -217,7 +197,7 @@ func (k *Kernel) initDataplane(t *Table) {
 			}
 			t.log.Info("fib: no nexthop objects; next hops inline in routes", "err", err)
 		}
-		c, err := k.dialWriter(t.log)
+		c, err := k.dialWriter()
 		if err == nil {
 			t.dp, t.mode = multipathDataplane{c: c}, ModeMultipath
 			t.closers = append(t.closers, func() { k.closeWriter(c) })
@@ -242,8 +222,8 @@ func (k *Kernel) serialHandle() (*netlink.Handle, error) {
 	}
 	var h *netlink.Handle
 	var err error
-	if k.nsfd >= 0 {
-		h, err = netlink.NewHandleAt(netns.NsHandle(k.nsfd), unix.NETLINK_ROUTE)
+	if fd := k.ns.Fd(); fd >= 0 {
+		h, err = netlink.NewHandleAt(netns.NsHandle(fd), unix.NETLINK_ROUTE)
 	} else {
 		h, err = netlink.NewHandle(unix.NETLINK_ROUTE)
 	}
@@ -274,7 +254,7 @@ func (k *Kernel) manager(t *Table) (*nhManager, error) {
 	if k.noNH != nil {
 		return nil, k.noNH
 	}
-	c, err := k.dialWriter(t.log)
+	c, err := k.dialWriter()
 	if err != nil {
 		return nil, err
 	}

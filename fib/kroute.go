@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"net/netip"
 
+	"github.com/mdlayher/netlink"
+	pnl "github.com/switchd/switchd/platform/netlink"
 	"golang.org/x/sys/unix"
 )
 
@@ -65,26 +67,26 @@ func family(a netip.Addr) uint8 {
 // appendRoute encodes an RTM_NEWROUTE (add: exclusive create; replace:
 // create or replace) for r. With nhid != 0 the route uses that nexthop
 // object; otherwise its next hops are inline (RTA_GATEWAY or RTA_MULTIPATH).
-func appendRoute(m *msgBuf, seq uint32, kind opKind, r Route, nhid uint32, protocol int) {
-	flags := uint16(unix.NLM_F_CREATE)
+func appendRoute(m *pnl.Batch, kind opKind, r Route, nhid uint32, protocol int) {
+	flags := netlink.HeaderFlags(unix.NLM_F_CREATE)
 	if kind == opAdd {
 		flags |= unix.NLM_F_EXCL
 	} else {
 		flags |= unix.NLM_F_REPLACE
 	}
-	m.begin(unix.RTM_NEWROUTE, flags, seq)
+	m.Begin(unix.RTM_NEWROUTE, flags)
 	scope := uint8(unix.RT_SCOPE_UNIVERSE)
 	if r.Type == Unicast && nhid == 0 && len(r.NextHops) == 1 && !r.NextHops[0].Gateway.IsValid() {
 		scope = unix.RT_SCOPE_LINK // a directly connected route, as iproute2 makes it
 	}
 	appendRtmsg(m, r.Key, uint8(protocol), scope, uint8(r.Type))
 	if r.Type != Unicast {
-		m.end()
+		m.End()
 		return
 	}
 	if nhid != 0 {
-		m.attrU32(rtaNHID, nhid)
-		m.end()
+		m.AttrU32(rtaNHID, nhid)
+		m.End()
 		return
 	}
 	v4 := r.Key.Dst.Addr().Is4()
@@ -92,59 +94,68 @@ func appendRoute(m *msgBuf, seq uint32, kind opKind, r Route, nhid uint32, proto
 		nh := r.NextHops[0]
 		appendGateway(m, nh.Gateway, v4)
 		if nh.Ifindex != 0 {
-			m.attrU32(unix.RTA_OIF, uint32(nh.Ifindex))
+			m.AttrU32(unix.RTA_OIF, uint32(nh.Ifindex))
 		}
-		m.end()
+		m.End()
 		return
 	}
-	mp := m.nest(unix.RTA_MULTIPATH)
+	mp := m.Nest(unix.RTA_MULTIPATH)
 	for _, nh := range r.NextHops {
-		// struct rtnexthop: len, flags, hops (weight-1), ifindex.
-		off := len(m.b)
-		m.raw(0, 0, 0, byte(nh.Weight-1))
-		m.u32(uint32(nh.Ifindex))
+		// struct rtnexthop: len, flags, hops (weight-1), ifindex; Nest
+		// writes the length and the next two bytes.
+		off := m.Nest(binary.NativeEndian.Uint16([]byte{0, byte(nh.Weight - 1)}))
+		m.U32(uint32(nh.Ifindex))
 		appendGateway(m, nh.Gateway, v4)
-		binary.NativeEndian.PutUint16(m.b[off:], uint16(len(m.b)-off))
+		m.EndNest(off)
 	}
-	m.endNest(mp)
-	m.end()
+	m.EndNest(mp)
+	m.End()
+}
+
+// appendRouteGet encodes the lookup of the route to dst (`ip route get`).
+func appendRouteGet(m *pnl.Batch, dst netip.Addr) {
+	m.Begin(unix.RTM_GETROUTE, 0)
+	m.Raw(family(dst), uint8(dst.BitLen()), 0, 0, 0, 0, 0, 0)
+	m.U32(0)
+	m.Attr(unix.RTA_DST, dst.AsSlice())
+	m.End()
 }
 
 // appendDelete encodes an RTM_DELROUTE for the route at k that the kernel
 // only honours if the route carries protocol, so a stale view can never
 // remove a foreign route.
-func appendDelete(m *msgBuf, seq uint32, k RouteKey, protocol int) {
-	m.begin(unix.RTM_DELROUTE, 0, seq)
+func appendDelete(m *pnl.Batch, k RouteKey, protocol int) {
+	m.Begin(unix.RTM_DELROUTE, 0)
 	// RT_SCOPE_NOWHERE and type 0 match any scope and type.
 	appendRtmsg(m, k, uint8(protocol), unix.RT_SCOPE_NOWHERE, 0)
-	m.end()
+	m.End()
 }
 
-func appendRtmsg(m *msgBuf, k RouteKey, protocol, scope, typ uint8) {
+func appendRtmsg(m *pnl.Batch, k RouteKey, protocol, scope, typ uint8) {
 	tbl := uint8(unix.RT_TABLE_COMPAT)
 	if k.Table < 256 {
 		tbl = uint8(k.Table)
 	}
-	m.raw(family(k.Dst.Addr()), uint8(k.Dst.Bits()), 0, k.TOS, tbl, protocol, scope, typ)
-	m.u32(0)
+	m.Raw(family(k.Dst.Addr()), uint8(k.Dst.Bits()), 0, k.TOS, tbl, protocol, scope, typ)
+	m.U32(0)
 	if k.Dst.Bits() > 0 {
-		m.attr(unix.RTA_DST, k.Dst.Addr().AsSlice())
+		m.Attr(unix.RTA_DST, k.Dst.Addr().AsSlice())
 	}
-	m.attrU32(unix.RTA_TABLE, uint32(k.Table))
+	m.AttrU32(unix.RTA_TABLE, uint32(k.Table))
 	if k.Priority != 0 {
-		m.attrU32(unix.RTA_PRIORITY, uint32(k.Priority))
+		m.AttrU32(unix.RTA_PRIORITY, uint32(k.Priority))
 	}
 }
 
-func appendGateway(m *msgBuf, gw netip.Addr, v4Route bool) {
+func appendGateway(m *pnl.Batch, gw netip.Addr, v4Route bool) {
 	switch {
 	case !gw.IsValid():
 	case gw.Is4() == v4Route:
-		m.attr(unix.RTA_GATEWAY, gw.AsSlice())
+		m.Attr(unix.RTA_GATEWAY, gw.AsSlice())
 	default:
 		// RTA_VIA: struct rtvia { family u16; addr }.
 		b := binary.NativeEndian.AppendUint16(nil, uint16(family(gw)))
-		m.attr(unix.RTA_VIA, append(b, gw.AsSlice()...))
+		m.Attr(unix.RTA_VIA, append(b, gw.AsSlice()...))
 	}
 }
 

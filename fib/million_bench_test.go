@@ -2,6 +2,7 @@ package fib
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"net/netip"
@@ -12,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mdlayher/netlink"
+	pnl "github.com/switchd/switchd/platform/netlink"
 	"golang.org/x/sys/unix"
 )
 
@@ -168,14 +171,14 @@ func BenchmarkFailover1M(b *testing.B) {
 // until none resolves via gone, and sends the time it saw that on done. It
 // closes start once it has seen gone in use (the probe can tell).
 func probeUntilGone(b *testing.B, tp *topo, dsts []netip.Addr, gone netip.Addr, start chan<- struct{}, done chan<- time.Time) {
-	c, err := dialRTNL(int(tp.r.NsHandle()))
+	c, err := dialConn(platformNS(b, tp.r))
 	if err != nil {
 		b.Error(err)
 		close(start)
 		done <- time.Now()
 		return
 	}
-	defer c.close()
+	defer c.Close()
 	started := false
 	for {
 		inUse := false
@@ -212,41 +215,23 @@ func probeUntilGone(b *testing.B, tp *topo, dsts []netip.Addr, gone netip.Addr, 
 }
 
 // routeGetGateway is `ip route get dst`: the gateway the kernel picks.
-func routeGetGateway(c *rtnl, dst netip.Addr) (netip.Addr, error) {
-	var m msgBuf
-	seq := c.nextSeq(1)
-	m.begin(unix.RTM_GETROUTE, 0, seq)
-	m.raw(family(dst), uint8(dst.BitLen()), 0, 0, 0, 0, 0, 0)
-	m.u32(0)
-	m.attr(unix.RTA_DST, dst.AsSlice())
-	m.end()
-	if err := unix.Sendto(c.fd, m.b, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
-		return netip.Addr{}, err
-	}
+func routeGetGateway(c *pnl.Conn, dst netip.Addr) (netip.Addr, error) {
+	var m pnl.Batch
+	appendRouteGet(&m, dst)
 	var gw netip.Addr
 	var rerr error
-	for got := false; !got; {
-		err := c.recv(func(h unix.NlMsghdr, data []byte) bool {
-			if h.Seq != seq {
-				return true
-			}
-			got = true
-			if h.Type == unix.NLMSG_ERROR {
-				rerr = parseError(h, data)
-				return false
-			}
-			forAttrs(data[rtmsgLen:], func(t uint16, v []byte) {
-				if t == unix.RTA_GATEWAY {
-					gw, _ = netip.AddrFromSlice(v)
-				}
-			})
-			return false
-		})
+	err := c.Exec(&m, func(_ int, reply netlink.Message, err error) {
 		if err != nil {
-			return netip.Addr{}, err
+			rerr = err
+			return
 		}
-	}
-	return gw, rerr
+		forAttrs(reply.Data[rtmsgLen:], func(t uint16, v []byte) {
+			if t == unix.RTA_GATEWAY {
+				gw, _ = netip.AddrFromSlice(v)
+			}
+		})
+	})
+	return gw, errors.Join(err, rerr)
 }
 
 // heapInUse is the live heap after a collection: what the table holds

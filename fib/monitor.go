@@ -6,11 +6,15 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/mdlayher/netlink"
+	pnl "github.com/switchd/switchd/platform/netlink"
+	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
 )
 
@@ -64,10 +68,10 @@ type Monitor struct {
 	cancel   context.CancelFunc
 	done     chan struct{}
 
-	// fd is the socket of the current subscription (-1: none), for
+	// c is the socket of the current subscription (nil: none), for
 	// attachFilter, which other goroutines call (Kernel.replaceWriters).
-	fdMu sync.Mutex
-	fd   int
+	cMu sync.Mutex
+	c   *pnl.Conn
 
 	mu       sync.Mutex // guards the fields below
 	routes   map[RouteKey]RouteEvent
@@ -86,39 +90,32 @@ type Monitor struct {
 // the user-space check, which stays as the fallback.
 var monitorKernelFilter = true
 
-// maxFilterPorts bounds the writers a filter names (a jump offset is a
-// byte); beyond it the user-space check does the rest.
-const maxFilterPorts = 250
-
 // attachFilter (re)attaches the socket filter that drops the echoes of
 // switchd's writers in this namespace, so that a bulk install does not
 // wake the monitor for every route. A failure only costs CPU: the
 // user-space check drops what the filter lets through.
+// Beyond pnl.MaxFilterPorts writers the user-space check does the rest.
 func (m *Monitor) attachFilter() {
-	m.fdMu.Lock()
-	defer m.fdMu.Unlock()
-	if m.fd < 0 || !monitorKernelFilter {
+	m.cMu.Lock()
+	defer m.cMu.Unlock()
+	if m.c == nil || !monitorKernelFilter {
 		return
 	}
-	pids := m.k.writerPorts()
-	if len(pids) == 0 {
-		unix.SetsockoptInt(m.fd, unix.SOL_SOCKET, unix.SO_DETACH_FILTER, 0)
-		return
+	var prog []bpf.RawInstruction // none: no filter
+	if ports := m.k.writerPorts(); len(ports) > 0 {
+		prog = pnl.DropPortsFilter(ports)
 	}
-	pids = pids[:min(len(pids), maxFilterPorts)]
-	prog := ownWritesFilter(pids)
-	fp := unix.SockFprog{Len: uint16(len(prog)), Filter: &prog[0]}
-	if err := unix.SetsockoptSockFprog(m.fd, unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, &fp); err != nil {
+	if err := m.c.SetFilter(prog); err != nil {
 		m.log.Warn("fib route monitor: kernel filter for own echoes not attached", "err", err)
 	}
 }
 
-// setFD records the subscription's socket and filters it.
-func (m *Monitor) setFD(fd int) {
-	m.fdMu.Lock()
-	m.fd = fd
-	m.fdMu.Unlock()
-	if fd >= 0 {
+// setConn records the subscription's socket (nil: none) and filters it.
+func (m *Monitor) setConn(c *pnl.Conn) {
+	m.cMu.Lock()
+	m.c = c
+	m.cMu.Unlock()
+	if c != nil {
 		m.attachFilter()
 	}
 }
@@ -146,7 +143,6 @@ func (k *Kernel) NewMonitor(table int, opts ...Opt) (*Monitor, error) {
 		done:     make(chan struct{}),
 		routes:   make(map[RouteKey]RouteEvent),
 		nexthops: make(map[uint32]RouteEvent),
-		fd:       -1,
 	}
 	if cfg.rs != nil {
 		m.others = make(map[otherKey]RouteEvent)
@@ -162,7 +158,7 @@ func (k *Kernel) NewMonitor(table int, opts ...Opt) (*Monitor, error) {
 		cancel()
 		return nil, err
 	}
-	m.setFD(c.fd)
+	m.setConn(c)
 	go m.run(ctx, c)
 	return m, nil
 }
@@ -213,42 +209,33 @@ func (m *Monitor) Close() {
 // Close.
 const pollInterval = 200 * time.Millisecond
 
-func (m *Monitor) subscribe() (*rtnl, error) {
-	c, err := m.k.dial()
+func (m *Monitor) subscribe() (*pnl.Conn, error) {
+	c, err := m.k.dial(
+		pnl.WithGroups(unix.RTNLGRP_IPV4_ROUTE, unix.RTNLGRP_IPV6_ROUTE, unix.RTNLGRP_NEXTHOP),
+		pnl.WithSocketBuffers(0, monitorRecvBuffer),
+		pnl.WithReceiveTimeout(pollInterval))
 	if err != nil {
-		return nil, fmt.Errorf("subscribe to route changes of table %d: %w", m.table, err)
-	}
-	for _, g := range []int{unix.RTNLGRP_IPV4_ROUTE, unix.RTNLGRP_IPV6_ROUTE, unix.RTNLGRP_NEXTHOP} {
-		if err := unix.SetsockoptInt(c.fd, unix.SOL_NETLINK, unix.NETLINK_ADD_MEMBERSHIP, g); err != nil {
-			c.close()
-			return nil, fmt.Errorf("subscribe to route changes of table %d: join group %d: %w", m.table, g, err)
-		}
-	}
-	if unix.SetsockoptInt(c.fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, monitorRecvBuffer) != nil {
-		unix.SetsockoptInt(c.fd, unix.SOL_SOCKET, unix.SO_RCVBUF, monitorRecvBuffer)
-	}
-	tv := unix.NsecToTimeval(pollInterval.Nanoseconds())
-	if err := unix.SetsockoptTimeval(c.fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
-		c.close()
 		return nil, fmt.Errorf("subscribe to route changes of table %d: %w", m.table, err)
 	}
 	return c, nil
 }
 
-func (m *Monitor) run(ctx context.Context, c *rtnl) {
+func (m *Monitor) run(ctx context.Context, c *pnl.Conn) {
 	defer close(m.done)
 	defer func() {
-		m.setFD(-1)
-		c.close()
+		m.setConn(nil)
+		if c != nil {
+			c.Close()
+		}
 	}()
 	var d routeDecoder
 	for ctx.Err() == nil {
-		err := c.recv(func(h unix.NlMsghdr, data []byte) bool {
-			m.take(&d, h, data)
+		err := c.Receive(func(msg netlink.Message) bool {
+			m.take(&d, msg)
 			return true
 		})
 		switch {
-		case err == nil, errors.Is(err, unix.EAGAIN), errors.Is(err, unix.EINTR):
+		case err == nil, errors.Is(err, os.ErrDeadlineExceeded):
 			if len(d.nhCache) > 4096 {
 				d = routeDecoder{}
 			}
@@ -259,19 +246,18 @@ func (m *Monitor) run(ctx context.Context, c *rtnl) {
 		default:
 			m.log.Error("fib route monitor: receive failed; resubscribing", "table", m.table, "err", err)
 			m.lost()
-			m.setFD(-1)
-			c.close()
+			m.setConn(nil)
+			c.Close()
 			if c = m.resubscribe(ctx); c == nil {
-				c = &rtnl{fd: -1}
 				return
 			}
-			m.setFD(c.fd)
+			m.setConn(c)
 		}
 	}
 }
 
 // resubscribe subscribes again, retrying every second; nil once ctx is done.
-func (m *Monitor) resubscribe(ctx context.Context) *rtnl {
+func (m *Monitor) resubscribe(ctx context.Context) *pnl.Conn {
 	for {
 		c, err := m.subscribe()
 		if err == nil {
@@ -286,9 +272,9 @@ func (m *Monitor) resubscribe(ctx context.Context) *rtnl {
 	}
 }
 
-func (m *Monitor) take(d *routeDecoder, h unix.NlMsghdr, data []byte) {
-	typ := h.Type
-	own := m.k.ownWrite(h.Pid)
+func (m *Monitor) take(d *routeDecoder, msg netlink.Message) {
+	typ, data := uint16(msg.Header.Type), msg.Data
+	own := m.k.ownWrite(msg.Header.PID)
 	m.received.Add(1)
 	if !own {
 		// Someone else changed a route or nexthop: a cached gateway

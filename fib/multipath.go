@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/mdlayher/netlink"
+	pnl "github.com/switchd/switchd/platform/netlink"
 	"golang.org/x/sys/unix"
 )
 
@@ -12,8 +14,8 @@ import (
 // not covered by a group rewrite (inPlace), pipelined in batches of at most
 // maxBatchBytes and ctl.size routes, and stores each answer in errs.
 // groupOf, if not nil, names the nexthop group each add/replace uses.
-func writeRoutes(ctx context.Context, c *rtnl, ops []op, errs []error, groupOf []uint32, protocol int, ctl batchControl) {
-	var b msgBuf
+func writeRoutes(ctx context.Context, c *pnl.Conn, ops []op, errs []error, groupOf []uint32, protocol int, ctl batchControl) {
+	var b pnl.Batch
 	if ctl.size <= 0 {
 		ctl.size = defaultBatchSize
 	}
@@ -23,11 +25,9 @@ func writeRoutes(ctx context.Context, c *rtnl, ops []op, errs []error, groupOf [
 		if len(idx) == 0 {
 			return
 		}
-		first := c.nextSeq(len(idx))
-		renumber(&b, first)
-		err := c.exec(&b, first, func(i int, err error) {
+		err := c.Exec(&b, func(i int, _ netlink.Message, err error) {
 			o := ops[idx[i]]
-			if o.kind == opDelete && (errors.Is(err, unix.ESRCH) || errors.Is(err, unix.ENOENT)) {
+			if err == nil || o.kind == opDelete && (errors.Is(err, unix.ESRCH) || errors.Is(err, unix.ENOENT)) {
 				return // already gone: the delete is done
 			}
 			errs[idx[i]] = err
@@ -38,7 +38,7 @@ func writeRoutes(ctx context.Context, c *rtnl, ops []op, errs []error, groupOf [
 			}
 		}
 		sent += len(idx)
-		b.reset()
+		b.Reset()
 		idx = idx[:0]
 	}
 	for i, o := range ops {
@@ -63,16 +63,16 @@ func writeRoutes(ctx context.Context, c *rtnl, ops []op, errs []error, groupOf [
 			return
 		}
 		if o.kind == opDelete {
-			appendDelete(&b, 0, o.route.Key, protocol)
+			appendDelete(&b, o.route.Key, protocol)
 		} else {
 			var nhid uint32
 			if groupOf != nil {
 				nhid = groupOf[i]
 			}
-			appendRoute(&b, 0, o.kind, o.route, nhid, protocol)
+			appendRoute(&b, o.kind, o.route, nhid, protocol)
 		}
 		idx = append(idx, i)
-		if len(b.b) >= maxBatchBytes-4096 || sent+len(idx) >= ctl.size {
+		if b.Size() >= maxBatchBytes-4096 || sent+len(idx) >= ctl.size {
 			flush()
 		}
 	}
@@ -84,48 +84,51 @@ func writeRoutes(ctx context.Context, c *rtnl, ops []op, errs []error, groupOf [
 // objects, pipelined like the nexthop one.
 type multipathDataplane struct {
 	noGroups
-	c *rtnl
+	c *pnl.Conn
 }
 
 func (d multipathDataplane) list(ctx context.Context, table, protocol int, sink *foreignSink) ([]Route, error) {
 	var out []Route
-	var err error
-	for range maxDumpAttempts {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
+	var dec routeDecoder
+	reset := func() {
 		out = out[:0]
 		if sink != nil {
 			sink.taken, sink.routes = true, sink.routes[:0]
 		}
-		var dec routeDecoder
-		err = d.c.dump(func(b *msgBuf, seq uint32) {
-			b.begin(unix.RTM_GETROUTE, unix.NLM_F_DUMP, seq)
-			// Strict checking makes the kernel filter on the table.
-			b.raw(unix.AF_UNSPEC, 0, 0, 0, 0, 0, 0, 0)
-			b.u32(0)
-			b.attrU32(unix.RTA_TABLE, uint32(table))
-			b.end()
-		}, func(typ uint16, _ uint16, data []byte) error {
-			if typ != unix.RTM_NEWROUTE {
-				return nil
-			}
-			kr, ok := dec.decode(data)
-			if ok && kr.protocol == protocol && kr.route.Key.Table == table {
-				out = append(out, kr.route)
-			} else if ok && sink != nil && kr.route.Key.Table == table {
-				sink.routes = append(sink.routes, kr.route)
-			}
-			return nil
-		})
-		if !errors.Is(err, errDumpInterrupted) {
-			break
-		}
 	}
+	err := dumpRoutes(ctx, d.c, table, reset, func(data []byte) {
+		kr, ok := dec.decode(data)
+		if ok && kr.protocol == protocol && kr.route.Key.Table == table {
+			out = append(out, kr.route)
+		} else if ok && sink != nil && kr.route.Key.Table == table {
+			sink.routes = append(sink.routes, kr.route)
+		}
+	})
 	if err != nil {
 		return nil, fmt.Errorf("dump routes of table %d: %w", table, err)
 	}
 	return mergeSiblings(out), nil
+}
+
+// dumpRoutes dumps the routes of table (0: of every table), both
+// families, and hands each RTM_NEWROUTE to f; reset is called before
+// every attempt (a dump the kernel marks interrupted is repeated).
+func dumpRoutes(ctx context.Context, c *pnl.Conn, table int, reset func(), f func(data []byte)) error {
+	var req pnl.Batch
+	req.Begin(unix.RTM_GETROUTE, 0)
+	req.Raw(unix.AF_UNSPEC, 0, 0, 0, 0, 0, 0, 0)
+	req.U32(0)
+	if table != 0 {
+		// Strict checking makes the kernel filter on the table.
+		req.AttrU32(unix.RTA_TABLE, uint32(table))
+	}
+	req.End()
+	return c.Dump(ctx, &req, reset, func(m netlink.Message) error {
+		if m.Header.Type == unix.RTM_NEWROUTE {
+			f(m.Data)
+		}
+		return nil
+	})
 }
 
 func (d multipathDataplane) write(ctx context.Context, ops []op, protocol int, ctl batchControl) ([]error, int) {

@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/mdlayher/netlink"
+	pnl "github.com/switchd/switchd/platform/netlink"
 	"golang.org/x/sys/unix"
 )
 
@@ -126,7 +128,7 @@ type nhManager struct {
 	routeGen *atomic.Uint64
 
 	mu        sync.Mutex // guards the fields below
-	c         *rtnl
+	c         *pnl.Conn
 	synced    bool // a dump of nexthops and all routes has been taken
 	next      uint32
 	objs      map[uint32]*nhObject
@@ -141,7 +143,7 @@ type nhManager struct {
 
 // openManager makes the manager that writes through c. It returns
 // errNoNexthops if the kernel has no nexthop objects.
-func openManager(c *rtnl, protocol int, res resCfg, routeGen *atomic.Uint64, log *slog.Logger) (*nhManager, error) {
+func openManager(c *pnl.Conn, protocol int, res resCfg, routeGen *atomic.Uint64, log *slog.Logger) (*nhManager, error) {
 	m := &nhManager{protocol: protocol, log: log, c: c, next: nhIDFirst, routeGen: routeGen}
 	// The probe: a kernel without nexthop objects (before 5.3) refuses the
 	// dump.
@@ -401,12 +403,14 @@ func (m *nhManager) ensureObjects(targets []*target) (map[nhKey]error, int) {
 	if len(objOrder) == 0 {
 		return objErr, 0
 	}
-	var b msgBuf
-	first := m.c.nextSeq(len(objOrder))
-	for i, k := range objOrder {
-		appendNexthop(&b, first+uint32(i), needObj[k], k, m.protocol)
+	var b pnl.Batch
+	for _, k := range objOrder {
+		appendNexthop(&b, needObj[k], k, m.protocol)
 	}
-	err := m.c.exec(&b, first, func(i int, err error) {
+	err := m.c.Exec(&b, func(i int, _ netlink.Message, err error) {
+		if err == nil {
+			return // a reply, not an error: none is expected
+		}
 		objErr[objOrder[i]] = nhError("create nexthop", fmt.Sprintf("%v dev %d", objOrder[i].gw, objOrder[i].ifindex), err)
 		delete(m.gws.ifs, objOrder[i].gw) // the interface may be stale: look again
 		if errors.Is(err, unix.EEXIST) {
@@ -441,7 +445,7 @@ type groupWrite struct {
 func (m *nhManager) writeGroups(gws []groupWrite, objErr map[nhKey]error) (map[uint32]error, int) {
 	slices.SortFunc(gws, func(a, b groupWrite) int { return cmp.Compare(a.id, b.id) })
 	grpErr := make(map[uint32]error)
-	var b msgBuf
+	var b pnl.Batch
 	var sent []groupWrite
 	for _, g := range gws {
 		entries, err := m.entries(g.t, objErr)
@@ -456,14 +460,15 @@ func (m *nhManager) writeGroups(gws []groupWrite, objErr map[nhKey]error) (map[u
 		}
 		g.res = res
 		sent = append(sent, g)
-		appendGroup(&b, 0, g.id, entries, g.replace, m.protocol, res)
+		appendGroup(&b, g.id, entries, g.replace, m.protocol, res)
 	}
 	if len(sent) == 0 {
 		return grpErr, 0
 	}
-	first := m.c.nextSeq(len(sent))
-	renumber(&b, first)
-	err := m.c.exec(&b, first, func(i int, err error) {
+	err := m.c.Exec(&b, func(i int, _ netlink.Message, err error) {
+		if err == nil {
+			return
+		}
 		grpErr[sent[i].id] = nhError("write nexthop group", fmt.Sprint(sent[i].id), err)
 		switch {
 		case errors.Is(err, unix.EEXIST):
@@ -610,7 +615,7 @@ func (m *nhManager) gcLocked() int {
 	if !m.synced {
 		return 0
 	}
-	var b msgBuf
+	var b pnl.Batch
 	var ids []uint32
 	for id, g := range m.groups {
 		if m.usage[id] <= 0 {
@@ -645,16 +650,11 @@ func (m *nhManager) gcLocked() int {
 	}
 	// Groups go first: an object in a group could not be deleted cleanly.
 	slices.Sort(ids[:nGroups])
-	first := m.c.nextSeq(len(ids))
-	for i, id := range ids {
-		b.begin(unix.RTM_DELNEXTHOP, 0, first+uint32(i))
-		b.raw(unix.AF_UNSPEC, 0, 0, 0)
-		b.u32(0)
-		b.attrU32(unix.NHA_ID, id)
-		b.end()
+	for _, id := range ids {
+		appendDelNexthop(&b, id)
 	}
-	err := m.c.exec(&b, first, func(i int, err error) {
-		if !errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.ESRCH) {
+	err := m.c.Exec(&b, func(i int, _ netlink.Message, err error) {
+		if err != nil && !errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.ESRCH) {
 			m.log.Warn("fib: delete unused nexthop", "id", ids[i], "err", err)
 		}
 	})

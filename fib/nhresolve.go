@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net/netip"
 
+	"github.com/mdlayher/netlink"
+	pnl "github.com/switchd/switchd/platform/netlink"
 	"golang.org/x/sys/unix"
 )
 
@@ -55,7 +57,7 @@ func (r *resolver) ifindex(gw netip.Addr) (int, error) {
 		return 0, err
 	}
 	c.lookups++
-	ifindex, err := (&rawResolver{c: m.c}).lookup(gw)
+	ifindex, err := lookupGateway(m.c, gw)
 	if err != nil {
 		if r.failed == nil {
 			r.failed = make(map[netip.Addr]error)
@@ -70,51 +72,35 @@ func (r *resolver) ifindex(gw netip.Addr) (int, error) {
 	return ifindex, nil
 }
 
-// rawResolver asks the kernel.
-type rawResolver struct{ c *rtnl }
-
-func (r *rawResolver) lookup(gw netip.Addr) (int, error) {
-	var b msgBuf
-	seq := r.c.nextSeq(1)
-	b.begin(unix.RTM_GETROUTE, 0, seq)
-	b.raw(family(gw), uint8(gw.BitLen()), 0, 0, 0, 0, 0, 0)
-	b.u32(0)
-	b.attr(unix.RTA_DST, gw.AsSlice())
-	b.end()
-	if err := unix.Sendto(r.c.fd, b.b, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
-		return 0, err
-	}
+// lookupGateway asks the kernel for the route to gw, as `ip route get`
+// does, and returns its interface if gw is on it.
+func lookupGateway(c *pnl.Conn, gw netip.Addr) (int, error) {
+	var b pnl.Batch
+	appendRouteGet(&b, gw)
 	var kr kroute
 	var rerr error
 	got := false
-	for !got {
-		err := r.c.recv(func(h unix.NlMsghdr, data []byte) bool {
-			if h.Seq != seq {
-				return true
-			}
-			got = true
-			if h.Type == unix.NLMSG_ERROR {
-				rerr = parseError(h, data)
-				if rerr == nil {
-					rerr = errors.New("no answer")
-				}
-				return false
-			}
-			var d routeDecoder
-			if len(data) >= rtmsgLen {
-				// A lookup answer is marked cloned; it is no cache entry here.
-				f := binary.NativeEndian.Uint32(data[8:]) &^ unix.RTM_F_CLONED
-				binary.NativeEndian.PutUint32(data[8:], f)
-			}
-			kr, _ = d.decode(data)
-			return false
-		})
+	err := c.Exec(&b, func(_ int, reply netlink.Message, err error) {
 		if err != nil {
-			return 0, err
+			rerr = err
+			return
 		}
-	}
-	if rerr != nil {
+		data := reply.Data
+		if len(data) >= rtmsgLen {
+			// A lookup answer is marked cloned; it is no cache entry here.
+			f := binary.NativeEndian.Uint32(data[8:]) &^ unix.RTM_F_CLONED
+			binary.NativeEndian.PutUint32(data[8:], f)
+		}
+		var d routeDecoder
+		kr, got = d.decode(data)
+	})
+	switch {
+	case err != nil:
+		return 0, err
+	case rerr != nil:
 		return 0, rerr
+	case !got:
+		return 0, errors.New("no answer")
 	}
 	if kr.route.Type != Unicast || len(kr.route.NextHops) != 1 {
 		return 0, fmt.Errorf("%w (route type %d)", unix.ENETUNREACH, kr.route.Type)

@@ -1,13 +1,10 @@
 package fib
 
 import (
-	"errors"
 	"fmt"
-	"os"
-	"runtime"
 	"strconv"
 
-	"github.com/vishvananda/netns"
+	pnl "github.com/switchd/switchd/platform/netlink"
 )
 
 // Multipath hash policies of net.ipv{4,6}.fib_multipath_hash_policy.
@@ -20,67 +17,33 @@ const (
 // DefaultHashPolicy is the policy switchd sets unless configured otherwise.
 const DefaultHashPolicy = HashL4
 
+var hashPolicySysctls = [2]string{"net/ipv4/fib_multipath_hash_policy", "net/ipv6/fib_multipath_hash_policy"}
+
 // SetMultipathHashPolicy sets how the kernel spreads flows over the paths
-// of an ECMP route, for IPv4 and IPv6, in the namespace ns (netns.None()
-// for the calling thread's). The sysctls are per namespace, so the files
-// are written from a thread inside it.
-func SetMultipathHashPolicy(ns netns.NsHandle, policy int) error {
+// of an ECMP route, for IPv4 and IPv6, in the namespace ns (nil for the
+// calling thread's): the sysctls are per namespace.
+func SetMultipathHashPolicy(ns *pnl.NS, policy int) error {
 	if policy < HashL3 || policy > HashL3Inner {
 		return fmt.Errorf("set multipath hash policy %d: not one of 0 (L3), 1 (L4), 2 (L3 inner)", policy)
 	}
-	return inNetNS(ns, func() error {
-		var errs []error
-		for _, f := range []string{"/proc/sys/net/ipv4/fib_multipath_hash_policy", "/proc/sys/net/ipv6/fib_multipath_hash_policy"} {
-			if err := os.WriteFile(f, []byte(strconv.Itoa(policy)), 0o644); err != nil {
-				errs = append(errs, fmt.Errorf("set multipath hash policy: %w", err))
-			}
-		}
-		return errors.Join(errs...)
-	})
+	v := strconv.Itoa(policy)
+	if err := ns.WriteSysctls(pnl.Sysctl{Path: hashPolicySysctls[0], Value: v}, pnl.Sysctl{Path: hashPolicySysctls[1], Value: v}); err != nil {
+		return fmt.Errorf("set multipath hash policy: %w", err)
+	}
+	return nil
 }
 
 // MultipathHashPolicy reads the IPv4 and IPv6 policies in ns.
-func MultipathHashPolicy(ns netns.NsHandle) (v4, v6 int, err error) {
-	err = inNetNS(ns, func() error {
-		for i, f := range []string{"/proc/sys/net/ipv4/fib_multipath_hash_policy", "/proc/sys/net/ipv6/fib_multipath_hash_policy"} {
-			b, err := os.ReadFile(f)
-			if err != nil {
-				return fmt.Errorf("read multipath hash policy: %w", err)
-			}
-			n, err := strconv.Atoi(string(b[:len(b)-1]))
-			if err != nil {
-				return fmt.Errorf("read multipath hash policy %s: %w", f, err)
-			}
-			if i == 0 {
-				v4 = n
-			} else {
-				v6 = n
-			}
+func MultipathHashPolicy(ns *pnl.NS) (v4, v6 int, err error) {
+	var out [2]int
+	for i, p := range hashPolicySysctls {
+		s, err := ns.ReadSysctl(p)
+		if err != nil {
+			return 0, 0, fmt.Errorf("read multipath hash policy: %w", err)
 		}
-		return nil
-	})
-	return v4, v6, err
-}
-
-// inNetNS runs f on a locked thread inside ns and moves the thread back.
-func inNetNS(ns netns.NsHandle, f func() error) error {
-	if !ns.IsOpen() {
-		return f()
+		if out[i], err = strconv.Atoi(s); err != nil {
+			return 0, 0, fmt.Errorf("read multipath hash policy %s: %w", p, err)
+		}
 	}
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	orig, err := netns.Get()
-	if err != nil {
-		return err
-	}
-	defer orig.Close()
-	if err := netns.Set(ns); err != nil {
-		return fmt.Errorf("enter netns: %w", err)
-	}
-	ferr := f()
-	if err := netns.Set(orig); err != nil {
-		runtime.LockOSThread() // stuck in ns: let the thread die with the goroutine
-		return errors.Join(ferr, fmt.Errorf("return to original netns: %w", err))
-	}
-	return ferr
+	return out[0], out[1], nil
 }

@@ -56,7 +56,7 @@ func setHashPolicy(opts Options, configured int) {
 	if policy < 0 {
 		return
 	}
-	if err := fib.SetMultipathHashPolicy(netns.None(), policy); err != nil {
+	if err := fib.SetMultipathHashPolicy(nil, policy); err != nil {
 		opts.Logger.Warn("ECMP hash policy not set", "policy", policy, "err", err)
 	}
 }
@@ -196,7 +196,7 @@ func newComponents(ctx context.Context, opts Options, intent *config.Intent, int
 	// in between is missed.
 	// It also reports other owners' routes: fib resolves recursive BGP
 	// next hops (iBGP, loopback peering) through them.
-	fk, err := fib.Open(netns.None())
+	fk, err := fib.Open(nil)
 	if err != nil {
 		return c, nil, fmt.Errorf("fib: %w", err)
 	}
