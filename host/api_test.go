@@ -2,7 +2,9 @@ package host
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -12,13 +14,14 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/switchd/switchd/host/endpointapi"
 	"github.com/switchd/switchd/sim/ns"
 	"github.com/vishvananda/netlink"
 )
 
 // serveAPI serves m's API on a unix socket in a temp dir and returns a
 // client for it.
-func serveAPI(t testing.TB, m *Manager) *Client {
+func serveAPI(t testing.TB, m *Manager) *endpointapi.Client {
 	t.Helper()
 	sock := filepath.Join(t.TempDir(), "api.sock")
 	ln, err := net.Listen("unix", sock)
@@ -28,14 +31,43 @@ func serveAPI(t testing.TB, m *Manager) *Client {
 	srv := &http.Server{Handler: NewAPIHandler(m, slog.New(slog.NewTextHandler(io.Discard, nil)))}
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
-	return &Client{Socket: sock}
+	return &endpointapi.Client{Socket: sock}
+}
+
+// rawRequest sends a request the Client would not build and returns the
+// error body of the response as the Client does: an *endpointapi.Error
+// with the HTTP status.
+func rawRequest(ctx context.Context, sock, method, path, body string) error {
+	var d net.Dialer
+	hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return d.DialContext(ctx, "unix", sock)
+	}}}
+	defer hc.CloseIdleConnections()
+	req, err := http.NewRequestWithContext(ctx, method, "http://switchd"+path, strings.NewReader(body))
+	if err != nil {
+		return err
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode < 300 {
+		return nil
+	}
+	e := &endpointapi.Error{}
+	if err := json.NewDecoder(resp.Body).Decode(e); err != nil {
+		return fmt.Errorf("%s %s: %s, body is not an error: %w", method, path, resp.Status, err)
+	}
+	e.Status = resp.StatusCode
+	return e
 }
 
 func apiCode(t *testing.T, err error) (uint, int) {
 	t.Helper()
-	var e *APIError
+	var e *endpointapi.Error
 	if !errors.As(err, &e) {
-		t.Fatalf("error %v (%T) is not an *APIError", err, err)
+		t.Fatalf("error %v (%T) is not an *endpointapi.Error", err, err)
 	}
 	return e.Code, e.Status
 }
@@ -48,7 +80,7 @@ func TestAPIContainerLifecyclePrivileged(t *testing.T) {
 	f := newFakeFIB(t, host)
 	c := serveAPI(t, newManager(t, host, dir, f))
 
-	req := ContainerAdd{ContainerID: "c1", Netns: wl.Path(), Labels: map[string]string{"app": "web"}}
+	req := endpointapi.ContainerAdd{ContainerID: "c1", Netns: wl.Path(), Labels: map[string]string{"app": "web"}}
 	res, err := c.AddContainer(ctx, req)
 	if err != nil {
 		t.Fatal(err)
@@ -81,8 +113,8 @@ func TestAPIContainerLifecyclePrivileged(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = c.Check(ctx, ep.ID)
-	if code, status := apiCode(t, err); code != CodeEndpointDrift || status != http.StatusConflict || !strings.Contains(err.Error(), "10.10.0.0/32") {
-		t.Errorf("check after drift: %v (code %d, status %d), want code %d, 409, naming 10.10.0.0/32", err, code, status, CodeEndpointDrift)
+	if code, status := apiCode(t, err); code != endpointapi.CodeEndpointDrift || status != http.StatusConflict || !strings.Contains(err.Error(), "10.10.0.0/32") {
+		t.Errorf("check after drift: %v (code %d, status %d), want code %d, 409, naming 10.10.0.0/32", err, code, status, endpointapi.CodeEndpointDrift)
 	}
 
 	if err := c.Del(ctx, ep.ID); err != nil {
@@ -101,7 +133,7 @@ func TestAPIContainerLifecyclePrivileged(t *testing.T) {
 		t.Error("host route left after DEL")
 	}
 	_, err = c.Check(ctx, ep.ID)
-	if code, status := apiCode(t, err); code != CodeUnknownContainer || status != http.StatusNotFound {
+	if code, status := apiCode(t, err); code != endpointapi.CodeUnknownContainer || status != http.StatusNotFound {
 		t.Errorf("check after DEL: %v (code %d, status %d), want 3, 404", err, code, status)
 	}
 }
@@ -115,7 +147,7 @@ func TestAPIVMPrivileged(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := serveAPI(t, newManager(t, host, t.TempDir(), newFakeFIB(t, host)))
-	res, err := c.AdoptVM(ctx, VMAdopt{Name: "vm1", Tap: "tapapi1", MAC: "52:54:00:12:34:56"})
+	res, err := c.AdoptVM(ctx, endpointapi.VMAdopt{Name: "vm1", Tap: "tapapi1", MAC: "52:54:00:12:34:56"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,13 +157,13 @@ func TestAPIVMPrivileged(t *testing.T) {
 	if _, err := c.Check(ctx, "vm:vm1"); err != nil {
 		t.Error(err)
 	}
-	_, err = c.AdoptVM(ctx, VMAdopt{Name: "vm2", Tap: "tapnone"})
-	if code, _ := apiCode(t, err); code != CodeInterfaceMissing {
-		t.Errorf("adopting a missing tap: %v (code %d), want %d", err, code, CodeInterfaceMissing)
+	_, err = c.AdoptVM(ctx, endpointapi.VMAdopt{Name: "vm2", Tap: "tapnone"})
+	if code, _ := apiCode(t, err); code != endpointapi.CodeInterfaceMissing {
+		t.Errorf("adopting a missing tap: %v (code %d), want %d", err, code, endpointapi.CodeInterfaceMissing)
 	}
-	_, err = c.AdoptVM(ctx, VMAdopt{Name: "vm3", Tap: "tapapi1", MAC: "nope"})
-	if code, _ := apiCode(t, err); code != CodeInvalidConfig || !strings.Contains(err.Error(), `"nope"`) {
-		t.Errorf("bad MAC: %v (code %d), want %d naming it", err, code, CodeInvalidConfig)
+	_, err = c.AdoptVM(ctx, endpointapi.VMAdopt{Name: "vm3", Tap: "tapapi1", MAC: "nope"})
+	if code, _ := apiCode(t, err); code != endpointapi.CodeInvalidConfig || !strings.Contains(err.Error(), `"nope"`) {
+		t.Errorf("bad MAC: %v (code %d), want %d naming it", err, code, endpointapi.CodeInvalidConfig)
 	}
 	if err := c.Del(ctx, "vm:vm1"); err != nil {
 		t.Fatal(err)
@@ -152,48 +184,45 @@ func TestAPIErrorsPrivileged(t *testing.T) {
 	m := newManager(t, host, dir, f, Pool{Prefix: netip.MustParsePrefix("10.20.0.0/31")})
 	c := serveAPI(t, m)
 	wls := []*ns.NS{ns.NewT(t, "apie1"), ns.NewT(t, "apie2"), ns.NewT(t, "apie3")}
-	if _, err := c.AddContainer(ctx, ContainerAdd{ContainerID: "ok1", Netns: wls[0].Path()}); err != nil {
+	if _, err := c.AddContainer(ctx, endpointapi.ContainerAdd{ContainerID: "ok1", Netns: wls[0].Path()}); err != nil {
 		t.Fatal(err)
 	}
 	before := m.List()
 
-	raw := func(method, path, body string) error {
-		req, _ := http.NewRequestWithContext(ctx, method, "http://switchd"+path, strings.NewReader(body))
-		return c.send(req, nil)
-	}
+	raw := func(method, path, body string) error { return rawRequest(ctx, c.Socket, method, path, body) }
 	cases := []struct {
 		name string
 		call func() error
 		code uint
 		want string // in the message
 	}{
-		{"malformed JSON", func() error { return raw("POST", "/v1/endpoints/containers", `{"container_id": "x",`) }, CodeDecodingFailure, "decode"},
-		{"wrong type", func() error { return raw("POST", "/v1/endpoints/containers", `{"container_id": 5}`) }, CodeDecodingFailure, "container_id"},
-		{"unknown field", func() error { return raw("POST", "/v1/endpoints/containers", `{"container_id": "x", "bogus": 1}`) }, CodeUnsupportedField, `"bogus"`},
+		{"malformed JSON", func() error { return raw("POST", "/v1/endpoints/containers", `{"container_id": "x",`) }, endpointapi.CodeDecodingFailure, "decode"},
+		{"wrong type", func() error { return raw("POST", "/v1/endpoints/containers", `{"container_id": 5}`) }, endpointapi.CodeDecodingFailure, "container_id"},
+		{"unknown field", func() error { return raw("POST", "/v1/endpoints/containers", `{"container_id": "x", "bogus": 1}`) }, endpointapi.CodeUnsupportedField, `"bogus"`},
 		{"bad container ID", func() error {
-			_, err := c.AddContainer(ctx, ContainerAdd{ContainerID: "a b", Netns: wls[1].Path()})
+			_, err := c.AddContainer(ctx, endpointapi.ContainerAdd{ContainerID: "a b", Netns: wls[1].Path()})
 			return err
-		}, CodeInvalidEnv, "CNI_CONTAINERID"},
+		}, endpointapi.CodeInvalidEnv, "CNI_CONTAINERID"},
 		{"relative netns", func() error {
-			_, err := c.AddContainer(ctx, ContainerAdd{ContainerID: "c2", Netns: "run/netns/x"})
+			_, err := c.AddContainer(ctx, endpointapi.ContainerAdd{ContainerID: "c2", Netns: "run/netns/x"})
 			return err
-		}, CodeInvalidEnv, "CNI_NETNS"},
+		}, endpointapi.CodeInvalidEnv, "CNI_NETNS"},
 		{"missing netns", func() error {
-			_, err := c.AddContainer(ctx, ContainerAdd{ContainerID: "c2", Netns: "/run/netns/" + ns.RunPrefix() + "-none"})
+			_, err := c.AddContainer(ctx, endpointapi.ContainerAdd{ContainerID: "c2", Netns: "/run/netns/" + ns.RunPrefix() + "-none"})
 			return err
-		}, CodeUnknownContainer, "-none"},
+		}, endpointapi.CodeUnknownContainer, "-none"},
 		{"IPv6 in the IPv4 field", func() error {
-			_, err := c.AddContainer(ctx, ContainerAdd{ContainerID: "c2", Netns: wls[1].Path(), IPv4: netip.MustParseAddr("fd00::5")})
+			_, err := c.AddContainer(ctx, endpointapi.ContainerAdd{ContainerID: "c2", Netns: wls[1].Path(), IPv4: netip.MustParseAddr("fd00::5")})
 			return err
-		}, CodeInvalidConfig, "fd00::5"},
+		}, endpointapi.CodeInvalidConfig, "fd00::5"},
 		{"address in use", func() error {
-			_, err := c.AddContainer(ctx, ContainerAdd{ContainerID: "c2", Netns: wls[1].Path(), IPv4: before[0].IPv4})
+			_, err := c.AddContainer(ctx, endpointapi.ContainerAdd{ContainerID: "c2", Netns: wls[1].Path(), IPv4: before[0].IPv4})
 			return err
-		}, CodeAddressInUse, before[0].IPv4.String()},
+		}, endpointapi.CodeAddressInUse, before[0].IPv4.String()},
 		{"same container, other netns", func() error {
-			_, err := c.AddContainer(ctx, ContainerAdd{ContainerID: "ok1", Netns: wls[1].Path()})
+			_, err := c.AddContainer(ctx, endpointapi.ContainerAdd{ContainerID: "ok1", Netns: wls[1].Path()})
 			return err
-		}, CodeInvalidConfig, wls[0].Path()},
+		}, endpointapi.CodeInvalidConfig, wls[0].Path()},
 	}
 	for _, tc := range cases {
 		err := tc.call()
@@ -206,13 +235,13 @@ func TestAPIErrorsPrivileged(t *testing.T) {
 		}
 	}
 	// Exhaust the pool: the second address goes, the third ADD fails.
-	if _, err := c.AddContainer(ctx, ContainerAdd{ContainerID: "ok2", Netns: wls[1].Path()}); err != nil {
+	if _, err := c.AddContainer(ctx, endpointapi.ContainerAdd{ContainerID: "ok2", Netns: wls[1].Path()}); err != nil {
 		t.Fatal(err)
 	}
 	before = m.List()
-	_, err := c.AddContainer(ctx, ContainerAdd{ContainerID: "c3", Netns: wls[2].Path()})
-	if code, status := apiCode(t, err); code != CodePoolExhausted || status != http.StatusInsufficientStorage || !strings.Contains(err.Error(), "10.20.0.0/31") {
-		t.Errorf("exhausted pool: %v (code %d, status %d), want %d naming the pool", err, code, status, CodePoolExhausted)
+	_, err := c.AddContainer(ctx, endpointapi.ContainerAdd{ContainerID: "c3", Netns: wls[2].Path()})
+	if code, status := apiCode(t, err); code != endpointapi.CodePoolExhausted || status != http.StatusInsufficientStorage || !strings.Contains(err.Error(), "10.20.0.0/31") {
+		t.Errorf("exhausted pool: %v (code %d, status %d), want %d naming the pool", err, code, status, endpointapi.CodePoolExhausted)
 	}
 
 	if got := m.List(); len(got) != len(before) {
@@ -230,16 +259,7 @@ func TestAPIErrorsPrivileged(t *testing.T) {
 	if err := c.Del(ctx, "ok1/eth0"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.AddContainer(ctx, ContainerAdd{ContainerID: "c3", Netns: wls[2].Path()}); err != nil {
+	if _, err := c.AddContainer(ctx, endpointapi.ContainerAdd{ContainerID: "c3", Netns: wls[2].Path()}); err != nil {
 		t.Errorf("ADD after a DEL freed an address: %v", err)
-	}
-}
-
-func TestClientDaemonNotRunning(t *testing.T) {
-	sock := filepath.Join(t.TempDir(), "none.sock")
-	c := &Client{Socket: sock}
-	_, err := c.AddContainer(context.Background(), ContainerAdd{ContainerID: "c1", Netns: "/run/netns/x"})
-	if code, _ := apiCode(t, err); code != CodeTryAgainLater || !strings.Contains(err.Error(), sock) {
-		t.Errorf("no daemon: %v (code %d), want %d naming %s", err, code, CodeTryAgainLater, sock)
 	}
 }

@@ -9,14 +9,21 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+
+	"github.com/switchd/switchd/host/endpointapi"
 )
 
-// Kind is what sits behind an endpoint.
-type Kind string
+// The endpoint record and its ID format are the API's (package
+// endpointapi): the Manager persists and returns what clients read.
+type (
+	Kind     = endpointapi.Kind
+	Endpoint = endpointapi.Endpoint
+	Result   = endpointapi.Result
+)
 
 const (
-	KindContainer Kind = "container" // a veth pair into a network namespace
-	KindVM        Kind = "vm"        // an adopted tap (libvirt, Nova)
+	KindContainer = endpointapi.KindContainer
+	KindVM        = endpointapi.KindVM
 )
 
 // The link-local gateways every workload routes through. The host side of
@@ -34,38 +41,6 @@ var (
 // Calico's ee:ee:ee:ee:ee:ee): fixed so that a workload's neighbour entry
 // for its gateway stays right whatever the host does to the interface.
 var HostMAC = net.HardwareAddr{0xee, 0xee, 0xee, 0xee, 0xee, 0xee}
-
-// Endpoint is one workload attachment: what is persisted and what List
-// returns.
-type Endpoint struct {
-	ID   string `json:"id"`   // ContainerEndpointID or VMEndpointID
-	Kind Kind   `json:"kind"` // container | vm
-	// Name is the container ID or the VM name.
-	Name string `json:"name"`
-	// HostIface is the host-side interface: the veth end (switchd names it)
-	// or the adopted tap.
-	HostIface string `json:"host_iface"`
-	// Netns and IfName locate the workload side of a container endpoint.
-	Netns  string     `json:"netns,omitempty"`
-	IfName string     `json:"ifname,omitempty"`
-	IPv4   netip.Addr `json:"ipv4,omitzero"`
-	IPv6   netip.Addr `json:"ipv6,omitzero"`
-	// MAC is the workload's MAC (container side of the veth, or the VM's
-	// NIC as given); empty if unknown.
-	MAC    string            `json:"mac,omitempty"`
-	Labels map[string]string `json:"labels,omitempty"`
-}
-
-// Addrs returns the endpoint's addresses.
-func (e Endpoint) Addrs() []netip.Addr {
-	var as []netip.Addr
-	for _, a := range []netip.Addr{e.IPv4, e.IPv6} {
-		if a.IsValid() {
-			as = append(as, a)
-		}
-	}
-	return as
-}
 
 // ContainerRequest asks for a container endpoint (a CNI ADD).
 type ContainerRequest struct {
@@ -89,28 +64,13 @@ type VMRequest struct {
 	Labels     map[string]string
 }
 
-// Result is what an Add returns, enough for a CNI result.
-type Result struct {
-	Endpoint Endpoint `json:"endpoint"`
-	// HostMAC is the host side's MAC (the workload's gateway MAC).
-	HostMAC string `json:"host_mac,omitempty"`
-	// Gateways of the workload's default routes.
-	GatewayV4 netip.Addr `json:"gateway_v4,omitzero"`
-	GatewayV6 netip.Addr `json:"gateway_v6,omitzero"`
-}
-
-// ContainerEndpointID is the endpoint ID of a CNI attachment: container IDs
-// never contain '/' (CNI restricts them to [A-Za-z0-9_.-]).
+// ContainerEndpointID is endpointapi.ContainerEndpointID.
 func ContainerEndpointID(containerID, ifName string) string {
-	if ifName == "" {
-		ifName = "eth0"
-	}
-	return containerID + "/" + ifName
+	return endpointapi.ContainerEndpointID(containerID, ifName)
 }
 
-// VMEndpointID is the endpoint ID of a VM's tap; ':' keeps it apart from
-// container IDs.
-func VMEndpointID(name string) string { return "vm:" + name }
+// VMEndpointID is endpointapi.VMEndpointID.
+func VMEndpointID(name string) string { return endpointapi.VMEndpointID(name) }
 
 // vethName is the host side of a container endpoint: a prefix plus a hash of
 // the ID, 15 bytes, stable so a retried or restarted Add finds its veth.

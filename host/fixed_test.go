@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/switchd/switchd/host/endpointapi"
 	"github.com/switchd/switchd/sim/ns"
 	"github.com/vishvananda/netlink"
 )
@@ -40,20 +41,20 @@ func TestFixedAddressOutsidePoolsRefusedPrivileged(t *testing.T) {
 		addr string
 	}{
 		{"container, IPv4 outside", func() error {
-			_, err := c.AddContainer(ctx, ContainerAdd{ContainerID: "c1", Netns: wl.Path(), IPv4: netip.MustParseAddr("192.0.2.7")})
+			_, err := c.AddContainer(ctx, endpointapi.ContainerAdd{ContainerID: "c1", Netns: wl.Path(), IPv4: netip.MustParseAddr("192.0.2.7")})
 			return err
 		}, "192.0.2.7"},
 		// The IPv4 address the pool would give must not stay allocated.
 		{"container, IPv6 outside", func() error {
-			_, err := c.AddContainer(ctx, ContainerAdd{ContainerID: "c1", Netns: wl.Path(), IPv6: netip.MustParseAddr("2001:db8::7")})
+			_, err := c.AddContainer(ctx, endpointapi.ContainerAdd{ContainerID: "c1", Netns: wl.Path(), IPv6: netip.MustParseAddr("2001:db8::7")})
 			return err
 		}, "2001:db8::7"},
 		{"container, in another host's range", func() error {
-			_, err := c.AddContainer(ctx, ContainerAdd{ContainerID: "c1", Netns: wl.Path(), IPv4: netip.MustParseAddr("10.11.0.5")})
+			_, err := c.AddContainer(ctx, endpointapi.ContainerAdd{ContainerID: "c1", Netns: wl.Path(), IPv4: netip.MustParseAddr("10.11.0.5")})
 			return err
 		}, "10.11.0.5"},
 		{"VM over the API", func() error {
-			_, err := c.AdoptVM(ctx, VMAdopt{Name: "vm1", Tap: "tapfix1", IPv4: netip.MustParseAddr("192.0.2.8")})
+			_, err := c.AdoptVM(ctx, endpointapi.VMAdopt{Name: "vm1", Tap: "tapfix1", IPv4: netip.MustParseAddr("192.0.2.8")})
 			return err
 		}, "192.0.2.8"},
 		{"VM as configured", func() error {
@@ -70,9 +71,9 @@ func TestFixedAddressOutsidePoolsRefusedPrivileged(t *testing.T) {
 			continue
 		}
 		code, status := apiCode(t, err)
-		if code != CodeAddressNotAllowed || status != http.StatusForbidden || !strings.Contains(err.Error(), tc.addr+" is in no pool (10.10.0.0/16, fd00:10::/64)") ||
+		if code != endpointapi.CodeAddressNotAllowed || status != http.StatusForbidden || !strings.Contains(err.Error(), tc.addr+" is in no pool (10.10.0.0/16, fd00:10::/64)") ||
 			!strings.Contains(err.Error(), staticTest.String()) {
-			t.Errorf("%s: %v (code %d, status %d), want code %d, 403, naming %s, the pools and the static prefix", tc.name, err, code, status, CodeAddressNotAllowed, tc.addr)
+			t.Errorf("%s: %v (code %d, status %d), want code %d, 403, naming %s, the pools and the static prefix", tc.name, err, code, status, endpointapi.CodeAddressNotAllowed, tc.addr)
 		}
 	}
 	if eps := m.List(); len(eps) != 0 {
@@ -102,7 +103,7 @@ func TestFixedAddressOutsidePoolsRefusedPrivileged(t *testing.T) {
 
 	// Legitimate fixed addresses: one in a pool claims its block (announced
 	// as the block, no /32), one in the static prefix is announced alone.
-	res, err := c.AddContainer(ctx, ContainerAdd{ContainerID: "c1", Netns: wl.Path(), IPv4: netip.MustParseAddr("10.10.7.7")})
+	res, err := c.AddContainer(ctx, endpointapi.ContainerAdd{ContainerID: "c1", Netns: wl.Path(), IPv4: netip.MustParseAddr("10.10.7.7")})
 	if err != nil || res.Endpoint.IPv4 != netip.MustParseAddr("10.10.7.7") {
 		t.Fatalf("ADD with 10.10.7.7 from the pool: %+v, %v", res, err)
 	}
@@ -165,8 +166,8 @@ func TestRestartKeepsUnfitRecordUnannouncedPrivileged(t *testing.T) {
 		t.Errorf("advertised %v, want only c1's IPv6 block, not %v", adv, hostPfx)
 	}
 	wl2 := ns.NewT(t, "unfit2")
-	if _, err := m2.AddContainer(ctx, ContainerRequest{ContainerID: "c2", Netns: wl2.Path(), IPv4: netip.MustParseAddr("198.51.100.8")}); err == nil || errorFor(err).Code != CodeAddressNotAllowed {
-		t.Errorf("new request in the removed static prefix: %v, want code %d", err, CodeAddressNotAllowed)
+	if _, err := m2.AddContainer(ctx, ContainerRequest{ContainerID: "c2", Netns: wl2.Path(), IPv4: netip.MustParseAddr("198.51.100.8")}); err == nil || errorFor(err).Code != endpointapi.CodeAddressNotAllowed {
+		t.Errorf("new request in the removed static prefix: %v, want code %d", err, endpointapi.CodeAddressNotAllowed)
 	}
 	m2.Close()
 	m2 = nil

@@ -11,7 +11,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/switchd/switchd/host"
+	"github.com/switchd/switchd/host/endpointapi"
 	"github.com/switchd/switchd/sim/ns"
 )
 
@@ -30,8 +30,8 @@ func (f *Fabric) workloadNetns(hostName, name string) string {
 	return fmt.Sprintf("%s-%s-%s", f.Prefix, hostName, name)
 }
 
-func (f *Fabric) endpointClient(hostName string) *host.Client {
-	return &host.Client{Socket: f.SocketPath(hostName), Timeout: 30 * time.Second}
+func (f *Fabric) endpointClient(hostName string) *endpointapi.Client {
+	return &endpointapi.Client{Socket: f.SocketPath(hostName), Timeout: 30 * time.Second}
 }
 
 // AddWorkload creates a workload namespace and asks hostName's switchd to
@@ -49,7 +49,7 @@ func (f *Fabric) AddWorkload(ctx context.Context, hostName, name string) (*Workl
 	if err != nil {
 		return nil, fmt.Errorf("workload %s on %s: %w", name, hostName, err)
 	}
-	res, err := f.endpointClient(hostName).AddContainer(ctx, host.ContainerAdd{
+	res, err := f.endpointClient(hostName).AddContainer(ctx, endpointapi.ContainerAdd{
 		ContainerID: name,
 		Netns:       wns.Path(),
 		Labels:      map[string]string{"sim-host": hostName},
@@ -64,7 +64,7 @@ func (f *Fabric) AddWorkload(ctx context.Context, hostName, name string) (*Workl
 
 // DelWorkload detaches a workload (CNI DEL) and removes its namespace.
 func (f *Fabric) DelWorkload(ctx context.Context, hostName, name string) error {
-	if err := f.endpointClient(hostName).Del(ctx, host.ContainerEndpointID(name, "eth0")); err != nil {
+	if err := f.endpointClient(hostName).Del(ctx, endpointapi.ContainerEndpointID(name, "eth0")); err != nil {
 		return fmt.Errorf("workload %s on %s: %w", name, hostName, err)
 	}
 	if o, err := ns.Open(f.workloadNetns(hostName, name)); err == nil {
@@ -87,7 +87,7 @@ func (f *Fabric) Workloads(ctx context.Context) ([]Workload, error) {
 			continue
 		}
 		for _, e := range l.Endpoints {
-			if e.Kind != host.KindContainer {
+			if e.Kind != endpointapi.KindContainer {
 				continue
 			}
 			out = append(out, Workload{Host: n.Name, Name: e.Name, Netns: strings.TrimPrefix(e.Netns, ns.Dir+"/"), IPv4: e.IPv4, IPv6: e.IPv6})

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/switchd/switchd/host"
+	"github.com/switchd/switchd/host/endpointapi"
 	"github.com/switchd/switchd/sim/ns"
 	"github.com/switchd/switchd/sim/simtest"
 	"github.com/vishvananda/netlink"
@@ -44,7 +45,7 @@ func BenchmarkEndpointSetup(b *testing.B) {
 		{"api", func(b *testing.B) func(int64, *ns.NS) error {
 			d := newDaemon(b, v4only)
 			return func(i int64, wl *ns.NS) error {
-				_, err := d.client.AddContainer(ctx, host.ContainerAdd{ContainerID: fmt.Sprintf("bench%d", i), Netns: wl.Path()})
+				_, err := d.client.AddContainer(ctx, endpointapi.ContainerAdd{ContainerID: fmt.Sprintf("bench%d", i), Netns: wl.Path()})
 				return err
 			}
 		}},

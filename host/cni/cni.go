@@ -1,7 +1,8 @@
 // Package cni is switchd's CNI plugin (CNI spec 1.0/1.1: ADD, DEL, CHECK,
 // VERSION, STATUS, GC). It does no kernel work: every command is a call to
-// the local daemon's endpoint API (host.NewAPIHandler) on its unix socket,
-// and the daemon's host.Manager creates, checks and removes the endpoint.
+// the local daemon's endpoint API (package endpointapi) on its unix
+// socket, and the daemon's host.Manager creates, checks and removes the
+// endpoint. It imports no other part of switchd.
 //
 // Network configuration:
 //
@@ -19,7 +20,7 @@
 // workload gets /32 and /128 addresses and default routes via 169.254.1.1
 // and fe80::1. An address asked for in runtimeConfig.ips must lie in one of
 // the daemon's pools or static prefixes (/switchd/ipam), else ADD fails
-// with code 104 (host.CodeAddressNotAllowed).
+// with code 104 (endpointapi.CodeAddressNotAllowed).
 package cni
 
 import (
@@ -39,7 +40,7 @@ import (
 	"github.com/containernetworking/cni/pkg/types"
 	types100 "github.com/containernetworking/cni/pkg/types/100"
 	"github.com/containernetworking/cni/pkg/version"
-	"github.com/switchd/switchd/host"
+	"github.com/switchd/switchd/host/endpointapi"
 )
 
 // NetworkLabel is the label every endpoint the plugin adds carries: the CNI
@@ -100,7 +101,7 @@ func parseConf(data []byte) (*NetConf, error) {
 			"the switchd daemon allocates addresses from its own pools; remove the ipam section")
 	}
 	if c.Socket == "" {
-		c.Socket = host.DefaultSocket
+		c.Socket = endpointapi.DefaultSocket
 	}
 	if !filepath.IsAbs(c.Socket) {
 		return nil, types.NewError(types.ErrInvalidNetworkConfig, "invalid network config", fmt.Sprintf("socket %q: must be an absolute path", c.Socket))
@@ -139,12 +140,14 @@ func parseConf(data []byte) (*NetConf, error) {
 	return c, nil
 }
 
-func (c *NetConf) client() *host.Client { return &host.Client{Socket: c.Socket, Timeout: c.timeout} }
+func (c *NetConf) client() *endpointapi.Client {
+	return &endpointapi.Client{Socket: c.Socket, Timeout: c.timeout}
+}
 
-// cniError turns the client's *host.APIError (already a CNI code) into the
-// CNI library's error type.
+// cniError turns the client's *endpointapi.Error (already a CNI code)
+// into the CNI library's error type.
 func cniError(err error) error {
-	var e *host.APIError
+	var e *endpointapi.Error
 	if errors.As(err, &e) {
 		return types.NewError(e.Code, e.Msg, e.Details)
 	}
@@ -160,7 +163,7 @@ func cmdAdd(args *skel.CmdArgs) error {
 	for k, v := range c.Labels {
 		labels[k] = v
 	}
-	res, err := c.client().AddContainer(context.Background(), host.ContainerAdd{
+	res, err := c.client().AddContainer(context.Background(), endpointapi.ContainerAdd{
 		ContainerID: args.ContainerID, IfName: args.IfName, Netns: args.Netns,
 		IPv4: c.ipv4, IPv6: c.ipv6, Labels: labels,
 	})
@@ -173,7 +176,7 @@ func cmdAdd(args *skel.CmdArgs) error {
 // result is the CNI result of an endpoint: interface 0 the host-side veth,
 // interface 1 the workload's, its /32 and /128 with the link-local
 // gateways, and default routes through them.
-func result(res host.Result, netns string) *types100.Result {
+func result(res endpointapi.Result, netns string) *types100.Result {
 	ep := res.Endpoint
 	r := &types100.Result{
 		CNIVersion: types100.ImplementedSpecVersion,
@@ -208,7 +211,7 @@ func cmdDel(args *skel.CmdArgs) error {
 	if err != nil {
 		return err
 	}
-	if err := c.client().Del(context.Background(), host.ContainerEndpointID(args.ContainerID, args.IfName)); err != nil {
+	if err := c.client().Del(context.Background(), endpointapi.ContainerEndpointID(args.ContainerID, args.IfName)); err != nil {
 		return cniError(err)
 	}
 	return nil
@@ -228,14 +231,14 @@ func cmdCheck(args *skel.CmdArgs) error {
 	if err != nil {
 		return types.NewError(types.ErrDecodingFailure, "decode prevResult of network config", err.Error())
 	}
-	id := host.ContainerEndpointID(args.ContainerID, args.IfName)
+	id := endpointapi.ContainerEndpointID(args.ContainerID, args.IfName)
 	res, err := c.client().Check(context.Background(), id)
 	if err != nil {
 		return cniError(err)
 	}
 	ep := res.Endpoint
 	if ep.Netns != args.Netns {
-		return types.NewError(host.CodeEndpointDrift, "endpoint differs from prevResult", fmt.Sprintf("endpoint %s is in netns %s, CNI_NETNS is %s", id, ep.Netns, args.Netns))
+		return types.NewError(endpointapi.CodeEndpointDrift, "endpoint differs from prevResult", fmt.Sprintf("endpoint %s is in netns %s, CNI_NETNS is %s", id, ep.Netns, args.Netns))
 	}
 	var prevAddrs []netip.Addr
 	for _, ip := range prev.IPs {
@@ -246,7 +249,7 @@ func cmdCheck(args *skel.CmdArgs) error {
 	have := ep.Addrs()
 	slices.SortFunc(have, netip.Addr.Compare)
 	if !slices.Equal(prevAddrs, have) {
-		return types.NewError(host.CodeEndpointDrift, "endpoint differs from prevResult", fmt.Sprintf("endpoint %s has addresses %v, prevResult %v", id, have, prevAddrs))
+		return types.NewError(endpointapi.CodeEndpointDrift, "endpoint differs from prevResult", fmt.Sprintf("endpoint %s has addresses %v, prevResult %v", id, have, prevAddrs))
 	}
 	return nil
 }
@@ -277,11 +280,11 @@ func cmdGC(args *skel.CmdArgs) error {
 	}
 	valid := map[string]bool{}
 	for _, a := range c.ValidAttachments {
-		valid[host.ContainerEndpointID(a.ContainerID, a.IfName)] = true
+		valid[endpointapi.ContainerEndpointID(a.ContainerID, a.IfName)] = true
 	}
 	var errs []string
 	for _, ep := range l.Endpoints {
-		if ep.Kind != host.KindContainer || ep.Labels[NetworkLabel] != c.Name || valid[ep.ID] {
+		if ep.Kind != endpointapi.KindContainer || ep.Labels[NetworkLabel] != c.Name || valid[ep.ID] {
 			continue
 		}
 		if err := cl.Del(context.Background(), ep.ID); err != nil {

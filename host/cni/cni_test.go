@@ -9,6 +9,7 @@ import (
 
 	types100 "github.com/containernetworking/cni/pkg/types/100"
 	"github.com/switchd/switchd/host"
+	"github.com/switchd/switchd/host/endpointapi"
 	"github.com/switchd/switchd/sim/ns"
 	"github.com/vishvananda/netlink"
 )
@@ -215,7 +216,7 @@ func TestBadInputPrivileged(t *testing.T) {
 		{"bad timeout", wl2.Path(), `{"cniVersion": "1.1.0", "name": "x", "type": "switchd", "timeout": "soon"}`, 7, "soon"},
 		{"two IPv4 in ips", wl2.Path(), `{"cniVersion": "1.1.0", "name": "x", "type": "switchd", "runtimeConfig": {"ips": ["10.20.0.1", "10.20.0.2"]}}`, 7, "more than one"},
 		{"missing netns", missing, string(good), 3, missing},
-		{"exhausted pool", wl2.Path(), string(good), host.CodePoolExhausted, "10.20.0.0/32"},
+		{"exhausted pool", wl2.Path(), string(good), endpointapi.CodePoolExhausted, "10.20.0.0/32"},
 		{"daemon not running", wl2.Path(), string(noDaemon), 11, d.socket + ".none"},
 	}
 	for _, tc := range cases {
@@ -284,7 +285,7 @@ func TestGCPrivileged(t *testing.T) {
 		}
 	}
 	// An endpoint of someone else (the sim, another network): no label.
-	if _, err := d.client.AddContainer(context.Background(), host.ContainerAdd{ContainerID: "other", Netns: wl3.Path()}); err != nil {
+	if _, err := d.client.AddContainer(context.Background(), endpointapi.ContainerAdd{ContainerID: "other", Netns: wl3.Path()}); err != nil {
 		t.Fatal(err)
 	}
 	gc, _ := json.Marshal(map[string]any{"cniVersion": "1.1.0", "name": net, "type": "switchd", "socket": d.socket,
@@ -306,7 +307,7 @@ func TestParseConf(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Socket != host.DefaultSocket || c.ipv4 != netip.MustParseAddr("10.1.2.3") || c.ipv6 != netip.MustParseAddr("fd00::7") {
+	if c.Socket != endpointapi.DefaultSocket || c.ipv4 != netip.MustParseAddr("10.1.2.3") || c.ipv6 != netip.MustParseAddr("fd00::7") {
 		t.Errorf("conf = %+v", c)
 	}
 	if _, err := parseConf([]byte(`{"name": "n", "labels": {"switchd.cni/network": "x"}}`)); err == nil || !strings.Contains(err.Error(), NetworkLabel) {

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/switchd/switchd/host"
+	"github.com/switchd/switchd/host/endpointapi"
 	"github.com/switchd/switchd/sim/ns"
 )
 
@@ -32,8 +32,8 @@ func TestAddressOutsidePoolsRefusedPrivileged(t *testing.T) {
 	for _, ips := range []string{`["192.0.2.7"]`, `["10.10.0.9", "2001:db8::7"]`} {
 		conf := fmt.Sprintf(`{"cniVersion": "1.1.0", "name": %q, "type": "switchd", "socket": %q, "runtimeConfig": {"ips": %s}}`, net, d.socket, ips)
 		_, e := execPlugin(t, plugin, "ADD", "c1", wl.Path(), "eth0", []byte(conf))
-		if e == nil || e.Code != host.CodeAddressNotAllowed || !strings.Contains(e.Details, "no pool (10.10.0.0/16, fd00:10::/64)") {
-			t.Errorf("ADD with ips %s: %+v, want code %d naming the pools", ips, e, host.CodeAddressNotAllowed)
+		if e == nil || e.Code != endpointapi.CodeAddressNotAllowed || !strings.Contains(e.Details, "no pool (10.10.0.0/16, fd00:10::/64)") {
+			t.Errorf("ADD with ips %s: %+v, want code %d naming the pools", ips, e, endpointapi.CodeAddressNotAllowed)
 		}
 	}
 

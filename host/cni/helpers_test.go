@@ -20,6 +20,7 @@ import (
 
 	"github.com/switchd/switchd/fib"
 	"github.com/switchd/switchd/host"
+	"github.com/switchd/switchd/host/endpointapi"
 	"github.com/switchd/switchd/sim/ns"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -180,7 +181,7 @@ type daemon struct {
 	m      *host.Manager
 	state  string
 	socket string
-	client *host.Client
+	client *endpointapi.Client
 }
 
 func newDaemon(t testing.TB, pools ...host.Pool) *daemon {
@@ -212,7 +213,7 @@ func newDaemon(t testing.TB, pools ...host.Pool) *daemon {
 	srv := &http.Server{Handler: host.NewAPIHandler(m, slog.New(slog.NewTextHandler(io.Discard, nil)))}
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
-	d.client = &host.Client{Socket: d.socket}
+	d.client = &endpointapi.Client{Socket: d.socket}
 	return d
 }
 

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/switchd/switchd/host"
+	"github.com/switchd/switchd/host/endpointapi"
 	"github.com/switchd/switchd/sim"
 	"github.com/switchd/switchd/sim/ns"
 	"github.com/switchd/switchd/sim/simtest"
@@ -144,8 +144,8 @@ func addWorkloadAt(ctx context.Context, f *sim.Fabric, hostName, name string, v6
 	if err != nil {
 		return fmt.Errorf("workload %s on %s: %w", name, hostName, err)
 	}
-	c := &host.Client{Socket: f.SocketPath(hostName), Timeout: 30 * time.Second}
-	_, err = c.AddContainer(ctx, host.ContainerAdd{ContainerID: name, Netns: wns.Path(), IPv6: v6,
+	c := &endpointapi.Client{Socket: f.SocketPath(hostName), Timeout: 30 * time.Second}
+	_, err = c.AddContainer(ctx, endpointapi.ContainerAdd{ContainerID: name, Netns: wns.Path(), IPv6: v6,
 		Labels: map[string]string{"sim-host": hostName}})
 	wns.Close()
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/switchd/switchd/host"
+	"github.com/switchd/switchd/host/endpointapi"
 	"github.com/switchd/switchd/switchd/daemon/apiclient"
 )
 
@@ -71,7 +72,7 @@ func (d *Daemon) serveAPI(path string) (*apiServer, error) {
 func noWorkloads(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusServiceUnavailable)
-	json.NewEncoder(w).Encode(host.APIError{
+	json.NewEncoder(w).Encode(endpointapi.Error{
 		Code:    7, // CNI: invalid network configuration
 		Msg:     "switchd has no workload support configured",
 		Details: "add IPAM pools under /switchd/ipam/pools to the daemon's config",

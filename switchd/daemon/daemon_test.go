@@ -18,6 +18,7 @@ import (
 
 	"github.com/switchd/switchd/fib"
 	"github.com/switchd/switchd/host"
+	"github.com/switchd/switchd/host/endpointapi"
 	"github.com/switchd/switchd/sim/ns"
 	"github.com/switchd/switchd/switchd/daemon/apiclient"
 )
@@ -59,7 +60,7 @@ func TestConfiguredVMPrivileged(t *testing.T) {
 	dir := t.TempDir()
 	cfg, sock := runDaemon(t, dir, hostConfig(t, dir, true))
 	ctx := context.Background()
-	c := &host.Client{Socket: sock, Timeout: 5 * time.Second}
+	c := &endpointapi.Client{Socket: sock, Timeout: 5 * time.Second}
 	vm := waitVM(t, c)
 	if vm.HostIface != "tap-vm1" || vm.Labels["app"] != "web" || !netip.MustParsePrefix("10.10.1.0/24").Contains(vm.IPv4) {
 		t.Fatalf("vm1 endpoint %+v, want tap-vm1, label app=web and an address from 10.10.1.0/24", vm)
@@ -154,7 +155,7 @@ func runDaemon(t *testing.T, dir string, config []byte) (cfg, sock string) {
 }
 
 // waitVM waits until the daemon has adopted the configured VM vm1.
-func waitVM(t *testing.T, c *host.Client) host.Endpoint {
+func waitVM(t *testing.T, c *endpointapi.Client) host.Endpoint {
 	t.Helper()
 	var vm host.Endpoint
 	waitFor(t, "the daemon adopts vm1's tap", func() error {

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/switchd/switchd/host"
+	"github.com/switchd/switchd/host/endpointapi"
 	"github.com/switchd/switchd/sim/ns"
 )
 
@@ -74,7 +74,7 @@ func TestWorkloadBlockSurvivesReloadPrivileged(t *testing.T) {
 	peer := startFRR(t, 1, 65011)
 	dir := t.TempDir()
 	cfg, sock := runDaemon(t, dir, peeredHostConfig(t, dir, peer))
-	vm := waitVM(t, &host.Client{Socket: sock, Timeout: 5 * time.Second})
+	vm := waitVM(t, &endpointapi.Client{Socket: sock, Timeout: 5 * time.Second})
 	block := netip.PrefixFrom(vm.IPv4, 26).Masked()
 	announced := func(p netip.Prefix) func() error {
 		return func() error {
