@@ -3,10 +3,12 @@ package bgp
 import (
 	"net/netip"
 	"runtime"
+	"slices"
 	"testing"
 
 	api "github.com/osrg/gobgp/v3/api"
 	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/types/known/anypb"
 )
 
 // BenchmarkRouteTable1M feeds 1M IPv4 /24s (16.0.0.0/24 upward), one path
@@ -14,10 +16,23 @@ import (
 // drains them in batches of 16,384 as the daemon does. Every 1000 prefixes
 // (one UPDATE's worth) share an AS_PATH. It reports the time per route and
 // the live heap the table keeps per route after everything is drained.
+// Every path carries one standard community (apiPath adds it).
 func BenchmarkRouteTable1M(b *testing.B) {
+	routeTable1M(b, apiPath(b, pfx("16.0.0.0/24"), "192.0.2.1", false, asPath(65001), &api.NextHopAttribute{NextHop: "192.0.2.1"}))
+}
+
+// BenchmarkRouteTable1MNoCommunities is BenchmarkRouteTable1M with paths
+// that carry no community attribute: what the communities cost when there
+// are none.
+func BenchmarkRouteTable1MNoCommunities(b *testing.B) {
+	path := apiPath(b, pfx("16.0.0.0/24"), "192.0.2.1", false, asPath(65001), &api.NextHopAttribute{NextHop: "192.0.2.1"})
+	path.Pattrs = slices.DeleteFunc(path.Pattrs, func(a *anypb.Any) bool { return attrOf(a.TypeUrl) == attrCommunities })
+	routeTable1M(b, path)
+}
+
+func routeTable1M(b *testing.B, path *api.Path) {
 	const n = 1_000_000
 	const batch = 16384
-	path := apiPath(b, pfx("16.0.0.0/24"), "192.0.2.1", false, asPath(65001), &api.NextHopAttribute{NextHop: "192.0.2.1"})
 	asIdx := -1
 	for i, a := range path.Pattrs {
 		if a.TypeUrl == urlAsPath {
