@@ -9,15 +9,22 @@ import (
 // TestPrivilegedGatewayLookupCached: a gateway's interface is looked up
 // once, not once per write; a route change of another owner, which the
 // Kernel's Monitor sees, makes the next write look again.
-func TestPrivilegedGatewayLookupCached(t *testing.T) {
-	tp := newTopo(t, "gwcache")
+// monitoredTable is a Kernel on tp's router with a Monitor and a Table
+// (nexthop groups) of the main table.
+func monitoredTable(t *testing.T, tp *topo, opts ...Opt) (*Kernel, *Monitor, *Table) {
+	t.Helper()
 	k := openKernel(t, tp.r)
 	m, err := k.NewMonitor(MainTable)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(m.Close)
-	tb := newKernelTable(t, k, MainTable, ModeNexthopGroups)
+	return k, m, newKernelTable(t, k, MainTable, ModeNexthopGroups, opts...)
+}
+
+func TestPrivilegedGatewayLookupCached(t *testing.T) {
+	tp := newTopo(t, "gwcache")
+	k, _, tb := monitoredTable(t, tp)
 	lookups := func() uint64 { return tb.dp.(*nhManager).gws.lookups }
 	mustSet(t, tb, route("198.51.100.0/24", 0, gw4a))
 	mustApply(t, tb)

@@ -122,6 +122,7 @@ const (
 	eWant    = 1 << iota // a route is desired
 	eKernel              // the kernel holds a route of switchd's
 	eRegroup             // kernel: its group is of the wrong kind
+	eSeen                // in the dump a resync is taking in (Table.resync)
 )
 
 func (e *entry) wanted() bool   { return e.flags&eWant != 0 }

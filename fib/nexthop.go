@@ -363,16 +363,26 @@ func (m *nhManager) write(ctx context.Context, ops []op, protocol int, ctl batch
 		}
 		if o.kind != opDelete && groupOf[i] != 0 {
 			m.usage[groupOf[i]]++
-			ops[i].route.nhg = groupOf[i]
+			m.landed(&ops[i], groupOf[i], tgt[i])
 		}
 	}
 	for i, o := range ops {
 		if o.inPlace && errs[i] == nil {
-			ops[i].route.nhg = groupOf[i]
+			m.landed(&ops[i], groupOf[i], tgt[i])
 		}
 	}
 	nhWrites += m.gcLocked()
 	return errs, nhWrites
+}
+
+// landed records in o what the kernel now holds for its route: group g,
+// whose members are t's (interfaces resolved), as a dump would report
+// it, so the kernel view does not change at the next resync.
+func (m *nhManager) landed(o *op, g uint32, t *target) {
+	o.route.nhg = g
+	if t != nil {
+		o.route.NextHops = t.members
+	}
 }
 
 // ensureObjects creates the nexthop objects the targets' members need and

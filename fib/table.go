@@ -113,6 +113,8 @@ type Table struct {
 	rs         *resolution // WithNextHopResolution (resolve.go); nil: off
 	downQueued []netip.Addr
 
+	feed *updateFeed // WithUpdates (feed.go); nil: off
+
 	planned int // keys the last plan looked at (tests)
 }
 
@@ -350,6 +352,7 @@ func (t *Table) OnRouteEvent(ev RouteEvent) {
 	}
 	k := keyOf(ev.Route.Key)
 	e := t.routes[k]
+	before := e
 	if ev.Deleted {
 		e.clearHave()
 	} else {
@@ -357,6 +360,7 @@ func (t *Table) OnRouteEvent(ev RouteEvent) {
 		r.NextHops = slices.Clone(r.NextHops)
 		e.setHave(stateOf(r))
 	}
+	t.publishIfChanged(k, &before, &e)
 	t.store(k, &e)
 	t.updatePendingEntry(k, &e)
 }
@@ -446,11 +450,13 @@ func (t *Table) took(o op, err error, now time.Time) error {
 	}
 	if err == nil {
 		e := t.routes[k]
+		before := e
 		if o.kind == opDelete {
 			e.clearHave()
 		} else {
 			e.setHave(stateOf(o.route))
 		}
+		t.publishIfChanged(k, &before, &e)
 		t.store(k, &e)
 		if len(t.conflict) > 0 {
 			delete(t.conflict, k)
@@ -547,20 +553,29 @@ func (t *Table) resync(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("resync table %d: %w", t.table, err)
 	}
-	// The kernel view is replaced by the dump's.
-	for k, e := range t.routes {
-		if !e.wanted() {
-			delete(t.routes, k)
-		} else if e.inKernel() {
-			e.clearHave()
-			t.routes[k] = e
-		}
-	}
+	// The kernel view is replaced by the dump's: the keys it shows are
+	// marked seen, then the others lose their kernel half.
 	for _, r := range rs {
 		k := keyOf(r.Key)
 		e := t.routes[k]
+		before := e
 		e.setHave(stateOf(r))
+		e.flags |= eSeen
+		t.publishIfChanged(k, &before, &e)
 		t.routes[k] = e
+	}
+	for k, e := range t.routes {
+		switch {
+		case e.flags&eSeen != 0:
+			e.flags &^= eSeen
+			t.routes[k] = e
+		case e.inKernel():
+			t.published(k)
+			e.clearHave()
+			t.store(k, &e)
+		case !e.wanted():
+			delete(t.routes, k)
+		}
 	}
 	tookForeign() // before pending: it may change what routes want
 	t.pending = make(map[rkey]moveKey)
