@@ -3,7 +3,6 @@ package fib
 import (
 	"errors"
 	"fmt"
-	"log/slog"
 	"maps"
 	"math"
 	"slices"
@@ -41,8 +40,7 @@ type Kernel struct {
 	// ns is the namespace (an NS of the Kernel's own); nil: that of the
 	// thread that makes a socket (Open with nil).
 	ns   *pnl.NS
-	cfg  Table // the options given to Open, applied to every Table and Monitor
-	opts []Opt
+	opts []Opt // given to Open, applied to every Table and Monitor first
 
 	// routeGen counts the route and nexthop notifications not caused by
 	// switchd (Monitor.take); cached gateway lookups older than it are
@@ -70,10 +68,6 @@ type Kernel struct {
 // shared, so the first Table's choice holds for all).
 func Open(ns *pnl.NS, opts ...Opt) (*Kernel, error) {
 	k := &Kernel{opts: opts, managers: make(map[int]*nhManager), monitors: make(map[*Monitor]bool)}
-	k.cfg = Table{protocol: Protocol, log: slog.New(slog.DiscardHandler)}
-	for _, o := range opts {
-		o(&k.cfg)
-	}
 	if ns != nil {
 		own, err := pnl.NSFromFd(ns.Fd())
 		if err != nil {

@@ -37,7 +37,7 @@ import (
 // Only with nexthop groups (ModeNexthopGroups): inline next hops need one
 // write per route anyway, which the withdrawals do.
 //
-// Groups are shared by the Tables of a namespace; NextHopDown rewrites them
+// Groups are shared by the Tables of a Kernel; NextHopDown rewrites them
 // for all, but only the calling Table's views follow. A namespace with
 // several Tables must mark the gateway down in each (switchd has one).
 

@@ -47,7 +47,8 @@ func WithoutNexthopObjects() Opt {
 // count is replaced by a new one, as is every group when the option is
 // switched on or off. NewTable probes the kernel and falls back to
 // ordinary groups (with a log line) if it refuses. Groups are shared by
-// the Tables of a namespace: the first Table's choice holds for all.
+// the Tables of a Kernel: the first Table's choice holds for all (give it
+// to Open).
 // buckets must be at least 1 and idleTimer not negative; it is ignored
 // with WithoutNexthopObjects or WithSerialWriter.
 func WithResilientGroups(buckets uint16, idleTimer time.Duration) Opt {
