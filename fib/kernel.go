@@ -46,6 +46,8 @@ type Kernel struct {
 	// switchd (Monitor.take); cached gateway lookups older than it are
 	// looked up again (nhManager.gateway).
 	routeGen atomic.Uint64
+	// groupsKick is the kick of the nexthop-group feed (nhfeed.go).
+	groupsKick chan struct{}
 	// writers is the writer set (port ids). It is replaced, never
 	// changed, so a Monitor's receiver reads it without a lock.
 	writers atomic.Pointer[map[uint32]bool]
@@ -67,7 +69,7 @@ type Kernel struct {
 // WithSerialWriter belong here (the nexthop groups of a namespace are
 // shared, so the first Table's choice holds for all).
 func Open(ns *pnl.NS, opts ...Opt) (*Kernel, error) {
-	k := &Kernel{opts: opts, managers: make(map[int]*nhManager), monitors: make(map[*Monitor]bool)}
+	k := &Kernel{opts: opts, managers: make(map[int]*nhManager), monitors: make(map[*Monitor]bool), groupsKick: make(chan struct{}, 1)}
 	if ns != nil {
 		own, err := pnl.NSFromFd(ns.Fd())
 		if err != nil {
@@ -252,7 +254,7 @@ func (k *Kernel) manager(t *Table) (*nhManager, error) {
 	if err != nil {
 		return nil, err
 	}
-	m, err := openManager(c, t.protocol, res, &k.routeGen, t.log)
+	m, err := openManager(c, t.protocol, res, &k.routeGen, k.groupsKick, t.log)
 	if err != nil {
 		k.closeWriter(c)
 		if errors.Is(err, errNoNexthops) {

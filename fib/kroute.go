@@ -25,14 +25,19 @@ const (
 )
 
 func offloadFromFlags(f uint32) Offload {
+	return offloadBits(f, unix.RTM_F_OFFLOAD, unix.RTM_F_TRAP, unix.RTM_F_OFFLOAD_FAILED)
+}
+
+// offloadBits decodes hardware flags given their bits (0: none).
+func offloadBits(f, offload, trap, failed uint32) Offload {
 	var o Offload
-	if f&unix.RTM_F_OFFLOAD != 0 {
+	if f&offload != 0 {
 		o |= Offloaded
 	}
-	if f&unix.RTM_F_TRAP != 0 {
+	if f&trap != 0 {
 		o |= Trapped
 	}
-	if f&unix.RTM_F_OFFLOAD_FAILED != 0 {
+	if f&failed != 0 {
 		o |= OffloadFailed
 	}
 	return o

@@ -307,7 +307,7 @@ func (m *Monitor) take(d *routeDecoder, msg netlink.Message) {
 		if len(data) < nhmsgLen || int(data[2]) != m.protocol {
 			return
 		}
-		n := &nhNotice{}
+		n := &nhNotice{offload: nhOffload(nativeU32(data[4:]))}
 		forAttrs(data[nhmsgLen:], func(t uint16, v []byte) {
 			switch {
 			case t == unix.NHA_ID && len(v) >= 4:

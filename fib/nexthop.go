@@ -82,6 +82,7 @@ type nhGroup struct {
 	set     string
 	members []NextHop // normalized; shared read-only with the routes using it
 	res     resCfg    // resilient (buckets != 0) or ordinary
+	offload Offload   // hardware state (nh_flags), as last reported
 }
 
 // groupKey is the key of bySet: the member set and the group kind, so a
@@ -139,12 +140,14 @@ type nhManager struct {
 	usage     map[uint32]int  // routes (any table, any protocol) using an id
 	foreignIn map[uint32]bool // our objects that are members of foreign groups
 	gws       gwCache         // gateway interfaces (nhresolve.go)
+	feed      groupFeed       // groups changed since the last drain (nhfeed.go)
 }
 
 // openManager makes the manager that writes through c. It returns
 // errNoNexthops if the kernel has no nexthop objects.
-func openManager(c *pnl.Conn, protocol int, res resCfg, routeGen *atomic.Uint64, log *slog.Logger) (*nhManager, error) {
+func openManager(c *pnl.Conn, protocol int, res resCfg, routeGen *atomic.Uint64, kick chan struct{}, log *slog.Logger) (*nhManager, error) {
 	m := &nhManager{protocol: protocol, log: log, c: c, next: nhIDFirst, routeGen: routeGen}
+	m.feed.kick = kick
 	// The probe: a kernel without nexthop objects (before 5.3) refuses the
 	// dump.
 	if err := m.dumpNexthops(); err != nil {
@@ -507,6 +510,7 @@ func (m *nhManager) writeGroups(gws []groupWrite, objErr map[nhKey]error) (map[u
 		}
 		ng := &nhGroup{id: g.id, set: g.t.set, members: g.t.members, res: g.res}
 		m.groups[g.id] = ng
+		m.publishGroup(g.id)
 		if m.bySet[ng.key()] == nil {
 			m.bySet[ng.key()] = ng
 		}
@@ -634,6 +638,7 @@ func (m *nhManager) gcLocked() int {
 				delete(m.bySet, g.key())
 			}
 			delete(m.groups, id)
+			m.publishGroup(id)
 			delete(m.usage, id)
 		}
 	}

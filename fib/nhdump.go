@@ -20,18 +20,17 @@ func (m *nhManager) dumpNexthops() error {
 	var objs map[uint32]*nhObject
 	var groups map[uint32][]grpEntry
 	var kinds map[uint32]resCfg
+	var offload map[uint32]Offload
 	var taken map[uint32]bool
 	reset := func() {
 		objs = make(map[uint32]*nhObject)
 		groups = make(map[uint32][]grpEntry)
 		kinds = make(map[uint32]resCfg)
+		offload = make(map[uint32]Offload)
 		taken = make(map[uint32]bool)
 	}
 	var req pnl.Batch
-	req.Begin(unix.RTM_GETNEXTHOP, 0)
-	req.Raw(unix.AF_UNSPEC, 0, 0, 0)
-	req.U32(0)
-	req.End()
+	appendNexthopDump(&req)
 	err := m.c.Dump(context.Background(), &req, reset, func(msg netlink.Message) error {
 		typ, data := uint16(msg.Header.Type), msg.Data
 		if typ != unix.RTM_NEWNEXTHOP || len(data) < nhmsgLen {
@@ -86,6 +85,7 @@ func (m *nhManager) dumpNexthops() error {
 		}
 		if isGroup {
 			groups[id] = grp
+			offload[id] = nhOffload(binary.NativeEndian.Uint32(data[4:]))
 			if gtype == nexthopGrpTypeRes {
 				if res.buckets == 0 {
 					res.buckets = 1 // resilient whatever it reports
@@ -105,12 +105,14 @@ func (m *nhManager) dumpNexthops() error {
 	for _, o := range objs {
 		m.byKey[o.key] = o
 	}
+	old := m.groups
 	m.groups, m.bySet = make(map[uint32]*nhGroup), make(map[string]*nhGroup)
+	defer m.publishGroupChanges(old)
 	for id, entries := range groups {
 		if entries == nil {
 			continue
 		}
-		g := &nhGroup{id: id, res: kinds[id]}
+		g := &nhGroup{id: id, res: kinds[id], offload: offload[id]}
 		var fam uint8
 		ok := true
 		for _, e := range entries {

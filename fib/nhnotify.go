@@ -11,21 +11,27 @@ type nhNotice struct {
 	group   bool
 	members []grpEntry
 	key     nhKey
+	offload Offload // nh_flags: what a driver offloading it reports
 }
+
+func (m *nhManager) hasGroups() bool { return true }
 
 // nexthopChanged reports whether a nexthop notification tells something
 // the manager's view does not know (someone else changed or removed one of
 // switchd's objects, or added one with switchd's protocol), so the table
 // must resync. A group whose members changed behind switchd's back counts:
 // its routes forward differently from what the table believes, and
-// InSync must not say true until a dump has shown it.
-func (m *nhManager) hasGroups() bool { return true }
-
+// InSync must not say true until a dump has shown it. A group's hardware
+// state is taken in (and published) without a resync.
 func (m *nhManager) nexthopChanged(deleted bool, id uint32, n *nhNotice) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	o, isObj := m.objs[id]
 	g, isGroup := m.groups[id]
+	if isGroup && !deleted && n != nil && n.offload != g.offload {
+		g.offload = n.offload
+		m.publishGroup(id)
+	}
 	switch {
 	case deleted:
 		return isObj || isGroup

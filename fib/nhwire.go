@@ -25,6 +25,14 @@ func appendNexthop(b *pnl.Batch, id uint32, k nhKey, protocol int) {
 	b.End()
 }
 
+// appendNexthopDump asks for every nexthop (Conn.Dump adds NLM_F_DUMP).
+func appendNexthopDump(b *pnl.Batch) {
+	b.Begin(unix.RTM_GETNEXTHOP, 0)
+	b.Raw(unix.AF_UNSPEC, 0, 0, 0)
+	b.U32(0)
+	b.End()
+}
+
 // appendDelNexthop deletes the nexthop object or group id.
 func appendDelNexthop(b *pnl.Batch, id uint32) {
 	b.Begin(unix.RTM_DELNEXTHOP, 0)
