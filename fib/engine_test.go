@@ -78,27 +78,6 @@ func countRoutes(t testing.TB, tp *topo, table int) int {
 	return n
 }
 
-func TestPrivilegedMultipathHashPolicy(t *testing.T) {
-	tp := newTopo(t, "hash")
-	if err := SetMultipathHashPolicy(platformNS(t, tp.r), DefaultHashPolicy); err != nil {
-		t.Fatal(err)
-	}
-	v4, v6, err := MultipathHashPolicy(platformNS(t, tp.r))
-	if err != nil || v4 != HashL4 || v6 != HashL4 {
-		t.Fatalf("policies %d %d %v, want 1 1", v4, v6, err)
-	}
-	// The peer namespace is another one: untouched.
-	if v4, _, _ := MultipathHashPolicy(platformNS(t, tp.peer)); v4 != HashL3 {
-		t.Errorf("peer namespace's policy changed to %d", v4)
-	}
-	if err := SetMultipathHashPolicy(platformNS(t, tp.r), 7); err == nil || !strings.Contains(err.Error(), "7") {
-		t.Errorf("bad policy accepted: %v", err)
-	}
-	if v4, _, _ := MultipathHashPolicy(platformNS(t, tp.r)); v4 != HashL4 {
-		t.Errorf("a rejected policy changed the setting to %d", v4)
-	}
-}
-
 // Routes of two tables with the same next hops share one group; the group
 // lives as long as a route of either table uses it.
 func TestPrivilegedTablesShareNexthopGroups(t *testing.T) {

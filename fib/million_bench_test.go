@@ -171,7 +171,7 @@ func BenchmarkFailover1M(b *testing.B) {
 // until none resolves via gone, and sends the time it saw that on done. It
 // closes start once it has seen gone in use (the probe can tell).
 func probeUntilGone(b *testing.B, tp *topo, dsts []netip.Addr, gone netip.Addr, start chan<- struct{}, done chan<- time.Time) {
-	c, err := dialConn(platformNS(b, tp.r))
+	c, err := dialConn(tp.r.Net())
 	if err != nil {
 		b.Error(err)
 		close(start)

@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	pnl "github.com/switchd/switchd/platform/netlink"
 	"github.com/switchd/switchd/sim/ns"
 	"github.com/vishvananda/netlink"
 )
@@ -585,23 +584,12 @@ func newKernelTable(t testing.TB, k *Kernel, table int, mode string, opts ...Opt
 // Tables and Monitors made from it, whose cleanups run first).
 func openKernel(t testing.TB, n *ns.NS, opts ...Opt) *Kernel {
 	t.Helper()
-	k, err := Open(platformNS(t, n), opts...)
+	k, err := Open(n.Net(), opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(k.Close)
 	return k
-}
-
-// platformNS is n as a platform/netlink NS, closed when the test ends.
-func platformNS(t testing.TB, n *ns.NS) *pnl.NS {
-	t.Helper()
-	p, err := pnl.NSFromFd(n.Fd())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { p.Close() })
-	return p
 }
 
 func TestPrivilegedNewTableAdoptsRoutes(t *testing.T) {

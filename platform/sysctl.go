@@ -1,8 +1,10 @@
 package platform
 
 import (
+	"fmt"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 
 	pnl "github.com/switchd/switchd/platform/netlink"
@@ -53,4 +55,37 @@ func sysctlList(settings map[string]string) []pnl.Sysctl {
 	}
 	slices.SortFunc(out, func(a, b pnl.Sysctl) int { return strings.Compare(a.Path, b.Path) })
 	return out
+}
+
+// Multipath hash policies (fib.HashL3, fib.HashL4, fib.HashL3Inner).
+var hashPolicySysctls = [2]string{"net/ipv4/fib_multipath_hash_policy", "net/ipv6/fib_multipath_hash_policy"}
+
+// SetMultipathHashPolicy sets how the kernel spreads flows over the paths
+// of an ECMP route, for IPv4 and IPv6, in the namespace ns (nil: the
+// calling thread's): 0 hashes the addresses, 1 the 5-tuple, 2 the inner
+// packet's addresses of tunnelled traffic.
+func SetMultipathHashPolicy(ns *pnl.NS, policy int) error {
+	if policy < 0 || policy > 2 {
+		return fmt.Errorf("set multipath hash policy %d: not one of 0 (L3), 1 (L4), 2 (L3 inner)", policy)
+	}
+	v := strconv.Itoa(policy)
+	if err := ns.WriteSysctls(pnl.Sysctl{Path: hashPolicySysctls[0], Value: v}, pnl.Sysctl{Path: hashPolicySysctls[1], Value: v}); err != nil {
+		return fmt.Errorf("set multipath hash policy: %w", err)
+	}
+	return nil
+}
+
+// MultipathHashPolicy reads the IPv4 and IPv6 policies in ns.
+func MultipathHashPolicy(ns *pnl.NS) (v4, v6 int, err error) {
+	var out [2]int
+	for i, p := range hashPolicySysctls {
+		s, err := ns.ReadSysctl(p)
+		if err != nil {
+			return 0, 0, fmt.Errorf("read multipath hash policy: %w", err)
+		}
+		if out[i], err = strconv.Atoi(s); err != nil {
+			return 0, 0, fmt.Errorf("read multipath hash policy %s: %w", p, err)
+		}
+	}
+	return out[0], out[1], nil
 }

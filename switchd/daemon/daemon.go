@@ -56,7 +56,7 @@ func setHashPolicy(opts Options, configured int) {
 	if policy < 0 {
 		return
 	}
-	if err := fib.SetMultipathHashPolicy(nil, policy); err != nil {
+	if err := platform.SetMultipathHashPolicy(nil, policy); err != nil {
 		opts.Logger.Warn("ECMP hash policy not set", "policy", policy, "err", err)
 	}
 }
