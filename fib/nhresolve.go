@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 
 	"github.com/mdlayher/netlink"
 	pnl "github.com/switchd/switchd/platform/netlink"
@@ -110,4 +111,44 @@ func lookupGateway(c *pnl.Conn, gw netip.Addr) (int, error) {
 		return 0, fmt.Errorf("not directly connected (reached via %v)", nh.Gateway)
 	}
 	return nh.Ifindex, nil
+}
+
+// resolveTarget fills in the interfaces of next hops that have none.
+func (m *nhManager) resolveTarget(res *resolver, fam uint8, nhs []NextHop) *target {
+	t := &target{fam: fam, members: slices.Clone(nhs)}
+	for i, nh := range t.members {
+		if nh.Ifindex != 0 {
+			continue
+		}
+		ifindex, err := res.ifindex(nh.Gateway)
+		if err != nil {
+			t.err = fmt.Errorf("resolve next hop %v: %w", nh.Gateway, err)
+			return t
+		}
+		t.members[i].Ifindex = ifindex
+	}
+	r := Route{NextHops: t.members}
+	r.normalizeNextHops()
+	t.members = r.NextHops
+	t.set = setKey(groupFamily(fam, t.members), t.members)
+	return t
+}
+
+// groupFamily is the family a group's key is stored under: that of its
+// members' gateways (what a dump can tell), or the route's for a group of
+// directly connected next hops.
+func groupFamily(routeFam uint8, members []NextHop) uint8 {
+	for _, nh := range members {
+		if nh.Gateway.IsValid() {
+			return family(nh.Gateway)
+		}
+	}
+	return routeFam
+}
+
+func nhFamily(routeFam uint8, nh NextHop) uint8 {
+	if nh.Gateway.IsValid() {
+		return family(nh.Gateway)
+	}
+	return routeFam
 }
