@@ -14,7 +14,10 @@ import (
 // (NextHopDown). Only the key is recorded; DrainUpdates reads the kernel
 // view as it is then, so changes coalesce per key and a burst costs one
 // entry per route, not one per event. An Apply that writes nothing, or a
-// resync that finds what the view holds, publishes nothing.
+// resync that finds what the view holds, publishes nothing. With nexthop
+// groups a route's next hops carry their interfaces as written; with
+// inline next hops (ModeMultipath) a gateway given without one shows it
+// once a dump has reported it (one more update at the next resync).
 //
 // Like every Table method, Updated and DrainUpdates belong to the
 // goroutine that owns the Table; Updated's channel may be selected on
