@@ -7,7 +7,6 @@ import (
 	"slices"
 	"sync"
 
-	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
 	pnl "github.com/switchd/switchd/platform/netlink"
@@ -51,18 +50,10 @@ type LinkMonitor struct {
 	err     error
 }
 
-// NewLinkMonitor subscribes to link and address changes in ns (netns.None()
-// for the current namespace) and lists what exists. Events start with the
+// NewLinkMonitor subscribes to link and address changes in namespace h
+// (nil for the caller's) and lists what exists. Events start with the
 // first change after that.
-func NewLinkMonitor(ns netns.NsHandle) (*LinkMonitor, error) {
-	var h *pnl.NS
-	if ns.IsOpen() {
-		var err error
-		if h, err = pnl.NSFromFd(int(ns)); err != nil {
-			return nil, fmt.Errorf("link monitor: %w", err)
-		}
-		defer h.Close() // the sockets keep their namespace
-	}
+func NewLinkMonitor(h *pnl.NS) (*LinkMonitor, error) {
 	m := &LinkMonitor{
 		kick:    make(chan struct{}, 1),
 		done:    make(chan struct{}),

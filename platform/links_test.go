@@ -30,7 +30,7 @@ func TestLinkMonitorCarrierPrivileged(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	m, err := NewLinkMonitor(a.NsHandle())
+	m, err := NewLinkMonitor(a.Net())
 	if err != nil {
 		t.Fatal(err)
 	}

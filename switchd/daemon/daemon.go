@@ -16,8 +16,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/vishvananda/netns"
-
 	"github.com/switchd/switchd/fib"
 	"github.com/switchd/switchd/platform"
 	"github.com/switchd/switchd/switchd/bgp"
@@ -208,7 +206,7 @@ func newComponents(ctx context.Context, opts Options, intent *config.Intent, int
 	closers = append(closers, monitor.Close)
 	c.monitor = monitor
 	c.newLinks = func() (linkMonitor, error) {
-		m, err := platform.NewLinkMonitor(netns.None())
+		m, err := platform.NewLinkMonitor(nil)
 		if err != nil {
 			return nil, err // not a nil *LinkMonitor in an interface
 		}
