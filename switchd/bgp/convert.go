@@ -3,7 +3,6 @@ package bgp
 import (
 	"fmt"
 	"net/netip"
-	"strings"
 	"time"
 
 	api "github.com/osrg/gobgp/v3/api"
@@ -166,76 +165,20 @@ func pathFromAPI(p *api.Path) (prefix netip.Prefix, c candidate, withdraw bool, 
 }
 
 // Type URLs of the Any messages pathDecoder reads; every other attribute
-// is skipped without being decoded.
-var (
-	urlIPAddressPrefix = typeURL(&api.IPAddressPrefix{})
-	urlNextHop         = typeURL(&api.NextHopAttribute{})
-	urlMpReach         = typeURL(&api.MpReachNLRIAttribute{})
-	urlAsPath          = typeURL(&api.AsPathAttribute{})
-	urlCommunities     = typeURL(&api.CommunitiesAttribute{})
-	urlLargeComm       = typeURL(&api.LargeCommunitiesAttribute{})
-	urlExtComm         = typeURL(&api.ExtendedCommunitiesAttribute{})
-)
-
-func typeURL(m proto.Message) string {
-	return "type.googleapis.com/" + string(m.ProtoReflect().Descriptor().FullName())
-}
-
-// pathAttr names an attribute pathDecoder reads; attrOther is any other.
-type pathAttr uint8
-
+// is skipped without being decoded. Constants, not derived from the
+// messages' descriptors, so that the decoder's switch compiles to a search
+// on the length and a distinguishing byte with one full compare for a
+// match: compared one by one, every attribute of every path cost full
+// string compares, the communities one (the length of MpReach's) two.
+// TestTypeURLs checks them against what GoBGP's messages marshal with.
 const (
-	attrOther pathAttr = iota
-	attrNextHop
-	attrMpReach
-	attrASPath
-	attrCommunities
-	attrLargeComm
-	attrExtComm
-	numPathAttrs
-)
-
-var attrURLs = [numPathAttrs]string{
-	attrNextHop:     urlNextHop,
-	attrMpReach:     urlMpReach,
-	attrASPath:      urlAsPath,
-	attrCommunities: urlCommunities,
-	attrLargeComm:   urlLargeComm,
-	attrExtComm:     urlExtComm,
-}
-
-// attrOf picks an attribute by its type URL. Every path carries several
-// attributes and the URLs share a long prefix ("type.googleapis.com/apipb.")
-// and, some of them, their length, so comparing a URL with each candidate
-// in turn costs full string compares per path. The first letter of the
-// message name narrows it to one candidate, which one compare confirms;
-// most attributes we skip are turned away by that letter or the length.
-func attrOf(url string) pathAttr {
-	if len(url) <= attrNameAt {
-		return attrOther
-	}
-	if k := attrByInitial[url[attrNameAt]]; k != attrOther && url == attrURLs[k] {
-		return k
-	}
-	return attrOther
-}
-
-// attrNameAt is where the message name starts in a type URL;
-// attrByInitial maps the byte there to the one attribute it can be.
-var (
-	attrNameAt    = strings.LastIndexByte(urlNextHop, '.') + 1
-	attrByInitial = func() (t [256]pathAttr) {
-		for k, u := range attrURLs {
-			if k == int(attrOther) {
-				continue
-			}
-			if len(u) <= attrNameAt || t[u[attrNameAt]] != attrOther {
-				panic("bgp: path attribute type URLs not told apart by their initial: " + u)
-			}
-			t[u[attrNameAt]] = pathAttr(k)
-		}
-		return t
-	}()
+	urlIPAddressPrefix = "type.googleapis.com/apipb.IPAddressPrefix"
+	urlNextHop         = "type.googleapis.com/apipb.NextHopAttribute"
+	urlMpReach         = "type.googleapis.com/apipb.MpReachNLRIAttribute"
+	urlAsPath          = "type.googleapis.com/apipb.AsPathAttribute"
+	urlCommunities     = "type.googleapis.com/apipb.CommunitiesAttribute"
+	urlLargeComm       = "type.googleapis.com/apipb.LargeCommunitiesAttribute"
+	urlExtComm         = "type.googleapis.com/apipb.ExtendedCommunitiesAttribute"
 )
 
 // Field numbers in GoBGP's api (attribute.proto) of what pathDecoder reads.
@@ -280,26 +223,26 @@ func (d *pathDecoder) decode(p *api.Path) (prefix netip.Prefix, c candidate, wit
 	c.local = serr != nil
 	comm := d.commBuf[:0]
 	for _, a := range p.Pattrs {
-		switch attrOf(a.TypeUrl) {
-		case attrNextHop:
+		switch a.TypeUrl {
+		case urlNextHop:
 			if b := firstBytesField(a.Value, fieldNextHop); b != nil {
 				c.nextHop, _ = parseAddrBytes(b)
 			}
-		case attrMpReach:
+		case urlMpReach:
 			// The global next hop comes first; a link-local one may follow.
 			if b := firstBytesField(a.Value, fieldMpNextHops); b != nil {
 				c.nextHop, _ = parseAddrBytes(b)
 			}
-		case attrASPath:
+		case urlAsPath:
 			if string(a.Value) != d.lastASPath {
 				d.lastASPath = string(a.Value)
 			}
 			c.asPath = d.lastASPath
-		case attrCommunities:
+		case urlCommunities:
 			comm = appendCommKey(comm, commStandard, a.Value)
-		case attrLargeComm:
+		case urlLargeComm:
 			comm = appendCommKey(comm, commLarge, a.Value)
-		case attrExtComm:
+		case urlExtComm:
 			comm = appendCommKey(comm, commExtended, a.Value)
 		}
 	}

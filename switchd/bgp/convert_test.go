@@ -102,36 +102,23 @@ func TestPathDecoderASPathIdentity(t *testing.T) {
 	}
 }
 
-// TestAttrOfPicksOnlyItsAttributes checks the decoder's attribute
-// dispatch against every message of GoBGP's attribute.proto: each URL it
-// reads maps to its attribute, every other URL (and a near miss of each
-// one it reads) to attrOther.
-func TestAttrOfPicksOnlyItsAttributes(t *testing.T) {
-	msgs := api.File_attribute_proto.Messages()
-	found := 0
-	for i := range msgs.Len() {
-		url := "type.googleapis.com/" + string(msgs.Get(i).FullName())
-		want := attrOther
-		for k, u := range attrURLs {
-			if u != "" && u == url {
-				want = pathAttr(k)
-				found++
-			}
-		}
-		if got := attrOf(url); got != want {
-			t.Errorf("attrOf(%q) = %d, want %d", url, got, want)
-		}
-	}
-	if found != int(numPathAttrs)-1 {
-		t.Errorf("%d of the %d attributes read are in attribute.proto", found, numPathAttrs-1)
-	}
-	for k, u := range attrURLs[1:] {
-		near := u[:len(u)-1] + "x"
-		if got := attrOf(near); got != attrOther {
-			t.Errorf("attrOf(%q) = %d (attribute %d's URL but the last letter), want attrOther", near, got, k+1)
-		}
-		if got := attrOf(u[:attrNameAt]); got != attrOther {
-			t.Errorf("attrOf(%q) = %d, want attrOther", u[:attrNameAt], got)
+// TestTypeURLs checks the decoder's type URL constants against the URLs
+// GoBGP's messages marshal with.
+func TestTypeURLs(t *testing.T) {
+	for _, tc := range []struct {
+		url string
+		msg proto.Message
+	}{
+		{urlIPAddressPrefix, &api.IPAddressPrefix{}},
+		{urlNextHop, &api.NextHopAttribute{}},
+		{urlMpReach, &api.MpReachNLRIAttribute{}},
+		{urlAsPath, &api.AsPathAttribute{}},
+		{urlCommunities, &api.CommunitiesAttribute{}},
+		{urlLargeComm, &api.LargeCommunitiesAttribute{}},
+		{urlExtComm, &api.ExtendedCommunitiesAttribute{}},
+	} {
+		if got := mustAny(t, tc.msg).TypeUrl; got != tc.url {
+			t.Errorf("%T marshals with type URL %q, the decoder expects %q", tc.msg, got, tc.url)
 		}
 	}
 }

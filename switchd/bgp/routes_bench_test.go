@@ -26,7 +26,7 @@ func BenchmarkRouteTable1M(b *testing.B) {
 // are none.
 func BenchmarkRouteTable1MNoCommunities(b *testing.B) {
 	path := apiPath(b, pfx("16.0.0.0/24"), "192.0.2.1", false, asPath(65001), &api.NextHopAttribute{NextHop: "192.0.2.1"})
-	path.Pattrs = slices.DeleteFunc(path.Pattrs, func(a *anypb.Any) bool { return attrOf(a.TypeUrl) == attrCommunities })
+	path.Pattrs = slices.DeleteFunc(path.Pattrs, func(a *anypb.Any) bool { return a.TypeUrl == urlCommunities })
 	routeTable1M(b, path)
 }
 
