@@ -167,10 +167,11 @@ func pathFromAPI(p *api.Path) (prefix netip.Prefix, c candidate, withdraw bool, 
 // Type URLs of the Any messages pathDecoder reads; every other attribute
 // is skipped without being decoded. Constants, not derived from the
 // messages' descriptors, so that the decoder's switch compiles to a search
-// on the length and a distinguishing byte with one full compare for a
-// match: compared one by one, every attribute of every path cost full
-// string compares, the communities one (the length of MpReach's) two.
-// TestTypeURLs checks them against what GoBGP's messages marshal with.
+// on the length that compares a URL only with the constants of its length
+// (the communities URL, as long as MpReach's, sorts first): compared with
+// each variable in turn, the communities attribute of every path cost two
+// full string compares. TestTypeURLs checks them against what GoBGP's
+// messages marshal with.
 const (
 	urlIPAddressPrefix = "type.googleapis.com/apipb.IPAddressPrefix"
 	urlNextHop         = "type.googleapis.com/apipb.NextHopAttribute"
