@@ -146,6 +146,12 @@ func (s *Speaker) Stop() {
 	}
 	if s.srv != nil && s.running != nil {
 		s.gracefulStopLocked()
+		// StopBgp zeroes GoBGP's global config while the FSM goroutines
+		// of the peers it just deleted may still read it (the
+		// confederation check on a received message): `go test -race`
+		// reports it inside GoBGP v3.37 (server.go StopBgp vs
+		// fsm.go recvMessageWithError). Those sessions are ending; the
+		// read decides nothing that is still used.
 		s.srv.StopBgp(context.Background(), &api.StopBgpRequest{})
 	}
 	s.running = nil
