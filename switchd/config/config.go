@@ -17,6 +17,7 @@ import (
 
 	"github.com/switchd/switchd/fib"
 	"github.com/switchd/switchd/models/oc"
+	"github.com/switchd/switchd/policy"
 	"github.com/switchd/switchd/switchd/bgp"
 )
 
@@ -36,6 +37,9 @@ type Intent struct {
 	Workloads Workloads
 	// Dataplane holds kernel forwarding settings (/switchd/config).
 	Dataplane Dataplane
+	// Policy is the workload policy (/switchd/workload-policy) and the
+	// failsafe additions (/switchd/failsafe).
+	Policy policy.Intent
 }
 
 // Load reads and parses the config file at path. A file over MaxFileSize is

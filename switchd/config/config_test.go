@@ -20,6 +20,7 @@ import (
 	"github.com/switchd/switchd/fib"
 	"github.com/switchd/switchd/host"
 	"github.com/switchd/switchd/models/oc"
+	"github.com/switchd/switchd/policy"
 	"github.com/switchd/switchd/switchd/bgp"
 )
 
@@ -481,7 +482,17 @@ func TestExamples(t *testing.T) {
 		{Prefix: netip.MustParsePrefix("fd00:10:1::/64"), MinLen: 64, MaxLen: 128},
 		{Prefix: netip.MustParsePrefix("fd00::21/128"), MinLen: 128, MaxLen: 128},
 	}
+	web := policy.MustParseSelector(`role == "web"`)
 	want := map[string]Intent{
+		"policy.yaml": {Dataplane: Dataplane{HashPolicy: fib.DefaultHashPolicy}, Policy: policy.Intent{
+			Default: policy.Allow,
+			Policies: []policy.Policy{{
+				Name: "db", Order: 100, Selector: policy.MustParseSelector(`role == "db"`), SelectsIngress: true,
+				Ingress: []policy.Rule{{Seq: 10, Action: policy.Allow, Protocol: policy.ProtoTCP,
+					DstPorts: []policy.PortRange{{First: 5432, Last: 5432}}, Peer: policy.Peer{Selector: &web}}},
+			}},
+			FailsafeExtra: policy.Failsafe{TCP: []uint16{9100}},
+		}},
 		"leaf.json": {Dataplane: Dataplane{HashPolicy: fib.HashL4, ResilientBuckets: 64}, BGP: bgp.Config{
 			ASN: 65101, RouterID: netip.MustParseAddr("10.0.0.11"), Multipath: mp,
 			Neighbors: []bgp.Neighbor{
@@ -551,6 +562,9 @@ func TestExamples(t *testing.T) {
 			if diff := cmp.Diff(w.Workloads, in.Workloads, cmpOpts...); diff != "" {
 				t.Errorf("Workloads (-want +got):\n%s", diff)
 			}
+			if diff := cmp.Diff(w.Policy, in.Policy, cmpOpts...); diff != "" {
+				t.Errorf("Policy (-want +got):\n%s", diff)
+			}
 			if w.Dataplane != in.Dataplane {
 				t.Errorf("Dataplane = %+v, want %+v", in.Dataplane, w.Dataplane)
 			}
@@ -564,7 +578,7 @@ func TestExamples(t *testing.T) {
 // TestRoundTrip renders a loaded config as RFC 7951 JSON of its config
 // leaves and loads that again: the same Intent must come back.
 func TestRoundTrip(t *testing.T) {
-	for _, name := range []string{"leaf.json", "spine.yaml", "host.json"} {
+	for _, name := range []string{"leaf.json", "spine.yaml", "host.json", "policy.yaml"} {
 		t.Run(name, func(t *testing.T) {
 			in := loadExample(t, name)
 			out, err := ygot.EmitJSON(in.Device, &ygot.EmitJSONConfig{
@@ -587,7 +601,7 @@ func TestRoundTrip(t *testing.T) {
 
 // TestYAMLEqualsJSON loads the same tree as JSON and as YAML.
 func TestYAMLEqualsJSON(t *testing.T) {
-	for _, name := range []string{"leaf.json", "spine.yaml", "host.json"} {
+	for _, name := range []string{"leaf.json", "spine.yaml", "host.json", "policy.yaml"} {
 		t.Run(name, func(t *testing.T) {
 			data, err := os.ReadFile(filepath.Join("../../examples", name))
 			if err != nil {

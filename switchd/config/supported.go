@@ -87,6 +87,27 @@ const supportedLeaves = `
 /switchd/endpoints/endpoint/config/mac
 /switchd/endpoints/endpoint/labels/label/config/key
 /switchd/endpoints/endpoint/labels/label/config/value
+/switchd/workload-policy/config/default-action
+/switchd/workload-policy/policies/policy/config/name
+/switchd/workload-policy/policies/policy/config/order
+/switchd/workload-policy/policies/policy/config/selector
+/switchd/workload-policy/policies/policy/config/direction
+/switchd/workload-policy/policies/policy/RULE
+/switchd/failsafe/config/tcp-port
+/switchd/failsafe/config/udp-port
+`
+
+// ruleLeaves are supported alike under a workload policy's ingress and
+// egress rules (RULE above), relative to the rule.
+const ruleLeaves = `
+config/sequence-id
+config/action
+config/protocol
+config/source-port
+config/destination-port
+config/peer-selector
+config/peer-cidr
+config/peer-except
 `
 
 // neighborLeaves are supported alike under a neighbor and a peer group
@@ -143,6 +164,12 @@ var supported = sync.OnceValue(func() supportSet {
 			prefixes = nil
 			for _, n := range strings.Fields(neighborLeaves) {
 				prefixes = append(prefixes, base+"/"+n)
+			}
+		}
+		if base, ok := strings.CutSuffix(l, "/RULE"); ok {
+			prefixes = nil
+			for _, r := range strings.Fields(ruleLeaves) {
+				prefixes = append(prefixes, base+"/ingress-rules/ingress-rule/"+r, base+"/egress-rules/egress-rule/"+r)
 			}
 		}
 		for _, p := range prefixes {

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"cmp"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -35,6 +36,7 @@ func Translate(dev *oc.Device) (*Intent, error) {
 	t.intent(dev, in)
 	t.workloads(dev.Switchd, in)
 	t.dataplane(dev.Switchd, in)
+	t.workloadPolicy(dev.Switchd, in)
 	// The speaker's own checks, so that check, run and reload refuse what
 	// Apply would; its rules are checked there only, and bgpErrors puts
 	// what they find at OpenConfig paths.
@@ -306,12 +308,12 @@ func (t *translator) aggregates(pr *oc.NetworkInstance_Protocol, pp path) []rout
 	return out
 }
 
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
+func sortedKeys[K cmp.Ordered, V any](m map[K]V) []K {
+	out := make([]K, 0, len(m))
 	for k := range m {
 		out = append(out, k)
 	}
-	sort.Strings(out)
+	slices.Sort(out)
 	return out
 }
 

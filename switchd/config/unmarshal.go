@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"reflect"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -335,8 +336,32 @@ func (u *unmarshaller) viaYgot(sv reflect.Value, f *fieldInfo, val any, p path, 
 		schema = schema.Parent
 	}
 	if err := ytypes.Unmarshal(schema, sv.Interface(), doc, &ytypes.PreferShadowPath{}); err != nil {
+		if m := noUnionMember.FindStringSubmatch(err.Error()); m != nil && f.schema.Type != nil {
+			// ygot names its Go types; say what the YANG union takes.
+			u.add(p, fmt.Sprintf("invalid value: %q is not a %s (%s)", m[1], typeName(f.schema), unionMembers(f.schema.Type)))
+			return
+		}
 		u.add(p, "invalid value: "+wrongType.ReplaceAllString(err.Error(), "got a $1, expected a number"))
 	}
+}
+
+// noUnionMember is ygot's message for a value no member of a union takes.
+var noUnionMember = regexp.MustCompile(`could not find suitable union type to unmarshal value (.*) type \S+ into`)
+
+// unionMembers describes what the members of a union type take.
+func unionMembers(t *yang.YangType) string {
+	var out []string
+	for _, m := range t.Type {
+		switch {
+		case m.Kind == yang.Yenum:
+			out = append(out, strings.Join(m.Enum.Names(), ", "))
+		case m.Kind == yang.Ystring && len(m.Pattern) > 0:
+			out = append(out, "a string matching "+strings.Join(m.Pattern, " or "))
+		default:
+			out = append(out, "a "+yang.TypeKindToName[m.Kind])
+		}
+	}
+	return strings.Join(out, ", or ")
 }
 
 // entryPath is the path of a list entry, keys from the JSON object.
