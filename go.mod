@@ -5,6 +5,7 @@ go 1.26.0
 require (
 	github.com/containernetworking/cni v1.3.0
 	github.com/google/go-cmp v0.7.0
+	github.com/google/nftables v0.3.0
 	github.com/google/pprof v0.0.0-20240727154555-813a5fbdbec8
 	github.com/mdlayher/netlink v1.11.2
 	github.com/openconfig/goyang v1.6.3

@@ -1,0 +1,528 @@
+package policy
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"time"
+
+	"github.com/google/nftables"
+	"github.com/mdlayher/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// kernelChain is a chain of our table as the kernel holds it.
+type kernelChain struct {
+	hook   *nftables.ChainHook
+	prio   *nftables.ChainPriority
+	typ    nftables.ChainType
+	policy *nftables.ChainPolicy
+	rules  []kernelRule
+}
+
+type kernelRule struct {
+	handle uint64
+	id     string // identity from userdata; "" if not ours
+}
+
+// Apply converges the kernel to the desired state in one transaction; see
+// the Table comment. On error nothing of the transaction is applied, every
+// change stays pending and a resync is queued (it costs one round trip if
+// nothing committed meanwhile).
+func (t *Table) Apply(ctx context.Context) error {
+	err := t.apply(ctx)
+	t.lastErr = err
+	if err != nil {
+		t.resync = true
+		t.closeConn() // a Conn keeps its first serialisation error
+	}
+	return err
+}
+
+func (t *Table) dial() error {
+	if t.conn != nil {
+		return nil
+	}
+	opts := []nftables.ConnOption{nftables.AsLasting(), nftables.WithSockOptions(func(c *netlink.Conn) error {
+		if err := c.SetWriteBuffer(sockBuf); err != nil {
+			return err
+		}
+		if err := c.SetReadBuffer(sockBuf); err != nil {
+			return err
+		}
+		t.nl = c
+		return nil
+	})}
+	if t.ns != nil {
+		opts = append(opts, nftables.WithNetNSFd(t.ns.Fd()))
+	}
+	c, err := nftables.New(opts...)
+	if err != nil {
+		return fmt.Errorf("open nftables socket: %w", err)
+	}
+	t.conn = c
+	return nil
+}
+
+func (t *Table) closeConn() {
+	if t.conn != nil {
+		t.conn.CloseLasting()
+	}
+	t.conn, t.nl = nil, nil
+}
+
+// Close releases the socket. The table stays in the kernel.
+func (t *Table) Close() error {
+	t.closeConn()
+	return nil
+}
+
+func (t *Table) apply(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("apply table %s: %w", t.name, err)
+	}
+	if err := t.dial(); err != nil {
+		return fmt.Errorf("apply table %s: %w", t.name, err)
+	}
+	dl, _ := ctx.Deadline()
+	t.nl.SetDeadline(dl) // zero: none; a stuck kernel answer fails the Apply
+	g0, err := t.genID()
+	if err != nil {
+		return fmt.Errorf("apply table %s: %w", t.name, err)
+	}
+	// viewGen is the generation our kernel view is known to match (0: not
+	// known, e.g. someone committed since our last Apply and no resync was
+	// asked for); only then can the next resync trust the generation id.
+	viewGen := uint32(0)
+	if t.kgen == g0 {
+		viewGen = g0
+	}
+	if t.resync || !t.applied {
+		if viewGen, err = t.read(g0); err != nil {
+			return fmt.Errorf("resync table %s: %w", t.name, err)
+		}
+	}
+	p := t.plan()
+	t.messages = p.messages
+	if p.messages > 0 {
+		if err := t.conn.Flush(); err != nil {
+			return fmt.Errorf("apply table %s (%d messages): %w", t.name, p.messages, err)
+		}
+		t.kgen = 0 // someone else committed too: the next resync reads
+		if g1, err := t.genID(); err == nil && viewGen != 0 && g1 == g0+1 {
+			t.kgen = g1
+		}
+	} else {
+		t.kgen = viewGen
+	}
+	t.commit(p)
+	// Learn the handles of rules we inserted (the library drops the echo).
+	for name := range p.reread {
+		if err := t.readChainRules(name); err != nil {
+			t.resync = true
+			return fmt.Errorf("apply table %s: read back: %w", t.name, err)
+		}
+	}
+	t.applied = true
+	return nil
+}
+
+// genID asks the kernel for the nftables generation id of the namespace.
+func (t *Table) genID() (uint32, error) {
+	req := netlink.Message{
+		Header: netlink.Header{
+			Type:  netlink.HeaderType(unix.NFNL_SUBSYS_NFTABLES<<8 | unix.NFT_MSG_GETGEN),
+			Flags: netlink.Request,
+		},
+		Data: []byte{unix.AF_UNSPEC, unix.NFNETLINK_V0, 0, 0},
+	}
+	msgs, err := t.nl.Execute(req)
+	if err != nil {
+		return 0, fmt.Errorf("get nftables generation: %w", err)
+	}
+	for _, m := range msgs {
+		if len(m.Data) < 4 {
+			continue
+		}
+		ad, err := netlink.NewAttributeDecoder(m.Data[4:])
+		if err != nil {
+			return 0, fmt.Errorf("get nftables generation: %w", err)
+		}
+		ad.ByteOrder = binary.BigEndian
+		for ad.Next() {
+			if ad.Type() == unix.NFTA_GEN_ID {
+				return ad.Uint32(), nil
+			}
+		}
+	}
+	return 0, errors.New("get nftables generation: no id in the answer")
+}
+
+// read refreshes the kernel view. If the generation id is the one our last
+// Apply left, nothing committed since and the view is current. It returns
+// the generation the view matches (0 if a commit raced the read).
+func (t *Table) read(gen uint32) (uint32, error) {
+	if t.applied && t.kgen != 0 && gen == t.kgen {
+		t.resync = false
+		return gen, nil
+	}
+	start := time.Now()
+	t.fullReads++
+	tbl := t.nftTable()
+	kchains := map[string]*kernelChain{}
+	tables, err := t.conn.ListTablesOfFamily(nftables.TableFamilyINet)
+	if err != nil {
+		return 0, fmt.Errorf("list tables: %w", err)
+	}
+	exists := slices.ContainsFunc(tables, func(x *nftables.Table) bool { return x.Name == t.name })
+	var ksets []*nftables.Set
+	if exists {
+		chains, err := t.conn.ListChainsOfTableFamily(nftables.TableFamilyINet)
+		if err != nil {
+			return 0, fmt.Errorf("list chains: %w", err)
+		}
+		for _, c := range chains {
+			if c.Table.Name != t.name {
+				continue // another table: never ours
+			}
+			kc := &kernelChain{hook: c.Hooknum, prio: c.Priority, typ: c.Type, policy: c.Policy}
+			if kc.rules, err = t.getRules(c.Name); err != nil {
+				return 0, err
+			}
+			kchains[c.Name] = kc
+		}
+		if ksets, err = t.conn.GetSets(tbl); err != nil {
+			return 0, fmt.Errorf("list sets: %w", err)
+		}
+	}
+	// The new view: every chain and set is compared in full.
+	t.kchains = kchains
+	t.tableMissing = !exists
+	for name := range kchains {
+		t.dirtyChains[name] = true
+	}
+	for name := range t.chains {
+		t.dirtyChains[name] = true
+	}
+	found := map[string]bool{}
+	elements := 0
+	for _, ks := range ksets {
+		found[ks.Name] = true
+		st := t.sets[ks.Name]
+		if st == nil {
+			// Ours by being in our table, but no longer wanted.
+			st = &setState{def: Set{Name: ks.Name}, want: map[string]Element{}, dirtyKeys: map[string]struct{}{}, have: map[string]Element{}}
+			t.sets[ks.Name] = st
+			continue
+		}
+		if !st.wanted || !sameDef(&st.def, ks) {
+			st.have, st.create = map[string]Element{}, st.wanted
+			continue
+		}
+		kes, err := t.conn.GetSetElements(ks)
+		if err != nil {
+			return 0, fmt.Errorf("list elements of set %s: %w", ks.Name, err)
+		}
+		elements += len(kes)
+		have, err := st.fromKernel(kes)
+		if err != nil {
+			return 0, fmt.Errorf("set %s: kernel element: %w", ks.Name, err)
+		}
+		st.have, st.create = have, false
+		for k, e := range st.want {
+			if h, ok := have[k]; !ok || h.Jump != e.Jump {
+				st.dirtyKeys[k] = struct{}{}
+			}
+		}
+		for k := range have {
+			if _, ok := st.want[k]; !ok {
+				st.dirtyKeys[k] = struct{}{}
+			}
+		}
+	}
+	for name, st := range t.sets {
+		if !found[name] {
+			st.have, st.create = nil, st.wanted
+		}
+		if !st.wanted && st.have == nil {
+			delete(t.sets, name)
+		}
+	}
+	t.log.Debug("policy: read nftables table", "table", t.name, "chains", len(kchains),
+		"sets", len(ksets), "elements", elements, "took", time.Since(start))
+	t.resync = false
+	if g, err := t.genID(); err != nil || g != gen {
+		return 0, nil
+	}
+	return gen, nil
+}
+
+func (t *Table) getRules(chain string) ([]kernelRule, error) {
+	rs, err := t.conn.GetRules(t.nftTable(), &nftables.Chain{Name: chain, Table: t.nftTable()})
+	if err != nil {
+		return nil, fmt.Errorf("list rules of chain %s: %w", chain, err)
+	}
+	out := make([]kernelRule, len(rs))
+	for i, r := range rs {
+		out[i] = kernelRule{handle: r.Handle, id: ruleIdentity(r.UserData)}
+	}
+	return out, nil
+}
+
+func (t *Table) readChainRules(name string) error {
+	kc := t.kchains[name]
+	if kc == nil {
+		return nil
+	}
+	rs, err := t.getRules(name)
+	if err != nil {
+		return err
+	}
+	kc.rules = rs
+	return nil
+}
+
+// plan is what one Apply queued on the Conn.
+type plan struct {
+	messages    int
+	reread      map[string]bool     // chains whose rule handles to read back
+	setsWritten map[string][]string // set -> keys applied
+}
+
+// plan queues the transaction: table, new and changed chains, new sets,
+// element deletes then adds (a verdict-map element that changes its jump
+// is deleted and re-added), rule edits, then chains and sets no longer
+// wanted — an order in which nothing refers to what does not exist yet.
+func (t *Table) plan() *plan {
+	p := &plan{reread: map[string]bool{}, setsWritten: map[string][]string{}}
+	c := t.conn
+	tbl := t.nftTable()
+	if t.tableMissing && (len(t.chains) > 0 || len(t.sets) > 0) {
+		c.AddTable(tbl)
+		p.messages++
+	}
+	var edit, drop []string
+	for _, name := range slices.Sorted(maps.Keys(t.dirtyChains)) {
+		want, kc := t.chains[name], t.kchains[name]
+		switch {
+		case want == nil && kc != nil:
+			drop = append(drop, name)
+		case want == nil:
+		case kc == nil:
+			c.AddChain(want.nftChain(tbl))
+			p.messages++
+			edit = append(edit, name)
+		case !sameHook(want, kc):
+			// Hook, priority and type cannot change in place: the chain is
+			// rebuilt inside this transaction.
+			nc := &nftables.Chain{Name: name, Table: tbl}
+			c.FlushChain(nc)
+			c.DelChain(nc)
+			c.AddChain(want.nftChain(tbl))
+			p.messages += 3
+			edit = append(edit, name)
+		default:
+			if want.Hook != nil && !samePolicy(want.Policy, kc.policy) {
+				c.AddChain(want.nftChain(tbl)) // updates the policy in place
+				p.messages++
+			}
+			edit = append(edit, name)
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(t.sets)) {
+		st := t.sets[name]
+		if !st.wanted || !st.create {
+			continue
+		}
+		ns := st.def.nftSet(tbl)
+		if st.have != nil {
+			c.DelSet(ns) // another definition; refused while rules refer to it
+			p.messages++
+		}
+		c.AddSet(ns, nil)
+		p.messages++
+		var keys []string
+		for k := range st.want {
+			keys = append(keys, k)
+		}
+		p.messages += t.queueElements(st, keys, false)
+		p.setsWritten[name] = keys
+	}
+	for _, name := range slices.Sorted(maps.Keys(t.sets)) {
+		st := t.sets[name]
+		if !st.wanted || st.create || len(st.dirtyKeys) == 0 {
+			continue
+		}
+		var del, add []string
+		for k := range st.dirtyKeys {
+			w, wok := st.want[k]
+			h, hok := st.have[k]
+			if hok && (!wok || h.Jump != w.Jump) {
+				del = append(del, k)
+			}
+			if wok && (!hok || h.Jump != w.Jump) {
+				add = append(add, k)
+			}
+		}
+		p.messages += t.queueElements(st, del, true)
+		p.messages += t.queueElements(st, add, false)
+		p.setsWritten[name] = slices.Collect(maps.Keys(st.dirtyKeys))
+	}
+	for _, name := range edit {
+		n := t.editRules(t.chains[name], t.kchains[name])
+		p.messages += n
+		if n > 0 || t.kchains[name] == nil {
+			p.reread[name] = true
+		}
+	}
+	for _, name := range drop {
+		nc := &nftables.Chain{Name: name, Table: tbl}
+		c.FlushChain(nc)
+		c.DelChain(nc)
+		p.messages += 2
+	}
+	for _, name := range slices.Sorted(maps.Keys(t.sets)) {
+		st := t.sets[name]
+		if !st.wanted && st.have != nil {
+			c.DelSet(&nftables.Set{Table: tbl, Name: name})
+			p.messages++
+		}
+	}
+	return p
+}
+
+// queueElements queues keys of st (from want, or from have to delete) in
+// calls of at most maxElementsPerCall elements; it returns the messages.
+func (t *Table) queueElements(st *setState, keys []string, del bool) int {
+	if len(keys) == 0 {
+		return 0
+	}
+	ns := st.def.nftSet(t.nftTable())
+	var buf []nftables.SetElement
+	msgs := 0
+	flush := func() {
+		if len(buf) == 0 {
+			return
+		}
+		if del {
+			t.conn.SetDeleteElements(ns, buf)
+		} else {
+			t.conn.SetAddElements(ns, buf)
+		}
+		msgs++
+		buf = nil
+	}
+	for _, k := range keys {
+		e, ok := st.want[k]
+		if del || !ok {
+			e = st.have[k]
+		}
+		buf = st.def.nftElements(buf, e)
+		if len(buf) >= maxElementsPerCall-1 {
+			flush()
+		}
+	}
+	flush()
+	return msgs
+}
+
+// editRules queues the rule edits that turn kc's rules into want's, keeping
+// the rules that are already right (their handles and counters); it
+// returns the messages queued.
+func (t *Table) editRules(want *Chain, kc *kernelChain) int {
+	tbl := t.nftTable()
+	nc := &nftables.Chain{Name: want.Name, Table: tbl}
+	ids := make([]string, len(want.Rules))
+	for i := range want.Rules {
+		ids[i], _ = want.Rules[i].identity() // checked by SetChain
+	}
+	var have []kernelRule
+	if kc != nil && sameHook(want, kc) {
+		have = kc.rules
+	}
+	dels, ins := diffRules(have, ids)
+	for _, h := range dels {
+		t.conn.DelRule(&nftables.Rule{Table: tbl, Chain: nc, Handle: h})
+	}
+	for _, in := range ins {
+		r := &nftables.Rule{Table: tbl, Chain: nc, Exprs: want.Rules[in.idx].Exprs, UserData: ruleUserData(ids[in.idx])}
+		if in.before != 0 {
+			r.Position = in.before
+			t.conn.InsertRule(r)
+		} else {
+			t.conn.AddRule(r)
+		}
+	}
+	return len(dels) + len(ins)
+}
+
+// commit moves what the successful transaction p wrote into the kernel view.
+func (t *Table) commit(p *plan) {
+	t.tableMissing = false
+	for name := range t.dirtyChains {
+		want := t.chains[name]
+		if want == nil {
+			delete(t.kchains, name)
+			continue
+		}
+		kc := t.kchains[name]
+		if kc == nil || !sameHook(want, kc) {
+			kc = &kernelChain{}
+			t.kchains[name] = kc
+			p.reread[name] = true
+		}
+		kc.hook, kc.prio, kc.typ, kc.policy = want.Hook, want.Priority, want.Type, want.Policy
+	}
+	clear(t.dirtyChains)
+	for name, st := range t.sets {
+		if !st.wanted {
+			delete(t.sets, name)
+			continue
+		}
+		if st.create {
+			st.have = map[string]Element{}
+			st.create = false
+		}
+		for _, k := range p.setsWritten[name] {
+			if e, ok := st.want[k]; ok {
+				st.have[k] = e
+			} else {
+				delete(st.have, k)
+			}
+		}
+		clear(st.dirtyKeys)
+	}
+}
+
+func (c *Chain) nftChain(tbl *nftables.Table) *nftables.Chain {
+	nc := &nftables.Chain{Name: c.Name, Table: tbl}
+	if c.Hook != nil {
+		nc.Hooknum, nc.Priority, nc.Type, nc.Policy = c.Hook, c.Priority, c.Type, c.Policy
+	}
+	return nc
+}
+
+func sameHook(c *Chain, k *kernelChain) bool {
+	if (c.Hook == nil) != (k.hook == nil) {
+		return false
+	}
+	if c.Hook == nil {
+		return true
+	}
+	return *c.Hook == *k.hook && k.prio != nil && *c.Priority == *k.prio && c.Type == k.typ
+}
+
+// samePolicy compares base chain policies; none means accept.
+func samePolicy(a, b *nftables.ChainPolicy) bool {
+	pa, pb := nftables.ChainPolicyAccept, nftables.ChainPolicyAccept
+	if a != nil {
+		pa = *a
+	}
+	if b != nil {
+		pb = *b
+	}
+	return pa == pb
+}
