@@ -88,9 +88,9 @@ func (t *translator) workloadPolicyEntry(wp *oc.Switchd_WorkloadPolicy_Policy, n
 	}
 	for _, d := range wp.Direction {
 		switch d {
-		case oc.Policy_Direction_INGRESS:
+		case oc.Switchd_PolicyDirection_INGRESS:
 			pol.SelectsIngress = true
-		case oc.Policy_Direction_EGRESS:
+		case oc.Switchd_PolicyDirection_EGRESS:
 			pol.SelectsEgress = true
 		}
 	}
