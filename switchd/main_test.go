@@ -33,27 +33,43 @@ const neighborPath = "/network-instances/network-instance[name=DEFAULT]/protocol
 // catch, each with the OpenConfig path its message must name.
 var badConfigs = []struct {
 	name   string
-	break_ func(bgp map[string]any)
+	break_ func(doc map[string]any)
 	path   string
 }{
-	{"unknown leaf", func(b map[string]any) { firstNeighborConfig(b)["peer-asn"] = 65000 }, neighborPath + "/config/peer-asn"},
-	{"wrong type", func(b map[string]any) { firstNeighborConfig(b)["peer-as"] = "sixty-five thousand" }, neighborPath + "/config/peer-as"},
-	{"invalid IP address", func(b map[string]any) {
+	{"unknown leaf", inBGP(func(b map[string]any) { firstNeighborConfig(b)["peer-asn"] = 65000 }), neighborPath + "/config/peer-asn"},
+	{"wrong type", inBGP(func(b map[string]any) { firstNeighborConfig(b)["peer-as"] = "sixty-five thousand" }), neighborPath + "/config/peer-as"},
+	{"invalid IP address", inBGP(func(b map[string]any) {
 		b["global"].(map[string]any)["config"].(map[string]any)["router-id"] = "10.0.0.300"
-	}, "/network-instances/network-instance[name=DEFAULT]/protocols/protocol[identifier=BGP][name=BGP]/bgp/global/config/router-id"},
-	{"neighbor without peer-as", func(b map[string]any) {
+	}), "/network-instances/network-instance[name=DEFAULT]/protocols/protocol[identifier=BGP][name=BGP]/bgp/global/config/router-id"},
+	{"neighbor without peer-as", inBGP(func(b map[string]any) {
 		c := firstNeighborConfig(b)
 		delete(c, "peer-group")
 		delete(c, "peer-as")
-	}, neighborPath + "/config/peer-as"},
-	{"duplicate list key", func(b map[string]any) {
+	}), neighborPath + "/config/peer-as"},
+	{"duplicate list key", inBGP(func(b map[string]any) {
 		ns := b["neighbors"].(map[string]any)
 		list := ns["neighbor"].([]any)
 		dup, _ := json.Marshal(list[0])
 		var n any
 		json.Unmarshal(dup, &n)
 		ns["neighbor"] = append(list, n)
-	}, neighborPath},
+	}), neighborPath},
+	{"workload policy selector that does not parse", func(doc map[string]any) {
+		doc["switchd:switchd"] = map[string]any{"workload-policy": map[string]any{"policies": map[string]any{"policy": []any{
+			map[string]any{"name": "db", "config": map[string]any{"name": "db", "selector": "role == db"}}}}}}
+	}, "/switchd/workload-policy/policies/policy[name=db]/config/selector"},
+}
+
+// inBGP applies break_ to the BGP tree of the document.
+func inBGP(break_ func(bgp map[string]any)) func(doc map[string]any) {
+	return func(doc map[string]any) {
+		ni := doc["openconfig-network-instance:network-instances"].(map[string]any)["network-instance"].([]any)[0].(map[string]any)
+		for _, p := range ni["protocols"].(map[string]any)["protocol"].([]any) {
+			if bgp, ok := p.(map[string]any)["bgp"].(map[string]any); ok {
+				break_(bgp)
+			}
+		}
+	}
 }
 
 func firstNeighborConfig(b map[string]any) map[string]any {
@@ -61,7 +77,7 @@ func firstNeighborConfig(b map[string]any) map[string]any {
 }
 
 // writeBadConfig writes examples/leaf.json with one defect into dir.
-func writeBadConfig(t *testing.T, dir string, break_ func(map[string]any)) string {
+func writeBadConfig(t *testing.T, dir string, break_ func(doc map[string]any)) string {
 	t.Helper()
 	b, err := os.ReadFile("../examples/leaf.json")
 	if err != nil {
@@ -71,12 +87,7 @@ func writeBadConfig(t *testing.T, dir string, break_ func(map[string]any)) strin
 	if err := json.Unmarshal(b, &doc); err != nil {
 		t.Fatal(err)
 	}
-	ni := doc["openconfig-network-instance:network-instances"].(map[string]any)["network-instance"].([]any)[0].(map[string]any)
-	for _, p := range ni["protocols"].(map[string]any)["protocol"].([]any) {
-		if bgp, ok := p.(map[string]any)["bgp"].(map[string]any); ok {
-			break_(bgp)
-		}
-	}
+	break_(doc)
 	out, _ := json.MarshalIndent(doc, "", " ")
 	path := filepath.Join(dir, "switchd.json")
 	if err := os.WriteFile(path, out, 0o644); err != nil {
