@@ -242,6 +242,9 @@ func (t *Table) read(gen uint32) (uint32, error) {
 				st.dirtyKeys[k] = struct{}{}
 			}
 		}
+		if len(st.dirtyKeys) > 0 {
+			st.constantChanged()
+		}
 	}
 	for name, st := range t.sets {
 		if !found[name] {
@@ -332,6 +335,23 @@ func (t *Table) plan() *plan {
 			edit = append(edit, name)
 		}
 	}
+	// A set that exists with another definition (or a constant set whose
+	// elements change) is deleted and re-created, which the kernel refuses
+	// while rules refer to it: then every chain of ours is flushed first and
+	// refilled below, all inside this transaction, so no packet sees it.
+	rebuild := false
+	for _, st := range t.sets {
+		rebuild = rebuild || st.wanted && st.create && st.have != nil
+	}
+	if rebuild {
+		for _, name := range slices.Sorted(maps.Keys(t.kchains)) {
+			c.FlushChain(&nftables.Chain{Name: name, Table: tbl})
+			p.messages++
+			if t.chains[name] != nil && !slices.Contains(edit, name) {
+				edit = append(edit, name)
+			}
+		}
+	}
 	for _, name := range slices.Sorted(maps.Keys(t.sets)) {
 		st := t.sets[name]
 		if !st.wanted || !st.create {
@@ -372,7 +392,7 @@ func (t *Table) plan() *plan {
 		p.setsWritten[name] = slices.Collect(maps.Keys(st.dirtyKeys))
 	}
 	for _, name := range edit {
-		n := t.editRules(t.chains[name], t.kchains[name])
+		n := t.editRules(t.chains[name], t.kchains[name], rebuild)
 		p.messages += n
 		if n > 0 || t.kchains[name] == nil {
 			p.reread[name] = true
@@ -432,7 +452,7 @@ func (t *Table) queueElements(st *setState, keys []string, del bool) int {
 // editRules queues the rule edits that turn kc's rules into want's, keeping
 // the rules that are already right (their handles and counters); it
 // returns the messages queued.
-func (t *Table) editRules(want *Chain, kc *kernelChain) int {
+func (t *Table) editRules(want *Chain, kc *kernelChain, flushed bool) int {
 	tbl := t.nftTable()
 	nc := &nftables.Chain{Name: want.Name, Table: tbl}
 	ids := make([]string, len(want.Rules))
@@ -440,7 +460,7 @@ func (t *Table) editRules(want *Chain, kc *kernelChain) int {
 		ids[i], _ = want.Rules[i].identity() // checked by SetChain
 	}
 	var have []kernelRule
-	if kc != nil && sameHook(want, kc) {
+	if kc != nil && sameHook(want, kc) && !flushed {
 		have = kc.rules
 	}
 	dels, ins := diffRules(have, ids)

@@ -126,11 +126,30 @@ func (t *Table) SetSet(s Set) error {
 		st = &setState{want: map[string]Element{}, dirtyKeys: map[string]struct{}{}, create: true}
 		t.sets[s.Name] = st
 	}
-	if st.wanted && st.def != s && st.have != nil {
-		st.create = true
-	}
-	if !st.wanted && len(st.want) > 0 {
+	if !st.wanted {
 		st.want = map[string]Element{}
+	}
+	if st.def != s && len(st.want) > 0 {
+		// Keep the elements in the new layout; another key type or map
+		// kind makes them meaningless.
+		n := &setState{def: s}
+		want := map[string]Element{}
+		if s.KeyType == st.def.KeyType && s.Verdict == st.def.Verdict {
+			for _, e := range st.want {
+				if !s.Interval && bytes.Equal(e.Key, e.KeyEnd) {
+					e.KeyEnd = nil
+				}
+				k, e, err := n.norm(e)
+				if err != nil {
+					return fmt.Errorf("set set %s: element no longer fits: %w", s.Name, err)
+				}
+				want[k] = e
+			}
+		}
+		st.want = want
+	}
+	if st.def != s && st.have != nil {
+		st.create = true
 	}
 	st.def, st.wanted = s, true
 	return nil
@@ -155,6 +174,9 @@ func (t *Table) AddElements(name string, es ...Element) error {
 		if err != nil {
 			return fmt.Errorf("add element to set %s: %w", name, err)
 		}
+		if h, ok := st.have[k]; !ok || h.Jump != e.Jump {
+			st.constantChanged()
+		}
 		st.want[k] = e
 		st.dirtyKeys[k] = struct{}{}
 	}
@@ -176,10 +198,21 @@ func (t *Table) DeleteElements(name string, es ...Element) error {
 		if err != nil {
 			return fmt.Errorf("delete element from set %s: %w", name, err)
 		}
+		if _, ok := st.have[k]; ok {
+			st.constantChanged()
+		}
 		delete(st.want, k)
 		st.dirtyKeys[k] = struct{}{}
 	}
 	return nil
+}
+
+// constantChanged re-creates a constant set whose elements change: the
+// kernel refuses element changes once rules refer to it.
+func (s *setState) constantChanged() {
+	if s.def.Constant && s.have != nil {
+		s.create = true
+	}
 }
 
 // nftSet is the google/nftables form of the definition.

@@ -360,6 +360,14 @@ func TestPrivilegedDriftRepaired(t *testing.T) {
 		t.Errorf("Apply after the repair sent %d messages, want 0", tb.Messages())
 	}
 
+	// The whole table deleted: back, with everything in it.
+	k.nft("delete", "table", "inet", DefaultName)
+	tb.QueueResync()
+	must(t, tb.Apply(ctx))
+	if h3 := k.handles(); len(h3["forward"]) != 4 || len(h3["wl-a"]) != 2 || len(h3["spare"]) != 1 || len(k.elements("members")) != 3 {
+		t.Errorf("after deleting the table: %v, %d members", h3, len(k.elements("members")))
+	}
+
 	// A commit to another table moves the generation: the next resync reads
 	// ours in full, finds nothing to do and leaves the other table alone.
 	k.nft("add", "element", "inet", "other", "s", "{ 10.9.9.10 }")
@@ -494,5 +502,39 @@ func TestPrivilegedCounters(t *testing.T) {
 	must(t, err)
 	if len(cs) != 2 || cs[0].ID != "icmp" || cs[0].Packets < 3 || cs[0].Bytes < 3*84 || cs[1].Packets != 0 {
 		t.Errorf("counters %+v, want icmp >= 3 packets, tcp-9 none", cs)
+	}
+}
+
+func TestPrivilegedSetRedefined(t *testing.T) {
+	k, tb := applied(t, "pol-redef", false)
+	ctx := context.Background()
+	// members becomes an interval set while rules refer to it: re-created
+	// with its elements, the rules refilled, in one transaction.
+	must(t, tb.SetSet(Set{Name: "members", KeyType: nftables.TypeIPAddr, Interval: true}))
+	must(t, tb.AddElements("members", Prefix(netip.MustParsePrefix("10.1.0.0/16"))))
+	must(t, tb.Apply(ctx))
+	if got := len(k.elements("members")); got != 8 {
+		t.Errorf("members: %d kernel elements, want 8 (3 addresses and a /16 as ranges)", got)
+	}
+	if h := k.handles(); len(h["forward"]) != 4 || len(h["wl-a"]) != 2 || len(h["spare"]) != 1 {
+		t.Errorf("rules after the re-creation: %v", h)
+	}
+	if !strings.Contains(k.nft("list", "set", "inet", DefaultName, "members"), "10.1.0.0/16") {
+		t.Error("members lacks 10.1.0.0/16")
+	}
+	// A constant set's elements change the same way.
+	must(t, tb.SetSet(Set{Name: "fixed", KeyType: nftables.TypeIPAddr, Constant: true}))
+	must(t, tb.AddElements("fixed", elem4(7)))
+	must(t, tb.SetChain(Chain{Name: "spare", Rules: []ChainRule{tcpPort(22), saddrIn("fixed")}}))
+	must(t, tb.Apply(ctx))
+	must(t, tb.AddElements("fixed", elem4(8)))
+	must(t, tb.Apply(ctx))
+	if got := len(k.elements("fixed")); got != 2 {
+		t.Errorf("fixed: %d elements, want 2", got)
+	}
+	tb.QueueResync()
+	must(t, tb.Apply(ctx))
+	if tb.Messages() != 0 {
+		t.Errorf("resync after re-creations sent %d messages, want 0", tb.Messages())
 	}
 }
