@@ -40,6 +40,9 @@ type Intent struct {
 	// Policy is the workload policy (/switchd/workload-policy) and the
 	// failsafe additions (/switchd/failsafe).
 	Policy policy.Intent
+	// ACL is the OpenConfig ACLs (/acl) with the defined sets they name
+	// (/defined-sets).
+	ACL policy.ACLIntent
 }
 
 // Load reads and parses the config file at path. A file over MaxFileSize is

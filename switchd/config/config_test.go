@@ -484,6 +484,7 @@ func TestExamples(t *testing.T) {
 	}
 	web := policy.MustParseSelector(`role == "web"`)
 	want := map[string]Intent{
+		"acl.yaml": {Dataplane: Dataplane{HashPolicy: fib.DefaultHashPolicy}, ACL: aclExample()},
 		"policy.yaml": {Dataplane: Dataplane{HashPolicy: fib.DefaultHashPolicy}, Policy: policy.Intent{
 			Default: policy.Allow,
 			Policies: []policy.Policy{{
@@ -565,6 +566,9 @@ func TestExamples(t *testing.T) {
 			if diff := cmp.Diff(w.Policy, in.Policy, cmpOpts...); diff != "" {
 				t.Errorf("Policy (-want +got):\n%s", diff)
 			}
+			if diff := cmp.Diff(w.ACL, in.ACL, cmpOpts...); diff != "" {
+				t.Errorf("ACL (-want +got):\n%s", diff)
+			}
 			if w.Dataplane != in.Dataplane {
 				t.Errorf("Dataplane = %+v, want %+v", in.Dataplane, w.Dataplane)
 			}
@@ -578,7 +582,7 @@ func TestExamples(t *testing.T) {
 // TestRoundTrip renders a loaded config as RFC 7951 JSON of its config
 // leaves and loads that again: the same Intent must come back.
 func TestRoundTrip(t *testing.T) {
-	for _, name := range []string{"leaf.json", "spine.yaml", "host.json", "policy.yaml"} {
+	for _, name := range []string{"leaf.json", "spine.yaml", "host.json", "policy.yaml", "acl.yaml"} {
 		t.Run(name, func(t *testing.T) {
 			in := loadExample(t, name)
 			out, err := ygot.EmitJSON(in.Device, &ygot.EmitJSONConfig{
@@ -601,7 +605,7 @@ func TestRoundTrip(t *testing.T) {
 
 // TestYAMLEqualsJSON loads the same tree as JSON and as YAML.
 func TestYAMLEqualsJSON(t *testing.T) {
-	for _, name := range []string{"leaf.json", "spine.yaml", "host.json", "policy.yaml"} {
+	for _, name := range []string{"leaf.json", "spine.yaml", "host.json", "policy.yaml", "acl.yaml"} {
 		t.Run(name, func(t *testing.T) {
 			data, err := os.ReadFile(filepath.Join("../../examples", name))
 			if err != nil {

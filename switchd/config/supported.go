@@ -95,6 +95,51 @@ const supportedLeaves = `
 /switchd/workload-policy/policies/policy/RULE
 /switchd/failsafe/config/tcp-port
 /switchd/failsafe/config/udp-port
+
+/acl/acl-sets/acl-set/config/name
+/acl/acl-sets/acl-set/config/type
+/acl/acl-sets/acl-set/config/description
+/acl/acl-sets/acl-set/acl-entries/acl-entry/config/sequence-id
+/acl/acl-sets/acl-set/acl-entries/acl-entry/config/description
+/acl/acl-sets/acl-set/acl-entries/acl-entry/IPV4
+/acl/acl-sets/acl-set/acl-entries/acl-entry/IPV6
+/acl/acl-sets/acl-set/acl-entries/acl-entry/transport/config/source-port
+/acl/acl-sets/acl-set/acl-entries/acl-entry/transport/config/source-port-set
+/acl/acl-sets/acl-set/acl-entries/acl-entry/transport/config/destination-port
+/acl/acl-sets/acl-set/acl-entries/acl-entry/transport/config/destination-port-set
+/acl/acl-sets/acl-set/acl-entries/acl-entry/transport/config/detail-mode
+/acl/acl-sets/acl-set/acl-entries/acl-entry/transport/config/explicit-detail-match-mode
+/acl/acl-sets/acl-set/acl-entries/acl-entry/transport/config/explicit-tcp-flags
+/acl/acl-sets/acl-set/acl-entries/acl-entry/transport/config/builtin-detail
+/acl/acl-sets/acl-set/acl-entries/acl-entry/actions/config/forwarding-action
+/acl/acl-sets/acl-set/acl-entries/acl-entry/actions/config/log-action
+/acl/interfaces/interface/config/id
+/acl/interfaces/interface/ingress-acl-sets/ingress-acl-set/config/set-name
+/acl/interfaces/interface/ingress-acl-sets/ingress-acl-set/config/type
+/acl/interfaces/interface/egress-acl-sets/egress-acl-set/config/set-name
+/acl/interfaces/interface/egress-acl-sets/egress-acl-set/config/type
+/defined-sets/ipv4-prefix-sets/ipv4-prefix-set/config/name
+/defined-sets/ipv4-prefix-sets/ipv4-prefix-set/config/description
+/defined-sets/ipv4-prefix-sets/ipv4-prefix-set/config/prefix
+/defined-sets/ipv6-prefix-sets/ipv6-prefix-set/config/name
+/defined-sets/ipv6-prefix-sets/ipv6-prefix-set/config/description
+/defined-sets/ipv6-prefix-sets/ipv6-prefix-set/config/prefix
+/defined-sets/port-sets/port-set/config/name
+/defined-sets/port-sets/port-set/config/description
+/defined-sets/port-sets/port-set/config/port
+`
+
+// aclL3Leaves are supported alike under an ACL entry's ipv4 and ipv6
+// containers (IPV4, IPV6 above), relative to the container.
+const aclL3Leaves = `
+config/source-address
+config/source-address-prefix-set
+config/destination-address
+config/destination-address-prefix-set
+config/dscp
+config/dscp-set
+config/protocol
+config/hop-limit
 `
 
 // ruleLeaves are supported alike under a workload policy's ingress and
@@ -148,7 +193,12 @@ var unsupportedHints = map[string]string{
 	"/network-instances/network-instance/protocols/protocol/static-routes/static/next-hops/next-hop/interface-ref":      "give the gateway address",
 	"/routing-policy/policy-definitions/policy-definition/statements/statement/conditions":                              "only match-prefix-set conditions are supported",
 	"/routing-policy/policy-definitions/policy-definition/statements/statement/actions":                                 "only policy-result actions are supported",
-	"/routing-policy/defined-sets": "only prefix sets are supported",
+	"/routing-policy/defined-sets":                                         "only prefix sets are supported",
+	"/acl/interfaces/interface/interface-ref":                              "the interface's id is its kernel name (interface-ref needs /interfaces, which switchd does not configure yet)",
+	"/acl/acl-sets/acl-set/acl-entries/acl-entry/l2":                       "switchd matches IP packets: use ipv4, ipv6 and transport",
+	"/defined-sets/ipv4-prefix-sets/ipv4-prefix-set/config/exclude-prefix": "list the prefixes to match, or put an entry for the excluded ones first",
+	"/defined-sets/ipv6-prefix-sets/ipv6-prefix-set/config/exclude-prefix": "list the prefixes to match, or put an entry for the excluded ones first",
+	"/defined-sets/port-sets/port-set/config/exclude-port":                 "list the ports to match, or put an entry for the excluded ones first",
 }
 
 type supportSet struct {
@@ -172,6 +222,12 @@ var supported = sync.OnceValue(func() supportSet {
 				prefixes = append(prefixes, base+"/ingress-rules/ingress-rule/"+r, base+"/egress-rules/egress-rule/"+r)
 			}
 		}
+		if base, ok := strings.CutSuffix(l, "/IPV4"); ok {
+			prefixes = aclL3(base + "/ipv4")
+		}
+		if base, ok := strings.CutSuffix(l, "/IPV6"); ok {
+			prefixes = aclL3(base + "/ipv6")
+		}
 		for _, p := range prefixes {
 			s.leaves[p] = true
 			for i := strings.LastIndexByte(p, '/'); i > 0; i = strings.LastIndexByte(p[:i], '/') {
@@ -181,6 +237,14 @@ var supported = sync.OnceValue(func() supportSet {
 	}
 	return s
 })
+
+func aclL3(base string) []string {
+	var out []string
+	for _, l := range strings.Fields(aclL3Leaves) {
+		out = append(out, base+"/"+l)
+	}
+	return out
+}
 
 // unsupported says why the node at schema path sp is refused, or "" if
 // it is supported (a supported leaf, or a node with one below it).

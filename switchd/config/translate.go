@@ -37,6 +37,7 @@ func Translate(dev *oc.Device) (*Intent, error) {
 	t.workloads(dev.Switchd, in)
 	t.dataplane(dev.Switchd, in)
 	t.workloadPolicy(dev.Switchd, in)
+	t.acl(dev, in)
 	// The speaker's own checks, so that check, run and reload refuse what
 	// Apply would; its rules are checked there only, and bgpErrors puts
 	// what they find at OpenConfig paths.
