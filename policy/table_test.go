@@ -307,6 +307,40 @@ func TestPrivilegedMembershipChangesNoRule(t *testing.T) {
 	if h := k.handles(); !equalHandles(before, h) {
 		t.Errorf("moving a map entry changed rules: %v -> %v", before, h)
 	}
+	must(t, tb.DeleteElements("ifmap", Element{Key: IfName("wl-a")}))
+	must(t, tb.Apply(ctx))
+	if es := k.elements("ifmap"); len(es) != 0 {
+		t.Errorf("ifmap: %d elements after deleting its one key, want 0", len(es))
+	}
+}
+
+func TestPrivilegedChainsMovedAndDeleted(t *testing.T) {
+	k, tb := applied(t, "pol-chains", false)
+	ctx := context.Background()
+	h := k.handles()
+	// A base chain's priority cannot change in place: the chain is rebuilt
+	// in the same transaction.
+	prio := nftables.ChainPriority(-10)
+	must(t, tb.SetChain(Chain{Name: "forward", Hook: nftables.ChainHookForward, Priority: &prio,
+		Policy: &drop, Rules: []ChainRule{spoofDrop("spoof"), vmapJump("ifmap"), saddrIn("members"), tcpPort(179)}}))
+	tb.DeleteChain("spare")
+	must(t, tb.Apply(ctx))
+	fw := k.chain("forward")
+	if *fw.Priority != prio || *fw.Policy != drop {
+		t.Errorf("forward: priority %d policy %d, want %d, drop", *fw.Priority, *fw.Policy, prio)
+	}
+	h2 := k.handles()
+	if len(h2["forward"]) != 4 || !slices.Equal(h2["wl-a"], h["wl-a"]) {
+		t.Errorf("rules: %v -> %v", h, h2)
+	}
+	if _, ok := h2["spare"]; ok {
+		t.Error("spare still there after DeleteChain")
+	}
+	tb.QueueResync()
+	must(t, tb.Apply(ctx))
+	if tb.Messages() != 0 {
+		t.Errorf("resync after the move sent %d messages, want 0", tb.Messages())
+	}
 }
 
 // loadForeign makes a table of someone else's in k's namespace, with the
@@ -330,6 +364,7 @@ func TestPrivilegedDriftRepaired(t *testing.T) {
 	k.nft("delete", "element", "inet", DefaultName, "members", "{ 10.0.0.2 }")
 	k.nft("delete", "element", "inet", DefaultName, "web4", "{ 192.0.2.0/24 }")
 	k.nft("chain", "inet", DefaultName, "forward", "{ policy drop ; }")
+	k.nft("add", "rule", "inet", DefaultName, "wl-a", "counter", "accept") // not ours: removed
 
 	tb.QueueResync()
 	must(t, tb.Apply(ctx))
@@ -469,7 +504,13 @@ func TestPrivilegedFailedApplyChangesNothing(t *testing.T) {
 	}
 
 	must(t, tb.SetChain(Chain{Name: "missing", Rules: []ChainRule{tcpPort(8080)}}))
+	reads := tb.fullReads
 	must(t, tb.Apply(ctx))
+	// An aborted transaction leaves the generation id alone, so the resync
+	// the failure queued reads nothing.
+	if tb.fullReads != reads {
+		t.Errorf("the Apply after a failure read the table %d times, want 0", tb.fullReads-reads)
+	}
 	h2 := k.handles()
 	if len(h2["wl-a"]) != 3 || !slices.Equal(h2["wl-a"][:2], h["wl-a"]) || len(h2["missing"]) != 1 {
 		t.Errorf("after the fix: %v (was %v)", h2, h)
