@@ -291,6 +291,7 @@ func (t *Table) readChainRules(name string) error {
 // plan is what one Apply queued on the Conn.
 type plan struct {
 	messages    int
+	tableAdded  bool
 	reread      map[string]bool     // chains whose rule handles to read back
 	setsWritten map[string][]string // set -> keys applied
 }
@@ -306,6 +307,7 @@ func (t *Table) plan() *plan {
 	if t.tableMissing && (len(t.chains) > 0 || len(t.sets) > 0) {
 		c.AddTable(tbl)
 		p.messages++
+		p.tableAdded = true
 	}
 	var edit, drop []string
 	for _, name := range slices.Sorted(maps.Keys(t.dirtyChains)) {
@@ -415,7 +417,8 @@ func (t *Table) plan() *plan {
 }
 
 // queueElements queues keys of st (from want, or from have to delete) in
-// calls of at most maxElementsPerCall elements; it returns the messages.
+// calls of at most maxElementsPerCall elements and maxElementBytes; it
+// returns the messages.
 func (t *Table) queueElements(st *setState, keys []string, del bool) int {
 	if len(keys) == 0 {
 		return 0
@@ -435,18 +438,42 @@ func (t *Table) queueElements(st *setState, keys []string, del bool) int {
 		msgs++
 		buf = nil
 	}
+	size := 0
 	for _, k := range keys {
 		e, ok := st.want[k]
 		if del || !ok {
 			e = st.have[k]
 		}
+		n := len(buf)
 		buf = st.def.nftElements(buf, e)
-		if len(buf) >= maxElementsPerCall-1 {
+		for _, ne := range buf[n:] {
+			size += elementSize(&ne)
+		}
+		if len(buf) >= maxElementsPerCall-1 || size >= maxElementBytes {
 			flush()
+			size = 0
 		}
 	}
 	flush()
 	return msgs
+}
+
+// elementSize is an upper bound of the bytes ne takes in the element list
+// attribute: its nest, key, key end, flags and verdict (each attribute 4
+// bytes of header, padded to 4).
+func elementSize(ne *nftables.SetElement) int {
+	pad := func(n int) int { return (n + 3) &^ 3 }
+	n := 4 + 8 + pad(len(ne.Key))
+	if ne.KeyEnd != nil {
+		n += 8 + pad(len(ne.KeyEnd))
+	}
+	if ne.IntervalEnd {
+		n += 8
+	}
+	if ne.VerdictData != nil {
+		n += 4 + 4 + 8 + 4 + pad(len(ne.VerdictData.Chain)+1)
+	}
+	return n
 }
 
 // editRules queues the rule edits that turn kc's rules into want's, keeping
@@ -481,7 +508,9 @@ func (t *Table) editRules(want *Chain, kc *kernelChain, flushed bool) int {
 
 // commit moves what the successful transaction p wrote into the kernel view.
 func (t *Table) commit(p *plan) {
-	t.tableMissing = false
+	if p.tableAdded {
+		t.tableMissing = false
+	}
 	for name := range t.dirtyChains {
 		want := t.chains[name]
 		if want == nil {

@@ -79,6 +79,36 @@ func TestPrivilegedLargeApply(t *testing.T) {
 	t.Logf("resync at 50,000 elements: generation unchanged %v, full read %v", cheap, full)
 }
 
+// TestPrivilegedLongKeysChunked fills sets whose elements are too long for
+// 2,000 to fit in one message: iifname . ipv6_addr (32-byte keys) and a
+// verdict map with long chain names.
+func TestPrivilegedLongKeysChunked(t *testing.T) {
+	n := ns.NewT(t, "pol-long")
+	k := newKernel(t, n, DefaultName)
+	tb := NewTable(n.Net())
+	defer tb.Close()
+	must(t, tb.SetSet(Set{Name: "spoof6", KeyType: nftables.MustConcatSetType(nftables.TypeIFName, nftables.TypeIP6Addr)}))
+	must(t, tb.SetSet(Set{Name: "ifmap", KeyType: nftables.TypeIFName, Verdict: true}))
+	chain := "workload-policy-chain-with-a-long-name"
+	must(t, tb.SetChain(Chain{Name: chain, Rules: []ChainRule{tcpPort(80)}}))
+	var spoof, jumps []Element
+	for i := 0; i < 6000; i++ {
+		ifn := IfName(fmt.Sprintf("tap%06d", i))
+		a := netip.AddrFrom16([16]byte{0x20, 0x01, 0xd, 0xb8, 15: byte(i), 14: byte(i >> 8)})
+		spoof = append(spoof, Element{Key: Concat(ifn, a.AsSlice())})
+		jumps = append(jumps, Element{Key: ifn, Jump: chain})
+	}
+	must(t, tb.AddElements("spoof6", spoof...))
+	must(t, tb.AddElements("ifmap", jumps...))
+	must(t, tb.Apply(context.Background()))
+	if got := len(k.elements("spoof6")); got != 6000 {
+		t.Errorf("spoof6: %d elements, want 6000", got)
+	}
+	if got := len(k.elements("ifmap")); got != 6000 {
+		t.Errorf("ifmap: %d elements, want 6000", got)
+	}
+}
+
 // BenchmarkApplyFromEmpty is a first Apply of 1,000 rules and 50,000
 // elements into an empty namespace: time, and peak heap as MiB.
 func BenchmarkApplyFromEmpty(b *testing.B) {

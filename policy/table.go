@@ -24,6 +24,10 @@ const DefaultName = "switchd"
 // length is 16 bits, so ~64 KiB of elements is the most the kernel takes.
 const maxElementsPerCall = 2000
 
+// maxElementBytes bounds the same attribute by size, for long keys
+// (ifname . ipv6_addr is 32 bytes) and verdicts, where 2,000 would not fit.
+const maxElementBytes = 60000
+
 // sockBuf is the socket buffer size: a whole Apply is one sendmsg, and large
 // dumps must not hit ENOBUFS.
 const sockBuf = 32 << 20
@@ -65,10 +69,11 @@ const sockBuf = 32 << 20
 //   - The kernel assigns rule handles; after a transaction the chains it
 //     changed are read back (rules only) to learn them.
 //   - google/nftables v0.3.0 limits: at most ~64 KiB of elements per
-//     message (chunks of maxElementsPerCall), the whole batch is one
-//     sendmsg (socket buffers of sockBuf), GetSets misreports a verdict
-//     map's key type (maps are compared by flags only), and a Conn keeps
-//     its first serialisation error forever (a new Conn after any error).
+//     message (chunks of maxElementsPerCall and maxElementBytes), the
+//     whole batch is one sendmsg (socket buffers of sockBuf), GetSets
+//     misreports a verdict map's key type (maps are compared by flags
+//     only), and a Conn keeps its first serialisation error forever (a new
+//     Conn after any error).
 //
 // Threading: a Table is not safe for concurrent use; its methods should only
 // be called from one goroutine (the policy loop).
