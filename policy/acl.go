@@ -175,8 +175,9 @@ type PortSet struct {
 }
 
 // ACLBinding is the ACL sets bound to one interface. Sets bound in a
-// direction are applied in the order given, which is OpenConfig's key
-// order (type, then name).
+// direction are applied in the order given (OpenConfig gives none;
+// switchd/config sorts them by name, then type): the first entry that
+// matches in any of them decides.
 type ACLBinding struct {
 	// Interface is the kernel's name of the interface.
 	Interface       string
