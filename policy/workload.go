@@ -1,0 +1,405 @@
+package policy
+
+import (
+	"fmt"
+	"maps"
+	"net/netip"
+	"slices"
+	"strings"
+
+	"github.com/google/nftables"
+)
+
+// Names of the workload objects in the table.
+const (
+	wlToMap     = "wl-to"   // oifname → ingress chain of the endpoint behind it
+	wlFromMap   = "wl-from" // iifname → egress chain of the endpoint behind it
+	wlDenyChain = "wl-deny" // Default Deny, for endpoints no policy selects
+)
+
+// workload compiles workload policy (Intent) and the endpoints into the
+// table, keeping rules few and membership data:
+//
+//   - A profile chain per distinct combination of policies selecting an
+//     endpoint in a direction (named by a hash of the policy names), not
+//     per endpoint: an endpoint joins its profile through a verdict-map
+//     element (wl-to: oifname → ingress profile; wl-from: iifname →
+//     egress profile). The chain holds the rules of its policies in order
+//     and ends with a counted drop (Kubernetes: selected means what no
+//     rule allows is denied). Allow returns (in the forward hook the
+//     destination's ingress check follows the source's egress check).
+//   - A peer selector is a lookup in a named set per family
+//     (sel4-/sel6-<hash of the canonical selector>), whose elements are
+//     the addresses of matching endpoints, plus any second source given
+//     to setMembers (memberships learned over BGP, later).
+//   - CIDR peers (with excepts) and port lists are interval sets named by
+//     their content: they follow from the intent, not from membership.
+//
+// So an endpoint add, delete or label change writes set and map elements
+// only, unless it needs a combination of policies no endpoint had (a new
+// profile chain) or was the last of one (its chain goes). setIntent
+// recompiles everything, and the Table sends only what differs.
+type workload struct {
+	tb     *Table
+	intent Intent
+	active bool // some policy, or Default Deny: the slots are filled
+
+	eps     map[string]*wlEndpoint // by ID
+	ifOwner map[string]string      // interface → ID of the endpoint whose map entries it holds
+
+	// Compiled from the intent.
+	sels     map[string]*selSet     // peer selectors, by canonical form
+	static   map[string]staticSet   // CIDR and port sets, by name
+	rules    map[string][]ChainRule // "<policy index>/<dir>" → its rules
+	profiles map[string]*profile    // by chain name
+	chains   map[string]bool        // slot and deny chains of the intent
+
+	// extra are members from other sources: selector → source → addresses.
+	extra map[string]map[string][]netip.Addr
+}
+
+type wlEndpoint struct {
+	ep      Endpoint
+	in, out string   // chain its map entries jump to; "" open
+	sels    []string // selectors it is a member of
+}
+
+// selSet is the pair of sets of one peer selector.
+type selSet struct {
+	sel  Selector
+	refs map[netip.Addr]int // address → sources (endpoints, extras) holding it
+}
+
+// profile is the chain of endpoints selected by the same policies in one
+// direction.
+type profile struct {
+	refs int
+}
+
+func newWorkload(tb *Table) *workload {
+	return &workload{
+		tb:       tb,
+		eps:      map[string]*wlEndpoint{},
+		ifOwner:  map[string]string{},
+		sels:     map[string]*selSet{},
+		static:   map[string]staticSet{},
+		rules:    map[string][]ChainRule{},
+		profiles: map[string]*profile{},
+		chains:   map[string]bool{},
+		extra:    map[string]map[string][]netip.Addr{},
+	}
+}
+
+// filled reports whether workload fills slot.
+func (w *workload) filled(slot string) bool {
+	return w.active && (slot == SlotWorkloadInput || slot == SlotWorkloadForward)
+}
+
+// setIntent recompiles for in: endpoints and extras leave the old
+// compilation, the intent's objects are replaced, and they join again.
+// What did not change produces no kernel message.
+func (w *workload) setIntent(in Intent) error {
+	for _, e := range w.eps {
+		if err := w.leave(e); err != nil {
+			return err
+		}
+	}
+	for s, bySrc := range w.extra {
+		for _, as := range bySrc {
+			if err := w.memberAddrs(s, as, -1); err != nil {
+				return err
+			}
+		}
+	}
+	old := *w
+	w.intent = in
+	w.active = len(in.Policies) > 0 || in.Default == Deny
+	w.sels, w.static, w.rules, w.chains = map[string]*selSet{}, map[string]staticSet{}, map[string][]ChainRule{}, map[string]bool{}
+	if w.active {
+		if err := w.compileIntent(); err != nil {
+			return err
+		}
+	}
+	// Drop what the new intent lacks.
+	for s := range old.sels {
+		if w.sels[s] == nil {
+			w.tb.DeleteSet(selectorSetName(fam4, s))
+			w.tb.DeleteSet(selectorSetName(fam6, s))
+		}
+	}
+	for n := range old.static {
+		if _, ok := w.static[n]; !ok {
+			w.tb.DeleteSet(n)
+		}
+	}
+	for n := range old.chains {
+		if !w.chains[n] {
+			w.tb.DeleteChain(n)
+		}
+	}
+	// The verdict maps stay, emptied, when the intent no longer needs
+	// them: deleting a map and the chains its elements jump to in one
+	// transaction is refused (EBUSY), since the Table deletes sets after
+	// chains; emptied by element deletes, they release the chains first.
+	for s, bySrc := range w.extra {
+		for _, as := range bySrc {
+			if err := w.memberAddrs(s, as, +1); err != nil {
+				return err
+			}
+		}
+	}
+	for _, id := range slices.Sorted(maps.Keys(w.eps)) {
+		if err := w.join(w.eps[id]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// compileIntent makes the intent's sets, rules and fixed chains.
+func (w *workload) compileIntent() error {
+	rc := &ruleCompiler{sets: w.static, selectors: map[string]Selector{}}
+	for i := range w.intent.Policies {
+		p := &w.intent.Policies[i]
+		for _, dir := range []string{"ingress", "egress"} {
+			rs := p.Ingress
+			if dir == "egress" {
+				rs = p.Egress
+			}
+			var out []ChainRule
+			for j := range rs {
+				out = rc.compile(out, p, dir, &rs[j])
+			}
+			w.rules[fmt.Sprintf("%d/%s", i, dir)] = out
+		}
+	}
+	for s, sel := range rc.selectors {
+		w.sels[s] = &selSet{sel: sel, refs: map[netip.Addr]int{}}
+		for _, f := range []family{fam4, fam6} {
+			if err := w.tb.SetSet(Set{Name: selectorSetName(f, s), KeyType: f.keyType()}); err != nil {
+				return fmt.Errorf("workload policy: %w", err)
+			}
+		}
+	}
+	for n, st := range w.static {
+		if err := w.tb.SetSet(st.def); err != nil {
+			return fmt.Errorf("workload policy: %w", err)
+		}
+		if err := w.tb.AddElements(n, st.elements...); err != nil {
+			return fmt.Errorf("workload policy: %w", err)
+		}
+	}
+	for _, m := range []string{wlToMap, wlFromMap} {
+		if err := w.tb.SetSet(Set{Name: m, KeyType: nftables.TypeIFName, Verdict: true}); err != nil {
+			return fmt.Errorf("workload policy: %w", err)
+		}
+	}
+	chains := []Chain{
+		{Name: SlotWorkloadForward, Rules: []ChainRule{ctEstablished(), vmapRule(wlFromMap, true), vmapRule(wlToMap, false)}},
+		{Name: SlotWorkloadInput, Rules: []ChainRule{ctEstablished(), ndpAccept(), vmapRule(wlFromMap, true)}},
+	}
+	if w.intent.Default == Deny {
+		chains = append(chains, Chain{Name: wlDenyChain, Rules: []ChainRule{dropRule("default deny")}})
+	}
+	for _, c := range chains {
+		if err := w.tb.SetChain(c); err != nil {
+			return fmt.Errorf("workload policy: %w", err)
+		}
+		w.chains[c.Name] = true
+	}
+	return nil
+}
+
+// upsert adds endpoint ep or replaces the one with its ID.
+func (w *workload) upsert(ep Endpoint) error {
+	ep.Addrs = slices.Clone(ep.Addrs)
+	ep.Labels = maps.Clone(ep.Labels)
+	if e := w.eps[ep.ID]; e != nil {
+		if err := w.leave(e); err != nil {
+			return err
+		}
+	}
+	e := &wlEndpoint{ep: ep}
+	w.eps[ep.ID] = e
+	return w.join(e)
+}
+
+// remove deletes endpoint id (nothing if unknown).
+func (w *workload) remove(id string) error {
+	e := w.eps[id]
+	if e == nil {
+		return nil
+	}
+	delete(w.eps, id)
+	return w.leave(e)
+}
+
+// setMembers makes addrs the members source contributes to selector
+// (canonical form), whether or not a policy uses the selector yet.
+func (w *workload) setMembers(source, selector string, addrs []netip.Addr) error {
+	bySrc := w.extra[selector]
+	if err := w.memberAddrs(selector, bySrc[source], -1); err != nil {
+		return err
+	}
+	if len(addrs) == 0 {
+		delete(bySrc, source)
+		if len(bySrc) == 0 {
+			delete(w.extra, selector)
+		}
+		return nil
+	}
+	if bySrc == nil {
+		bySrc = map[string][]netip.Addr{}
+		w.extra[selector] = bySrc
+	}
+	bySrc[source] = slices.Clone(addrs)
+	return w.memberAddrs(selector, addrs, +1)
+}
+
+// join adds e's contributions: set members, profile and map entries.
+func (w *workload) join(e *wlEndpoint) error {
+	if !w.active {
+		return nil
+	}
+	e.sels = e.sels[:0]
+	for _, s := range slices.Sorted(maps.Keys(w.sels)) {
+		if w.sels[s].sel.Matches(e.ep.Labels) {
+			e.sels = append(e.sels, s)
+			if err := w.memberAddrs(s, e.ep.Addrs, +1); err != nil {
+				return fmt.Errorf("endpoint %s: %w", e.ep.ID, err)
+			}
+		}
+	}
+	var err error
+	if e.in, err = w.acquire(e.ep.Labels, "ingress"); err != nil {
+		return fmt.Errorf("endpoint %s: %w", e.ep.ID, err)
+	}
+	if e.out, err = w.acquire(e.ep.Labels, "egress"); err != nil {
+		return fmt.Errorf("endpoint %s: %w", e.ep.ID, err)
+	}
+	if e.ep.Interface == "" {
+		return nil
+	}
+	w.ifOwner[e.ep.Interface] = e.ep.ID
+	for _, m := range []struct{ name, chain string }{{wlToMap, e.in}, {wlFromMap, e.out}} {
+		k := Element{Key: IfName(e.ep.Interface), Jump: m.chain}
+		if m.chain == "" {
+			err = w.tb.DeleteElements(m.name, k)
+		} else {
+			err = w.tb.AddElements(m.name, k)
+		}
+		if err != nil {
+			return fmt.Errorf("endpoint %s: %w", e.ep.ID, err)
+		}
+	}
+	return nil
+}
+
+// leave takes back what join added.
+func (w *workload) leave(e *wlEndpoint) error {
+	if !w.active {
+		return nil
+	}
+	for _, s := range e.sels {
+		if err := w.memberAddrs(s, e.ep.Addrs, -1); err != nil {
+			return fmt.Errorf("endpoint %s: %w", e.ep.ID, err)
+		}
+	}
+	e.sels = nil
+	if e.ep.Interface != "" && w.ifOwner[e.ep.Interface] == e.ep.ID {
+		delete(w.ifOwner, e.ep.Interface)
+		for _, m := range []string{wlToMap, wlFromMap} {
+			if err := w.tb.DeleteElements(m, Element{Key: IfName(e.ep.Interface)}); err != nil {
+				return fmt.Errorf("endpoint %s: %w", e.ep.ID, err)
+			}
+		}
+	}
+	w.release(e.in)
+	w.release(e.out)
+	e.in, e.out = "", ""
+	return nil
+}
+
+// memberAddrs counts addrs in (+1) or out (-1) of selector's sets; an
+// address is an element while some source holds it. A selector no policy
+// uses has no sets and is skipped.
+func (w *workload) memberAddrs(selector string, addrs []netip.Addr, d int) error {
+	s := w.sels[selector]
+	if s == nil {
+		return nil
+	}
+	for _, a := range addrs {
+		a = a.Unmap()
+		n := s.refs[a] + d
+		var err error
+		set, el := selectorSetName(famOf(a), selector), Element{Key: addrKey(a)}
+		switch {
+		case n <= 0:
+			delete(s.refs, a)
+			if n == 0 {
+				err = w.tb.DeleteElements(set, el)
+			}
+		case n == 1 && d > 0:
+			s.refs[a] = n
+			err = w.tb.AddElements(set, el)
+		default:
+			s.refs[a] = n
+		}
+		if err != nil {
+			return fmt.Errorf("selector %s: %w", selector, err)
+		}
+	}
+	return nil
+}
+
+// acquire returns the chain an endpoint with these labels jumps to in
+// direction dir ("" for none), making its profile chain if it is the
+// first endpoint of the profile.
+func (w *workload) acquire(labels map[string]string, dir string) (string, error) {
+	var names, keys []string
+	for i := range w.intent.Policies {
+		p := &w.intent.Policies[i]
+		sel := p.SelectsIngress
+		if dir == "egress" {
+			sel = p.SelectsEgress
+		}
+		if sel && p.Selector.Matches(labels) {
+			names = append(names, p.Name)
+			keys = append(keys, fmt.Sprintf("%d/%s", i, dir))
+		}
+	}
+	if len(names) == 0 {
+		if w.intent.Default == Deny {
+			return wlDenyChain, nil
+		}
+		return "", nil
+	}
+	name := "wl" + dir[:1] + "-" + shortHash(append([]string{dir}, names...)...)
+	if p := w.profiles[name]; p != nil {
+		p.refs++
+		return name, nil
+	}
+	c := Chain{Name: name}
+	for _, k := range keys {
+		c.Rules = append(c.Rules, w.rules[k]...)
+	}
+	c.Rules = append(c.Rules, dropRule(dir+" default deny: "+strings.Join(names, ",")))
+	if err := w.tb.SetChain(c); err != nil {
+		return "", fmt.Errorf("profile of %s: %w", strings.Join(names, ","), err)
+	}
+	w.profiles[name] = &profile{refs: 1}
+	return name, nil
+}
+
+// release drops a reference to the profile chain name; the last one
+// deletes the chain.
+func (w *workload) release(name string) {
+	p := w.profiles[name]
+	if p == nil {
+		return
+	}
+	if p.refs--; p.refs == 0 {
+		delete(w.profiles, name)
+		w.tb.DeleteChain(name)
+	}
+}

@@ -1,0 +1,192 @@
+package policy
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/switchd/switchd/sim/ns"
+)
+
+// wlHost is a host namespace with workload namespaces on veths: workload
+// i has eth0 with 10.64.i.1/31 and 2001:db8:i::1/127, the host side
+// wl-<name> has .0 and ::0 and forwards between them.
+type wlHost struct {
+	t    *testing.T
+	host *ns.NS
+	wls  map[string]*ns.NS
+	eps  map[string]Endpoint
+}
+
+func newWLHost(t *testing.T, names ...string) *wlHost {
+	h := &wlHost{t: t, host: ns.NewT(t, "wl-host"), wls: map[string]*ns.NS{}, eps: map[string]Endpoint{}}
+	ctx := context.Background()
+	for _, s := range []string{"net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1"} {
+		if _, err := h.host.Run(ctx, "sysctl", "-qw", s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, name := range names {
+		n := ns.NewT(t, "wl-"+name)
+		ifname := "wl-" + name
+		must(t, ns.Veth(h.host, ifname, n, "eth0"))
+		v4, v6 := netip.AddrFrom4([4]byte{10, 64, byte(i), 1}), netip.MustParseAddr(fmt.Sprintf("2001:db8:%d::1", i))
+		must(t, h.host.AddAddr(ifname, netip.PrefixFrom(v4.Prev(), 31)))
+		must(t, h.host.AddAddr(ifname, netip.PrefixFrom(v6.Prev(), 127)))
+		must(t, n.AddAddr("eth0", netip.PrefixFrom(v4, 31)))
+		must(t, n.AddAddr("eth0", netip.PrefixFrom(v6, 127)))
+		for _, r := range [][]string{{"ip", "route", "add", "default", "via", v4.Prev().String()},
+			{"ip", "-6", "route", "add", "default", "via", v6.Prev().String()}} {
+			if _, err := n.Run(ctx, r...); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// Forwarding starts once DAD on the link-local addresses ends.
+		for _, a := range []netip.Addr{v4, v6} {
+			deadline := time.Now().Add(5 * time.Second)
+			for {
+				_, err := h.host.Run(ctx, "ping", "-c1", "-W1", a.String())
+				if err == nil {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatal(err)
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+		}
+		h.wls[name] = n
+		h.eps[name] = Endpoint{ID: name, Interface: ifname, Addrs: []netip.Addr{v4, v6}, Labels: map[string]string{"role": name}}
+	}
+	return h
+}
+
+// listen accepts (and closes) TCP connections on port of workload name,
+// both families, until the test ends.
+func (h *wlHost) listen(name string, port int) {
+	must(h.t, h.wls[name].Do(func() error {
+		l, err := net.Listen("tcp", fmt.Sprintf(":%d", port))
+		if err != nil {
+			return err
+		}
+		h.t.Cleanup(func() { l.Close() })
+		go func() {
+			for {
+				c, err := l.Accept()
+				if err != nil {
+					return
+				}
+				c.Close()
+			}
+		}()
+		return nil
+	}))
+}
+
+// connect reports whether a TCP connection from workload from (from source
+// address src if valid) to dst:port succeeds within the timeout.
+func (h *wlHost) connect(from string, src, dst netip.Addr, port int, timeout time.Duration) bool {
+	var err error
+	h.wls[from].Do(func() error {
+		d := net.Dialer{Timeout: timeout}
+		if src.IsValid() {
+			d.LocalAddr = &net.TCPAddr{IP: src.AsSlice()}
+		}
+		var c net.Conn
+		if c, err = d.Dial("tcp", netip.AddrPortFrom(dst, uint16(port)).String()); err == nil {
+			c.Close()
+		}
+		return nil
+	})
+	if err != nil && testing.Verbose() {
+		h.t.Logf("connect %s %v -> %v:%d: %v", from, src, dst, port, err)
+	}
+	return err == nil
+}
+
+func (h *wlHost) ping(from string, dst netip.Addr) bool {
+	_, err := h.wls[from].Run(context.Background(), "ping", "-c1", "-W1", dst.String())
+	return err == nil
+}
+
+// dbPolicy selects role == "db" for ingress and allows only tcp/5432 from
+// role == "web".
+func dbPolicy() Intent {
+	web := MustParseSelector(`role == "web"`)
+	return Intent{Policies: []Policy{{
+		Name: "db", Selector: MustParseSelector(`role == "db"`), SelectsIngress: true,
+		Ingress: []Rule{{Seq: 10, Action: Allow, Protocol: ProtoTCP, DstPorts: []PortRange{{5432, 5432}}, Peer: Peer{Selector: &web}}},
+	}}}
+}
+
+// expect checks what each family can do: web and other to db:5432, ping
+// web to db and web to other.
+func (h *wlHost) expect(step string, webDB, otherDB, pingDB bool) {
+	h.t.Helper()
+	for fam := range 2 {
+		db, other := h.eps["db"].Addrs[fam], h.eps["other"].Addrs[fam]
+		if got := h.connect("web", netip.Addr{}, db, 5432, time.Second); got != webDB {
+			h.t.Errorf("%s: web -> db %v:5432 connects %v, want %v", step, db, got, webDB)
+		}
+		if got := h.connect("other", netip.Addr{}, db, 5432, 500*time.Millisecond); got != otherDB {
+			h.t.Errorf("%s: other -> db %v:5432 connects %v, want %v", step, db, got, otherDB)
+		}
+		if got := h.ping("web", db); got != pingDB {
+			h.t.Errorf("%s: ping web -> db %v: %v, want %v", step, db, got, pingDB)
+		}
+		if !h.ping("web", other) {
+			h.t.Errorf("%s: ping web -> other %v fails; no policy selects other", step, other)
+		}
+	}
+}
+
+// TestPrivilegedWorkloadPolicyTraffic is the issue's acceptance: with a
+// policy selecting role == "db" that allows ingress only from role ==
+// "web" on tcp/5432, web reaches db:5432, other does not, ping to db is
+// denied, other stays open; deleting the policy reopens db.
+func TestPrivilegedWorkloadPolicyTraffic(t *testing.T) {
+	h := newWLHost(t, "web", "db", "other")
+	h.listen("db", 5432)
+	e := NewEngine(h.host.Net())
+	defer e.Close()
+	ctx := context.Background()
+	for _, n := range []string{"web", "db", "other"} {
+		must(t, e.UpsertEndpoint(h.eps[n]))
+	}
+	must(t, e.SetIntent(Intent{}))
+	must(t, e.Apply(ctx))
+	h.expect("no policy", true, true, true)
+
+	must(t, e.SetIntent(dbPolicy()))
+	must(t, e.Apply(ctx))
+	h.expect("db policy", true, false, false)
+	st := e.Status()
+	if !st.InSync || st.LastError != nil || st.Profiles != 1 || st.Endpoints != 3 {
+		t.Errorf("status %+v, want in sync, 1 profile, 3 endpoints", st)
+	}
+	k := newKernel(t, h.host, DefaultName)
+	if got := len(k.elements(selectorSetName(fam4, `role == "web"`))); got != 1 {
+		t.Errorf("web's IPv4 selector set has %d elements, want 1", got)
+	}
+	cs, err := e.Table().Counters()
+	must(t, err)
+	drops := uint64(0)
+	for _, c := range cs {
+		if c.ID == `ingress default deny: db` {
+			drops += c.Packets
+		}
+	}
+	if drops == 0 {
+		t.Errorf("the db profile's default drop counted nothing: %+v", cs)
+	}
+
+	must(t, e.SetIntent(Intent{}))
+	must(t, e.Apply(ctx))
+	h.expect("policy deleted", true, true, true)
+	if h := k.handles(); len(h) != 0 {
+		t.Errorf("chains left with no policy: %v", h)
+	}
+}
