@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"time"
 
 	"github.com/google/nftables"
 	"github.com/mdlayher/netlink"
@@ -64,6 +63,9 @@ func (t *Table) dial() error {
 		return fmt.Errorf("open nftables socket: %w", err)
 	}
 	t.conn = c
+	if t.mon == nil {
+		t.subscribe()
+	}
 	return nil
 }
 
@@ -74,9 +76,13 @@ func (t *Table) closeConn() {
 	t.conn, t.nl = nil, nil
 }
 
-// Close releases the socket. The table stays in the kernel.
+// Close releases the sockets. The table stays in the kernel.
 func (t *Table) Close() error {
 	t.closeConn()
+	if t.mon != nil {
+		t.mon.Close()
+		t.mon = nil
+	}
 	return nil
 }
 
@@ -93,6 +99,7 @@ func (t *Table) apply(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("apply table %s: %w", t.name, err)
 	}
+	t.drain()
 	// viewGen is the generation our kernel view is known to match (0: not
 	// known, e.g. someone committed since our last Apply and no resync was
 	// asked for); only then can the next resync trust the generation id.
@@ -159,133 +166,6 @@ func (t *Table) genID() (uint32, error) {
 		}
 	}
 	return 0, errors.New("get nftables generation: no id in the answer")
-}
-
-// read refreshes the kernel view. If the generation id is the one our last
-// Apply left, nothing committed since and the view is current. It returns
-// the generation the view matches (0 if a commit raced the read).
-func (t *Table) read(gen uint32) (uint32, error) {
-	if t.applied && t.kgen != 0 && gen == t.kgen {
-		t.resync = false
-		return gen, nil
-	}
-	start := time.Now()
-	t.fullReads++
-	tbl := t.nftTable()
-	kchains := map[string]*kernelChain{}
-	tables, err := t.conn.ListTablesOfFamily(nftables.TableFamilyINet)
-	if err != nil {
-		return 0, fmt.Errorf("list tables: %w", err)
-	}
-	exists := slices.ContainsFunc(tables, func(x *nftables.Table) bool { return x.Name == t.name })
-	var ksets []*nftables.Set
-	if exists {
-		chains, err := t.conn.ListChainsOfTableFamily(nftables.TableFamilyINet)
-		if err != nil {
-			return 0, fmt.Errorf("list chains: %w", err)
-		}
-		for _, c := range chains {
-			if c.Table.Name != t.name {
-				continue // another table: never ours
-			}
-			kc := &kernelChain{hook: c.Hooknum, prio: c.Priority, typ: c.Type, policy: c.Policy}
-			if kc.rules, err = t.getRules(c.Name); err != nil {
-				return 0, err
-			}
-			kchains[c.Name] = kc
-		}
-		if ksets, err = t.conn.GetSets(tbl); err != nil {
-			return 0, fmt.Errorf("list sets: %w", err)
-		}
-	}
-	// The new view: every chain and set is compared in full.
-	t.kchains = kchains
-	t.tableMissing = !exists
-	for name := range kchains {
-		t.dirtyChains[name] = true
-	}
-	for name := range t.chains {
-		t.dirtyChains[name] = true
-	}
-	found := map[string]bool{}
-	elements := 0
-	for _, ks := range ksets {
-		found[ks.Name] = true
-		st := t.sets[ks.Name]
-		if st == nil {
-			// Ours by being in our table, but no longer wanted.
-			st = &setState{def: Set{Name: ks.Name}, want: map[string]Element{}, dirtyKeys: map[string]struct{}{}, have: map[string]Element{}}
-			t.sets[ks.Name] = st
-			continue
-		}
-		if !st.wanted || !sameDef(&st.def, ks) {
-			st.have, st.create = map[string]Element{}, st.wanted
-			continue
-		}
-		kes, err := t.conn.GetSetElements(ks)
-		if err != nil {
-			return 0, fmt.Errorf("list elements of set %s: %w", ks.Name, err)
-		}
-		elements += len(kes)
-		have, err := st.fromKernel(kes)
-		if err != nil {
-			return 0, fmt.Errorf("set %s: kernel element: %w", ks.Name, err)
-		}
-		st.have, st.create = have, false
-		for k, e := range st.want {
-			if h, ok := have[k]; !ok || h.Jump != e.Jump {
-				st.dirtyKeys[k] = struct{}{}
-			}
-		}
-		for k := range have {
-			if _, ok := st.want[k]; !ok {
-				st.dirtyKeys[k] = struct{}{}
-			}
-		}
-		if len(st.dirtyKeys) > 0 {
-			st.constantChanged()
-		}
-	}
-	for name, st := range t.sets {
-		if !found[name] {
-			st.have, st.create = nil, st.wanted
-		}
-		if !st.wanted && st.have == nil {
-			delete(t.sets, name)
-		}
-	}
-	t.log.Debug("policy: read nftables table", "table", t.name, "chains", len(kchains),
-		"sets", len(ksets), "elements", elements, "took", time.Since(start))
-	t.resync = false
-	if g, err := t.genID(); err != nil || g != gen {
-		return 0, nil
-	}
-	return gen, nil
-}
-
-func (t *Table) getRules(chain string) ([]kernelRule, error) {
-	rs, err := t.conn.GetRules(t.nftTable(), &nftables.Chain{Name: chain, Table: t.nftTable()})
-	if err != nil {
-		return nil, fmt.Errorf("list rules of chain %s: %w", chain, err)
-	}
-	out := make([]kernelRule, len(rs))
-	for i, r := range rs {
-		out[i] = kernelRule{handle: r.Handle, id: ruleIdentity(r.UserData)}
-	}
-	return out, nil
-}
-
-func (t *Table) readChainRules(name string) error {
-	kc := t.kchains[name]
-	if kc == nil {
-		return nil
-	}
-	rs, err := t.getRules(name)
-	if err != nil {
-		return err
-	}
-	kc.rules = rs
-	return nil
 }
 
 // plan is what one Apply queued on the Conn.

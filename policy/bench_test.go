@@ -61,22 +61,33 @@ func TestPrivilegedLargeApply(t *testing.T) {
 	}
 
 	// What a periodic resync costs at 50,000 elements: with nothing
-	// committed since (the generation id matches) and after someone
-	// else's commit (a full read).
-	start = time.Now()
-	tb.QueueResync()
-	must(t, tb.Apply(ctx))
-	cheap := time.Since(start)
-	k.nft("add", "table", "inet", "other")
-	reads := tb.fullReads
-	start = time.Now()
-	tb.QueueResync()
-	must(t, tb.Apply(ctx))
-	full := time.Since(start)
-	if tb.fullReads != reads+1 || tb.Messages() != 0 {
-		t.Errorf("resync after a foreign commit: %d full reads, %d messages; want 1, 0", tb.fullReads-reads, tb.Messages())
+	// committed since (the generation id matches), after someone else's
+	// commit to another table (the notifications name nothing of ours),
+	// after someone deleted one element of ours (that set is read again),
+	// and with the notifications lost (everything is read).
+	resync := func(what string, wantFull, wantSets int) {
+		t.Helper()
+		full, sets := tb.fullReads, tb.setsRead
+		start := time.Now()
+		tb.QueueResync()
+		must(t, tb.Apply(ctx))
+		t.Logf("resync at 50,000 elements, %s: %v, %d messages", what, time.Since(start), tb.Messages())
+		if tb.fullReads-full != wantFull || tb.setsRead-sets != wantSets {
+			t.Errorf("resync, %s: %d full reads, %d sets read; want %d, %d", what, tb.fullReads-full, tb.setsRead-sets, wantFull, wantSets)
+		}
 	}
-	t.Logf("resync at 50,000 elements: generation unchanged %v, full read %v", cheap, full)
+	resync("after our own large apply", 0, 0)
+	resync("generation unchanged", 0, 0)
+	k.nft("add", "table", "inet", "other")
+	resync("after a commit to another table", 0, 0)
+	k.nft("delete", "element", "inet", DefaultName, "big", "{ 10.0.0.7 }")
+	resync("after a foreign element delete", 0, 1)
+	if got := len(k.elements("big")); got != 25000 {
+		t.Errorf("big: %d elements after the repair, want 25000", got)
+	}
+	k.nft("add", "table", "inet", "another")
+	tb.ev.full = true // as after a notification overflow
+	resync("notifications lost", 1, 2)
 }
 
 // TestPrivilegedLongKeysChunked fills sets whose elements are too long for
@@ -196,7 +207,7 @@ func BenchmarkMembershipChange(b *testing.B) {
 // BenchmarkResync is a periodic drift check (QueueResync + Apply) of the
 // large table (1,000 rules, 50,000 elements) with nothing to repair: when
 // no transaction committed since our last Apply (the generation id
-// matches) and when one did, to another table (a full read).
+// matches), and when the notifications were lost (a full read).
 func BenchmarkResync(b *testing.B) {
 	for _, foreignCommit := range []bool{false, true} {
 		b.Run(fmt.Sprintf("foreignCommit=%v", foreignCommit), func(b *testing.B) {
@@ -206,11 +217,14 @@ func BenchmarkResync(b *testing.B) {
 			large(b, tb)
 			ctx := context.Background()
 			must(b, tb.Apply(ctx))
+			tb.QueueResync()
+			must(b, tb.Apply(ctx)) // drains the notifications of the large apply
 			reads := tb.fullReads
+			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				if foreignCommit {
 					b.StopTimer()
-					tb.kgen = 0 // as after someone else's commit
+					tb.kgen, tb.ev.full = 0, true // as after lost notifications
 					b.StartTimer()
 				}
 				tb.QueueResync()

@@ -60,12 +60,16 @@ const sockBuf = 32 << 20
 //   - Reading is the expensive part (100,000 elements take ~0.7 s), so a
 //     resync first asks the kernel for its nftables generation id (one
 //     round trip). The id changes with every committed transaction in the
-//     namespace; if it is the one our last Apply left, nothing can have
-//     changed and the resync reads nothing. Only when it moved (another
-//     writer, whichever table it wrote) is the table read in full: rules are
-//     few, and element reads are what it costs. Per-set digests kept in the
-//     kernel would not help here: a foreign `nft delete element` does not
-//     update them.
+//     namespace; if it is the one our last Apply left, nothing changed and
+//     nothing is read. If it moved, the nftables notifications the Table
+//     subscribes to (drained without blocking at each Apply) name the
+//     chains and sets of ours other writers touched, and only those are
+//     read again; commits to other tables cost nothing. Only without
+//     them (overflow, a table event, a race) is the whole table read
+//     (read.go). Per-set digests in userdata would not do: a foreign `nft
+//     delete element` leaves them as they are. The price: the kernel
+//     builds notifications once there is a listener, ~100 ms on a 50,000
+//     element apply, and we drain our own.
 //   - The kernel assigns rule handles; after a transaction the chains it
 //     changed are read back (rules only) to learn them.
 //   - google/nftables v0.3.0 limits: at most ~64 KiB of elements per
@@ -82,8 +86,11 @@ type Table struct {
 	ns   *pnl.NS
 	log  *slog.Logger
 
-	conn *nftables.Conn
-	nl   *netlink.Conn // conn's lasting socket: generation id, deadlines
+	conn   *nftables.Conn
+	nl     *netlink.Conn // conn's lasting socket: generation id, deadlines
+	mon    *netlink.Conn // subscribed to nftables notifications; nil: none
+	ev     events        // what they said since the last read
+	monBuf []byte
 
 	chains map[string]*Chain    // desired
 	sets   map[string]*setState // desired definition, desired and kernel elements
@@ -97,6 +104,7 @@ type Table struct {
 	applied     bool // a first Apply succeeded
 
 	fullReads int // full reads of the table, for tests
+	setsRead  int // sets whose elements were read, for tests
 	lastErr   error
 	messages  int // messages sent by the last Apply (for tests and status)
 }

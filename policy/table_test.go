@@ -366,8 +366,14 @@ func TestPrivilegedDriftRepaired(t *testing.T) {
 	k.nft("chain", "inet", DefaultName, "forward", "{ policy drop ; }")
 	k.nft("add", "rule", "inet", DefaultName, "wl-a", "counter", "accept") // not ours: removed
 
+	full, sets := tb.fullReads, tb.setsRead
 	tb.QueueResync()
 	must(t, tb.Apply(ctx))
+	// The notifications name what changed: the two sets are read again,
+	// the other two are not, and the table is not read in full.
+	if tb.fullReads != full || tb.setsRead-sets != 2 {
+		t.Errorf("repair: %d full reads, %d sets read; want 0, 2", tb.fullReads-full, tb.setsRead-sets)
+	}
 	h2 := k.handles()
 	if len(h2["wl-a"]) != 2 || h2["wl-a"][0] != h["wl-a"][0] {
 		t.Errorf("wl-a: handles %v, want 2 rules starting with the kept %d", h2["wl-a"], h["wl-a"][0])
@@ -403,15 +409,25 @@ func TestPrivilegedDriftRepaired(t *testing.T) {
 		t.Errorf("after deleting the table: %v, %d members", h3, len(k.elements("members")))
 	}
 
-	// A commit to another table moves the generation: the next resync reads
-	// ours in full, finds nothing to do and leaves the other table alone.
+	// A commit to another table moves the generation; its notifications
+	// name nothing of ours, so the resync reads no element and leaves the
+	// other table alone. With the notifications lost it reads everything.
 	k.nft("add", "element", "inet", "other", "s", "{ 10.9.9.10 }")
 	other = k.nft("-a", "list", "table", "inet", "other")
-	reads := tb.fullReads
+	full, sets = tb.fullReads, tb.setsRead
 	tb.QueueResync()
 	must(t, tb.Apply(ctx))
-	if tb.fullReads != reads+1 || tb.Messages() != 0 {
-		t.Errorf("resync after a foreign commit: %d full reads, %d messages; want 1, 0", tb.fullReads-reads, tb.Messages())
+	if tb.fullReads != full || tb.setsRead != sets || tb.Messages() != 0 {
+		t.Errorf("resync after a foreign commit: %d full reads, %d sets read, %d messages; want 0, 0, 0",
+			tb.fullReads-full, tb.setsRead-sets, tb.Messages())
+	}
+	k.nft("add", "element", "inet", "other", "s", "{ 10.9.9.11 }")
+	other = k.nft("-a", "list", "table", "inet", "other")
+	tb.ev.full = true // as after a notification overflow
+	tb.QueueResync()
+	must(t, tb.Apply(ctx))
+	if tb.fullReads != full+1 || tb.Messages() != 0 {
+		t.Errorf("resync with notifications lost: %d full reads, %d messages; want 1, 0", tb.fullReads-full, tb.Messages())
 	}
 	if got := k.nft("-a", "list", "table", "inet", "other"); got != other {
 		t.Errorf("foreign table changed:\n%s\nwant\n%s", got, other)
