@@ -48,17 +48,17 @@ func TestPrivilegedACLDropsAndAccepts(t *testing.T) {
 		}
 	}()
 
-	tb := NewTable(leaf.Net())
+	e := NewEngine(leaf.Net())
+	tb := e.Table()
 	t.Cleanup(func() { tb.Close() })
-	acl := CompileACL(exampleACL(), ACLOptions{})
-	must(t, acl.Install(tb, nil))
+	must(t, e.SetACL(*exampleACL()))
 	ctx := context.Background()
-	must(t, tb.Apply(ctx))
+	must(t, e.Apply(ctx))
 
 	listing, err := leaf.Run(ctx, "nft", "list", "table", "inet", DefaultName)
 	must(t, err)
 	for _, want := range []string{"chain acl-in-4-host1-in", "chain acl-in-6-host1-in", "set acl-pfx4-mgmt",
-		"flags interval", `"host1" : jump acl-in-if-host1`, "iifname vmap @acl-in", "hook input", "hook forward"} {
+		"flags interval", `"host1" : jump acl-in-if-host1`, "iifname vmap @acl-in", "jump acl-input", "jump acl-forward"} {
 		if !strings.Contains(listing, want) {
 			t.Errorf("nft list lacks %q:\n%s", want, listing)
 		}

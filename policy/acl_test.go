@@ -3,8 +3,10 @@ package policy
 import (
 	"bytes"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/google/nftables"
@@ -73,15 +75,17 @@ func findSet(t *testing.T, a *ACLTable, name string) ACLTableSet {
 }
 
 func TestCompileACLStructure(t *testing.T) {
-	a := CompileACL(exampleACL(), ACLOptions{})
-	wantChains := []string{"acl-in-input", "acl-in-forward", "acl-out-forward", "acl-out-output",
+	a := CompileACL(exampleACL())
+	wantChains := []string{SlotACLInput, SlotACLForward, SlotACLOutput,
 		"acl-in-4-host1-in", "acl-in-6-host1-in", "acl-in-if-host1"}
 	if got := chainNames(a.Chains); !slices.Equal(got, wantChains) {
 		t.Errorf("chains %v, want %v", got, wantChains)
 	}
-	for _, c := range a.Chains[:4] {
-		if c.Hook == nil || *c.Priority != ACLPriority || c.Policy == nil || *c.Policy != nftables.ChainPolicyAccept || len(c.Rules) != 1 {
-			t.Errorf("base chain %s: hook %v priority %v policy %v, %d rules; want a hook, priority %d, accept, one vmap rule", c.Name, c.Hook, c.Priority, c.Policy, len(c.Rules), ACLPriority)
+	// The slots look the interface up: ingress by iifname, egress by
+	// oifname; forwarded packets pass both.
+	for i, want := range [][]string{{"vmap acl-in"}, {"vmap acl-in", "vmap acl-out"}, {"vmap acl-out"}} {
+		if c := a.Chains[i]; c.Hook != nil || !slices.Equal(ruleIDs(c), want) {
+			t.Errorf("slot chain %s: hook %v, rules %v; want a regular chain with %v", c.Name, c.Hook, ruleIDs(c), want)
 		}
 	}
 	// The interface's chain tries the IPv4 set, then the IPv6 set.
@@ -156,7 +160,7 @@ func TestCompileACLStructure(t *testing.T) {
 // by expression: ip saddr 10.1.0.0/16 meta l4proto tcp tcp dport 22
 // counter log drop.
 func TestCompileACLEntryExprs(t *testing.T) {
-	a := CompileACL(exampleACL(), ACLOptions{})
+	a := CompileACL(exampleACL())
 	got := findChain(t, a, "acl-in-4-host1-in").Rules[1].Exprs
 	want := []expr.Any{
 		&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
@@ -195,7 +199,8 @@ func dump(es []expr.Any) []string {
 
 // TestCompileACLMatches covers the matches the example lacks: sequence
 // order, DSCP lists, hop limit, port ranges, TCP flags, REJECT, mixed
-// entries, egress, a single bound set jumped to directly.
+// entries, egress, a single bound set jumped to directly, ACCEPT as a
+// return.
 func TestCompileACLMatches(t *testing.T) {
 	hop := uint8(1)
 	in := &ACLIntent{
@@ -208,7 +213,7 @@ func TestCompileACLMatches(t *testing.T) {
 		}}},
 		Bindings: []ACLBinding{{Interface: "swp1", Egress: []ACLSetKey{{"m x", ACLMixed}}}},
 	}
-	a := CompileACL(in, ACLOptions{Failsafe: "failsafe"})
+	a := CompileACL(in)
 	c := findChain(t, a, "acl-out-m-m x")
 	want := []string{"acl out ACL_MIXED 5/dscp10 m x", "acl out ACL_MIXED 5/dscp46 m x",
 		"acl out ACL_MIXED 7 m x", "acl out ACL_MIXED 8 m x", "acl out ACL_MIXED 30 m x"}
@@ -217,11 +222,6 @@ func TestCompileACLMatches(t *testing.T) {
 	}
 	if out := findSet(t, a, "acl-out"); len(out.Elements) != 1 || out.Elements[0].Jump != "acl-out-m-m x" {
 		t.Errorf("acl-out %+v: want swp1 → the set's chain directly", out.Elements)
-	}
-	for _, b := range a.Chains[:4] {
-		if len(b.Rules) != 2 || b.Rules[0].ID != "failsafe" {
-			t.Errorf("base chain %s rules %v: want the failsafe jump first", b.Name, ruleIDs(b))
-		}
 	}
 	has := func(r ChainRule, want expr.Any) bool {
 		return slices.ContainsFunc(r.Exprs, func(e expr.Any) bool { return fmt.Sprintf("%T%+v", e, e) == fmt.Sprintf("%T%+v", want, want) })
@@ -241,6 +241,7 @@ func TestCompileACLMatches(t *testing.T) {
 		{2, &expr.Reject{Type: unix.NFT_REJECT_TCP_RST}},
 		{3, &expr.Reject{Type: unix.NFT_REJECT_ICMPX_UNREACH, Code: unix.NFT_REJECT_ICMPX_PORT_UNREACH}},
 		{4, &expr.Verdict{Kind: expr.VerdictDrop}},
+		{0, &expr.Verdict{Kind: expr.VerdictReturn}}, // ACCEPT ends the set, not the hook
 	} {
 		if !has(c.Rules[tc.rule], tc.want) {
 			t.Errorf("rule %s lacks %T%+v:\n%v", c.Rules[tc.rule].ID, tc.want, tc.want, dump(c.Rules[tc.rule].Exprs))
@@ -250,7 +251,7 @@ func TestCompileACLMatches(t *testing.T) {
 	if len(c.Rules[4].Exprs) != 2 {
 		t.Errorf("entry 30 = %v, want counter and drop only", dump(c.Rules[4].Exprs))
 	}
-	if a := CompileACL(&ACLIntent{}, ACLOptions{}); len(a.Chains)+len(a.Sets) != 0 {
+	if a := CompileACL(&ACLIntent{}); len(a.Chains)+len(a.Sets) != 0 {
 		t.Errorf("no ACL compiled to %v chains, %d sets", chainNames(a.Chains), len(a.Sets))
 	}
 }
@@ -301,28 +302,32 @@ func TestACLRuleIDs(t *testing.T) {
 	}
 }
 
-// TestACLInstall installs a compiled ACL into a Table's desired state and
-// then a changed one: what the new one lacks is deleted, a binding moved
-// to another interface is a map element changed, and no rule changes.
-func TestACLInstall(t *testing.T) {
-	tb := NewTable(nil)
-	first := CompileACL(exampleACL(), ACLOptions{})
-	must(t, first.Install(tb, nil))
+// TestEngineSetACL hands compiled ACLs to the Engine's ACL slot and then
+// changed ones: what the new ones lack is deleted, a binding moved to
+// another interface is a map element changed; the base chains jump to
+// the ACL slots.
+func TestEngineSetACL(t *testing.T) {
+	e := NewEngine(nil)
+	tb := e.Table()
+	must(t, e.SetACL(*exampleACL()))
 	c1 := tb.Counts()
-	if c1.Chains != 7 || c1.Rules != 4+2+2+2 || c1.Sets != 5 || c1.Elements != 1+2+1+1 {
-		t.Errorf("counts %+v after the first install", c1)
+	if c1.Chains != 6 || c1.Rules != 1+2+1+2+2+2 || c1.Sets != 5 || c1.Elements != 1+2+1+1 {
+		t.Errorf("counts %+v after the first SetACL", c1)
+	}
+	for _, b := range BaseChains(e.filled) {
+		if b.Name != "prerouting" && !slices.ContainsFunc(b.Rules, func(r ChainRule) bool { return strings.HasPrefix(r.ID, "jump acl-") }) {
+			t.Errorf("base chain %s %v jumps to no ACL slot", b.Name, ruleIDs(b))
+		}
 	}
 	in := exampleACL()
 	in.Bindings[0].Interface = "host2"
 	in.Bindings[0].Ingress = in.Bindings[0].Ingress[:1]
 	in.Defined.IPv4[0].Prefixes = in.Defined.IPv4[0].Prefixes[:1]
-	second := CompileACL(in, ACLOptions{})
-	must(t, second.Install(tb, first))
-	if _, ok := tb.chains["acl-in-if-host1"]; ok {
-		t.Error("acl-in-if-host1 still desired")
-	}
-	if _, ok := tb.chains["acl-in-6-host1-in"]; ok {
-		t.Error("acl-in-6-host1-in still desired (no longer bound)")
+	must(t, e.SetACL(*in))
+	for _, gone := range []string{"acl-in-if-host1", "acl-in-6-host1-in"} {
+		if _, ok := tb.chains[gone]; ok {
+			t.Errorf("chain %s still desired", gone)
+		}
 	}
 	if st := tb.sets["acl-pfx6-mgmt"]; st != nil && st.wanted {
 		t.Error("acl-pfx6-mgmt still desired (no longer used)")
@@ -333,5 +338,14 @@ func TestACLInstall(t *testing.T) {
 	}
 	if got := len(tb.sets["acl-pfx4-mgmt"].want); got != 1 {
 		t.Errorf("acl-pfx4-mgmt has %d elements, want 1", got)
+	}
+	must(t, e.SetACL(ACLIntent{}))
+	if len(tb.chains) != 0 {
+		t.Errorf("chains %v still desired without ACLs", slices.Collect(maps.Keys(tb.chains)))
+	}
+	for name, st := range tb.sets {
+		if st.wanted {
+			t.Errorf("set %s still desired without ACLs", name)
+		}
 	}
 }

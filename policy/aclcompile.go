@@ -14,11 +14,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// ACLPriority is the default priority of the ACL base chains: before
-// the filter priority, where workload policy sits, because an interface
-// ACL is the outer filter.
-const ACLPriority nftables.ChainPriority = -10
-
 // Names of the ACL objects in the table. Chains of ACL sets and the
 // defined sets carry the OpenConfig names after a fixed prefix.
 const (
@@ -26,30 +21,28 @@ const (
 	aclMapOut = "acl-out" // oifname → likewise
 )
 
-// ACLOptions tune CompileACL.
-type ACLOptions struct {
-	// Priority of the base chains; nil is ACLPriority.
-	Priority *nftables.ChainPriority
-	// Failsafe, if not empty, is a chain every ACL base chain jumps to
-	// first: what it accepts, no ACL entry can drop.
-	Failsafe string
-}
-
 // ACLTable is an ACLIntent compiled to objects of the table.
 //
-// Shape: four base chains (ingress on the input and forward hooks,
-// egress on forward and output) each look the packet's interface up in
-// a verdict map (iifname for ingress, oifname for egress) whose element
-// jumps to the chain of the ACL set bound there, or to a small chain of
-// the interface that jumps to each of several bound sets in turn. So
-// binding or unbinding an interface changes a map element, never a
-// rule. An ACL set bound in a direction has one chain for it, one rule
-// per entry in sequence order, each with a counter; its rule ID names
-// the set, type, direction and sequence id (ParseACLRuleID), so counters
-// read back map to /acl/acl-sets/acl-set[name][type]/acl-entries/
-// acl-entry[sequence-id]. Defined sets an entry names become named
-// interval sets, filled with merged ranges (the kernel refuses
-// overlapping intervals).
+// Shape: the ACL slots of the layout (SlotACLInput, SlotACLForward,
+// SlotACLOutput) look the packet's interface up in a verdict map —
+// iifname in acl-in for ingress (input, forward), oifname in acl-out for
+// egress (forward, output) — whose element jumps to the chain of the ACL
+// set bound there, or to a small chain of the interface that jumps to
+// each of several bound sets in turn. So binding or unbinding an
+// interface changes a map element, never a rule. An ACL set bound in a
+// direction has one chain for it, one rule per entry in sequence order,
+// each with a counter; its rule ID names the set, type, direction and
+// sequence id (ParseACLRuleID), so counters read back map to
+// /acl/acl-sets/acl-set[name][type]/acl-entries/acl-entry[sequence-id].
+// Defined sets an entry names become named interval sets, filled with
+// merged ranges (the kernel refuses overlapping intervals).
+//
+// Verdicts: DROP and REJECT end the packet. ACCEPT ends the set (a
+// return), not the hook: an accept in a chain jumped to would end the
+// base chain and skip what comes after the ACLs in it (the egress ACL
+// of a forwarded packet, workload policy). So a packet passes an
+// interface's ACLs in a direction when no set bound there drops it, and
+// an ACL cannot open what workload policy closes.
 type ACLTable struct {
 	Chains []Chain
 	Sets   []ACLTableSet
@@ -63,16 +56,12 @@ type ACLTableSet struct {
 
 // CompileACL compiles in. It does not fail: in was validated by
 // switchd/config. An intent without ACL sets or bindings compiles to
-// nothing; any ACL makes all base chains and maps, so that bindings
+// nothing; any ACL makes all slot chains and maps, so that bindings
 // added later are map elements only.
-func CompileACL(in *ACLIntent, o ACLOptions) *ACLTable {
+func CompileACL(in *ACLIntent) *ACLTable {
 	out := &ACLTable{}
 	if len(in.Sets) == 0 && len(in.Bindings) == 0 {
 		return out
-	}
-	prio := o.Priority
-	if prio == nil {
-		prio = nftables.ChainPriorityRef(ACLPriority)
 	}
 	sets := map[ACLSetKey]*ACLSet{}
 	for i := range in.Sets {
@@ -83,24 +72,17 @@ func CompileACL(in *ACLIntent, o ACLOptions) *ACLTable {
 	for _, m := range []string{aclMapIn, aclMapOut} {
 		maps[m] = &ACLTableSet{Set: Set{Name: m, KeyType: nftables.TypeIFName, Verdict: true}}
 	}
-	accept := nftables.ChainPolicyAccept
-	base := func(name string, hook *nftables.ChainHook, m string, key expr.MetaKey) Chain {
-		ch := Chain{Name: name, Hook: hook, Priority: prio, Policy: &accept}
-		if o.Failsafe != "" {
-			ch.Rules = append(ch.Rules, ChainRule{ID: "failsafe", Exprs: []expr.Any{
-				&expr.Verdict{Kind: expr.VerdictJump, Chain: o.Failsafe}}})
-		}
-		ch.Rules = append(ch.Rules, ChainRule{ID: "vmap " + m, Exprs: []expr.Any{
+	vmap := func(m string, key expr.MetaKey) ChainRule {
+		return ChainRule{ID: "vmap " + m, Exprs: []expr.Any{
 			&expr.Meta{Key: key, Register: 1},
 			&expr.Lookup{SourceRegister: 1, SetName: m, IsDestRegSet: true, DestRegister: 0},
-		}})
-		return ch
+		}}
 	}
+	in4, out4 := vmap(aclMapIn, expr.MetaKeyIIFNAME), vmap(aclMapOut, expr.MetaKeyOIFNAME)
 	out.Chains = append(out.Chains,
-		base("acl-in-input", nftables.ChainHookInput, aclMapIn, expr.MetaKeyIIFNAME),
-		base("acl-in-forward", nftables.ChainHookForward, aclMapIn, expr.MetaKeyIIFNAME),
-		base("acl-out-forward", nftables.ChainHookForward, aclMapOut, expr.MetaKeyOIFNAME),
-		base("acl-out-output", nftables.ChainHookOutput, aclMapOut, expr.MetaKeyOIFNAME),
+		Chain{Name: SlotACLInput, Rules: []ChainRule{in4}},
+		Chain{Name: SlotACLForward, Rules: []ChainRule{in4, out4}},
+		Chain{Name: SlotACLOutput, Rules: []ChainRule{out4}},
 	)
 	for _, b := range in.Bindings {
 		for _, d := range []struct {
@@ -113,8 +95,7 @@ func CompileACL(in *ACLIntent, o ACLOptions) *ACLTable {
 			}
 			jump := c.setChain(d.dir, d.keys[0])
 			if len(d.keys) > 1 {
-				// Several sets: each in turn; an entry's verdict ends
-				// the walk, a set no entry of matches returns.
+				// Several sets: each in turn (an ACCEPT returns here).
 				ch := Chain{Name: "acl-" + d.dir + "-if-" + b.Interface}
 				for _, k := range d.keys {
 					to := c.setChain(d.dir, k)
@@ -128,8 +109,8 @@ func CompileACL(in *ACLIntent, o ACLOptions) *ACLTable {
 			ms.Elements = append(ms.Elements, Element{Key: IfName(b.Interface), Jump: jump})
 		}
 	}
+	slices.SortFunc(c.chains, func(a, b Chain) int { return strings.Compare(a.Name, b.Name) })
 	out.Chains = append(out.Chains, c.chains...)
-	slices.SortFunc(out.Chains[4:], func(a, b Chain) int { return strings.Compare(a.Name, b.Name) })
 	out.Sets = append(out.Sets, *maps[aclMapIn], *maps[aclMapOut])
 	out.Sets = append(out.Sets, c.definedSets(&in.Defined)...)
 	return out
@@ -377,7 +358,7 @@ func (c *aclCompiler) entryExprs(e *ACLEntry, dscp []uint8) []expr.Any {
 	}
 	switch e.Action {
 	case ACLAccept:
-		x = append(x, &expr.Verdict{Kind: expr.VerdictAccept})
+		x = append(x, &expr.Verdict{Kind: expr.VerdictReturn}) // see ACLTable
 	case ACLDrop:
 		x = append(x, &expr.Verdict{Kind: expr.VerdictDrop})
 	case ACLReject:
@@ -490,52 +471,14 @@ func aclPlusOne(b []byte) ([]byte, bool) {
 	return nil, false
 }
 
-// Install makes the desired state of t hold a: its sets with exactly
-// its elements and its chains; objects of prev (the ACLTable installed
-// before, or nil) that a lacks are deleted. Only Apply writes the kernel.
-func (a *ACLTable) Install(t *Table, prev *ACLTable) error {
-	old := map[string]*ACLTableSet{}
-	if prev != nil {
-		for i := range prev.Sets {
-			old[prev.Sets[i].Set.Name] = &prev.Sets[i]
-		}
+// SetACL replaces the OpenConfig ACLs: in compiled (CompileACL) into the
+// ACL slots, what the previous ACLs had and these lack deleted. Only
+// Apply writes the kernel.
+func (e *Engine) SetACL(in ACLIntent) error {
+	a := CompileACL(&in)
+	sets := make([]staticSet, len(a.Sets))
+	for i, s := range a.Sets {
+		sets[i] = staticSet{def: s.Set, elements: s.Elements}
 	}
-	for _, s := range a.Sets {
-		if err := t.SetSet(s.Set); err != nil {
-			return err
-		}
-		if o := old[s.Set.Name]; o != nil && o.Set == s.Set {
-			var gone []Element
-			for _, e := range o.Elements {
-				if !slices.ContainsFunc(s.Elements, func(n Element) bool { return bytes.Equal(n.Key, e.Key) && bytes.Equal(n.KeyEnd, e.KeyEnd) }) {
-					gone = append(gone, e)
-				}
-			}
-			if err := t.DeleteElements(s.Set.Name, gone...); err != nil {
-				return err
-			}
-		}
-		delete(old, s.Set.Name)
-		if err := t.AddElements(s.Set.Name, s.Elements...); err != nil {
-			return err
-		}
-	}
-	keep := map[string]bool{}
-	for _, c := range a.Chains {
-		keep[c.Name] = true
-		if err := t.SetChain(c); err != nil {
-			return err
-		}
-	}
-	if prev != nil {
-		for _, c := range prev.Chains {
-			if !keep[c.Name] {
-				t.DeleteChain(c.Name)
-			}
-		}
-	}
-	for name := range old {
-		t.DeleteSet(name)
-	}
-	return nil
+	return e.setSlot("acl", a.Chains, sets)
 }
