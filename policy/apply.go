@@ -118,7 +118,9 @@ func (t *Table) apply(ctx context.Context) error {
 		if err := t.conn.Flush(); err != nil {
 			return fmt.Errorf("apply table %s (%d messages): %w", t.name, p.messages, err)
 		}
-		t.kgen = 0 // someone else committed too: the next resync reads
+		// Ours is g0+1 unless someone else committed in between: then the
+		// view is not known to match any generation.
+		t.kgen = 0
 		if g1, err := t.genID(); err == nil && viewGen != 0 && g1 == g0+1 {
 			t.kgen = g1
 		}
@@ -129,7 +131,8 @@ func (t *Table) apply(ctx context.Context) error {
 	// Learn the handles of rules we inserted (the library drops the echo).
 	for name := range p.reread {
 		if err := t.readChainRules(name); err != nil {
-			t.resync = true
+			// The view lacks the new handles: only a full read mends it.
+			t.kgen, t.ev.full = 0, true
 			return fmt.Errorf("apply table %s: read back: %w", t.name, err)
 		}
 	}
