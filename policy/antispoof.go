@@ -42,11 +42,14 @@ const (
 	SetAntiSpoofSrc6   = "antispoof-src6"   // ifname . ipv6_addr
 )
 
-// Rule IDs of the anti-spoofing chain; the two drops carry counters
-// (Counters reports them under these IDs).
+// Rule IDs of the anti-spoofing chain that carry counters (Counters
+// reports them under these IDs): the two drops, and the IPv6 exceptions
+// (so the status can show how much NDP and DAD traffic they let by).
 const (
-	RuleSpoof4 = "spoof4"
-	RuleSpoof6 = "spoof6"
+	RuleSpoof4       = "spoof4"
+	RuleSpoof6       = "spoof6"
+	RuleLinkLocal6   = "link-local6"
+	RuleUnspecified6 = "unspecified6"
 )
 
 // antiSpoofSlot is the SlotAntiSpoof chain and the sets it looks up. It
@@ -73,21 +76,23 @@ func antiSpoofSlot() (Chain, []Set) {
 			ifaceSaddrNotIn(SetAntiSpoofSrc4, 12, 4),
 			[]expr.Any{&expr.Counter{}, drop},
 		)},
-		{ID: "link-local6", Exprs: joinExprs(
+		{ID: RuleLinkLocal6, Exprs: joinExprs(
 			guardNFProto(unix.NFPROTO_IPV6),
 			[]expr.Any{
 				&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 8, Len: 2},
 				&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 2, Mask: []byte{0xff, 0xc0}, Xor: []byte{0, 0}},
 				&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{0xfe, 0x80}},
+				&expr.Counter{},
 				ret,
 			},
 		)},
-		{ID: "unspecified6", Exprs: joinExprs(
+		{ID: RuleUnspecified6, Exprs: joinExprs(
 			guardNFProto(unix.NFPROTO_IPV6),
 			guardL4Proto(unix.IPPROTO_ICMPV6),
 			[]expr.Any{
 				&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 8, Len: 16},
 				&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: make([]byte, 16)},
+				&expr.Counter{},
 				ret,
 			},
 		)},

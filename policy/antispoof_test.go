@@ -58,8 +58,8 @@ func TestAntiSpoofElements(t *testing.T) {
 	}
 }
 
-// TestAntiSpoofSlot: the chain looks up only its own sets, drops with a
-// counter in the two spoof rules only, and lets the link-local and DAD
+// TestAntiSpoofSlot: the chain looks up only its own sets, drops (with a
+// counter) in the two spoof rules only, counts the exceptions, and lets the link-local and DAD
 // exceptions out before the IPv6 drop.
 func TestAntiSpoofSlot(t *testing.T) {
 	c, sets := antiSpoofSlot()
@@ -86,11 +86,11 @@ func TestAntiSpoofSlot(t *testing.T) {
 		}
 		v := r.Exprs[len(r.Exprs)-1].(*expr.Verdict)
 		drop := v.Kind == expr.VerdictDrop
-		if drop != (r.ID == RuleSpoof4 || r.ID == RuleSpoof6) || drop != counter {
+		if drop != (r.ID == RuleSpoof4 || r.ID == RuleSpoof6) || counter != (r.ID != "not-workload") {
 			t.Errorf("rule %s: verdict %v, counter %v", r.ID, v.Kind, counter)
 		}
 	}
-	want := []string{"not-workload", RuleSpoof4, "link-local6", "unspecified6", RuleSpoof6}
+	want := []string{"not-workload", RuleSpoof4, RuleLinkLocal6, RuleUnspecified6, RuleSpoof6}
 	if !slices.Equal(ids, want) {
 		t.Errorf("rules %v, want %v", ids, want)
 	}
