@@ -437,7 +437,7 @@ func TestPrivilegedDriftRepaired(t *testing.T) {
 func TestPrivilegedRestartAdopts(t *testing.T) {
 	n := ns.NewT(t, "pol-restart")
 	k := newKernel(t, n, DefaultName)
-	loadForeign(t, k)
+	other := loadForeign(t, k)
 	ctx := context.Background()
 	a := NewTable(n.Net())
 	demo(t, a)
@@ -496,6 +496,9 @@ func TestPrivilegedRestartAdopts(t *testing.T) {
 	out := k.nft("list", "chain", "inet", DefaultName, "wl-a")
 	if i, j := strings.Index(out, "dport 80"), strings.Index(out, "dport 5432"); i < 0 || j < 0 || i > j {
 		t.Errorf("wl-a out of order:\n%s", out)
+	}
+	if got := k.nft("-a", "list", "table", "inet", "other"); got != other {
+		t.Errorf("foreign table changed:\n%s\nwant\n%s", got, other)
 	}
 }
 
