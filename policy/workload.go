@@ -262,8 +262,8 @@ func (w *workload) join(e *wlEndpoint) error {
 		return nil
 	}
 	e.sels = e.sels[:0]
-	for _, s := range slices.Sorted(maps.Keys(w.sels)) {
-		if w.sels[s].sel.Matches(e.ep.Labels) {
+	for s, ss := range w.sels {
+		if ss.sel.Matches(e.ep.Labels) {
 			e.sels = append(e.sels, s)
 			if err := w.memberAddrs(s, e.ep.Addrs, +1); err != nil {
 				return fmt.Errorf("endpoint %s: %w", e.ep.ID, err)
@@ -280,16 +280,32 @@ func (w *workload) join(e *wlEndpoint) error {
 	if e.ep.Interface == "" {
 		return nil
 	}
-	w.ifOwner[e.ep.Interface] = e.ep.ID
-	for _, m := range []struct{ name, chain string }{{wlToMap, e.in}, {wlFromMap, e.out}} {
-		k := Element{Key: IfName(e.ep.Interface), Jump: m.chain}
-		if m.chain == "" {
-			err = w.tb.DeleteElements(m.name, k)
-		} else {
-			err = w.tb.AddElements(m.name, k)
+	if prev := w.eps[w.ifOwner[e.ep.Interface]]; prev != nil && prev != e {
+		// The interface moved to e: the previous holder's entries go.
+		if err := w.unmap(prev); err != nil {
+			return err
 		}
-		if err != nil {
-			return fmt.Errorf("endpoint %s: %w", e.ep.ID, err)
+	}
+	w.ifOwner[e.ep.Interface] = e.ep.ID
+	// Only keys that change are touched: a key marked in a map costs the
+	// next Apply a look at it.
+	for _, m := range []struct{ name, chain string }{{wlToMap, e.in}, {wlFromMap, e.out}} {
+		if m.chain != "" {
+			if err := w.tb.AddElements(m.name, Element{Key: IfName(e.ep.Interface), Jump: m.chain}); err != nil {
+				return fmt.Errorf("endpoint %s: %w", e.ep.ID, err)
+			}
+		}
+	}
+	return nil
+}
+
+// unmap deletes e's map entries.
+func (w *workload) unmap(e *wlEndpoint) error {
+	for _, m := range []struct{ name, chain string }{{wlToMap, e.in}, {wlFromMap, e.out}} {
+		if m.chain != "" {
+			if err := w.tb.DeleteElements(m.name, Element{Key: IfName(e.ep.Interface)}); err != nil {
+				return fmt.Errorf("endpoint %s: %w", e.ep.ID, err)
+			}
 		}
 	}
 	return nil
@@ -308,10 +324,8 @@ func (w *workload) leave(e *wlEndpoint) error {
 	e.sels = nil
 	if e.ep.Interface != "" && w.ifOwner[e.ep.Interface] == e.ep.ID {
 		delete(w.ifOwner, e.ep.Interface)
-		for _, m := range []string{wlToMap, wlFromMap} {
-			if err := w.tb.DeleteElements(m, Element{Key: IfName(e.ep.Interface)}); err != nil {
-				return fmt.Errorf("endpoint %s: %w", e.ep.ID, err)
-			}
+		if err := w.unmap(e); err != nil {
+			return err
 		}
 	}
 	w.release(e.in)

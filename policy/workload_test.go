@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"testing"
 	"time"
 
@@ -188,5 +189,100 @@ func TestPrivilegedWorkloadPolicyTraffic(t *testing.T) {
 	h.expect("policy deleted", true, true, true)
 	if h := k.handles(); len(h) != 0 {
 		t.Errorf("chains left with no policy: %v", h)
+	}
+}
+
+// fakeEndpoint i has a made-up interface (no packet comes through it) and
+// the addresses 10.70.i/16 and 2001:db8:70::i.
+func fakeEndpoint(i int, role string) Endpoint {
+	return Endpoint{ID: fmt.Sprintf("fk%d", i), Interface: fmt.Sprintf("fk%d", i),
+		Addrs: []netip.Addr{netip.AddrFrom4([4]byte{10, 70, byte(i >> 8), byte(i)}),
+			netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 0, 0x70, 14: byte(i >> 8), 15: byte(i)})},
+		Labels: map[string]string{"role": role}}
+}
+
+// TestPrivileged1000EndpointsChangeNoRule: adding 1,000 endpoints that
+// match the peer selector role == "web" of an applied policy leaves every
+// rule handle as it was and grows the selector's sets by 1,000 elements;
+// each is then reachable as its label says (a TCP connection to db:5432
+// from its address, which the "other" workload holds on lo); a label
+// change moves one endpoint from the selector's sets to db's profile
+// (elements only) and blocks it.
+func TestPrivileged1000EndpointsChangeNoRule(t *testing.T) {
+	h := newWLHost(t, "web", "db", "other")
+	h.listen("db", 5432)
+	ctx := context.Background()
+	var batch []byte
+	for i := range 1000 {
+		batch = fmt.Appendf(batch, "address add %v/32 dev lo\n", fakeEndpoint(i, "").Addrs[0])
+	}
+	f := t.TempDir() + "/addrs"
+	must(t, os.WriteFile(f, batch, 0o644))
+	for _, c := range [][]string{{"ip", "link", "set", "lo", "up"}, {"ip", "-batch", f}} {
+		if _, err := h.wls["other"].Run(ctx, c...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := h.host.Run(ctx, "ip", "route", "add", "10.70.0.0/16", "via", h.eps["other"].Addrs[0].String()); err != nil {
+		t.Fatal(err)
+	}
+
+	e := NewEngine(h.host.Net())
+	defer e.Close()
+	for _, n := range []string{"web", "db", "other"} {
+		must(t, e.UpsertEndpoint(h.eps[n]))
+	}
+	must(t, e.SetIntent(dbPolicy()))
+	must(t, e.Apply(ctx))
+	k := newKernel(t, h.host, DefaultName)
+	before, counts := k.handles(), e.Status().Counts
+	web4, web6 := selectorSetName(fam4, `role == "web"`), selectorSetName(fam6, `role == "web"`)
+	fake := func(i int) netip.Addr { return fakeEndpoint(i, "").Addrs[0] }
+	db := h.eps["db"].Addrs[0]
+	if h.connect("other", fake(0), db, 5432, 500*time.Millisecond) {
+		t.Fatal("fk0's address reaches db:5432 before fk0 is an endpoint with role web")
+	}
+
+	for i := range 1000 {
+		must(t, e.UpsertEndpoint(fakeEndpoint(i, "web")))
+	}
+	start := time.Now()
+	must(t, e.Apply(ctx))
+	t.Logf("1,000 endpoints in one Apply: %v, %d messages", time.Since(start), e.Table().Messages())
+	if h := k.handles(); !equalHandles(before, h) {
+		t.Errorf("adding 1,000 endpoints changed rules: %v -> %v", before, h)
+	}
+	if c := e.Status().Counts; c.Rules != counts.Rules || c.Chains != counts.Chains || c.Elements != counts.Elements+2000 {
+		t.Errorf("counts %+v -> %+v, want the same rules and chains, 2,000 more elements", counts, c)
+	}
+	if n4, n6 := len(k.elements(web4)), len(k.elements(web6)); n4 != 1001 || n6 != 1001 {
+		t.Errorf("web's sets: %d and %d elements, want 1,001 each", n4, n6)
+	}
+	for i := range 1000 {
+		if !h.connect("other", fake(i), db, 5432, time.Second) {
+			t.Fatalf("fk%d (role web) does not reach db:5432", i)
+		}
+	}
+
+	// fk0 becomes a db: out of web's sets, into db's profile.
+	must(t, e.UpsertEndpoint(fakeEndpoint(0, "db")))
+	must(t, e.Apply(ctx))
+	if e.Table().Messages() != 3 {
+		t.Errorf("a label change sent %d messages, want 3 (an element out of each web set, a wl-to element)", e.Table().Messages())
+	}
+	if h := k.handles(); !equalHandles(before, h) {
+		t.Errorf("a label change changed rules: %v -> %v", before, h)
+	}
+	if n4 := len(k.elements(web4)); n4 != 1000 {
+		t.Errorf("web's IPv4 set: %d elements after fk0 left, want 1,000", n4)
+	}
+	if to := k.elements(wlToMap); len(to) != 2 {
+		t.Errorf("wl-to: %d elements, want db and fk0", len(to))
+	}
+	if h.connect("other", fake(0), db, 5432, 500*time.Millisecond) {
+		t.Error("fk0 (now role db) still reaches db:5432")
+	}
+	if !h.connect("other", fake(1), db, 5432, time.Second) {
+		t.Error("fk1 (role web) no longer reaches db:5432")
 	}
 }

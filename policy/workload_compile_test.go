@@ -1,0 +1,103 @@
+package policy
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"testing"
+)
+
+func TestCIDRRangesSubtractExcepts(t *testing.T) {
+	pfx := func(ss ...string) (out []netip.Prefix) {
+		for _, s := range ss {
+			out = append(out, netip.MustParsePrefix(s))
+		}
+		return out
+	}
+	for _, c := range []struct {
+		f              family
+		cidrs, excepts []netip.Prefix
+		want           string
+	}{
+		{fam4, pfx("10.0.0.0/8"), pfx("10.1.0.0/16", "10.2.0.0/16"), "[10.0.0.0-10.0.255.255 10.3.0.0-10.255.255.255]"},
+		{fam4, pfx("10.0.0.0/24", "10.0.1.0/24", "2001:db8::/32"), nil, "[10.0.0.0-10.0.1.255]"},
+		{fam6, pfx("10.0.0.0/24", "2001:db8::/32"), pfx("2001:db8::/33"), "[2001:db8:8000::-2001:db8:ffff:ffff:ffff:ffff:ffff:ffff]"},
+		{fam4, pfx("10.0.0.0/24"), pfx("10.0.0.0/24"), "[]"},
+		{fam4, pfx("0.0.0.0/0"), pfx("0.0.0.0/1"), "[128.0.0.0-255.255.255.255]"},
+	} {
+		var got []string
+		for _, r := range cidrRanges(c.f, c.cidrs, c.excepts) {
+			got = append(got, r.first.String()+"-"+r.last.String())
+		}
+		if s := fmt.Sprint(got); s != c.want && !(c.want == "[]" && got == nil) {
+			t.Errorf("%v except %v (%v): %s, want %s", c.cidrs, c.excepts, c.f, s, c.want)
+		}
+	}
+}
+
+func TestPortElementsMerge(t *testing.T) {
+	got := portElements([]PortRange{{100, 200}, {80, 80}, {150, 160}, {81, 90}, {65535, 65535}, {65000, 65534}})
+	var s []string
+	for _, e := range got {
+		s = append(s, fmt.Sprintf("%x-%x", e.Key, e.KeyEnd))
+	}
+	if want := []string{"0050-005a", "0064-00c8", "fde8-ffff"}; !slices.Equal(s, want) {
+		t.Errorf("merged %v, want %v", s, want)
+	}
+}
+
+// TestWorkloadEndpointChangesAreElements checks the compiler without a
+// kernel: once a profile has a chain, endpoint adds, label changes and
+// deletes touch no chain, only selector-set and map elements; a new
+// combination of policies makes one chain, its last endpoint removes it.
+func TestWorkloadEndpointChangesAreElements(t *testing.T) {
+	tb := NewTable(nil)
+	w := newWorkload(tb)
+	must(t, w.setIntent(dbPolicy()))
+	must(t, w.upsert(fakeEndpoint(1, "db")))
+	must(t, w.upsert(fakeEndpoint(2, "web")))
+	if len(w.profiles) != 1 {
+		t.Fatalf("profiles %v, want db's", w.profiles)
+	}
+	web4 := selectorSetName(fam4, `role == "web"`)
+	clear(tb.dirtyChains)
+
+	must(t, w.upsert(fakeEndpoint(3, "db")))  // joins db's profile
+	must(t, w.upsert(fakeEndpoint(4, "web"))) // into web's sets
+	must(t, w.upsert(fakeEndpoint(2, "none")))
+	must(t, w.remove("fk4"))
+	if len(tb.dirtyChains) != 0 {
+		t.Errorf("endpoint changes touched chains %v", tb.dirtyChains)
+	}
+	if got := len(tb.sets[web4].want); got != 0 {
+		t.Errorf("web's set holds %d, want 0", got)
+	}
+	if got := len(tb.sets[wlToMap].want); got != 2 {
+		t.Errorf("wl-to holds %d, want fk1 and fk3", got)
+	}
+
+	// A second source fills the same set; an endpoint with the same
+	// address does not double it, and leaving keeps the other's.
+	addr := fakeEndpoint(5, "").Addrs[0]
+	must(t, w.setMembers("bgp", `role == "web"`, []netip.Addr{addr}))
+	must(t, w.upsert(fakeEndpoint(5, "web")))
+	must(t, w.remove("fk5"))
+	if _, ok := tb.sets[web4].want[string(addr.AsSlice())]; !ok || len(tb.sets[web4].want) != 1 {
+		t.Errorf("web's set %v, want the BGP member %v alone", tb.sets[web4].want, addr)
+	}
+
+	// Two policies selecting one endpoint: a new chain, gone with it.
+	in := dbPolicy()
+	p2 := in.Policies[0]
+	p2.Name, p2.Selector = "tier", MustParseSelector(`tier == "back"`)
+	in.Policies = append(in.Policies, p2)
+	must(t, w.setIntent(in))
+	clear(tb.dirtyChains)
+	ep := fakeEndpoint(6, "db")
+	ep.Labels["tier"] = "back"
+	must(t, w.upsert(ep))
+	must(t, w.remove(ep.ID))
+	if len(tb.dirtyChains) != 1 || len(w.profiles) != 1 {
+		t.Errorf("a new combination: dirty chains %v, profiles %d; want one chain made and removed, db's left", tb.dirtyChains, len(w.profiles))
+	}
+}
