@@ -51,9 +51,9 @@ type ACLSetKey struct {
 func (k ACLSetKey) String() string { return k.Name + "/" + k.Type.String() }
 
 // ACLSet is one ACL set. A packet is matched against its entries in
-// sequence order; the first entry that matches decides. A packet no entry
-// matches passes on (to the next set bound in the same direction, then
-// out of the ACLs): a set that denies by default ends with a DROP entry.
+// sequence order; the first entry that matches decides: DROP and REJECT
+// end the packet, ACCEPT ends the set. A packet no entry matches passes
+// the set too: a set that denies by default ends with a DROP entry.
 type ACLSet struct {
 	Name    string
 	Type    ACLType
@@ -176,8 +176,8 @@ type PortSet struct {
 
 // ACLBinding is the ACL sets bound to one interface. Sets bound in a
 // direction are applied in the order given (OpenConfig gives none;
-// switchd/config sorts them by name, then type): the first entry that
-// matches in any of them decides.
+// switchd/config sorts them by name, then type); a packet passes when
+// none of them drops it.
 type ACLBinding struct {
 	// Interface is the kernel's name of the interface.
 	Interface       string

@@ -58,6 +58,33 @@ var badConfigs = []struct {
 		doc["switchd:switchd"] = map[string]any{"workload-policy": map[string]any{"policies": map[string]any{"policy": []any{
 			map[string]any{"name": "db", "config": map[string]any{"name": "db", "selector": "role == db"}}}}}}
 	}, "/switchd/workload-policy/policies/policy[name=db]/config/selector"},
+	{"ACL entry with a port but no protocol", withACLEntry(map[string]any{
+		"transport": map[string]any{"config": map[string]any{"destination-port": 22}}}),
+		aclEntryPath + "/transport/config/destination-port"},
+	{"IPv6 prefix in an ACL_IPV4 set", withACLEntry(map[string]any{
+		"ipv6": map[string]any{"config": map[string]any{"source-address": "fd00::/8"}}}),
+		aclEntryPath + "/ipv6"},
+	{"unknown defined set", withACLEntry(map[string]any{
+		"ipv4": map[string]any{"config": map[string]any{"source-address-prefix-set": "nowhere"}}}),
+		aclEntryPath + "/ipv4/config/source-address-prefix-set"},
+}
+
+const aclEntryPath = "/acl/acl-sets/acl-set[name=in][type=ACL_IPV4]/acl-entries/acl-entry[sequence-id=10]"
+
+// withACLEntry adds an ACL_IPV4 set "in" whose entry 10 (DROP) has the
+// given match containers.
+func withACLEntry(match map[string]any) func(doc map[string]any) {
+	return func(doc map[string]any) {
+		e := map[string]any{"sequence-id": 10, "config": map[string]any{"sequence-id": 10},
+			"actions": map[string]any{"config": map[string]any{"forwarding-action": "openconfig-acl:DROP"}}}
+		for k, v := range match {
+			e[k] = v
+		}
+		doc["openconfig-acl:acl"] = map[string]any{"acl-sets": map[string]any{"acl-set": []any{map[string]any{
+			"name": "in", "type": "openconfig-acl:ACL_IPV4",
+			"config":      map[string]any{"name": "in", "type": "openconfig-acl:ACL_IPV4"},
+			"acl-entries": map[string]any{"acl-entry": []any{e}}}}}}
+	}
 }
 
 // inBGP applies break_ to the BGP tree of the document.
