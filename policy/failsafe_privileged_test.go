@@ -47,23 +47,26 @@ func dialTCP(n *ns.NS, src, dst string, port uint16) error {
 	})
 }
 
-// denyAll is an ACL slot chain that drops everything through iface (in
-// or out), counting it: the policy a user could write to cut the host off.
+// denyAll is a slot chain that drops everything through iface (in or
+// out; "": any), counting it: the policy a user could write to cut the
+// host off.
 func denyAll(slot string, in bool, iface string) Chain {
-	k := expr.MetaKeyOIFNAME
-	if in {
-		k = expr.MetaKeyIIFNAME
+	var match []expr.Any
+	if iface != "" {
+		k := expr.MetaKeyOIFNAME
+		if in {
+			k = expr.MetaKeyIIFNAME
+		}
+		match = []expr.Any{&expr.Meta{Key: k, Register: 1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: IfName(iface)}}
 	}
-	return Chain{Name: slot, Rules: []ChainRule{{ID: "deny-all", Exprs: []expr.Any{
-		&expr.Meta{Key: k, Register: 1},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: IfName(iface)},
-		&expr.Counter{},
-		&expr.Verdict{Kind: expr.VerdictDrop},
-	}}}}
+	return Chain{Name: slot, Rules: []ChainRule{{ID: "deny-all",
+		Exprs: append(match, &expr.Counter{}, &expr.Verdict{Kind: expr.VerdictDrop})}}}
 }
 
 // TestPrivilegedFailsafe: a host namespace with a deny-all ACL bound in
-// and out on the interface facing its peer keeps BGP with its configured
+// and out on the interface facing its peer, then with a deny-all workload
+// policy, keeps BGP with its configured
 // neighbors (either side connecting, IPv4 and IPv6), SSH, the gNMI port,
 // an extra port and ping; TCP to another port, and BGP from or to an
 // address that is no neighbor, are dropped by the deny-all. A neighbor
@@ -143,29 +146,48 @@ func TestPrivilegedFailsafe(t *testing.T) {
 		must(t, tb.SetSet(s))
 		must(t, tb.AddElements(s.Name, elems[s.Name]...))
 	}
-	chains = append(chains, denyAll(SlotACLInput, true, "peer0"), denyAll(SlotACLOutput, false, "peer0"))
 	filled := map[string]bool{}
 	for _, c := range chains {
 		must(t, tb.SetChain(c))
 		filled[c.Name] = true
 	}
-	for _, c := range BaseChains(func(s string) bool { return filled[s] }) {
-		must(t, tb.SetChain(c))
-	}
+	// deny installs a deny-all (and deletes the one before), with the base
+	// chains to match, and checks every connection under it.
 	ctx := context.Background()
-	must(t, tb.Apply(ctx))
-	// Neighbor entries from the first round would spare NDP the table.
-	mustRun(t, host, "ip", "neigh", "flush", "dev", "peer0")
-	mustRun(t, peer, "ip", "neigh", "flush", "dev", "eth0")
-
-	denied := counter(t, tb, SlotACLInput, "deny-all")
-	check("under deny-all", true)
-	if got := counter(t, tb, SlotACLInput, "deny-all"); got <= denied {
-		t.Errorf("deny-all counter %d -> %d: the refused connections did not reach it", denied, got)
+	deny := func(when string, add []Chain, del ...string) {
+		t.Helper()
+		for _, name := range del {
+			tb.DeleteChain(name)
+			delete(filled, name)
+		}
+		for _, c := range add {
+			must(t, tb.SetChain(c))
+			filled[c.Name] = true
+		}
+		for _, name := range []string{"prerouting", "input", "forward", "output"} {
+			tb.DeleteChain(name)
+		}
+		for _, c := range BaseChains(func(s string) bool { return filled[s] }) {
+			must(t, tb.SetChain(c))
+		}
+		must(t, tb.Apply(ctx))
+		// Neighbor entries from before would spare NDP the table.
+		mustRun(t, host, "ip", "neigh", "flush", "dev", "peer0")
+		mustRun(t, peer, "ip", "neigh", "flush", "dev", "eth0")
+		denied := counter(t, tb, add[0].Name, "deny-all")
+		check(when, true)
+		if got := counter(t, tb, add[0].Name, "deny-all"); got <= denied {
+			t.Errorf("%s: deny-all counter %d -> %d: the refused connections did not reach it", when, denied, got)
+		}
 	}
+	deny("under a deny-all ACL on the peer's interface",
+		[]Chain{denyAll(SlotACLInput, true, "peer0"), denyAll(SlotACLOutput, false, "peer0")})
 	if got := counter(t, tb, SlotFailsafeIn, "bgp4-local"); got == 0 {
 		t.Error("failsafe bgp4-local counted nothing")
 	}
+	// Workload policy has an input slot only (traffic from workloads to
+	// the host); denying all of it must spare the failsafe services too.
+	deny("under a deny-all workload policy", []Chain{denyAll(SlotWorkloadInput, true, "")}, SlotACLInput, SlotACLOutput)
 
 	// The neighbor moves from .2 to .3: elements only.
 	k := newKernel(t, host, DefaultName)
