@@ -23,7 +23,8 @@ import (
 //   - BGP, tcp/179 either port, with the configured neighbors only
 //     (SetBGPPeers4/6). Stateless, so a session survives whatever
 //     conntrack thinks of it (a session picked up mid-stream after a
-//     restart has its directions guessed);
+//     restart has its directions guessed); the price is that a neighbor,
+//     trusted that far, reaches any host port from its source port 179;
 //   - SSH tcp/22, the gNMI port and the extra TCP ports (SetFailsafeTCP),
 //     BFD udp/3784 (single hop), 3785 (echo), 4784 (multihop) and the
 //     extra UDP ports (SetFailsafeUDP), from and to any address. BFD is
