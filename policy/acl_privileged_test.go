@@ -116,3 +116,75 @@ func TestPrivilegedACLDropsAndAccepts(t *testing.T) {
 		}
 	}
 }
+
+// TestPrivilegedACLMatchesLoad applies entries with every kind of match
+// (DSCP lists, hop limit, port ranges, TCP flags, REJECT, both
+// directions) and checks the kernel takes them as nft shows them; a
+// REJECT entry answers a real connection with a reset, an egress ACL
+// drops what leaves by the interface.
+func TestPrivilegedACLMatchesLoad(t *testing.T) {
+	leaf := ns.NewT(t, "acl-all")
+	host := ns.NewT(t, "acl-all-h")
+	must(t, ns.Veth(leaf, "host1", host, "eth0"))
+	must(t, leaf.AddAddr("host1", netip.MustParsePrefix("10.1.0.1/16")))
+	must(t, host.AddAddr("eth0", netip.MustParsePrefix("10.1.0.2/16")))
+	var ln net.Listener
+	must(t, host.Do(func() (err error) { ln, err = net.Listen("tcp", ":2222"); return err }))
+	t.Cleanup(func() { ln.Close() })
+
+	hop := uint8(64)
+	in := ACLIntent{
+		Sets: []ACLSet{{Name: "all", Type: ACLMixed, Entries: []ACLEntry{
+			{Seq: 5, Family: ACLIPv6, DSCP: []uint8{10, 46}, HopLimit: &hop, Action: ACLAccept, Log: true},
+			{Seq: 6, Family: ACLIPv4, Protocol: ProtoTCP, SrcPorts: PortMatch{Ranges: []PortRange{{1024, 65535}}},
+				DstPorts: PortMatch{Ranges: []PortRange{{23, 23}}}, TCPFlags: &TCPFlagMatch{Mask: TCPSyn | TCPAck, Value: TCPSyn}, Action: ACLReject},
+			{Seq: 7, Family: ACLIPv4, Protocol: ProtoUDP, TCPFlags: nil, DSCP: []uint8{8}, Action: ACLReject},
+			{Seq: 8, Family: ACLIPv4, Protocol: ProtoTCP, TCPFlags: &TCPFlagMatch{Mask: TCPAck | TCPRst, Any: true}, Action: ACLAccept},
+		}}, {Name: "out", Type: ACLIPv4, Entries: []ACLEntry{
+			{Seq: 1, Family: ACLIPv4, Protocol: ProtoTCP, DstPorts: PortMatch{Ranges: []PortRange{{2222, 2222}}}, Action: ACLDrop},
+		}}},
+		Bindings: []ACLBinding{{Interface: "host1", Ingress: []ACLSetKey{{"all", ACLMixed}}, Egress: []ACLSetKey{{"out", ACLIPv4}}}},
+	}
+	e := NewEngine(leaf.Net())
+	t.Cleanup(func() { e.Table().Close() })
+	must(t, e.SetACL(in))
+	ctx := context.Background()
+	must(t, e.Apply(ctx))
+	listing, err := leaf.Run(ctx, "nft", "list", "table", "inet", DefaultName)
+	must(t, err)
+	for _, want := range []string{"ip6 dscp af11", "ip6 dscp ef", "ip6 hoplimit 64", "tcp sport 1024-65535",
+		"tcp flags syn / syn,ack", "tcp flags rst,ack", "ip dscp cs1", "reject with tcp reset", "reject", "log prefix", "oifname vmap @acl-out"} {
+		if !strings.Contains(listing, want) {
+			t.Errorf("nft list lacks %q:\n%s", want, listing)
+		}
+	}
+
+	// REJECT: the SYN to port 23 (from a port >= 1024) is answered with a
+	// reset, so the connection is refused at once.
+	var ln23 net.Listener
+	must(t, leaf.Do(func() (err error) { ln23, err = net.Listen("tcp", ":23"); return err }))
+	t.Cleanup(func() { ln23.Close() })
+	err = host.Do(func() error {
+		c, err := net.DialTimeout("tcp", "10.1.0.1:23", 2*time.Second)
+		if err == nil {
+			c.Close()
+		}
+		return err
+	})
+	if err == nil || !strings.Contains(err.Error(), "connection refused") {
+		t.Errorf("connect to the REJECT entry's port: %v, want connection refused", err)
+	}
+	// Egress: the leaf's SYN to the host's port 2222 leaves by host1 and
+	// is dropped there.
+	err = leaf.Do(func() error {
+		c, err := net.DialTimeout("tcp", "10.1.0.2:2222", 400*time.Millisecond)
+		if err == nil {
+			c.Close()
+		}
+		return err
+	})
+	var ne net.Error
+	if !errors.As(err, &ne) || !ne.Timeout() {
+		t.Errorf("connect out by host1 to tcp/2222: %v, want a timeout (the egress ACL drops it)", err)
+	}
+}
