@@ -173,7 +173,7 @@ func TestCompileACLEntryExprs(t *testing.T) {
 		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{0, 22}},
 		&expr.Counter{},
-		&expr.Log{Key: 1 << unix.NFTA_LOG_PREFIX, Data: []byte("switchd acl seq 20 DROP: ")},
+		&expr.Log{Key: 1 << unix.NFTA_LOG_PREFIX, Data: []byte("switchd acl host1-in ACL_IPV4 20 DROP: ")},
 		&expr.Verdict{Kind: expr.VerdictDrop},
 	}
 	if !slices.Equal(dump(got), dump(want)) {
@@ -253,6 +253,14 @@ func TestCompileACLMatches(t *testing.T) {
 	}
 	if a := CompileACL(&ACLIntent{}); len(a.Chains)+len(a.Sets) != 0 {
 		t.Errorf("no ACL compiled to %v chains, %d sets", chainNames(a.Chains), len(a.Sets))
+	}
+}
+
+func TestACLLogPrefix(t *testing.T) {
+	long := ACLSetKey{strings.Repeat("x", 200), ACLMixed}
+	got := aclLogPrefix(long, &ACLEntry{Seq: 4294967295, Action: ACLReject})
+	if len(got) != 127 || !strings.HasSuffix(got, "x ACL_MIXED 4294967295 REJECT: ") {
+		t.Errorf("log prefix %q (%d bytes), want 127 bytes ending in the entry", got, len(got))
 	}
 }
 

@@ -256,14 +256,14 @@ func ACLCounters(rcs []RuleCounter) []ACLEntryCounter {
 func (c *aclCompiler) entryRules(dir string, k ACLSetKey, e *ACLEntry) []ChainRule {
 	id := ACLRuleID{Set: k, Seq: e.Seq, Ingress: dir == "in"}
 	if len(e.DSCP) <= 1 {
-		return []ChainRule{{ID: id.String(), Exprs: c.entryExprs(e, e.DSCP)}}
+		return []ChainRule{{ID: id.String(), Exprs: c.entryExprs(k, e, e.DSCP)}}
 	}
 	var out []ChainRule
 	for _, d := range e.DSCP {
 		// The DSCP goes after the sequence id, where ParseACLRuleID
 		// ignores it: the name, last, may hold spaces.
 		rid := fmt.Sprintf("acl %s %s %d/dscp%d %s", dir, k.Type, e.Seq, d, k.Name)
-		out = append(out, ChainRule{ID: rid, Exprs: c.entryExprs(e, []uint8{d})})
+		out = append(out, ChainRule{ID: rid, Exprs: c.entryExprs(k, e, []uint8{d})})
 	}
 	return out
 }
@@ -276,7 +276,7 @@ const (
 	aclReg                                           uint32 = 1
 )
 
-func (c *aclCompiler) entryExprs(e *ACLEntry, dscp []uint8) []expr.Any {
+func (c *aclCompiler) entryExprs(k ACLSetKey, e *ACLEntry, dscp []uint8) []expr.Any {
 	var x []expr.Any
 	v6 := e.Family == ACLIPv6
 	switch e.Family {
@@ -354,7 +354,7 @@ func (c *aclCompiler) entryExprs(e *ACLEntry, dscp []uint8) []expr.Any {
 	}
 	x = append(x, &expr.Counter{})
 	if e.Log {
-		x = append(x, &expr.Log{Key: 1 << unix.NFTA_LOG_PREFIX, Data: []byte(aclLogPrefix(e))})
+		x = append(x, &expr.Log{Key: 1 << unix.NFTA_LOG_PREFIX, Data: []byte(aclLogPrefix(k, e))})
 	}
 	switch e.Action {
 	case ACLAccept:
@@ -371,11 +371,16 @@ func (c *aclCompiler) entryExprs(e *ACLEntry, dscp []uint8) []expr.Any {
 	return x
 }
 
-// aclLogPrefix starts the kernel log line of a logged entry; the kernel
-// takes at most 127 bytes.
-func aclLogPrefix(e *ACLEntry) string {
-	s := fmt.Sprintf("switchd acl seq %d %s: ", e.Seq, e.Action)
-	return s[:min(len(s), 127)]
+// aclLogPrefix starts the kernel log line of a logged entry, naming it
+// as OpenConfig does. The kernel takes at most 127 bytes: a long set
+// name is cut, the entry and action stay.
+func aclLogPrefix(k ACLSetKey, e *ACLEntry) string {
+	tail := fmt.Sprintf(" %s %d %s: ", k.Type, e.Seq, e.Action)
+	name := k.Name
+	if n := 127 - len("switchd acl ") - len(tail); len(name) > n {
+		name = name[:n]
+	}
+	return "switchd acl " + name + tail
 }
 
 func aclMetaEq(k expr.MetaKey, v []byte) []expr.Any {

@@ -69,6 +69,9 @@ func (t *translator) aclSet(s *oc.Acl_AclSet, k oc.Acl_AclSet_Key, p path, defin
 		t.add(p.child("config").child("type"), fmt.Sprintf("%s sets are not supported by switchd (ACL_IPV4, ACL_IPV6 and ACL_MIXED are)", enumName(k.Type)))
 		return policy.ACLSet{}, false
 	}
+	if !t.nftName(k.Name, p) {
+		return policy.ACLSet{}, false
+	}
 	set := policy.ACLSet{Name: k.Name, Type: typ}
 	seqs := make([]uint32, 0, len(s.AclEntry))
 	for seq := range s.AclEntry {
@@ -399,6 +402,19 @@ func portRange(v any) (r policy.PortRange, ok bool, err error) {
 	return r, false, fmt.Errorf("invalid port %v", v)
 }
 
+// maxNameLen bounds the names of ACL sets and defined sets: switchd
+// names nftables chains and sets after them, and the kernel takes 255
+// bytes with switchd's prefix.
+const maxNameLen = 200
+
+func (t *translator) nftName(name string, p path) bool {
+	if len(name) > maxNameLen {
+		t.add(p.child("config").child("name"), fmt.Sprintf("name longer than %d bytes (switchd names nftables objects after it)", maxNameLen))
+		return false
+	}
+	return true
+}
+
 // definedSets is /defined-sets translated, with the names for lookups.
 type definedSets struct {
 	out           policy.DefinedSets
@@ -412,6 +428,9 @@ func (t *translator) definedSets(ds *oc.DefinedSets) *definedSets {
 	}
 	for _, name := range sortedKeys(ds.Ipv4PrefixSet) {
 		p := dsPath.child("ipv4-prefix-sets").entry("ipv4-prefix-set", []kv{{"name", name}})
+		if !t.nftName(name, p) {
+			continue
+		}
 		if s, ok := t.prefixList(name, ds.Ipv4PrefixSet[name].Prefix, policy.ACLIPv4, p); ok {
 			d.out.IPv4 = append(d.out.IPv4, s)
 			d.v4[name] = true
@@ -419,13 +438,20 @@ func (t *translator) definedSets(ds *oc.DefinedSets) *definedSets {
 	}
 	for _, name := range sortedKeys(ds.Ipv6PrefixSet) {
 		p := dsPath.child("ipv6-prefix-sets").entry("ipv6-prefix-set", []kv{{"name", name}})
+		if !t.nftName(name, p) {
+			continue
+		}
 		if s, ok := t.prefixList(name, ds.Ipv6PrefixSet[name].Prefix, policy.ACLIPv6, p); ok {
 			d.out.IPv6 = append(d.out.IPv6, s)
 			d.v6[name] = true
 		}
 	}
 	for _, name := range sortedKeys(ds.PortSet) {
-		p := dsPath.child("port-sets").entry("port-set", []kv{{"name", name}}).child("config").child("port")
+		sp := dsPath.child("port-sets").entry("port-set", []kv{{"name", name}})
+		if !t.nftName(name, sp) {
+			continue
+		}
+		p := sp.child("config").child("port")
 		s := policy.PortSet{Name: name}
 		good := true
 		for _, v := range ds.PortSet[name].Port {

@@ -337,6 +337,13 @@ func TestACLRejects(t *testing.T) {
 		path:   "/acl/interfaces/interface[id=Ethernet1/1]/config/id",
 		reason: `interface id "Ethernet1/1": contains '/'`,
 	}, {
+		name: "ACL set name too long for nftables",
+		break_: func(t *testing.T, m map[string]any) {
+			addACLSet(t, m, strings.Repeat("n", 201), "ACL_IPV4")
+		},
+		path:   "/acl/acl-sets/acl-set[name=" + strings.Repeat("n", 201) + "][type=ACL_IPV4]/config/name",
+		reason: "name longer than 200 bytes",
+	}, {
 		name: "exclude-prefix",
 		break_: func(t *testing.T, m map[string]any) {
 			cfg(m, "openconfig-defined-sets:defined-sets", "ipv4-prefix-sets", "ipv4-prefix-set", 0)["exclude-prefix"] = []any{"192.0.2.1/32"}
