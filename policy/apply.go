@@ -283,11 +283,14 @@ func (t *Table) plan() *plan {
 			p.reread[name] = true
 		}
 	}
+	// Chains no longer wanted are all flushed before any is deleted (one
+	// may jump to another: a base chain to its slot chain), and sets no
+	// longer wanted go in between, when no rule refers to them but before
+	// the chains their verdict-map elements jump to; the kernel refuses
+	// (EBUSY) to delete a chain something still refers to.
 	for _, name := range drop {
-		nc := &nftables.Chain{Name: name, Table: tbl}
-		c.FlushChain(nc)
-		c.DelChain(nc)
-		p.messages += 2
+		c.FlushChain(&nftables.Chain{Name: name, Table: tbl})
+		p.messages++
 	}
 	for _, name := range slices.Sorted(maps.Keys(t.sets)) {
 		st := t.sets[name]
@@ -295,6 +298,10 @@ func (t *Table) plan() *plan {
 			c.DelSet(&nftables.Set{Table: tbl, Name: name})
 			p.messages++
 		}
+	}
+	for _, name := range drop {
+		c.DelChain(&nftables.Chain{Name: name, Table: tbl})
+		p.messages++
 	}
 	return p
 }

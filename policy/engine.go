@@ -34,6 +34,9 @@ type Engine struct {
 	// bases are the base chains last given to the Table, by name, each as
 	// its jump IDs: they are rewritten only when a slot fills or empties.
 	bases map[string][]string
+
+	failsafe  *FailsafeConfig // the last SetFailsafe's, for the status
+	antiSpoof bool
 }
 
 // slotObjects are one concern's chains and sets with their elements.
@@ -63,6 +66,14 @@ func (e *Engine) SetIntent(in Intent) error {
 // UpsertEndpoint adds an endpoint or replaces the one with its ID (a label
 // or address change).
 func (e *Engine) UpsertEndpoint(ep Endpoint) error {
+	if old := e.wl.eps[ep.ID]; old != nil {
+		if err := e.spoofElements(old.ep, false); err != nil {
+			return fmt.Errorf("upsert endpoint %s: %w", ep.ID, err)
+		}
+	}
+	if err := e.spoofElements(ep, true); err != nil {
+		return fmt.Errorf("upsert endpoint %s: %w", ep.ID, err)
+	}
 	if err := e.wl.upsert(ep); err != nil {
 		return fmt.Errorf("upsert endpoint %s: %w", ep.ID, err)
 	}
@@ -71,6 +82,11 @@ func (e *Engine) UpsertEndpoint(ep Endpoint) error {
 
 // DeleteEndpoint removes endpoint id; an unknown id is no error.
 func (e *Engine) DeleteEndpoint(id string) error {
+	if old := e.wl.eps[id]; old != nil {
+		if err := e.spoofElements(old.ep, false); err != nil {
+			return fmt.Errorf("delete endpoint %s: %w", id, err)
+		}
+	}
 	if err := e.wl.remove(id); err != nil {
 		return fmt.Errorf("delete endpoint %s: %w", id, err)
 	}
@@ -89,21 +105,12 @@ func (e *Engine) SetMembers(source string, selector Selector, addrs []netip.Addr
 	return nil
 }
 
-// Plug-in points for the other concerns. Each builder (failsafe and
+// Plug-in point for the other concerns: each builder (failsafe and
 // anti-spoofing: policy/failsafe*.go, policy/antispoof*.go; ACLs:
 // policy/acl*.go) compiles its intent into chains named after its slots
 // (SlotFailsafeIn, SlotAntiSpoof, SlotACLForward, ...) plus the chains and
-// sets those jump to, and its Set method here hands them to setSlot:
-//
-//	func (e *Engine) SetFailsafe(f Failsafe, ...) error {
-//		return e.setSlot("failsafe", <P4's builder>(f, ...))
-//	}
-//	func (e *Engine) SetACL(in ACLIntent) error {
-//		return e.setSlot("acl", <P3's compiler>(&in))
-//	}
-//
-// TODO(issue 9): wire SetFailsafe, SetAntiSpoof and SetACL when those
-// builders land.
+// sets those jump to, and its Set method hands them to setSlot
+// (engine_slots.go, aclcompile.go).
 
 // setSlot replaces owner's objects with chains and sets: what it no
 // longer has is deleted, the rest is desired state the Table diffs.
@@ -205,6 +212,9 @@ type Status struct {
 	Profiles  int // profile chains of workload policy
 	Endpoints int
 	LastError error
+	// FailsafeKept says which failsafe services a workload policy would
+	// have cut: the policy is applied, but these stay reachable.
+	FailsafeKept []string
 }
 
 // Status reports the engine's state, from memory.
@@ -215,6 +225,8 @@ func (e *Engine) Status() Status {
 		Profiles:  len(e.wl.profiles),
 		Endpoints: len(e.wl.eps),
 		LastError: e.tb.LastError(),
+
+		FailsafeKept: e.failsafeKept(),
 	}
 }
 

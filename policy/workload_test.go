@@ -68,12 +68,18 @@ func newWLHost(t *testing.T, names ...string) *wlHost {
 // listen accepts (and closes) TCP connections on port of workload name,
 // both families, until the test ends.
 func (h *wlHost) listen(name string, port int) {
-	must(h.t, h.wls[name].Do(func() error {
-		l, err := net.Listen("tcp", fmt.Sprintf(":%d", port))
+	serveTCP(h.t, h.wls[name], fmt.Sprintf(":%d", port))
+}
+
+// serveTCP accepts (and closes) TCP connections on addr inside n until
+// the test ends.
+func serveTCP(t *testing.T, n *ns.NS, addr string) {
+	must(t, n.Do(func() error {
+		l, err := net.Listen("tcp", addr)
 		if err != nil {
 			return err
 		}
-		h.t.Cleanup(func() { l.Close() })
+		t.Cleanup(func() { l.Close() })
 		go func() {
 			for {
 				c, err := l.Accept()
