@@ -101,3 +101,31 @@ func TestWorkloadEndpointChangesAreElements(t *testing.T) {
 		t.Errorf("a new combination: dirty chains %v, profiles %d; want one chain made and removed, db's left", tb.dirtyChains, len(w.profiles))
 	}
 }
+
+// TestWorkloadDefaultDeny: with Default Deny, an endpoint no policy
+// selects jumps to wl-deny both ways; one a policy selects for ingress
+// only jumps to its profile for ingress and to wl-deny for egress.
+func TestWorkloadDefaultDeny(t *testing.T) {
+	tb := NewTable(nil)
+	w := newWorkload(tb)
+	in := dbPolicy()
+	in.Default = Deny
+	must(t, w.setIntent(in))
+	must(t, w.upsert(fakeEndpoint(1, "web")))
+	must(t, w.upsert(fakeEndpoint(2, "db")))
+	if e := w.eps["fk1"]; e.in != wlDenyChain || e.out != wlDenyChain {
+		t.Errorf("fk1 (unselected) jumps to %q/%q, want %s both ways", e.in, e.out, wlDenyChain)
+	}
+	if e := w.eps["fk2"]; e.in == wlDenyChain || e.in == "" || e.out != wlDenyChain {
+		t.Errorf("fk2 (db) jumps to %q/%q, want its profile / %s", e.in, e.out, wlDenyChain)
+	}
+	if tb.chains[wlDenyChain] == nil || len(tb.sets[wlFromMap].want) != 2 {
+		t.Errorf("wl-deny %v, wl-from %d elements; want the chain and 2", tb.chains[wlDenyChain], len(tb.sets[wlFromMap].want))
+	}
+	// Back to Default Allow: the chain goes, and so do the map entries.
+	must(t, w.setIntent(dbPolicy()))
+	if tb.chains[wlDenyChain] != nil || len(tb.sets[wlFromMap].want) != 0 || len(tb.sets[wlToMap].want) != 1 {
+		t.Errorf("after Default Allow: wl-deny %v, wl-from %d, wl-to %d elements; want none, 0, 1",
+			tb.chains[wlDenyChain] != nil, len(tb.sets[wlFromMap].want), len(tb.sets[wlToMap].want))
+	}
+}

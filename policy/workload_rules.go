@@ -289,6 +289,9 @@ func (rc *ruleCompiler) compile(out []ChainRule, p *Policy, dir string, r *Rule)
 			es = append(es, &expr.Verdict{Kind: expr.VerdictDrop})
 		case Log:
 			prefix := fmt.Sprintf("swd %s/%s/%d: ", p.Name, dir, r.Seq)
+			if len(prefix) > 127 { // the kernel's limit (NF_LOG_PREFIXLEN, with its NUL)
+				prefix = prefix[:127]
+			}
 			es = append(es, &expr.Log{Key: 1 << unix.NFTA_LOG_PREFIX, Data: []byte(prefix)})
 		}
 		out = append(out, ChainRule{ID: fmt.Sprintf("%s/%s/%d/%s", p.Name, dir, r.Seq, f), Exprs: es})

@@ -190,6 +190,18 @@ func TestPrivilegedWorkloadPolicyTraffic(t *testing.T) {
 		t.Errorf("the db profile's default drop counted nothing: %+v", cs)
 	}
 
+	// The same by CIDRs: web's networks and other's, except other's; two
+	// port ranges make a port set.
+	in := dbPolicy()
+	in.Policies[0].Ingress[0].Peer = Peer{
+		CIDRs:  []netip.Prefix{netip.MustParsePrefix("10.64.0.0/16"), netip.MustParsePrefix("2001:db8::/32")},
+		Except: []netip.Prefix{netip.MustParsePrefix("10.64.2.0/24"), netip.MustParsePrefix("2001:db8:2::/48")},
+	}
+	in.Policies[0].Ingress[0].DstPorts = []PortRange{{5432, 5432}, {6000, 6100}}
+	must(t, e.SetIntent(in))
+	must(t, e.Apply(ctx))
+	h.expect("db policy by CIDR", true, false, false)
+
 	must(t, e.SetIntent(Intent{}))
 	must(t, e.Apply(ctx))
 	h.expect("policy deleted", true, true, true)
