@@ -137,10 +137,12 @@ func (w *workload) setIntent(in Intent) error {
 			w.tb.DeleteChain(n)
 		}
 	}
-	// The verdict maps stay, emptied, when the intent no longer needs
-	// them: deleting a map and the chains its elements jump to in one
-	// transaction is refused (EBUSY), since the Table deletes sets after
-	// chains; emptied by element deletes, they release the chains first.
+	if old.active && !w.active {
+		// In the same transaction as the chains their elements jump to:
+		// the Table deletes unwanted sets before unwanted chains.
+		w.tb.DeleteSet(wlToMap)
+		w.tb.DeleteSet(wlFromMap)
+	}
 	for s, bySrc := range w.extra {
 		for _, as := range bySrc {
 			if err := w.memberAddrs(s, as, +1); err != nil {

@@ -208,6 +208,9 @@ func TestPrivilegedWorkloadPolicyTraffic(t *testing.T) {
 	if h := k.handles(); len(h) != 0 {
 		t.Errorf("chains left with no policy: %v", h)
 	}
+	if sets, err := k.c.GetSets(k.tbl()); err != nil || len(sets) != 0 {
+		t.Errorf("sets left with no policy: %d (%v)", len(sets), err)
+	}
 }
 
 // fakeEndpoint i has a made-up interface (no packet comes through it) and
