@@ -21,6 +21,7 @@ type (
 	BGPStatus      = apiclient.BGPStatus
 	NeighborStatus = apiclient.NeighborStatus
 	FIBStatus      = apiclient.FIBStatus
+	PolicyStatus   = apiclient.PolicyStatus
 )
 
 type apiServer struct {

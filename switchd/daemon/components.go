@@ -6,7 +6,9 @@ import (
 	"time"
 
 	"github.com/switchd/switchd/fib"
+	"github.com/switchd/switchd/host"
 	"github.com/switchd/switchd/platform"
+	"github.com/switchd/switchd/policy"
 	"github.com/switchd/switchd/switchd/bgp"
 )
 
@@ -62,6 +64,28 @@ type linkMonitor interface {
 	Close()
 }
 
+// policyEngine is forwarding control (*policy.Engine): the loop goroutine
+// owns it. The Set and endpoint calls change desired state only; Apply is
+// the one call that writes the kernel (one nftables transaction).
+type policyEngine interface {
+	SetIntent(in policy.Intent) error
+	SetFailsafe(c policy.FailsafeConfig) error
+	SetACL(in policy.ACLIntent) error
+	UpsertEndpoint(ep policy.Endpoint) error
+	DeleteEndpoint(id string) error
+	QueueResync()
+	Apply(ctx context.Context) error
+	Status() policy.Status
+	Close() error
+}
+
+// endpointFeed is host's endpoint feed (*host.Manager): endpoints added,
+// updated and removed, with their addresses and labels.
+type endpointFeed interface {
+	EndpointUpdates() <-chan struct{}
+	DrainEndpoints() []host.EndpointEvent
+}
+
 // components are what a Daemon runs on.
 type components struct {
 	speaker speaker
@@ -73,6 +97,10 @@ type components struct {
 	newLinks func() (linkMonitor, error)
 	// setHashPolicy sets the kernel's ECMP hash (-1: leave it alone).
 	setHashPolicy func(policy int)
+	policy        policyEngine
+	// endpoints is nil until workloads start, which make it their
+	// Manager's feed (tests give a fake instead).
+	endpoints endpointFeed
 }
 
 // Compile-time checks that the real components fit.
@@ -81,4 +109,6 @@ var (
 	_ fibTable     = (*fib.Table)(nil)
 	_ routeMonitor = (*fib.Monitor)(nil)
 	_ linkMonitor  = (*platform.LinkMonitor)(nil)
+	_ policyEngine = (*policy.Engine)(nil)
+	_ endpointFeed = (*host.Manager)(nil)
 )

@@ -18,6 +18,7 @@ import (
 
 	"github.com/switchd/switchd/fib"
 	"github.com/switchd/switchd/platform"
+	"github.com/switchd/switchd/policy"
 	"github.com/switchd/switchd/switchd/bgp"
 	"github.com/switchd/switchd/switchd/config"
 )
@@ -85,6 +86,8 @@ type Daemon struct {
 	again chan struct{}
 	// reloads asks for the config file to be read again (SIGHUP).
 	reloads <-chan os.Signal
+	// pol is the loop's bookkeeping of the policy engine (policy.go).
+	pol policyLoop
 
 	// neighbors are the speaker's neighbors as its feed last told (the
 	// loop's; the status publishes copies).
@@ -238,6 +241,11 @@ func newComponents(ctx context.Context, opts Options, intent *config.Intent, int
 	}
 	closers = append(closers, sp.Stop)
 	c.speaker = sp
+	// Policy touches the kernel only in Apply: the first one adopts the
+	// table a previous run left, after start has given it every input.
+	pe := policy.NewEngine(nil, policy.WithLogger(opts.Logger.With("component", "policy")))
+	closers = append(closers, func() { pe.Close() }) // the table stays in the kernel
+	c.policy = pe
 	return c, closeAll, nil
 }
 
@@ -252,6 +260,11 @@ func (d *Daemon) start(ctx context.Context, intent *config.Intent) error {
 		d.takeWorkloads()
 		// Recorded now, announced by the first Apply with the config's.
 		d.announceWorkloads(ctx)
+	}
+	if d.endpoints != nil {
+		// Every endpoint a previous run left is in policy before its
+		// first Apply adopts the table, so none loses its elements.
+		d.onEndpoints()
 	}
 	if err := d.setStatics(intent); err != nil {
 		return err
@@ -268,7 +281,14 @@ func (d *Daemon) start(ctx context.Context, intent *config.Intent) error {
 			return fmt.Errorf("bgp restart mode: %w", err)
 		}
 	}
-	return d.applyIntent(ctx, intent)
+	if err := d.applyIntent(ctx, intent); err != nil {
+		return err
+	}
+	// The first policy Apply adopts what a previous run left, with every
+	// input given; a failure is retried by the loop.
+	d.resyncPolicy()
+	d.applyPolicy(ctx)
+	return nil
 }
 
 // applyIntent hands a validated intent to the components. BGP goes first:
@@ -288,6 +308,9 @@ func (d *Daemon) applyIntent(ctx context.Context, in *config.Intent) error {
 	if err := d.setStatics(in); err != nil {
 		return err
 	}
+	// Config refused a bad policy, so this only changes desired state; the
+	// loop's turn applies it.
+	d.setPolicy(in)
 	if d.intent != nil {
 		if in.Dataplane.HashPolicy != d.intent.Dataplane.HashPolicy {
 			d.setHashPolicy(in.Dataplane.HashPolicy)

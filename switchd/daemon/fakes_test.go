@@ -12,7 +12,9 @@ import (
 	"time"
 
 	"github.com/switchd/switchd/fib"
+	"github.com/switchd/switchd/host"
 	"github.com/switchd/switchd/platform"
+	"github.com/switchd/switchd/policy"
 	"github.com/switchd/switchd/switchd/bgp"
 )
 
@@ -398,4 +400,107 @@ func (l *testLinks) publish(ev platform.CarrierEvent) {
 	}
 	l.rec.mu.Unlock()
 	kick(l.kick)
+}
+
+// testPolicy is the policy engine. It records in a log of its own (rec),
+// so the FIB-only call lists the older wiring tests assert stay as they
+// were; a test reads both logs, the loop's turn ends being in the main one.
+type testPolicy struct {
+	rec *recorder
+	// failApply is how many Applies fail from now on.
+	failApply int
+	status    policy.Status
+	epCount   int
+}
+
+func (p *testPolicy) SetIntent(in policy.Intent) error {
+	p.rec.add("policy.SetIntent %s", describePolicy(in))
+	return nil
+}
+func (p *testPolicy) SetFailsafe(c policy.FailsafeConfig) error {
+	p.rec.add("policy.SetFailsafe neighbors %v tcp %v udp %v gnmi %d", c.Neighbors, c.Extra.TCP, c.Extra.UDP, c.GNMIPort)
+	return nil
+}
+func (p *testPolicy) SetACL(in policy.ACLIntent) error {
+	p.rec.add("policy.SetACL %d sets", len(in.Sets))
+	return nil
+}
+func (p *testPolicy) UpsertEndpoint(ep policy.Endpoint) error {
+	p.rec.add("policy.UpsertEndpoint %s %s %v %v", ep.ID, ep.Interface, ep.Addrs, ep.Labels)
+	return nil
+}
+func (p *testPolicy) DeleteEndpoint(id string) error {
+	p.rec.add("policy.DeleteEndpoint %s", id)
+	return nil
+}
+func (p *testPolicy) QueueResync() { p.rec.add("policy.QueueResync") }
+func (p *testPolicy) Apply(ctx context.Context) error {
+	p.rec.mu.Lock()
+	defer p.rec.mu.Unlock()
+	if p.failApply > 0 {
+		p.failApply--
+		p.status.LastError = errors.New("apply table switchd: netlink receive: operation not permitted")
+		p.status.InSync = false
+		p.rec.addLocked("policy.Apply failed")
+		return p.status.LastError
+	}
+	p.status.LastError = nil
+	p.status.InSync = true
+	p.rec.addLocked("policy.Apply")
+	return nil
+}
+func (p *testPolicy) Status() policy.Status {
+	p.rec.mu.Lock()
+	defer p.rec.mu.Unlock()
+	return p.status
+}
+func (p *testPolicy) Close() error { return nil }
+
+// failNext makes the next n Applies fail.
+func (p *testPolicy) failNext(n int) {
+	p.rec.mu.Lock()
+	p.failApply = n
+	p.rec.mu.Unlock()
+}
+
+// describePolicy renders an intent's policies as name, selector and
+// ingress rules (action, protocol, ports, peer selector).
+func describePolicy(in policy.Intent) string {
+	var ps []string
+	for _, p := range in.Policies {
+		var rules []string
+		for _, r := range p.Ingress {
+			peer := "any"
+			if r.Peer.Selector != nil {
+				peer = r.Peer.Selector.String()
+			}
+			rules = append(rules, fmt.Sprintf("%d %s proto %d ports %v from %s", r.Seq, r.Action, r.Protocol, r.DstPorts, peer))
+		}
+		ps = append(ps, fmt.Sprintf("%s(%s; %s)", p.Name, p.Selector.String(), strings.Join(rules, "; ")))
+	}
+	return fmt.Sprintf("default %s %v", in.Default, ps)
+}
+
+// testEndpoints is host's endpoint feed.
+type testEndpoints struct {
+	rec  *recorder
+	kick chan struct{}
+	evs  []host.EndpointEvent
+}
+
+func (e *testEndpoints) EndpointUpdates() <-chan struct{} { return e.kick }
+func (e *testEndpoints) DrainEndpoints() []host.EndpointEvent {
+	e.rec.mu.Lock()
+	defer e.rec.mu.Unlock()
+	evs := e.evs
+	e.evs = nil
+	return evs
+}
+
+// publish queues endpoint events and kicks.
+func (e *testEndpoints) publish(evs ...host.EndpointEvent) {
+	e.rec.mu.Lock()
+	e.evs = append(e.evs, evs...)
+	e.rec.mu.Unlock()
+	kick(e.kick)
 }

@@ -12,7 +12,8 @@ func (d *Daemon) urgent() bool {
 }
 
 // loop connects the feeds to the components' inputs: each case hands one
-// feed to its handler, and every turn ends in one FIB Apply.
+// feed to its handler, and every turn ends in one FIB Apply, after a
+// policy Apply if policy has changes.
 func (d *Daemon) loop(ctx context.Context) error {
 	resync := time.NewTicker(d.opts.ResyncInterval)
 	defer resync.Stop()
@@ -22,6 +23,14 @@ func (d *Daemon) loop(ctx context.Context) error {
 	retry.Stop()
 	defer retry.Stop()
 	synced := d.speaker.Synced()
+	// policyRetry re-runs a failed policy Apply after its back-off.
+	policyRetry := time.NewTimer(time.Hour)
+	policyRetry.Stop()
+	defer policyRetry.Stop()
+	var epKick <-chan struct{}
+	if d.endpoints != nil {
+		epKick = d.endpoints.EndpointUpdates()
+	}
 
 	var wlKick <-chan struct{}
 	var vmRetry <-chan time.Time
@@ -57,18 +66,26 @@ func (d *Daemon) loop(ctx context.Context) error {
 			d.onKernelRoutes()
 		case <-wlKick:
 			d.onWorkloads(ctx)
+		case <-epKick:
+			d.onEndpoints()
+		case <-policyRetry.C:
 		case <-vmRetry:
 			d.retryVMs(ctx)
 		case <-resync.C:
 			d.table.QueueResync()
+			d.resyncPolicy()
 		case <-synced:
 			synced = nil
 			d.onSynced()
 		case <-retry.C:
 		case <-d.again:
 		}
+		// Policy first: a new endpoint is filtered before its route
+		// makes it reachable. A failed policy Apply only arms its retry.
+		d.applyPolicy(ctx)
 		d.applyFIB(ctx)
 		d.armRetry(retry)
+		armPolicyRetry(policyRetry, d.policyRetry())
 	}
 }
 
@@ -173,6 +190,15 @@ func (d *Daemon) applyFIB(ctx context.Context) {
 		}
 	}
 	d.publishFIB(err)
+}
+
+// armPolicyRetry sets t to next (zero: stopped).
+func armPolicyRetry(t *time.Timer, next time.Time) {
+	if next.IsZero() {
+		t.Stop()
+		return
+	}
+	t.Reset(max(time.Until(next), 10*time.Millisecond))
 }
 
 // armRetry sets the retry timer to when fib wants the next failed route

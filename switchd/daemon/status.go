@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"slices"
 	"sync/atomic"
+	"time"
 
 	"github.com/switchd/switchd/switchd/bgp"
 )
@@ -50,6 +51,26 @@ func (d *Daemon) publishFIB(applyErr error) {
 		fs.LastError = applyErr.Error()
 	}
 	d.status.update(func(st *Status) { st.FIB = fs })
+}
+
+// publishPolicy records the policy engine's state after an Apply.
+func (d *Daemon) publishPolicy() {
+	es := d.policy.Status()
+	ps := PolicyStatus{
+		InSync:       es.InSync,
+		Chains:       es.Chains,
+		Rules:        es.Rules,
+		Sets:         es.Sets,
+		Elements:     es.Elements,
+		Endpoints:    es.Endpoints,
+		Profiles:     es.Profiles,
+		LastApply:    time.Now(),
+		FailsafeKept: es.FailsafeKept,
+	}
+	if es.LastError != nil {
+		ps.LastError = es.LastError.Error()
+	}
+	d.status.update(func(st *Status) { st.Policy = ps })
 }
 
 // onNeighbors takes the speaker's neighbor feed into the status.

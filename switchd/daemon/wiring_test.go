@@ -30,6 +30,11 @@ type testConfig struct {
 	neighbors []string
 	statics   map[string]string
 	hash      string // ecmp-hash-policy, "" for the default
+	// dbPort, if not 0, configures examples/policy.yaml's workload policy:
+	// role == "db" takes tcp/dbPort from role == "web"; failsafeTCP are
+	// extra failsafe ports.
+	dbPort      int
+	failsafeTCP []int
 }
 
 func (c testConfig) json() []byte {
@@ -53,8 +58,24 @@ func (c testConfig) json() []byte {
 			"config":        map[string]any{"identifier": "openconfig-policy-types:STATIC", "name": "STATIC"},
 			"static-routes": map[string]any{"static": list}})
 	}
+	sd := map[string]any{}
 	if c.hash != "" {
-		tree["switchd:switchd"] = map[string]any{"config": map[string]any{"ecmp-hash-policy": c.hash}}
+		sd["config"] = map[string]any{"ecmp-hash-policy": c.hash}
+	}
+	if c.dbPort != 0 {
+		rule := map[string]any{"sequence-id": 10, "config": map[string]any{"sequence-id": 10, "action": "ALLOW",
+			"protocol": "TCP", "destination-port": []int{c.dbPort}, "peer-selector": `role == "web"`}}
+		sd["workload-policy"] = map[string]any{
+			"config": map[string]any{"default-action": "ALLOW"},
+			"policies": map[string]any{"policy": []any{map[string]any{"name": "db",
+				"config":        map[string]any{"name": "db", "order": 100, "selector": `role == "db"`},
+				"ingress-rules": map[string]any{"ingress-rule": []any{rule}}}}}}
+	}
+	if len(c.failsafeTCP) > 0 {
+		sd["failsafe"] = map[string]any{"config": map[string]any{"tcp-port": c.failsafeTCP}}
+	}
+	if len(sd) > 0 {
+		tree["switchd:switchd"] = sd
 	}
 	out, err := json.Marshal(tree)
 	if err != nil {
@@ -71,6 +92,8 @@ type wired struct {
 	tb    *testTable
 	mon   *testMonitor
 	links *testLinks
+	pe    *testPolicy
+	eps   *testEndpoints
 	cfg   string
 	hup   chan os.Signal
 }
@@ -80,6 +103,13 @@ type wired struct {
 func startWired(t *testing.T, cfg testConfig, before func(w *wired)) *wired {
 	t.Helper()
 	w := newWired(t, cfg, before)
+	w.run(t)
+	return w
+}
+
+// run runs the daemon's loop until the test ends.
+func (w *wired) run(t *testing.T) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	m := w.rec.mark()
@@ -91,7 +121,6 @@ func startWired(t *testing.T, cfg testConfig, before func(w *wired)) *wired {
 			t.Errorf("loop: %v", err)
 		}
 	})
-	return w
 }
 
 // newWired is a daemon on fakes, started but not looping: the test calls
@@ -102,6 +131,8 @@ func newWired(t *testing.T, cfg testConfig, before func(w *wired)) *wired {
 	w := &wired{rec: rec, sp: newTestSpeaker(rec), tb: newTestTable(rec),
 		mon:   &testMonitor{rec: rec, kick: make(chan struct{}, 1)},
 		links: &testLinks{rec: rec, kick: make(chan struct{}, 1), noCarrier: map[int][]netip.Prefix{}},
+		pe:    &testPolicy{rec: newRecorder()},
+		eps:   &testEndpoints{rec: rec, kick: make(chan struct{}, 1)},
 		cfg:   filepath.Join(t.TempDir(), "switchd.json"), hup: make(chan os.Signal, 1)}
 	w.writeConfig(t, cfg.json())
 	if before != nil {
@@ -115,7 +146,8 @@ func newWired(t *testing.T, cfg testConfig, before func(w *wired)) *wired {
 	w.d.reloads = w.hup
 	w.d.attach(components{speaker: w.sp, table: w.tb, monitor: w.mon, links: w.links,
 		newLinks:      func() (linkMonitor, error) { return w.links, nil },
-		setHashPolicy: func(p int) { rec.add("hash policy %d", p) }})
+		setHashPolicy: func(p int) { rec.add("hash policy %d", p) },
+		policy:        w.pe, endpoints: w.eps})
 	if err := w.d.start(context.Background(), intent); err != nil {
 		t.Fatal(err)
 	}

@@ -53,6 +53,9 @@ func (d *Daemon) startWorkloads(w config.Workloads) error {
 	if err != nil {
 		return fmt.Errorf("workloads: %w", err)
 	}
+	if d.endpoints == nil {
+		d.endpoints = m
+	}
 	d.workloads = &workloads{
 		m:          m,
 		kick:       m.RouteUpdates(),
@@ -83,19 +86,7 @@ func (w *workloads) take(t fibSink, log func(msg string, args ...any)) (advChang
 	if c.OriginateChanged {
 		w.advertise = c.Originate
 	}
-	w.logEndpoints()
 	return c.OriginateChanged
-}
-
-// logEndpoints drains the Manager's endpoint feed, which nothing in the
-// daemon consumes yet (policy will), into the debug log, so that it does
-// not grow. Every endpoint change also changes routes, so take sees it.
-func (w *workloads) logEndpoints() {
-	for _, ev := range w.m.DrainEndpoints() {
-		e := ev.Endpoint
-		w.log.Debug("endpoint "+ev.Type.String(), "endpoint", e.ID, "kind", e.Kind, "iface", e.HostIface,
-			"addrs", e.Addrs(), "labels", e.Labels)
-	}
 }
 
 // routes is the number of workload routes handed to fib and not removed.

@@ -20,8 +20,9 @@ const StatusPath = "/v1/status"
 
 // Status is what GET /v1/status on the local API returns.
 type Status struct {
-	BGP BGPStatus `json:"bgp"`
-	FIB FIBStatus `json:"fib"`
+	BGP    BGPStatus    `json:"bgp"`
+	FIB    FIBStatus    `json:"fib"`
+	Policy PolicyStatus `json:"policy"`
 }
 
 // BGPStatus lists the configured neighbors and their sessions.
@@ -56,6 +57,26 @@ type FIBStatus struct {
 	Stale      int       `json:"stale,omitempty"`
 	LastResync time.Time `json:"last-resync"`
 	LastError  string    `json:"last-error,omitempty"`
+}
+
+// PolicyStatus summarises switchd's nftables table (forwarding control):
+// the counts are of the desired table, as the last Apply left it.
+type PolicyStatus struct {
+	// InSync: the last Apply succeeded and nothing is pending.
+	InSync    bool `json:"in-sync"`
+	Chains    int  `json:"chains"`
+	Rules     int  `json:"rules"`
+	Sets      int  `json:"sets"`
+	Elements  int  `json:"set-elements"`
+	Endpoints int  `json:"endpoints"`
+	// Profiles counts the chains of workload policy, one per combination
+	// of policies selecting some endpoint.
+	Profiles  int       `json:"profiles"`
+	LastApply time.Time `json:"last-apply,omitzero"`
+	LastError string    `json:"last-error,omitempty"`
+	// FailsafeKept names the failsafe services (BGP, SSH, gNMI, ...) a
+	// policy would have cut: it is applied, but these stay reachable.
+	FailsafeKept []string `json:"failsafe-kept,omitempty"`
 }
 
 // DebugPath is where the daemon serves the runtime's profiles

@@ -1,0 +1,150 @@
+package daemon
+
+import (
+	"context"
+	"net/netip"
+	"reflect"
+	"slices"
+	"time"
+
+	"github.com/switchd/switchd/host"
+	"github.com/switchd/switchd/policy"
+	"github.com/switchd/switchd/switchd/bgp"
+	"github.com/switchd/switchd/switchd/config"
+)
+
+// Policy wiring: the config's workload policy, failsafe additions and ACLs,
+// and host's endpoint events, go to the policy engine as desired state;
+// the loop applies it next to the FIB, with its own retry, so a failed
+// policy Apply never holds routing up.
+
+// policyApplyTimeout bounds one policy Apply: a kernel that does not
+// answer fails it (retried later) instead of stopping the loop.
+const policyApplyTimeout = 10 * time.Second
+
+// Back-off of a failing policy Apply: the first retry after
+// policyRetryMin, doubling up to policyRetryMax.
+const (
+	policyRetryMin = 500 * time.Millisecond
+	policyRetryMax = 30 * time.Second
+)
+
+// policyLoop is the loop's bookkeeping of the policy engine.
+type policyLoop struct {
+	// dirty: an input or a resync was handed to the engine since its last
+	// successful Apply.
+	dirty bool
+	// failures counts Applies failed in a row; retryAt is when the next
+	// may run (zero: at once).
+	failures int
+	retryAt  time.Time
+	// failsafe is the failsafe config last given to the engine.
+	failsafe *policy.FailsafeConfig
+}
+
+// setPolicy hands the intent's policy parts to the engine, each only if it
+// changed since the last intent (the engine diffs too, but a recompile is
+// not free). Config validated them, so an error here is the engine's
+// (an inconsistent table call): logged, and the next change recompiles.
+func (d *Daemon) setPolicy(in *config.Intent) {
+	old := d.intent
+	// The extra failsafe ports go to SetFailsafe: a change of them alone
+	// recompiles no workload policy.
+	workloadPolicy := func(in policy.Intent) policy.Intent { in.FailsafeExtra = policy.Failsafe{}; return in }
+	if old == nil || !reflect.DeepEqual(workloadPolicy(old.Policy), workloadPolicy(in.Policy)) {
+		if err := d.policy.SetIntent(in.Policy); err != nil {
+			d.log.Error("workload policy not compiled", "err", err)
+		}
+		d.pol.dirty = true
+	}
+	fs := failsafeConfig(in.BGP, in.Policy.FailsafeExtra)
+	if d.pol.failsafe == nil || !reflect.DeepEqual(*d.pol.failsafe, fs) {
+		if err := d.policy.SetFailsafe(fs); err != nil {
+			d.log.Error("failsafe rules not compiled", "err", err)
+		}
+		d.pol.failsafe = &fs
+		d.pol.dirty = true
+	}
+	if old == nil || !reflect.DeepEqual(old.ACL, in.ACL) {
+		if err := d.policy.SetACL(in.ACL); err != nil {
+			d.log.Error("ACLs not compiled", "err", err)
+		}
+		d.pol.dirty = true
+	}
+}
+
+// failsafeConfig is what the failsafe rules keep beside their fixed list:
+// the configured BGP neighbors (sorted, so a reordered config is no
+// change), the gNMI port (none is served yet: policy's default) and the
+// configured extra ports.
+func failsafeConfig(b bgp.Config, extra policy.Failsafe) policy.FailsafeConfig {
+	var nbs []netip.Addr
+	for _, n := range b.Neighbors {
+		nbs = append(nbs, n.Address)
+	}
+	slices.SortFunc(nbs, netip.Addr.Compare)
+	return policy.FailsafeConfig{Neighbors: slices.Compact(nbs), Extra: extra}
+}
+
+// onEndpoints hands host's endpoint events to the engine: an added or
+// updated endpoint is upserted whole (its set and map elements change,
+// never a rule), a removed one deleted.
+func (d *Daemon) onEndpoints() {
+	evs := d.endpoints.DrainEndpoints()
+	for _, ev := range evs {
+		e := ev.Endpoint
+		var err error
+		if ev.Type == host.EndpointRemoved {
+			err = d.policy.DeleteEndpoint(e.ID)
+		} else {
+			err = d.policy.UpsertEndpoint(policyEndpoint(e))
+		}
+		if err != nil {
+			d.log.Error("endpoint not in policy", "endpoint", e.ID, "event", ev.Type.String(), "err", err)
+		}
+	}
+	if len(evs) > 0 {
+		d.pol.dirty = true
+	}
+}
+
+// policyEndpoint is a host endpoint as policy sees it: the host-side
+// interface, the addresses and the labels.
+func policyEndpoint(e host.Endpoint) policy.Endpoint {
+	return policy.Endpoint{ID: e.ID, Interface: e.HostIface, Addrs: e.Addrs(), Labels: e.Labels}
+}
+
+// resyncPolicy makes the next policy Apply look for drift.
+func (d *Daemon) resyncPolicy() {
+	d.policy.QueueResync()
+	d.pol.dirty = true
+}
+
+// applyPolicy applies the engine if something changed and no back-off is
+// running, then publishes its status. A failure is logged and retried
+// (policyRetry says when); it never stops the loop or the FIB.
+func (d *Daemon) applyPolicy(ctx context.Context) {
+	if !d.pol.dirty || time.Now().Before(d.pol.retryAt) {
+		return
+	}
+	actx, cancel := context.WithTimeout(ctx, policyApplyTimeout)
+	err := d.policy.Apply(actx)
+	cancel()
+	if err != nil {
+		d.pol.failures++
+		backoff := min(policyRetryMin<<min(d.pol.failures-1, 10), policyRetryMax)
+		d.pol.retryAt = time.Now().Add(backoff)
+		d.log.Warn("policy apply failed; will retry", "in", backoff, "err", err)
+	} else {
+		d.pol.dirty, d.pol.failures, d.pol.retryAt = false, 0, time.Time{}
+	}
+	d.publishPolicy()
+}
+
+// policyRetry is when a failed policy Apply is due again (zero: none is).
+func (d *Daemon) policyRetry() time.Time {
+	if !d.pol.dirty {
+		return time.Time{}
+	}
+	return d.pol.retryAt
+}
