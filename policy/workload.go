@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"net/netip"
+	"reflect"
 	"slices"
 	"strings"
 
@@ -43,6 +44,8 @@ type workload struct {
 	tb     *Table
 	intent Intent
 	active bool // some policy, or Default Deny: the slots are filled
+	// compiled: setIntent ran (and succeeded, or the next one recompiles).
+	compiled bool
 
 	eps     map[string]*wlEndpoint // by ID
 	ifOwner map[string]string      // interface → ID of the endpoint whose map entries it holds
@@ -73,7 +76,10 @@ type selSet struct {
 // profile is the chain of endpoints selected by the same policies in one
 // direction.
 type profile struct {
-	refs int
+	refs  int
+	dir   string
+	names []string // the policies, in order
+	keys  []string // their w.rules keys
 }
 
 func newWorkload(tb *Table) *workload {
@@ -99,6 +105,13 @@ func (w *workload) filled(slot string) bool {
 // compilation, the intent's objects are replaced, and they join again.
 // What did not change produces no kernel message.
 func (w *workload) setIntent(in Intent) error {
+	if w.compiled && reflect.DeepEqual(in, w.intent) {
+		return nil // a reload that left workload policy alone
+	}
+	if w.compiled && w.active && sameMembership(w.intent, in) {
+		return w.setRules(in)
+	}
+	w.compiled = false
 	for _, e := range w.eps {
 		if err := w.leave(e); err != nil {
 			return err
@@ -155,27 +168,67 @@ func (w *workload) setIntent(in Intent) error {
 			return err
 		}
 	}
+	w.compiled = true
+	return nil
+}
+
+// sameMembership reports whether a and b put every endpoint in the same
+// profiles and selector sets: the same Default, the same policies in the
+// same order with the same selectors and directions, the same peer
+// selectors. Then only rules differ.
+func sameMembership(a, b Intent) bool {
+	if a.Default != b.Default || len(a.Policies) != len(b.Policies) {
+		return false
+	}
+	peers := func(in Intent) map[string]bool {
+		out := map[string]bool{}
+		for _, p := range in.Policies {
+			for _, r := range slices.Concat(p.Ingress, p.Egress) {
+				if r.Peer.Selector != nil {
+					out[r.Peer.Selector.String()] = true
+				}
+			}
+		}
+		return out
+	}
+	for i, p := range a.Policies {
+		q := b.Policies[i]
+		if p.Name != q.Name || !p.Selector.Equal(q.Selector) || p.SelectsIngress != q.SelectsIngress || p.SelectsEgress != q.SelectsEgress {
+			return false
+		}
+	}
+	return maps.Equal(peers(a), peers(b))
+}
+
+// setRules is setIntent when only rules changed (sameMembership): no
+// endpoint moves; the profile chains are rewritten (the Table edits the
+// rules that differ) and the CIDR and port sets replaced.
+func (w *workload) setRules(in Intent) error {
+	w.compiled = false
+	oldStatic := w.static
+	w.intent = in
+	w.static, w.rules = map[string]staticSet{}, map[string][]ChainRule{}
+	w.compileRules()
+	if err := w.setStatic(); err != nil {
+		return err
+	}
+	for n := range oldStatic {
+		if _, ok := w.static[n]; !ok {
+			w.tb.DeleteSet(n)
+		}
+	}
+	for name, p := range w.profiles {
+		if err := w.tb.SetChain(w.profileChain(name, p)); err != nil {
+			return fmt.Errorf("workload policy: %w", err)
+		}
+	}
+	w.compiled = true
 	return nil
 }
 
 // compileIntent makes the intent's sets, rules and fixed chains.
 func (w *workload) compileIntent() error {
-	rc := &ruleCompiler{sets: w.static, selectors: map[string]Selector{}}
-	for i := range w.intent.Policies {
-		p := &w.intent.Policies[i]
-		for _, dir := range []string{"ingress", "egress"} {
-			rs := p.Ingress
-			if dir == "egress" {
-				rs = p.Egress
-			}
-			var out []ChainRule
-			for j := range rs {
-				out = rc.compile(out, p, dir, &rs[j])
-			}
-			w.rules[fmt.Sprintf("%d/%s", i, dir)] = out
-		}
-	}
-	for s, sel := range rc.selectors {
+	for s, sel := range w.compileRules() {
 		w.sels[s] = &selSet{sel: sel, refs: map[netip.Addr]int{}}
 		for _, f := range []family{fam4, fam6} {
 			if err := w.tb.SetSet(Set{Name: selectorSetName(f, s), KeyType: f.keyType()}); err != nil {
@@ -183,13 +236,8 @@ func (w *workload) compileIntent() error {
 			}
 		}
 	}
-	for n, st := range w.static {
-		if err := w.tb.SetSet(st.def); err != nil {
-			return fmt.Errorf("workload policy: %w", err)
-		}
-		if err := w.tb.AddElements(n, st.elements...); err != nil {
-			return fmt.Errorf("workload policy: %w", err)
-		}
+	if err := w.setStatic(); err != nil {
+		return err
 	}
 	for _, m := range []string{wlToMap, wlFromMap} {
 		if err := w.tb.SetSet(Set{Name: m, KeyType: nftables.TypeIFName, Verdict: true}); err != nil {
@@ -208,6 +256,40 @@ func (w *workload) compileIntent() error {
 			return fmt.Errorf("workload policy: %w", err)
 		}
 		w.chains[c.Name] = true
+	}
+	return nil
+}
+
+// compileRules compiles every policy's rules (w.rules, w.static) and
+// returns the peer selectors they use.
+func (w *workload) compileRules() map[string]Selector {
+	rc := &ruleCompiler{sets: w.static, selectors: map[string]Selector{}}
+	for i := range w.intent.Policies {
+		p := &w.intent.Policies[i]
+		for _, dir := range []string{"ingress", "egress"} {
+			rs := p.Ingress
+			if dir == "egress" {
+				rs = p.Egress
+			}
+			var out []ChainRule
+			for j := range rs {
+				out = rc.compile(out, p, dir, &rs[j])
+			}
+			w.rules[fmt.Sprintf("%d/%s", i, dir)] = out
+		}
+	}
+	return rc.selectors
+}
+
+// setStatic puts the CIDR and port sets in the table.
+func (w *workload) setStatic() error {
+	for n, st := range w.static {
+		if err := w.tb.SetSet(st.def); err != nil {
+			return fmt.Errorf("workload policy: %w", err)
+		}
+		if err := w.tb.AddElements(n, st.elements...); err != nil {
+			return fmt.Errorf("workload policy: %w", err)
+		}
 	}
 	return nil
 }
@@ -395,16 +477,23 @@ func (w *workload) acquire(labels map[string]string, dir string) (string, error)
 		p.refs++
 		return name, nil
 	}
-	c := Chain{Name: name}
-	for _, k := range keys {
-		c.Rules = append(c.Rules, w.rules[k]...)
-	}
-	c.Rules = append(c.Rules, dropRule(dir+" default deny: "+strings.Join(names, ",")))
-	if err := w.tb.SetChain(c); err != nil {
+	p := &profile{refs: 1, dir: dir, names: names, keys: keys}
+	if err := w.tb.SetChain(w.profileChain(name, p)); err != nil {
 		return "", fmt.Errorf("profile of %s: %w", strings.Join(names, ","), err)
 	}
-	w.profiles[name] = &profile{refs: 1}
+	w.profiles[name] = p
 	return name, nil
+}
+
+// profileChain is the chain of profile p: its policies' rules in order,
+// then the counted drop of what none allowed.
+func (w *workload) profileChain(name string, p *profile) Chain {
+	c := Chain{Name: name}
+	for _, k := range p.keys {
+		c.Rules = append(c.Rules, w.rules[k]...)
+	}
+	c.Rules = append(c.Rules, dropRule(p.dir+" default deny: "+strings.Join(p.names, ",")))
+	return c
 }
 
 // release drops a reference to the profile chain name; the last one

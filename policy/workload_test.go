@@ -6,6 +6,8 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -189,6 +191,24 @@ func TestPrivilegedWorkloadPolicyTraffic(t *testing.T) {
 	if drops == 0 {
 		t.Errorf("the db profile's default drop counted nothing: %+v", cs)
 	}
+
+	// Only a rule changes (another port): no endpoint moves, the
+	// profile chain is edited.
+	before := k.handles()
+	moved := dbPolicy()
+	moved.Policies[0].Ingress[0].DstPorts = []PortRange{{5433, 5433}}
+	must(t, e.SetIntent(moved))
+	must(t, e.Apply(ctx))
+	if m := e.Table().Messages(); m != 4 {
+		t.Errorf("a port change sent %d messages, want 4 (the IPv4 and IPv6 rules out, their successors in)", m)
+	}
+	after := k.handles()
+	for name, hs := range before {
+		if !strings.HasPrefix(name, "wli-") && !slices.Equal(hs, after[name]) {
+			t.Errorf("a port change touched chain %s: %v -> %v", name, hs, after[name])
+		}
+	}
+	h.expect("db policy on tcp/5433", false, false, false)
 
 	// The same by CIDRs: web's networks and other's, except other's; two
 	// port ranges make a port set.
