@@ -41,6 +41,9 @@ type NodeStatus struct {
 	Routes int `json:"routes"`
 	// FIBInSync is switchd's own opinion (nil for BIRD or no answer).
 	FIBInSync *bool `json:"fib-in-sync,omitempty"`
+	// Policy is switchd's nftables table as its daemon reports it (nil
+	// for BIRD or no answer).
+	Policy *apiclient.PolicyStatus `json:"policy,omitempty"`
 	// Missing lists the loopbacks of nodes in other ASes that the node has
 	// no route to.
 	Missing []netip.Prefix `json:"missing,omitempty"`
@@ -87,11 +90,14 @@ func (f *Fabric) nodeStatus(ctx context.Context, n *NodeInfo) NodeStatus {
 	if !s.Running {
 		errs = append(errs, fmt.Errorf("%s is not running (log: %s)", n.Kind, n.Log))
 	} else {
-		states, inSync, err := f.sessionStates(ctx, n)
+		states, ds, err := f.sessionStates(ctx, n)
 		if err != nil {
 			errs = append(errs, err)
 		}
-		s.FIBInSync = inSync
+		if ds != nil {
+			inSync := ds.FIB.InSync
+			s.FIBInSync, s.Policy = &inSync, &ds.Policy
+		}
 		for k := range s.Sessions {
 			ss := &s.Sessions[k]
 			ss.State = states[ss.Address]
@@ -136,8 +142,8 @@ func (f *Fabric) nodeStatus(ctx context.Context, n *NodeInfo) NodeStatus {
 }
 
 // sessionStates maps neighbor address to session state, as the node's
-// daemon reports it.
-func (f *Fabric) sessionStates(ctx context.Context, n *NodeInfo) (map[netip.Addr]string, *bool, error) {
+// daemon reports it, and returns switchd's whole status (nil for BIRD).
+func (f *Fabric) sessionStates(ctx context.Context, n *NodeInfo) (map[netip.Addr]string, *DaemonStatus, error) {
 	if n.Kind == Bird {
 		st, err := birdSessions(ctx, n)
 		return st, nil, err
@@ -152,8 +158,7 @@ func (f *Fabric) sessionStates(ctx context.Context, n *NodeInfo) (map[netip.Addr
 			st[a] = nb.State
 		}
 	}
-	inSync := ds.FIB.InSync
-	return st, &inSync, nil
+	return st, ds, nil
 }
 
 // SwitchdStatus asks the switchd daemon listening on socket for its status.
