@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/netip"
 	"path/filepath"
 
@@ -14,7 +13,8 @@ import (
 )
 
 // workloads connects the host component to the rest of the daemon: the
-// loop drains the Manager's route feed into fib and the speaker.
+// loop drains the Manager's route feed into fib and the speaker (its
+// endpoint feed goes to policy: Daemon.onEndpoints).
 type workloads struct {
 	m *host.Manager
 	// kick is the Manager's route feed (host.Manager.RouteUpdates).
@@ -25,7 +25,6 @@ type workloads struct {
 	// prefixes to originate as last drained.
 	installed map[fib.RouteKey]struct{}
 	advertise []netip.Prefix
-	log       *slog.Logger
 
 	// vms are the configured VMs by name; pendingVMs those whose tap is
 	// not there yet (libvirt creates it when the VM starts).
@@ -60,7 +59,6 @@ func (d *Daemon) startWorkloads(w config.Workloads) error {
 		m:          m,
 		kick:       m.RouteUpdates(),
 		installed:  map[fib.RouteKey]struct{}{},
-		log:        d.log.With("component", "workloads"),
 		vms:        map[string]host.VMRequest{},
 		pendingVMs: map[string]bool{},
 	}
