@@ -22,6 +22,7 @@ type (
 	NeighborStatus = apiclient.NeighborStatus
 	FIBStatus      = apiclient.FIBStatus
 	PolicyStatus   = apiclient.PolicyStatus
+	ACLEntryStatus = apiclient.ACLEntryStatus
 )
 
 type apiServer struct {

@@ -76,8 +76,16 @@ type policyEngine interface {
 	QueueResync()
 	Apply(ctx context.Context) error
 	Status() policy.Status
+	// Counters reads the rules' counters from the kernel.
+	Counters() ([]policy.RuleCounter, error)
 	Close() error
 }
+
+// engine is the real policyEngine: a *policy.Engine with its Table's
+// counters.
+type engine struct{ *policy.Engine }
+
+func (e engine) Counters() ([]policy.RuleCounter, error) { return e.Table().Counters() }
 
 // endpointFeed is host's endpoint feed (*host.Manager): endpoints added,
 // updated and removed, with their addresses and labels.
@@ -109,6 +117,6 @@ var (
 	_ fibTable     = (*fib.Table)(nil)
 	_ routeMonitor = (*fib.Monitor)(nil)
 	_ linkMonitor  = (*platform.LinkMonitor)(nil)
-	_ policyEngine = (*policy.Engine)(nil)
+	_ policyEngine = engine{}
 	_ endpointFeed = (*host.Manager)(nil)
 )

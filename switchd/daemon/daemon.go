@@ -34,6 +34,9 @@ type Options struct {
 	// ResyncInterval is how often the FIB is compared with a fresh kernel
 	// dump, repairing anything changed behind switchd's back.
 	ResyncInterval time.Duration
+	// CountersInterval is how often the ACL entries' counters are read
+	// into the status (default 10 s; only while ACLs are configured).
+	CountersInterval time.Duration
 	// HashPolicy overrides the config's ECMP hash (/switchd/config/
 	// ecmp-hash-policy, default L4; fib_multipath_hash_policy for IPv4 and
 	// IPv6); -1 leaves the kernel's setting alone.
@@ -106,6 +109,9 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	if opts.ResyncInterval == 0 {
 		opts.ResyncInterval = 30 * time.Second
+	}
+	if opts.CountersInterval == 0 {
+		opts.CountersInterval = 10 * time.Second
 	}
 	intent, err := config.Load(opts.ConfigPath)
 	if err != nil {
@@ -245,7 +251,7 @@ func newComponents(ctx context.Context, opts Options, intent *config.Intent, int
 	// table a previous run left, after start has given it every input.
 	pe := policy.NewEngine(nil, policy.WithLogger(opts.Logger.With("component", "policy")))
 	closers = append(closers, func() { pe.Close() }) // the table stays in the kernel
-	c.policy = pe
+	c.policy = engine{pe}
 	return c, closeAll, nil
 }
 

@@ -410,7 +410,7 @@ type testPolicy struct {
 	// failApply is how many Applies fail from now on.
 	failApply int
 	status    policy.Status
-	epCount   int
+	counters  []policy.RuleCounter
 }
 
 func (p *testPolicy) SetIntent(in policy.Intent) error {
@@ -453,6 +453,12 @@ func (p *testPolicy) Status() policy.Status {
 	p.rec.mu.Lock()
 	defer p.rec.mu.Unlock()
 	return p.status
+}
+func (p *testPolicy) Counters() ([]policy.RuleCounter, error) {
+	p.rec.mu.Lock()
+	defer p.rec.mu.Unlock()
+	p.rec.addLocked("policy.Counters")
+	return slices.Clone(p.counters), nil
 }
 func (p *testPolicy) Close() error { return nil }
 

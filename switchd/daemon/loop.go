@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"cmp"
 	"context"
 	"time"
 )
@@ -27,6 +28,8 @@ func (d *Daemon) loop(ctx context.Context) error {
 	policyRetry := time.NewTimer(time.Hour)
 	policyRetry.Stop()
 	defer policyRetry.Stop()
+	counters := time.NewTicker(cmp.Or(d.opts.CountersInterval, 10*time.Second))
+	defer counters.Stop()
 	var epKick <-chan struct{}
 	if d.endpoints != nil {
 		epKick = d.endpoints.EndpointUpdates()
@@ -69,6 +72,9 @@ func (d *Daemon) loop(ctx context.Context) error {
 		case <-epKick:
 			d.onEndpoints()
 		case <-policyRetry.C:
+		case <-counters.C:
+			d.readACLCounters()
+			continue // the status only
 		case <-vmRetry:
 			d.retryVMs(ctx)
 		case <-resync.C:

@@ -241,3 +241,48 @@ func TestWiringPolicyResync(t *testing.T) {
 		}
 	}
 }
+
+// TestWiringACLCounters: while ACLs are configured, the counters ticker
+// reads the rules' counters into the status as ACL entries (summed over
+// directions), with no FIB Apply; without ACLs nothing is read.
+func TestWiringACLCounters(t *testing.T) {
+	w := newWired(t, testConfig{neighbors: []string{"10.0.1.1"}, aclDrop: "host1-in"}, nil)
+	if calls := w.pe.rec.since(0); !slices.Contains(calls, "policy.SetACL 1 sets") {
+		t.Fatalf("start with an ACL: policy calls %q, want SetACL with 1 set", calls)
+	}
+	key := policy.ACLSetKey{Name: "host1-in", Type: policy.ACLIPv4}
+	w.pe.counters = []policy.RuleCounter{
+		{Chain: "acl-in-host1-in", ID: policy.ACLRuleID{Set: key, Seq: 10, Ingress: true}.String(), Packets: 3, Bytes: 180},
+		{Chain: "acl-out-host1-in", ID: policy.ACLRuleID{Set: key, Seq: 10}.String(), Packets: 2, Bytes: 120},
+		{Chain: "failsafe-in", ID: "tcp-local", Packets: 100, Bytes: 6000},
+	}
+	w.d.opts.CountersInterval = 20 * time.Millisecond
+	m := w.rec.mark()
+	w.run(t)
+	want := []ACLEntryStatus{{Set: "host1-in", Type: "ACL_IPV4", Seq: 10, MatchedPackets: 5, MatchedOctets: 300}}
+	deadline := time.Now().Add(5 * time.Second)
+	for !slices.Equal(w.d.Status().Policy.ACLEntries, want) {
+		if time.Now().After(deadline) {
+			t.Fatalf("status ACL entries %+v, want %+v", w.d.Status().Policy.ACLEntries, want)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if calls := w.rec.since(m); slices.Contains(calls, "fib.Apply") {
+		t.Errorf("reading counters applied the FIB: calls %q", calls)
+	}
+
+	// The ACL removed: the entries leave the status, nothing is read.
+	w.reload(t, testConfig{neighbors: []string{"10.0.1.1"}}.json())
+	deadline = time.Now().Add(5 * time.Second)
+	for len(w.d.Status().Policy.ACLEntries) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("status ACL entries %+v after the ACL was removed", w.d.Status().Policy.ACLEntries)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	pm := w.pe.rec.mark()
+	time.Sleep(100 * time.Millisecond)
+	if calls := w.pe.rec.since(pm); slices.Contains(calls, "policy.Counters") {
+		t.Errorf("without ACLs: policy calls %q, want no counters read", calls)
+	}
+}

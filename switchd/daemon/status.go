@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/switchd/switchd/policy"
 	"github.com/switchd/switchd/switchd/bgp"
 )
 
@@ -70,7 +71,33 @@ func (d *Daemon) publishPolicy() {
 	if es.LastError != nil {
 		ps.LastError = es.LastError.Error()
 	}
-	d.status.update(func(st *Status) { st.Policy = ps })
+	d.status.update(func(st *Status) {
+		ps.ACLEntries = st.Policy.ACLEntries // readACLCounters' own
+		st.Policy = ps
+	})
+}
+
+// readACLCounters reads the ACL entries' counters from the kernel into
+// the status, while ACLs are configured. A failed read keeps the last
+// counters (the next tick tries again).
+func (d *Daemon) readACLCounters() {
+	if d.intent == nil || len(d.intent.ACL.Sets) == 0 {
+		if len(d.status.load().Policy.ACLEntries) > 0 {
+			d.status.update(func(st *Status) { st.Policy.ACLEntries = nil })
+		}
+		return
+	}
+	rcs, err := d.policy.Counters()
+	if err != nil {
+		d.log.Warn("ACL counters not read", "err", err)
+		return
+	}
+	var es []ACLEntryStatus
+	for _, c := range policy.ACLCounters(rcs) {
+		es = append(es, ACLEntryStatus{Set: c.Set.Name, Type: c.Set.Type.String(), Seq: c.Seq,
+			MatchedPackets: c.Packets, MatchedOctets: c.Octets})
+	}
+	d.status.update(func(st *Status) { st.Policy.ACLEntries = es })
 }
 
 // onNeighbors takes the speaker's neighbor feed into the status.

@@ -35,6 +35,9 @@ type testConfig struct {
 	// extra failsafe ports.
 	dbPort      int
 	failsafeTCP []int
+	// aclDrop, if set, configures an ACL_IPV4 set of that name whose
+	// entry 10 drops TCP.
+	aclDrop string
 }
 
 func (c testConfig) json() []byte {
@@ -76,6 +79,15 @@ func (c testConfig) json() []byte {
 	}
 	if len(sd) > 0 {
 		tree["switchd:switchd"] = sd
+	}
+	if c.aclDrop != "" {
+		typ := "openconfig-acl:ACL_IPV4"
+		tree["openconfig-acl:acl"] = map[string]any{"acl-sets": map[string]any{"acl-set": []any{map[string]any{
+			"name": c.aclDrop, "type": typ, "config": map[string]any{"name": c.aclDrop, "type": typ},
+			"acl-entries": map[string]any{"acl-entry": []any{map[string]any{
+				"sequence-id": 10, "config": map[string]any{"sequence-id": 10},
+				"ipv4":    map[string]any{"config": map[string]any{"protocol": "openconfig-packet-match-types:IP_TCP"}},
+				"actions": map[string]any{"config": map[string]any{"forwarding-action": "openconfig-acl:DROP"}}}}}}}}}
 	}
 	out, err := json.Marshal(tree)
 	if err != nil {

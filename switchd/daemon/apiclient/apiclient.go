@@ -77,6 +77,20 @@ type PolicyStatus struct {
 	// FailsafeKept names the failsafe services (BGP, SSH, gNMI, ...) a
 	// policy would have cut: it is applied, but these stay reachable.
 	FailsafeKept []string `json:"failsafe-kept,omitempty"`
+	// ACLEntries are the configured ACL entries' counters as last read
+	// (every few seconds), summed over the directions an entry is bound
+	// in; the gNMI server will serve them at
+	// /acl/acl-sets/acl-set/acl-entries/acl-entry/state.
+	ACLEntries []ACLEntryStatus `json:"acl-entries,omitempty"`
+}
+
+// ACLEntryStatus is what one ACL entry matched.
+type ACLEntryStatus struct {
+	Set            string `json:"acl-set"`
+	Type           string `json:"type"` // ACL_IPV4, ACL_IPV6, ACL_MIXED
+	Seq            uint32 `json:"sequence-id"`
+	MatchedPackets uint64 `json:"matched-packets"`
+	MatchedOctets  uint64 `json:"matched-octets"`
 }
 
 // DebugPath is where the daemon serves the runtime's profiles
