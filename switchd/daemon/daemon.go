@@ -251,6 +251,11 @@ func newComponents(ctx context.Context, opts Options, intent *config.Intent, int
 	// table a previous run left, after start has given it every input.
 	pe := policy.NewEngine(nil, policy.WithLogger(opts.Logger.With("component", "policy")))
 	closers = append(closers, func() { pe.Close() }) // the table stays in the kernel
+	// Anti-spoofing is always on: a workload sends from its own addresses
+	// (IPv6 has no rp_filter to enforce it), as every endpoint record says.
+	if err := pe.SetAntiSpoof(true); err != nil {
+		return c, nil, fmt.Errorf("policy: anti-spoofing: %w", err)
+	}
 	c.policy = engine{pe}
 	return c, closeAll, nil
 }

@@ -145,6 +145,19 @@ func TestPolicyPrivileged(t *testing.T) {
 		}
 		return nil
 	})
+	// Anti-spoofing is on: each workload's interface . address pairs.
+	waitFor(t, "db's interface and addresses in the anti-spoofing sets", func() error {
+		sets, err := elements("antispoof-src")
+		if err != nil {
+			return err
+		}
+		for _, a := range []netip.Addr{db.IPv4, db.IPv6} {
+			if !hasKey(sets, policy.Concat(policy.IfName(db.HostIface), a.AsSlice())) {
+				return fmt.Errorf("anti-spoofing sets %v lack %s . %s", sets, db.HostIface, a)
+			}
+		}
+		return nil
+	})
 	fs, err := elements(policy.SetFailsafeTCP)
 	if err != nil {
 		t.Fatal(err)
