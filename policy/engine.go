@@ -217,6 +217,10 @@ type Status struct {
 	FailsafeKept []string
 }
 
+// Counters reads the per-rule counters of the table from the kernel (ACL
+// entries, default drops), by rule ID.
+func (e *Engine) Counters() ([]RuleCounter, error) { return e.tb.Counters() }
+
 // Status reports the engine's state, from memory.
 func (e *Engine) Status() Status {
 	return Status{

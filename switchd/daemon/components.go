@@ -81,12 +81,6 @@ type policyEngine interface {
 	Close() error
 }
 
-// engine is the real policyEngine: a *policy.Engine with its Table's
-// counters.
-type engine struct{ *policy.Engine }
-
-func (e engine) Counters() ([]policy.RuleCounter, error) { return e.Table().Counters() }
-
 // endpointFeed is host's endpoint feed (*host.Manager): endpoints added,
 // updated and removed, with their addresses and labels.
 type endpointFeed interface {
@@ -117,6 +111,6 @@ var (
 	_ fibTable     = (*fib.Table)(nil)
 	_ routeMonitor = (*fib.Monitor)(nil)
 	_ linkMonitor  = (*platform.LinkMonitor)(nil)
-	_ policyEngine = engine{}
+	_ policyEngine = (*policy.Engine)(nil)
 	_ endpointFeed = (*host.Manager)(nil)
 )

@@ -256,7 +256,7 @@ func newComponents(ctx context.Context, opts Options, intent *config.Intent, int
 	if err := pe.SetAntiSpoof(true); err != nil {
 		return c, nil, fmt.Errorf("policy: anti-spoofing: %w", err)
 	}
-	c.policy = engine{pe}
+	c.policy = pe
 	return c, closeAll, nil
 }
 
