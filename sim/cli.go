@@ -23,7 +23,9 @@ const usage = `usage: switchd sim COMMAND
                         build the fabric (default: the demo topology), wait for BGP
   status                sessions and routes per node
   exec NODE -- CMD...   run CMD in NODE's network namespace
-  matrix                every host's loopback pings every other host's (IPv4, IPv6)
+  matrix                every host's loopback pings every other host's (IPv4, IPv6);
+                        with a topology policy, an allow/deny matrix of tcp/5432
+                        and ping between labelled workloads
   down                  tear the fabric down (also leftovers of crashed runs)
 `
 
@@ -257,7 +259,21 @@ func cmdMatrix(ctx context.Context, args []string, stdout io.Writer) (int, error
 	if err != nil {
 		return 1, err
 	}
-	if len(ws) > 1 {
+	if f.Topology.PolicyTree != nil {
+		// Workload policy denies some pings on purpose: show what it
+		// allows between labelled workloads instead of counting denials
+		// as failures.
+		lw := Labelled(ws)
+		if len(lw) < 2 {
+			return 1, errNoLabels
+		}
+		fmt.Fprintf(stdout, "workload policy (%s), IPv4:\n", f.Topology.Policy)
+		pm, err := f.WorkloadPolicyMatrix(ctx, lw)
+		if err != nil {
+			return 1, err
+		}
+		pm.Print(stdout)
+	} else if len(ws) > 1 {
 		fmt.Fprintln(stdout, "workloads:")
 		wm := f.WorkloadMatrix(ctx, ws)
 		wm.Print(stdout)

@@ -197,6 +197,9 @@ func (f *Fabric) switchdTree(n *NodeInfo) obj {
 			pools = append(pools, obj{"prefix": p.pfx.String(), "config": obj{"prefix": p.pfx.String(), "block-length": p.block}})
 		}
 		tree["switchd:switchd"] = obj{"ipam": obj{"pools": obj{"pool": pools}}}
+		if f.Topology.PolicyTree != nil {
+			mergePolicy(tree, f.Topology.PolicyTree)
+		}
 	}
 	return tree
 }

@@ -32,6 +32,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"sigs.k8s.io/yaml"
@@ -60,6 +61,13 @@ type Topology struct {
 	Timers *Timers `json:"timers,omitempty"`
 	Nodes  []Node  `json:"nodes"`
 	Links  []Link  `json:"links"`
+	// Policy names a file (YAML or JSON, relative to the topology file)
+	// holding config to merge into every switchd host's config, e.g. a
+	// /switchd workload-policy tree (examples/policy.yaml). LoadTopology
+	// reads it into PolicyTree, which fabric.json keeps, so a loaded
+	// fabric does not depend on the file (Policy becomes the path read).
+	Policy     string         `json:"policy,omitempty"`
+	PolicyTree map[string]any `json:"policy-tree,omitempty"`
 }
 
 // Timers apply to every BGP session of the fabric, in seconds.
@@ -79,6 +87,10 @@ type Node struct {
 	Role Role   `json:"role"`
 	ASN  uint32 `json:"asn"`
 	Kind Kind   `json:"kind,omitempty"` // default Switchd
+	// Workloads gives labels to a host's workloads by name (w1, w2...):
+	// the sim passes them to the endpoint API when it attaches them, so
+	// workload policy can select them.
+	Workloads map[string]map[string]string `json:"workloads,omitempty"`
 }
 
 // Link joins two nodes with a veth pair. In a file it is written either as
@@ -139,7 +151,34 @@ func LoadTopology(path string) (*Topology, error) {
 	if err != nil {
 		return nil, fmt.Errorf("topology %s: %w", path, err)
 	}
+	if t.Policy != "" && t.PolicyTree == nil {
+		p := t.Policy
+		if !filepath.IsAbs(p) {
+			p = filepath.Join(filepath.Dir(path), p)
+		}
+		if t.PolicyTree, err = readPolicy(p); err != nil {
+			return nil, fmt.Errorf("topology %s: policy: %w", path, err)
+		}
+		t.Policy = p // as found, for messages
+	}
 	return t, nil
+}
+
+// readPolicy reads a config fragment (YAML or JSON) to merge into hosts'
+// configs.
+func readPolicy(path string) (map[string]any, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var tree map[string]any
+	if err := yaml.Unmarshal(b, &tree); err != nil {
+		return nil, fmt.Errorf("parse %s: %w", path, err)
+	}
+	if len(tree) == 0 {
+		return nil, fmt.Errorf("%s: empty", path)
+	}
+	return tree, nil
 }
 
 // ParseTopology decodes a topology (YAML or JSON; unknown fields are
@@ -230,6 +269,19 @@ func (t *Topology) Validate() error {
 		case Switchd, Bird:
 		default:
 			bad("node %q: bad kind %q (want switchd or bird)", n.Name, n.Kind)
+		}
+		if len(n.Workloads) > 0 && (n.Role != Host || n.Kind != Switchd) {
+			bad("node %q: workloads: only switchd hosts attach workloads", n.Name)
+		}
+		for w, labels := range n.Workloads {
+			if err := checkName(w, MaxNodeName); err != nil {
+				bad("node %q: workload %q: %v", n.Name, w, err)
+			}
+			for k := range labels {
+				if k == "" {
+					bad("node %q: workload %q: empty label key", n.Name, w)
+				}
+			}
 		}
 	}
 	if len(t.Links) > maxLinks {

@@ -24,6 +24,10 @@ type Workload struct {
 	Netns string     `json:"netns"`
 	IPv4  netip.Addr `json:"ipv4,omitzero"`
 	IPv6  netip.Addr `json:"ipv6,omitzero"`
+	// Labels as the host's endpoint API reports them (sim-host and the
+	// topology's labels for this workload), as sorted key=value pairs
+	// joined by ",": a string keeps Workload comparable.
+	Labels string `json:"labels,omitempty"`
 }
 
 func (f *Fabric) workloadNetns(hostName, name string) string {
@@ -49,17 +53,21 @@ func (f *Fabric) AddWorkload(ctx context.Context, hostName, name string) (*Workl
 	if err != nil {
 		return nil, fmt.Errorf("workload %s on %s: %w", name, hostName, err)
 	}
+	labels := map[string]string{"sim-host": hostName}
+	for k, v := range n.Workloads[name] {
+		labels[k] = v
+	}
 	res, err := f.endpointClient(hostName).AddContainer(ctx, endpointapi.ContainerAdd{
 		ContainerID: name,
 		Netns:       wns.Path(),
-		Labels:      map[string]string{"sim-host": hostName},
+		Labels:      labels,
 	})
 	wns.Close()
 	if err != nil {
 		wns.Delete()
 		return nil, fmt.Errorf("workload %s on %s: %w", name, hostName, err)
 	}
-	return &Workload{Host: hostName, Name: name, Netns: wns.Name, IPv4: res.Endpoint.IPv4, IPv6: res.Endpoint.IPv6}, nil
+	return &Workload{Host: hostName, Name: name, Netns: wns.Name, IPv4: res.Endpoint.IPv4, IPv6: res.Endpoint.IPv6, Labels: joinLabels(res.Endpoint.Labels)}, nil
 }
 
 // DelWorkload detaches a workload (CNI DEL) and removes its namespace.
@@ -90,7 +98,7 @@ func (f *Fabric) Workloads(ctx context.Context) ([]Workload, error) {
 			if e.Kind != endpointapi.KindContainer {
 				continue
 			}
-			out = append(out, Workload{Host: n.Name, Name: e.Name, Netns: strings.TrimPrefix(e.Netns, ns.Dir+"/"), IPv4: e.IPv4, IPv6: e.IPv6})
+			out = append(out, Workload{Host: n.Name, Name: e.Name, Netns: strings.TrimPrefix(e.Netns, ns.Dir+"/"), IPv4: e.IPv4, IPv6: e.IPv6, Labels: joinLabels(e.Labels)})
 		}
 	}
 	sort.Slice(out, func(i, j int) bool {
@@ -122,14 +130,7 @@ func (f *Fabric) AddWorkloads(ctx context.Context, perHost int) ([]Workload, err
 
 // PingWorkload pings to's address of the family from inside workload from.
 func (f *Fabric) PingWorkload(ctx context.Context, from, to Workload, family int) error {
-	dst := to.IPv4
-	if family == 6 {
-		dst = to.IPv6
-	}
-	if !dst.IsValid() {
-		return fmt.Errorf("workload %s/%s has no IPv%d address", to.Host, to.Name, family)
-	}
-	wns, err := ns.Open(from.Netns)
+	dst, wns, err := probe(from, to, family)
 	if err != nil {
 		return err
 	}
@@ -138,6 +139,23 @@ func (f *Fabric) PingWorkload(ctx context.Context, from, to Workload, family int
 		return fmt.Errorf("ping %s/%s to %s/%s (%v): %w", from.Host, from.Name, to.Host, to.Name, dst, err)
 	}
 	return nil
+}
+
+// probe returns to's address of the family and from's namespace (to be
+// closed), what a probe from one workload to another starts with.
+func probe(from, to Workload, family int) (netip.Addr, *ns.NS, error) {
+	dst := to.IPv4
+	if family == 6 {
+		dst = to.IPv6
+	}
+	if !dst.IsValid() {
+		return dst, nil, fmt.Errorf("workload %s/%s has no IPv%d address", to.Host, to.Name, family)
+	}
+	wns, err := ns.Open(from.Netns)
+	if err != nil {
+		return dst, nil, err
+	}
+	return dst, wns, nil
 }
 
 // WorkloadMatrix pings between every pair of workloads,

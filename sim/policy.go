@@ -1,0 +1,229 @@
+package sim
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"sort"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"github.com/switchd/switchd/sim/ns"
+)
+
+// PolicyPort is the TCP port the policy matrix probes: the example
+// policy's database port.
+const PolicyPort = 5432
+
+// mergePolicy merges a config fragment (Topology.PolicyTree) into a
+// host's tree: objects merge key by key, anything else in the fragment
+// wins. The host's own switchd:switchd (IPAM) and the fragment's
+// (workload policy) thus end up side by side.
+func mergePolicy(dst, src map[string]any) {
+	for k, v := range src {
+		if sv, ok := v.(map[string]any); ok {
+			if dv, ok := dst[k].(map[string]any); ok {
+				mergePolicy(dv, sv)
+				continue
+			}
+		}
+		dst[k] = v
+	}
+}
+
+// ListenWorkload opens a TCP listener on port inside workload w's
+// namespace (all addresses) that accepts and closes every connection.
+// Closing it ends the accepting goroutine; no process is started.
+func (f *Fabric) ListenWorkload(w Workload, port int) (net.Listener, error) {
+	wns, err := ns.Open(w.Netns)
+	if err != nil {
+		return nil, fmt.Errorf("listen in workload %s/%s: %w", w.Host, w.Name, err)
+	}
+	defer wns.Close()
+	var l net.Listener
+	err = wns.Do(func() error {
+		var err error
+		l, err = net.Listen("tcp", fmt.Sprintf(":%d", port))
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("listen in workload %s/%s on tcp/%d: %w", w.Host, w.Name, port, err)
+	}
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	return l, nil
+}
+
+// ConnectWorkload opens (and closes) a TCP connection from inside workload
+// from to to's address of the family on port, waiting at most timeout.
+func (f *Fabric) ConnectWorkload(from, to Workload, family, port int, timeout time.Duration) error {
+	dst, wns, err := probe(from, to, family)
+	if err != nil {
+		return err
+	}
+	defer wns.Close()
+	addr := netip.AddrPortFrom(dst, uint16(port)).String()
+	err = wns.Do(func() error {
+		c, err := net.DialTimeout("tcp", addr, timeout)
+		if err != nil {
+			return err
+		}
+		return c.Close()
+	})
+	if err != nil {
+		return fmt.Errorf("tcp %s/%s to %s/%s (%s): %w", from.Host, from.Name, to.Host, to.Name, addr, err)
+	}
+	return nil
+}
+
+// PolicyMatrix is what workload policy lets through between labelled
+// workloads: TCP to PolicyPort and ping, IPv4.
+type PolicyMatrix struct {
+	Workloads []Workload
+	TCP, Ping map[[2]string]error // by from, to label (host/name)
+}
+
+func workloadKey(w Workload) string { return w.Host + "/" + w.Name }
+
+// joinLabels is Workload.Labels of an endpoint's labels.
+func joinLabels(m map[string]string) string {
+	var ls []string
+	for k, v := range m {
+		ls = append(ls, k+"="+v)
+	}
+	sort.Strings(ls)
+	return strings.Join(ls, ",")
+}
+
+// Label returns the value of the workload's label key ("" if it has none).
+func (w Workload) Label(key string) string {
+	for _, kv := range strings.Split(w.Labels, ",") {
+		if k, v, ok := strings.Cut(kv, "="); ok && k == key {
+			return v
+		}
+	}
+	return ""
+}
+
+// Labelled returns the workloads that carry labels other than sim-host:
+// the ones a topology's policy can tell apart.
+func Labelled(ws []Workload) []Workload {
+	var out []Workload
+	for _, w := range ws {
+		if labelString(w) != "" {
+			out = append(out, w)
+		}
+	}
+	return out
+}
+
+// WorkloadPolicyMatrix listens on PolicyPort in every workload of ws and
+// tries TCP and ping between every ordered pair, all at once. A failure
+// is a deny; so is a timeout, which is why the TCP timeout is short.
+func (f *Fabric) WorkloadPolicyMatrix(ctx context.Context, ws []Workload) (*PolicyMatrix, error) {
+	var ls []net.Listener
+	defer func() {
+		for _, l := range ls {
+			l.Close()
+		}
+	}()
+	for _, w := range ws {
+		l, err := f.ListenWorkload(w, PolicyPort)
+		if err != nil {
+			return nil, err
+		}
+		ls = append(ls, l)
+	}
+	m := &PolicyMatrix{Workloads: ws, TCP: map[[2]string]error{}, Ping: map[[2]string]error{}}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, a := range ws {
+		for _, b := range ws {
+			if workloadKey(a) == workloadKey(b) {
+				continue
+			}
+			k := [2]string{workloadKey(a), workloadKey(b)}
+			wg.Add(2)
+			go func() {
+				defer wg.Done()
+				err := f.ConnectWorkload(a, b, 4, PolicyPort, 2*time.Second)
+				mu.Lock()
+				m.TCP[k] = err
+				mu.Unlock()
+			}()
+			go func() {
+				defer wg.Done()
+				err := f.PingWorkload(ctx, a, b, 4)
+				mu.Lock()
+				m.Ping[k] = err
+				mu.Unlock()
+			}()
+		}
+	}
+	wg.Wait()
+	return m, nil
+}
+
+// labelString is a workload's labels without sim-host.
+func labelString(w Workload) string {
+	var ls []string
+	for _, kv := range strings.Split(w.Labels, ",") {
+		if kv != "" && !strings.HasPrefix(kv, "sim-host=") {
+			ls = append(ls, kv)
+		}
+	}
+	return strings.Join(ls, ",")
+}
+
+// Print writes the workloads with their labels and one allow/deny table
+// per probe: rows from, columns to.
+func (m *PolicyMatrix) Print(w io.Writer) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	for _, x := range m.Workloads {
+		fmt.Fprintf(tw, "  %s\t%v\t%s\n", workloadKey(x), x.IPv4, labelString(x))
+	}
+	tw.Flush()
+	fmt.Fprintln(w)
+	for _, t := range []struct {
+		name string
+		res  map[[2]string]error
+	}{{fmt.Sprintf("tcp/%d", PolicyPort), m.TCP}, {"ping", m.Ping}} {
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		var cols []string
+		for _, b := range m.Workloads {
+			cols = append(cols, workloadKey(b))
+		}
+		fmt.Fprintf(tw, "%s from\\to\t%s\n", t.name, strings.Join(cols, "\t"))
+		for _, a := range m.Workloads {
+			row := []string{workloadKey(a)}
+			for _, b := range m.Workloads {
+				cell := "-"
+				if err, ok := t.res[[2]string{workloadKey(a), workloadKey(b)}]; ok {
+					cell = "allow"
+					if err != nil {
+						cell = "deny"
+					}
+				}
+				row = append(row, cell)
+			}
+			fmt.Fprintln(tw, strings.Join(row, "\t"))
+		}
+		tw.Flush()
+		fmt.Fprintln(w)
+	}
+}
+
+// errNoLabels says why a policy matrix is empty.
+var errNoLabels = errors.New("fewer than two workloads carry labels (set them per host under workloads: in the topology)")
