@@ -26,9 +26,11 @@ deps:
 tools:
 	bash .ci/tools
 
-# Brings up the default simulated fabric and shows it working.
+# Brings up the demo fabric (the default one with labelled workloads and
+# examples/policy.yaml on every host) and shows it working: reachability,
+# then what the workload policy allows (sim matrix).
 demo: deps build rt-proto
-	./$(BIN) sim up $(if $(TOPOLOGY),--topology $(TOPOLOGY))
+	./$(BIN) sim up --topology $(or $(TOPOLOGY),sim/topologies/policy.yaml)
 	./$(BIN) sim matrix
 	./$(BIN) sim status
 	@echo
