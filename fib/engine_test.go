@@ -256,13 +256,12 @@ func TestPrivilegedLinkDownOneGroupUpdate(t *testing.T) {
 // through its own subscription (vishvananda/netlink), independent of the
 // package's monitor.
 type routeEvents struct {
-	mu          sync.Mutex
-	adds, dels  int
-	marks       map[string]bool
-	stop        chan struct{}
-	wg          sync.WaitGroup
-	protocol    netlink.RouteProtocol
-	sentinelDst string
+	mu         sync.Mutex
+	adds, dels int
+	marks      map[string]bool
+	stop       chan struct{}
+	wg         sync.WaitGroup
+	protocol   netlink.RouteProtocol
 }
 
 func watchRoutes(t *testing.T, tp *topo) *routeEvents {

@@ -58,11 +58,6 @@ type blocksFile struct {
 	Blocks  []netip.Prefix `json:"blocks"`
 }
 
-type endpointFile struct {
-	Version  int `json:"version"`
-	Endpoint `json:"endpoint"`
-}
-
 const logName = "endpoints.log"
 
 func openStore(dir string) (*store, error) {

@@ -35,18 +35,7 @@ func TestPrivilegedACLDropsAndAccepts(t *testing.T) {
 		must(t, a.n.AddAddr(a.link, netip.MustParsePrefix(a.prefix)))
 	}
 
-	var ln net.Listener
-	must(t, leaf.Do(func() (err error) { ln, err = net.Listen("tcp", ":22"); return err }))
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
+	serveTCP(t, leaf, ":22")
 
 	e := NewEngine(leaf.Net())
 	tb := e.Table()

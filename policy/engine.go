@@ -3,7 +3,6 @@ package policy
 import (
 	"context"
 	"fmt"
-	"maps"
 	"net/netip"
 	"slices"
 
@@ -236,6 +235,3 @@ func (e *Engine) Status() Status {
 
 // Close releases the engine's socket; the table stays in the kernel.
 func (e *Engine) Close() error { return e.tb.Close() }
-
-// profileNames lists the profile chains (for tests).
-func (e *Engine) profileNames() []string { return slices.Sorted(maps.Keys(e.wl.profiles)) }

@@ -17,21 +17,7 @@ import (
 // connections until the test ends.
 func listenTCP(t *testing.T, n *ns.NS, port uint16) {
 	t.Helper()
-	var l net.Listener
-	must(t, n.Do(func() (err error) {
-		l, err = net.Listen("tcp", fmt.Sprintf("[::]:%d", port))
-		return err
-	}))
-	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
+	serveTCP(t, n, fmt.Sprintf("[::]:%d", port))
 }
 
 // dialTCP connects from src (in n) to dst:port; a dropped SYN times out.

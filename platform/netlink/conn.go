@@ -39,7 +39,6 @@ const DefaultDumpAttempts = 10
 type Conn struct {
 	nl      *netlink.Conn
 	rc      syscall.RawConn
-	ns      *NS // the namespace's id is known; the fd is not kept
 	nsid    NSID
 	seq     uint32
 	rx      []byte

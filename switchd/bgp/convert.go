@@ -157,13 +157,6 @@ type candidate struct {
 	comm    string // community attributes as received (pathDecoder), "" for none
 }
 
-// pathFromAPI decodes a path of the IPv4/IPv6 unicast table. ok is false
-// for paths of other families.
-func pathFromAPI(p *api.Path) (prefix netip.Prefix, c candidate, withdraw bool, ok bool, err error) {
-	var d pathDecoder
-	return d.decode(p)
-}
-
 // Type URLs of the Any messages pathDecoder reads; every other attribute
 // is skipped without being decoded. Constants, not derived from the
 // messages' descriptors, so that the decoder's switch compiles to a search

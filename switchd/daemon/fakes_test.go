@@ -92,12 +92,6 @@ func (r *recorder) waitFor(t *testing.T, mark int, what string, cond func(calls 
 	}
 }
 
-// waitCall waits for a call with the given text after mark.
-func (r *recorder) waitCall(t *testing.T, mark int, call string) []string {
-	t.Helper()
-	return r.waitFor(t, mark, call, func(calls []string) bool { return slices.Contains(calls, call) })
-}
-
 // waitTurns waits until n loop turns ended after mark.
 func (r *recorder) waitTurns(t *testing.T, mark, n int) []string {
 	t.Helper()
