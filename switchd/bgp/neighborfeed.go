@@ -20,10 +20,10 @@ import (
 //   - the last error from the session records of the speaker's GoBGP
 //     logger (sessions.go), which come before the state change they
 //     explain;
-//   - prefix counts and negotiated families from the monitor's ListPeer
-//     (sync.go), so they lag by up to its tick (1 s once synced). The
-//     advertised count is not there: GoBGP counts it only by walking the
-//     RIB (Neighbors does, on request).
+//   - prefix and message counts and negotiated families from the
+//     monitor's ListPeer (sync.go), so they lag by up to its tick (1 s
+//     once synced). The advertised count is not there: GoBGP counts it
+//     only by walking the RIB (Neighbors does, on request).
 //   - the configured neighbors from Apply.
 type neighborFeed struct {
 	kick chan struct{}
@@ -134,7 +134,8 @@ func (f *neighborFeed) onError(addr netip.Addr, text string) {
 	})
 }
 
-// onPeers takes prefix counts and negotiated families from a ListPeer.
+// onPeers takes prefix counts, message counts and negotiated families
+// from a ListPeer.
 // Maps and slices are replaced, never changed in place: drained copies
 // share them.
 func (f *neighborFeed) onPeers(peers []*api.Peer) {
@@ -148,9 +149,10 @@ func (f *neighborFeed) onPeers(peers []*api.Peer) {
 				got.NegotiatedFamilies = nil // the watch has the newer state
 			}
 			if maps.Equal(ns.PrefixesReceived, got.PrefixesReceived) && maps.Equal(ns.PrefixesAccepted, got.PrefixesAccepted) &&
-				slices.Equal(ns.NegotiatedFamilies, got.NegotiatedFamilies) {
+				slices.Equal(ns.NegotiatedFamilies, got.NegotiatedFamilies) && ns.Messages == got.Messages {
 				return false
 			}
+			ns.Messages = got.Messages
 			ns.PrefixesReceived, ns.PrefixesAccepted = got.PrefixesReceived, got.PrefixesAccepted
 			ns.NegotiatedFamilies = got.NegotiatedFamilies
 			return true
@@ -219,7 +221,7 @@ func (s *Speaker) NeighborUpdates() <-chan struct{} { return s.nbrs.kick }
 // DrainNeighbors returns, sorted by address, the state of every neighbor
 // whose state changed since the previous call: session state, the count
 // of transitions to Established, the last error, prefixes received and
-// accepted, negotiated families. A neighbor no longer configured appears
+// accepted, UPDATE and NOTIFICATION counts, negotiated families. A neighbor no longer configured appears
 // once more, with Removed set. Prefix counts lag by up to a second;
 // PrefixesSent is not filled (see Neighbors). Maps and slices are shared
 // and must not be modified.

@@ -50,7 +50,7 @@ func TestPrivilegedNeighborFeed(t *testing.T) {
 	bird := ip("10.99.0.2")
 
 	up := r.waitFor(t, bird, "established with its prefix counted", func(n NeighborState) bool {
-		return n.State == StateEstablished && n.PrefixesReceived[IPv4Unicast] == 1
+		return n.State == StateEstablished && n.PrefixesReceived[IPv4Unicast] == 1 && n.Messages.UpdatesReceived > 0
 	})
 	if up.EstablishedTransitions != 1 || up.LastEstablished.Before(start) || up.PeerAS != birdAS || up.PrefixesAccepted[IPv4Unicast] != 1 {
 		t.Errorf("established neighbor = %+v, want 1 transition since the test started, AS %d, 1 prefix accepted", up, birdAS)
@@ -112,6 +112,20 @@ func TestNeighborFeedCoalescesAndCounts(t *testing.T) {
 	}
 	if got := f.drain(); got != nil {
 		t.Errorf("second drain = %+v, want nothing", got)
+	}
+	// Message counts come with the ListPeer; unchanged counts are no news.
+	peer := &api.Peer{Conf: &api.PeerConf{NeighborAddress: a.String()}, State: &api.PeerState{
+		SessionState: api.PeerState_ESTABLISHED, Messages: &api.Messages{
+			Received: &api.Message{Update: 7, Notification: 1, Keepalive: 30},
+			Sent:     &api.Message{Update: 3, Keepalive: 31}}}}
+	f.onPeers([]*api.Peer{peer})
+	want := MessageCounts{UpdatesReceived: 7, UpdatesSent: 3, NotificationsReceived: 1}
+	if got := f.drain(); len(got) != 1 || got[0].Messages != want {
+		t.Errorf("drain after a ListPeer = %+v, want messages %+v", got, want)
+	}
+	f.onPeers([]*api.Peer{peer})
+	if got := f.drain(); got != nil {
+		t.Errorf("drain after the same ListPeer = %+v, want nothing", got)
 	}
 	f.configure(nil, true)
 	if got := f.drain(); len(got) != 1 || !got[0].Removed || got[0].EstablishedTransitions != 2 {

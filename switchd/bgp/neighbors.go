@@ -73,6 +73,10 @@ func neighborStateFromAPI(p *api.Peer) (NeighborState, error) {
 			ns.EstablishedSince = time.Unix(up.GetSeconds(), 0)
 		}
 	}
+	if m := st.GetMessages(); m != nil {
+		ns.Messages = MessageCounts{UpdatesReceived: m.GetReceived().GetUpdate(), UpdatesSent: m.GetSent().GetUpdate(),
+			NotificationsReceived: m.GetReceived().GetNotification(), NotificationsSent: m.GetSent().GetNotification()}
+	}
 	ns.PrefixesReceived = make(map[Family]uint64)
 	ns.PrefixesAccepted = make(map[Family]uint64)
 	ns.PrefixesSent = make(map[Family]uint64)

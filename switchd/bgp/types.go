@@ -198,6 +198,12 @@ type PrefixLimit struct {
 	WarningThresholdPct uint8
 }
 
+// MessageCounts count a neighbor's BGP messages by type and direction.
+type MessageCounts struct {
+	UpdatesReceived, UpdatesSent             uint64
+	NotificationsReceived, NotificationsSent uint64
+}
+
 // Timers are the per-neighbor session timers; zero values take GoBGP's
 // defaults (connect-retry 120 s, hold 90 s, keepalive 30 s).
 type Timers struct {
@@ -271,6 +277,9 @@ type NeighborState struct {
 	PrefixesSent           map[Family]uint64
 	LastError              string
 	NegotiatedFamilies     []Family
+	// Messages are GoBGP's UPDATE and NOTIFICATION counts, from the same
+	// ListPeer as the prefix counts (so they lag as those do).
+	Messages MessageCounts
 	// Removed, in DrainNeighbors only: the neighbor is no longer
 	// configured; this is its last report.
 	Removed bool
