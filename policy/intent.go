@@ -18,6 +18,18 @@ type Intent struct {
 	// FailsafeExtra are ports the host keeps open beside the built-in
 	// failsafe ones; they can only add.
 	FailsafeExtra Failsafe
+	// NetworkSets are labelled addresses a peer selector matches beside
+	// the endpoints (never a policy's own selector), sorted by Name.
+	NetworkSets []NetworkSet
+}
+
+// NetworkSet is a labelled set of prefixes that are not endpoints of this
+// host: workloads elsewhere, external networks (Calico's
+// GlobalNetworkSet). A host is a /32 or a /128.
+type NetworkSet struct {
+	Name     string
+	Labels   map[string]string
+	Prefixes []netip.Prefix
 }
 
 // Action is what a rule does with a packet it matches.
@@ -100,9 +112,10 @@ func (r PortRange) String() string {
 
 // Peer is the other side of a rule. The zero Peer matches anything.
 type Peer struct {
-	// Selector, if not nil, matches the addresses of the endpoints it
-	// selects: its set is shared with every other use of the same
-	// selector (Selector.String names it).
+	// Selector, if not nil, matches the addresses of the endpoints and
+	// the prefixes of the network sets it selects: its sets are shared
+	// with every other use of the same selector (Selector.String names
+	// it).
 	Selector *Selector
 	// CIDRs, if any, match these addresses except those in Except, each
 	// of which lies within one of CIDRs. With Selector, both must match.

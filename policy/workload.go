@@ -32,7 +32,9 @@ const (
 //   - A peer selector is a lookup in a named set per family
 //     (sel4-/sel6-<hash of the canonical selector>), whose elements are
 //     the addresses of matching endpoints, plus any second source given
-//     to setMembers (memberships learned over BGP, later).
+//     to setMembers (memberships learned over BGP, later); and a lookup,
+//     in a second rule, in an interval set per family (seln4-/seln6-)
+//     holding the prefixes of the network sets it matches (netset.go).
 //   - CIDR peers (with excepts) and port lists are interval sets named by
 //     their content: they follow from the intent, not from membership.
 //
@@ -59,6 +61,9 @@ type workload struct {
 
 	// extra are members from other sources: selector → source → addresses.
 	extra map[string]map[string][]netip.Addr
+	// netElems are the elements of the network-set sets (seln4-/seln6-,
+	// netset.go), by set name.
+	netElems map[string][]Element
 }
 
 type wlEndpoint struct {
@@ -93,6 +98,7 @@ func newWorkload(tb *Table) *workload {
 		profiles: map[string]*profile{},
 		chains:   map[string]bool{},
 		extra:    map[string]map[string][]netip.Addr{},
+		netElems: map[string][]Element{},
 	}
 }
 
@@ -107,6 +113,15 @@ func (w *workload) filled(slot string) bool {
 func (w *workload) setIntent(in Intent) error {
 	if w.compiled && reflect.DeepEqual(in, w.intent) {
 		return nil // a reload that left workload policy alone
+	}
+	if w.compiled && onlyNetSetsDiffer(w.intent, in) {
+		w.compiled = false
+		w.intent = in
+		if err := w.setNetSets(); err != nil {
+			return err
+		}
+		w.compiled = true
+		return nil
 	}
 	if w.compiled && w.active && sameMembership(w.intent, in) {
 		return w.setRules(in)
@@ -136,8 +151,10 @@ func (w *workload) setIntent(in Intent) error {
 	// Drop what the new intent lacks.
 	for s := range old.sels {
 		if w.sels[s] == nil {
-			w.tb.DeleteSet(selectorSetName(fam4, s))
-			w.tb.DeleteSet(selectorSetName(fam6, s))
+			for _, f := range []family{fam4, fam6} {
+				w.tb.DeleteSet(selectorSetName(f, s))
+				w.tb.DeleteSet(selectorNetSetName(f, s))
+			}
 		}
 	}
 	for n := range old.static {
@@ -168,6 +185,9 @@ func (w *workload) setIntent(in Intent) error {
 			return err
 		}
 	}
+	if err := w.setNetSets(); err != nil {
+		return err
+	}
 	w.compiled = true
 	return nil
 }
@@ -175,7 +195,7 @@ func (w *workload) setIntent(in Intent) error {
 // sameMembership reports whether a and b put every endpoint in the same
 // profiles and selector sets: the same Default, the same policies in the
 // same order with the same selectors and directions, the same peer
-// selectors. Then only rules differ.
+// selectors. Then only rules (and network sets) differ.
 func sameMembership(a, b Intent) bool {
 	if a.Default != b.Default || len(a.Policies) != len(b.Policies) {
 		return false
@@ -222,6 +242,9 @@ func (w *workload) setRules(in Intent) error {
 			return fmt.Errorf("workload policy: %w", err)
 		}
 	}
+	if err := w.setNetSets(); err != nil {
+		return err
+	}
 	w.compiled = true
 	return nil
 }
@@ -234,6 +257,9 @@ func (w *workload) compileIntent() error {
 			if err := w.tb.SetSet(Set{Name: selectorSetName(f, s), KeyType: f.keyType()}); err != nil {
 				return fmt.Errorf("workload policy: %w", err)
 			}
+		}
+		if err := w.netSetSets(s); err != nil {
+			return err
 		}
 	}
 	if err := w.setStatic(); err != nil {

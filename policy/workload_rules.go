@@ -270,33 +270,51 @@ func (rc *ruleCompiler) compile(out []ChainRule, p *Policy, dir string, r *Rule)
 			rc.sets[name] = staticSet{Set{Name: name, KeyType: f.keyType(), Interval: true}, elems}
 			es = append(es, addrLookup(f, src, name)...)
 		}
+		// A peer selector matches its endpoints' addresses (a hash set) or
+		// its network sets' prefixes (an interval set): one rule each.
+		type variant struct {
+			id   string
+			look []expr.Any
+		}
+		vs := []variant{{id: fmt.Sprintf("%s/%s/%d/%s", p.Name, dir, r.Seq, f)}}
 		if peer.Selector != nil {
 			s := peer.Selector.String()
 			rc.selectors[s] = *peer.Selector
-			es = append(es, addrLookup(f, src, selectorSetName(f, s))...)
-		}
-		if r.Protocol != 0 {
-			es = append(es, &expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
-				&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{r.Protocol}})
-		}
-		es = append(es, rc.ports(r.SrcPorts, 0)...)
-		es = append(es, rc.ports(r.DstPorts, 2)...)
-		es = append(es, &expr.Counter{})
-		switch r.Action {
-		case Allow:
-			es = append(es, &expr.Verdict{Kind: expr.VerdictReturn})
-		case Deny:
-			es = append(es, &expr.Verdict{Kind: expr.VerdictDrop})
-		case Log:
-			prefix := fmt.Sprintf("swd %s/%s/%d: ", p.Name, dir, r.Seq)
-			if len(prefix) > 127 { // the kernel's limit (NF_LOG_PREFIXLEN, with its NUL)
-				prefix = prefix[:127]
+			vs = []variant{
+				{vs[0].id, addrLookup(f, src, selectorSetName(f, s))},
+				{vs[0].id + "/net", addrLookup(f, src, selectorNetSetName(f, s))},
 			}
-			es = append(es, &expr.Log{Key: 1 << unix.NFTA_LOG_PREFIX, Data: []byte(prefix)})
 		}
-		out = append(out, ChainRule{ID: fmt.Sprintf("%s/%s/%d/%s", p.Name, dir, r.Seq, f), Exprs: es})
+		for _, v := range vs {
+			out = append(out, ChainRule{ID: v.id, Exprs: rc.ruleTail(slices.Concat(es, v.look), p, dir, r)})
+		}
 	}
 	return out
+}
+
+// ruleTail appends to es the protocol, port, counter and verdict of rule
+// r of policy p in direction dir.
+func (rc *ruleCompiler) ruleTail(es []expr.Any, p *Policy, dir string, r *Rule) []expr.Any {
+	if r.Protocol != 0 {
+		es = append(es, &expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{r.Protocol}})
+	}
+	es = append(es, rc.ports(r.SrcPorts, 0)...)
+	es = append(es, rc.ports(r.DstPorts, 2)...)
+	es = append(es, &expr.Counter{})
+	switch r.Action {
+	case Allow:
+		es = append(es, &expr.Verdict{Kind: expr.VerdictReturn})
+	case Deny:
+		es = append(es, &expr.Verdict{Kind: expr.VerdictDrop})
+	case Log:
+		prefix := fmt.Sprintf("swd %s/%s/%d: ", p.Name, dir, r.Seq)
+		if len(prefix) > 127 { // the kernel's limit (NF_LOG_PREFIXLEN, with its NUL)
+			prefix = prefix[:127]
+		}
+		es = append(es, &expr.Log{Key: 1 << unix.NFTA_LOG_PREFIX, Data: []byte(prefix)})
+	}
+	return es
 }
 
 // ports matches the transport port at off (0 source, 2 destination): one

@@ -67,6 +67,17 @@ func newWLHost(t *testing.T, names ...string) *wlHost {
 	return h
 }
 
+// engine is an Engine in the host with the named workloads as endpoints,
+// closed when the test ends.
+func (h *wlHost) engine(names ...string) *Engine {
+	e := NewEngine(h.host.Net())
+	h.t.Cleanup(func() { e.Close() })
+	for _, n := range names {
+		must(h.t, e.UpsertEndpoint(h.eps[n]))
+	}
+	return e
+}
+
 // listen accepts (and closes) TCP connections on port of workload name,
 // both families, until the test ends.
 func (h *wlHost) listen(name string, port int) {
@@ -171,12 +182,8 @@ func (h *wlHost) expect(step string, webDB, otherDB, pingDB bool) {
 func TestPrivilegedWorkloadPolicyTraffic(t *testing.T) {
 	h := newWLHost(t, "web", "db", "other")
 	h.listen("db", 5432)
-	e := NewEngine(h.host.Net())
-	defer e.Close()
+	e := h.engine("web", "db", "other")
 	ctx := context.Background()
-	for _, n := range []string{"web", "db", "other"} {
-		must(t, e.UpsertEndpoint(h.eps[n]))
-	}
 	must(t, e.SetIntent(Intent{}))
 	must(t, e.Apply(ctx))
 	h.expect("no policy", true, true, true)
@@ -211,8 +218,8 @@ func TestPrivilegedWorkloadPolicyTraffic(t *testing.T) {
 	moved.Policies[0].Ingress[0].DstPorts = []PortRange{{5433, 5433}}
 	must(t, e.SetIntent(moved))
 	must(t, e.Apply(ctx))
-	if m := e.Table().Messages(); m != 4 {
-		t.Errorf("a port change sent %d messages, want 4 (the IPv4 and IPv6 rules out, their successors in)", m)
+	if m := e.Table().Messages(); m != 8 {
+		t.Errorf("a port change sent %d messages, want 8 (the IPv4 and IPv6 rules, endpoints' and network sets', out, their successors in)", m)
 	}
 	after := k.handles()
 	for name, hs := range before {
