@@ -93,6 +93,10 @@ const supportedLeaves = `
 /switchd/workload-policy/policies/policy/config/selector
 /switchd/workload-policy/policies/policy/config/direction
 /switchd/workload-policy/policies/policy/RULE
+/switchd/workload-policy/network-sets/network-set/config/name
+/switchd/workload-policy/network-sets/network-set/config/prefix
+/switchd/workload-policy/network-sets/network-set/labels/label/config/key
+/switchd/workload-policy/network-sets/network-set/labels/label/config/value
 /switchd/failsafe/config/tcp-port
 /switchd/failsafe/config/udp-port
 

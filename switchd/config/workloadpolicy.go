@@ -14,8 +14,8 @@ import (
 
 var wpPath = switchdPath.child("workload-policy")
 
-// workloadPolicy translates /switchd/workload-policy and
-// /switchd/failsafe into policy.Intent. Selectors are parsed here (with
+// workloadPolicy translates /switchd/workload-policy (policies and
+// network sets) and /switchd/failsafe into policy.Intent. Selectors are parsed here (with
 // policy.ParseSelector), so a selector that would not compile is refused
 // by check and reload alike, at its leaf.
 func (t *translator) workloadPolicy(sd *oc.Switchd, in *Intent) {
@@ -34,6 +34,7 @@ func (t *translator) workloadPolicy(sd *oc.Switchd, in *Intent) {
 			}
 		}
 		sort.SliceStable(out.Policies, func(i, j int) bool { return out.Policies[i].Order < out.Policies[j].Order })
+		out.NetworkSets = t.networkSets(wp)
 	}
 	if fs := sd.Failsafe; fs != nil {
 		cfg := switchdPath.child("failsafe").child("config")
