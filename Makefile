@@ -61,6 +61,8 @@ bench: deps build
 	$(GO) test -run '^$$' -bench WorkloadPropagation -benchtime 100x $(BENCHFLAGS) ./sim/bench/
 	$(GO) test -run '^$$' -bench 'Check50kAggregates' -benchtime 3x $(BENCHFLAGS) ./switchd/config/
 	$(GO) test -run '^$$' -bench 'ResolutionCommonCase' -count 5 $(BENCHFLAGS) ./fib/
+	$(GO) test -run '^$$' -bench 'MembershipChange|EndpointChange' -benchtime 2000x -timeout 30m $(BENCHFLAGS) ./policy/
+	$(GO) test -run '^$$' -bench Dataplane -benchtime 7x -timeout 30m $(BENCHFLAGS) ./policy/
 	SWITCHD_BENCH_N=$(BGPTOFIB_N) $(GO) test -run '^$$' -bench BGPToFIB -benchtime 1x -count 3 -timeout 60m $(BENCHFLAGS) ./sim/bench/
 
 lint:
