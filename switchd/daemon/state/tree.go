@@ -1,0 +1,221 @@
+// Package state renders switchd's applied state as OpenConfig: pure
+// functions turn what the components' feeds carry (link stats, BGP
+// neighbor states, endpoint events, ACL counters, a system sample) into
+// ygot structs of models/oc, and a Tree publishes them as gNMI
+// notifications through one funnel (Tree.publish), the way lemming's
+// updateAppliedState does (STYLE.md §6).
+//
+// The daemon owns the Tree and calls it from its loop goroutine as it
+// drains each feed; the gNMI server behind the Publisher never asks a
+// component anything. AFT (routes, next hops) is not rendered here: the
+// gNMI server walks fib's table for it, so a million routes are not kept
+// twice.
+package state
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	gpb "github.com/openconfig/gnmi/proto/gnmi"
+	"github.com/openconfig/ygot/ygot"
+	"google.golang.org/protobuf/proto"
+)
+
+// Publisher takes rendered state: the gNMI server's cache. A
+// notification's prefix carries no target (the server sets its own);
+// updates are leaves relative to the prefix, deletes remove subtrees.
+// Publish is called from one goroutine at a time.
+type Publisher interface {
+	Publish(n *gpb.Notification) error
+}
+
+// Tree is the state tree as last published: for each subtree (an
+// interface, a neighbor, an endpoint, /system, ...) the leaves and their
+// values. A new rendering of a subtree is compared with it, so only
+// changed leaves are published, and leaves that are gone (an address
+// removed, a label dropped) are deleted; a subtree that is gone as a
+// whole is deleted by its path. Its methods should only be called from
+// one goroutine (the daemon's loop).
+type Tree struct {
+	pub Publisher
+	now func() time.Time
+
+	subtrees map[string]*subtree // by path string
+	// links are the interfaces' oper states and last changes (interfaces.go).
+	links map[string]linkSeen
+	// endpoints are the keys of the published endpoints by endpoint ID.
+	endpoints map[string]string
+}
+
+// subtree is one published subtree: its path and its leaves by path
+// relative to it.
+type subtree struct {
+	prefix []*gpb.PathElem
+	leaves map[string]leaf
+}
+
+type leaf struct {
+	path *gpb.Path
+	val  *gpb.TypedValue
+}
+
+// New returns a Tree publishing to p.
+func New(p Publisher) *Tree {
+	return &Tree{pub: p, now: time.Now, subtrees: map[string]*subtree{},
+		links: map[string]linkSeen{}, endpoints: map[string]string{}}
+}
+
+// WithClock makes the Tree stamp notifications with now (tests).
+func (t *Tree) WithClock(now func() time.Time) *Tree {
+	t.now = now
+	return t
+}
+
+// publish is the funnel: it renders s, the subtree at prefix, compares
+// its leaves with what was published there last and publishes the
+// changed ones and the deletion of the gone ones, in one notification. A
+// nil s deletes the subtree. A failed Publish forgets the subtree's
+// leaves, so the next rendering publishes it whole.
+func (t *Tree) publish(prefix []*gpb.PathElem, s ygot.GoStruct) error {
+	key := pathString(prefix)
+	ts := t.now().UnixNano()
+	old := t.subtrees[key]
+	if s == nil {
+		if old == nil {
+			return nil
+		}
+		delete(t.subtrees, key)
+		return t.send(key, &gpb.Notification{Timestamp: ts, Prefix: &gpb.Path{},
+			Delete: []*gpb.Path{{Elem: prefix}}})
+	}
+	ns, err := ygot.TogNMINotifications(s, ts, ygot.GNMINotificationsConfig{UsePathElem: true})
+	if err != nil {
+		return fmt.Errorf("render %s: %w", key, err)
+	}
+	n := &gpb.Notification{Timestamp: ts, Prefix: &gpb.Path{Elem: prefix}}
+	cur := &subtree{prefix: prefix, leaves: map[string]leaf{}}
+	for _, rn := range ns {
+		for _, u := range rn.GetUpdate() {
+			k := pathString(u.GetPath().GetElem())
+			cur.leaves[k] = leaf{path: u.GetPath(), val: u.GetVal()}
+			if old != nil {
+				if o, ok := old.leaves[k]; ok && equalValue(o.val, u.GetVal()) {
+					continue
+				}
+			}
+			n.Update = append(n.Update, u)
+		}
+	}
+	if old != nil {
+		for k, l := range old.leaves {
+			if _, ok := cur.leaves[k]; !ok {
+				n.Delete = append(n.Delete, l.path)
+			}
+		}
+	}
+	t.subtrees[key] = cur
+	if len(n.Update) == 0 && len(n.Delete) == 0 {
+		return nil
+	}
+	return t.send(key, n)
+}
+
+// send publishes n for the subtree at key.
+func (t *Tree) send(key string, n *gpb.Notification) error {
+	if err := t.pub.Publish(n); err != nil {
+		if st := t.subtrees[key]; st != nil {
+			// Kept empty: published whole next time, or deleted.
+			st.leaves = map[string]leaf{}
+		}
+		return fmt.Errorf("publish %s: %w", key, err)
+	}
+	return nil
+}
+
+// equalValue compares two leaf values; scalars without reflection.
+func equalValue(a, b *gpb.TypedValue) bool {
+	switch av := a.GetValue().(type) {
+	case *gpb.TypedValue_UintVal:
+		bv, ok := b.GetValue().(*gpb.TypedValue_UintVal)
+		return ok && av.UintVal == bv.UintVal
+	case *gpb.TypedValue_IntVal:
+		bv, ok := b.GetValue().(*gpb.TypedValue_IntVal)
+		return ok && av.IntVal == bv.IntVal
+	case *gpb.TypedValue_StringVal:
+		bv, ok := b.GetValue().(*gpb.TypedValue_StringVal)
+		return ok && av.StringVal == bv.StringVal
+	case *gpb.TypedValue_BoolVal:
+		bv, ok := b.GetValue().(*gpb.TypedValue_BoolVal)
+		return ok && av.BoolVal == bv.BoolVal
+	}
+	return proto.Equal(a, b)
+}
+
+// pathString is a path's elements as text (a/b[k=v]/c), keys sorted:
+// the subtree and leaf identity.
+func pathString(elems []*gpb.PathElem) string {
+	var b strings.Builder
+	for i, e := range elems {
+		if i > 0 {
+			b.WriteByte('/')
+		}
+		b.WriteString(e.GetName())
+		if len(e.GetKey()) == 0 {
+			continue
+		}
+		if len(e.GetKey()) == 1 {
+			for k, v := range e.GetKey() {
+				fmt.Fprintf(&b, "[%s=%s]", k, v)
+			}
+			continue
+		}
+		ks := make([]string, 0, len(e.GetKey()))
+		for k := range e.GetKey() {
+			ks = append(ks, k)
+		}
+		slices.Sort(ks)
+		for _, k := range ks {
+			fmt.Fprintf(&b, "[%s=%s]", k, e.GetKey()[k])
+		}
+	}
+	return b.String()
+}
+
+// elem is a path element, with key k=v if k is given.
+func elem(name string, kv ...string) *gpb.PathElem {
+	e := &gpb.PathElem{Name: name}
+	if len(kv) > 0 {
+		e.Key = make(map[string]string, len(kv)/2)
+		for i := 0; i+1 < len(kv); i += 2 {
+			e.Key[kv[i]] = kv[i+1]
+		}
+	}
+	return e
+}
+
+// joinErrs keeps the first few errors of a rendering pass: one failing
+// subtree must not hide the others, nor flood the log.
+type joinErrs struct {
+	errs []error
+	n    int
+}
+
+func (j *joinErrs) add(err error) {
+	if err == nil {
+		return
+	}
+	j.n++
+	if len(j.errs) < 3 {
+		j.errs = append(j.errs, err)
+	}
+}
+
+func (j *joinErrs) err() error {
+	if j.n > len(j.errs) {
+		j.errs = append(j.errs, fmt.Errorf("and %d more", j.n-len(j.errs)))
+	}
+	return errors.Join(j.errs...)
+}
