@@ -1,6 +1,7 @@
 package state
 
 import (
+	"slices"
 	"time"
 
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
@@ -17,6 +18,9 @@ import (
 type linkSeen struct {
 	oper       oc.E_Interface_OperStatus
 	lastChange time.Time // zero until a change was seen
+	// last is the sample last rendered: an interface whose sample did
+	// not change (an idle workload's veth) is not rendered again.
+	last platform.LinkStats
 }
 
 // Links publishes every interface of the namespace (the full set, as
@@ -32,10 +36,13 @@ func (t *Tree) Links(ls []platform.LinkStats) error {
 		seen[l.Name] = true
 		oper := operStatus(l)
 		s, ok := t.links[l.Name]
+		if ok && sameLink(s.last, l) && t.published(interfacePath(l.Name)) {
+			continue
+		}
 		if ok && s.oper != oper {
 			s.lastChange = now
 		}
-		s.oper = oper
+		s.oper, s.last = oper, l
 		t.links[l.Name] = s
 		errs.add(t.publish(interfacePath(l.Name), Interface(l, s.lastChange)))
 	}
@@ -46,6 +53,13 @@ func (t *Tree) Links(ls []platform.LinkStats) error {
 		}
 	}
 	return errs.err()
+}
+
+// sameLink reports whether two samples of a link render the same.
+func sameLink(a, b platform.LinkStats) bool {
+	return a.Index == b.Index && a.Kind == b.Kind && a.Type == b.Type && a.Flags == b.Flags &&
+		a.OperState == b.OperState && a.MTU == b.MTU && a.CarrierChanges == b.CarrierChanges &&
+		a.Counters == b.Counters && slices.Equal(a.Addrs, b.Addrs)
 }
 
 func interfacePath(name string) []*gpb.PathElem {

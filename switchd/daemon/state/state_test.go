@@ -74,11 +74,17 @@ func valueText(v *gpb.TypedValue) string {
 	return v.String()
 }
 
+// validated is a generated struct.
+type validated interface {
+	ygot.GoStruct
+	Validate(...ygot.ValidationOption) error
+}
+
 // rfc7951 is s as JSON_IETF, compacted, and s validated against the
 // schema (patterns, ranges, enums).
-func rfc7951(t *testing.T, s ygot.ValidatedGoStruct) string {
+func rfc7951(t *testing.T, s validated) string {
 	t.Helper()
-	if err := s.(interface{ ΛValidate(...ygot.ValidationOption) error }).ΛValidate(); err != nil {
+	if err := s.Validate(); err != nil {
 		t.Errorf("%T does not validate: %v", s, err)
 	}
 	j, err := ygot.EmitJSON(s, &ygot.EmitJSONConfig{Format: ygot.RFC7951, SkipValidation: true,

@@ -15,6 +15,7 @@ package state
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -123,6 +124,13 @@ func (t *Tree) publish(prefix []*gpb.PathElem, s ygot.GoStruct) error {
 	return t.send(key, n)
 }
 
+// published reports whether the subtree at prefix is published in full
+// (no failure since its last rendering).
+func (t *Tree) published(prefix []*gpb.PathElem) bool {
+	st := t.subtrees[pathString(prefix)]
+	return st != nil && len(st.leaves) > 0
+}
+
 // send publishes n for the subtree at key.
 func (t *Tree) send(key string, n *gpb.Notification) error {
 	if err := t.pub.Publish(n); err != nil {
@@ -155,7 +163,8 @@ func equalValue(a, b *gpb.TypedValue) bool {
 }
 
 // pathString is a path's elements as text (a/b[k=v]/c), keys sorted:
-// the subtree and leaf identity.
+// the subtree and leaf identity. It runs for every leaf of every
+// rendering, so it avoids fmt.
 func pathString(elems []*gpb.PathElem) string {
 	var b strings.Builder
 	for i, e := range elems {
@@ -163,25 +172,26 @@ func pathString(elems []*gpb.PathElem) string {
 			b.WriteByte('/')
 		}
 		b.WriteString(e.GetName())
-		if len(e.GetKey()) == 0 {
-			continue
-		}
-		if len(e.GetKey()) == 1 {
-			for k, v := range e.GetKey() {
-				fmt.Fprintf(&b, "[%s=%s]", k, v)
+		keys := e.GetKey()
+		if len(keys) <= 1 {
+			for k, v := range keys {
+				writeKey(&b, k, v)
 			}
 			continue
 		}
-		ks := make([]string, 0, len(e.GetKey()))
-		for k := range e.GetKey() {
-			ks = append(ks, k)
-		}
-		slices.Sort(ks)
-		for _, k := range ks {
-			fmt.Fprintf(&b, "[%s=%s]", k, e.GetKey()[k])
+		for _, k := range slices.Sorted(maps.Keys(keys)) {
+			writeKey(&b, k, keys[k])
 		}
 	}
 	return b.String()
+}
+
+func writeKey(b *strings.Builder, k, v string) {
+	b.WriteByte('[')
+	b.WriteString(k)
+	b.WriteByte('=')
+	b.WriteString(v)
+	b.WriteByte(']')
 }
 
 // elem is a path element, with key k=v if k is given.
