@@ -1,12 +1,15 @@
 package sim
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/netip"
+	"os"
 	"sort"
 	"strings"
 	"sync"
@@ -227,3 +230,156 @@ func (m *PolicyMatrix) Print(w io.Writer) {
 
 // errNoLabels says why a policy matrix is empty.
 var errNoLabels = errors.New("fewer than two workloads carry labels (set them per host under workloads: in the topology)")
+
+// Network sets: the simulator standing in for a datastore. A host's
+// switchd knows the labels of its own workloads only; until group
+// membership travels in BGP (issue 13), the simulator, which knows every
+// workload's labels and addresses, gives each host a network set per
+// labelled workload on another host (/switchd/workload-policy/network-sets)
+// and reloads the host, so a peer selector matches remote workloads too.
+
+// SyncNetworkSets writes into every switchd host's config the network sets
+// of the labelled workloads on the other hosts and reloads the hosts
+// whose sets changed, waiting for each to take its config. Without a
+// policy in the topology it does nothing.
+func (f *Fabric) SyncNetworkSets(ctx context.Context) error {
+	if f.Topology.PolicyTree == nil {
+		return nil
+	}
+	ws, err := f.Workloads(ctx)
+	if err != nil {
+		return fmt.Errorf("network sets: %w", err)
+	}
+	for _, n := range f.nodes {
+		if n.Kind != Switchd || n.Role != Host {
+			continue
+		}
+		changed, err := f.writeNetworkSets(n.Name, remoteNetworkSets(n.Name, ws))
+		if err != nil {
+			return err
+		}
+		if changed {
+			if err := f.reloadAndWait(ctx, n.Name); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// remoteNetworkSets are the network-set list entries host gets: one per
+// labelled workload elsewhere, its addresses as a /32 and a /128, its
+// labels (sim-host included) as the set's.
+func remoteNetworkSets(host string, ws []Workload) []any {
+	var out []any
+	for _, w := range Labelled(ws) {
+		if w.Host == host {
+			continue
+		}
+		name := "sim-" + w.Host + "-" + w.Name
+		var pfxs []any
+		for _, a := range []netip.Addr{w.IPv4, w.IPv6} {
+			if a.IsValid() {
+				pfxs = append(pfxs, netip.PrefixFrom(a, a.BitLen()).String())
+			}
+		}
+		var labels []any
+		for _, kv := range strings.Split(w.Labels, ",") {
+			if k, v, ok := strings.Cut(kv, "="); ok {
+				labels = append(labels, map[string]any{"key": k, "config": map[string]any{"key": k, "value": v}})
+			}
+		}
+		out = append(out, map[string]any{"name": name,
+			"config": map[string]any{"name": name, "prefix": pfxs},
+			"labels": map[string]any{"label": labels}})
+	}
+	return out
+}
+
+// writeNetworkSets makes sets node's network sets in its config file,
+// keeping everything else (a test may have edited it); it reports whether
+// the file changed.
+func (f *Fabric) writeNetworkSets(node string, sets []any) (bool, error) {
+	p := f.ConfigPath(node)
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return false, fmt.Errorf("network sets of %s: %w", node, err)
+	}
+	var tree map[string]any
+	if err := json.Unmarshal(b, &tree); err != nil {
+		return false, fmt.Errorf("network sets of %s: %s: %w", node, p, err)
+	}
+	sd, _ := tree["switchd:switchd"].(map[string]any)
+	if sd == nil {
+		sd = map[string]any{}
+		tree["switchd:switchd"] = sd
+	}
+	wp, _ := sd["workload-policy"].(map[string]any)
+	if wp == nil {
+		wp = map[string]any{}
+	}
+	old, _ := json.Marshal(wp["network-sets"])
+	var want any
+	if len(sets) > 0 {
+		want = map[string]any{"network-set": sets}
+	}
+	if nb, _ := json.Marshal(want); bytes.Equal(old, nb) {
+		return false, nil
+	}
+	if want == nil {
+		delete(wp, "network-sets")
+	} else {
+		wp["network-sets"] = want
+	}
+	if len(wp) > 0 {
+		sd["workload-policy"] = wp
+	}
+	out, err := json.MarshalIndent(tree, "", "  ")
+	if err != nil {
+		return false, fmt.Errorf("network sets of %s: %w", node, err)
+	}
+	// Renamed into place: the daemon never reads half a file.
+	tmp := p + ".tmp"
+	if err := os.WriteFile(tmp, append(out, '\n'), 0o644); err != nil {
+		return false, fmt.Errorf("network sets of %s: %w", node, err)
+	}
+	if err := os.Rename(tmp, p); err != nil {
+		return false, fmt.Errorf("network sets of %s: %w", node, err)
+	}
+	return true, nil
+}
+
+// reloadAndWait reloads node's switchd and waits until its log says the
+// config was taken (or refused: an error).
+func (f *Fabric) reloadAndWait(ctx context.Context, node string) error {
+	count := func() (int, string) {
+		b, _ := os.ReadFile(f.LogPath(node))
+		lines := strings.Split(string(b), "\n")
+		n, last := 0, ""
+		for _, l := range lines {
+			if strings.Contains(l, "config reload") {
+				n, last = n+1, l
+			}
+		}
+		return n, last
+	}
+	before, _ := count()
+	if err := f.Reload(ctx, node); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	for {
+		if n, last := count(); n > before {
+			if !strings.Contains(last, "config reloaded") {
+				return fmt.Errorf("reload %s with network sets: %s", node, last)
+			}
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("reload %s with network sets: no word in %s: %w", node, f.LogPath(node), ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}

@@ -40,8 +40,17 @@ func (f *Fabric) endpointClient(hostName string) *endpointapi.Client {
 
 // AddWorkload creates a workload namespace and asks hostName's switchd to
 // attach it (a CNI ADD without the plugin process). A failed attach
-// removes the namespace again.
+// removes the namespace again. With a policy topology the other hosts
+// then learn its labels as a network set (SyncNetworkSets).
 func (f *Fabric) AddWorkload(ctx context.Context, hostName, name string) (*Workload, error) {
+	w, err := f.addWorkload(ctx, hostName, name)
+	if err != nil {
+		return nil, err
+	}
+	return w, f.SyncNetworkSets(ctx)
+}
+
+func (f *Fabric) addWorkload(ctx context.Context, hostName, name string) (*Workload, error) {
 	n, err := f.node(hostName)
 	if err != nil {
 		return nil, err
@@ -76,9 +85,11 @@ func (f *Fabric) DelWorkload(ctx context.Context, hostName, name string) error {
 		return fmt.Errorf("workload %s on %s: %w", name, hostName, err)
 	}
 	if o, err := ns.Open(f.workloadNetns(hostName, name)); err == nil {
-		return o.Delete()
+		if err := o.Delete(); err != nil {
+			return err
+		}
 	}
-	return nil
+	return f.SyncNetworkSets(ctx)
 }
 
 // Workloads lists the workloads every switchd host reports through its API.
@@ -118,14 +129,14 @@ func (f *Fabric) AddWorkloads(ctx context.Context, perHost int) ([]Workload, err
 			continue
 		}
 		for i := 1; i <= perHost; i++ {
-			w, err := f.AddWorkload(ctx, n.Name, fmt.Sprintf("w%d", i))
+			w, err := f.addWorkload(ctx, n.Name, fmt.Sprintf("w%d", i))
 			if err != nil {
 				return out, err
 			}
 			out = append(out, *w)
 		}
 	}
-	return out, nil
+	return out, f.SyncNetworkSets(ctx)
 }
 
 // PingWorkload pings to's address of the family from inside workload from.

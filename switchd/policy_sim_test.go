@@ -14,12 +14,13 @@ import (
 
 // TestWorkloadPolicyAcrossHostsPrivileged is issue 9's cross-host
 // acceptance on the policy demo topology: examples/policy.yaml on every
-// host, db on host2, web on host2 beside it, other on host3. web reaches
-// db:5432, other (another host) does not, ping to db is denied, other
-// and web, which no policy selects, stay open; deleting the policy from
-// host2's config and reloading reopens db. A web server on another host
-// is not yet admitted: host2 fills the peer selector's set with its own
-// endpoints only (remote membership over BGP is a later issue).
+// host, db on host2 (behind leaf1), web on host4 (behind leaf2), other on
+// host3. host2 knows web's labels from the network set the simulator
+// writes into its config (standing in for a datastore until membership
+// travels in BGP). web reaches db:5432 over IPv4 and IPv6, other does not,
+// ping from web to db is denied; other and the workloads no policy
+// selects stay open; deleting the policy from host2's config and
+// reloading reopens db.
 func TestWorkloadPolicyAcrossHostsPrivileged(t *testing.T) {
 	ns.Privileged(t)
 	topo, err := sim.LoadTopology("../sim/topologies/policy.yaml")
@@ -37,8 +38,8 @@ func TestWorkloadPolicyAcrossHostsPrivileged(t *testing.T) {
 		}
 		return *w
 	}
-	db, other := add("host2", "w1"), add("host3", "w1")
-	web := add("host2", "w2")
+	db, other, localWeb := add("host2", "w1"), add("host3", "w1"), add("host2", "w2")
+	web := add("host4", "w1")
 	if db.Label("role") != "db" || web.Label("role") != "web" {
 		t.Fatalf("labels from the topology not on the endpoints: web %v, db %v", web.Labels, db.Labels)
 	}
@@ -57,8 +58,8 @@ func TestWorkloadPolicyAcrossHostsPrivileged(t *testing.T) {
 		}
 		return f.ConnectWorkload(web, db, 6, sim.PolicyPort, dial)
 	})
-	waitFor(t, 30*time.Second, "other pings web on db's host (no policy selects web)", func() error {
-		return f.PingWorkload(ctx, other, web, 4)
+	waitFor(t, 30*time.Second, "other pings the web server on db's host (no policy selects it)", func() error {
+		return f.PingWorkload(ctx, other, localWeb, 4)
 	})
 	// host3 and host2 route to each other now, so what fails below is
 	// policy.
