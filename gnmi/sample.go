@@ -1,0 +1,180 @@
+package gnmi
+
+import (
+	"context"
+	"time"
+
+	gpb "github.com/openconfig/gnmi/proto/gnmi"
+	"google.golang.org/protobuf/proto"
+)
+
+// sampler decides, at each sample of one SAMPLE subscription, which
+// leaves go to the client. It is pure logic: the clock comes in as an
+// argument, so tests drive it without waiting. Not safe for concurrent
+// use; each subscription's goroutine owns its sampler.
+//
+// Without suppress every leaf goes out at every sample. With suppress,
+// a leaf goes out when it is new or its value changed since it was last
+// sent, and, with a heartbeat, also when it has not been sent for a
+// heartbeat interval. A leaf sent before and missing from a sample goes
+// out as a delete, so the client does not keep a leaf that is gone.
+type sampler struct {
+	suppress  bool
+	heartbeat time.Duration
+
+	round uint64
+	sent  map[string]*sentLeaf
+}
+
+type sentLeaf struct {
+	path  *gpb.Path // full path, for the delete
+	val   *gpb.TypedValue
+	at    time.Time // when last sent
+	round uint64    // last sample that saw it
+}
+
+func newSampler(suppress bool, heartbeat time.Duration) *sampler {
+	return &sampler{suppress: suppress, heartbeat: heartbeat, sent: map[string]*sentLeaf{}}
+}
+
+// sample takes the notifications of one walk (not modified) and returns
+// what to send at now: the notifications cut to the leaves that go out,
+// then one delete notification for leaves gone since the last sample.
+func (s *sampler) sample(now time.Time, walked []*gpb.Notification) []*gpb.Notification {
+	s.round++
+	var out []*gpb.Notification
+	for _, n := range walked {
+		keep := func(p []string) bool {
+			k := joinKey(p)
+			l := s.sent[k]
+			if l == nil {
+				l = &sentLeaf{}
+				s.sent[k] = l
+			}
+			u := updateAt(n, p)
+			send := !s.suppress || l.val == nil || !proto.Equal(l.val, u.GetVal()) ||
+				(s.heartbeat > 0 && now.Sub(l.at) >= s.heartbeat)
+			l.round = s.round
+			if send {
+				l.path, l.val, l.at = joinPaths(n.GetPrefix(), u.GetPath()), u.GetVal(), now
+			}
+			return send
+		}
+		if f := filterBy(n, keep, func([]string) bool { return false }); f != nil {
+			out = append(out, f)
+		}
+	}
+	var gone []*gpb.Path
+	for k, l := range s.sent {
+		if l.round != s.round {
+			if l.path != nil {
+				gone = append(gone, l.path)
+			}
+			delete(s.sent, k)
+		}
+	}
+	if len(gone) > 0 {
+		out = append(out, &gpb.Notification{Timestamp: now.UnixNano(), Delete: gone})
+	}
+	return out
+}
+
+// updateAt is n's update whose full path is p (filterBy asks about one
+// update at a time, in order; a notification holds few updates).
+func updateAt(n *gpb.Notification, p []string) *gpb.Update {
+	for _, u := range n.GetUpdate() {
+		if equalStrings(fullPath(n, u.GetPath()), p) {
+			return u
+		}
+	}
+	return nil
+}
+
+func equalStrings(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// joinPaths is prefix's elements followed by p's (no target, no origin).
+func joinPaths(prefix, p *gpb.Path) *gpb.Path {
+	if len(prefix.GetElem()) == 0 {
+		return &gpb.Path{Elem: p.GetElem()}
+	}
+	return &gpb.Path{Elem: append(append([]*gpb.PathElem(nil), prefix.GetElem()...), p.GetElem()...)}
+}
+
+// samplePart serves one SAMPLE subscription (or the sampled leaves of a
+// TARGET_DEFINED one, or an ON_CHANGE heartbeat): every interval it walks
+// the cache and the sources at pat and sends what its sampler lets out.
+type samplePart struct {
+	s           *Server
+	pat         []string
+	interval    time.Duration
+	keep        func([]string) bool // nil keeps all
+	updatesOnly bool                // the first sample only primes the sampler
+	// heartbeatOnly: an ON_CHANGE heartbeat, which adds nothing to the
+	// initial state and resends all at each tick.
+	heartbeatOnly bool
+	sampler       *sampler
+}
+
+func (p *samplePart) run(ctx context.Context, out chan<- item) error {
+	if p.sampler == nil {
+		p.sampler = newSampler(false, 0)
+	}
+	t := time.NewTicker(p.interval)
+	defer t.Stop()
+	emit := func(it item) bool {
+		select {
+		case out <- it:
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
+	first := true
+	for {
+		if !first || !p.heartbeatOnly {
+			var walked []*gpb.Notification
+			err := p.s.walk(p.pat, func(n *gpb.Notification) error {
+				if p.keep != nil {
+					n = filterBy(n, p.keep, nil)
+				}
+				if n != nil {
+					walked = append(walked, n)
+				}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+			sent := p.sampler.sample(time.Now(), walked)
+			if !first || !p.updatesOnly {
+				for _, n := range sent {
+					if n.Prefix == nil {
+						n.Prefix = &gpb.Path{Target: p.s.opts.Target}
+					}
+					if !emit(item{resp: updateResponse(n)}) {
+						return nil
+					}
+				}
+			}
+		}
+		if first && !emit(item{synced: true}) {
+			return nil
+		}
+		first = false
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return nil
+		}
+	}
+}

@@ -1,0 +1,127 @@
+package gnmi
+
+import (
+	"fmt"
+
+	"github.com/openconfig/gnmi/ctree"
+	gpb "github.com/openconfig/gnmi/proto/gnmi"
+)
+
+// Source serves a subtree the cache does not hold, because its owner
+// already keeps it in memory and a second copy would cost too much (the
+// AFT: fib's table at a million routes). Get, ONCE, POLL and SAMPLE walk
+// it; its changes, published with Server.Update like any other state,
+// reach ON_CHANGE subscribers without being stored.
+type Source interface {
+	// Walk calls fn with notifications of the leaves at or below query,
+	// a cache-form pattern ("*" for any one element or key value; no
+	// "..."), which may be shorter than the source's prefix (then all of
+	// the source matches) or longer. It stops at fn's first error and
+	// returns it. Notifications must be new or not shared: the server
+	// may set their prefix's target. Walk may run on several goroutines
+	// at once, concurrently with the owner's changes.
+	Walk(query []string, fn func(*gpb.Notification) error) error
+}
+
+// AddSource serves the subtree at prefix (a path without wildcards,
+// relative to the target's root) from src. Updates published under the
+// prefix afterwards are streamed, not cached; the daemon adds its sources
+// before it publishes under them.
+func (s *Server) AddSource(prefix *gpb.Path, src Source) error {
+	p := toStrings(prefix)
+	for _, e := range p {
+		if e == glob || e == globMulti {
+			return fmt.Errorf("source prefix %v: wildcards are not allowed", p)
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, o := range s.sources {
+		if hasPrefix(p, o.prefix) || hasPrefix(o.prefix, p) {
+			return fmt.Errorf("source prefix %v overlaps %v", p, o.prefix)
+		}
+	}
+	s.sources = append(s.sources, source{prefix: p, src: src})
+	return nil
+}
+
+// sourceFor is the source serving the leaf at p, or nil.
+func (s *Server) sourceFor(p []string) Source {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for _, o := range s.sources {
+		if hasPrefix(p, o.prefix) {
+			return o.src
+		}
+	}
+	return nil
+}
+
+// sourcesFor are the sources sharing a leaf with pat.
+func (s *Server) sourcesFor(pat []string) []Source {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var out []Source
+	for _, o := range s.sources {
+		if overlaps(pat, o.prefix) {
+			out = append(out, o.src)
+		}
+	}
+	return out
+}
+
+// walk calls fn with the notifications at or below pat: the cache's
+// leaves, then those of every source sharing nodes with pat.
+func (s *Server) walk(pat []string, fn func(*gpb.Notification) error) error {
+	if err := s.walkCache(pat, fn); err != nil {
+		return err
+	}
+	return s.walkSources(pat, fn)
+}
+
+// walkCache calls fn with the cached leaves at or below pat. fn never
+// runs under the cache's locks (it may block on a slow client): hits are
+// collected first, as pointers to the cached notifications, which fn
+// must not modify.
+func (s *Server) walkCache(pat []string, fn func(*gpb.Notification) error) error {
+	q, exact := cacheQuery(pat)
+	var hits []*gpb.Notification
+	err := s.cache.Query(s.opts.Target, q, func(_ []string, _ *ctree.Leaf, v any) error {
+		if n, ok := v.(*gpb.Notification); ok {
+			hits = append(hits, n)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, n := range hits {
+		if !exact {
+			if n = filterNotification(n, pat); n == nil {
+				continue
+			}
+		}
+		if err := fn(n); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// walkSources calls fn with the leaves at or below pat of every source
+// sharing nodes with pat.
+func (s *Server) walkSources(pat []string, fn func(*gpb.Notification) error) error {
+	q, _ := cacheQuery(pat)
+	for _, src := range s.sourcesFor(pat) {
+		err := src.Walk(q, func(n *gpb.Notification) error {
+			if n = filterNotification(s.withTarget(n), pat); n == nil {
+				return nil
+			}
+			return fn(n)
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
