@@ -103,6 +103,8 @@ type components struct {
 	// endpoints is nil until workloads start, which make it their
 	// Manager's feed (tests give a fake instead).
 	endpoints endpointFeed
+	// linkStats is nil unless the state tree is on (Options.State).
+	linkStats linkStats
 }
 
 // Compile-time checks that the real components fit.
@@ -113,4 +115,5 @@ var (
 	_ linkMonitor  = (*platform.LinkMonitor)(nil)
 	_ policyEngine = (*policy.Engine)(nil)
 	_ endpointFeed = (*host.Manager)(nil)
+	_ linkStats    = (*platform.LinkStatsReader)(nil)
 )

@@ -37,6 +37,13 @@ type Options struct {
 	// CountersInterval is how often the ACL entries' counters are read
 	// into the status (default 10 s; only while ACLs are configured).
 	CountersInterval time.Duration
+	// State, if not nil, takes the OpenConfig state tree (the gNMI
+	// server's cache): the daemon renders its components' feeds into it
+	// (state.go). Nil: nothing is rendered.
+	State StatePublisher
+	// StateInterval is how often interface counters and /system are
+	// sampled into the state tree (default 1 s).
+	StateInterval time.Duration
 	// HashPolicy overrides the config's ECMP hash (/switchd/config/
 	// ecmp-hash-policy, default L4; fib_multipath_hash_policy for IPv4 and
 	// IPv6); -1 leaves the kernel's setting alone.
@@ -96,6 +103,7 @@ type Daemon struct {
 	// loop's; the status publishes copies).
 	neighbors map[netip.Addr]NeighborStatus
 	status    statusBoard // status.go
+	st        stateLoop   // the state tree (state.go)
 }
 
 // Run loads the config, starts the components and serves until ctx is done
@@ -174,6 +182,7 @@ func newDaemon(opts Options) *Daemon {
 		statics:   make(map[fib.RouteKey]fib.Route),
 		neighbors: make(map[netip.Addr]NeighborStatus),
 		again:     make(chan struct{}, 1),
+		st:        newStateLoop(opts.State),
 	}
 }
 
@@ -257,6 +266,14 @@ func newComponents(ctx context.Context, opts Options, intent *config.Intent, int
 		return c, nil, fmt.Errorf("policy: anti-spoofing: %w", err)
 	}
 	c.policy = pe
+	if opts.State != nil {
+		ls, err := platform.NewLinkStatsReader(nil)
+		if err != nil {
+			return c, nil, err
+		}
+		closers = append(closers, func() { ls.Close() })
+		c.linkStats = ls
+	}
 	return c, closeAll, nil
 }
 
@@ -335,6 +352,7 @@ func (d *Daemon) applyIntent(ctx context.Context, in *config.Intent) error {
 		st.BGP.ASN = in.BGP.ASN
 		st.BGP.RouterID = in.BGP.RouterID.String()
 	})
+	d.publishBGPGlobal(in)
 	return nil
 }
 

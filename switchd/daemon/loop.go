@@ -30,6 +30,9 @@ func (d *Daemon) loop(ctx context.Context) error {
 	defer policyRetry.Stop()
 	counters := time.NewTicker(cmp.Or(d.opts.CountersInterval, 10*time.Second))
 	defer counters.Stop()
+	stateTick, stopState := d.stateTicker()
+	defer stopState()
+	d.sampleState(ctx)
 	var epKick <-chan struct{}
 	if d.endpoints != nil {
 		epKick = d.endpoints.EndpointUpdates()
@@ -75,6 +78,9 @@ func (d *Daemon) loop(ctx context.Context) error {
 		case <-counters.C:
 			d.readACLCounters()
 			continue // the status only
+		case <-stateTick:
+			d.sampleState(ctx)
+			continue // the state tree only
 		case <-vmRetry:
 			d.retryVMs(ctx)
 		case <-resync.C:
@@ -99,6 +105,7 @@ func (d *Daemon) loop(ctx context.Context) error {
 func (d *Daemon) onLinks(ctx context.Context) {
 	d.takeCarrierEvents(ctx)
 	d.takePeerEvents(ctx)
+	d.sampleLinks(ctx) // oper status on change, not at the next sample
 }
 
 // onBGPUpdates takes the speaker's learned routes and reports whether the

@@ -91,6 +91,7 @@ func failsafeConfig(b bgp.Config, extra policy.Failsafe) policy.FailsafeConfig {
 // never a rule), a removed one deleted.
 func (d *Daemon) onEndpoints() {
 	evs := d.endpoints.DrainEndpoints()
+	d.publishEndpointState(evs)
 	for _, ev := range evs {
 		e := ev.Endpoint
 		var err error

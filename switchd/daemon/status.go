@@ -85,6 +85,7 @@ func (d *Daemon) readACLCounters() {
 		if len(d.status.load().Policy.ACLEntries) > 0 {
 			d.status.update(func(st *Status) { st.Policy.ACLEntries = nil })
 		}
+		d.publishACLState(nil)
 		return
 	}
 	rcs, err := d.policy.Counters()
@@ -93,7 +94,9 @@ func (d *Daemon) readACLCounters() {
 		return
 	}
 	var es []ACLEntryStatus
-	for _, c := range policy.ACLCounters(rcs) {
+	cs := policy.ACLCounters(rcs)
+	d.publishACLState(cs)
+	for _, c := range cs {
 		es = append(es, ACLEntryStatus{Set: c.Set.Name, Type: c.Set.Type.String(), Seq: c.Seq,
 			MatchedPackets: c.Packets, MatchedOctets: c.Octets})
 	}
@@ -106,6 +109,7 @@ func (d *Daemon) onNeighbors() {
 	if len(changed) == 0 {
 		return
 	}
+	d.publishNeighborState(changed)
 	for _, n := range changed {
 		if n.Removed {
 			delete(d.neighbors, n.Address)

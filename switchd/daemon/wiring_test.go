@@ -108,6 +108,7 @@ type wired struct {
 	eps   *testEndpoints
 	cfg   string
 	hup   chan os.Signal
+	state StatePublisher // set by before: the state tree is on
 }
 
 // startWired runs a daemon on fakes with the config, its loop in a
@@ -154,7 +155,8 @@ func newWired(t *testing.T, cfg testConfig, before func(w *wired)) *wired {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.d = newDaemon(Options{ConfigPath: w.cfg, Logger: slog.New(slog.DiscardHandler), ResyncInterval: time.Hour})
+	w.d = newDaemon(Options{ConfigPath: w.cfg, Logger: slog.New(slog.DiscardHandler), ResyncInterval: time.Hour,
+		State: w.state, StateInterval: time.Hour})
 	w.d.reloads = w.hup
 	w.d.attach(components{speaker: w.sp, table: w.tb, monitor: w.mon, links: w.links,
 		newLinks:      func() (linkMonitor, error) { return w.links, nil },

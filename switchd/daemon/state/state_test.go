@@ -43,35 +43,16 @@ func (p *fakePublisher) Publish(n *gpb.Notification) error {
 func (p *fakePublisher) take() (updates map[string]string, deletes []string) {
 	updates = map[string]string{}
 	for _, n := range p.ns {
-		pre := pathString(n.GetPrefix().GetElem())
-		join := func(p *gpb.Path) string {
-			if pre == "" {
-				return pathString(p.GetElem())
-			}
-			return pre + "/" + pathString(p.GetElem())
-		}
 		for _, u := range n.GetUpdate() {
-			updates[join(u.GetPath())] = valueText(u.GetVal())
+			updates[PathString(n.GetPrefix(), u.GetPath())] = ValueText(u.GetVal())
 		}
 		for _, d := range n.GetDelete() {
-			deletes = append(deletes, join(d))
+			deletes = append(deletes, PathString(n.GetPrefix(), d))
 		}
 	}
 	p.ns = nil
 	slices.Sort(deletes)
 	return updates, deletes
-}
-
-func valueText(v *gpb.TypedValue) string {
-	switch x := v.GetValue().(type) {
-	case *gpb.TypedValue_UintVal:
-		return fmt.Sprint(x.UintVal)
-	case *gpb.TypedValue_StringVal:
-		return x.StringVal
-	case *gpb.TypedValue_BoolVal:
-		return fmt.Sprint(x.BoolVal)
-	}
-	return v.String()
 }
 
 // validated is a generated struct.

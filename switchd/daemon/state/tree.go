@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -192,6 +193,35 @@ func writeKey(b *strings.Builder, k, v string) {
 	b.WriteByte('=')
 	b.WriteString(v)
 	b.WriteByte(']')
+}
+
+// PathString is the text form of prefix joined with path
+// (a/b[k=v]/c, keys sorted), as the Tree keys its subtrees and leaves.
+func PathString(prefix, path *gpb.Path) string {
+	p, q := pathString(prefix.GetElem()), pathString(path.GetElem())
+	switch {
+	case p == "":
+		return q
+	case q == "":
+		return p
+	}
+	return p + "/" + q
+}
+
+// ValueText is a leaf value as text (numbers in decimal), for logs and
+// tests.
+func ValueText(v *gpb.TypedValue) string {
+	switch x := v.GetValue().(type) {
+	case *gpb.TypedValue_UintVal:
+		return strconv.FormatUint(x.UintVal, 10)
+	case *gpb.TypedValue_IntVal:
+		return strconv.FormatInt(x.IntVal, 10)
+	case *gpb.TypedValue_StringVal:
+		return x.StringVal
+	case *gpb.TypedValue_BoolVal:
+		return strconv.FormatBool(x.BoolVal)
+	}
+	return v.String()
 }
 
 // elem is a path element, with key k=v if k is given.
