@@ -250,8 +250,9 @@ func TestWiringStateOff(t *testing.T) {
 // TestStatePrivileged runs the real daemon with a state publisher and an
 // FRR peer on a veth: the peer's IPv4 and IPv6 sessions become
 // ESTABLISHED in the tree, the veth's in-pkts and out-pkts grow by a
-// ping through it, and /system carries the hostname and switchd's own
-// memory.
+// ping through it; setting the veth down makes it oper and admin DOWN and
+// the session leave ESTABLISHED; /system carries the hostname and
+// switchd's own memory.
 func TestStatePrivileged(t *testing.T) {
 	ns.Privileged(t)
 	if os.Getenv("SWITCHD_TEST_NETNS") == "" {
@@ -319,6 +320,21 @@ func TestStatePrivileged(t *testing.T) {
 		}
 		if in < inBefore+pings || out < outBefore+pings {
 			return fmt.Errorf("in-pkts %d -> %d, out-pkts %d -> %d over %d pings", inBefore, in, outBefore, out, pings)
+		}
+		return nil
+	})
+
+	// Our end set down: the link monitor's news brings the new oper and
+	// admin status, and fast failover ends the session over it.
+	if out, err := exec.Command("ip", "link", "set", "tofrr1", "down").CombinedOutput(); err != nil {
+		t.Fatalf("set tofrr1 down: %v\n%s", err, out)
+	}
+	pub.waitLeaf(t, "interfaces/interface[name=tofrr1]/state/oper-status", "DOWN", false)
+	pub.waitLeaf(t, "interfaces/interface[name=tofrr1]/state/admin-status", "DOWN", false)
+	n4 := nbrPath + "neighbors/neighbor[neighbor-address=" + peer.addr4().String() + "]/state/session-state"
+	waitFor(t, "the IPv4 session down in the tree", func() error {
+		if v, _ := pub.get(n4); v == "ESTABLISHED" || v == "" {
+			return fmt.Errorf("%s = %q", n4, v)
 		}
 		return nil
 	})
