@@ -2,6 +2,8 @@
 # Regenerates models/oc from the OpenConfig YANG in $YANG_DIR (default
 # ../shared/yang, relative to the repository root) plus the project's own
 # modules in models/yang. Called by `go generate ./models` and `make models`.
+# -include_model_data writes ΓModelData: the modules, organizations and
+# versions gNMI Capabilities announces.
 set -eu
 cd "$(dirname "$0")/.."
 Y=${YANG_DIR:-../shared/yang}
@@ -17,9 +19,10 @@ go tool generator \
   -typedef_enum_with_defmod -enum_suffix_for_simple_union_enums \
   -generate_getters -generate_leaf_getters -generate_append -generate_rename -generate_delete \
   -generate_populate_defaults -generate_simple_unions \
+  -include_model_data \
   "$Y/openconfig-interfaces.yang" "$Y/openconfig-if-ip.yang" "$Y/openconfig-if-ethernet.yang" \
   "$Y/openconfig-network-instance.yang" "$Y/openconfig-routing-policy.yang" "$Y/openconfig-bgp-policy.yang" \
-  "$Y/openconfig-acl.yang" "$Y/openconfig-system.yang" "$Y/openconfig-platform.yang" "$Y/openconfig-lldp.yang" \
+  "$Y/openconfig-acl.yang" "$Y/openconfig-system.yang" "$Y/openconfig-system-grpc.yang" "$Y/openconfig-platform.yang" "$Y/openconfig-lldp.yang" \
   "$L/switchd.yang" "$L/switchd-deviations.yang"
 gofmt -w -s models/oc/oc.go models/oc/ocpath.go
 
