@@ -47,10 +47,14 @@ func (t *Tree) Links(ls []platform.LinkStats) error {
 		errs.add(t.publish(interfacePath(l.Name), Interface(l, s.lastChange)))
 	}
 	for name := range t.links {
-		if !seen[name] {
-			delete(t.links, name)
-			errs.add(t.publish(interfacePath(name), nil))
+		if seen[name] {
+			continue
 		}
+		if err := t.publish(interfacePath(name), nil); err != nil {
+			errs.add(err) // kept: the next sample deletes it again
+			continue
+		}
+		delete(t.links, name)
 	}
 	return errs.err()
 }

@@ -195,6 +195,25 @@ func TestTreeLinks(t *testing.T) {
 		t.Errorf("after a failure the next sample published %v, want the whole interface", up)
 	}
 
+	// A wall clock stepped back does not make older notifications: the
+	// cache would drop them as stale.
+	last := tr.lastTS
+	now = now.Add(-time.Hour)
+	a.Counters.TxPackets = 22
+	if err := tr.Links([]platform.LinkStats{a}); err != nil {
+		t.Fatal(err)
+	}
+	if ts := pub.ns[len(pub.ns)-1].GetTimestamp(); ts <= last {
+		t.Errorf("after the clock stepped back: timestamp %d, previous %d", ts, last)
+	}
+	pub.take()
+
+	// The interface gone; a failed deletion is tried again.
+	pub.fail = errors.New("cache full")
+	if err := tr.Links(nil); err == nil {
+		t.Error("failed deletion: no error")
+	}
+	pub.fail = nil
 	if err := tr.Links(nil); err != nil {
 		t.Fatal(err)
 	}

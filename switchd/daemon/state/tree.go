@@ -42,8 +42,9 @@ type Publisher interface {
 // whole is deleted by its path. Its methods should only be called from
 // one goroutine (the daemon's loop).
 type Tree struct {
-	pub Publisher
-	now func() time.Time
+	pub    Publisher
+	now    func() time.Time
+	lastTS int64 // the last notification's timestamp
 
 	subtrees map[string]*subtree // by path string
 	// links are the interfaces' oper states and last changes (interfaces.go).
@@ -83,15 +84,18 @@ func (t *Tree) WithClock(now func() time.Time) *Tree {
 // leaves, so the next rendering publishes it whole.
 func (t *Tree) publish(prefix []*gpb.PathElem, s ygot.GoStruct) error {
 	key := pathString(prefix)
-	ts := t.now().UnixNano()
+	ts := t.stamp()
 	old := t.subtrees[key]
 	if s == nil {
 		if old == nil {
 			return nil
 		}
+		if err := t.send(key, &gpb.Notification{Timestamp: ts, Prefix: &gpb.Path{},
+			Delete: []*gpb.Path{{Elem: prefix}}}); err != nil {
+			return err // kept: the next deletion tries again
+		}
 		delete(t.subtrees, key)
-		return t.send(key, &gpb.Notification{Timestamp: ts, Prefix: &gpb.Path{},
-			Delete: []*gpb.Path{{Elem: prefix}}})
+		return nil
 	}
 	ns, err := ygot.TogNMINotifications(s, ts, ygot.GNMINotificationsConfig{UsePathElem: true})
 	if err != nil {
@@ -130,6 +134,14 @@ func (t *Tree) publish(prefix []*gpb.PathElem, s ygot.GoStruct) error {
 func (t *Tree) published(prefix []*gpb.PathElem) bool {
 	st := t.subtrees[pathString(prefix)]
 	return st != nil && len(st.leaves) > 0
+}
+
+// stamp is the time for a notification: now, but never before the last
+// one, since the cache drops an update older than the leaf it has (a
+// wall clock stepped back would freeze the tree until it caught up).
+func (t *Tree) stamp() int64 {
+	t.lastTS = max(t.now().UnixNano(), t.lastTS+1)
+	return t.lastTS
 }
 
 // send publishes n for the subtree at key.
