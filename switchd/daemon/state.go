@@ -15,7 +15,8 @@ import (
 )
 
 // StatePublisher takes the rendered state tree as gNMI notifications:
-// the gNMI server's cache. See state.Publisher.
+// the gNMI server (*gnmi.Server fits), which keeps them in its cache. See
+// state.Publisher.
 type StatePublisher = state.Publisher
 
 // defaultStateInterval is how often interface counters and /system are

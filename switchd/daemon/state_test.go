@@ -19,6 +19,7 @@ import (
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
 	"golang.org/x/sys/unix"
 
+	"github.com/switchd/switchd/gnmi"
 	"github.com/switchd/switchd/host"
 	"github.com/switchd/switchd/host/endpointapi"
 	"github.com/switchd/switchd/platform"
@@ -31,6 +32,9 @@ import (
 // The state tree's wiring on fakes: each feed the loop drains reaches the
 // publisher as the leaves a gNMI subscriber would get.
 
+// The gNMI server plugs in as the daemon's StatePublisher.
+var _ StatePublisher = (*gnmi.Server)(nil)
+
 // statePub is a publisher that applies what it gets to a map of leaves
 // (path → value as text), as a cache would: a delete removes a subtree.
 // The loop publishes, the test reads.
@@ -42,7 +46,7 @@ type statePub struct {
 
 func newStatePub() *statePub { return &statePub{leaves: map[string]string{}} }
 
-func (p *statePub) Publish(n *gpb.Notification) error {
+func (p *statePub) Update(n *gpb.Notification) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.count++

@@ -17,7 +17,7 @@ import (
 // server serves from: it sets the target, as the server will.
 type cachePublisher struct{ c *cache.Cache }
 
-func (p cachePublisher) Publish(n *gpb.Notification) error {
+func (p cachePublisher) Update(n *gpb.Notification) error {
 	n.Prefix.Target = "switchd"
 	return p.c.GnmiUpdate(n)
 }

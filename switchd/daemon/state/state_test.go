@@ -24,13 +24,13 @@ import (
 	"github.com/switchd/switchd/switchd/bgp"
 )
 
-// fakePublisher records what a Tree publishes; fail makes Publish fail.
+// fakePublisher records what a Tree publishes; fail makes Update fail.
 type fakePublisher struct {
 	ns   []*gpb.Notification
 	fail error
 }
 
-func (p *fakePublisher) Publish(n *gpb.Notification) error {
+func (p *fakePublisher) Update(n *gpb.Notification) error {
 	if p.fail != nil {
 		return p.fail
 	}

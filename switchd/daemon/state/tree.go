@@ -26,12 +26,12 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// Publisher takes rendered state: the gNMI server's cache. A
-// notification's prefix carries no target (the server sets its own);
-// updates are leaves relative to the prefix, deletes remove subtrees.
-// Publish is called from one goroutine at a time.
+// Publisher takes rendered state: the gNMI server's cache
+// (*gnmi.Server's Update). A notification's prefix carries no target (the
+// server sets its own); updates are leaves relative to the prefix,
+// deletes remove subtrees. Update is called from one goroutine at a time.
 type Publisher interface {
-	Publish(n *gpb.Notification) error
+	Update(n *gpb.Notification) error
 }
 
 // Tree is the state tree as last published: for each subtree (an
@@ -146,7 +146,7 @@ func (t *Tree) stamp() int64 {
 
 // send publishes n for the subtree at key.
 func (t *Tree) send(key string, n *gpb.Notification) error {
-	if err := t.pub.Publish(n); err != nil {
+	if err := t.pub.Update(n); err != nil {
 		if st := t.subtrees[key]; st != nil {
 			// Kept empty: published whole next time, or deleted.
 			st.leaves = map[string]leaf{}
