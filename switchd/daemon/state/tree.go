@@ -129,13 +129,6 @@ func (t *Tree) publish(prefix []*gpb.PathElem, s ygot.GoStruct) error {
 	return t.send(key, n)
 }
 
-// published reports whether the subtree at prefix is published in full
-// (no failure since its last rendering).
-func (t *Tree) published(prefix []*gpb.PathElem) bool {
-	st := t.subtrees[pathString(prefix)]
-	return st != nil && len(st.leaves) > 0
-}
-
 // stamp is the time for a notification: now, but never before the last
 // one, since the cache drops an update older than the leaf it has (a
 // wall clock stepped back would freeze the tree until it caught up).
