@@ -11,6 +11,7 @@ import (
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
 	"github.com/openconfig/goyang/pkg/yang"
 	"github.com/openconfig/ygot/util"
+	"github.com/openconfig/ygot/ygot"
 	"google.golang.org/grpc/codes"
 )
 
@@ -57,6 +58,9 @@ func (s *Server) Get(ctx context.Context, req *gpb.GetRequest) (*gpb.GetResponse
 		})
 		if err != nil {
 			return nil, errorf(codes.Internal, "get %v: %v", pat, err)
+		}
+		if len(leaves) == 0 && req.GetType() == gpb.GetRequest_ALL && !hasWildcard(pat) {
+			return nil, errorf(codes.NotFound, "no data at %s", pathText(req.GetPrefix(), p))
 		}
 		n := &gpb.Notification{Timestamp: ts, Prefix: &gpb.Path{Target: req.GetPrefix().GetTarget()}}
 		if enc == gpb.Encoding_PROTO {
@@ -342,4 +346,22 @@ func (s *Server) is64(elems []*gpb.PathElem) bool {
 		return true
 	}
 	return false
+}
+
+func hasWildcard(pat []string) bool {
+	for _, e := range pat {
+		if e == glob || e == globMulti {
+			return true
+		}
+	}
+	return false
+}
+
+// pathText is prefix + p as gNMI path text, for errors.
+func pathText(prefix, p *gpb.Path) string {
+	t, err := ygot.PathToString(&gpb.Path{Elem: append(append([]*gpb.PathElem(nil), prefix.GetElem()...), p.GetElem()...)})
+	if err != nil {
+		return p.String()
+	}
+	return t
 }

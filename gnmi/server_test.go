@@ -79,6 +79,12 @@ func TestGetJSONIETF(t *testing.T) {
 	if got := get(gpb.GetRequest_STATE, "/interfaces/interface[name=eth0]"); len(got) != 1 || strings.Contains(got[0], "mtu") || !strings.Contains(got[0], "in-pkts") {
 		t.Errorf("Get STATE: %q, want state without config/mtu", got)
 	}
+	if _, err := c.Get(context.Background(), &gpb.GetRequest{Path: []*gpb.Path{mustPath(t, "/interfaces/interface[name=eth9]")}}); status.Code(err) != codes.NotFound {
+		t.Errorf("Get of an interface that is not there: %v, want NotFound", err)
+	}
+	if got := get(gpb.GetRequest_ALL, "/interfaces/interface[name=*]/state/mtu"); len(got) != 0 {
+		t.Errorf("Get with a wildcard matching nothing: %q, want no updates (and no error)", got)
+	}
 	if _, err := c.Get(context.Background(), &gpb.GetRequest{Prefix: &gpb.Path{Target: "other"}, Path: []*gpb.Path{mustPath(t, "/")}}); status.Code(err) != codes.NotFound {
 		t.Errorf("Get of another target: %v, want NotFound", err)
 	}
