@@ -242,6 +242,7 @@ func finish(v any) any {
 		}
 		return t
 	case *list:
+		sort.Strings(t.order) // the cache's walk has no order; answers should
 		arr := make([]any, 0, len(t.order))
 		for _, k := range t.order {
 			arr = append(arr, finish(t.entries[k]))
