@@ -19,7 +19,16 @@ import (
 
 // newTestServer is a Server with the generated schema, served on a local
 // socket in a temporary directory, and a client connected to it as root.
-func newTestServer(t *testing.T, o Options) (*Server, gpb.GNMIClient) {
+func newTestServer(t testing.TB, o Options) (*Server, gpb.GNMIClient) {
+	t.Helper()
+	s, c, stop := startTestServer(t, o)
+	t.Cleanup(stop)
+	return s, c
+}
+
+// startTestServer is newTestServer with the stop function returned, for
+// benchmarks, whose cleanups wait for the end of all their runs.
+func startTestServer(t testing.TB, o Options) (*Server, gpb.GNMIClient, func()) {
 	t.Helper()
 	if o.Schema == nil {
 		o.Schema = oc.LazySchemaTree()["Device"]
@@ -33,13 +42,12 @@ func newTestServer(t *testing.T, o Options) (*Server, gpb.GNMIClient) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(l.Close)
 	cc, err := grpc.NewClient("unix://"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
+		l.Close()
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { cc.Close() })
-	return s, gpb.NewGNMIClient(cc)
+	return s, gpb.NewGNMIClient(cc), func() { cc.Close(); l.Close() }
 }
 
 // mustPath parses a gNMI path string ("/a/b[k=v]/c").
