@@ -57,8 +57,9 @@ func HashPassword(password string) (string, error) {
 
 // caller is the authenticated user of an RPC.
 type caller struct {
-	Name string
-	Role Role
+	Name  string
+	Role  Role
+	local bool // came over the local socket
 }
 
 type callerKey struct{}
@@ -75,7 +76,7 @@ func UserFrom(ctx context.Context) caller {
 
 // localRoot marks every RPC of the local socket as root's.
 func localRoot(ctx context.Context) context.Context {
-	return context.WithValue(ctx, callerKey{}, caller{Name: "root", Role: RoleAdmin})
+	return context.WithValue(ctx, callerKey{}, caller{Name: "root", Role: RoleAdmin, local: true})
 }
 
 // authenticator checks each RPC of the TCP listener: a client

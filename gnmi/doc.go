@@ -46,7 +46,8 @@
 //     TargetDefinedInterval, the rest on change.
 //
 // A Subscribe takes one of MaxSubscribes slots for its lifetime; without
-// a free slot it fails at once with ResourceExhausted.
+// a free slot it fails at once with ResourceExhausted. The local socket
+// has slots of its own, so remote subscribers cannot lock the CLI out.
 //
 // Paths are matched in the cache's string form (element names, each
 // list's key values after it in key-name order). With Options.Schema a

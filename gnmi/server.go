@@ -55,7 +55,8 @@ type Options struct {
 	// Set handles SetRequests; nil answers Unimplemented.
 	Set SetHandler
 	// MaxSubscribes bounds concurrent Subscribe RPCs (DefaultMaxSubscribes
-	// if 0); one more is refused with ResourceExhausted.
+	// if 0), separately for the TCP listener and the local socket; one
+	// more is refused with ResourceExhausted.
 	MaxSubscribes int
 	// TargetDefined decides TARGET_DEFINED per leaf; nil serves every
 	// leaf on change. Sampled leaves go out every TargetDefinedInterval
@@ -81,7 +82,9 @@ type Server struct {
 	cache  *cache.Cache
 	sub    *subscribe.Server // ON_CHANGE over the cache
 	srcSub *subscribe.Server // ON_CHANGE over sources: an empty cache, changes passed through
-	slots  chan struct{}     // one per running Subscribe RPC
+	// One slot per running Subscribe RPC; the local socket has its own,
+	// so remote subscribers cannot lock switchd's CLI out.
+	slots, localSlots chan struct{}
 
 	mu      sync.RWMutex // guards sources
 	sources []source
@@ -121,7 +124,7 @@ func New(opts Options) (*Server, error) {
 			f.Value.Set("true")
 		}
 	})
-	s := &Server{opts: opts, log: opts.Logger, slots: make(chan struct{}, opts.MaxSubscribes)}
+	s := &Server{opts: opts, log: opts.Logger, slots: make(chan struct{}, opts.MaxSubscribes), localSlots: make(chan struct{}, opts.MaxSubscribes)}
 	s.cache = cache.New([]string{opts.Target})
 	var err error
 	if s.sub, err = subscribe.NewServer(s.cache); err != nil {

@@ -10,7 +10,9 @@ import (
 	"time"
 
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 )
 
@@ -293,3 +295,43 @@ func TestSubscribeLimit(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestLocalSocketSlotsApart: remote subscribers using up the TCP
+// listener's slots do not lock the local socket (switchd's CLI) out.
+func TestLocalSocketSlotsApart(t *testing.T) {
+	s, local := newTestServer(t, Options{MaxSubscribes: 1})
+	publish(t, s, 1, eth0Oper, str("UP"))
+	h, err := HashPassword("pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := s.Listen(ListenOptions{Addresses: []string{"127.0.0.1:0"}, Plaintext: true, Users: []User{{Name: "u", PasswordHash: h}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(l.Close)
+	cc, err := grpc.NewClient(l.Addrs[0].String(), grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithPerRPCCredentials(passwordCreds{"u", "pw"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cc.Close() })
+	remote := gpb.NewGNMIClient(cc)
+	req := streamRequest(&gpb.Subscription{Path: mustPath(t, "/interfaces"), Mode: gpb.SubscriptionMode_ON_CHANGE})
+	synced := func(seen []event, _ error) bool { return count(seen, event{sync: true}) == 1 }
+	startSubscriber(t, remote, req).waitFor("remote sync", synced)
+	refused := startSubscriber(t, remote, req)
+	refused.waitFor("refusal", func(_ []event, err error) bool { return err != nil })
+	if status.Code(refused.err) != codes.ResourceExhausted {
+		t.Fatalf("second remote Subscribe: %v, want ResourceExhausted", refused.err)
+	}
+	startSubscriber(t, local, req).waitFor("local sync", synced)
+}
+
+// passwordCreds sends username and password metadata with each RPC.
+type passwordCreds struct{ user, pw string }
+
+func (p passwordCreds) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
+	return map[string]string{"username": p.user, "password": p.pw}, nil
+}
+func (passwordCreds) RequireTransportSecurity() bool { return false }

@@ -19,11 +19,15 @@ import (
 // source changes, a sampler for SAMPLE, both for TARGET_DEFINED. One
 // sync_response follows the initial state of every part.
 func (s *Server) Subscribe(stream gpb.GNMI_SubscribeServer) error {
+	slots := s.slots
+	if UserFrom(stream.Context()).local {
+		slots = s.localSlots
+	}
 	select {
-	case s.slots <- struct{}{}:
-		defer func() { <-s.slots }()
+	case slots <- struct{}{}:
+		defer func() { <-slots }()
 	default:
-		return status.Errorf(codes.ResourceExhausted, "too many Subscribe RPCs: %d are running, the server's limit", cap(s.slots))
+		return status.Errorf(codes.ResourceExhausted, "too many Subscribe RPCs: %d are running, the server's limit", cap(slots))
 	}
 	req, err := stream.Recv()
 	switch {
