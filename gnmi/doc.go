@@ -66,7 +66,9 @@
 // and password metadata checked against the user's bcrypt hash. Admins
 // may Set; read-only users get PermissionDenied on Set. The local unix
 // socket (mode 0600, so root only) serves without TLS and without
-// password, as root, for switchd's own CLI.
+// password, as root, for switchd's own CLI. ListenFromConfig derives
+// the TCP listener's options from /system/grpc-servers and
+// /system/aaa/authentication/users (config.go).
 //
 // The gnmi library logs through glog; New points glog at stderr, since
 // glog otherwise writes log files into the temporary directory.
