@@ -147,7 +147,9 @@ func (s *Server) Target() string { return s.opts.Target }
 // ON_CHANGE subscribers only, the rest into the cache, which drops values
 // equal to the cached ones and refuses timestamps older than the cached
 // leaf's (cache.ErrStale, returned). A missing prefix or target is set
-// to the server's target; a zero timestamp becomes now.
+// to the server's target; a zero timestamp becomes now. The cache keeps
+// n (or its parts) and subscribers read it later: the caller must not
+// change n after the call.
 func (s *Server) Update(n *gpb.Notification) error {
 	if n == nil {
 		return errors.New("nil notification")
@@ -207,9 +209,15 @@ func (s *Server) splitBySource(n *gpb.Notification) (cached, passed *gpb.Notific
 		}
 	}
 	for _, d := range n.Delete {
-		if s.sourceFor(append(pre[:len(pre):len(pre)], toStrings(d)...)) != nil {
+		p := append(pre[:len(pre):len(pre)], toStrings(d)...)
+		switch {
+		case s.sourceFor(p) != nil:
 			pd = append(pd, d)
-		} else {
+		case s.aboveSource(p):
+			// The cache tells only of leaves it removed: subscribers to
+			// the source's leaves hear of their end from the source side.
+			cd, pd = append(cd, d), append(pd, d)
+		default:
 			cd = append(cd, d)
 		}
 	}

@@ -227,6 +227,15 @@ func TestSource(t *testing.T) {
 			return count(seen, event{path: route2, val: "STATIC"}) == 1 && count(seen, event{delete: true, path: route1}) == 1
 		})
 	}
+	// A delete above the source's prefix reaches its subscribers too.
+	if err := s.Delete(time.Unix(0, 4), mustPath(t, "/network-instances/network-instance[name=DEFAULT]")); err != nil {
+		t.Fatal(err)
+	}
+	for _, sub := range []*subscriber{all, aft} {
+		sub.waitFor("the instance's delete", func(seen []event, _ error) bool {
+			return count(seen, event{delete: true, path: "/network-instances/network-instance[name=DEFAULT]"}) == 1
+		})
+	}
 	var cached int
 	s.walkCache([]string{"network-instances"}, func(*gpb.Notification) error { cached++; return nil })
 	if cached != 0 {

@@ -57,6 +57,18 @@ func (s *Server) sourceFor(p []string) Source {
 	return nil
 }
 
+// aboveSource reports whether p is above a source's prefix.
+func (s *Server) aboveSource(p []string) bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for _, o := range s.sources {
+		if len(p) < len(o.prefix) && hasPrefix(o.prefix, p) {
+			return true
+		}
+	}
+	return false
+}
+
 // sourcesFor are the sources sharing a leaf with pat.
 func (s *Server) sourcesFor(pat []string) []Source {
 	s.mu.RLock()
