@@ -186,8 +186,8 @@ const (
 	route2    = aftPrefix + "/ipv4-unicast/ipv4-entry[prefix=10.0.1.0/24]/state/origin-protocol"
 )
 
-// TestSource: a subtree served by a Source is walked by Get, ONCE and
-// ON_CHANGE's initial state, and its changes reach ON_CHANGE subscribers
+// TestSource: a subtree served by a Source is walked by Get, ONCE,
+// SAMPLE and ON_CHANGE's initial state, and its changes reach ON_CHANGE subscribers
 // (a subscription to the whole tree included) without being cached.
 func TestSource(t *testing.T) {
 	s, c := newTestServer(t, Options{})
@@ -202,6 +202,14 @@ func TestSource(t *testing.T) {
 	if err != nil || len(r.GetNotification()[0].GetUpdate()) != 1 || string(r.GetNotification()[0].GetUpdate()[0].GetVal().GetJsonIetfVal()) != `"BGP"` {
 		t.Fatalf("Get of a source leaf: %v, %v; want \"BGP\"", r, err)
 	}
+
+	once := startSubscriber(t, c, &gpb.SubscribeRequest{Request: &gpb.SubscribeRequest_Subscribe{Subscribe: &gpb.SubscriptionList{
+		Mode: gpb.SubscriptionList_ONCE, Subscription: []*gpb.Subscription{{Path: mustPath(t, "/network-instances")}}}}})
+	if seen := once.waitFor("ONCE's end", func(_ []event, err error) bool { return err != nil }); count(seen, event{path: route1, val: "BGP"}) != 1 {
+		t.Errorf("ONCE: %v, want route1=BGP", seen)
+	}
+	sampled := startSubscriber(t, c, streamRequest(&gpb.Subscription{Path: mustPath(t, aftPrefix), Mode: gpb.SubscriptionMode_SAMPLE, SampleInterval: uint64(100 * time.Millisecond)}))
+	sampled.waitFor("route1 sampled twice", func(seen []event, _ error) bool { return count(seen, event{path: route1, val: "BGP"}) >= 2 })
 
 	all := startSubscriber(t, c, streamRequest(&gpb.Subscription{Path: mustPath(t, "/"), Mode: gpb.SubscriptionMode_ON_CHANGE}))
 	aft := startSubscriber(t, c, streamRequest(&gpb.Subscription{Path: mustPath(t, aftPrefix+"/ipv4-unicast"), Mode: gpb.SubscriptionMode_ON_CHANGE}))
