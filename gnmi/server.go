@@ -40,6 +40,17 @@ type SetHandler interface {
 // in cache form (element names, each list's key values after its name).
 type SampleRule func(path []string) bool
 
+// CountersSampled is the TARGET_DEFINED rule OpenConfig suggests:
+// leaves in a "counters" container are sampled, the rest go on change.
+func CountersSampled(path []string) bool {
+	for _, e := range path {
+		if e == "counters" {
+			return true
+		}
+	}
+	return false
+}
+
 // Options configure a Server. The zero value serves an empty cache under
 // DefaultTarget with no Set and no schema.
 type Options struct {

@@ -125,19 +125,11 @@ func TestStreamMixedModes(t *testing.T) {
 	}
 }
 
-// TestTargetDefined: with a rule that samples counters, a TARGET_DEFINED
+// TestTargetDefined: with CountersSampled as the rule, a TARGET_DEFINED
 // subscription to an interface gets the counter again and again while it
 // does not change, and oper-status once.
 func TestTargetDefined(t *testing.T) {
-	rule := func(p []string) bool {
-		for _, e := range p {
-			if e == "counters" {
-				return true
-			}
-		}
-		return false
-	}
-	s, c := newTestServer(t, Options{TargetDefined: rule, TargetDefinedInterval: 100 * time.Millisecond})
+	s, c := newTestServer(t, Options{TargetDefined: CountersSampled, TargetDefinedInterval: 100 * time.Millisecond})
 	publish(t, s, 1, eth0Oper, str("UP"))
 	publish(t, s, 1, eth0InPkt, uint(5))
 	sub := startSubscriber(t, c, streamRequest(&gpb.Subscription{Path: mustPath(t, "/interfaces/interface[name=eth0]"), Mode: gpb.SubscriptionMode_TARGET_DEFINED}))
