@@ -6,6 +6,7 @@ import (
 	"io"
 	"runtime"
 	"slices"
+	"syscall"
 	"testing"
 	"time"
 
@@ -160,4 +161,65 @@ func BenchmarkOnChangeLatency(b *testing.B) {
 	slices.Sort(lat)
 	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
 	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+}
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkSample100Subscribers: 100 subscribers to 16 interfaces' 12
+// counters at a 1 s SAMPLE, counters republished every second, over the
+// local socket; CPU of the whole process (server and the 100 clients'
+// decoding) per second of wall time, beside the same 5 s without
+// subscribers.
+//
+//	go test -run '^$' -bench Sample100Subscribers -benchtime 1x ./gnmi/
+func BenchmarkSample100Subscribers(b *testing.B) {
+	s, c := newTestServer(b, Options{})
+	counters := []string{"in-pkts", "out-pkts", "in-octets", "out-octets", "in-errors", "out-errors",
+		"in-discards", "out-discards", "in-unicast-pkts", "out-unicast-pkts", "in-multicast-pkts", "out-multicast-pkts"}
+	tick := func(v uint64) {
+		ts := time.Now().UnixNano()
+		for i := range 16 {
+			for _, cn := range counters {
+				publish(b, s, ts, fmt.Sprintf("/interfaces/interface[name=eth%d]/state/counters/%s", i, cn), uint(v+uint64(i)))
+			}
+		}
+	}
+	run := func(d time.Duration) float64 {
+		t0, c0 := time.Now(), cpuTime()
+		for v := uint64(1); time.Since(t0) < d; v++ {
+			tick(v)
+			time.Sleep(time.Second)
+		}
+		return float64(cpuTime()-c0) / float64(time.Since(t0))
+	}
+	tick(0)
+	for range b.N {
+		idle := run(5 * time.Second)
+		ctx, cancel := context.WithCancel(context.Background())
+		for range 100 {
+			st, err := c.Subscribe(ctx)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := st.Send(streamRequest(&gpb.Subscription{Path: mustPath(b, "/interfaces/interface/state/counters"),
+				Mode: gpb.SubscriptionMode_SAMPLE, SampleInterval: uint64(time.Second)})); err != nil {
+				b.Fatal(err)
+			}
+			go func() {
+				for {
+					if _, err := st.Recv(); err != nil {
+						return
+					}
+				}
+			}()
+		}
+		busy := run(5 * time.Second)
+		cancel()
+		b.ReportMetric(idle*1000, "idle-cpu-ms/s")
+		b.ReportMetric(busy*1000, "100subs-cpu-ms/s")
+	}
 }
