@@ -107,6 +107,9 @@ func newAuthenticator(users []User) (*authenticator, error) {
 	return a, nil
 }
 
+// dummyHash is a bcrypt hash at the default cost that no password matches.
+var dummyHash = []byte("$2a$10$CwTycUXWue0Thq9StjUM0uJ8ZcUJ1r6wWnQZKJHgDvbb0fG9IOGfS")
+
 var errUnauthenticated = status.Error(codes.Unauthenticated, "authentication required: a client certificate naming a user, or username and password metadata")
 
 func (a *authenticator) authenticate(ctx context.Context) (caller, error) {
@@ -124,7 +127,13 @@ func (a *authenticator) authenticate(ctx context.Context) (caller, error) {
 		return caller{}, errUnauthenticated
 	}
 	u, ok := a.users[name]
-	if !ok || u.PasswordHash == "" || !a.check(u, pw) {
+	if !ok || u.PasswordHash == "" {
+		// As slow as a wrong password, so timing does not tell which
+		// names are users.
+		bcrypt.CompareHashAndPassword(dummyHash, []byte(pw))
+		return caller{}, status.Errorf(codes.Unauthenticated, "wrong username or password for %q", name)
+	}
+	if !a.check(u, pw) {
 		return caller{}, status.Errorf(codes.Unauthenticated, "wrong username or password for %q", name)
 	}
 	return caller{Name: u.Name, Role: u.Role}, nil
