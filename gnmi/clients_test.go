@@ -39,6 +39,12 @@ func TestClientsCapabilitiesAndGet(t *testing.T) {
 			t.Errorf("gnmic get lacks %s:\n%s", want, out)
 		}
 	}
+
+	publish(t, r.s, time.Now().UnixNano(), eth0MTU, uint(9000))
+	out, err = r.gnmic(t, r.with("viewer", viewerPW), "get", "-e", "json_ietf", "--type", "config", "--path", "/interfaces/interface[name=eth0]")
+	if err != nil || !strings.Contains(out, `"mtu": 9000`) || strings.Contains(out, "oper-status") {
+		t.Errorf("gnmic get --type config: %v, want config/mtu and no oper-status:\n%s", err, out)
+	}
 }
 
 // TestClientsGnmiCLI: gnmi_cli, authenticated by a client certificate
@@ -185,4 +191,21 @@ func TestClientsSubscribeSample(t *testing.T) {
 
 	hb := sample("--suppress-redundant", "--heartbeat-interval", "1s")
 	hb.waitFor("mtu resent by the heartbeat", func(out string) bool { return len(mtuLine.FindAllString(out, -1)) >= 3 })
+}
+
+// TestClientsSubscribeTargetDefined: gnmic's target-defined stream, with
+// CountersSampled as the server's rule, gets an unchanged counter again
+// and again and oper-status once.
+func TestClientsSubscribeTargetDefined(t *testing.T) {
+	r := newRig(t, false, Options{TargetDefined: CountersSampled, TargetDefinedInterval: time.Second})
+	publish(t, r.s, time.Now().UnixNano(), eth0Oper, str("UP"))
+	publish(t, r.s, time.Now().UnixNano(), eth0InPkt, uint(100))
+	s := r.startGnmic(t, r.with("viewer", viewerPW), "subscribe", "--mode", "stream", "--stream-mode", "target-defined",
+		"--path", "/interfaces/interface[name=eth0]", "--format", "json")
+	out := s.waitFor("in-pkts three times", func(out string) bool {
+		return strings.Count(out, `"interfaces/interface/state/counters/in-pkts": 100`) >= 3
+	})
+	if n := strings.Count(out, `"interfaces/interface/state/oper-status": "UP"`); n != 1 {
+		t.Errorf("oper-status came %d times, want once (on change):\n%s", n, out)
+	}
 }
