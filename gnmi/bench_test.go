@@ -63,7 +63,8 @@ func onceSync(b *testing.B, c gpb.GNMIClient) int {
 
 // BenchmarkSync100k: 100,000 route leaves, cached or served by a Source:
 // heap held by the server's copy (bytes per leaf) and the time of a
-// ONCE subscription to / over the local socket until its end.
+// ONCE subscription to / over the local socket until its end (leaves
+// sent in batches of one timestamp under their shared prefix).
 //
 //	go test -run '^$' -bench Sync100k -benchtime 3x ./gnmi/
 func BenchmarkSync100k(b *testing.B) {

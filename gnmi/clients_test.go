@@ -156,10 +156,12 @@ func TestClientsSubscribeSample(t *testing.T) {
 	const mtuPath = "/interfaces/interface[name=eth0]/state/mtu"
 	publish(t, r.s, time.Now().UnixNano(), mtuPath, uint(1500))
 	publish(t, r.s, time.Now().UnixNano(), eth0InPkt, uint(100))
-	mtuLine := regexp.MustCompile(`"interfaces/interface/state/mtu": 1500`)
-	pktsLine := regexp.MustCompile(`"interfaces/interface/state/counters/in-pkts": "?(\d+)`)
+	// Flat output: one "path: value" line per leaf, whatever prefix the
+	// server put the leaves under.
+	mtuLine := regexp.MustCompile(`(?m)^interfaces/interface\[name=eth0\]/state/mtu: 1500$`)
+	pktsLine := regexp.MustCompile(`(?m)^interfaces/interface\[name=eth0\]/state/counters/in-pkts: (\d+)$`)
 	sample := func(extra ...string) *stream {
-		args := append([]string{"subscribe", "--mode", "stream", "--stream-mode", "sample", "-i", "1s", "--format", "json",
+		args := append([]string{"subscribe", "--mode", "stream", "--stream-mode", "sample", "-i", "1s", "--format", "flat",
 			"--path", "/interfaces/interface[name=eth0]/state/mtu", "--path", "/interfaces/interface[name=eth0]/state/counters/in-pkts"}, extra...)
 		return r.startGnmic(t, r.with("viewer", viewerPW), args...)
 	}
@@ -201,11 +203,11 @@ func TestClientsSubscribeTargetDefined(t *testing.T) {
 	publish(t, r.s, time.Now().UnixNano(), eth0Oper, str("UP"))
 	publish(t, r.s, time.Now().UnixNano(), eth0InPkt, uint(100))
 	s := r.startGnmic(t, r.with("viewer", viewerPW), "subscribe", "--mode", "stream", "--stream-mode", "target-defined",
-		"--path", "/interfaces/interface[name=eth0]", "--format", "json")
+		"--path", "/interfaces/interface[name=eth0]", "--format", "flat")
 	out := s.waitFor("in-pkts three times", func(out string) bool {
-		return strings.Count(out, `"interfaces/interface/state/counters/in-pkts": 100`) >= 3
+		return strings.Count(out, "interfaces/interface[name=eth0]/state/counters/in-pkts: 100\n") >= 3
 	})
-	if n := strings.Count(out, `"interfaces/interface/state/oper-status": "UP"`); n != 1 {
+	if n := strings.Count(out, "interfaces/interface[name=eth0]/state/oper-status: UP\n"); n != 1 {
 		t.Errorf("oper-status came %d times, want once (on change):\n%s", n, out)
 	}
 }

@@ -2,6 +2,7 @@ package gnmi
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
@@ -157,13 +158,8 @@ func (p *samplePart) run(ctx context.Context, out chan<- item) error {
 			}
 			sent := p.sampler.sample(time.Now(), walked)
 			if !first || !p.updatesOnly {
-				for _, n := range sent {
-					if n.Prefix == nil {
-						n.Prefix = &gpb.Path{Target: p.s.opts.Target}
-					}
-					if !emit(item{resp: updateResponse(n)}) {
-						return nil
-					}
+				if !p.send(sent, emit) {
+					return nil
 				}
 			}
 		}
@@ -177,4 +173,34 @@ func (p *samplePart) run(ctx context.Context, out chan<- item) error {
 			return nil
 		}
 	}
+}
+
+// send hands what the sampler let out to emit, leaves batched (see
+// batcher), and reports false once emit does (the RPC is over).
+func (p *samplePart) send(sent []*gpb.Notification, emit func(item) bool) bool {
+	done := errors.New("done")
+	b := batcher{target: p.s.opts.Target, send: func(n *gpb.Notification) error {
+		if !emit(item{resp: updateResponse(n)}) {
+			return done
+		}
+		return nil
+	}}
+	for _, n := range sent {
+		if len(n.GetDelete()) > 0 { // the sampler's deletes come last, alone
+			if b.flush() != nil {
+				return false
+			}
+			if n.Prefix == nil {
+				n.Prefix = &gpb.Path{Target: p.s.opts.Target}
+			}
+			if !emit(item{resp: updateResponse(n)}) {
+				return false
+			}
+			continue
+		}
+		if b.add(n) != nil {
+			return false
+		}
+	}
+	return b.flush() == nil
 }

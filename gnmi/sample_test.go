@@ -1,11 +1,13 @@
 package gnmi
 
 import (
+	"fmt"
 	"reflect"
 	"testing"
 	"time"
 
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
+	"github.com/openconfig/ygot/ygot"
 
 	"github.com/switchd/switchd/models/oc"
 )
@@ -152,5 +154,43 @@ func TestMatchPattern(t *testing.T) {
 		if got := matchPattern(tc.pat, tc.p); got != tc.want {
 			t.Errorf("matchPattern(%q, %q) = %v, want %v", tc.pat, tc.p, got, tc.want)
 		}
+	}
+}
+
+// TestBatcher: walked leaves of one timestamp go out as one notification
+// whose prefix is the path they share; a new timestamp starts another;
+// no leaf loses its own path element.
+func TestBatcher(t *testing.T) {
+	var sent []*gpb.Notification
+	b := batcher{target: "switchd", send: func(n *gpb.Notification) error { sent = append(sent, n); return nil }}
+	leaf := func(ts int64, p string) *gpb.Notification {
+		return &gpb.Notification{Timestamp: ts, Update: []*gpb.Update{{Path: mustPath(t, p), Val: uint(1)}}}
+	}
+	for _, n := range []*gpb.Notification{
+		leaf(1, "/interfaces/interface[name=eth0]/state/counters/in-pkts"),
+		leaf(1, "/interfaces/interface[name=eth0]/state/counters/out-pkts"),
+		leaf(1, "/interfaces/interface[name=eth1]/state/counters/in-pkts"),
+		leaf(2, "/interfaces/interface[name=eth1]/state/oper-status"),
+		{Timestamp: 3, Prefix: mustPath(t, "/system/state"), Update: []*gpb.Update{{Path: mustPath(t, "/hostname"), Val: str("leaf1")}}},
+	} {
+		if err := b.add(n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.flush(); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, n := range sent {
+		pre, _ := ygot.PathToString(&gpb.Path{Elem: n.GetPrefix().GetElem()})
+		got = append(got, fmt.Sprintf("%d %s %v", n.Timestamp, pre, sentStrings(t, []*gpb.Notification{n})))
+	}
+	want := []string{
+		"1 /interfaces [/interfaces/interface[name=eth0]/state/counters/in-pkts=1 /interfaces/interface[name=eth0]/state/counters/out-pkts=1 /interfaces/interface[name=eth1]/state/counters/in-pkts=1]",
+		"2 /interfaces/interface[name=eth1]/state [/interfaces/interface[name=eth1]/state/oper-status=1]",
+		"3 /system/state [/system/state/hostname=leaf1]",
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("sent\n%q\nwant\n%q", got, want)
 	}
 }

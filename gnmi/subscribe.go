@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"maps"
 	"time"
 
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
@@ -91,13 +92,78 @@ func updateResponse(n *gpb.Notification) *gpb.SubscribeResponse {
 
 // once sends every leaf the patterns name, then sync_response.
 func (s *Server) once(stream gpb.GNMI_SubscribeServer, pats [][]string) error {
+	b := batcher{target: s.opts.Target, send: func(n *gpb.Notification) error { return stream.Send(updateResponse(n)) }}
 	for _, pat := range pats {
-		err := s.walk(pat, func(n *gpb.Notification) error { return stream.Send(updateResponse(n)) })
-		if err != nil {
+		if err := s.walk(pat, b.add); err != nil {
 			return err
 		}
 	}
+	if err := b.flush(); err != nil {
+		return err
+	}
 	return stream.Send(syncResponse)
+}
+
+// batchMax bounds the updates merged into one notification.
+const batchMax = 256
+
+// batcher merges walked leaves of one timestamp into one notification
+// whose prefix is the path the leaves share: the cache keeps a
+// notification per leaf, and a response per leaf with its full path
+// made a full sync cost a gRPC message and a whole path per leaf.
+type batcher struct {
+	target string
+	send   func(*gpb.Notification) error
+	ts     int64
+	paths  [][]*gpb.PathElem // full paths of the leaves so far
+	vals   []*gpb.TypedValue
+	common int // elements all of paths share
+}
+
+func (b *batcher) add(n *gpb.Notification) error {
+	if len(b.paths) > 0 && (b.ts != n.Timestamp || len(b.paths)+len(n.Update) > batchMax) {
+		if err := b.flush(); err != nil {
+			return err
+		}
+	}
+	pre := n.GetPrefix().GetElem()
+	for _, u := range n.GetUpdate() {
+		p := u.GetPath().GetElem()
+		if len(pre) > 0 {
+			p = append(pre[:len(pre):len(pre)], p...)
+		}
+		if len(b.paths) == 0 {
+			b.ts, b.common = n.Timestamp, max(len(p)-1, 0)
+		} else {
+			b.common = commonElems(b.paths[0][:b.common], p)
+		}
+		b.paths, b.vals = append(b.paths, p), append(b.vals, u.GetVal())
+	}
+	return nil
+}
+
+func (b *batcher) flush() error {
+	if len(b.paths) == 0 {
+		return nil
+	}
+	n := &gpb.Notification{Timestamp: b.ts, Prefix: &gpb.Path{Target: b.target, Elem: b.paths[0][:b.common]},
+		Update: make([]*gpb.Update, len(b.paths))}
+	for i, p := range b.paths {
+		n.Update[i] = &gpb.Update{Path: &gpb.Path{Elem: p[b.common:]}, Val: b.vals[i]}
+	}
+	b.paths, b.vals = b.paths[:0], b.vals[:0]
+	return b.send(n)
+}
+
+// commonElems is how many leading elements a and b share (names and
+// keys equal), at most len(a) and fewer than len(b), so that every leaf
+// keeps a path of its own.
+func commonElems(a, b []*gpb.PathElem) int {
+	i := 0
+	for i < len(a) && i < len(b)-1 && a[i].GetName() == b[i].GetName() && maps.Equal(a[i].GetKey(), b[i].GetKey()) {
+		i++
+	}
+	return i
 }
 
 // item is what a part of a STREAM subscription hands the sender: a
