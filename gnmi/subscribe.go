@@ -316,7 +316,11 @@ func (s *Server) onChangePart(ctx context.Context, sub *subscribe.Server, pat []
 		}
 		if r.GetSyncResponse() {
 			if sources && !updatesOnly {
-				if err := s.walkSources(pat, send); err != nil {
+				b := batcher{target: s.opts.Target, send: send}
+				if err := s.walkSources(pat, b.add); err != nil {
+					return err
+				}
+				if err := b.flush(); err != nil {
 					return err
 				}
 			}
