@@ -89,9 +89,6 @@ func newRig(t *testing.T, mtls bool, o Options) *rig {
 	if o.Schema == nil {
 		o.Schema = oc.LazySchemaTree()["Device"]
 	}
-	if o.Models == nil {
-		o.Models = oc.ΓModelData
-	}
 	o.Set = r.set
 	s, err := New(o)
 	if err != nil {

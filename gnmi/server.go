@@ -18,6 +18,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/switchd/switchd/models/oc"
 )
 
 // DefaultTarget is the cache's one target: the name a request without a
@@ -56,12 +58,15 @@ func CountersSampled(path []string) bool {
 type Options struct {
 	// Target is the cache's target name (DefaultTarget if empty).
 	Target string
-	// Models are announced by Capabilities (usually oc.ΓModelData).
+	// Models are announced by Capabilities (oc.ΓModelData, the generated
+	// schema's modules, if nil).
 	Models []*gpb.ModelData
-	// Schema is the root of the generated YANG schema (the fake root
-	// "device"); with it, list elements without keys in a request get
-	// wildcard keys, Get's JSON_IETF names carry module prefixes and
-	// 64-bit numbers are strings, and Get type filtering uses config-ness.
+	// Schema is the root of the generated YANG schema (the fake root,
+	// oc.LazySchemaTree()["Device"]); with it, list elements without keys
+	// in a request get wildcard keys, Get's JSON_IETF names carry module
+	// prefixes and 64-bit numbers are strings, and Get's OPERATIONAL type
+	// tells config twins apart. Holding it keeps the unzipped schema
+	// (~5 MiB) alive, which the daemon otherwise releases after loading.
 	Schema *yang.Entry
 	// Set handles SetRequests; nil answers Unimplemented.
 	Set SetHandler
@@ -112,6 +117,9 @@ var glogToStderr sync.Once
 func New(opts Options) (*Server, error) {
 	if opts.Target == "" {
 		opts.Target = DefaultTarget
+	}
+	if opts.Models == nil {
+		opts.Models = oc.ΓModelData
 	}
 	if opts.MaxSubscribes <= 0 {
 		opts.MaxSubscribes = DefaultMaxSubscribes
