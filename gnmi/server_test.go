@@ -298,7 +298,7 @@ func TestSubscribeLimit(t *testing.T) {
 		if synced(seen, nil) {
 			break
 		}
-		if i == 50 {
+		if i == 500 {
 			t.Fatalf("no slot after one subscriber left: %v", sub.err)
 		}
 		time.Sleep(20 * time.Millisecond)
