@@ -43,6 +43,8 @@ type Intent struct {
 	// ACL is the OpenConfig ACLs (/acl) with the defined sets they name
 	// (/defined-sets).
 	ACL policy.ACLIntent
+	// Metrics is the Prometheus listener (/switchd/metrics).
+	Metrics Metrics
 }
 
 // Load reads and parses the config file at path. A file over MaxFileSize is

@@ -76,6 +76,8 @@ const supportedLeaves = `
 /switchd/config/state-dir
 /switchd/config/ecmp-hash-policy
 /switchd/config/resilient-ecmp-buckets
+/switchd/metrics/config/enabled
+/switchd/metrics/config/address
 /switchd/ipam/config/static-prefix
 /switchd/ipam/pools/pool/config/prefix
 /switchd/ipam/pools/pool/config/block-length
