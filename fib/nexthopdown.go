@@ -120,7 +120,7 @@ func (t *Table) applyDown(ctx context.Context) {
 		}
 		if nhs, ok := rewritten[e.knhg]; ok && e.knhg != 0 {
 			e.knhs = nhs
-			t.routes[k] = e
+			t.put(k, e)
 			t.published(k)
 			t.updatePendingEntry(k, &e)
 			continue

@@ -114,6 +114,9 @@ type Table struct {
 	downQueued []netip.Addr
 
 	feed *updateFeed // WithUpdates (feed.go); nil: off
+	// viewLock orders writes of routes with the AFT view's readers
+	// (aft.go): the owner writes routes only through put and remove.
+	viewLock
 
 	planned int // keys the last plan looked at (tests)
 }
@@ -229,7 +232,7 @@ func (t *Table) SetRoute(r Route) error {
 	if t.rs != nil {
 		t.ownChanged(k, old, s)
 	}
-	t.routes[k] = e
+	t.put(k, e)
 	if len(t.stale) > 0 {
 		delete(t.stale, k)
 	}
@@ -300,9 +303,9 @@ func (t *Table) DeleteRoute(k RouteKey) {
 // store writes e back to the map, or takes the key out if e holds nothing.
 func (t *Table) store(k rkey, e *entry) {
 	if e.empty() {
-		delete(t.routes, k)
+		t.remove(k)
 	} else {
-		t.routes[k] = *e
+		t.put(k, *e)
 	}
 }
 
@@ -562,19 +565,19 @@ func (t *Table) resync(ctx context.Context) error {
 		e.setHave(stateOf(r))
 		e.flags |= eSeen
 		t.publishIfChanged(k, &before, &e)
-		t.routes[k] = e
+		t.put(k, e)
 	}
 	for k, e := range t.routes {
 		switch {
 		case e.flags&eSeen != 0:
 			e.flags &^= eSeen
-			t.routes[k] = e
+			t.put(k, e)
 		case e.inKernel():
 			t.published(k)
 			e.clearHave()
 			t.store(k, &e)
 		case !e.wanted():
-			delete(t.routes, k)
+			t.remove(k)
 		}
 	}
 	tookForeign() // before pending: it may change what routes want

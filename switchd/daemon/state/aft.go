@@ -1,0 +1,341 @@
+package state
+
+import (
+	"net/netip"
+	"slices"
+	"strconv"
+	"time"
+
+	gpb "github.com/openconfig/gnmi/proto/gnmi"
+
+	"github.com/switchd/switchd/fib"
+)
+
+// The AFT (/network-instances/network-instance[name=DEFAULT]/afts) is
+// fib's kernel view rendered on demand: a gNMI Source (gnmi/source.go)
+// the server walks for Get, ONCE, POLL and SAMPLE, never cached, since a
+// cached copy costs ~2.4 KB per leaf and a million routes have several
+// leaves each. Changes go out as they happen: the daemon hands the
+// route and group feeds to Routes and Groups, which publish updates and
+// deletes under the AFT's prefix; the server passes those to ON_CHANGE
+// subscribers only.
+//
+// Leaves are built by hand, not through ygot (whose reflection would
+// cost more than the rest of a sync together); TestAFTJSON checks them
+// against the generated schema.
+
+// RouteView is fib's view of a Table's routes in the kernel
+// (fib.RouteView): safe from any goroutine.
+type RouteView interface {
+	Walk(fn func([]fib.AFTRoute) error) error
+	Lookup(p netip.Prefix) (fib.AFTRoute, bool)
+}
+
+// GroupView is fib's view of the nexthop groups and objects in the
+// kernel (*fib.Kernel's AFT): safe from any goroutine.
+type GroupView interface {
+	AFT() ([]fib.AFTGroup, []fib.AFTNextHop)
+}
+
+// AFT renders fib's views. Walk may run on any goroutine; Routes and
+// Groups are called from one (the daemon's loop).
+type AFT struct {
+	routes RouteView
+	groups GroupView
+	// origin is the origin-protocol of a route by its metric ("" for
+	// none).
+	origin func(metric int) string
+	// ifname is an interface's name by index ("" if unknown).
+	ifname func(ifindex int) string
+	pub    Publisher
+
+	// The groups and next hops last published (the loop's; a few).
+	groupsSeen map[uint32]fib.AFTGroup
+	nhsSeen    map[uint32]fib.AFTNextHop
+}
+
+// AFTOptions configure an AFT.
+type AFTOptions struct {
+	// Origin gives the origin-protocol (an INSTALL_PROTOCOL_TYPE
+	// identity, "BGP") of a route by its metric; nil or "": none.
+	Origin func(metric int) string
+	// Ifname names an interface by index; nil: no interface-ref.
+	Ifname func(ifindex int) string
+}
+
+// NewAFT returns the AFT of routes and groups, publishing changes to pub.
+func NewAFT(routes RouteView, groups GroupView, pub Publisher, o AFTOptions) *AFT {
+	a := &AFT{routes: routes, groups: groups, origin: o.Origin, ifname: o.Ifname, pub: pub,
+		groupsSeen: map[uint32]fib.AFTGroup{}, nhsSeen: map[uint32]fib.AFTNextHop{}}
+	if a.origin == nil {
+		a.origin = func(int) string { return "" }
+	}
+	if a.ifname == nil {
+		a.ifname = func(int) string { return "" }
+	}
+	return a
+}
+
+// AFTPrefix is the path the AFT is served at (a Source's prefix).
+func AFTPrefix() *gpb.Path { return &gpb.Path{Elem: aftElems()} }
+
+func aftElems() []*gpb.PathElem {
+	return []*gpb.PathElem{elem("network-instances"), elem("network-instance", "name", "DEFAULT"), elem("afts")}
+}
+
+// The cache-form positions of the parts of an AFT query: network-
+// instances, network-instance, DEFAULT, afts, then these.
+const (
+	qPart = 4 // ipv4-unicast, ipv6-unicast, next-hop-groups, next-hops
+	qKey  = 6 // an entry's prefix, a group's id, a next hop's index
+)
+
+// aftQuery is the AFT's prefix in cache form.
+var aftQuery = []string{"network-instances", "network-instance", "DEFAULT", "afts"}
+
+// Walk serves the server's reads (gnmi.Source): the leaves at or below
+// query, a cache-form pattern. It narrows the walk by the query's part
+// and key where they are given; the server filters the rest.
+func (a *AFT) Walk(query []string, fn func(*gpb.Notification) error) error {
+	for i, e := range aftQuery {
+		if i < len(query) && query[i] != e && query[i] != "*" {
+			return nil
+		}
+	}
+	part, key := at(query, qPart), at(query, qKey)
+	ts := time.Now().UnixNano()
+	if part == "*" || part == "ipv4-unicast" || part == "ipv6-unicast" {
+		if err := a.walkRoutes(ts, part, key, fn); err != nil {
+			return err
+		}
+	}
+	if part == "*" || part == "next-hop-groups" || part == "next-hops" {
+		gs, nhs := a.groups.AFT()
+		if part != "next-hops" {
+			for _, g := range gs {
+				if key == "*" || key == strconv.FormatUint(uint64(g.ID), 10) {
+					if err := fn(a.groupNotification(ts, g)); err != nil {
+						return err
+					}
+				}
+			}
+		}
+		if part != "next-hop-groups" {
+			for _, nh := range nhs {
+				if key == "*" || key == strconv.FormatUint(uint64(nh.ID), 10) {
+					if err := fn(a.nextHopNotification(ts, nh)); err != nil {
+						return err
+					}
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// at is q[i], or "*" past its end.
+func at(q []string, i int) string {
+	if i < len(q) {
+		return q[i]
+	}
+	return "*"
+}
+
+func (a *AFT) walkRoutes(ts int64, part, key string, fn func(*gpb.Notification) error) error {
+	if key != "*" {
+		p, err := netip.ParsePrefix(key)
+		if err != nil {
+			return nil // no such entry
+		}
+		r, ok := a.routes.Lookup(p)
+		if !ok || part != "*" && part != familyPart(p) {
+			return nil
+		}
+		return fn(a.routeNotification(ts, r))
+	}
+	return a.routes.Walk(func(rs []fib.AFTRoute) error {
+		for _, r := range rs {
+			if part != "*" && part != familyPart(r.Prefix) {
+				continue
+			}
+			if err := fn(a.routeNotification(ts, r)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+func familyPart(p netip.Prefix) string {
+	if p.Addr().Is4() {
+		return "ipv4-unicast"
+	}
+	return "ipv6-unicast"
+}
+
+// entryElems is the path of p's AFT entry.
+func entryElems(p netip.Prefix) []*gpb.PathElem {
+	list := "ipv4-entry"
+	if !p.Addr().Is4() {
+		list = "ipv6-entry"
+	}
+	return append(aftElems(), elem(familyPart(p)), elem(list, "prefix", p.String()))
+}
+
+// routeNotification is an AFT entry's leaves.
+func (a *AFT) routeNotification(ts int64, r fib.AFTRoute) *gpb.Notification {
+	ps := r.Prefix.String()
+	us := make([]*gpb.Update, 0, 4)
+	us = append(us, leafUpdate(str(ps), "prefix"), leafUpdate(str(ps), "state", "prefix"))
+	if r.Group != 0 {
+		us = append(us, leafUpdate(uintVal(uint64(r.Group)), "state", "next-hop-group"))
+	}
+	if o := a.origin(r.Metric); o != "" {
+		us = append(us, leafUpdate(str(o), "state", "origin-protocol"))
+	}
+	return &gpb.Notification{Timestamp: ts, Prefix: &gpb.Path{Elem: entryElems(r.Prefix)}, Update: us}
+}
+
+// groupNotification is a next-hop group's leaves: its id and its
+// members with their weights.
+func (a *AFT) groupNotification(ts int64, g fib.AFTGroup) *gpb.Notification {
+	id := uintVal(uint64(g.ID))
+	us := make([]*gpb.Update, 0, 2+3*len(g.Members))
+	us = append(us, leafUpdate(id, "id"), leafUpdate(id, "state", "id"))
+	for _, m := range g.Members {
+		ix := strconv.FormatUint(uint64(m.NextHop), 10)
+		nh := func(leaf ...string) *gpb.Path {
+			p := &gpb.Path{Elem: []*gpb.PathElem{elem("next-hops"), elem("next-hop", "index", ix)}}
+			for _, l := range leaf {
+				p.Elem = append(p.Elem, elem(l))
+			}
+			return p
+		}
+		us = append(us,
+			&gpb.Update{Path: nh("index"), Val: uintVal(uint64(m.NextHop))},
+			&gpb.Update{Path: nh("state", "index"), Val: uintVal(uint64(m.NextHop))},
+			&gpb.Update{Path: nh("state", "weight"), Val: uintVal(uint64(m.Weight))})
+	}
+	return &gpb.Notification{Timestamp: ts, Prefix: &gpb.Path{Elem: groupElems(g.ID)}, Update: us}
+}
+
+func groupElems(id uint32) []*gpb.PathElem {
+	return append(aftElems(), elem("next-hop-groups"), elem("next-hop-group", "id", strconv.FormatUint(uint64(id), 10)))
+}
+
+func nextHopElems(id uint32) []*gpb.PathElem {
+	return append(aftElems(), elem("next-hops"), elem("next-hop", "index", strconv.FormatUint(uint64(id), 10)))
+}
+
+// nextHopNotification is a next hop's leaves: its gateway and interface.
+func (a *AFT) nextHopNotification(ts int64, nh fib.AFTNextHop) *gpb.Notification {
+	ix := uintVal(uint64(nh.ID))
+	us := []*gpb.Update{leafUpdate(ix, "index"), leafUpdate(ix, "state", "index")}
+	if nh.Gateway.IsValid() {
+		us = append(us, leafUpdate(str(nh.Gateway.String()), "state", "ip-address"))
+	}
+	if name := a.ifname(nh.Ifindex); name != "" {
+		us = append(us, leafUpdate(str(name), "interface-ref", "state", "interface"))
+	}
+	return &gpb.Notification{Timestamp: ts, Prefix: &gpb.Path{Elem: nextHopElems(nh.ID)}, Update: us}
+}
+
+func leafUpdate(v *gpb.TypedValue, names ...string) *gpb.Update {
+	p := &gpb.Path{Elem: make([]*gpb.PathElem, len(names))}
+	for i, n := range names {
+		p.Elem[i] = &gpb.PathElem{Name: n}
+	}
+	return &gpb.Update{Path: p, Val: v}
+}
+
+func str(s string) *gpb.TypedValue {
+	return &gpb.TypedValue{Value: &gpb.TypedValue_StringVal{StringVal: s}}
+}
+
+func uintVal(u uint64) *gpb.TypedValue {
+	return &gpb.TypedValue{Value: &gpb.TypedValue_UintVal{UintVal: u}}
+}
+
+// Routes publishes the AFT entries of the routes the route feed reported
+// changed (fib.Table.DrainUpdates): each prefix as the view has it now —
+// the route the kernel forwards with, which after a withdrawal may be
+// another of switchd's at a higher metric — or the entry's deletion.
+func (a *AFT) Routes(us []fib.RouteUpdate) error {
+	if len(us) == 0 {
+		return nil
+	}
+	var errs joinErrs
+	seen := make(map[netip.Prefix]bool, len(us))
+	ts := time.Now().UnixNano()
+	del := &gpb.Notification{Timestamp: ts, Prefix: &gpb.Path{}}
+	for _, u := range us {
+		p := u.Route.Key.Dst
+		if seen[p] {
+			continue
+		}
+		seen[p] = true
+		if r, ok := a.routes.Lookup(p); ok {
+			errs.add(a.pub.Update(a.routeNotification(ts, r)))
+			continue
+		}
+		del.Delete = append(del.Delete, &gpb.Path{Elem: entryElems(p)})
+	}
+	if len(del.Delete) > 0 {
+		errs.add(a.pub.Update(del))
+	}
+	return errs.err()
+}
+
+// Groups publishes the next-hop groups and next hops that changed since
+// the last call (the group feed, fib.Kernel.DrainGroups, says when):
+// the view is few entries, so it is compared whole with what was
+// published.
+func (a *AFT) Groups() error {
+	gs, nhs := a.groups.AFT()
+	ts := time.Now().UnixNano()
+	var errs joinErrs
+	del := &gpb.Notification{Timestamp: ts, Prefix: &gpb.Path{}}
+	// Next hops before the groups that name them; deletions of groups
+	// before those of their next hops.
+	nhNow := make(map[uint32]fib.AFTNextHop, len(nhs))
+	for _, nh := range nhs {
+		nhNow[nh.ID] = nh
+		if old, ok := a.nhsSeen[nh.ID]; !ok || old != nh {
+			errs.add(a.pub.Update(a.nextHopNotification(ts, nh)))
+		}
+	}
+	gNow := make(map[uint32]fib.AFTGroup, len(gs))
+	for _, g := range gs {
+		gNow[g.ID] = g
+		old, ok := a.groupsSeen[g.ID]
+		if ok && slices.Equal(old.Members, g.Members) {
+			continue
+		}
+		if ok {
+			// Members gone from a group are deleted; the rest rewritten.
+			for _, m := range old.Members {
+				if !slices.ContainsFunc(g.Members, func(x fib.AFTMember) bool { return x.NextHop == m.NextHop }) {
+					p := &gpb.Path{Elem: append(groupElems(g.ID), elem("next-hops"),
+						elem("next-hop", "index", strconv.FormatUint(uint64(m.NextHop), 10)))}
+					del.Delete = append(del.Delete, p)
+				}
+			}
+		}
+		errs.add(a.pub.Update(a.groupNotification(ts, g)))
+	}
+	for id := range a.groupsSeen {
+		if _, ok := gNow[id]; !ok {
+			del.Delete = append(del.Delete, &gpb.Path{Elem: groupElems(id)})
+		}
+	}
+	for id := range a.nhsSeen {
+		if _, ok := nhNow[id]; !ok {
+			del.Delete = append(del.Delete, &gpb.Path{Elem: nextHopElems(id)})
+		}
+	}
+	if len(del.Delete) > 0 {
+		errs.add(a.pub.Update(del))
+	}
+	a.groupsSeen, a.nhsSeen = gNow, nhNow
+	return errs.err()
+}
