@@ -45,11 +45,22 @@ type Intent struct {
 	ACL policy.ACLIntent
 	// Metrics is the Prometheus listener (/switchd/metrics).
 	Metrics Metrics
+	// GNMI is the gNMI TCP listener (/system/grpc-servers, /system/aaa).
+	GNMI GNMI
 }
 
 // Load reads and parses the config file at path. A file over MaxFileSize is
 // refused before it is read.
 func Load(path string) (*Intent, error) {
+	data, err := readFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return Parse(data, path)
+}
+
+// readFile reads a config file, refusing one over MaxFileSize.
+func readFile(path string) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("load config: %w", err)
@@ -69,7 +80,7 @@ func Load(path string) (*Intent, error) {
 	if err := checkSize(int64(len(data))); err != nil {
 		return nil, Errors{{Path: "/", Reason: fmt.Sprintf("%s: %v", path, err)}}
 	}
-	return Parse(data, path)
+	return data, nil
 }
 
 // Parse parses a config. The format is taken from filename's extension

@@ -102,6 +102,20 @@ const supportedLeaves = `
 /switchd/failsafe/config/tcp-port
 /switchd/failsafe/config/udp-port
 
+/system/grpc-servers/grpc-server/config/name
+/system/grpc-servers/grpc-server/config/enable
+/system/grpc-servers/grpc-server/config/port
+/system/grpc-servers/grpc-server/config/services
+/system/grpc-servers/grpc-server/config/listen-addresses
+/system/grpc-servers/grpc-server/config/network-instance
+/system/grpc-servers/grpc-server/config/transport-security
+/system/grpc-servers/grpc-server/config/certificate-id
+/system/grpc-servers/grpc-server/config/metadata-authentication
+/system/aaa/authentication/users/user/config/username
+/system/aaa/authentication/users/user/config/password
+/system/aaa/authentication/users/user/config/password-hashed
+/system/aaa/authentication/users/user/config/role
+
 /acl/acl-sets/acl-set/config/name
 /acl/acl-sets/acl-set/config/type
 /acl/acl-sets/acl-set/config/description
