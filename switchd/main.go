@@ -10,6 +10,7 @@
 //	switchd check --config FILE    validate a config and print every error
 //	switchd sim   up|down|status|exec|matrix   a whole fabric in namespaces
 //	switchd cni                    the CNI plugin (also as /opt/cni/bin/switchd)
+//	switchd show|get|set           the daemon's state and config over gNMI
 package main
 
 import (
@@ -35,6 +36,10 @@ commands:
   check  --config FILE   validate FILE; print each error with its OpenConfig path
   sim    up|down|status|exec|matrix   a simulated fabric in network namespaces
   cni                    the CNI plugin (CNI_* environment, network config on stdin)
+  show   interfaces|bgp|route|endpoints|acl|system   the daemon's state (switchd show -h)
+  get    PATH...         the daemon's tree at PATH as JSON_IETF
+  set    --update|--replace|--delete PATH [VALUE]   change the config over gNMI
+  version                this binary's version (also --version)
 `
 
 func main() {
@@ -61,6 +66,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return sim.Main(args[1:], stdout, stderr)
 	case "cni":
 		return cni.Main()
+	case "show":
+		return cmdShow(args[1:], stdout, stderr)
+	case "get":
+		return cmdGet(args[1:], stdout, stderr)
+	case "set":
+		return cmdSet(args[1:], stdout, stderr)
+	case "version", "--version":
+		return cmdVersion(args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

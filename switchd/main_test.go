@@ -235,6 +235,8 @@ func TestHelpExitsZero(t *testing.T) {
 		{"run", "-h"}, {"run", "--help"}, {"check", "-h"}, {"check", "--help"},
 		{"sim", "-h"}, {"sim", "up", "-h"}, {"sim", "status", "-h"}, {"sim", "exec", "-h"},
 		{"sim", "matrix", "-h"}, {"sim", "down", "--help"},
+		{"show", "-h"}, {"show", "--help"}, {"show", "bgp", "-h"}, {"show", "route", "--help"},
+		{"get", "-h"}, {"set", "-h"}, {"set", "--help"}, {"version", "-h"},
 	} {
 		var out, errb bytes.Buffer
 		if code := run(args, &out, &errb); code != 0 {

@@ -23,7 +23,6 @@ type (
 	FIBStatus      = apiclient.FIBStatus
 	PolicyStatus   = apiclient.PolicyStatus
 	ACLEntryStatus = apiclient.ACLEntryStatus
-	MetricsStatus  = apiclient.MetricsStatus
 )
 
 type apiServer struct {

@@ -1,0 +1,230 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	gpb "github.com/openconfig/gnmi/proto/gnmi"
+	"github.com/openconfig/ygot/ygot"
+	"github.com/openconfig/ygot/ytypes"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+
+	"github.com/switchd/switchd/models/oc"
+)
+
+// defaultGNMISocket is the daemon's local gNMI socket (switchd run
+// --gnmi-socket); SWITCHD_GNMI_SOCKET, when set, replaces it for every
+// subcommand.
+const defaultGNMISocket = "/run/switchd/gnmi.sock"
+
+func gnmiSocketDefault() string {
+	if p := os.Getenv("SWITCHD_GNMI_SOCKET"); p != "" {
+		return p
+	}
+	return defaultGNMISocket
+}
+
+// clientFlags are the flags every gNMI client subcommand takes.
+type clientFlags struct {
+	socket  *string
+	timeout *time.Duration
+}
+
+func addClientFlags(fs *flag.FlagSet) clientFlags {
+	return clientFlags{
+		socket:  fs.String("gnmi-socket", gnmiSocketDefault(), "the daemon's local gNMI socket (env SWITCHD_GNMI_SOCKET)"),
+		timeout: fs.Duration("timeout", 30*time.Second, "give up on the daemon after this long"),
+	}
+}
+
+// daemonClient is a gNMI client on the daemon's local socket: no TLS, no
+// password; the socket's mode (0600, root) is the access control.
+type daemonClient struct {
+	socket string
+	cc     *grpc.ClientConn
+	gpb.GNMIClient
+}
+
+// unreachableError says the daemon is not there: no socket, or nobody
+// accepting on it.
+type unreachableError struct {
+	socket string
+	err    error
+}
+
+func (e *unreachableError) Error() string {
+	return fmt.Sprintf("cannot reach the daemon at %s: %v", e.socket, e.err)
+}
+
+func (e *unreachableError) Unwrap() error { return e.err }
+
+// dialDaemon connects to the local socket. gRPC connects lazily, so a
+// missing socket is caught here (the usual "daemon not running") and a
+// refused connection by the first RPC (see rpcError).
+func dialDaemon(socket string) (*daemonClient, error) {
+	if _, err := os.Stat(socket); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			err = errors.New("no such socket (is switchd running?)")
+		}
+		return nil, &unreachableError{socket: socket, err: err}
+	}
+	cc, err := grpc.NewClient("unix://"+socket, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return nil, &unreachableError{socket: socket, err: err}
+	}
+	return &daemonClient{socket: socket, cc: cc, GNMIClient: gpb.NewGNMIClient(cc)}, nil
+}
+
+func (c *daemonClient) Close() { c.cc.Close() }
+
+// rpcError turns an RPC's failure into what a user reads: Unavailable
+// (connection refused: a stale socket of a stopped daemon) is the daemon
+// not running; anything else is the daemon's answer, its code and
+// message (which names the path for a refused Set).
+func (c *daemonClient) rpcError(err error) error {
+	st, ok := status.FromError(err)
+	if !ok {
+		return err
+	}
+	switch st.Code() {
+	case codes.Unavailable:
+		msg := st.Message()
+		if strings.Contains(msg, "connection refused") { // gRPC's is three errors deep
+			msg = "connection refused (is switchd running?)"
+		}
+		return &unreachableError{socket: c.socket, err: errors.New(msg)}
+	case codes.DeadlineExceeded:
+		return fmt.Errorf("no answer from the daemon at %s: %s", c.socket, st.Message())
+	}
+	return fmt.Errorf("%s: %s", st.Code(), st.Message())
+}
+
+// get is one Get of paths (gNMI path text) in the given encoding. A path
+// that holds no data (NotFound) gives an empty notification, not an
+// error: nothing to show is an empty table.
+func (c *daemonClient) get(ctx context.Context, enc gpb.Encoding, typ gpb.GetRequest_DataType, paths ...string) ([]*gpb.Notification, error) {
+	var out []*gpb.Notification
+	for _, p := range paths {
+		gp, err := parsePath(p)
+		if err != nil {
+			return nil, err
+		}
+		r, err := c.Get(ctx, &gpb.GetRequest{Path: []*gpb.Path{gp}, Encoding: enc, Type: typ})
+		if status.Code(err) == codes.NotFound {
+			continue
+		}
+		if err != nil {
+			return nil, c.rpcError(err)
+		}
+		out = append(out, r.GetNotification()...)
+	}
+	return out, nil
+}
+
+// device reads the subtrees at paths (containers or lists, JSON_IETF) and
+// decodes them into one oc.Device: each answer's value is wrapped in the
+// containers and list entries of its path, from the root down, and
+// unmarshalled by ygot against the schema (state paths, which the
+// generated structs prefer).
+func (c *daemonClient) device(ctx context.Context, paths ...string) (*oc.Device, error) {
+	ns, err := c.get(ctx, gpb.Encoding_JSON_IETF, gpb.GetRequest_ALL, paths...)
+	if err != nil {
+		return nil, err
+	}
+	d := &oc.Device{}
+	for _, n := range ns {
+		for _, u := range n.GetUpdate() {
+			elems := append(append([]*gpb.PathElem(nil), n.GetPrefix().GetElem()...), u.GetPath().GetElem()...)
+			b, err := json.Marshal(wrapJSON(elems, json.RawMessage(u.GetVal().GetJsonIetfVal())))
+			if err != nil {
+				return nil, err
+			}
+			if err := oc.Unmarshal(b, d, &ytypes.IgnoreExtraFields{}); err != nil {
+				return nil, fmt.Errorf("decode %s: %w", pathText(elems), err)
+			}
+		}
+	}
+	return d, nil
+}
+
+// wrapJSON puts val, the value of the node at elems, into the JSON of the
+// whole tree: a container is an object member, a list entry a one-entry
+// array whose object holds the keys (the value of a list entry holds its
+// own).
+func wrapJSON(elems []*gpb.PathElem, val json.RawMessage) any {
+	var v any = val
+	for i := len(elems) - 1; i >= 0; i-- {
+		e := elems[i]
+		if len(e.GetKey()) > 0 {
+			if m, ok := v.(map[string]any); ok {
+				for k, kv := range e.GetKey() {
+					m[k] = kv
+				}
+			}
+			v = []any{v}
+		}
+		v = map[string]any{e.GetName(): v}
+	}
+	return v
+}
+
+func parsePath(p string) (*gpb.Path, error) {
+	gp, err := ygot.StringToStructuredPath(p)
+	if err != nil {
+		return nil, fmt.Errorf("path %q: %v", p, err)
+	}
+	return gp, nil
+}
+
+func pathText(elems []*gpb.PathElem) string {
+	s, err := ygot.PathToString(&gpb.Path{Elem: elems})
+	if err != nil {
+		return fmt.Sprint(elems)
+	}
+	return s
+}
+
+// clientMain runs fn with a client on the socket and turns its error into
+// a message and exit code 1.
+func clientMain(cmd string, f clientFlags, stderr io.Writer, fn func(ctx context.Context, c *daemonClient) error) int {
+	c, err := dialDaemon(*f.socket)
+	if err == nil {
+		defer c.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), *f.timeout)
+		defer cancel()
+		err = fn(ctx, c)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", cmd, err)
+		return 1
+	}
+	return 0
+}
+
+// parseInterspersed parses fs's flags wherever they are among the
+// positional arguments (`show bgp summary --json` as well as `show --json
+// bgp summary`), which flag alone stops at the first positional one.
+func parseInterspersed(fs *flag.FlagSet, args []string) (pos []string, code int, ok bool) {
+	for {
+		if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
+			return nil, 0, false
+		} else if err != nil {
+			return nil, 2, false
+		}
+		if fs.NArg() == 0 {
+			return pos, 0, true
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+}
