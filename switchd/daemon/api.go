@@ -23,6 +23,7 @@ type (
 	FIBStatus      = apiclient.FIBStatus
 	PolicyStatus   = apiclient.PolicyStatus
 	ACLEntryStatus = apiclient.ACLEntryStatus
+	MetricsStatus  = apiclient.MetricsStatus
 )
 
 type apiServer struct {

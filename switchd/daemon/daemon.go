@@ -102,8 +102,9 @@ type Daemon struct {
 	// neighbors are the speaker's neighbors as its feed last told (the
 	// loop's; the status publishes copies).
 	neighbors map[netip.Addr]NeighborStatus
-	status    statusBoard // status.go
-	st        stateLoop   // the state tree (state.go)
+	status    statusBoard  // status.go
+	st        stateLoop    // the state tree (state.go)
+	met       *metricsLoop // Prometheus (metrics.go)
 }
 
 // Run loads the config, starts the components and serves until ctx is done
@@ -143,6 +144,7 @@ func Run(ctx context.Context, opts Options) error {
 
 	d := newDaemon(opts)
 	d.reloads = hup
+	defer d.met.close()
 	c, closeComponents, err := newComponents(ctx, opts, intent, d.urgent)
 	if err != nil {
 		return err
@@ -176,7 +178,7 @@ func Run(ctx context.Context, opts Options) error {
 }
 
 func newDaemon(opts Options) *Daemon {
-	return &Daemon{
+	d := &Daemon{
 		opts:      opts,
 		log:       opts.Logger,
 		statics:   make(map[fib.RouteKey]fib.Route),
@@ -184,6 +186,8 @@ func newDaemon(opts Options) *Daemon {
 		again:     make(chan struct{}, 1),
 		st:        newStateLoop(opts.State),
 	}
+	d.met = newMetricsLoop(d)
+	return d
 }
 
 // attach connects the daemon to its components.
@@ -347,6 +351,7 @@ func (d *Daemon) applyIntent(ctx context.Context, in *config.Intent) error {
 			d.log.Warn("resilient-ecmp-buckets changes take effect when switchd restarts")
 		}
 	}
+	d.setMetrics(in.Metrics)
 	d.intent = in
 	d.status.update(func(st *Status) {
 		st.BGP.ASN = in.BGP.ASN

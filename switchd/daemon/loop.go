@@ -191,7 +191,9 @@ func (d *Daemon) takePeerEvents(ctx context.Context) {
 
 func (d *Daemon) applyFIB(ctx context.Context) {
 	d.bgpRoutes.applying()
+	start := time.Now()
 	err := d.table.Apply(ctx)
+	d.met.fibApplied(d.table, time.Since(start))
 	if err != nil {
 		d.log.Warn("fib apply incomplete; will retry", "err", err)
 	}

@@ -23,6 +23,8 @@ type Status struct {
 	BGP    BGPStatus    `json:"bgp"`
 	FIB    FIBStatus    `json:"fib"`
 	Policy PolicyStatus `json:"policy"`
+	// Metrics is the Prometheus listener, when one is configured.
+	Metrics *MetricsStatus `json:"metrics,omitempty"`
 }
 
 // BGPStatus lists the configured neighbors and their sessions.
