@@ -13,6 +13,7 @@ import (
 	"github.com/openconfig/ygot/ygot"
 	"golang.org/x/sys/unix"
 
+	"github.com/switchd/switchd/fib"
 	"github.com/switchd/switchd/gnmi"
 	"github.com/switchd/switchd/host"
 	"github.com/switchd/switchd/host/endpointapi"
@@ -26,8 +27,7 @@ import (
 // startStateServer runs a gnmi.Server on a local socket in a temporary
 // directory, as the daemon does, fed by the daemon's state renderers:
 // two interfaces, two BGP neighbors (one up, one not), an endpoint, an
-// ACL entry, a system sample, and an AFT of two routes published as
-// notifications. It returns the socket.
+// ACL entry and a system sample. It returns the socket.
 func startStateServer(t *testing.T, o gnmi.Options) (string, *gnmi.Server) {
 	t.Helper()
 	o.Schema = oc.LazySchemaTree()["Device"]
@@ -73,9 +73,6 @@ func startStateServer(t *testing.T, o gnmi.Options) (string, *gnmi.Server) {
 	now := time.Now()
 	must(tr.System(state.SystemSample{Time: now, Hostname: "leaf7", BootTime: now.Add(-50 * time.Hour),
 		MemTotal: 8 << 30, MemFree: 1 << 30, MemAvailable: 4 << 30, CPUs: []state.CPUUsage{{Index: -1, Total: 12, User: 8, Kernel: 4, Idle: 88}}}))
-	for _, n := range aftNotifications(t) {
-		must(s.Update(n))
-	}
 	return sock, s
 }
 
@@ -133,7 +130,12 @@ func lineWith(out, first string) []string {
 // server fed by the daemon's renderers and checks each names what was
 // published, in the right column.
 func TestShowAgainstServer(t *testing.T) {
-	sock, _ := startStateServer(t, gnmi.Options{})
+	sock, s := startStateServer(t, gnmi.Options{})
+	for _, n := range aftNotifications(t) { // published, as a test may, not walked
+		if err := s.Update(n); err != nil {
+			t.Fatal(err)
+		}
+	}
 	sw := func(args ...string) string {
 		out, _ := switchd(t, 0, append([]string{"show", "--gnmi-socket", sock}, args...)...)
 		return out
@@ -262,5 +264,69 @@ func TestShowDaemonDown(t *testing.T) {
 		if _, errs := switchd(t, 2, args...); !strings.Contains(errs, "usage: switchd show") {
 			t.Errorf("%v: no usage:\n%s", args, errs)
 		}
+	}
+}
+
+// aftRoutes and aftGroups stand in for fib's views of the kernel (data
+// only; fib's own views are tested against the kernel).
+type aftRoutes []fib.AFTRoute
+
+func (rs aftRoutes) Walk(fn func([]fib.AFTRoute) error) error { return fn(rs) }
+func (rs aftRoutes) Lookup(p netip.Prefix) (fib.AFTRoute, bool) {
+	for _, r := range rs {
+		if r.Prefix == p {
+			return r, true
+		}
+	}
+	return fib.AFTRoute{}, false
+}
+
+type aftGroups struct {
+	gs  []fib.AFTGroup
+	nhs []fib.AFTNextHop
+}
+
+func (g aftGroups) AFT() ([]fib.AFTGroup, []fib.AFTNextHop) { return g.gs, g.nhs }
+
+// TestShowRouteFromAFTSource: show route reads the AFT the daemon
+// serves, state.AFT registered as the server's source (walked, not
+// cached), for all routes, one prefix, and an address's longest match.
+func TestShowRouteFromAFTSource(t *testing.T) {
+	sock, s := startStateServer(t, gnmi.Options{})
+	a := state.NewAFT(aftRoutes{
+		{Prefix: netip.MustParsePrefix("10.1.0.0/24"), Metric: 20, Group: 7},
+		{Prefix: netip.MustParsePrefix("10.0.0.0/8"), Metric: 20, Group: 8},
+		{Prefix: netip.MustParsePrefix("2001:db8::/64"), Metric: 20, Group: 8},
+	}, aftGroups{
+		gs: []fib.AFTGroup{{ID: 7, Members: []fib.AFTMember{{NextHop: 1, Weight: 1}, {NextHop: 2, Weight: 1}}},
+			{ID: 8, Members: []fib.AFTMember{{NextHop: 2, Weight: 1}}}},
+		nhs: []fib.AFTNextHop{{ID: 1, Gateway: netip.MustParseAddr("10.1.1.0"), Ifindex: 7},
+			{ID: 2, Gateway: netip.MustParseAddr("fe80::2"), Ifindex: 8}},
+	}, s, state.AFTOptions{
+		Origin: func(int) string { return "BGP" },
+		Ifname: func(i int) string { return map[int]string{7: "swp1", 8: "swp2"}[i] },
+	})
+	if err := s.AddSource(state.AFTPrefix(), a); err != nil {
+		t.Fatal(err)
+	}
+	out, _ := switchd(t, 0, "show", "--gnmi-socket", sock, "route")
+	want := "" +
+		"Prefix         Origin  Next hop  Interface  Weight\n" +
+		"10.0.0.0/8     bgp     fe80::2   swp2            1\n" +
+		"10.1.0.0/24    bgp     10.1.1.0  swp1            1\n" +
+		"                       fe80::2   swp2            1\n" +
+		"2001:db8::/64  bgp     fe80::2   swp2            1\n"
+	if out != want {
+		t.Errorf("show route:\n%s\nwant:\n%s", out, want)
+	}
+	for q, want := range map[string]string{"10.1.0.0/24": "10.1.0.0/24", "10.1.0.9": "10.1.0.0/24", "10.200.0.1": "10.0.0.0/8", "2001:db8::1": "2001:db8::/64"} {
+		out, _ := switchd(t, 0, "show", "--gnmi-socket", sock, "route", q, "--json")
+		var rs []route
+		if err := json.Unmarshal([]byte(out), &rs); err != nil || len(rs) != 1 || rs[0].Prefix != want || len(rs[0].NextHops) == 0 {
+			t.Errorf("show route %s: %v\n%s", q, err, out)
+		}
+	}
+	if _, errs := switchd(t, 1, "show", "--gnmi-socket", sock, "route", "192.0.2.1"); !strings.Contains(errs, "no route to 192.0.2.1") {
+		t.Errorf("show route with no match: %q", errs)
 	}
 }
