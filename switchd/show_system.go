@@ -10,11 +10,11 @@ import (
 )
 
 func showSystem(ctx context.Context, c *daemonClient, o showOutput) error {
-	d, err := c.device(ctx, "/system/state", "/system/memory", "/system/cpus", "/system/processes")
+	d, err := c.device(ctx, "/system/state", "/system/memory", "/system/cpus", "/system/processes", "/switchd/state")
 	if err != nil {
 		return err
 	}
-	t := renderSystem(d.GetSystem())
+	t := renderSystem(d.GetSystem(), d.GetSwitchd())
 	if o.json {
 		return t.writeJSON(o.w)
 	}
@@ -24,12 +24,15 @@ func showSystem(ctx context.Context, c *daemonClient, o showOutput) error {
 // renderSystem is one row: the host's name, clock and uptime, memory in
 // bytes, the CPUs' utilisation in percent over the last sample (all of
 // them together) and switchd's process (the one process the state tree
-// has).
-func renderSystem(s *oc.System) *table {
+// has), and switchd's own status: whether fib and policy are in sync
+// with the kernel, their sizes and last errors.
+func renderSystem(s *oc.System, sw *oc.Switchd) *table {
 	t := newTable("Hostname", "Current time", "Boot time", "Uptime",
 		"Memory physical", "Memory used", "Memory free", "Memory available",
 		"CPU total", "CPU user", "CPU kernel", "CPU wait", "CPU idle",
-		"Process", "PID", "Process CPU", "Process memory", "Process started")
+		"Process", "PID", "Process CPU", "Process memory", "Process started",
+		"FIB in sync", "FIB routes", "FIB nexthop groups", "FIB stale", "FIB last resync", "FIB last error",
+		"Policy in sync", "Policy rules", "Policy last apply", "Policy last error")
 	if s == nil {
 		s = &oc.System{}
 	}
@@ -51,9 +54,19 @@ func renderSystem(s *oc.System) *table {
 		p := s.Process[pids[0]]
 		proc = [5]any{p.Name, pids[0], p.CpuUtilization, p.MemoryUsage, fmtTime(p.StartTime)}
 	}
+	var fib [6]any
+	var pol [4]any
+	if f := sw.GetFib(); f != nil {
+		fib = [6]any{f.InSync, f.Routes, f.NexthopGroups, f.Stale, f.LastResync, f.LastError}
+	}
+	if p := sw.GetPolicy(); p != nil {
+		pol = [4]any{p.InSync, p.Rules, p.LastApply, p.LastError}
+	}
 	t.add(s.Hostname, s.CurrentDatetime, fmtTime(s.BootTime), uptime,
 		mem[0], mem[1], mem[2], mem[3],
 		pct[0], pct[1], pct[2], pct[3], pct[4],
-		proc[0], proc[1], proc[2], proc[3], proc[4])
+		proc[0], proc[1], proc[2], proc[3], proc[4],
+		fib[0], fib[1], fib[2], fib[3], fib[4], fib[5],
+		pol[0], pol[1], pol[2], pol[3])
 	return t
 }

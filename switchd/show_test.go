@@ -73,6 +73,14 @@ func startStateServer(t *testing.T, o gnmi.Options) (string, *gnmi.Server) {
 	now := time.Now()
 	must(tr.System(state.SystemSample{Time: now, Hostname: "leaf7", BootTime: now.Add(-50 * time.Hour),
 		MemTotal: 8 << 30, MemFree: 1 << 30, MemAvailable: 4 << 30, CPUs: []state.CPUUsage{{Index: -1, Total: 12, User: 8, Kernel: 4, Idle: 88}}}))
+	// switchd's own status, as leaves (its renderer is another change).
+	sw := &oc.Switchd{Fib: &oc.Switchd_Fib{InSync: ygot.Bool(true), Routes: ygot.Uint64(1200)}}
+	ns, err := ygot.TogNMINotifications(sw, now.UnixNano(), ygot.GNMINotificationsConfig{UsePathElem: true,
+		PathElemPrefix: []*gpb.PathElem{{Name: "switchd"}}})
+	must(err)
+	for _, n := range ns {
+		must(s.Update(n))
+	}
 	return sock, s
 }
 
@@ -212,7 +220,8 @@ func TestShowAgainstServer(t *testing.T) {
 		t.Errorf("show acl: line %q\n%s", got, out)
 	}
 	out = sw("system")
-	for _, want := range []string{"Hostname leaf7\n", "Uptime:", "2d02h00m", "Memory physical:", "8589934592", "CPU total:", "12\n"} {
+	for _, want := range []string{"Hostname leaf7\n", "Uptime:", "2d02h00m", "Memory physical:", "8589934592", "CPU total:", "12\n",
+		"FIB in sync:         true\n", "FIB routes:          1200\n", "Policy in sync:      -\n"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("show system: no %q\n%s", want, out)
 		}
