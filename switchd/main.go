@@ -103,6 +103,7 @@ func cmdRun(args []string, stderr io.Writer) int {
 	cfg := fs.String("config", "/etc/switchd/switchd.json", "config file: OpenConfig tree as RFC 7951 JSON or YAML")
 	socket := fs.String("socket", "/run/switchd/switchd.sock", "unix socket of the local API")
 	stateDir := fs.String("state-dir", "/var/lib/switchd", "directory for persistent state")
+	gnmiSocket := fs.String("gnmi-socket", gnmiSocketDefault(), "local gNMI socket, root only, no TLS (env SWITCHD_GNMI_SOCKET); \"\": none")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
@@ -118,6 +119,7 @@ func cmdRun(args []string, stderr io.Writer) int {
 		Socket:     *socket,
 		StateDir:   *stateDir,
 		Logger:     log,
+		GNMISocket: *gnmiSocket,
 	})
 	if err != nil {
 		printConfigErrors(stderr, "switchd run", *cfg, err)

@@ -48,6 +48,11 @@ type Options struct {
 	// ecmp-hash-policy, default L4; fib_multipath_hash_policy for IPv4 and
 	// IPv6); -1 leaves the kernel's setting alone.
 	HashPolicy *int
+	// GNMISocket is the local gNMI socket (root only, no TLS). With it, or
+	// with a listener in the config (/system/grpc-servers), the daemon
+	// runs a gNMI server, its state publisher unless State is given
+	// (gnmi.go).
+	GNMISocket string
 }
 
 // resilientIdle is how long a resilient group's bucket must be idle before
@@ -104,6 +109,7 @@ type Daemon struct {
 	neighbors map[netip.Addr]NeighborStatus
 	status    statusBoard  // status.go
 	st        stateLoop    // the state tree (state.go)
+	g         *gnmiServe   // nil: no gNMI (gnmi.go)
 	met       *metricsLoop // Prometheus (metrics.go)
 }
 
@@ -122,10 +128,15 @@ func Run(ctx context.Context, opts Options) error {
 	if opts.CountersInterval == 0 {
 		opts.CountersInterval = 10 * time.Second
 	}
-	intent, err := config.Load(opts.ConfigPath)
+	intent, running, err := config.LoadJSON(opts.ConfigPath)
 	if err != nil {
 		return err
 	}
+	g, err := newGNMI(&opts, intent, running)
+	if err != nil {
+		return err
+	}
+	defer g.Close()
 	if opts.StateDir != "" {
 		if err := os.MkdirAll(opts.StateDir, 0o750); err != nil {
 			return fmt.Errorf("state dir: %w", err)
@@ -144,6 +155,7 @@ func Run(ctx context.Context, opts Options) error {
 
 	d := newDaemon(opts)
 	d.reloads = hup
+	d.g = g
 	defer d.met.close()
 	c, closeComponents, err := newComponents(ctx, opts, intent, d.urgent)
 	if err != nil {
@@ -164,6 +176,8 @@ func Run(ctx context.Context, opts Options) error {
 	if err := d.start(ctx, intent); err != nil {
 		return err
 	}
+	g.serveLocal(d)
+	d.listenGNMI(intent, 0)
 
 	if opts.Socket != "" {
 		api, err := d.serveAPI(opts.Socket)
@@ -389,7 +403,7 @@ func (d *Daemon) setStatics(in *config.Intent) error {
 
 func (d *Daemon) reload(ctx context.Context) {
 	defer releaseStartupMemory()
-	in, err := config.Load(d.opts.ConfigPath)
+	in, running, err := config.LoadJSON(d.opts.ConfigPath)
 	if err != nil {
 		d.log.Error("config reload rejected; running config unchanged", "config", d.opts.ConfigPath, "err", err)
 		return
@@ -398,6 +412,10 @@ func (d *Daemon) reload(ctx context.Context) {
 		d.log.Error("config reload failed", "err", err)
 		return
 	}
+	if d.g != nil {
+		d.g.running = running
+	}
+	d.listenGNMI(in, 0)
 	d.log.Info("config reloaded", "config", d.opts.ConfigPath)
 }
 

@@ -55,6 +55,8 @@ func (d *Daemon) loop(ctx context.Context) error {
 			return nil
 		case <-d.reloads:
 			d.reload(ctx)
+		case c := <-d.g.calls():
+			d.onSet(ctx, c)
 		case <-d.speaker.PeerEvents():
 			d.takePeerEvents(ctx)
 		case <-d.speaker.NeighborUpdates():

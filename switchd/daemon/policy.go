@@ -58,6 +58,7 @@ func (d *Daemon) setPolicy(in *config.Intent) {
 		d.pol.dirty = true
 	}
 	fs := failsafeConfig(in.BGP, in.Policy.FailsafeExtra)
+	fs.GNMIPort = in.GNMI.Port // 0, none served: policy's default stays open
 	if d.pol.failsafe == nil || !reflect.DeepEqual(*d.pol.failsafe, fs) {
 		if err := d.policy.SetFailsafe(fs); err != nil {
 			d.log.Error("failsafe rules not compiled", "err", err)
@@ -75,8 +76,7 @@ func (d *Daemon) setPolicy(in *config.Intent) {
 
 // failsafeConfig is what the failsafe rules keep beside their fixed list:
 // the configured BGP neighbors (sorted, so a reordered config is no
-// change), the gNMI port (none is served yet: policy's default) and the
-// configured extra ports.
+// change) and the configured extra ports; setPolicy adds the gNMI port.
 func failsafeConfig(b bgp.Config, extra policy.Failsafe) policy.FailsafeConfig {
 	var nbs []netip.Addr
 	for _, n := range b.Neighbors {
