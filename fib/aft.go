@@ -1,6 +1,7 @@
 package fib
 
 import (
+	"cmp"
 	"maps"
 	"net/netip"
 	"slices"
@@ -37,11 +38,29 @@ type AFTRoute struct {
 	NextHops []NextHop
 }
 
-// RouteView reads a Table's kernel view from any goroutine.
-type RouteView struct{ t *Table }
+// RouteView reads a Table's kernel view from any goroutine: its routes,
+// and the nexthop groups and objects of its dataplane (AFT).
+type RouteView struct {
+	t *Table
+	m *nhManager // nil: next hops inline
+}
 
 // View returns the Table's AFT view.
-func (t *Table) View() RouteView { return RouteView{t} }
+func (t *Table) View() RouteView {
+	m, _ := t.dp.(*nhManager)
+	return RouteView{t: t, m: m}
+}
+
+// AFT returns the nexthop groups and objects of the Table's dataplane,
+// which its Kernel's other Tables share (Kernel.AFT).
+func (v RouteView) AFT() ([]AFTGroup, []AFTNextHop) {
+	if v.m == nil {
+		return nil, nil
+	}
+	gs, nhs := v.m.aft()
+	sortAFT(gs, nhs)
+	return gs, nhs
+}
 
 // aftChunk is how many routes a walk copies under one read lock.
 const aftChunk = 256
@@ -181,9 +200,13 @@ func (k *Kernel) AFT() ([]AFTGroup, []AFTNextHop) {
 		g, n := m.aft()
 		gs, nhs = append(gs, g...), append(nhs, n...)
 	}
-	slices.SortFunc(gs, func(a, b AFTGroup) int { return int(a.ID) - int(b.ID) })
-	slices.SortFunc(nhs, func(a, b AFTNextHop) int { return int(a.ID) - int(b.ID) })
+	sortAFT(gs, nhs)
 	return gs, nhs
+}
+
+func sortAFT(gs []AFTGroup, nhs []AFTNextHop) {
+	slices.SortFunc(gs, func(a, b AFTGroup) int { return cmp.Compare(a.ID, b.ID) })
+	slices.SortFunc(nhs, func(a, b AFTNextHop) int { return cmp.Compare(a.ID, b.ID) })
 }
 
 func (m *nhManager) aft() ([]AFTGroup, []AFTNextHop) {

@@ -122,6 +122,9 @@ func TestPrivilegedAFTGroups(t *testing.T) {
 		t.Fatalf("route in view: %+v, %v; want it over a group", r, ok)
 	}
 	gs, nhs := k.AFT()
+	if vg, vn := tb.View().AFT(); !slices.EqualFunc(vg, gs, func(a, b AFTGroup) bool { return a.ID == b.ID && slices.Equal(a.Members, b.Members) }) || !slices.Equal(vn, nhs) {
+		t.Errorf("the Table's view %+v %+v differs from its Kernel's %+v %+v", vg, vn, gs, nhs)
+	}
 	byID := map[uint32]AFTNextHop{}
 	for _, nh := range nhs {
 		byID[nh.ID] = nh

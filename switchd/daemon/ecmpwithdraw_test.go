@@ -343,22 +343,7 @@ func TestECMPWithdrawPrivileged(t *testing.T) {
 		}
 	})
 	sc := newStatusClient(sock)
-	waitFor(t, "all four sessions established", func() error {
-		st, err := sc.get(ctx)
-		if err != nil {
-			return err
-		}
-		up := 0
-		for _, n := range st.BGP.Neighbors {
-			if n.State == "ESTABLISHED" {
-				up++
-			}
-		}
-		if up != 4 {
-			return fmt.Errorf("neighbors %+v", st.BGP.Neighbors)
-		}
-		return nil
-	})
+	sc.waitEstablished(ctx, t, 4)
 
 	prefixes := []netip.Prefix{netip.MustParsePrefix("198.51.100.0/24"), netip.MustParsePrefix("2001:db8:77::/48")}
 	both := func(p netip.Prefix) []netip.Addr {

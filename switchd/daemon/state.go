@@ -3,9 +3,14 @@ package daemon
 import (
 	"cmp"
 	"context"
+	"net/netip"
 	"os"
 	"time"
 
+	gpb "github.com/openconfig/gnmi/proto/gnmi"
+
+	"github.com/switchd/switchd/fib"
+	"github.com/switchd/switchd/gnmi"
 	"github.com/switchd/switchd/host"
 	"github.com/switchd/switchd/platform"
 	"github.com/switchd/switchd/policy"
@@ -39,6 +44,12 @@ type stateLoop struct {
 	// lastErr is the last publishing error logged, so a publisher that
 	// keeps failing is logged once, not every second.
 	lastErr string
+	// aft renders fib's kernel view (nil: not served); aftTried says
+	// whether serving it was set up (at the first Apply, aft.go's
+	// startAFT).
+	aft      *state.AFT
+	aftTable aftTable
+	aftTried bool
 }
 
 func newStateLoop(p StatePublisher) stateLoop {
@@ -82,6 +93,7 @@ func (d *Daemon) publishEndpointState(evs []host.EndpointEvent) {
 		return
 	}
 	d.stateErr("endpoints", d.st.tree.Endpoints(evs))
+	d.publishIPAM()
 }
 
 // publishACLState renders the ACL entries' counters (nil: no ACLs).
@@ -99,6 +111,7 @@ func (d *Daemon) sampleState(ctx context.Context) {
 		return
 	}
 	d.sampleLinks(ctx)
+	d.publishAFT(true)
 	s, err := d.st.system.Sample(time.Now())
 	if err != nil {
 		d.stateErr("system", err)
@@ -129,4 +142,115 @@ func (d *Daemon) stateTicker() (<-chan time.Time, func()) {
 	}
 	t := time.NewTicker(cmp.Or(d.opts.StateInterval, defaultStateInterval))
 	return t.C, t.Stop
+}
+
+// aftTable is what the AFT needs of the FIB (*fib.Table, made with
+// fib.WithUpdates when the state tree is on).
+type aftTable interface {
+	View() fib.RouteView
+	DrainUpdates() []fib.RouteUpdate
+}
+
+// sourceServer is a publisher that serves subtrees walked on demand
+// (*gnmi.Server).
+type sourceServer interface {
+	AddSource(prefix *gpb.Path, src gnmi.Source) error
+}
+
+// startAFT serves the AFT from fib's view, if the publisher serves
+// sources and the FIB has a view: the gNMI server walks the view, so a
+// million routes are not copied into its cache.
+func (d *Daemon) startAFT() {
+	d.st.aftTried = true
+	srv, ok := d.opts.State.(sourceServer)
+	t, ok2 := d.table.(aftTable)
+	if d.st.tree == nil || !ok || !ok2 {
+		return
+	}
+	v := t.View()
+	a := state.NewAFT(v, v, d.opts.State, state.AFTOptions{Origin: routeOrigin, Ifname: state.Ifnames()})
+	if err := srv.AddSource(state.AFTPrefix(), a); err != nil {
+		d.log.Warn("AFT not served", "err", err)
+		return
+	}
+	d.st.aft, d.st.aftTable = a, t
+}
+
+// routeOrigin is the origin-protocol of a route of switchd's by its
+// metric.
+func routeOrigin(metric int) string {
+	switch metric {
+	case BGPRouteMetric:
+		return "BGP"
+	case StaticRouteMetric:
+		return "STATIC"
+	}
+	return "DIRECTLY_CONNECTED" // workload routes
+}
+
+// publishAFT publishes what the FIB's route feed reports changed in the
+// kernel since the last Apply, and the groups and next hops if routes
+// changed or sample is set (the group feed needs no drain: the groups
+// are compared whole, and a driver's offload flags are seen at the next
+// sample).
+func (d *Daemon) publishAFT(sample bool) {
+	if !d.st.aftTried {
+		d.startAFT()
+	}
+	if d.st.aft == nil {
+		return
+	}
+	us := d.st.aftTable.DrainUpdates()
+	if len(us) > 0 || sample {
+		// Next hops and groups before the routes that name them.
+		d.stateErr("aft groups", d.st.aft.Groups())
+	}
+	d.stateErr("aft", d.st.aft.Routes(us))
+}
+
+// publishStatus renders the status board's FIB and policy parts.
+func (d *Daemon) publishStatus() {
+	if d.st.tree == nil {
+		return
+	}
+	st := d.status.load()
+	d.stateErr("fib status", d.st.tree.FIB(state.FIBStatus{InSync: st.FIB.InSync, Routes: st.FIB.Routes,
+		NexthopGroups: d.st.aft.GroupCount(), Stale: st.FIB.Stale, LastResync: st.FIB.LastResync, LastError: st.FIB.LastError}))
+	p := st.Policy
+	d.stateErr("policy status", d.st.tree.Policy(state.PolicyStatus{InSync: p.InSync, Chains: p.Chains,
+		Rules: p.Rules, Sets: p.Sets, Elements: p.Elements, Endpoints: p.Endpoints, LastApply: p.LastApply,
+		LastError: p.LastError}))
+}
+
+// publishIPAM renders the IPAM blocks this host holds and how many
+// addresses each has given to endpoints.
+func (d *Daemon) publishIPAM() {
+	if d.st.tree == nil || d.workloads == nil || d.workloads.m == nil {
+		return
+	}
+	var pools []netip.Prefix
+	if d.intent != nil {
+		for _, p := range d.intent.Workloads.Pools {
+			pools = append(pools, p.Prefix)
+		}
+	}
+	eps := d.workloads.m.List()
+	var bs []state.IPAMBlock
+	for _, b := range d.workloads.m.Blocks() {
+		blk := state.IPAMBlock{Prefix: b}
+		for _, p := range pools {
+			if p.Overlaps(b) && p.Bits() <= b.Bits() {
+				blk.Pool = p
+			}
+		}
+		for _, ep := range eps {
+			for _, a := range ep.Addrs() {
+				if b.Contains(a) {
+					blk.Allocated++
+				}
+			}
+		}
+		bs = append(bs, blk)
+	}
+	d.stateErr("ipam", d.st.tree.IPAMBlocks(bs))
 }

@@ -52,6 +52,8 @@ func (d *Daemon) publishFIB(applyErr error) {
 		fs.LastError = applyErr.Error()
 	}
 	d.status.update(func(st *Status) { st.FIB = fs })
+	d.publishAFT(false)
+	d.publishStatus()
 }
 
 // publishPolicy records the policy engine's state after an Apply.
@@ -75,6 +77,7 @@ func (d *Daemon) publishPolicy() {
 		ps.ACLEntries = st.Policy.ACLEntries // readACLCounters' own
 		st.Policy = ps
 	})
+	d.publishStatus()
 }
 
 // readACLCounters reads the ACL entries' counters from the kernel into

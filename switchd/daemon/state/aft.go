@@ -1,9 +1,11 @@
 package state
 
 import (
+	"net"
 	"net/netip"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
@@ -286,6 +288,15 @@ func (a *AFT) Routes(us []fib.RouteUpdate) error {
 	return errs.err()
 }
 
+// GroupCount is the number of next-hop groups last published (0 for a
+// nil AFT).
+func (a *AFT) GroupCount() int {
+	if a == nil {
+		return 0
+	}
+	return len(a.groupsSeen)
+}
+
 // Groups publishes the next-hop groups and next hops that changed since
 // the last call (the group feed, fib.Kernel.DrainGroups, says when):
 // the view is few entries, so it is compared whole with what was
@@ -338,4 +349,28 @@ func (a *AFT) Groups() error {
 	}
 	a.groupsSeen, a.nhsSeen = gNow, nhNow
 	return errs.err()
+}
+
+// Ifnames names interfaces by index for next hops' interface-ref, from
+// the kernel of the calling process's namespace; names are cached and
+// read again on a miss (a new interface) — next hops are few.
+func Ifnames() func(int) string {
+	var mu sync.Mutex
+	names := map[int]string{}
+	return func(i int) string {
+		mu.Lock()
+		defer mu.Unlock()
+		if n, ok := names[i]; ok {
+			return n
+		}
+		ifs, err := net.Interfaces()
+		if err != nil {
+			return ""
+		}
+		clear(names)
+		for _, f := range ifs {
+			names[f.Index] = f.Name
+		}
+		return names[i]
+	}
 }

@@ -88,6 +88,20 @@ func walkAll(t *testing.T, a *AFT, query ...string) []string {
 	return out
 }
 
+// setLeaves sets n's leaves in dev through the generated schema, which
+// checks each path and value, and returns how many it set.
+func setLeaves(t *testing.T, dev *oc.Device, n *gpb.Notification) int {
+	t.Helper()
+	root := oc.LazySchemaTree()["Device"]
+	for _, u := range n.GetUpdate() {
+		p := &gpb.Path{Elem: append(slices.Clone(n.GetPrefix().GetElem()), u.GetPath().GetElem()...)}
+		if err := ytypes.SetNode(root, dev, p, u.GetVal(), &ytypes.InitMissingElements{}); err != nil {
+			t.Errorf("leaf %s: %v", PathString(nil, p), err)
+		}
+	}
+	return len(n.GetUpdate())
+}
+
 // TestAFTJSON: every leaf a walk of the whole AFT yields sets a node of
 // the generated schema (paths and types checked), the tree validates,
 // and its JSON_IETF is the AFT expected: entries with their group and
@@ -96,16 +110,9 @@ func walkAll(t *testing.T, a *AFT, query ...string) []string {
 func TestAFTJSON(t *testing.T) {
 	a, _, _, _ := testAFT()
 	dev := &oc.Device{}
-	root := oc.LazySchemaTree()["Device"]
 	n := 0
 	err := a.Walk(nil, func(nt *gpb.Notification) error {
-		for _, u := range nt.GetUpdate() {
-			p := &gpb.Path{Elem: append(slices.Clone(nt.GetPrefix().GetElem()), u.GetPath().GetElem()...)}
-			if err := ytypes.SetNode(root, dev, p, u.GetVal(), &ytypes.InitMissingElements{}); err != nil {
-				t.Errorf("leaf %s: %v", PathString(nil, p), err)
-			}
-			n++
-		}
+		n += setLeaves(t, dev, nt)
 		return nil
 	})
 	if err != nil {

@@ -51,6 +51,8 @@ type Tree struct {
 	links map[string]linkSeen
 	// endpoints are the keys of the published endpoints by endpoint ID.
 	endpoints map[string]string
+	// blocks are the IPAM blocks published (status.go).
+	blocks map[string]bool
 }
 
 // subtree is one published subtree: its path and its leaves by path
