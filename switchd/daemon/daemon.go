@@ -264,6 +264,9 @@ func newComponents(ctx context.Context, opts Options, intent *config.Intent, int
 	if b := intent.Dataplane.ResilientBuckets; b > 0 {
 		fibOpts = append(fibOpts, fib.WithResilientGroups(b, resilientIdle))
 	}
+	if opts.State != nil {
+		fibOpts = append(fibOpts, fib.WithUpdates()) // the AFT's changes (state.go)
+	}
 	table := fk.NewTable(fib.MainTable, fibOpts...)
 	closers = append(closers, table.Close)
 	c.table = table
