@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,6 +13,8 @@ import (
 	"time"
 
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
+	"github.com/openconfig/goyang/pkg/yang"
+	"github.com/openconfig/ygot/util"
 	"github.com/openconfig/ygot/ygot"
 	"github.com/openconfig/ygot/ytypes"
 	"google.golang.org/grpc"
@@ -133,23 +136,27 @@ func (c *daemonClient) get(ctx context.Context, enc gpb.Encoding, typ gpb.GetReq
 
 // device reads the subtrees at paths (containers or lists, JSON_IETF) and
 // decodes them into one oc.Device: each answer's value is wrapped in the
-// containers and list entries of its path, from the root down, and
-// unmarshalled by ygot against the schema (state paths, which the
-// generated structs prefer).
+// containers and list entries of its path, from the root down, made to
+// conform to RFC 7951 (conform) and unmarshalled by ygot against the
+// schema (state paths, which the generated structs prefer).
 func (c *daemonClient) device(ctx context.Context, paths ...string) (*oc.Device, error) {
 	ns, err := c.get(ctx, gpb.Encoding_JSON_IETF, gpb.GetRequest_ALL, paths...)
 	if err != nil {
 		return nil, err
 	}
+	root := oc.LazySchemaTree()["Device"]
 	d := &oc.Device{}
 	for _, n := range ns {
 		for _, u := range n.GetUpdate() {
 			elems := append(append([]*gpb.PathElem(nil), n.GetPrefix().GetElem()...), u.GetPath().GetElem()...)
-			b, err := json.Marshal(wrapJSON(elems, json.RawMessage(u.GetVal().GetJsonIetfVal())))
-			if err != nil {
-				return nil, err
+			dec := json.NewDecoder(bytes.NewReader(u.GetVal().GetJsonIetfVal()))
+			dec.UseNumber() // 64-bit counters do not fit a float64
+			var v any
+			if err := dec.Decode(&v); err != nil {
+				return nil, fmt.Errorf("decode %s: %w", pathText(elems), err)
 			}
-			if err := oc.Unmarshal(b, d, &ytypes.IgnoreExtraFields{}); err != nil {
+			tree := conform(wrapJSON(elems, v), root)
+			if err := ytypes.Unmarshal(root, d, tree, &ytypes.IgnoreExtraFields{}); err != nil {
 				return nil, fmt.Errorf("decode %s: %w", pathText(elems), err)
 			}
 		}
@@ -157,18 +164,19 @@ func (c *daemonClient) device(ctx context.Context, paths ...string) (*oc.Device,
 	return d, nil
 }
 
-// wrapJSON puts val, the value of the node at elems, into the JSON of the
+// wrapJSON puts v, the value of the node at elems, into the JSON of the
 // whole tree: a container is an object member, a list entry a one-entry
 // array whose object holds the keys (the value of a list entry holds its
 // own).
-func wrapJSON(elems []*gpb.PathElem, val json.RawMessage) any {
-	var v any = val
+func wrapJSON(elems []*gpb.PathElem, v any) any {
 	for i := len(elems) - 1; i >= 0; i-- {
 		e := elems[i]
 		if len(e.GetKey()) > 0 {
 			if m, ok := v.(map[string]any); ok {
 				for k, kv := range e.GetKey() {
-					m[k] = kv
+					if _, has := m[k]; !has {
+						m[k] = kv
+					}
 				}
 			}
 			v = []any{v}
@@ -176,6 +184,70 @@ func wrapJSON(elems []*gpb.PathElem, val json.RawMessage) any {
 		v = map[string]any{e.GetName(): v}
 	}
 	return v
+}
+
+// conform makes numbers in a decoded JSON tree what ygot's RFC 7951
+// unmarshalling wants, by the schema entry e of each: a 64-bit integer
+// or decimal64 a string, any other number a float64. A server without
+// the schema (the daemon drops it to save memory) sends 64-bit values
+// as JSON numbers, which ygot refuses.
+func conform(v any, e *yang.Entry) any {
+	switch x := v.(type) {
+	case map[string]any:
+		for k, c := range x {
+			name := k
+			if _, after, ok := strings.Cut(k, ":"); ok {
+				name = after
+			}
+			x[k] = conform(c, childEntry(e, name))
+		}
+	case []any: // list entries or leaf-list values: each has e
+		for i := range x {
+			x[i] = conform(x[i], e)
+		}
+	case json.Number:
+		if is64(e) {
+			return x.String()
+		}
+		f, err := x.Float64()
+		if err != nil {
+			return x.String()
+		}
+		return f
+	}
+	return v
+}
+
+// childEntry is e's child name, looking through choices and cases; nil
+// if none.
+func childEntry(e *yang.Entry, name string) *yang.Entry {
+	if e == nil {
+		return nil
+	}
+	if c := e.Dir[name]; c != nil && !c.IsChoice() && !c.IsCase() {
+		return c
+	}
+	for _, c := range e.Dir {
+		if c.IsChoice() || c.IsCase() {
+			if f := childEntry(c, name); f != nil {
+				return f
+			}
+		}
+	}
+	return nil
+}
+
+// is64 reports whether e is a leaf RFC 7951 writes as a string number.
+func is64(e *yang.Entry) bool {
+	e, err := util.ResolveIfLeafRef(e)
+	if err != nil || e == nil || e.Type == nil {
+		return false
+	}
+	switch e.Type.Kind {
+	case yang.Yint64, yang.Yuint64, yang.Ydecimal64:
+		return true
+	}
+	return false
 }
 
 func parsePath(p string) (*gpb.Path, error) {

@@ -24,13 +24,13 @@ import (
 	"github.com/switchd/switchd/switchd/daemon/state"
 )
 
-// startStateServer runs a gnmi.Server on a local socket in a temporary
-// directory, as the daemon does, fed by the daemon's state renderers:
+// startStateServer runs a gnmi.Server (with o) on a local socket in a
+// temporary directory, as the daemon does, fed by the daemon's state
+// renderers:
 // two interfaces, two BGP neighbors (one up, one not), an endpoint, an
 // ACL entry and a system sample. It returns the socket.
 func startStateServer(t *testing.T, o gnmi.Options) (string, *gnmi.Server) {
 	t.Helper()
-	o.Schema = oc.LazySchemaTree()["Device"]
 	s, err := gnmi.New(o)
 	if err != nil {
 		t.Fatal(err)
@@ -52,7 +52,7 @@ func startStateServer(t *testing.T, o gnmi.Options) (string, *gnmi.Server) {
 		{Index: 1, Name: "lo", Flags: unix.IFF_UP, OperState: 0 /* IF_OPER_UNKNOWN */, MTU: 65536,
 			Addrs: []netip.Prefix{netip.MustParsePrefix("10.255.0.1/32")}},
 		{Index: 7, Name: "swp1", Flags: unix.IFF_UP, OperState: 6 /* IF_OPER_UP */, MTU: 9000,
-			Counters: platform.LinkCounters{RxPackets: 1234567, TxPackets: 42, RxErrors: 3},
+			Counters: platform.LinkCounters{RxPackets: 1234567, TxPackets: 1<<53 + 1, RxErrors: 3}, // not a float64
 			Addrs:    []netip.Prefix{netip.MustParsePrefix("10.1.1.1/31"), netip.MustParsePrefix("fd00::1/127"), netip.MustParsePrefix("fe80::1/64")}},
 	}))
 	must(tr.BGPGlobal(65001, netip.MustParseAddr("10.255.0.1")))
@@ -137,8 +137,16 @@ func lineWith(out, first string) []string {
 // TestShowAgainstServer runs the show commands against a real gNMI
 // server fed by the daemon's renderers and checks each names what was
 // published, in the right column.
+//
+// The server runs with the schema and without, as the daemon runs it
+// (then 64-bit values come as JSON numbers, not strings).
 func TestShowAgainstServer(t *testing.T) {
-	sock, s := startStateServer(t, gnmi.Options{})
+	t.Run("schema", func(t *testing.T) { testShowAgainstServer(t, gnmi.Options{Schema: oc.LazySchemaTree()["Device"]}) })
+	t.Run("no schema", func(t *testing.T) { testShowAgainstServer(t, gnmi.Options{}) })
+}
+
+func testShowAgainstServer(t *testing.T, o gnmi.Options) {
+	sock, s := startStateServer(t, o)
 	for _, n := range aftNotifications(t) { // published, as a test may, not walked
 		if err := s.Update(n); err != nil {
 			t.Fatal(err)
@@ -150,7 +158,7 @@ func TestShowAgainstServer(t *testing.T) {
 	}
 
 	out := sw("interfaces")
-	if got := strings.Join(lineWith(out, "swp1"), " "); got != "swp1 up up 9000 1234567 42 3 0 0 0 10.1.1.1/31,fd00::1/127" {
+	if got := strings.Join(lineWith(out, "swp1"), " "); got != "swp1 up up 9000 1234567 9007199254740993 3 0 0 0 10.1.1.1/31,fd00::1/127" {
 		t.Errorf("show interfaces: swp1 line %q\n%s", got, out)
 	}
 	if f := lineWith(out, "lo"); len(f) == 0 || f[len(f)-1] != "10.255.0.1/32" {
