@@ -195,11 +195,11 @@ func conform(v any, e *yang.Entry) any {
 	switch x := v.(type) {
 	case map[string]any:
 		for k, c := range x {
-			name := k
-			if _, after, ok := strings.Cut(k, ":"); ok {
-				name = after
+			var ce *yang.Entry
+			if e != nil { // FirstChild strips "module:" and looks through choices and cases
+				ce = util.FirstChild(e, []string{k})
 			}
-			x[k] = conform(c, childEntry(e, name))
+			x[k] = conform(c, ce)
 		}
 	case []any: // list entries or leaf-list values: each has e
 		for i := range x {
@@ -216,25 +216,6 @@ func conform(v any, e *yang.Entry) any {
 		return f
 	}
 	return v
-}
-
-// childEntry is e's child name, looking through choices and cases; nil
-// if none.
-func childEntry(e *yang.Entry, name string) *yang.Entry {
-	if e == nil {
-		return nil
-	}
-	if c := e.Dir[name]; c != nil && !c.IsChoice() && !c.IsCase() {
-		return c
-	}
-	for _, c := range e.Dir {
-		if c.IsChoice() || c.IsCase() {
-			if f := childEntry(c, name); f != nil {
-				return f
-			}
-		}
-	}
-	return nil
 }
 
 // is64 reports whether e is a leaf RFC 7951 writes as a string number.
