@@ -39,9 +39,10 @@ type gnmiServe struct {
 	// The loop's.
 	running []byte
 
-	mu  sync.Mutex // guards the fields below
-	tcp *gnmi.Listener
-	cur config.GNMI // what tcp was started with
+	mu   sync.Mutex // guards the fields below
+	tcp  *gnmi.Listener
+	cur  config.GNMI // what tcp was started with
+	want config.GNMI // what the running config asks for
 	// closed: Close ran; a delayed restart does nothing.
 	closed bool
 }
@@ -120,9 +121,10 @@ func (g *gnmiServe) serveLocal(d *Daemon) {
 	g.local = l
 }
 
-// listen (re)starts the TCP listener if the config's differs from the
-// one running, after delay. Errors (a port in use) are logged: the config
-// was valid, and the next reload or Set retries.
+// listenGNMI (re)starts the TCP listener, after delay, if the config
+// asks for another than the one running (or the last start failed).
+// Errors (a port in use) are logged: the config was valid, and the next
+// reload or Set retries.
 func (d *Daemon) listenGNMI(in *config.Intent, delay time.Duration) {
 	g := d.g
 	if g == nil {
@@ -134,37 +136,46 @@ func (d *Daemon) listenGNMI(in *config.Intent, delay time.Duration) {
 	want := in.GNMI
 	want.Listen.TLS.StateDir = cmp.Or(in.Workloads.StateDir, d.opts.StateDir)
 	g.mu.Lock()
-	same := reflect.DeepEqual(g.cur, want) && (g.tcp != nil) == want.Served
+	g.want = want
+	current := g.currentLocked()
 	g.mu.Unlock()
-	if same {
+	if current {
 		return
-	}
-	restart := func() {
-		g.mu.Lock()
-		defer g.mu.Unlock()
-		if g.closed {
-			return
-		}
-		if g.tcp != nil {
-			g.tcp.Close()
-			g.tcp = nil
-		}
-		g.cur = want
-		if !want.Served {
-			return
-		}
-		l, err := g.srv.Listen(want.Listen)
-		if err != nil {
-			d.log.Error("gnmi listener not started", "addresses", want.Listen.Addresses, "err", err)
-			return
-		}
-		g.tcp = l
 	}
 	if delay == 0 {
-		restart()
+		g.restart(d)
 		return
 	}
-	time.AfterFunc(delay, restart)
+	time.AfterFunc(delay, func() { g.restart(d) })
+}
+
+// currentLocked says whether the listener running is the one wanted.
+func (g *gnmiServe) currentLocked() bool {
+	return reflect.DeepEqual(g.cur, g.want) && (g.tcp != nil) == g.want.Served
+}
+
+// restart replaces the TCP listener by the one wanted now: a delayed
+// restart that a later reload overtook starts what that reload asked for.
+func (g *gnmiServe) restart(d *Daemon) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed || g.currentLocked() {
+		return
+	}
+	if g.tcp != nil {
+		g.tcp.Close()
+		g.tcp = nil
+	}
+	g.cur = g.want
+	if !g.want.Served {
+		return
+	}
+	l, err := g.srv.Listen(g.want.Listen)
+	if err != nil {
+		d.log.Error("gnmi listener not started", "addresses", g.want.Listen.Addresses, "err", err)
+		return
+	}
+	g.tcp = l
 }
 
 // Close stops the listeners.
@@ -215,7 +226,7 @@ func (d *Daemon) set(ctx context.Context, user string, req *gpb.SetRequest) (*gp
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
 	d.g.running = doc
-	if err := os.Rename(tmp, d.opts.ConfigPath); err != nil {
+	if err := os.Rename(tmp, configFile(d.opts.ConfigPath)); err != nil {
 		os.Remove(tmp)
 		d.log.Error("gnmi set applied but the config file not replaced", "config", d.opts.ConfigPath, "err", err)
 		return nil, status.Errorf(codes.Internal, "applied, but %s not replaced: %v", d.opts.ConfigPath, err)
@@ -245,6 +256,7 @@ func setResponse(req *gpb.SetRequest, ts time.Time) *gpb.SetResponse {
 // of one.
 func writeTemp(path string, data []byte) (string, error) {
 	mode := os.FileMode(0o600)
+	path = configFile(path) // beside the file a link names, which stays a link
 	if st, err := os.Stat(path); err == nil {
 		mode = st.Mode().Perm()
 	} else if !errors.Is(err, os.ErrNotExist) {
@@ -270,4 +282,12 @@ func writeTemp(path string, data []byte) (string, error) {
 		return "", err
 	}
 	return tmp, nil
+}
+
+// configFile is the file the config path names, a link followed.
+func configFile(path string) string {
+	if target, err := filepath.EvalSymlinks(path); err == nil {
+		return target
+	}
+	return path
 }
