@@ -221,7 +221,7 @@ func (s *setter) at(m map[string]any, sch *yang.Entry, elems []*gpb.PathElem, p 
 	list, _ := m[mk].([]any)
 	idx := -1
 	for i, x := range list {
-		if o, ok := x.(map[string]any); ok && keysMatch(o, keys) {
+		if o, ok := x.(map[string]any); ok && keysMatch(o, child, keys) {
 			idx = i
 			break
 		}
@@ -283,13 +283,13 @@ func (s *setter) withKeys(o map[string]any, list *yang.Entry, keys []kv, p path)
 	for _, k := range keys {
 		mk := memberKey(o, k.k)
 		if v, ok := o[mk]; ok {
-			if stripPrefix(fmt.Sprint(v)) != stripPrefix(k.v) {
+			if !sameKey(keyLeaf(list, k.k), v, k.v) {
 				s.add(p, fmt.Sprintf("the value's %s is %v, the path's %s", k.k, v, k.v))
 				return false
 			}
 			continue
 		}
-		o[mk] = keyValue(list.Dir[k.k], k.v)
+		o[mk] = keyValue(keyLeaf(list, k.k), k.v)
 	}
 	return true
 }
@@ -314,20 +314,49 @@ func keyValue(leaf *yang.Entry, v string) any {
 	return v
 }
 
-func keysMatch(o map[string]any, keys []kv) bool {
+func keysMatch(o map[string]any, list *yang.Entry, keys []kv) bool {
 	for _, k := range keys {
 		v, ok := member(o, k.k)
-		if !ok || stripPrefix(fmt.Sprint(v)) != stripPrefix(k.v) {
+		if !ok || !sameKey(keyLeaf(list, k.k), v, k.v) {
 			return false
 		}
 	}
 	return true
 }
 
-// stripPrefix drops an identity's module prefix
-// (openconfig-policy-types:BGP is BGP).
-func stripPrefix(s string) string {
-	if i := strings.IndexByte(s, ':'); i >= 0 && !strings.ContainsAny(s[:i], "./[") {
+// keyLeaf is the leaf that types a list's key: the entry's key leaf is
+// a leafref to its config twin, which has the type.
+func keyLeaf(list *yang.Entry, k string) *yang.Entry {
+	leaf := list.Dir[k]
+	if leaf != nil && leaf.Type != nil && leaf.Type.Kind == yang.Yleafref {
+		if c := list.Dir["config"]; c != nil && c.Dir[k] != nil {
+			return c.Dir[k]
+		}
+	}
+	return leaf
+}
+
+// sameKey says whether a key leaf's JSON value is the path's key value:
+// an identity with or without its module prefix
+// (openconfig-policy-types:BGP is BGP), a number in any JSON spelling.
+func sameKey(leaf *yang.Entry, v any, key string) bool {
+	s := fmt.Sprint(v)
+	if f, ok := v.(float64); ok {
+		s = strconv.FormatFloat(f, 'f', -1, 64)
+	}
+	if s == key {
+		return true
+	}
+	if leaf == nil || leaf.Type == nil || leaf.Type.Kind != yang.Yidentityref {
+		return false
+	}
+	return stripModule(s) == stripModule(key)
+}
+
+// stripModule drops a name's module prefix (a member name's, an
+// identity's).
+func stripModule(s string) string {
+	if i := strings.IndexByte(s, ':'); i >= 0 {
 		return s[i+1:]
 	}
 	return s
@@ -418,8 +447,8 @@ func merge(old, v any, sch *yang.Entry) any {
 			return v
 		}
 		for k, x := range nv {
-			mk := memberKey(om, stripPrefix(k))
-			om[mk] = merge(om[mk], x, sch.Dir[stripPrefix(k)])
+			mk := memberKey(om, stripModule(k))
+			om[mk] = merge(om[mk], x, sch.Dir[stripModule(k)])
 		}
 		return om
 	case []any:
@@ -435,11 +464,14 @@ func merge(old, v any, sch *yang.Entry) any {
 			var keys []kv
 			for _, k := range strings.Fields(sch.Key) {
 				kvv, _ := member(xo, k)
+				if f, ok := kvv.(float64); ok {
+					kvv = strconv.FormatFloat(f, 'f', -1, 64)
+				}
 				keys = append(keys, kv{k, fmt.Sprint(kvv)})
 			}
 			i := 0
 			for ; i < len(ol); i++ {
-				if o, ok := ol[i].(map[string]any); ok && keysMatch(o, keys) {
+				if o, ok := ol[i].(map[string]any); ok && keysMatch(o, sch, keys) {
 					break
 				}
 			}

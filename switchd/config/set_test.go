@@ -67,6 +67,23 @@ func TestSet(t *testing.T) {
 					}
 				}
 			}},
+		{"IPv6 keys told apart", &gpb.SetRequest{Replace: []*gpb.Update{{Path: gp(t, bgpP+"/neighbors/neighbor[neighbor-address=fd00:1:2::]/config/description"), Val: &gpb.TypedValue{Value: &gpb.TypedValue_StringVal{StringVal: "spine2 v6"}}}}},
+			func(t *testing.T, in *Intent) {
+				for _, n := range in.BGP.Neighbors {
+					if d := n.Description; (n.Address.String() == "fd00:1:2::") != (d == "spine2 v6") {
+						t.Errorf("neighbor %v description %q", n.Address, d)
+					}
+				}
+			}},
+		{"identity key without its module", &gpb.SetRequest{Replace: []*gpb.Update{{Path: gp(t, bgpP+"/neighbors/neighbor[neighbor-address=fd00:1:1::]/afi-safis/afi-safi[afi-safi-name=IPV4_UNICAST]/config/enabled"), Val: &gpb.TypedValue{Value: &gpb.TypedValue_BoolVal{BoolVal: false}}}}},
+			// A second IPV4_UNICAST entry would be refused as a duplicate.
+			func(t *testing.T, in *Intent) {
+				for _, n := range in.BGP.Neighbors {
+					if n.Address.String() == "fd00:1:1::" && len(n.Families) != 1 {
+						t.Errorf("neighbor %v families %v, want IPv6 only", n.Address, n.Families)
+					}
+				}
+			}},
 		{"delete of nothing", &gpb.SetRequest{Delete: []*gpb.Path{gp(t, bgpP+"/neighbors/neighbor[neighbor-address=10.7.7.7]")}}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
