@@ -81,7 +81,10 @@ func dialDaemon(socket string) (*daemonClient, error) {
 		}
 		return nil, &unreachableError{socket: socket, err: err}
 	}
-	cc, err := grpc.NewClient("unix://"+socket, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	cc, err := grpc.NewClient("unix://"+socket, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		// A Get of a big subtree (thousands of interfaces) outgrows gRPC's
+		// default 4 MiB; the AFT is streamed instead (once).
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxGetBytes)))
 	if err != nil {
 		return nil, &unreachableError{socket: socket, err: err}
 	}
@@ -110,6 +113,48 @@ func (c *daemonClient) rpcError(err error) error {
 		return fmt.Errorf("no answer from the daemon at %s: %s", c.socket, st.Message())
 	}
 	return fmt.Errorf("%s: %s", st.Code(), st.Message())
+}
+
+// maxGetBytes bounds a Get answer the client takes.
+const maxGetBytes = 256 << 20
+
+// once reads paths with a Subscribe ONCE and hands fn each notification
+// as it comes, until the sync_response: the server sends a big subtree
+// (the AFT: 100,000 routes are ~64 MB as one PROTO Get answer) in
+// batches, so neither side holds it whole in one message.
+func (c *daemonClient) once(ctx context.Context, fn func(*gpb.Notification), paths ...string) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	sl := &gpb.SubscriptionList{Mode: gpb.SubscriptionList_ONCE, Encoding: gpb.Encoding_PROTO}
+	for _, p := range paths {
+		gp, err := parsePath(p)
+		if err != nil {
+			return err
+		}
+		sl.Subscription = append(sl.Subscription, &gpb.Subscription{Path: gp})
+	}
+	st, err := c.Subscribe(ctx)
+	if err != nil {
+		return c.rpcError(err)
+	}
+	if err := st.Send(&gpb.SubscribeRequest{Request: &gpb.SubscribeRequest_Subscribe{Subscribe: sl}}); err != nil {
+		if _, err := st.Recv(); err != nil { // the server's reason
+			return c.rpcError(err)
+		}
+		return c.rpcError(err)
+	}
+	for {
+		r, err := st.Recv()
+		if err != nil {
+			return c.rpcError(err)
+		}
+		if r.GetSyncResponse() {
+			return nil
+		}
+		if n := r.GetUpdate(); n != nil {
+			fn(n)
+		}
+	}
 }
 
 // get is one Get of paths (gNMI path text) in the given encoding. A path

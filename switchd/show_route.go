@@ -13,12 +13,10 @@ import (
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
 )
 
-// The AFT is read leaf by leaf (PROTO encoding) and decoded by path, not
-// through the ygot structs: the generated model lacks the entries'
-// state/next-hop-group (it comes from openconfig-aft-network-instance,
-// which models/ does not generate), and ygot's unmarshalling of a
-// hundred thousand entries would cost seconds where a switch over path
-// names costs milliseconds.
+// The AFT is read with a Subscribe ONCE (PROTO), which the server sends
+// in batches, and decoded leaf by leaf by path, not through the ygot
+// structs: ygot's reflection over a hundred thousand entries would cost
+// more than all the rest (BenchmarkShowRoute100k).
 
 // routeQuery is show route's argument: a prefix (that entry), an
 // address (the longest prefix holding it) or neither (every route).
@@ -296,13 +294,9 @@ func aftPaths(q routeQuery) []string {
 
 func showRoute(q routeQuery) showFunc {
 	return func(ctx context.Context, c *daemonClient, o showOutput) error {
-		ns, err := c.get(ctx, gpb.Encoding_PROTO, gpb.GetRequest_STATE, aftPaths(q)...)
-		if err != nil {
-			return err
-		}
 		a := newAFTs()
-		for _, n := range ns {
-			a.add(n)
+		if err := c.once(ctx, a.add, aftPaths(q)...); err != nil {
+			return err
 		}
 		rs := a.routes(q)
 		if (q.prefix.IsValid() || q.addr.IsValid()) && len(rs) == 0 {
