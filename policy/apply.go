@@ -265,10 +265,10 @@ func (t *Table) plan() *plan {
 		for k := range st.dirtyKeys {
 			w, wok := st.want[k]
 			h, hok := st.have[k]
-			if hok && (!wok || h.Jump != w.Jump) {
+			if hok && (!wok || !h.sameData(w)) {
 				del = append(del, k)
 			}
-			if wok && (!hok || h.Jump != w.Jump) {
+			if wok && (!hok || !h.sameData(w)) {
 				add = append(add, k)
 			}
 		}
@@ -362,6 +362,9 @@ func elementSize(ne *nftables.SetElement) int {
 	}
 	if ne.VerdictData != nil {
 		n += 4 + 4 + 8 + 4 + pad(len(ne.VerdictData.Chain)+1)
+	}
+	if ne.Comment != "" {
+		n += 4 + pad(len(ne.Comment)+3)
 	}
 	return n
 }

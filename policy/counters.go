@@ -20,8 +20,10 @@ type RuleCounter struct {
 // Counters reads the counters of the desired rules that have one (an
 // expr.Counter among their expressions), matched to the kernel's rules by
 // identity, so a rule's counter survives edits elsewhere in its chain and
-// switchd restarts. It reads the kernel (rules only, no elements) and is
-// called from the goroutine that owns the Table.
+// switchd restarts; then the counters of the elements of sets with
+// Set.Counter, by element ID (elementCounters). It reads the kernel (rules,
+// and the elements of those sets only) and is called from the goroutine
+// that owns the Table.
 func (t *Table) Counters() ([]RuleCounter, error) {
 	if err := t.dial(); err != nil {
 		return nil, fmt.Errorf("read counters of table %s: %w", t.name, err)
@@ -53,5 +55,6 @@ func (t *Table) Counters() ([]RuleCounter, error) {
 			}
 		}
 	}
-	return out, nil
+	ecs, err := t.elementCounters()
+	return append(out, ecs...), err
 }

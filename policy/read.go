@@ -293,7 +293,7 @@ func (t *Table) readView(only *events) error {
 		}
 		st.have, st.create = have, false
 		for k, e := range st.want {
-			if h, ok := have[k]; !ok || h.Jump != e.Jump {
+			if h, ok := have[k]; !ok || !h.sameData(e) {
 				st.dirtyKeys[k] = struct{}{}
 			}
 		}

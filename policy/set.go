@@ -28,6 +28,9 @@ type Set struct {
 	Constant bool
 	// Verdict makes a verdict map: each element jumps to Element.Jump.
 	Verdict bool
+	// Counter gives each element a counter, which Table.Counters reads
+	// under the element's ID.
+	Counter bool
 }
 
 // Element is a member of a Set. Keys are in the set's byte layout
@@ -39,7 +42,14 @@ type Element struct {
 	KeyEnd []byte
 	// Jump is the chain a verdict map element jumps to.
 	Jump string
+	// ID names the element for the caller (an ACL entry): kept in the
+	// kernel as the element's comment; an element whose ID changes is
+	// deleted and added again, so its counter starts anew.
+	ID string
 }
+
+// sameData reports whether e and o, of the same key, need no rewrite.
+func (e Element) sameData(o Element) bool { return e.Jump == o.Jump && e.ID == o.ID }
 
 // IfName is an interface name as an nftables ifname key (16 bytes).
 func IfName(name string) []byte {
@@ -174,7 +184,7 @@ func (t *Table) AddElements(name string, es ...Element) error {
 		if err != nil {
 			return fmt.Errorf("add element to set %s: %w", name, err)
 		}
-		if h, ok := st.have[k]; !ok || h.Jump != e.Jump {
+		if h, ok := st.have[k]; !ok || !h.sameData(e) {
 			st.constantChanged()
 		}
 		st.want[k] = e
@@ -223,6 +233,7 @@ func (s *Set) nftSet(tbl *nftables.Table) *nftables.Set {
 		KeyType:       s.KeyType,
 		Interval:      s.Interval,
 		Constant:      s.Constant,
+		Counter:       s.Counter,
 		Concatenation: len(nftables.ConcatSetTypeElements(s.KeyType)) > 1,
 	}
 	if s.KeyType.Name == nftables.TypeIFName.Name {
@@ -253,7 +264,7 @@ func sameDef(s *Set, k *nftables.Set) bool {
 // (none if the range reaches the end of the key space); a concatenated
 // interval carries its inclusive end as KeyEnd.
 func (s *Set) nftElements(dst []nftables.SetElement, e Element) []nftables.SetElement {
-	ne := nftables.SetElement{Key: e.Key}
+	ne := nftables.SetElement{Key: e.Key, Comment: e.ID}
 	if s.Verdict {
 		ne.VerdictData = &expr.Verdict{Kind: expr.VerdictJump, Chain: e.Jump}
 	}
@@ -289,7 +300,7 @@ func (s *setState) fromKernel(kes []nftables.SetElement) (map[string]Element, er
 	concat := len(nftables.ConcatSetTypeElements(s.def.KeyType)) > 1
 	if !s.def.Interval || concat {
 		for _, ke := range kes {
-			e := Element{Key: ke.Key}
+			e := Element{Key: ke.Key, ID: ke.Comment}
 			if s.def.Interval {
 				e.KeyEnd = ke.KeyEnd
 			}
@@ -320,7 +331,7 @@ func (s *setState) fromKernel(kes []nftables.SetElement) (map[string]Element, er
 		if kes[i].IntervalEnd {
 			continue // an end without a start: the kernel's own marker
 		}
-		e := Element{Key: kes[i].Key}
+		e := Element{Key: kes[i].Key, ID: kes[i].Comment}
 		if s.def.Verdict {
 			e.Jump = jumpOf(kes[i].Val)
 		}
