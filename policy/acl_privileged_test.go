@@ -19,21 +19,8 @@ import (
 // address of each kind, IPv4 and IPv6: real TCP connections to a real
 // listener. The entries' counters count what they matched.
 func TestPrivilegedACLDropsAndAccepts(t *testing.T) {
-	leaf := ns.NewT(t, "acl-leaf")
-	host := ns.NewT(t, "acl-host")
-	must(t, ns.Veth(leaf, "host1", host, "eth0"))
-	for _, a := range []struct {
-		n      *ns.NS
-		link   string
-		prefix string
-	}{
-		{leaf, "host1", "10.1.0.1/16"}, {leaf, "host1", "192.0.2.1/24"},
-		{leaf, "host1", "fd00:1::1/48"}, {leaf, "host1", "2001:db8:100::1/48"},
-		{host, "eth0", "10.1.0.2/16"}, {host, "eth0", "192.0.2.2/24"},
-		{host, "eth0", "fd00:1::2/48"}, {host, "eth0", "2001:db8:100::2/48"},
-	} {
-		must(t, a.n.AddAddr(a.link, netip.MustParsePrefix(a.prefix)))
-	}
+	leaf, host := aclPeers(t, "acl", []string{"10.1.0.1/16", "192.0.2.1/24", "fd00:1::1/48", "2001:db8:100::1/48"},
+		[]string{"10.1.0.2/16", "192.0.2.2/24", "fd00:1::2/48", "2001:db8:100::2/48"})
 
 	serveTCP(t, leaf, ":22")
 
@@ -53,16 +40,6 @@ func TestPrivilegedACLDropsAndAccepts(t *testing.T) {
 		}
 	}
 
-	connect := func(src, dst string) error {
-		return host.Do(func() error {
-			d := net.Dialer{Timeout: 400 * time.Millisecond, LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}}
-			c, err := d.Dial("tcp", net.JoinHostPort(dst, "22"))
-			if err == nil {
-				c.Close()
-			}
-			return err
-		})
-	}
 	for _, tc := range []struct {
 		src, dst string
 		pass     bool
@@ -72,16 +49,7 @@ func TestPrivilegedACLDropsAndAccepts(t *testing.T) {
 		{"2001:db8:100::2", "2001:db8:100::1", true},
 		{"fd00:1::2", "fd00:1::1", false},
 	} {
-		err := connect(tc.src, tc.dst)
-		var ne net.Error
-		switch {
-		case tc.pass && err != nil:
-			t.Errorf("%s → %s:22 refused by the ACL: %v", tc.src, tc.dst, err)
-		case !tc.pass && err == nil:
-			t.Errorf("%s → %s:22 connected through a DROP entry", tc.src, tc.dst)
-		case !tc.pass && !(errors.As(err, &ne) && ne.Timeout()):
-			t.Errorf("%s → %s:22: %v, want a timeout (dropped, not refused)", tc.src, tc.dst, err)
-		}
+		aclConnect(t, host, tc.src, tc.dst, 22, tc.pass)
 	}
 
 	rcs, err := tb.Counters()

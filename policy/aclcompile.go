@@ -34,7 +34,10 @@ const (
 // each with a counter; its rule ID names the set, type, direction and
 // sequence id (ParseACLRuleID), so counters read back map to
 // /acl/acl-sets/acl-set[name][type]/acl-entries/acl-entry[sequence-id].
-// Defined sets an entry names become named interval sets, filled with
+// A run of consecutive entries that one set lookup can stand for exactly
+// is one rule instead, its entries elements with counters of their own
+// under the same IDs (aclruns.go), so a large ACL costs a few lookups
+// per packet, not a rule per entry. Defined sets an entry names become named interval sets, filled with
 // merged ranges (the kernel refuses overlapping intervals).
 //
 // Verdicts: DROP and REJECT end the packet. ACCEPT ends the set (a
@@ -113,6 +116,7 @@ func CompileACL(in *ACLIntent) *ACLTable {
 	out.Chains = append(out.Chains, c.chains...)
 	out.Sets = append(out.Sets, *maps[aclMapIn], *maps[aclMapOut])
 	out.Sets = append(out.Sets, c.definedSets(&in.Defined)...)
+	out.Sets = append(out.Sets, c.runSets...)
 	return out
 }
 
@@ -121,6 +125,8 @@ type aclCompiler struct {
 	chains []Chain
 	done   map[string]bool // chains made
 	used   map[string]bool // defined sets entries name (table names)
+	// runSets are the sets of runs of entries (aclruns.go).
+	runSets []ACLTableSet
 }
 
 // aclSetChain names the chain of ACL set k in direction dir.
@@ -152,9 +158,7 @@ func (c *aclCompiler) setChain(dir string, k ACLSetKey) string {
 	if s != nil {
 		entries := slices.Clone(s.Entries)
 		slices.SortStableFunc(entries, func(a, b ACLEntry) int { return int(int64(a.Seq) - int64(b.Seq)) })
-		for i := range entries {
-			ch.Rules = append(ch.Rules, c.entryRules(dir, k, &entries[i])...)
-		}
+		ch.Rules = c.entriesRules(dir, name, k, entries)
 	}
 	c.chains = append(c.chains, ch)
 	return name
@@ -356,6 +360,12 @@ func (c *aclCompiler) entryExprs(k ACLSetKey, e *ACLEntry, dscp []uint8) []expr.
 	if e.Log {
 		x = append(x, &expr.Log{Key: 1 << unix.NFTA_LOG_PREFIX, Data: []byte(aclLogPrefix(k, e))})
 	}
+	return append(x, aclVerdict(e)...)
+}
+
+// aclVerdict ends the rule of e (or of a run e is in).
+func aclVerdict(e *ACLEntry) []expr.Any {
+	var x []expr.Any
 	switch e.Action {
 	case ACLAccept:
 		x = append(x, &expr.Verdict{Kind: expr.VerdictReturn}) // see ACLTable
