@@ -45,7 +45,7 @@ func cmdGet(args []string, stdout, stderr io.Writer) int {
 	typ := fs.String("type", "all", "all, config, state or operational")
 	paths, code, ok := parseInterspersed(fs, args)
 	if !ok {
-		return helpOrCode(fs, stdout, code)
+		return code // flag printed the usage (-h: 0) or the error (2)
 	}
 	t, known := gpb.GetRequest_DataType_value[strings.ToUpper(*typ)]
 	if !known || len(paths) == 0 {
@@ -75,16 +75,6 @@ func cmdGet(args []string, stdout, stderr io.Writer) int {
 		_, err = stdout.Write(b)
 		return err
 	})
-}
-
-// helpOrCode ends a command whose flags did not parse: -h prints the
-// usage on stdout and exits 0, an error (already printed) exits code.
-func helpOrCode(fs *flag.FlagSet, stdout io.Writer, code int) int {
-	if code == 0 {
-		fs.SetOutput(stdout)
-		fs.Usage()
-	}
-	return code
 }
 
 // getJSON renders a Get answer: one node's value, or an object of path
@@ -161,7 +151,7 @@ func cmdSet(args []string, stdout, stderr io.Writer) int {
 	}
 	values, code, ok := parseInterspersed(fs, args)
 	if !ok {
-		return helpOrCode(fs, stdout, code)
+		return code // flag printed the usage (-h: 0) or the error (2)
 	}
 	// The VALUEs, positional, go to the updates and replaces in order.
 	for _, op := range ops {

@@ -32,9 +32,10 @@ Reads the running daemon's state over its local gNMI socket.
 
 --json prints the table's rows as a JSON array of objects, one per row,
 keys the column names in lower case ("state/pfxrcd", "in-pkts"), numbers as
-numbers, lists as arrays and missing values as null; the keys stay as
-documented here from one version to the next. For the OpenConfig subtree
-itself, use switchd get PATH.
+numbers, lists as arrays and missing values as null; show route --json
+is one object per route: {"prefix", "origin", "next-hops": [{"ip-address",
+"interface", "weight"}]}. These keys stay from one version to the next.
+For the OpenConfig subtree itself, use switchd get PATH.
 
 flags:
 `
@@ -68,7 +69,7 @@ func cmdShow(args []string, stdout, stderr io.Writer) int {
 	asJSON := fs.Bool("json", false, "print the rows as JSON (see above)")
 	pos, code, ok := parseInterspersed(fs, args)
 	if !ok {
-		return helpOrCode(fs, stdout, code)
+		return code // flag printed the usage (-h: 0) or the error (2)
 	}
 	show, err := showCommand(pos)
 	if err != nil {
