@@ -177,7 +177,7 @@ func Run(ctx context.Context, opts Options) error {
 		return err
 	}
 	g.serveLocal(d)
-	d.listenGNMI(intent, 0)
+	d.gnmiConfigured(intent, 0)
 
 	if opts.Socket != "" {
 		api, err := d.serveAPI(opts.Socket)
@@ -418,7 +418,7 @@ func (d *Daemon) reload(ctx context.Context) {
 	if d.g != nil {
 		d.g.running = running
 	}
-	d.listenGNMI(in, 0)
+	d.gnmiConfigured(in, 0)
 	d.log.Info("config reloaded", "config", d.opts.ConfigPath)
 }
 

@@ -36,8 +36,11 @@ type gnmiServe struct {
 	sets  chan setCall
 	local *gnmi.Listener // the local socket, for the whole run
 	// running is the config the daemon runs, as JSON: what a Set edits.
-	// The loop's.
+	// The loop's, as is config.
 	running []byte
+	// config is the running config's leaves as published, by path
+	// (gnmi_config.go).
+	config map[string]*gpb.Update
 
 	mu   sync.Mutex // guards the fields below
 	tcp  *gnmi.Listener
@@ -121,17 +124,21 @@ func (g *gnmiServe) serveLocal(d *Daemon) {
 	g.local = l
 }
 
-// listenGNMI (re)starts the TCP listener, after delay, if the config
-// asks for another than the one running (or the last start failed).
-// Errors (a port in use) are logged: the config was valid, and the next
-// reload or Set retries.
-func (d *Daemon) listenGNMI(in *config.Intent, delay time.Duration) {
+// gnmiConfigured follows a new running config (at start, after a
+// reload or a Set): its leaves are published, and the TCP listener is
+// (re)started, after delay, if the config asks for another than the one
+// running (or the last start failed). Errors (a port in use) are logged:
+// the config was valid, and the next reload or Set retries.
+func (d *Daemon) gnmiConfigured(in *config.Intent, delay time.Duration) {
 	g := d.g
 	if g == nil {
 		if in.GNMI.Served {
 			d.log.Warn("gnmi listener configured, but switchd started without gNMI: it is served after a restart")
 		}
 		return
+	}
+	if err := g.publishConfig(time.Now()); err != nil {
+		d.log.Warn("gnmi: running config not published", "err", err)
 	}
 	want := in.GNMI
 	want.Listen.TLS.StateDir = cmp.Or(in.Workloads.StateDir, d.opts.StateDir)
@@ -205,7 +212,7 @@ func (d *Daemon) onSet(ctx context.Context, c setCall) {
 	resp, err := d.set(ctx, c.user, c.req)
 	c.reply <- setReply{resp, err}
 	if err == nil {
-		d.listenGNMI(d.intent, listenerRestartDelay)
+		d.gnmiConfigured(d.intent, listenerRestartDelay)
 	}
 }
 

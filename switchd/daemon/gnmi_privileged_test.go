@@ -289,6 +289,10 @@ func TestGNMIPrivileged(t *testing.T) {
 		t.Errorf("the file's mode %v (%v), want 0640", st.Mode(), err)
 	}
 	bySet := ownRouteDump(t)
+	// The running config is in the gNMI tree too.
+	if out, err := admin("get", "-e", "json_ietf", "--type", "config", "--path", "/"+nb4+"/config/peer-as"); err != nil || !strings.Contains(out, "65012") {
+		t.Errorf("Get of the config's peer-as: %v, want 65012:\n%s", err, out)
+	}
 
 	// The same edit by file and SIGHUP, from the same start.
 	reloadWith := func(as uint32) {

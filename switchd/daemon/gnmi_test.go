@@ -7,6 +7,9 @@ import (
 	"time"
 
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/switchd/switchd/models/oc"
 )
 
 // TestSetResponse: one UpdateResult per operation, in the order they
@@ -67,5 +70,46 @@ func TestWriteTemp(t *testing.T) {
 	}
 	if st, err := os.Stat(real); err != nil || st.Mode().Perm() != 0o640 {
 		t.Errorf("mode %v %v, want 0640", st.Mode(), err)
+	}
+}
+
+// TestConfigLeaves: the running document's config leaves, at paths with
+// their keys (an IPv6 address whole, an identity without its module),
+// typed by the schema; leaves outside config containers are left to the
+// state tree.
+func TestConfigLeaves(t *testing.T) {
+	doc := map[string]any{"openconfig-network-instance:network-instances": map[string]any{"network-instance": []any{map[string]any{
+		"name":   "DEFAULT",
+		"config": map[string]any{"name": "DEFAULT", "type": "openconfig-network-instance-types:DEFAULT_INSTANCE"},
+		"protocols": map[string]any{"protocol": []any{map[string]any{
+			"identifier": "openconfig-policy-types:BGP", "name": "BGP",
+			"bgp": map[string]any{"neighbors": map[string]any{"neighbor": []any{map[string]any{
+				"neighbor-address": "fd00:1::",
+				"config":           map[string]any{"neighbor-address": "fd00:1::", "peer-as": 65001.0},
+			}}}},
+		}}},
+	}}}}
+	out := map[string]*gpb.Update{}
+	configLeaves(doc, oc.LazySchemaTree()["Device"], nil, false, out)
+	nb := "/network-instances/network-instance[name=DEFAULT]/protocols/protocol[identifier=BGP][name=BGP]/bgp/neighbors/neighbor[neighbor-address=fd00:1::]/config/"
+	str := func(s string) *gpb.TypedValue { return &gpb.TypedValue{Value: &gpb.TypedValue_StringVal{StringVal: s}} }
+	want := map[string]*gpb.TypedValue{
+		"/network-instances/network-instance[name=DEFAULT]/config/name": str("DEFAULT"),
+		"/network-instances/network-instance[name=DEFAULT]/config/type": str("DEFAULT_INSTANCE"),
+		nb + "neighbor-address": str("fd00:1::"),
+		nb + "peer-as":          {Value: &gpb.TypedValue_UintVal{UintVal: 65001}},
+	}
+	if len(out) != len(want) {
+		t.Errorf("%d leaves, want %d: %v", len(out), len(want), out)
+	}
+	for k, v := range want {
+		u, ok := out[k]
+		if !ok {
+			t.Errorf("no leaf %s; have %v", k, out)
+			continue
+		}
+		if !proto.Equal(u.GetVal(), v) {
+			t.Errorf("%s = %v, want %v", k, u.GetVal(), v)
+		}
 	}
 }
