@@ -10,7 +10,8 @@ import (
 // versionText is switchd's version from the build info: the module
 // version ("(devel)" for a build from a checkout), the commit and its
 // time when go build stamped them (vcs.revision, vcs.time; "+dirty"
-// for a modified tree), and the Go version.
+// for a modified tree; GOFLAGS=-buildvcs=false leaves them out), and the
+// Go version.
 func versionText(bi *debug.BuildInfo, ok bool) string {
 	if !ok || bi == nil {
 		return "switchd (unknown version: no build info)"
@@ -34,8 +35,8 @@ func versionText(bi *debug.BuildInfo, ok bool) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "switchd %s", v)
 	if rev != "" {
-		fmt.Fprintf(&b, " commit %s", rev)
-		if dirty {
+		fmt.Fprintf(&b, " commit %.12s", rev)
+		if dirty && !strings.HasSuffix(v, "+dirty") { // a pseudo-version says so already
 			b.WriteString("+dirty")
 		}
 	}
