@@ -177,6 +177,7 @@ func cmdStatus(ctx context.Context, args []string, stdout io.Writer) (int, error
 	}
 	fmt.Fprintf(stdout, "fabric %s (%s), run dir %s\n", f.Prefix, f.Topology.Name, f.RunDir)
 	printStatus(stdout, f, st)
+	printManagement(stdout, f)
 	if ws, err := f.Workloads(ctx); err != nil {
 		fmt.Fprintf(stdout, "workloads: %v\n", err)
 	} else if len(ws) > 0 {

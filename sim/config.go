@@ -201,6 +201,7 @@ func (f *Fabric) switchdTree(n *NodeInfo) obj {
 			mergePolicy(tree, f.Topology.PolicyTree)
 		}
 	}
+	addMetrics(tree, n)
 	return tree
 }
 

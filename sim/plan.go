@@ -96,6 +96,12 @@ type NodeInfo struct {
 	StateDir   string       `json:"state-dir,omitempty"`
 	Log        string       `json:"log"`
 	PID        int          `json:"pid,omitempty"`
+
+	// GNMISocket is a switchd node's local gNMI socket (switchd run
+	// --gnmi-socket); sim exec points switchd show at it (gnmi.go).
+	GNMISocket string `json:"gnmi-socket,omitempty"`
+	// Metrics is where a switchd node serves /metrics, in its namespace.
+	Metrics string `json:"metrics,omitempty"`
 }
 
 // Sessions is the number of BGP sessions the node should have: one IPv4
@@ -174,6 +180,8 @@ func New(topo *Topology, opts Options) (*Fabric, error) {
 		default:
 			ni.Config = filepath.Join(dir, "switchd.json")
 			ni.Socket = filepath.Join(dir, "switchd.sock")
+			ni.GNMISocket = filepath.Join(dir, "gnmi.sock")
+			ni.Metrics = MetricsAddress
 			ni.StateDir = filepath.Join(dir, "state")
 			ni.Log = filepath.Join(dir, "switchd.log")
 		}
@@ -182,8 +190,10 @@ func New(topo *Topology, opts Options) (*Fabric, error) {
 	}
 	// Unix socket paths are limited to 108 bytes.
 	for _, ni := range f.nodes {
-		if len(ni.Socket) >= 108 {
-			return nil, fmt.Errorf("node %s: socket path %s is longer than 107 bytes; use a shorter run dir", ni.Name, ni.Socket)
+		for _, s := range []string{ni.Socket, ni.GNMISocket} {
+			if len(s) >= 108 {
+				return nil, fmt.Errorf("node %s: socket path %s is longer than 107 bytes; use a shorter run dir", ni.Name, s)
+			}
 		}
 	}
 	parallel := map[[2]string]int{}

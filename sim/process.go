@@ -45,7 +45,7 @@ func (f *Fabric) argv(n *NodeInfo) []string {
 		// its log (stderr, see BirdConfig) goes to the node's log file.
 		return []string{"bird", "-f", "-c", n.Config, "-s", n.Socket, "-P", filepath.Join(n.Dir, "bird.pid")}
 	}
-	return []string{f.switchd, "run", "--config", n.Config, "--socket", n.Socket, "--state-dir", n.StateDir}
+	return []string{f.switchd, "run", "--config", n.Config, "--socket", n.Socket, "--state-dir", n.StateDir, "--gnmi-socket", n.GNMISocket}
 }
 
 // start runs the node's daemon in its namespace, in a session of its own
@@ -282,7 +282,9 @@ func (f *Fabric) Command(ctx context.Context, node string, argv ...string) (*exe
 	if len(argv) == 0 {
 		return nil, fmt.Errorf("exec in %s: no command", node)
 	}
-	return exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", n.Namespace}, argv...)...), nil
+	cmd := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", n.Namespace}, argv...)...)
+	cmd.Env = n.execEnv()
+	return cmd, nil
 }
 
 // Exec runs argv in the node's namespace and returns its combined output;
