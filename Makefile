@@ -28,10 +28,12 @@ tools:
 
 # Brings up the demo fabric (the default one with labelled workloads and
 # examples/policy.yaml on every host) and shows it working: reachability,
-# then what the workload policy allows (sim matrix).
+# then what the workload policy allows (sim matrix), then a leaf's BGP
+# sessions as its daemon reports them over gNMI (switchd show).
 demo: deps build rt-proto
 	./$(BIN) sim up --topology $(or $(TOPOLOGY),sim/topologies/policy.yaml)
 	./$(BIN) sim matrix
+	./$(BIN) sim exec leaf1 -- ./$(BIN) show bgp summary
 	./$(BIN) sim status
 	@echo
 	@echo "The fabric stays up. Look around with:  ./$(BIN) sim exec leaf1 -- ip route"
