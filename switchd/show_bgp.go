@@ -23,6 +23,10 @@ func showBGPSummary(ctx context.Context, c *daemonClient, o showOutput) error {
 	if o.json {
 		return t.writeJSON(o.w)
 	}
+	if bgp == nil {
+		_, err := fmt.Fprintln(o.w, "No BGP state: BGP is not configured, or the daemon has not published it yet")
+		return err
+	}
 	g := bgp.GetGlobal()
 	fmt.Fprintf(o.w, "BGP router identifier %s, local AS number %s\n\n", orDash(g.RouterId), orDash(g.As))
 	if err := t.write(o.w); err != nil {

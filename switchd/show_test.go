@@ -251,6 +251,30 @@ func TestShowEnvSocket(t *testing.T) {
 	}
 }
 
+// TestShowEmpty: a daemon with no state yet gives empty tables and says
+// there is no BGP, not an error.
+func TestShowEmpty(t *testing.T) {
+	s, err := gnmi.New(gnmi.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(t.TempDir(), "gnmi.sock")
+	l, err := s.Listen(gnmi.ListenOptions{LocalSocket: sock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(l.Close)
+	if out, _ := switchd(t, 0, "show", "--gnmi-socket", sock, "bgp"); !strings.HasPrefix(out, "No BGP state") {
+		t.Errorf("show bgp with no BGP: %q", out)
+	}
+	if out, _ := switchd(t, 0, "show", "--gnmi-socket", sock, "interfaces"); strings.Count(out, "\n") != 1 {
+		t.Errorf("show interfaces with none: %q", out)
+	}
+	if out, _ := switchd(t, 0, "show", "--gnmi-socket", sock, "route", "--json"); out != "[]\n" {
+		t.Errorf("show route --json with no AFT: %q", out)
+	}
+}
+
 // TestShowDaemonDown: no socket, or a socket nobody serves, is "cannot
 // reach the daemon at PATH", exit 1; an unknown subcommand is usage,
 // exit 2.
