@@ -29,16 +29,7 @@ func BenchmarkShowRoute100k(b *testing.B) {
 	for id := uint32(1); id <= 8; id++ {
 		g.nhs = append(g.nhs, fib.AFTNextHop{ID: id, Gateway: netip.AddrFrom4([4]byte{192, 0, 2, byte(id)}), Ifindex: int(id)})
 	}
-	s, err := gnmi.New(gnmi.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	sock := b.TempDir() + "/gnmi.sock"
-	l, err := s.Listen(gnmi.ListenOptions{LocalSocket: sock})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(l.Close)
+	sock, s := startServer(b, gnmi.Options{})
 	a := state.NewAFT(rs, g, s, state.AFTOptions{Origin: func(int) string { return "BGP" }, Ifname: func(i int) string { return "swp" + string(rune('0'+i)) }})
 	if err := s.AddSource(state.AFTPrefix(), a); err != nil {
 		b.Fatal(err)

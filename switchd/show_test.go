@@ -26,21 +26,11 @@ import (
 
 // startStateServer runs a gnmi.Server (with o) on a local socket in a
 // temporary directory, as the daemon does, fed by the daemon's state
-// renderers:
-// two interfaces, two BGP neighbors (one up, one not), an endpoint, an
-// ACL entry and a system sample. It returns the socket.
+// renderers: two interfaces, two BGP neighbors (one up, one not), an
+// endpoint, an ACL entry and a system sample. It returns the socket.
 func startStateServer(t *testing.T, o gnmi.Options) (string, *gnmi.Server) {
 	t.Helper()
-	s, err := gnmi.New(o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sock := filepath.Join(t.TempDir(), "gnmi.sock")
-	l, err := s.Listen(gnmi.ListenOptions{LocalSocket: sock})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(l.Close)
+	sock, s := startServer(t, o)
 	tr := state.New(s)
 	must := func(err error) {
 		t.Helper()
@@ -110,6 +100,23 @@ func aftNotifications(t *testing.T) []*gpb.Notification {
 		leaf("/next-hops/next-hop[index=12]/state/ip-address", s("10.1.2.0")),
 		leaf("/next-hops/next-hop[index=12]/interface-ref/state/interface", s("swp2")),
 	}}}
+}
+
+// startServer runs an empty gnmi.Server on a local socket in a
+// temporary directory and returns the socket.
+func startServer(t testing.TB, o gnmi.Options) (string, *gnmi.Server) {
+	t.Helper()
+	s, err := gnmi.New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(t.TempDir(), "gnmi.sock")
+	l, err := s.Listen(gnmi.ListenOptions{LocalSocket: sock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(l.Close)
+	return sock, s
 }
 
 // switchd runs the command line and returns stdout, failing the test
@@ -254,16 +261,7 @@ func TestShowEnvSocket(t *testing.T) {
 // TestShowEmpty: a daemon with no state yet gives empty tables and says
 // there is no BGP, not an error.
 func TestShowEmpty(t *testing.T) {
-	s, err := gnmi.New(gnmi.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sock := filepath.Join(t.TempDir(), "gnmi.sock")
-	l, err := s.Listen(gnmi.ListenOptions{LocalSocket: sock})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(l.Close)
+	sock, _ := startServer(t, gnmi.Options{})
 	if out, _ := switchd(t, 0, "show", "--gnmi-socket", sock, "bgp"); !strings.HasPrefix(out, "No BGP state") {
 		t.Errorf("show bgp with no BGP: %q", out)
 	}
