@@ -41,7 +41,7 @@ func startStateServer(t *testing.T, o gnmi.Options) (string, *gnmi.Server) {
 	must(tr.Links([]platform.LinkStats{
 		{Index: 1, Name: "lo", Flags: unix.IFF_UP, OperState: 0 /* IF_OPER_UNKNOWN */, MTU: 65536,
 			Addrs: []netip.Prefix{netip.MustParsePrefix("10.255.0.1/32")}},
-		{Index: 7, Name: "swp1", Flags: unix.IFF_UP, OperState: 6 /* IF_OPER_UP */, MTU: 9000,
+		{Index: 7, Name: "swp1", Kind: "veth", Type: unix.ARPHRD_ETHER, Flags: unix.IFF_UP, OperState: 6 /* IF_OPER_UP */, MTU: 9000,
 			Counters: platform.LinkCounters{RxPackets: 1234567, TxPackets: 1<<53 + 1, RxErrors: 3}, // not a float64
 			Addrs:    []netip.Prefix{netip.MustParsePrefix("10.1.1.1/31"), netip.MustParsePrefix("fd00::1/127"), netip.MustParsePrefix("fe80::1/64")}},
 	}))
@@ -62,7 +62,8 @@ func startStateServer(t *testing.T, o gnmi.Options) (string, *gnmi.Server) {
 	must(tr.ACL([]policy.ACLEntryCounter{{Set: policy.ACLSetKey{Name: "in", Type: policy.ACLIPv4}, Seq: 10, Packets: 99, Octets: 9900}}))
 	now := time.Now()
 	must(tr.System(state.SystemSample{Time: now, Hostname: "leaf7", BootTime: now.Add(-50 * time.Hour),
-		MemTotal: 8 << 30, MemFree: 1 << 30, MemAvailable: 4 << 30, CPUs: []state.CPUUsage{{Index: -1, Total: 12, User: 8, Kernel: 4, Idle: 88}}}))
+		MemTotal: 8 << 30, MemFree: 1 << 30, MemAvailable: 4 << 30, CPUs: []state.CPUUsage{{Index: -1, Total: 12, User: 8, Kernel: 4, Idle: 88}, {Index: 0, Total: 20}},
+		Process: state.ProcessSample{PID: 4321, Name: "switchd", Args: []string{"switchd", "run"}, StartTime: now.Add(-time.Hour), CPUPercent: 3, RSS: 50 << 20}}))
 	// switchd's own status, as leaves (its renderer is another change).
 	sw := &oc.Switchd{Fib: &oc.Switchd_Fib{InSync: ygot.Bool(true), Routes: ygot.Uint64(1200)}}
 	ns, err := ygot.TogNMINotifications(sw, now.UnixNano(), ygot.GNMINotificationsConfig{UsePathElem: true,
@@ -236,7 +237,8 @@ func testShowAgainstServer(t *testing.T, o gnmi.Options) {
 	}
 	out = sw("system")
 	for _, want := range []string{"Hostname leaf7\n", "Uptime:", "2d02h00m", "Memory physical:", "8589934592", "CPU total:", "12\n",
-		"FIB in sync:         true\n", "FIB routes:          1200\n", "Policy in sync:      -\n"} {
+		"FIB in sync:         true\n", "FIB routes:          1200\n", "Policy in sync:      -\n",
+		"Process:             switchd\n", "PID:                 4321\n", "Process memory:      52428800\n"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("show system: no %q\n%s", want, out)
 		}
