@@ -117,8 +117,36 @@ func metricsAgree(ctx context.Context, f *sim.Fabric, n *sim.NodeInfo, logf logF
 	if s := m["switchd_fib_in_sync"]; len(s) != 1 || s[0].value != 1 {
 		return fmt.Errorf("switchd_fib_in_sync %v", s)
 	}
-	logf("%s: /metrics: %d bgp_peer_state series, switchd_fib_routes %d = kernel's", n.Name, len(got), len(rs))
+	groups, err := kernelGroups(ctx, f, n.Name)
+	if err != nil {
+		return err
+	}
+	if g := m["switchd_fib_nexthop_groups"]; len(g) != 1 || g[0].value != float64(groups) {
+		return fmt.Errorf("switchd_fib_nexthop_groups %v, kernel: %d groups of switchd's", g, groups)
+	}
+	logf("%s: /metrics: %d bgp_peer_state series, switchd_fib_routes %d and nexthop groups %d = kernel's", n.Name, len(got), len(rs), groups)
 	return nil
+}
+
+// kernelGroups counts switchd's nexthop groups in the node's namespace:
+// `ip nexthop show` lines of groups whose id is in switchd's range
+// (0x4D000000-0x4DFFFFFF, the product's documented mark).
+func kernelGroups(ctx context.Context, f *sim.Fabric, node string) (int, error) {
+	out, err := f.Exec(ctx, node, "ip", "nexthop", "show")
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, line := range strings.Split(out, "\n") {
+		fs := strings.Fields(line)
+		if len(fs) < 3 || fs[0] != "id" || fs[2] != "group" {
+			continue
+		}
+		if id, err := strconv.ParseUint(fs[1], 10, 32); err == nil && id>>24 == 0x4D {
+			n++
+		}
+	}
+	return n, nil
 }
 
 // logFunc records what a check compared once it holds.

@@ -30,6 +30,9 @@ type metricsLoop struct {
 	// dumped it (the idle Apply that ends every loop turn is not timed).
 	applySeconds prometheus.Histogram
 	fibStats     atomic.Pointer[fibMetrics]
+	// aft reads fib's nexthop groups from the scraping goroutine (a
+	// *fib.Table's view; nil on fakes).
+	aft atomic.Pointer[func() ([]fib.AFTGroup, []fib.AFTNextHop)]
 	last         fib.Stats // the loop's copy, to tell an Apply that did something
 
 	cfg config.Metrics
@@ -67,6 +70,10 @@ func newMetricsLoop(d *Daemon) *metricsLoop {
 			if f := m.fibStats.Load(); f != nil {
 				s.FIB, s.FailedRoutes = f.stats, f.failed
 			}
+			if aft := m.aft.Load(); aft != nil {
+				gs, nhs := (*aft)()
+				s.HaveGroups, s.NextHopGroups, s.NextHops = true, len(gs), len(nhs)
+			}
 			return s
 		}},
 	)
@@ -75,6 +82,10 @@ func newMetricsLoop(d *Daemon) *metricsLoop {
 
 // fibApplied records an Apply of t that took took.
 func (m *metricsLoop) fibApplied(t fibTable, took time.Duration) {
+	if v, ok := t.(interface{ View() fib.RouteView }); ok && m.aft.Load() == nil {
+		aft := v.View().AFT
+		m.aft.Store(&aft)
+	}
 	r, ok := t.(fibStatsReader)
 	if !ok {
 		return

@@ -16,6 +16,10 @@ type metricsSnapshot struct {
 	FIB    fib.Stats
 	// FailedRoutes counts the routes whose last write failed.
 	FailedRoutes int
+	// NextHopGroups and NextHops are fib's nexthop groups and objects in
+	// the kernel, when known (HaveGroups).
+	HaveGroups              bool
+	NextHopGroups, NextHops int
 }
 
 // Names follow GoBGP's exporter (osrg/gobgp pkg/metrics) where the two
@@ -50,6 +54,10 @@ var (
 		"1 if the kernel FIB holds exactly what switchd wants, else 0", nil, nil)
 	fibLastResyncDesc = prometheus.NewDesc("switchd_fib_last_resync_timestamp_seconds",
 		"When the FIB was last compared with a full kernel dump (Unix time)", nil, nil)
+	fibGroupsDesc = prometheus.NewDesc("switchd_fib_nexthop_groups",
+		"Nexthop groups switchd has in the kernel (routes with the same next hops share one)", nil, nil)
+	fibNexthopsDesc = prometheus.NewDesc("switchd_fib_nexthops",
+		"Nexthop objects switchd has in the kernel (members of its groups)", nil, nil)
 	fibFailedDesc = prometheus.NewDesc("switchd_fib_failed_routes",
 		"Routes whose last kernel write failed (retried with back-off)", nil, nil)
 	fibWritesDesc = prometheus.NewDesc("switchd_fib_route_writes_total",
@@ -85,7 +93,7 @@ var (
 
 	metricsDescs = []*prometheus.Desc{
 		peerStateDesc, peerASNDesc, routesReceivedDesc, routesAcceptedDesc, peerEstablishedDesc, peerUpSinceDesc,
-		fibRoutesDesc, fibStaleDesc, fibInSyncDesc, fibLastResyncDesc, fibFailedDesc,
+		fibRoutesDesc, fibStaleDesc, fibInSyncDesc, fibLastResyncDesc, fibGroupsDesc, fibNexthopsDesc, fibFailedDesc,
 		fibWritesDesc, fibWriteFailuresDesc, fibNexthopWritesDesc, fibResyncsDesc,
 		endpointsDesc,
 		policyInSyncDesc, policyChainsDesc, policyRulesDesc, policySetsDesc, policyElementsDesc, policyProfilesDesc,
@@ -139,6 +147,10 @@ func (c statusCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(fibInSyncDesc, b2f(f.InSync))
 	if !f.LastResync.IsZero() {
 		gauge(fibLastResyncDesc, float64(f.LastResync.UnixMilli())/1e3)
+	}
+	if s.HaveGroups {
+		gauge(fibGroupsDesc, float64(s.NextHopGroups))
+		gauge(fibNexthopsDesc, float64(s.NextHops))
 	}
 	gauge(fibFailedDesc, float64(s.FailedRoutes))
 	counter(fibWritesDesc, s.FIB.Adds, "add")

@@ -28,6 +28,7 @@ func TestStatusCollector(t *testing.T) {
 		},
 		FIB:          fib.Stats{Adds: 10, Replaces: 2, Deletes: 1, Failures: 3, Resyncs: 4, Nexthops: 6},
 		FailedRoutes: 1,
+		HaveGroups:   true, NextHopGroups: 2, NextHops: 3,
 	}
 	c := statusCollector{snapshot: func() metricsSnapshot { return snap }}
 	const want = `
@@ -71,6 +72,12 @@ switchd_fib_in_sync 1
 # HELP switchd_fib_last_resync_timestamp_seconds When the FIB was last compared with a full kernel dump (Unix time)
 # TYPE switchd_fib_last_resync_timestamp_seconds gauge
 switchd_fib_last_resync_timestamp_seconds 1.7000001e+09
+# HELP switchd_fib_nexthop_groups Nexthop groups switchd has in the kernel (routes with the same next hops share one)
+# TYPE switchd_fib_nexthop_groups gauge
+switchd_fib_nexthop_groups 2
+# HELP switchd_fib_nexthops Nexthop objects switchd has in the kernel (members of its groups)
+# TYPE switchd_fib_nexthops gauge
+switchd_fib_nexthops 3
 # HELP switchd_fib_nexthop_writes_total Nexthop object and group writes sent to the kernel
 # TYPE switchd_fib_nexthop_writes_total counter
 switchd_fib_nexthop_writes_total 6
