@@ -32,8 +32,8 @@ type metricsLoop struct {
 	fibStats     atomic.Pointer[fibMetrics]
 	// aft reads fib's nexthop groups from the scraping goroutine (a
 	// *fib.Table's view; nil on fakes).
-	aft atomic.Pointer[func() ([]fib.AFTGroup, []fib.AFTNextHop)]
-	last         fib.Stats // the loop's copy, to tell an Apply that did something
+	aft  atomic.Pointer[func() ([]fib.AFTGroup, []fib.AFTNextHop)]
+	last fib.Stats // the loop's copy, to tell an Apply that did something
 
 	cfg config.Metrics
 	srv *http.Server // nil: not listening
