@@ -246,7 +246,17 @@ func bgpSummaryAgrees(ctx context.Context, f *sim.Fabric, n *sim.NodeInfo, bin s
 			return fmt.Errorf("neighbor %s: show says %q, the daemon %s", nb.Address, st, nb.State)
 		}
 	}
-	logf("%s: show bgp summary: %d neighbors as the daemon has them", n.Name, len(got))
+	// The table make demo prints: a row per neighbor.
+	text, err := f.Exec(ctx, n.Name, bin, "show", "bgp", "summary")
+	if err != nil {
+		return err
+	}
+	for a := range got {
+		if !strings.Contains(text, a+" ") {
+			return fmt.Errorf("show bgp summary has no row for %s:\n%s", a, text)
+		}
+	}
+	logf("%s: show bgp summary: %d neighbors as the daemon has them:\n%s", n.Name, len(got), text)
 	return nil
 }
 
