@@ -199,6 +199,7 @@ func showBGPNeighbors(addr string) showFunc {
 
 // writeRecords prints each row as a block of "column: value" lines, its
 // first value as the block's title: for records too wide for a line.
+// Missing values are left out (the JSON has them as null).
 func (t *table) writeRecords(w io.Writer) error {
 	width := 0
 	for _, c := range t.cols[1:] {
@@ -211,6 +212,9 @@ func (t *table) writeRecords(w io.Writer) error {
 		}
 		fmt.Fprintf(&b, "%s %s\n", t.cols[0], cellText(row[0]))
 		for i, v := range row[1:] {
+			if v == nil {
+				continue
+			}
 			fmt.Fprintf(&b, "  %-*s  %s\n", width+1, t.cols[i+1]+":", cellText(v))
 		}
 	}

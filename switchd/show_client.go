@@ -179,13 +179,14 @@ func (c *daemonClient) get(ctx context.Context, enc gpb.Encoding, typ gpb.GetReq
 	return out, nil
 }
 
-// device reads the subtrees at paths (containers or lists, JSON_IETF) and
-// decodes them into one oc.Device: each answer's value is wrapped in the
+// device reads the state in the subtrees at paths (containers or lists,
+// JSON_IETF; the config leaves the daemon also publishes are left out)
+// and decodes them into one oc.Device: each answer's value is wrapped in the
 // containers and list entries of its path, from the root down, made to
 // conform to RFC 7951 (conform) and unmarshalled by ygot against the
 // schema (state paths, which the generated structs prefer).
 func (c *daemonClient) device(ctx context.Context, paths ...string) (*oc.Device, error) {
-	ns, err := c.get(ctx, gpb.Encoding_JSON_IETF, gpb.GetRequest_ALL, paths...)
+	ns, err := c.get(ctx, gpb.Encoding_JSON_IETF, gpb.GetRequest_STATE, paths...)
 	if err != nil {
 		return nil, err
 	}

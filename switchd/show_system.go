@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"maps"
 	"slices"
 	"time"
@@ -42,17 +43,22 @@ func renderSystem(s *oc.System, sw *oc.Switchd) *table {
 	}
 	var mem [4]any
 	if m := s.GetMemory(); m != nil {
-		mem = [4]any{m.Physical, m.Used, m.Free, m.Available}
+		mem = [4]any{bytesOf(m.Physical), bytesOf(m.Used), bytesOf(m.Free), bytesOf(m.Available)}
 	}
 	cpu := s.GetCpu(oc.Cpu_Index_Enum_ALL)
 	var pct [5]any
 	if cpu != nil {
-		pct = [5]any{cpu.GetTotal().GetInstant(), cpu.GetUser().GetInstant(), cpu.GetKernel().GetInstant(), cpu.GetWait().GetInstant(), cpu.GetIdle().GetInstant()}
+		pct = [5]any{percent(cpu.GetTotal().GetInstant()), percent(cpu.GetUser().GetInstant()), percent(cpu.GetKernel().GetInstant()),
+			percent(cpu.GetWait().GetInstant()), percent(cpu.GetIdle().GetInstant())}
 	}
 	var proc [5]any
 	if pids := slices.Sorted(maps.Keys(s.Process)); len(pids) > 0 {
 		p := s.Process[pids[0]]
-		proc = [5]any{p.Name, pids[0], p.CpuUtilization, p.MemoryUsage, fmtTime(p.StartTime)}
+		var cpu any
+		if p.CpuUtilization != nil {
+			cpu = percent(*p.CpuUtilization)
+		}
+		proc = [5]any{p.Name, pids[0], cpu, bytesOf(p.MemoryUsage), fmtTime(p.StartTime)}
 	}
 	var fib [6]any
 	var pol [4]any
@@ -70,3 +76,32 @@ func renderSystem(s *oc.System, sw *oc.Switchd) *table {
 		pol[0], pol[1], pol[2], pol[3])
 	return t
 }
+
+// byteSize is a size in bytes: in binary units for people, a number in
+// JSON.
+type byteSize uint64
+
+func (b byteSize) String() string {
+	const unit = 1024
+	if b < unit {
+		return fmt.Sprintf("%d B", uint64(b))
+	}
+	v, i := float64(b)/unit, 0
+	for ; v >= unit && i < 5; i++ {
+		v /= unit
+	}
+	return fmt.Sprintf("%.1f %ciB", v, "KMGTPE"[i])
+}
+
+// bytesOf is a leaf's byte count as a byteSize, nil if unset.
+func bytesOf(p *uint64) any {
+	if p == nil {
+		return nil
+	}
+	return byteSize(*p)
+}
+
+// percent is a share in percent: "12%" for people, a number in JSON.
+type percent uint8
+
+func (p percent) String() string { return fmt.Sprintf("%d%%", uint8(p)) }

@@ -180,3 +180,11 @@ func TestRenderInterfaces(t *testing.T) {
 		"eth2       -      -                    -       10        20          0           1         2          3  10.0.0.1/31,2001:db8::1/127\n"+
 		"eth10      up     lower_layer_down  1500        -         -          -           -         -          -  -\n")
 }
+
+func TestByteSize(t *testing.T) {
+	for b, want := range map[byteSize]string{0: "0 B", 1023: "1023 B", 1024: "1.0 KiB", 50 << 20: "50.0 MiB", 25325268992: "23.6 GiB", 1 << 62: "4.0 EiB"} {
+		if got := b.String(); got != want {
+			t.Errorf("byteSize(%d) = %s, want %s", uint64(b), got, want)
+		}
+	}
+}

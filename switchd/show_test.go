@@ -236,12 +236,21 @@ func testShowAgainstServer(t *testing.T, o gnmi.Options) {
 		t.Errorf("show acl: line %q\n%s", got, out)
 	}
 	out = sw("system")
-	for _, want := range []string{"Hostname leaf7\n", "Uptime:", "2d02h00m", "Memory physical:", "8589934592", "CPU total:", "12\n",
-		"FIB in sync:         true\n", "FIB routes:          1200\n", "Policy in sync:      -\n",
-		"Process:             switchd\n", "PID:                 4321\n", "Process memory:      52428800\n"} {
+	for _, want := range []string{"Hostname leaf7\n", "Uptime:", "2d02h00m", "Memory physical:     8.0 GiB\n", "CPU total:           12%\n",
+		"FIB in sync:         true\n", "FIB routes:          1200\n",
+		"Process:             switchd\n", "PID:                 4321\n", "Process memory:      50.0 MiB\n"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("show system: no %q\n%s", want, out)
 		}
+	}
+
+	if strings.Contains(out, "Policy in sync") {
+		t.Errorf("show system prints policy state none was published:\n%s", out)
+	}
+	var sys []map[string]any
+	if err := json.Unmarshal([]byte(sw("system", "--json")), &sys); err != nil || len(sys) != 1 ||
+		sys[0]["memory-physical"] != float64(8<<30) || sys[0]["cpu-total"] != 12.0 || sys[0]["policy-in-sync"] != nil {
+		t.Errorf("show system --json: %v %v", err, sys)
 	}
 
 	var rows []map[string]any
