@@ -114,6 +114,22 @@ func (s *gnmicStream) output() (string, bool) {
 	return s.out.String(), s.done
 }
 
+var passwordHashes sync.Map // password -> its bcrypt hash
+
+// passwordHash hashes a password once: a new salt would be a changed
+// user, and a reload would restart the listener.
+func passwordHash(t *testing.T, pw string) string {
+	if h, ok := passwordHashes.Load(pw); ok {
+		return h.(string)
+	}
+	h, err := gnmi.HashPassword(pw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	passwordHashes.Store(pw, h)
+	return h
+}
+
 // gnmiConfig is ecmpConfig for one peer with a gNMI listener on port,
 // an admin and a read-only user, the state dir (the self-signed
 // certificate goes there) and peer-as as the v4 neighbor's.
@@ -131,11 +147,7 @@ func gnmiConfig(t *testing.T, peer *frrPeer, dir string, port int, peerAS4 uint3
 		}
 	}
 	user := func(name, pw, role string) map[string]any {
-		h, err := gnmi.HashPassword(pw)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return map[string]any{"username": name, "config": map[string]any{"username": name, "password-hashed": h, "role": role}}
+		return map[string]any{"username": name, "config": map[string]any{"username": name, "password-hashed": passwordHash(t, pw), "role": role}}
 	}
 	doc["openconfig-system:system"] = map[string]any{
 		"grpc-servers": map[string]any{"grpc-server": []any{map[string]any{"name": "gnmi", "config": map[string]any{"name": "gnmi", "port": port}}}},
@@ -157,8 +169,9 @@ func gnmiConfig(t *testing.T, peer *frrPeer, dir string, port int, peerAS4 uint3
 // without peer-as) naming the path and changing nothing (kernel routes,
 // sessions, file: byte-identical); a read-only user's Set refused, its
 // Subscribe served; a valid Set of peer-as doing to the kernel what the
-// same edit of the file and SIGHUP does, and landing in the file; a Set of
-// the listener's port moving the listener and the failsafe rule; an
+// same edit of the file and SIGHUP does, and landing in the file, while a
+// subscription on the unchanged listener keeps going; a Set of the
+// listener's port moving the listener and the failsafe rule; an
 // ON_CHANGE subscription seeing the session leave ESTABLISHED when the
 // peer's bgpd is killed.
 func TestGNMIPrivileged(t *testing.T) {
@@ -266,6 +279,16 @@ func TestGNMIPrivileged(t *testing.T) {
 		t.Errorf("a read-only Set changed something:\nbefore %s\nafter  %s", before, after)
 	}
 
+	// A subscription on the listener, whose config the Sets and reloads
+	// below leave alone: it keeps going through them.
+	kept := c.stream(t, "viewer", gnmiViewerPW, "subscribe", "--mode", "stream", "--stream-mode", "on-change", "--path", "/"+nb4+"/state/session-state")
+	waitFor(t, "the kept subscription's initial ESTABLISHED", func() error {
+		if out, done := kept.output(); !strings.Contains(out, "ESTABLISHED") || done {
+			return fmt.Errorf("done %v:\n%s", done, out)
+		}
+		return nil
+	})
+
 	// A valid Set: the wrong AS for the peer, whose session (and route)
 	// goes; the file holds it, with its mode.
 	if out, err := setAS("admin", gnmiAdminPW, 65012); err != nil {
@@ -319,6 +342,16 @@ func TestGNMIPrivileged(t *testing.T) {
 	waitFor(t, "the route back after the Set", func() error {
 		if len(kernelRoutes(pfx.String())) == 0 {
 			return fmt.Errorf("no route to %v", pfx)
+		}
+		return nil
+	})
+
+	// ESTABLISHED, then again after the SIGHUP back to the right AS and
+	// after the Set back: the subscription outlived two reloads and two
+	// Sets.
+	waitFor(t, "the kept subscription seeing the session come back twice", func() error {
+		if out, done := kept.output(); strings.Count(out, `"ESTABLISHED"`) < 3 || done {
+			return fmt.Errorf("done %v:\n%s", done, out)
 		}
 		return nil
 	})
