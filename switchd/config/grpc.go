@@ -1,10 +1,14 @@
 package config
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/openconfig/ygot/ygot"
 
 	"github.com/switchd/switchd/gnmi"
 	"github.com/switchd/switchd/models/oc"
@@ -27,6 +31,10 @@ type GNMI struct {
 	Port uint16
 	// CertDir holds the files a certificate-id names: ID.crt and ID.key.
 	CertDir string
+	// Key identifies the config Listen was made from: equal Keys, the
+	// same listener. Listen itself differs each time for a user with a
+	// cleartext password (hashed with a new salt).
+	Key string
 }
 
 // CertDir is where a grpc-server's certificate-id is looked up: the certs
@@ -87,6 +95,7 @@ func (t *translator) grpc(sys *oc.System, in *Intent) {
 			}
 		}
 	}
+	g.Key = listenerKey(sys, g.CertDir)
 	lo, ok, err := gnmi.ListenFromConfig(sys, gnmi.TLSOptions{}, g.CertDir)
 	t.pathErrors(err)
 	g.Served, g.Listen = ok, lo
@@ -136,4 +145,16 @@ func (t *translator) pathErrors(err error) {
 		}
 		t.list = append(t.list, Error{Path: "/system", Reason: msg})
 	}
+}
+
+// listenerKey digests what the listener is made from: the grpc servers,
+// the users and the certificate directory.
+func listenerKey(sys *oc.System, certDir string) string {
+	// ygot's JSON has its maps in key order.
+	s, err := ygot.EmitJSON(&oc.System{GrpcServer: sys.GrpcServer, Aaa: sys.Aaa}, &ygot.EmitJSONConfig{Format: ygot.Internal})
+	if err != nil {
+		return "" // never equal to a digest: the listener restarts
+	}
+	sum := sha256.Sum256([]byte(certDir + "\x00" + s))
+	return hex.EncodeToString(sum[:])
 }

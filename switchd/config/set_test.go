@@ -3,6 +3,7 @@ package config
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -173,6 +174,17 @@ func TestGRPCConfig(t *testing.T) {
 	}
 	if g := in.GNMI; !g.Served || g.Port != 50051 || len(g.Listen.Users) != 1 || g.Listen.Users[0].Role != gnmi.RoleAdmin || g.Listen.TLS.CertFile != filepath.Join(dir, "certs", "web.crt") {
 		t.Errorf("GNMI %+v", g)
+	}
+	// A cleartext password is hashed anew each time; the key stays.
+	clear := `{"username": "ro", "config": {"username": "ro", "password": "pw"}}`
+	in1, err1 := Parse(grpcDoc(`{"name": "gnmi", "config": {"name": "gnmi"}}`, clear), "x.json")
+	in2, err2 := Parse(grpcDoc(`{"name": "gnmi", "config": {"name": "gnmi"}}`, clear), "x.json")
+	in3, err3 := Parse(grpcDoc(`{"name": "gnmi", "config": {"name": "gnmi", "port": 50052}}`, clear), "x.json")
+	if err := errors.Join(err1, err2, err3); err != nil {
+		t.Fatal(err)
+	}
+	if in1.GNMI.Key != in2.GNMI.Key || in1.GNMI.Key == in3.GNMI.Key || in1.GNMI.Key == "" {
+		t.Errorf("keys %q %q %q: want the first two equal, the third (another port) not", in1.GNMI.Key, in2.GNMI.Key, in3.GNMI.Key)
 	}
 	gs := "/system/grpc-servers/grpc-server[name=gnmi]/config"
 	us := "/system/aaa/authentication/users/user"

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"reflect"
 	"sync"
 	"time"
 
@@ -156,9 +155,11 @@ func (d *Daemon) gnmiConfigured(in *config.Intent, delay time.Duration) {
 	time.AfterFunc(delay, func() { g.restart(d) })
 }
 
-// currentLocked says whether the listener running is the one wanted.
+// currentLocked says whether the listener running is the one wanted:
+// made from the same config (config.GNMI.Key; a cleartext password's
+// hash differs each time) in the same state dir.
 func (g *gnmiServe) currentLocked() bool {
-	return reflect.DeepEqual(g.cur, g.want) && (g.tcp != nil) == g.want.Served
+	return g.cur.Key == g.want.Key && g.cur.Listen.TLS.StateDir == g.want.Listen.TLS.StateDir && (g.tcp != nil) == g.want.Served
 }
 
 // restart replaces the TCP listener by the one wanted now: a delayed
