@@ -225,3 +225,22 @@ func wantErrorAt(t *testing.T, err error, path string) {
 	}
 	t.Errorf("no error at %s:\n%v", path, err)
 }
+
+// BenchmarkSet: one replace of a leaf on examples/leaf.json, validated
+// as a whole (the schema stays loaded, as it does within one Set).
+func BenchmarkSet(b *testing.B) {
+	data, err := os.ReadFile("../../examples/leaf.json")
+	if err != nil {
+		b.Fatal(err)
+	}
+	p, err := ygot.StringToStructuredPath(hostNb + "/config/peer-as")
+	if err != nil {
+		b.Fatal(err)
+	}
+	req := &gpb.SetRequest{Replace: []*gpb.Update{{Path: p, Val: &gpb.TypedValue{Value: &gpb.TypedValue_UintVal{UintVal: 65299}}}}}
+	for b.Loop() {
+		if _, _, err := Set(data, req); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
