@@ -239,6 +239,11 @@ func (d *Daemon) set(ctx context.Context, user string, req *gpb.SetRequest) (*gp
 		d.log.Error("gnmi set applied but the config file not replaced", "config", d.opts.ConfigPath, "err", err)
 		return nil, status.Errorf(codes.Internal, "applied, but %s not replaced: %v", d.opts.ConfigPath, err)
 	}
+	// The rename reaches the disk with its directory.
+	if dir, err := os.Open(filepath.Dir(configFile(d.opts.ConfigPath))); err == nil {
+		dir.Sync()
+		dir.Close()
+	}
 	d.log.Info("config changed by gnmi set", "user", user, "config", d.opts.ConfigPath)
 	return setResponse(req, time.Now()), nil
 }
