@@ -24,7 +24,10 @@ import (
 //
 // Leaves are built by hand, not through ygot (whose reflection would
 // cost more than the rest of a sync together); TestAFTJSON checks them
-// against the generated schema.
+// against the generated schema. A list entry's key goes out as its
+// state leaf (state/prefix) and in the path, not a third time as the key
+// leaf beside state: Get's JSON puts the keys back in each entry, and a
+// sync of 100,000 routes is a quarter shorter without them.
 
 // RouteView is fib's view of a Table's routes in the kernel
 // (fib.RouteView): safe from any goroutine.
@@ -175,25 +178,43 @@ func familyPart(p netip.Prefix) string {
 	return "ipv6-unicast"
 }
 
+// entryHead are the elements of the AFT entries' paths above the entry
+// for each family, and leafElems the elements of their leaves' paths
+// below it: shared by every route's notification, read only (the
+// server and gRPC only read them), so a walk of a million routes does
+// not allocate them a million times.
+var (
+	entryHead = map[bool][]*gpb.PathElem{
+		true:  append(aftElems(), elem("ipv4-unicast")),
+		false: append(aftElems(), elem("ipv6-unicast")),
+	}
+	leafElems = map[string][]*gpb.PathElem{
+		"prefix":          {elem("state"), elem("prefix")},
+		"next-hop-group":  {elem("state"), elem("next-hop-group")},
+		"origin-protocol": {elem("state"), elem("origin-protocol")},
+	}
+)
+
 // entryElems is the path of p's AFT entry.
 func entryElems(p netip.Prefix) []*gpb.PathElem {
 	list := "ipv4-entry"
 	if !p.Addr().Is4() {
 		list = "ipv6-entry"
 	}
-	return append(aftElems(), elem(familyPart(p)), elem(list, "prefix", p.String()))
+	head := entryHead[p.Addr().Is4()]
+	return append(head[:len(head):len(head)], &gpb.PathElem{Name: list, Key: map[string]string{"prefix": p.String()}})
 }
 
 // routeNotification is an AFT entry's leaves.
 func (a *AFT) routeNotification(ts int64, r fib.AFTRoute) *gpb.Notification {
 	ps := r.Prefix.String()
-	us := make([]*gpb.Update, 0, 4)
-	us = append(us, leafUpdate(str(ps), "prefix"), leafUpdate(str(ps), "state", "prefix"))
+	us := make([]*gpb.Update, 0, 3)
+	us = append(us, &gpb.Update{Path: &gpb.Path{Elem: leafElems["prefix"]}, Val: str(ps)})
 	if r.Group != 0 {
-		us = append(us, leafUpdate(uintVal(uint64(r.Group)), "state", "next-hop-group"))
+		us = append(us, &gpb.Update{Path: &gpb.Path{Elem: leafElems["next-hop-group"]}, Val: uintVal(uint64(r.Group))})
 	}
 	if o := a.origin(r.Metric); o != "" {
-		us = append(us, leafUpdate(str(o), "state", "origin-protocol"))
+		us = append(us, &gpb.Update{Path: &gpb.Path{Elem: leafElems["origin-protocol"]}, Val: str(o)})
 	}
 	return &gpb.Notification{Timestamp: ts, Prefix: &gpb.Path{Elem: entryElems(r.Prefix)}, Update: us}
 }
@@ -202,8 +223,8 @@ func (a *AFT) routeNotification(ts int64, r fib.AFTRoute) *gpb.Notification {
 // members with their weights.
 func (a *AFT) groupNotification(ts int64, g fib.AFTGroup) *gpb.Notification {
 	id := uintVal(uint64(g.ID))
-	us := make([]*gpb.Update, 0, 2+3*len(g.Members))
-	us = append(us, leafUpdate(id, "id"), leafUpdate(id, "state", "id"))
+	us := make([]*gpb.Update, 0, 1+2*len(g.Members))
+	us = append(us, leafUpdate(id, "state", "id"))
 	for _, m := range g.Members {
 		ix := strconv.FormatUint(uint64(m.NextHop), 10)
 		nh := func(leaf ...string) *gpb.Path {
@@ -214,7 +235,6 @@ func (a *AFT) groupNotification(ts int64, g fib.AFTGroup) *gpb.Notification {
 			return p
 		}
 		us = append(us,
-			&gpb.Update{Path: nh("index"), Val: uintVal(uint64(m.NextHop))},
 			&gpb.Update{Path: nh("state", "index"), Val: uintVal(uint64(m.NextHop))},
 			&gpb.Update{Path: nh("state", "weight"), Val: uintVal(uint64(m.Weight))})
 	}
@@ -232,7 +252,7 @@ func nextHopElems(id uint32) []*gpb.PathElem {
 // nextHopNotification is a next hop's leaves: its gateway and interface.
 func (a *AFT) nextHopNotification(ts int64, nh fib.AFTNextHop) *gpb.Notification {
 	ix := uintVal(uint64(nh.ID))
-	us := []*gpb.Update{leafUpdate(ix, "index"), leafUpdate(ix, "state", "index")}
+	us := []*gpb.Update{leafUpdate(ix, "state", "index")}
 	if nh.Gateway.IsValid() {
 		us = append(us, leafUpdate(str(nh.Gateway.String()), "state", "ip-address"))
 	}
