@@ -24,7 +24,7 @@ import (
 	"github.com/switchd/switchd/switchd/bgp"
 )
 
-var cmpOpts = []cmp.Option{cmpopts.EquateComparable(netip.Addr{}, netip.Prefix{}), cmpopts.EquateEmpty(),
+var cmpOpts = []cmp.Option{cmpopts.EquateComparable(netip.Addr{}, netip.Prefix{}, netip.AddrPort{}), cmpopts.EquateEmpty(),
 	// Ordered lists (policy statements) keep their entries unexported.
 	cmp.Exporter(func(t reflect.Type) bool { return strings.HasSuffix(t.Name(), "_OrderedMap") })}
 
