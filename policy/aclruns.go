@@ -21,9 +21,11 @@ import (
 // nothing else (no defined sets, DSCP, hop limit or TCP flags) — and no
 // two of them overlapping (every field's ranges intersecting, so some
 // packet matches both). The rule loads those fields into consecutive
-// registers and looks them up in a set holding one interval element per
-// entry: an rbtree interval set for one field, a concatenated one (pipapo)
-// for several. Runs shorter than aclRunMin stay a rule per entry.
+// registers and looks them up in a set holding one element per entry: a
+// hash set when every entry of the run is one value per field (hosts,
+// single ports: one hash lookup, as anti-spoofing's), else an interval
+// set, rbtree for one field, concatenated (pipapo) for several. Runs
+// shorter than aclRunMin stay a rule per entry.
 //
 // Why it is exact: no packet matches two entries of a run, so the element
 // a packet matches, if any, is the one entry of the run it matches, which
@@ -127,16 +129,31 @@ func (b aclRunBox) overlaps(o aclRunBox) bool {
 }
 
 // element is the box as a set element: for one field its range, for
-// several the concatenation of the starts and of the ends.
-func (b aclRunBox) element(id string) Element {
-	if len(b) == 1 {
-		return Element{Key: b[0][0], KeyEnd: b[0][1], ID: id}
-	}
+// several the concatenation of the starts and of the ends; in a set
+// without intervals, the key alone.
+func (b aclRunBox) element(id string, interval bool) Element {
 	var lo, hi [][]byte
 	for _, r := range b {
 		lo, hi = append(lo, r[0]), append(hi, r[1])
 	}
-	return Element{Key: Concat(lo...), KeyEnd: Concat(hi...), ID: id}
+	e := Element{Key: Concat(lo...), KeyEnd: Concat(hi...), ID: id}
+	if len(b) == 1 {
+		e.Key, e.KeyEnd = b[0][0], b[0][1]
+	}
+	if !interval {
+		e.KeyEnd = nil
+	}
+	return e
+}
+
+// exact reports whether the box is one value in every field.
+func (b aclRunBox) exact() bool {
+	for _, r := range b {
+		if !bytes.Equal(r[0], r[1]) {
+			return false
+		}
+	}
+	return true
 }
 
 // String names the shape in set names: action, family, fields.
@@ -203,17 +220,21 @@ func (s aclRunShape) loads() ([]nftables.SetDatatype, []expr.Any) {
 }
 
 // set is the definition of a run set of this shape.
-func (s aclRunShape) set(name string) Set {
+func (s aclRunShape) set(name string, interval bool) Set {
 	types, _ := s.loads()
 	kt := types[0]
 	if len(types) > 1 {
 		kt = nftables.MustConcatSetType(types...)
 	}
-	return Set{Name: name, KeyType: kt, Interval: true, Counter: true}
+	return Set{Name: name, KeyType: kt, Interval: interval, Counter: true}
 }
 
-// aclRunSetName names the set of the run of chain that starts at seq.
-func aclRunSetName(chain string, seq uint32, s aclRunShape) string {
+// aclRunSetName names the set of the run of chain that starts at seq;
+// a hash set's name says so (a run that changes kind is another set).
+func aclRunSetName(chain string, seq uint32, s aclRunShape, interval bool) string {
+	if !interval {
+		return fmt.Sprintf("%s.%d.%s.exact", chain, seq, s)
+	}
 	return fmt.Sprintf("%s.%d.%s", chain, seq, s)
 }
 
@@ -234,7 +255,7 @@ func (c *aclCompiler) entriesRules(dir, chain string, k ACLSetKey, entries []ACL
 		}
 	}
 	longID := ACLRuleID{Set: k, Seq: 4294967295}.String()
-	if len(aclRunSetName(chain, 4294967295, aclRunShape{fields: 1<<aclRunFields - 1, action: ACLReject, rejectTCP: true})) > aclRunMaxName ||
+	if len(aclRunSetName(chain, 4294967295, aclRunShape{fields: 1<<aclRunFields - 1, action: ACLReject, rejectTCP: true}, false)) > aclRunMaxName ||
 		len(longID) > aclRunMaxName {
 		single(entries)
 		return out
@@ -275,11 +296,12 @@ func (c *aclCompiler) entriesRules(dir, chain string, k ACLSetKey, entries []ACL
 			continue
 		}
 		shape := sh[i].shape
-		name := aclRunSetName(chain, entries[i].Seq, shape)
-		ts := ACLTableSet{Set: shape.set(name)}
+		interval := slices.ContainsFunc(sh[i:j], func(x shaped) bool { return !x.box.exact() })
+		name := aclRunSetName(chain, entries[i].Seq, shape, interval)
+		ts := ACLTableSet{Set: shape.set(name, interval)}
 		for n := i; n < j; n++ {
 			id := ACLRuleID{Set: k, Seq: entries[n].Seq, Ingress: dir == "in"}
-			ts.Elements = append(ts.Elements, sh[n].box.element(id.String()))
+			ts.Elements = append(ts.Elements, sh[n].box.element(id.String(), interval))
 		}
 		c.runSets = append(c.runSets, ts)
 		out = append(out, ChainRule{ID: aclRunRuleID(dir, k, entries[i].Seq), Exprs: shape.exprs(&entries[i], name)})

@@ -88,8 +88,9 @@ func TestPrivilegedACLRuns(t *testing.T) {
 		t.Fatalf("rules per chain %v, want 6 for the IPv4 set and 1 for the IPv6 set:\n%s", hs, k.nft("list", "table", "inet", DefaultName))
 	}
 	listing := k.nft("list", "table", "inet", DefaultName)
-	for _, want := range []string{"ip saddr . meta l4proto . th dport @acl-in-4-runs.10.drop-ip-saddr-l4proto-dport drop",
-		"@acl-in-4-runs.100.accept-ip-saddr-l4proto-dport return", "ip6 saddr . meta l4proto . th dport @acl-in-6-runs.10.",
+	for _, want := range []string{"ip saddr . meta l4proto . th dport @acl-in-4-runs.10.drop-ip-saddr-l4proto-dport.exact drop",
+		"@acl-in-4-runs.50.drop-ip-saddr-l4proto-dport drop", "flags interval",
+		"@acl-in-4-runs.100.accept-ip-saddr-l4proto-dport.exact return", "ip6 saddr . meta l4proto . th dport @acl-in-6-runs.10.",
 		`10.1.0.0/16 . tcp . 2001-2002 counter packets 0 bytes 0 comment "acl in ACL_IPV4 50 runs"`} {
 		if !strings.Contains(listing, want) {
 			t.Errorf("nft list lacks %q:\n%s", want, listing)

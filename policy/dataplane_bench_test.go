@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/netip"
 	"os/exec"
 	"runtime"
@@ -33,7 +34,12 @@ import (
 //   - acl=1000: an ACL set of 999 DROP entries no packet of the flow
 //     matches (TCP from a /32 of 198.18/15 to a port) and a last ACCEPT
 //     entry, bound ingress on both router interfaces: every packet
-//     passes all 1,000 rules, as ACLs are stateless;
+//     passes all 1,000 entries, as ACLs are stateless (one shape, no
+//     overlaps: the compiler makes them one run, a single lookup);
+//   - acl=1000-mixed: the same size and binding, but entries as an edge
+//     ACL has them (mixedACL): blocks of entries of several shapes and
+//     both actions, prefixes that overlap now and then, some logged,
+//     some naming a defined set, some matching TCP flags; a last ACCEPT;
 //   - selector=100k: workload policy selecting the server (role db)
 //     that allows tcp/5201 only from role web, whose selector set has
 //     the client and 99,999 other addresses (the SetMembers seam), so
@@ -94,6 +100,8 @@ type dataplaneVariant struct {
 func dataplaneVariants() []dataplaneVariant {
 	acl := dataplaneVariant{"acl=1000", configureACL1000,
 		counterAtLeast(ACLRuleID{Set: ACLSetKey{"bench", ACLIPv4}, Seq: 1000, Ingress: true}.String(), 1000)}
+	mixed := dataplaneVariant{"acl=1000-mixed", configureACLMixed,
+		counterAtLeast(ACLRuleID{Set: ACLSetKey{"mixed", ACLIPv4}, Seq: 1000, Ingress: true}.String(), 1000)}
 	// iperf3's control and data connections: two SYNs.
 	sel := dataplaneVariant{"selector=100k", configureSelector100k, counterAtLeast("db/ingress/10/ip", 2)}
 	spoof := dataplaneVariant{"antispoof", configureAntiSpoof, forgedDropped}
@@ -104,7 +112,7 @@ func dataplaneVariants() []dataplaneVariant {
 	}, func(p *dataplanePath, e *Engine) error {
 		return errors.Join(acl.check(p, e), sel.check(p, e), spoof.check(p, e))
 	}}
-	return []dataplaneVariant{acl, sel, spoof, all}
+	return []dataplaneVariant{acl, mixed, sel, spoof, all}
 }
 
 // counterAtLeast checks that a rule whose ID starts with prefix counted at
@@ -149,6 +157,78 @@ func configureACL1000(b *testing.B, e *Engine, p *dataplanePath) {
 			{Interface: p.srvIf, Ingress: []ACLSetKey{key}},
 		},
 	}))
+}
+
+func configureACLMixed(b *testing.B, e *Engine, p *dataplanePath) {
+	set, defined := mixedACL()
+	key := set.Key()
+	must(b, e.SetACL(ACLIntent{
+		Sets:    []ACLSet{set},
+		Defined: defined,
+		Bindings: []ACLBinding{
+			{Interface: p.cliIf, Ingress: []ACLSetKey{key}},
+			{Interface: p.srvIf, Ingress: []ACLSetKey{key}},
+		},
+	}))
+}
+
+// mixedACL is 999 entries as an edge ACL might have them, none matching
+// the benchmark's flow (10.70/16, tcp/5201 and the client's ephemeral
+// ports), and a last ACCEPT: blocks of 1-40 entries, each block of one
+// action and shape — source /24 + tcp + port, source /32 + destination
+// /24 + tcp + port range, destination /32 + udp + port, source /16 of
+// 100-119/8 only (a block list), source /24 + icmp, tcp + port below 5000 only —, with
+// values drawn from small ranges (so entries overlap now and then); one
+// entry in 30 logged, one in 100 naming a defined prefix set, one in 100
+// matching TCP flags. The same every run (a fixed seed).
+func mixedACL() (ACLSet, DefinedSets) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	pfx := func(a, b, c, d byte, bits int) AddrMatch {
+		return AddrMatch{Prefix: netip.PrefixFrom(netip.AddrFrom4([4]byte{a, b, c, d}), bits).Masked()}
+	}
+	ports := func(first, n int) PortMatch {
+		return PortMatch{Ranges: []PortRange{{uint16(first), uint16(first + n)}}}
+	}
+	shapes := []func() ACLEntry{
+		func() ACLEntry {
+			return ACLEntry{Src: pfx(198, 18, byte(rng.IntN(256)), 0, 24), Protocol: ProtoTCP, DstPorts: ports(1+rng.IntN(4000), 0)}
+		},
+		func() ACLEntry {
+			return ACLEntry{Src: pfx(198, 19, byte(rng.IntN(64)), byte(rng.IntN(256)), 32), Dst: pfx(203, 0, byte(rng.IntN(16)), 0, 24),
+				Protocol: ProtoTCP, DstPorts: ports(1+rng.IntN(4000), rng.IntN(100))}
+		},
+		func() ACLEntry {
+			return ACLEntry{Dst: pfx(203, 0, 113, byte(rng.IntN(256)), 32), Protocol: ProtoUDP, DstPorts: ports(1+rng.IntN(2000), 0)}
+		},
+		func() ACLEntry { return ACLEntry{Src: pfx(100+byte(rng.IntN(20)), byte(rng.IntN(256)), 0, 0, 16)} },
+		func() ACLEntry { return ACLEntry{Src: pfx(198, 18, byte(rng.IntN(256)), 0, 24), Protocol: ProtoICMP} },
+		func() ACLEntry { return ACLEntry{Protocol: ProtoTCP, DstPorts: ports(1+rng.IntN(4000), 0)} },
+	}
+	var es []ACLEntry
+	for len(es) < 999 {
+		shape := shapes[rng.IntN(len(shapes))]
+		act := ACLDrop
+		if rng.IntN(10) < 3 {
+			act = ACLAccept
+		}
+		for n := 1 + rng.IntN(40); n > 0 && len(es) < 999; n-- {
+			e := shape()
+			e.Seq, e.Family, e.Action, e.Log = uint32(len(es)+1), ACLIPv4, act, rng.IntN(30) == 0
+			switch rng.IntN(100) {
+			case 0:
+				e.Src = AddrMatch{Set: "blocked"}
+			case 1:
+				e.Protocol, e.DstPorts = ProtoTCP, PortMatch{}
+				e.TCPFlags = &TCPFlagMatch{Mask: TCPSyn | TCPAck, Value: TCPSyn}
+				e.Src = pfx(198, 18, byte(rng.IntN(256)), 0, 24)
+			}
+			es = append(es, e)
+		}
+	}
+	es = append(es, ACLEntry{Seq: 1000, Family: ACLIPv4, Action: ACLAccept})
+	defined := DefinedSets{IPv4: []PrefixSet{{Name: "blocked", Prefixes: []netip.Prefix{
+		netip.MustParsePrefix("192.0.2.0/24"), netip.MustParsePrefix("198.51.100.0/24")}}}}
+	return ACLSet{Name: "mixed", Type: ACLIPv4, Entries: es}, defined
 }
 
 func configureSelector100k(b *testing.B, e *Engine, p *dataplanePath) {
