@@ -73,9 +73,11 @@ func neighborAPI(n Neighbor, restarting bool, deferral time.Duration) *api.Peer 
 			NeighborAddress: n.Address.String(),
 			PeerAsn:         n.PeerAS,
 			LocalAsn:        n.LocalAS,
-			Description:     n.Description,
-			AuthPassword:    n.AuthPassword,
-			AdminDown:       !n.Enabled,
+			// No Description: GoBGP counts it as session config and
+			// resets the session when it changes. It is a note for
+			// people, kept in switchd's own neighbor record.
+			AuthPassword: n.AuthPassword,
+			AdminDown:    !n.Enabled,
 			// The loop check is an import policy instead (loop.go).
 			AllowOwnAsn: allowOwnASOff,
 		},

@@ -268,3 +268,29 @@ func TestPrivilegedHoldTimeChangeBetweenSpeakers(t *testing.T) {
 		t.Logf("hold time %v: session back %v after the change", hold, time.Since(start).Round(10*time.Millisecond))
 	}
 }
+
+// A neighbor's description is a note for people: changing it on a reload
+// (or a gNMI Set) keeps the session. GoBGP's UpdatePeer would reset it.
+func TestPrivilegedDescriptionChangeKeepsSession(t *testing.T) {
+	ns.Privileged(t)
+	startBIRDWith(t, birdSpec{Statics4: []netip.Prefix{pfx("10.50.0.0/24")}})
+	cfg := birdConfig()
+	cfg.Neighbors = cfg.Neighbors[:1]
+	s := speaker(t, cfg)
+	r := newRIB(s)
+	r.waitRoute(t, pfx("10.50.0.0/24"), ip("10.99.0.2"))
+	waitEstablished(t, s, "10.99.0.2")
+	before := gobgpPeer(t, s, "10.99.0.2").GetTimers().GetState().GetUptime().AsTime()
+
+	cfg.Neighbors[0].Description = "rack 7, BIRD"
+	if err := s.Apply(t.Context(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	// A reset would show within a second: GoBGP sends the NOTIFICATION
+	// at once and the session leaves Established.
+	time.Sleep(2 * time.Second)
+	p := gobgpPeer(t, s, "10.99.0.2")
+	if st, up := p.GetState().GetSessionState(), p.GetTimers().GetState().GetUptime().AsTime(); st != api.PeerState_ESTABLISHED || !up.Equal(before) {
+		t.Fatalf("a description change cost the session: state %v, established since %v, before %v", st, up, before)
+	}
+}
