@@ -164,9 +164,11 @@ type viewLock struct {
 	metrics []uint32 // sorted; only grows
 }
 
-// AFTGroup is one of switchd's nexthop groups in the kernel.
+// AFTGroup is one of switchd's nexthop groups in the kernel. Ids are
+// the kernel's (32-bit) in the AFT's type, where a renderer may add ids
+// of its own above them.
 type AFTGroup struct {
-	ID      uint32
+	ID      uint64
 	Members []AFTMember
 	// Buckets is a resilient group's bucket count (0: hash-threshold).
 	Buckets uint16
@@ -174,14 +176,14 @@ type AFTGroup struct {
 
 // AFTMember is a group's member: a nexthop object and its weight.
 type AFTMember struct {
-	NextHop uint32 // the nexthop object's id (AFTNextHop.ID)
+	NextHop uint64 // the nexthop object's id (AFTNextHop.ID)
 	Weight  int
 }
 
 // AFTNextHop is one of switchd's nexthop objects: a gateway and the
 // interface it is reached through (or an interface alone).
 type AFTNextHop struct {
-	ID      uint32
+	ID      uint64
 	Gateway netip.Addr
 	Ifindex int
 }
@@ -214,19 +216,19 @@ func (m *nhManager) aft() ([]AFTGroup, []AFTNextHop) {
 	defer m.mu.Unlock()
 	gs := make([]AFTGroup, 0, len(m.groups))
 	for id, g := range m.groups {
-		ag := AFTGroup{ID: id, Buckets: g.res.buckets, Members: make([]AFTMember, 0, len(g.members))}
+		ag := AFTGroup{ID: uint64(id), Buckets: g.res.buckets, Members: make([]AFTMember, 0, len(g.members))}
 		for _, nh := range g.members {
 			o := m.objectFor(nh)
 			if o == nil {
 				continue
 			}
-			ag.Members = append(ag.Members, AFTMember{NextHop: o.id, Weight: max(nh.Weight, 1)})
+			ag.Members = append(ag.Members, AFTMember{NextHop: uint64(o.id), Weight: max(nh.Weight, 1)})
 		}
 		gs = append(gs, ag)
 	}
 	nhs := make([]AFTNextHop, 0, len(m.objs))
 	for id, o := range m.objs {
-		nhs = append(nhs, AFTNextHop{ID: id, Gateway: o.key.gw, Ifindex: o.key.ifindex})
+		nhs = append(nhs, AFTNextHop{ID: uint64(id), Gateway: o.key.gw, Ifindex: o.key.ifindex})
 	}
 	return gs, nhs
 }

@@ -125,13 +125,13 @@ func TestPrivilegedAFTGroups(t *testing.T) {
 	if vg, vn := tb.View().AFT(); !slices.EqualFunc(vg, gs, func(a, b AFTGroup) bool { return a.ID == b.ID && slices.Equal(a.Members, b.Members) }) || !slices.Equal(vn, nhs) {
 		t.Errorf("the Table's view %+v %+v differs from its Kernel's %+v %+v", vg, vn, gs, nhs)
 	}
-	byID := map[uint32]AFTNextHop{}
+	byID := map[uint64]AFTNextHop{}
 	for _, nh := range nhs {
 		byID[nh.ID] = nh
 	}
 	var g *AFTGroup
 	for i := range gs {
-		if gs[i].ID == r.Group {
+		if gs[i].ID == uint64(r.Group) {
 			g = &gs[i]
 		}
 	}
@@ -154,7 +154,7 @@ func TestPrivilegedAFTGroups(t *testing.T) {
 	if _, ok := tb.View().Lookup(ecmp.Key.Dst); ok {
 		t.Error("a deleted route stays in the view")
 	}
-	if gs, _ := k.AFT(); slices.ContainsFunc(gs, func(x AFTGroup) bool { return x.ID == r.Group }) {
+	if gs, _ := k.AFT(); slices.ContainsFunc(gs, func(x AFTGroup) bool { return x.ID == uint64(r.Group) }) {
 		t.Errorf("group %d of the deleted route stays in the view: %+v", r.Group, gs)
 	}
 }

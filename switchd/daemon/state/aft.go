@@ -1,6 +1,7 @@
 package state
 
 import (
+	"maps"
 	"net"
 	"net/netip"
 	"slices"
@@ -55,8 +56,79 @@ type AFT struct {
 	pub    Publisher
 
 	// The groups and next hops last published (the loop's; a few).
-	groupsSeen map[uint32]fib.AFTGroup
-	nhsSeen    map[uint32]fib.AFTNextHop
+	groupsSeen map[uint64]fib.AFTGroup
+	nhsSeen    map[uint64]fib.AFTNextHop
+
+	// Routes to an interface alone (workloads' /32s) carry their next
+	// hop inline, in no kernel group: each interface gets a group and a
+	// next hop of the AFT's own (ifGroupBase + ifindex). devRoutes is
+	// such routes' interfaces (the loop's); devs counts them per
+	// interface, read by walks.
+	devRoutes map[netip.Prefix]int
+	mu        sync.Mutex // guards devs
+	devs      map[int]int
+}
+
+// ifGroupBase is added to an interface's index for the id of the group
+// and the next hop of routes to that interface alone: above every
+// kernel nexthop id (32-bit).
+const ifGroupBase = 1 << 32
+
+// devIfindex is the interface of a route to an interface alone; 0 for
+// any other.
+func devIfindex(r fib.AFTRoute) int {
+	if r.Group == 0 && len(r.NextHops) == 1 && !r.NextHops[0].Gateway.IsValid() {
+		return r.NextHops[0].Ifindex
+	}
+	return 0
+}
+
+// groupOf is the AFT group of a route (0: none).
+func groupOf(r fib.AFTRoute) uint64 {
+	if i := devIfindex(r); i != 0 {
+		return ifGroupBase + uint64(i)
+	}
+	return uint64(r.Group)
+}
+
+// setDev records p's interface-alone route on ifindex (0: none now) and
+// reports whether the set of such interfaces changed.
+func (a *AFT) setDev(p netip.Prefix, ifindex int) bool {
+	old := a.devRoutes[p]
+	if old == ifindex {
+		return false
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	changed := false
+	if old != 0 {
+		delete(a.devRoutes, p)
+		if a.devs[old]--; a.devs[old] == 0 {
+			delete(a.devs, old)
+			changed = true
+		}
+	}
+	if ifindex != 0 {
+		a.devRoutes[p] = ifindex
+		a.devs[ifindex]++
+		changed = changed || a.devs[ifindex] == 1
+	}
+	return changed
+}
+
+// snapshot is the kernel's groups and next hops, with those of the
+// interfaces routes reach alone.
+func (a *AFT) snapshot() ([]fib.AFTGroup, []fib.AFTNextHop) {
+	gs, nhs := a.groups.AFT()
+	a.mu.Lock()
+	ifs := slices.Sorted(maps.Keys(a.devs))
+	a.mu.Unlock()
+	for _, i := range ifs {
+		id := ifGroupBase + uint64(i)
+		gs = append(gs, fib.AFTGroup{ID: id, Members: []fib.AFTMember{{NextHop: id, Weight: 1}}})
+		nhs = append(nhs, fib.AFTNextHop{ID: id, Ifindex: i})
+	}
+	return gs, nhs
 }
 
 // AFTOptions configure an AFT.
@@ -71,13 +143,22 @@ type AFTOptions struct {
 // NewAFT returns the AFT of routes and groups, publishing changes to pub.
 func NewAFT(routes RouteView, groups GroupView, pub Publisher, o AFTOptions) *AFT {
 	a := &AFT{routes: routes, groups: groups, origin: o.Origin, ifname: o.Ifname, pub: pub,
-		groupsSeen: map[uint32]fib.AFTGroup{}, nhsSeen: map[uint32]fib.AFTNextHop{}}
+		groupsSeen: map[uint64]fib.AFTGroup{}, nhsSeen: map[uint64]fib.AFTNextHop{},
+		devRoutes: map[netip.Prefix]int{}, devs: map[int]int{}}
 	if a.origin == nil {
 		a.origin = func(int) string { return "" }
 	}
 	if a.ifname == nil {
 		a.ifname = func(int) string { return "" }
 	}
+	// The interface-alone routes already in the kernel (the owner's
+	// goroutine; later ones come through Routes).
+	_ = routes.Walk(func(rs []fib.AFTRoute) error {
+		for _, r := range rs {
+			a.setDev(r.Prefix, devIfindex(r))
+		}
+		return nil
+	})
 	return a
 }
 
@@ -115,10 +196,10 @@ func (a *AFT) Walk(query []string, fn func(*gpb.Notification) error) error {
 		}
 	}
 	if part == "*" || part == "next-hop-groups" || part == "next-hops" {
-		gs, nhs := a.groups.AFT()
+		gs, nhs := a.snapshot()
 		if part != "next-hops" {
 			for _, g := range gs {
-				if key == "*" || key == strconv.FormatUint(uint64(g.ID), 10) {
+				if key == "*" || key == strconv.FormatUint(g.ID, 10) {
 					if err := fn(a.groupNotification(ts, g)); err != nil {
 						return err
 					}
@@ -127,7 +208,7 @@ func (a *AFT) Walk(query []string, fn func(*gpb.Notification) error) error {
 		}
 		if part != "next-hop-groups" {
 			for _, nh := range nhs {
-				if key == "*" || key == strconv.FormatUint(uint64(nh.ID), 10) {
+				if key == "*" || key == strconv.FormatUint(nh.ID, 10) {
 					if err := fn(a.nextHopNotification(ts, nh)); err != nil {
 						return err
 					}
@@ -210,8 +291,8 @@ func (a *AFT) routeNotification(ts int64, r fib.AFTRoute) *gpb.Notification {
 	ps := r.Prefix.String()
 	us := make([]*gpb.Update, 0, 3)
 	us = append(us, &gpb.Update{Path: &gpb.Path{Elem: leafElems["prefix"]}, Val: str(ps)})
-	if r.Group != 0 {
-		us = append(us, &gpb.Update{Path: &gpb.Path{Elem: leafElems["next-hop-group"]}, Val: uintVal(uint64(r.Group))})
+	if g := groupOf(r); g != 0 {
+		us = append(us, &gpb.Update{Path: &gpb.Path{Elem: leafElems["next-hop-group"]}, Val: uintVal(g)})
 	}
 	if o := a.origin(r.Metric); o != "" {
 		us = append(us, &gpb.Update{Path: &gpb.Path{Elem: leafElems["origin-protocol"]}, Val: str(o)})
@@ -222,11 +303,11 @@ func (a *AFT) routeNotification(ts int64, r fib.AFTRoute) *gpb.Notification {
 // groupNotification is a next-hop group's leaves: its id and its
 // members with their weights.
 func (a *AFT) groupNotification(ts int64, g fib.AFTGroup) *gpb.Notification {
-	id := uintVal(uint64(g.ID))
+	id := uintVal(g.ID)
 	us := make([]*gpb.Update, 0, 1+2*len(g.Members))
 	us = append(us, leafUpdate(id, "state", "id"))
 	for _, m := range g.Members {
-		ix := strconv.FormatUint(uint64(m.NextHop), 10)
+		ix := strconv.FormatUint(m.NextHop, 10)
 		nh := func(leaf ...string) *gpb.Path {
 			p := &gpb.Path{Elem: []*gpb.PathElem{elem("next-hops"), elem("next-hop", "index", ix)}}
 			for _, l := range leaf {
@@ -235,23 +316,23 @@ func (a *AFT) groupNotification(ts int64, g fib.AFTGroup) *gpb.Notification {
 			return p
 		}
 		us = append(us,
-			&gpb.Update{Path: nh("state", "index"), Val: uintVal(uint64(m.NextHop))},
+			&gpb.Update{Path: nh("state", "index"), Val: uintVal(m.NextHop)},
 			&gpb.Update{Path: nh("state", "weight"), Val: uintVal(uint64(m.Weight))})
 	}
 	return &gpb.Notification{Timestamp: ts, Prefix: &gpb.Path{Elem: groupElems(g.ID)}, Update: us}
 }
 
-func groupElems(id uint32) []*gpb.PathElem {
-	return append(aftElems(), elem("next-hop-groups"), elem("next-hop-group", "id", strconv.FormatUint(uint64(id), 10)))
+func groupElems(id uint64) []*gpb.PathElem {
+	return append(aftElems(), elem("next-hop-groups"), elem("next-hop-group", "id", strconv.FormatUint(id, 10)))
 }
 
-func nextHopElems(id uint32) []*gpb.PathElem {
-	return append(aftElems(), elem("next-hops"), elem("next-hop", "index", strconv.FormatUint(uint64(id), 10)))
+func nextHopElems(id uint64) []*gpb.PathElem {
+	return append(aftElems(), elem("next-hops"), elem("next-hop", "index", strconv.FormatUint(id, 10)))
 }
 
 // nextHopNotification is a next hop's leaves: its gateway and interface.
 func (a *AFT) nextHopNotification(ts int64, nh fib.AFTNextHop) *gpb.Notification {
-	ix := uintVal(uint64(nh.ID))
+	ix := uintVal(nh.ID)
 	us := []*gpb.Update{leafUpdate(ix, "state", "index")}
 	if nh.Gateway.IsValid() {
 		us = append(us, leafUpdate(str(nh.Gateway.String()), "state", "ip-address"))
@@ -287,17 +368,36 @@ func (a *AFT) Routes(us []fib.RouteUpdate) error {
 		return nil
 	}
 	var errs joinErrs
-	seen := make(map[netip.Prefix]bool, len(us))
+	type found struct {
+		r  fib.AFTRoute
+		ok bool
+	}
+	now := make(map[netip.Prefix]found, len(us))
+	devsChanged := false
+	for _, u := range us {
+		p := u.Route.Key.Dst
+		if _, ok := now[p]; ok {
+			continue
+		}
+		r, ok := a.routes.Lookup(p)
+		now[p] = found{r, ok}
+		devsChanged = a.setDev(p, devIfindex(r)) || devsChanged
+	}
+	if devsChanged {
+		// An interface's group and next hop before the routes naming it.
+		errs.add(a.Groups())
+	}
 	ts := time.Now().UnixNano()
 	del := &gpb.Notification{Timestamp: ts, Prefix: &gpb.Path{}}
 	for _, u := range us {
 		p := u.Route.Key.Dst
-		if seen[p] {
-			continue
+		f, ok := now[p]
+		if !ok {
+			continue // sent already
 		}
-		seen[p] = true
-		if r, ok := a.routes.Lookup(p); ok {
-			errs.add(a.pub.Update(a.routeNotification(ts, r)))
+		delete(now, p)
+		if f.ok {
+			errs.add(a.pub.Update(a.routeNotification(ts, f.r)))
 			continue
 		}
 		del.Delete = append(del.Delete, &gpb.Path{Elem: entryElems(p)})
@@ -322,20 +422,20 @@ func (a *AFT) GroupCount() int {
 // the view is few entries, so it is compared whole with what was
 // published.
 func (a *AFT) Groups() error {
-	gs, nhs := a.groups.AFT()
+	gs, nhs := a.snapshot()
 	ts := time.Now().UnixNano()
 	var errs joinErrs
 	del := &gpb.Notification{Timestamp: ts, Prefix: &gpb.Path{}}
 	// Next hops before the groups that name them; deletions of groups
 	// before those of their next hops.
-	nhNow := make(map[uint32]fib.AFTNextHop, len(nhs))
+	nhNow := make(map[uint64]fib.AFTNextHop, len(nhs))
 	for _, nh := range nhs {
 		nhNow[nh.ID] = nh
 		if old, ok := a.nhsSeen[nh.ID]; !ok || old != nh {
 			errs.add(a.pub.Update(a.nextHopNotification(ts, nh)))
 		}
 	}
-	gNow := make(map[uint32]fib.AFTGroup, len(gs))
+	gNow := make(map[uint64]fib.AFTGroup, len(gs))
 	for _, g := range gs {
 		gNow[g.ID] = g
 		old, ok := a.groupsSeen[g.ID]
@@ -347,7 +447,7 @@ func (a *AFT) Groups() error {
 			for _, m := range old.Members {
 				if !slices.ContainsFunc(g.Members, func(x fib.AFTMember) bool { return x.NextHop == m.NextHop }) {
 					p := &gpb.Path{Elem: append(groupElems(g.ID), elem("next-hops"),
-						elem("next-hop", "index", strconv.FormatUint(uint64(m.NextHop), 10)))}
+						elem("next-hop", "index", strconv.FormatUint(m.NextHop, 10)))}
 					del.Delete = append(del.Delete, p)
 				}
 			}

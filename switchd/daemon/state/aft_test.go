@@ -49,6 +49,8 @@ func testAFT() (*AFT, *fakeRoutes, *fakeGroups, *fakePublisher) {
 		{Prefix: netip.MustParsePrefix("10.1.0.0/24"), Type: fib.Unicast, Metric: 20, Group: 7},
 		{Prefix: netip.MustParsePrefix("2001:db8::/64"), Type: fib.Unicast, Metric: 20, Group: 8},
 		{Prefix: netip.MustParsePrefix("10.9.0.0/16"), Type: fib.Blackhole, Metric: 1},
+		// A workload's route: its interface alone, inline.
+		{Prefix: netip.MustParsePrefix("10.244.1.5/32"), Type: fib.Unicast, NextHops: []fib.NextHop{{Ifindex: 4}}},
 	}}
 	gs := &fakeGroups{
 		gs: []fib.AFTGroup{
@@ -123,10 +125,13 @@ func TestAFTJSON(t *testing.T) {
 	want := compact(`{
 	  "openconfig-network-instance:ipv4-unicast": {"ipv4-entry": [
 	    {"prefix": "10.1.0.0/24", "state": {"prefix": "10.1.0.0/24", "origin-protocol": "openconfig-policy-types:BGP", "switchd:next-hop-group": "7"}},
+	    {"prefix": "10.244.1.5/32", "state": {"prefix": "10.244.1.5/32", "switchd:next-hop-group": "4294967300"}},
 	    {"prefix": "10.9.0.0/16", "state": {"prefix": "10.9.0.0/16", "origin-protocol": "openconfig-policy-types:STATIC"}}]},
 	  "openconfig-network-instance:ipv6-unicast": {"ipv6-entry": [
 	    {"prefix": "2001:db8::/64", "state": {"prefix": "2001:db8::/64", "origin-protocol": "openconfig-policy-types:BGP", "switchd:next-hop-group": "8"}}]},
 	  "openconfig-network-instance:next-hop-groups": {"next-hop-group": [
+	    {"id": "4294967300", "state": {"id": "4294967300"}, "next-hops": {"next-hop": [
+	      {"index": "4294967300", "state": {"index": "4294967300", "weight": "1"}}]}},
 	    {"id": "7", "state": {"id": "7"}, "next-hops": {"next-hop": [
 	      {"index": "1", "state": {"index": "1", "weight": "1"}},
 	      {"index": "2", "state": {"index": "2", "weight": "3"}}]}},
@@ -135,7 +140,8 @@ func TestAFTJSON(t *testing.T) {
 	  "openconfig-network-instance:next-hops": {"next-hop": [
 	    {"index": "1", "state": {"index": "1", "ip-address": "10.0.0.1"}, "interface-ref": {"state": {"interface": "swp1"}}},
 	    {"index": "2", "state": {"index": "2", "ip-address": "10.0.0.3"}, "interface-ref": {"state": {"interface": "swp2"}}},
-	    {"index": "3", "state": {"index": "3", "ip-address": "fe80::1"}, "interface-ref": {"state": {"interface": "swp1"}}}]}
+	    {"index": "3", "state": {"index": "3", "ip-address": "fe80::1"}, "interface-ref": {"state": {"interface": "swp1"}}},
+	    {"index": "4294967300", "state": {"index": "4294967300"}, "interface-ref": {"state": {"interface": "swp2"}}}]}
 	}`)
 	if got != want {
 		t.Errorf("AFT\n got %s\nwant %s", got, want)
@@ -239,6 +245,40 @@ func TestAFTGroups(t *testing.T) {
 	afts := "network-instances/network-instance[name=DEFAULT]/afts/"
 	want := []string{afts + "next-hop-groups/next-hop-group[id=7]/next-hops/next-hop[index=2]",
 		afts + "next-hop-groups/next-hop-group[id=8]", afts + "next-hops/next-hop[index=3]"}
+	if !slices.Equal(dels, want) {
+		t.Errorf("deletes\n got %q\nwant %q", dels, want)
+	}
+}
+
+// TestAFTInterfaceRoutes: routes to an interface alone (no kernel group)
+// get a group and a next hop of the AFT's own per interface, published
+// before the first such route and deleted after the last one goes.
+func TestAFTInterfaceRoutes(t *testing.T) {
+	a, rs, _, pub := testAFT()
+	if err := a.Groups(); err != nil {
+		t.Fatal(err)
+	}
+	pub.take()
+	afts := "network-instances/network-instance[name=DEFAULT]/afts/"
+	p := netip.MustParsePrefix("10.244.1.6/32")
+	rs.rs = append(rs.rs, fib.AFTRoute{Prefix: p, Type: fib.Unicast, NextHops: []fib.NextHop{{Ifindex: 3}}})
+	if err := a.Routes([]fib.RouteUpdate{{Route: fib.Route{Key: fib.RouteKey{Dst: p}}}}); err != nil {
+		t.Fatal(err)
+	}
+	ups, _ := pub.take()
+	g := afts + "next-hop-groups/next-hop-group[id=4294967299]"
+	if ups[afts+"ipv4-unicast/ipv4-entry[prefix=10.244.1.6/32]/state/next-hop-group"] != "4294967299" ||
+		ups[g+"/next-hops/next-hop[index=4294967299]/state/weight"] != "1" ||
+		ups[afts+"next-hops/next-hop[index=4294967299]/interface-ref/state/interface"] != "swp1" {
+		t.Errorf("a workload route on swp1: updates %v", ups)
+	}
+	rs.rs = rs.rs[:len(rs.rs)-1]
+	if err := a.Routes([]fib.RouteUpdate{{Route: fib.Route{Key: fib.RouteKey{Dst: p}}, Deleted: true}}); err != nil {
+		t.Fatal(err)
+	}
+	_, dels := pub.take()
+	want := []string{afts + "ipv4-unicast/ipv4-entry[prefix=10.244.1.6/32]", g, afts + "next-hops/next-hop[index=4294967299]"}
+	slices.Sort(want)
 	if !slices.Equal(dels, want) {
 		t.Errorf("deletes\n got %q\nwant %q", dels, want)
 	}
