@@ -35,19 +35,7 @@ const (
 )
 
 // gnmicBin finds gnmic where .ci/tools-gnmi installs it, or skips.
-func gnmicBin(t *testing.T) string {
-	t.Helper()
-	gopath, _ := exec.Command("go", "env", "GOPATH").Output()
-	p := filepath.Join(strings.TrimSpace(string(gopath)), "bin", "gnmic")
-	if _, err := os.Stat(p); err == nil {
-		return p
-	}
-	if p, err := exec.LookPath("gnmic"); err == nil {
-		return p
-	}
-	t.Skip("gnmic not found in $(go env GOPATH)/bin or PATH; install it with: bash .ci/tools-gnmi (make tools)")
-	return ""
-}
+func gnmicBin(t *testing.T) string { return clientBinary(t, "gnmic") }
 
 // gnmicClient runs gnmic against the daemon's TCP listener over TLS
 // (the self-signed certificate, not verified: the test trusts its own
