@@ -109,6 +109,19 @@ func TestAFTPrivileged(t *testing.T) {
 		})
 	}
 
+	// switchd's own status beside it: the FIB in sync with the two
+	// routes, over the groups the AFT shows.
+	waitFor(t, "/switchd/state/fib", func() error {
+		fs, err := getJSON(ctx, client, "/switchd/state/fib")
+		if err != nil {
+			return err
+		}
+		if fs["in-sync"] != true || fs["routes"] != "2" || fs["nexthop-groups"] == "0" || fs["nexthop-groups"] == nil {
+			return fmt.Errorf("fib status %v, want in sync with 2 routes over some groups", fs)
+		}
+		return nil
+	})
+
 	// ON_CHANGE: the IPv4 entries, then the withdrawal.
 	sctx, scancel := context.WithTimeout(ctx, time.Minute)
 	defer scancel()
@@ -186,7 +199,13 @@ func pathText(prefix, p *gpb.Path) string {
 // getAFT is a Get of the AFT in JSON_IETF, decoded with the module
 // prefixes of member names dropped.
 func getAFT(ctx context.Context, c gpb.GNMIClient) (map[string]any, error) {
-	p, err := ygot.StringToStructuredPath("/network-instances/network-instance[name=DEFAULT]/afts")
+	return getJSON(ctx, c, "/network-instances/network-instance[name=DEFAULT]/afts")
+}
+
+// getJSON is a Get of path in JSON_IETF, decoded with the module
+// prefixes of member names dropped.
+func getJSON(ctx context.Context, c gpb.GNMIClient, path string) (map[string]any, error) {
+	p, err := ygot.StringToStructuredPath(path)
 	if err != nil {
 		return nil, err
 	}
@@ -204,7 +223,7 @@ func getAFT(ctx context.Context, c gpb.GNMIClient) (map[string]any, error) {
 			return m, nil
 		}
 	}
-	return nil, fmt.Errorf("get afts: no update in %v", resp)
+	return nil, fmt.Errorf("get %s: no update in %v", path, resp)
 }
 
 func unqualified(v any) any {

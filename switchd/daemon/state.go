@@ -208,15 +208,22 @@ func (d *Daemon) publishAFT(sample bool) {
 	d.stateErr("aft", d.st.aft.Routes(us))
 }
 
-// publishStatus renders the status board's FIB and policy parts.
-func (d *Daemon) publishStatus() {
+// publishFIBStatus renders the status board's FIB part.
+func (d *Daemon) publishFIBStatus() {
 	if d.st.tree == nil {
 		return
 	}
-	st := d.status.load()
-	d.stateErr("fib status", d.st.tree.FIB(state.FIBStatus{InSync: st.FIB.InSync, Routes: st.FIB.Routes,
-		NexthopGroups: d.st.aft.GroupCount(), Stale: st.FIB.Stale, LastResync: st.FIB.LastResync, LastError: st.FIB.LastError}))
-	p := st.Policy
+	f := d.status.load().FIB
+	d.stateErr("fib status", d.st.tree.FIB(state.FIBStatus{InSync: f.InSync, Routes: f.Routes,
+		NexthopGroups: d.st.aft.GroupCount(), Stale: f.Stale, LastResync: f.LastResync, LastError: f.LastError}))
+}
+
+// publishPolicyStatus renders the status board's policy part.
+func (d *Daemon) publishPolicyStatus() {
+	if d.st.tree == nil {
+		return
+	}
+	p := d.status.load().Policy
 	d.stateErr("policy status", d.st.tree.Policy(state.PolicyStatus{InSync: p.InSync, Chains: p.Chains,
 		Rules: p.Rules, Sets: p.Sets, Elements: p.Elements, Endpoints: p.Endpoints, LastApply: p.LastApply,
 		LastError: p.LastError}))

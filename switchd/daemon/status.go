@@ -53,7 +53,7 @@ func (d *Daemon) publishFIB(applyErr error) {
 	}
 	d.status.update(func(st *Status) { st.FIB = fs })
 	d.publishAFT(false)
-	d.publishStatus()
+	d.publishFIBStatus()
 }
 
 // publishPolicy records the policy engine's state after an Apply.
@@ -77,7 +77,7 @@ func (d *Daemon) publishPolicy() {
 		ps.ACLEntries = st.Policy.ACLEntries // readACLCounters' own
 		st.Policy = ps
 	})
-	d.publishStatus()
+	d.publishPolicyStatus()
 }
 
 // readACLCounters reads the ACL entries' counters from the kernel into

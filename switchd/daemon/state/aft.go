@@ -408,13 +408,19 @@ func (a *AFT) Routes(us []fib.RouteUpdate) error {
 	return errs.err()
 }
 
-// GroupCount is the number of next-hop groups last published (0 for a
-// nil AFT).
+// GroupCount is the number of the kernel's nexthop groups last
+// published (0 for a nil AFT): not the AFT's own of interfaces.
 func (a *AFT) GroupCount() int {
 	if a == nil {
 		return 0
 	}
-	return len(a.groupsSeen)
+	n := 0
+	for id := range a.groupsSeen {
+		if id < ifGroupBase {
+			n++
+		}
+	}
+	return n
 }
 
 // Groups publishes the next-hop groups and next hops that changed since
