@@ -196,7 +196,7 @@ func linkIndex(t *testing.T, name string) int {
 	return l.Attrs().Index
 }
 
-func waitFor(t *testing.T, what string, cond func() error) {
+func waitFor(t testing.TB, what string, cond func() error) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
