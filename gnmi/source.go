@@ -70,13 +70,13 @@ func (s *Server) aboveSource(p []string) bool {
 }
 
 // sourcesFor are the sources sharing a leaf with pat.
-func (s *Server) sourcesFor(pat []string) []Source {
+func (s *Server) sourcesFor(pat []string) []source {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	var out []Source
+	var out []source
 	for _, o := range s.sources {
 		if overlaps(pat, o.prefix) {
-			out = append(out, o.src)
+			out = append(out, o)
 		}
 	}
 	return out
@@ -124,10 +124,15 @@ func (s *Server) walkCache(pat []string, fn func(*gpb.Notification) error) error
 // sharing nodes with pat.
 func (s *Server) walkSources(pat []string, fn func(*gpb.Notification) error) error {
 	q, _ := cacheQuery(pat)
-	for _, src := range s.sourcesFor(pat) {
-		err := src.Walk(q, func(n *gpb.Notification) error {
-			if n = filterNotification(s.withTarget(n), pat); n == nil {
-				return nil
+	for _, o := range s.sourcesFor(pat) {
+		// A pattern naming the source's whole subtree needs no filter:
+		// a walk of a million routes skips a million path matches.
+		all := covers(pat, o.prefix)
+		err := o.src.Walk(q, func(n *gpb.Notification) error {
+			if n = s.withTarget(n); !all {
+				if n = filterNotification(n, pat); n == nil {
+					return nil
+				}
 			}
 			return fn(n)
 		})
@@ -136,4 +141,21 @@ func (s *Server) walkSources(pat []string, fn func(*gpb.Notification) error) err
 		}
 	}
 	return nil
+}
+
+// covers reports whether pat matches every leaf at or below prefix: it
+// is prefix or above it, element by element or "*", or ends in "..."
+// there.
+func covers(pat, prefix []string) bool {
+	for i, e := range pat {
+		switch {
+		case e == globMulti:
+			return i == len(pat)-1
+		case i >= len(prefix):
+			return false
+		case e != glob && e != prefix[i]:
+			return false
+		}
+	}
+	return true
 }
