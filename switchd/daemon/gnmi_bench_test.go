@@ -20,6 +20,7 @@ import (
 
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
 	"github.com/openconfig/ygot/ygot"
+	"github.com/vishvananda/netlink"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
@@ -61,9 +62,17 @@ func BenchmarkPrivilegedGNMISampleCPU(b *testing.B) {
 	}
 	defer cur.Close()
 	for i := range benchLinks {
-		if err := ns.Veth(cur, fmt.Sprintf("gb%d", i), peer, fmt.Sprintf("e%d", i)); err != nil {
+		name := fmt.Sprintf("gb%d", i)
+		if err := ns.Veth(cur, name, peer, fmt.Sprintf("e%d", i)); err != nil {
 			b.Fatal(err)
 		}
+		// Deleted here, at once: the peer namespace's deletion takes its
+		// veths away only later, and the next run (-count) adds them again.
+		b.Cleanup(func() {
+			if l, err := netlink.LinkByName(name); err == nil {
+				netlink.LinkDel(l)
+			}
+		})
 	}
 	dir := b.TempDir()
 	cfg := filepath.Join(dir, "switchd.json")
