@@ -288,16 +288,51 @@ func entryElems(p netip.Prefix) []*gpb.PathElem {
 
 // routeNotification is an AFT entry's leaves.
 func (a *AFT) routeNotification(ts int64, r fib.AFTRoute) *gpb.Notification {
+	// One allocation for the notification's messages (a walk renders a
+	// million of them); the gRPC side only reads them.
+	blk := &entryBlock{}
 	ps := r.Prefix.String()
-	us := make([]*gpb.Update, 0, 3)
-	us = append(us, &gpb.Update{Path: &gpb.Path{Elem: leafElems["prefix"]}, Val: str(ps)})
+	head := entryHead[r.Prefix.Addr().Is4()]
+	n := copy(blk.elems[:], head)
+	list := "ipv4-entry"
+	if !r.Prefix.Addr().Is4() {
+		list = "ipv6-entry"
+	}
+	blk.entry = gpb.PathElem{Name: list, Key: map[string]string{"prefix": ps}}
+	blk.elems[n] = &blk.entry
+	blk.prefix.Elem = blk.elems[:n+1]
+	// leaf adds the update of a leaf below the entry; its value is the
+	// caller's to set.
+	leaf := func(name string) *gpb.TypedValue {
+		i := len(blk.us)
+		blk.paths[i].Elem = leafElems[name]
+		blk.upd[i] = gpb.Update{Path: &blk.paths[i], Val: &blk.vals[i]}
+		blk.us = append(blk.us, &blk.upd[i])
+		return &blk.vals[i]
+	}
+	blk.us = blk.usBuf[:0]
+	leaf("prefix").Value = &gpb.TypedValue_StringVal{StringVal: ps}
 	if g := groupOf(r); g != 0 {
-		us = append(us, &gpb.Update{Path: &gpb.Path{Elem: leafElems["next-hop-group"]}, Val: uintVal(g)})
+		leaf("next-hop-group").Value = &gpb.TypedValue_UintVal{UintVal: g}
 	}
 	if o := a.origin(r.Metric); o != "" {
-		us = append(us, &gpb.Update{Path: &gpb.Path{Elem: leafElems["origin-protocol"]}, Val: str(o)})
+		leaf("origin-protocol").Value = &gpb.TypedValue_StringVal{StringVal: o}
 	}
-	return &gpb.Notification{Timestamp: ts, Prefix: &gpb.Path{Elem: entryElems(r.Prefix)}, Update: us}
+	blk.n = gpb.Notification{Timestamp: ts, Prefix: &blk.prefix, Update: blk.us}
+	return &blk.n
+}
+
+// entryBlock holds the messages of one AFT entry's notification.
+type entryBlock struct {
+	n      gpb.Notification
+	prefix gpb.Path
+	entry  gpb.PathElem
+	elems  [6]*gpb.PathElem
+	usBuf  [3]*gpb.Update
+	us     []*gpb.Update
+	upd    [3]gpb.Update
+	paths  [3]gpb.Path
+	vals   [3]gpb.TypedValue
 }
 
 // groupNotification is a next-hop group's leaves: its id and its
