@@ -23,10 +23,10 @@ func BenchmarkShowRoute100k(b *testing.B) {
 		rs[i] = fib.AFTRoute{Prefix: netip.PrefixFrom(a, 32), Metric: 20, Group: uint32(1 + i%4)}
 	}
 	var g aftGroups
-	for id := uint32(1); id <= 4; id++ {
+	for id := uint64(1); id <= 4; id++ {
 		g.gs = append(g.gs, fib.AFTGroup{ID: id, Members: []fib.AFTMember{{NextHop: id, Weight: 1}, {NextHop: id + 4, Weight: 1}}})
 	}
-	for id := uint32(1); id <= 8; id++ {
+	for id := uint64(1); id <= 8; id++ {
 		g.nhs = append(g.nhs, fib.AFTNextHop{ID: id, Gateway: netip.AddrFrom4([4]byte{192, 0, 2, byte(id)}), Ifindex: int(id)})
 	}
 	sock, s := startServer(b, gnmi.Options{})
