@@ -309,29 +309,9 @@ func TestReloadOfDeeplyNestedFileKeepsDaemonPrivileged(t *testing.T) {
 		t.Fatal(err)
 	}
 	sock := filepath.Join(dir, "switchd.sock")
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	cmd := n.Command(ctx, bin, "run", "--config", cfg, "--socket", sock, "--state-dir", filepath.Join(dir, "state"))
-	logs := &lockedBuffer{}
-	cmd.Stdout, cmd.Stderr = logs, logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-exited
-	})
-	alive := func() error {
-		select {
-		case err := <-exited:
-			exited <- err
-			return fmt.Errorf("switchd exited: %v\n%s", err, logs.String())
-		default:
-			return nil
-		}
-	}
+	ctx := t.Context()
+	d := startSwitchd(t, n, bin, "run", "--config", cfg, "--socket", sock, "--state-dir", filepath.Join(dir, "state"))
+	cmd, logs, alive := d.cmd, d.logs, d.alive
 	serving := func() error {
 		if err := alive(); err != nil {
 			t.Fatal(err)
@@ -365,5 +345,43 @@ func TestReloadOfDeeplyNestedFileKeepsDaemonPrivileged(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "nested more than") {
 		t.Errorf("the log does not say why the reload was rejected:\n%s", logs.String())
+	}
+}
+
+// runningSwitchd is a switchd process a test started in a namespace.
+type runningSwitchd struct {
+	cmd    *exec.Cmd
+	logs   *lockedBuffer
+	exited chan error
+}
+
+// startSwitchd starts bin with args in n, its output kept in logs; the
+// test's cleanup kills it.
+func startSwitchd(t *testing.T, n *ns.NS, bin string, args ...string) *runningSwitchd {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	d := &runningSwitchd{cmd: n.Command(ctx, append([]string{bin}, args...)...), logs: &lockedBuffer{}, exited: make(chan error, 1)}
+	d.cmd.Stdout, d.cmd.Stderr = d.logs, d.logs
+	if err := d.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { d.exited <- d.cmd.Wait() }()
+	t.Cleanup(func() {
+		d.cmd.Process.Kill()
+		<-d.exited
+	})
+	return d
+}
+
+// alive says whether the process still runs: an error with its log if
+// it exited.
+func (d *runningSwitchd) alive() error {
+	select {
+	case err := <-d.exited:
+		d.exited <- err
+		return fmt.Errorf("switchd exited: %v\n%s", err, d.logs.String())
+	default:
+		return nil
 	}
 }

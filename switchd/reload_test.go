@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"path/filepath"
 	"regexp"
@@ -39,28 +38,13 @@ func TestReloadRefusesBadConfigPrivileged(t *testing.T) {
 		}
 	}
 	cfg := writeBadConfig(t, dir, withFailsafe(9100))
-	sock := filepath.Join(dir, "switchd.sock")
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	cmd := n.Command(ctx, bin, "run", "--config", cfg, "--socket", sock,
+	ctx := t.Context()
+	d := startSwitchd(t, n, bin, "run", "--config", cfg, "--socket", filepath.Join(dir, "switchd.sock"),
 		"--gnmi-socket", filepath.Join(dir, "gnmi.sock"), "--state-dir", filepath.Join(dir, "state"))
-	logs := &lockedBuffer{}
-	cmd.Stdout, cmd.Stderr = logs, logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-exited
-	})
+	cmd, logs := d.cmd, d.logs
 	alive := func() {
-		select {
-		case err := <-exited:
-			exited <- err
-			t.Fatalf("switchd exited: %v\n%s", err, logs.String())
-		default:
+		if err := d.alive(); err != nil {
+			t.Fatal(err)
 		}
 	}
 	table := func() (string, error) {
