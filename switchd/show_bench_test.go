@@ -30,7 +30,7 @@ func BenchmarkShowRoute100k(b *testing.B) {
 		g.nhs = append(g.nhs, fib.AFTNextHop{ID: id, Gateway: netip.AddrFrom4([4]byte{192, 0, 2, byte(id)}), Ifindex: int(id)})
 	}
 	sock, s := startServer(b, gnmi.Options{})
-	a := state.NewAFT(rs, g, s, state.AFTOptions{Origin: func(int) string { return "BGP" }, Ifname: func(i int) string { return "swp" + string(rune('0'+i)) }})
+	a := state.NewAFT(rs, g, s, state.AFTOptions{Origin: func(fib.AFTRoute) string { return "BGP" }, Ifname: func(i int) string { return "swp" + string(rune('0'+i)) }})
 	if err := s.AddSource(state.AFTPrefix(), a); err != nil {
 		b.Fatal(err)
 	}

@@ -353,7 +353,7 @@ func TestShowRouteFromAFTSource(t *testing.T) {
 		nhs: []fib.AFTNextHop{{ID: 1, Gateway: netip.MustParseAddr("10.1.1.0"), Ifindex: 7},
 			{ID: 2, Gateway: netip.MustParseAddr("fe80::2"), Ifindex: 8}},
 	}, s, state.AFTOptions{
-		Origin: func(int) string { return "BGP" },
+		Origin: func(fib.AFTRoute) string { return "BGP" },
 		Ifname: func(i int) string { return map[int]string{7: "swp1", 8: "swp2"}[i] },
 	})
 	if err := s.AddSource(state.AFTPrefix(), a); err != nil {

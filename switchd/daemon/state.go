@@ -176,16 +176,20 @@ func (d *Daemon) startAFT() {
 	d.st.aft, d.st.aftTable = a, t
 }
 
-// routeOrigin is the origin-protocol of a route of switchd's by its
-// metric.
-func routeOrigin(metric int) string {
-	switch metric {
-	case BGPRouteMetric:
+// routeOrigin is the origin-protocol of a route of switchd's: by its
+// metric for BGP and static routes; of the host's, a blackhole is a
+// workload block (an aggregate of its /32s and /128s), the rest are
+// workload routes.
+func routeOrigin(r fib.AFTRoute) string {
+	switch {
+	case r.Metric == BGPRouteMetric:
 		return "BGP"
-	case StaticRouteMetric:
+	case r.Metric == StaticRouteMetric:
 		return "STATIC"
+	case r.Type == fib.Blackhole:
+		return "LOCAL_AGGREGATE"
 	}
-	return "DIRECTLY_CONNECTED" // workload routes
+	return "DIRECTLY_CONNECTED"
 }
 
 // publishAFT publishes what the FIB's route feed reports changed in the

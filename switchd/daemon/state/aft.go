@@ -50,7 +50,7 @@ type AFT struct {
 	groups GroupView
 	// origin is the origin-protocol of a route by its metric ("" for
 	// none).
-	origin func(metric int) string
+	origin func(r fib.AFTRoute) string
 	// ifname is an interface's name by index ("" if unknown).
 	ifname func(ifindex int) string
 	pub    Publisher
@@ -134,8 +134,8 @@ func (a *AFT) snapshot() ([]fib.AFTGroup, []fib.AFTNextHop) {
 // AFTOptions configure an AFT.
 type AFTOptions struct {
 	// Origin gives the origin-protocol (an INSTALL_PROTOCOL_TYPE
-	// identity, "BGP") of a route by its metric; nil or "": none.
-	Origin func(metric int) string
+	// identity, "BGP") of a route; nil or "": none.
+	Origin func(r fib.AFTRoute) string
 	// Ifname names an interface by index; nil: no interface-ref.
 	Ifname func(ifindex int) string
 }
@@ -146,7 +146,7 @@ func NewAFT(routes RouteView, groups GroupView, pub Publisher, o AFTOptions) *AF
 		groupsSeen: map[uint64]fib.AFTGroup{}, nhsSeen: map[uint64]fib.AFTNextHop{},
 		devRoutes: map[netip.Prefix]int{}, devs: map[int]int{}}
 	if a.origin == nil {
-		a.origin = func(int) string { return "" }
+		a.origin = func(fib.AFTRoute) string { return "" }
 	}
 	if a.ifname == nil {
 		a.ifname = func(int) string { return "" }
@@ -315,7 +315,7 @@ func (a *AFT) routeNotification(ts int64, r fib.AFTRoute) *gpb.Notification {
 	if g := groupOf(r); g != 0 {
 		leaf("next-hop-group").Value = &gpb.TypedValue_UintVal{UintVal: g}
 	}
-	if o := a.origin(r.Metric); o != "" {
+	if o := a.origin(r); o != "" {
 		leaf("origin-protocol").Value = &gpb.TypedValue_StringVal{StringVal: o}
 	}
 	blk.n = gpb.Notification{Timestamp: ts, Prefix: &blk.prefix, Update: blk.us}

@@ -79,7 +79,7 @@ func (r *aftRig) serve(b *testing.B) {
 		b.Fatal(err)
 	}
 	v := r.tb.View()
-	r.aft = NewAFT(v, v, srv, AFTOptions{Origin: func(int) string { return "BGP" }})
+	r.aft = NewAFT(v, v, srv, AFTOptions{Origin: func(fib.AFTRoute) string { return "BGP" }})
 	if err := srv.AddSource(AFTPrefix(), r.aft); err != nil {
 		b.Fatal(err)
 	}

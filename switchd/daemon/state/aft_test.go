@@ -67,7 +67,7 @@ func testAFT() (*AFT, *fakeRoutes, *fakeGroups, *fakePublisher) {
 	names := map[int]string{3: "swp1", 4: "swp2"}
 	origins := map[int]string{20: "BGP", 1: "STATIC"}
 	a := NewAFT(rs, gs, pub, AFTOptions{
-		Origin: func(m int) string { return origins[m] },
+		Origin: func(r fib.AFTRoute) string { return origins[r.Metric] },
 		Ifname: func(i int) string { return names[i] },
 	})
 	return a, rs, gs, pub
