@@ -25,13 +25,16 @@ type sampler struct {
 
 	round uint64
 	sent  map[string]*sentLeaf
+	key   []byte // reused by sample for each leaf's key
 }
 
 type sentLeaf struct {
-	path  *gpb.Path // full path, for the delete
-	val   *gpb.TypedValue
-	at    time.Time // when last sent
-	round uint64    // last sample that saw it
+	// where it was last sent (the walked notification's, not modified),
+	// joined only for the delete
+	prefix, path *gpb.Path
+	val          *gpb.TypedValue
+	at           time.Time // when last sent
+	round        uint64    // last sample that saw it
 }
 
 func newSampler(suppress bool, heartbeat time.Duration) *sampler {
@@ -41,35 +44,52 @@ func newSampler(suppress bool, heartbeat time.Duration) *sampler {
 // sample takes the notifications of one walk (not modified) and returns
 // what to send at now: the notifications cut to the leaves that go out,
 // then one delete notification for leaves gone since the last sample.
+// It goes over each notification's updates once, keying leaves by their
+// full path written into one reused buffer (see appendKey): making each
+// path strings again per leaf and subscriber was most of a sample's cost.
 func (s *sampler) sample(now time.Time, walked []*gpb.Notification) []*gpb.Notification {
 	s.round++
 	var out []*gpb.Notification
 	for _, n := range walked {
-		keep := func(p []string) bool {
-			k := joinKey(p)
-			l := s.sent[k]
+		ups := n.GetUpdate()
+		var kept []*gpb.Update // nil while every update so far is kept
+		for i, u := range ups {
+			s.key = appendKey(s.key[:0], n.GetPrefix(), u.GetPath())
+			l := s.sent[string(s.key)] // no allocation for the lookup
 			if l == nil {
 				l = &sentLeaf{}
-				s.sent[k] = l
+				s.sent[string(s.key)] = l
 			}
-			u := updateAt(n, p)
 			send := !s.suppress || l.val == nil || !proto.Equal(l.val, u.GetVal()) ||
 				(s.heartbeat > 0 && now.Sub(l.at) >= s.heartbeat)
 			l.round = s.round
-			if send {
-				l.path, l.val, l.at = joinPaths(n.GetPrefix(), u.GetPath()), u.GetVal(), now
+			switch {
+			case send:
+				l.prefix, l.path, l.val, l.at = n.GetPrefix(), u.GetPath(), u.GetVal(), now
+				if kept != nil {
+					kept = append(kept, u)
+				}
+			case kept == nil:
+				kept = append(make([]*gpb.Update, 0, len(ups)), ups[:i]...)
 			}
-			return send
 		}
-		if f := filterBy(n, keep, func([]string) bool { return false }); f != nil {
-			out = append(out, f)
+		switch {
+		case kept != nil:
+			if len(kept) > 0 {
+				out = append(out, &gpb.Notification{Timestamp: n.Timestamp, Prefix: n.Prefix, Update: kept})
+			}
+		case len(ups) == 0:
+		case len(n.GetDelete()) == 0:
+			out = append(out, n)
+		default: // the walk's deletes are not the sampler's to send
+			out = append(out, &gpb.Notification{Timestamp: n.Timestamp, Prefix: n.Prefix, Update: ups})
 		}
 	}
 	var gone []*gpb.Path
 	for k, l := range s.sent {
 		if l.round != s.round {
 			if l.path != nil {
-				gone = append(gone, l.path)
+				gone = append(gone, joinPaths(l.prefix, l.path))
 			}
 			delete(s.sent, k)
 		}
@@ -80,27 +100,41 @@ func (s *sampler) sample(now time.Time, walked []*gpb.Notification) []*gpb.Notif
 	return out
 }
 
-// updateAt is n's update whose full path is p (filterBy asks about one
-// update at a time, in order; a notification holds few updates).
-func updateAt(n *gpb.Notification, p []string) *gpb.Update {
-	for _, u := range n.GetUpdate() {
-		if equalStrings(fullPath(n, u.GetPath()), p) {
-			return u
+// appendKey appends to b the full path of p under prefix in cache form
+// (toStrings), its strings joined by NUL as joinKey joins them, without
+// making the strings.
+func appendKey(b []byte, prefix, p *gpb.Path) []byte {
+	first := true
+	add := func(s string) {
+		if !first {
+			b = append(b, 0)
+		}
+		first = false
+		b = append(b, s...)
+	}
+	for _, q := range [2]*gpb.Path{prefix, p} {
+		if len(q.GetElem()) == 0 { // the deprecated element field, as toStrings reads it
+			for _, e := range q.GetElement() {
+				add(e)
+			}
+			continue
+		}
+		for _, e := range q.GetElem() {
+			add(e.GetName())
+			switch keys := e.GetKey(); len(keys) {
+			case 0:
+			case 1:
+				for _, v := range keys {
+					add(v)
+				}
+			default:
+				for _, v := range sortedValues(keys) {
+					add(v)
+				}
+			}
 		}
 	}
-	return nil
-}
-
-func equalStrings(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
+	return b
 }
 
 // joinPaths is prefix's elements followed by p's (no target, no origin).

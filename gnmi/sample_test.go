@@ -194,3 +194,28 @@ func TestBatcher(t *testing.T) {
 		t.Errorf("sent\n%q\nwant\n%q", got, want)
 	}
 }
+
+// TestAppendKey: the sampler's key for a leaf is its full path's cache
+// strings joined as joinKey joins them, written without making them:
+// keys in key-name order, a prefix, the deprecated element field. Two
+// leaves differing only in a key value get different keys.
+func TestAppendKey(t *testing.T) {
+	multi := &gpb.Path{Elem: []*gpb.PathElem{{Name: "a"}, {Name: "l", Key: map[string]string{"z": "1", "b": "2", "m": "3"}}, {Name: "leaf"}}}
+	cases := []struct{ prefix, p *gpb.Path }{
+		{nil, mustPath(t, eth0InPkt)},
+		{mustPath(t, "/interfaces/interface[name=eth0]"), mustPath(t, "/state/counters/in-pkts")},
+		{nil, multi},
+		{&gpb.Path{Target: "switchd", Elem: multi.Elem[:2]}, &gpb.Path{Elem: multi.Elem[2:]}},
+		{nil, &gpb.Path{Element: []string{"a", "b"}}},
+	}
+	for _, c := range cases {
+		want := joinKey(append(toStrings(c.prefix), toStrings(c.p)...))
+		if got := string(appendKey(nil, c.prefix, c.p)); got != want {
+			t.Errorf("appendKey(%v, %v) = %q, want %q", c.prefix, c.p, got, want)
+		}
+	}
+	a := string(appendKey(nil, nil, mustPath(t, "/interfaces/interface[name=eth0]/state/counters/in-pkts")))
+	if b := string(appendKey(nil, nil, mustPath(t, "/interfaces/interface[name=eth1]/state/counters/in-pkts"))); a == b {
+		t.Errorf("eth0 and eth1 share the key %q", a)
+	}
+}
