@@ -10,7 +10,7 @@ TOPOLOGY  ?=
 TESTFLAGS ?=
 BENCHFLAGS ?=
 
-.PHONY: all build models demo demo-down rt-proto test bench lint clean deps tools
+.PHONY: all build models demo demo-down rt-proto test bench lint clean deps tools package
 
 all: build
 
@@ -48,6 +48,12 @@ rt-proto:
 demo-down:
 	./$(BIN) sim down
 
+# The Debian package and the ONIE installer image, into dist/. A Debian
+# version must start with a digit; without a tag it is 0.0~git<commit>.
+VERSION   ?= $(shell v=$$(git describe --tags 2>/dev/null | sed 's/^v//'); echo $${v:-0.0~git$$(git rev-parse --short HEAD)})
+package: build
+	$(GO) run ./platform/packaging/mkpackage -binary $(BIN) -config examples/leaf.json -version '$(VERSION)' -out dist
+
 # The whole suite. Tests make their own network namespaces (root needed)
 # and remove them, also when they fail.
 test: deps tools
@@ -73,4 +79,4 @@ lint:
 
 clean:
 	-[ -x $(BIN) ] && ./$(BIN) sim down
-	rm -rf bin
+	rm -rf bin dist
