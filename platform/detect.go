@@ -370,7 +370,7 @@ func readMeminfo(root string) (total, avail uint64) {
 func readHwmon(root string, m *Machine) {
 	dir := filepath.Join(root, "sys/class/hwmon")
 	ents, _ := os.ReadDir(dir)
-	sort.Slice(ents, func(i, j int) bool { return ents[i].Name() < ents[j].Name() })
+	sort.Slice(ents, func(i, j int) bool { return natLess(ents[i].Name(), ents[j].Name()) })
 	for _, e := range ents {
 		d := filepath.Join(dir, e.Name())
 		chip := readTrim(filepath.Join(d, "name"))
@@ -407,8 +407,38 @@ func label(input string) string {
 
 func globSorted(dir, pat string) []string {
 	m, _ := filepath.Glob(filepath.Join(dir, pat))
-	sort.Strings(m) // temp10 after temp9 is not needed on the trees seen; plain order is stable
+	sort.Slice(m, func(i, j int) bool { return natLess(m[i], m[j]) })
 	return m
+}
+
+// natLess orders hwmon2 before hwmon10 and temp2_input before
+// temp10_input: the first run of digits compares as a number.
+func natLess(a, b string) bool {
+	ap, an, as := splitNum(a)
+	bp, bn, bs := splitNum(b)
+	if ap != bp || an == bn {
+		if ap == bp {
+			return as < bs
+		}
+		return a < b
+	}
+	return an < bn
+}
+
+func splitNum(s string) (prefix string, n int, suffix string) {
+	i := strings.IndexAny(s, "0123456789")
+	if i < 0 {
+		return s, -1, ""
+	}
+	j := i
+	for j < len(s) && s[j] >= '0' && s[j] <= '9' {
+		j++
+	}
+	n, err := strconv.Atoi(s[i:j])
+	if err != nil {
+		return s, -1, ""
+	}
+	return s[:i], n, s[j:]
 }
 
 func readInt(p string) (int64, bool) {

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"sort"
 	"strings"
 	"testing"
 
@@ -269,6 +270,26 @@ func TestDriverFile(t *testing.T) {
 	if got := driverOf(d); got != "prestera" {
 		t.Errorf("driver %q, want prestera", got)
 	}
+}
+
+func TestNatLess(t *testing.T) {
+	in := []string{"hwmon10", "hwmon2", "temp10_input", "temp9_input", "temp1_input", "hwmon1", "x"}
+	sort.Slice(in, func(i, j int) bool { return natLess(in[i], in[j]) })
+	want := []string{"hwmon1", "hwmon2", "hwmon10", "temp1_input", "temp9_input", "temp10_input", "x"}
+	if !reflect.DeepEqual(in, want) {
+		t.Errorf("natLess order %q, want %q", in, want)
+	}
+}
+
+// TestDetectHost reads this machine's real /proc and /sys: whatever it is,
+// detection finds CPUs and memory and renders a valid tree.
+func TestDetectHost(t *testing.T) {
+	m, warns := Detect("")
+	t.Logf("kind %v vendor %q model %q, %d CPUs, %d ports, %d sensors, warnings %v", m.Kind, m.Vendor, m.Model, len(m.CPUs), len(m.Ports), len(m.Sensors), warns)
+	if len(m.CPUs) == 0 || m.MemTotal == 0 || m.MemAvail > m.MemTotal {
+		t.Errorf("%d CPUs, memory %d of %d available", len(m.CPUs), m.MemAvail, m.MemTotal)
+	}
+	roundTrip(t, m.Components())
 }
 
 func TestFrontPanel(t *testing.T) {
