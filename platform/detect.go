@@ -2,6 +2,7 @@ package platform
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -127,7 +128,8 @@ func Detect(root string) (Machine, []Warning) {
 
 	m.Ports = readPorts(root)
 	m.CPUs, m.Kind = readCPUs(root, &m)
-	m.MemTotal, m.MemAvail = readMeminfo(root)
+	b, _ := os.ReadFile(filepath.Join(root, "proc/meminfo"))
+	m.MemTotal, _, m.MemAvail = ParseMeminfo(b)
 	readHwmon(root, &m)
 
 	if m.ONIE != nil {
@@ -343,25 +345,28 @@ func readCPUs(root string, m *Machine) ([]string, Kind) {
 	return cpus, kind
 }
 
-func readMeminfo(root string) (total, avail uint64) {
-	b, _ := os.ReadFile(filepath.Join(root, "proc/meminfo"))
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
+// ParseMeminfo reads /proc/meminfo's MemTotal, MemFree and MemAvailable
+// (kB there) in bytes; a missing or malformed line reads as 0.
+func ParseMeminfo(b []byte) (total, free, avail uint64) {
+	for line := range bytes.Lines(b) {
+		f := strings.Fields(string(line))
 		if len(f) < 2 {
 			continue
 		}
-		kb, err := strconv.ParseUint(f[1], 10, 64)
+		v, err := strconv.ParseUint(f[1], 10, 64)
 		if err != nil {
 			continue
 		}
 		switch f[0] {
 		case "MemTotal:":
-			total = kb * 1024
+			total = v * 1024
+		case "MemFree:":
+			free = v * 1024
 		case "MemAvailable:":
-			avail = kb * 1024
+			avail = v * 1024
 		}
 	}
-	return total, avail
+	return total, free, avail
 }
 
 // readHwmon collects temperatures, fans and power readings. Names are

@@ -15,6 +15,7 @@ import (
 	"github.com/openconfig/ygot/ygot"
 
 	"github.com/switchd/switchd/models/oc"
+	"github.com/switchd/switchd/platform"
 )
 
 // SystemSample is the machine and switchd's own process at one moment,
@@ -96,7 +97,7 @@ func (s *SystemSampler) Sample(now time.Time) (SystemSample, error) {
 	if err != nil {
 		return out, err
 	}
-	out.MemTotal, out.MemFree, out.MemAvailable = parseMeminfo(mem)
+	out.MemTotal, out.MemFree, out.MemAvailable = platform.ParseMeminfo(mem)
 	pstat, err := s.read(fmt.Sprintf("proc/%d/stat", s.pid))
 	if err != nil {
 		return out, err
@@ -176,29 +177,6 @@ func cpuUsage(idx int, prev, cur [8]uint64, dt time.Duration) CPUUsage {
 	idle := d[3] + d[4]
 	return CPUUsage{Index: idx, Interval: dt, Total: pct(all - idle), User: pct(d[0]), Nice: pct(d[1]),
 		Kernel: pct(d[2]), Idle: pct(d[3]), Wait: pct(d[4]), HardwareInterrupt: pct(d[5]), SoftwareIRQ: pct(d[6])}
-}
-
-// parseMeminfo reads MemTotal, MemFree and MemAvailable (kB) in bytes.
-func parseMeminfo(b []byte) (total, free, avail uint64) {
-	for line := range bytes.Lines(b) {
-		f := strings.Fields(string(line))
-		if len(f) < 2 {
-			continue
-		}
-		v, err := strconv.ParseUint(f[1], 10, 64)
-		if err != nil {
-			continue
-		}
-		switch f[0] {
-		case "MemTotal:":
-			total = v * 1024
-		case "MemFree:":
-			free = v * 1024
-		case "MemAvailable:":
-			avail = v * 1024
-		}
-	}
-	return total, free, avail
 }
 
 // parsePidStat reads /proc/PID/stat: the name, CPU times, start time and
