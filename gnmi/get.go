@@ -337,8 +337,12 @@ func pow10(n uint32) float64 {
 
 // is64 reports whether the schema types the leaf at elems as a 64-bit
 // integer or decimal64, which RFC 7951 writes as strings.
-func (s *Server) is64(elems []*gpb.PathElem) bool {
-	e, err := util.ResolveIfLeafRef(s.entry(elems))
+func (s *Server) is64(elems []*gpb.PathElem) bool { return Is64(s.entry(elems)) }
+
+// Is64 reports whether e (a leafref is followed) is a 64-bit integer or
+// decimal64 leaf, which RFC 7951 writes as a string.
+func Is64(e *yang.Entry) bool {
+	e, err := util.ResolveIfLeafRef(e)
 	if err != nil || e == nil || e.Type == nil {
 		return false
 	}

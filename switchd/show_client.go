@@ -22,6 +22,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
+	"github.com/switchd/switchd/gnmi"
 	"github.com/switchd/switchd/models/oc"
 )
 
@@ -252,7 +253,7 @@ func conform(v any, e *yang.Entry) any {
 			x[i] = conform(x[i], e)
 		}
 	case json.Number:
-		if is64(e) {
+		if gnmi.Is64(e) {
 			return x.String()
 		}
 		f, err := x.Float64()
@@ -262,19 +263,6 @@ func conform(v any, e *yang.Entry) any {
 		return f
 	}
 	return v
-}
-
-// is64 reports whether e is a leaf RFC 7951 writes as a string number.
-func is64(e *yang.Entry) bool {
-	e, err := util.ResolveIfLeafRef(e)
-	if err != nil || e == nil || e.Type == nil {
-		return false
-	}
-	switch e.Type.Kind {
-	case yang.Yint64, yang.Yuint64, yang.Ydecimal64:
-		return true
-	}
-	return false
 }
 
 func parsePath(p string) (*gpb.Path, error) {
