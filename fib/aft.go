@@ -36,6 +36,8 @@ type AFTRoute struct {
 	// inline: then NextHops holds them).
 	Group    uint32
 	NextHops []NextHop
+	// Offload is the hardware state a switchdev driver reports.
+	Offload Offload
 }
 
 // RouteView reads a Table's kernel view from any goroutine: its routes,
@@ -130,7 +132,7 @@ func (t *Table) shadowedLocked(k rkey) bool {
 
 func aftRoute(k rkey, e *entry) AFTRoute {
 	rk := k.routeKey()
-	r := AFTRoute{Prefix: rk.Dst, Type: e.ktyp, Metric: rk.Priority, Group: e.knhg}
+	r := AFTRoute{Prefix: rk.Dst, Type: e.ktyp, Metric: rk.Priority, Group: e.knhg, Offload: e.koff}
 	if e.knhg == 0 {
 		r.NextHops = slices.Clone(e.knhs)
 	}
@@ -140,6 +142,7 @@ func aftRoute(k rkey, e *entry) AFTRoute {
 // put stores e at k for the owner, under the view's lock.
 func (t *Table) put(k rkey, e entry) {
 	t.viewMu.Lock()
+	t.hw.move(t.routes[k].koff, e.koff)
 	t.routes[k] = e
 	if !slices.Contains(t.metrics, k.priority) {
 		t.metrics = append(t.metrics, k.priority)
@@ -151,6 +154,7 @@ func (t *Table) put(k rkey, e entry) {
 // remove deletes k for the owner, under the view's lock.
 func (t *Table) remove(k rkey) {
 	t.viewMu.Lock()
+	t.hw.move(t.routes[k].koff, 0)
 	delete(t.routes, k)
 	t.viewMu.Unlock()
 }
@@ -162,6 +166,7 @@ func (t *Table) remove(k rkey) {
 type viewLock struct {
 	viewMu  sync.RWMutex
 	metrics []uint32 // sorted; only grows
+	hw      OffloadCounts
 }
 
 // AFTGroup is one of switchd's nexthop groups in the kernel. Ids are
