@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
@@ -67,6 +68,13 @@ type AFT struct {
 	devRoutes map[netip.Prefix]int
 	mu        sync.Mutex // guards devs
 	devs      map[int]int
+
+	// hardware makes every entry carry its hardware flags
+	// (state/hardware), false ones included: set by the options on a
+	// machine with a switch ASIC, and for good once a route carries a
+	// flag. Off, an entry without flags has none of those leaves (three
+	// more per route on a server that never has one).
+	hardware atomic.Bool
 }
 
 // ifGroupBase is added to an interface's index for the id of the group
@@ -138,6 +146,10 @@ type AFTOptions struct {
 	Origin func(r fib.AFTRoute) string
 	// Ifname names an interface by index; nil: no interface-ref.
 	Ifname func(ifindex int) string
+	// Hardware renders every entry's hardware flags from the start (a
+	// switchdev machine); without it they appear with the first route
+	// a driver flags.
+	Hardware bool
 }
 
 // NewAFT returns the AFT of routes and groups, publishing changes to pub.
@@ -151,6 +163,7 @@ func NewAFT(routes RouteView, groups GroupView, pub Publisher, o AFTOptions) *AF
 	if a.ifname == nil {
 		a.ifname = func(int) string { return "" }
 	}
+	a.hardware.Store(o.Hardware)
 	// The interface-alone routes already in the kernel (the owner's
 	// goroutine; later ones come through Routes).
 	_ = routes.Walk(func(rs []fib.AFTRoute) error {
@@ -273,6 +286,9 @@ var (
 		"prefix":          {elem("state"), elem("prefix")},
 		"next-hop-group":  {elem("state"), elem("next-hop-group")},
 		"origin-protocol": {elem("state"), elem("origin-protocol")},
+		"offloaded":       {elem("state"), elem("hardware"), elem("offloaded")},
+		"trap":            {elem("state"), elem("hardware"), elem("trap")},
+		"offload-failed":  {elem("state"), elem("hardware"), elem("offload-failed")},
 	}
 )
 
@@ -318,6 +334,11 @@ func (a *AFT) routeNotification(ts int64, r fib.AFTRoute) *gpb.Notification {
 	if o := a.origin(r); o != "" {
 		leaf("origin-protocol").Value = &gpb.TypedValue_StringVal{StringVal: o}
 	}
+	if r.Offload != 0 || a.hardware.Load() {
+		leaf("offloaded").Value = &gpb.TypedValue_BoolVal{BoolVal: r.Offload&fib.Offloaded != 0}
+		leaf("trap").Value = &gpb.TypedValue_BoolVal{BoolVal: r.Offload&fib.Trapped != 0}
+		leaf("offload-failed").Value = &gpb.TypedValue_BoolVal{BoolVal: r.Offload&fib.OffloadFailed != 0}
+	}
 	blk.n = gpb.Notification{Timestamp: ts, Prefix: &blk.prefix, Update: blk.us}
 	return &blk.n
 }
@@ -328,11 +349,11 @@ type entryBlock struct {
 	prefix gpb.Path
 	entry  gpb.PathElem
 	elems  [6]*gpb.PathElem
-	usBuf  [3]*gpb.Update
+	usBuf  [6]*gpb.Update
 	us     []*gpb.Update
-	upd    [3]gpb.Update
-	paths  [3]gpb.Path
-	vals   [3]gpb.TypedValue
+	upd    [6]gpb.Update
+	paths  [6]gpb.Path
+	vals   [6]gpb.TypedValue
 }
 
 // groupNotification is a next-hop group's leaves: its id and its
@@ -410,6 +431,12 @@ func (a *AFT) Routes(us []fib.RouteUpdate) error {
 	now := make(map[netip.Prefix]found, len(us))
 	devsChanged := false
 	for _, u := range us {
+		if u.Offload != 0 && !a.hardware.Load() {
+			// A driver flags routes: from now on every entry says
+			// whether it is in hardware, so a flag that clears is
+			// published as false, not left behind.
+			a.hardware.Store(true)
+		}
 		p := u.Route.Key.Dst
 		if _, ok := now[p]; ok {
 			continue
