@@ -17,6 +17,7 @@ import (
 
 	"github.com/switchd/switchd/fib"
 	"github.com/switchd/switchd/models/oc"
+	"github.com/switchd/switchd/platform"
 	"github.com/switchd/switchd/policy"
 	"github.com/switchd/switchd/switchd/bgp"
 )
@@ -47,6 +48,9 @@ type Intent struct {
 	Metrics Metrics
 	// GNMI is the gNMI TCP listener (/system/grpc-servers, /system/aaa).
 	GNMI GNMI
+	// Interfaces are what /interfaces asks of existing interfaces, in name
+	// order (interfaces.go).
+	Interfaces []platform.InterfaceConfig
 }
 
 // Load reads and parses the config file at path. A file over MaxFileSize is

@@ -232,13 +232,13 @@ func TestParseRejects(t *testing.T) {
 		path:   "/network-instances/network-instance[name=DEFAULT]/protocols/protocol[identifier=STATIC][name=STATIC]/static-routes/static[prefix=192.0.2.0/24]/next-hops/next-hop[index=a]/config/next-hop",
 		reason: "next hop LOCAL_LINK is not supported",
 	}, {
-		name: "interfaces are not applied",
+		name: "an interface leaf switchd does not apply",
 		break_: func(t *testing.T, m map[string]any) {
 			m["openconfig-interfaces:interfaces"] = map[string]any{"interface": []any{map[string]any{
-				"name": "swp1", "config": map[string]any{"name": "swp1", "mtu": 9216}}}}
+				"name": "swp1", "config": map[string]any{"name": "swp1", "mtu": 9216, "loopback-mode": "openconfig-transport-types:FACILITY"}}}}
 		},
-		path:   "/interfaces/interface",
-		reason: "not supported by switchd: switchd does not configure interfaces yet",
+		path:   "/interfaces/interface[name=swp1]/config/loopback-mode",
+		reason: "not supported by switchd: switchd applies an interface's enabled, mtu",
 	}, {
 		name: "a BGP knob switchd does not apply",
 		break_: func(t *testing.T, m map[string]any) {

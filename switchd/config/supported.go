@@ -116,6 +116,17 @@ const supportedLeaves = `
 /system/aaa/authentication/users/user/config/password-hashed
 /system/aaa/authentication/users/user/config/role
 
+/interfaces/interface/config/name
+/interfaces/interface/config/type
+/interfaces/interface/config/description
+/interfaces/interface/config/enabled
+/interfaces/interface/config/mtu
+/interfaces/interface/subinterfaces/subinterface/config/index
+/interfaces/interface/subinterfaces/subinterface/ipv4/addresses/address/config/ip
+/interfaces/interface/subinterfaces/subinterface/ipv4/addresses/address/config/prefix-length
+/interfaces/interface/subinterfaces/subinterface/ipv6/addresses/address/config/ip
+/interfaces/interface/subinterfaces/subinterface/ipv6/addresses/address/config/prefix-length
+
 /acl/acl-sets/acl-set/config/name
 /acl/acl-sets/acl-set/config/type
 /acl/acl-sets/acl-set/config/description
@@ -206,7 +217,8 @@ ebgp-multihop/config/multihop-ttl
 
 // unsupportedHints say what to do instead, for nodes users reach for.
 var unsupportedHints = map[string]string{
-	"/interfaces": "switchd does not configure interfaces yet: set addresses, MTU and link state outside switchd",
+	"/interfaces":                       "switchd applies an interface's enabled, mtu, description and type, and the IPv4 and IPv6 addresses (ip, prefix-length) of its subinterface 0",
+	"/interfaces/interface/config/tpid": "VLANs are not supported: switchd routes on the interface itself (subinterface 0)",
 	"/network-instances/network-instance/protocols/protocol/bgp/global/apply-policy":                                    "apply policies per neighbor or peer group",
 	"/network-instances/network-instance/protocols/protocol/bgp/neighbors/neighbor/afi-safis/afi-safi/apply-policy":     "apply policies to the neighbor",
 	"/network-instances/network-instance/protocols/protocol/bgp/peer-groups/peer-group/afi-safis/afi-safi/apply-policy": "apply policies to the peer group",
@@ -214,7 +226,7 @@ var unsupportedHints = map[string]string{
 	"/routing-policy/policy-definitions/policy-definition/statements/statement/conditions":                              "only match-prefix-set conditions are supported",
 	"/routing-policy/policy-definitions/policy-definition/statements/statement/actions":                                 "only policy-result actions are supported",
 	"/routing-policy/defined-sets":                                         "only prefix sets are supported",
-	"/acl/interfaces/interface/interface-ref":                              "the interface's id is its kernel name (interface-ref needs /interfaces, which switchd does not configure yet)",
+	"/acl/interfaces/interface/interface-ref":                              "the interface's id is its kernel name, which is also its name under /interfaces",
 	"/acl/acl-sets/acl-set/acl-entries/acl-entry/l2":                       "switchd matches IP packets: use ipv4, ipv6 and transport",
 	"/defined-sets/ipv4-prefix-sets/ipv4-prefix-set/config/exclude-prefix": "list the prefixes to match, or put an entry for the excluded ones first",
 	"/defined-sets/ipv6-prefix-sets/ipv6-prefix-set/config/exclude-prefix": "list the prefixes to match, or put an entry for the excluded ones first",

@@ -40,6 +40,7 @@ func Translate(dev *oc.Device) (*Intent, error) {
 	t.acl(dev, in)
 	t.metrics(dev.Switchd, in)
 	t.grpc(dev.System, in)
+	t.interfaces(dev, in)
 	// The speaker's own checks, so that check, run and reload refuse what
 	// Apply would; its rules are checked there only, and bgpErrors puts
 	// what they find at OpenConfig paths.
