@@ -73,6 +73,7 @@ func (t *Tree) Links(ls []platform.LinkStats) error {
 		}
 		// Gone from the cache with the interface.
 		delete(t.subtrees, pathString(countersPath(name)))
+		t.forgetHardware(name)
 		delete(t.links, name)
 	}
 	return errs.err()

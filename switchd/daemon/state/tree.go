@@ -53,6 +53,8 @@ type Tree struct {
 	endpoints map[string]string
 	// blocks are the IPAM blocks published (status.go).
 	blocks map[string]bool
+	// plat is the platform's components and ports published (platform.go).
+	plat platformSeen
 }
 
 // subtree is one published subtree: its path and its leaves by path
