@@ -105,6 +105,9 @@ type components struct {
 	endpoints endpointFeed
 	// linkStats is nil unless the state tree is on (Options.State).
 	linkStats linkStats
+	// ifaces applies /interfaces (interfaces.go); nil in tests that do
+	// not configure interfaces.
+	ifaces ifaceReconciler
 }
 
 // Compile-time checks that the real components fit.

@@ -111,6 +111,7 @@ type Daemon struct {
 	st        stateLoop    // the state tree (state.go)
 	g         *gnmiServe   // nil: no gNMI (gnmi.go)
 	met       *metricsLoop // Prometheus (metrics.go)
+	ifl       ifLoop       // the interface reconciler's (interfaces.go)
 }
 
 // Run loads the config, starts the components and serves until ctx is done
@@ -251,6 +252,10 @@ func newComponents(ctx context.Context, opts Options, intent *config.Intent, int
 	if c.links, err = c.newLinks(); err != nil {
 		return c, nil, fmt.Errorf("link monitor: %w", err)
 	}
+	if c.ifaces, err = openInterfaces(); err != nil {
+		return c, nil, err
+	}
+	closers = append(closers, c.ifaces.Close) // what it configured stays
 	// The sweep hold keeps routes a previous switchd left in the kernel
 	// until BGP has handed over everything (End-of-RIB from every peer, or
 	// the sync timeout): unchanged routes are then never deleted and added
@@ -315,6 +320,11 @@ func (d *Daemon) start(ctx context.Context, intent *config.Intent) error {
 		// first Apply adopts the table, so none loses its elements.
 		d.onEndpoints()
 	}
+	// Interfaces first: their addresses are the connected routes statics
+	// and BGP next hops resolve through. Addresses of a previous run are
+	// adopted.
+	d.setInterfaces(intent)
+	d.applyInterfaces(ctx)
 	if err := d.setStatics(intent); err != nil {
 		return err
 	}
@@ -360,6 +370,7 @@ func (d *Daemon) applyIntent(ctx context.Context, in *config.Intent) error {
 	// Config refused a bad policy, so this only changes desired state; the
 	// loop's turn applies it.
 	d.setPolicy(in)
+	d.setInterfaces(in) // likewise
 	if d.intent != nil {
 		if in.Dataplane.HashPolicy != d.intent.Dataplane.HashPolicy {
 			d.setHashPolicy(in.Dataplane.HashPolicy)

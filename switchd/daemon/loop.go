@@ -64,6 +64,8 @@ func (d *Daemon) loop(ctx context.Context) error {
 			continue // the status only: nothing for the FIB
 		case <-d.linkKick():
 			d.onLinks(ctx)
+		case <-d.ifaceKick(): // applied at the end of the turn
+		case <-d.ifl.retry:
 		case <-d.bgpRoutes.updates():
 			if !d.onBGPUpdates(ctx) {
 				continue // a burst: held for the batching window
@@ -88,14 +90,17 @@ func (d *Daemon) loop(ctx context.Context) error {
 		case <-resync.C:
 			d.table.QueueResync()
 			d.resyncPolicy()
+			d.resyncInterfaces()
 		case <-synced:
 			synced = nil
 			d.onSynced()
 		case <-retry.C:
 		case <-d.again:
 		}
-		// Policy first: a new endpoint is filtered before its route
-		// makes it reachable. A failed policy Apply only arms its retry.
+		// Interfaces first (their addresses are connected routes), then
+		// policy: a new endpoint is filtered before its route makes it
+		// reachable. A failed policy Apply only arms its retry.
+		d.applyInterfaces(ctx)
 		d.applyPolicy(ctx)
 		d.applyFIB(ctx)
 		d.armRetry(retry)

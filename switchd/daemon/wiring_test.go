@@ -109,6 +109,8 @@ type wired struct {
 	cfg   string
 	hup   chan os.Signal
 	state StatePublisher // set by before: the state tree is on
+	// ifaces, set by before, is the interface reconciler (none if nil).
+	ifaces ifaceReconciler
 }
 
 // startWired runs a daemon on fakes with the config, its loop in a
@@ -161,7 +163,7 @@ func newWired(t *testing.T, cfg testConfig, before func(w *wired)) *wired {
 	w.d.attach(components{speaker: w.sp, table: w.tb, monitor: w.mon, links: w.links,
 		newLinks:      func() (linkMonitor, error) { return w.links, nil },
 		setHashPolicy: func(p int) { rec.add("hash policy %d", p) },
-		policy:        w.pe, endpoints: w.eps})
+		policy:        w.pe, endpoints: w.eps, ifaces: w.ifaces})
 	if err := w.d.start(context.Background(), intent); err != nil {
 		t.Fatal(err)
 	}

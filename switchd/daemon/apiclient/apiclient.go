@@ -25,6 +25,17 @@ type Status struct {
 	Policy PolicyStatus `json:"policy"`
 	// Metrics is the Prometheus listener, when one is configured.
 	Metrics *MetricsStatus `json:"metrics,omitempty"`
+	// Interfaces is /interfaces as last applied, when any is configured.
+	Interfaces *InterfacesStatus `json:"interfaces,omitempty"`
+}
+
+// InterfacesStatus is the interface reconciler's last Apply: how many
+// interfaces the config names, those the kernel lacks (configured when
+// they appear) and the writes that failed (retried with a back-off).
+type InterfacesStatus struct {
+	Configured int      `json:"configured"`
+	Missing    []string `json:"missing,omitempty"`
+	LastError  string   `json:"last-error,omitempty"`
 }
 
 // BGPStatus lists the configured neighbors and their sessions.
