@@ -53,6 +53,10 @@ type Options struct {
 	// runs a gNMI server, its state publisher unless State is given
 	// (gnmi.go).
 	GNMISocket string
+	// PlatformRoot is where platform detection reads the machine
+	// (ONIE's machine.conf, /sys, /proc): "/" if empty; tests give a
+	// fake tree (testdata/platform).
+	PlatformRoot string
 }
 
 // resilientIdle is how long a resilient group's bucket must be idle before

@@ -50,6 +50,8 @@ type stateLoop struct {
 	aft      *state.AFT
 	aftTable aftTable
 	aftTried bool
+	// plat is the machine and its ports' offload (platform.go).
+	plat platformLoop
 }
 
 func newStateLoop(p StatePublisher) stateLoop {
@@ -112,6 +114,7 @@ func (d *Daemon) sampleState(ctx context.Context) {
 	}
 	d.sampleLinks(ctx)
 	d.publishAFT(true)
+	d.samplePlatform()
 	s, err := d.st.system.Sample(time.Now())
 	if err != nil {
 		d.stateErr("system", err)
@@ -132,6 +135,7 @@ func (d *Daemon) sampleLinks(ctx context.Context) {
 		return
 	}
 	d.stateErr("interfaces", d.st.tree.Links(ls))
+	d.samplePortOffloads(ls)
 }
 
 // stateTicker is the sample interval's ticker; a nil channel and a no-op
@@ -168,7 +172,8 @@ func (d *Daemon) startAFT() {
 		return
 	}
 	v := t.View()
-	a := state.NewAFT(v, v, d.opts.State, state.AFTOptions{Origin: routeOrigin, Ifname: state.Ifnames()})
+	a := state.NewAFT(v, v, d.opts.State, state.AFTOptions{Origin: routeOrigin, Ifname: state.Ifnames(),
+		Hardware: d.detectPlatform().hasASIC()})
 	if err := srv.AddSource(state.AFTPrefix(), a); err != nil {
 		d.log.Warn("AFT not served", "err", err)
 		return
@@ -219,7 +224,8 @@ func (d *Daemon) publishFIBStatus() {
 	}
 	f := d.status.load().FIB
 	d.stateErr("fib status", d.st.tree.FIB(state.FIBStatus{InSync: f.InSync, Routes: f.Routes,
-		NexthopGroups: d.st.aft.GroupCount(), Stale: f.Stale, LastResync: f.LastResync, LastError: f.LastError}))
+		NexthopGroups: d.st.aft.GroupCount(), Stale: f.Stale, LastResync: f.LastResync, LastError: f.LastError,
+		Offloaded: f.Offloaded, Trapped: f.Trapped, OffloadFailed: f.OffloadFailed}))
 }
 
 // publishPolicyStatus renders the status board's policy part.

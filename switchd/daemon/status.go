@@ -48,6 +48,8 @@ func (d *Daemon) publishFIB(applyErr error) {
 		LastResync: d.table.LastResync(),
 		Stale:      d.table.Stale(),
 	}
+	hw := d.offloadCounts()
+	fs.Offloaded, fs.Trapped, fs.OffloadFailed = hw.Offloaded, hw.Trapped, hw.Failed
 	if applyErr != nil {
 		fs.LastError = applyErr.Error()
 	}

@@ -70,6 +70,12 @@ type FIBStatus struct {
 	Stale      int       `json:"stale,omitempty"`
 	LastResync time.Time `json:"last-resync"`
 	LastError  string    `json:"last-error,omitempty"`
+	// Offloaded, Trapped and OffloadFailed count switchd's routes by
+	// the hardware flags a switchdev driver set (iproute2's offload,
+	// trap, offload_failed); zero without one.
+	Offloaded     int `json:"offloaded,omitempty"`
+	Trapped       int `json:"trapped,omitempty"`
+	OffloadFailed int `json:"offload-failed,omitempty"`
 }
 
 // PolicyStatus summarises switchd's nftables table (forwarding control):

@@ -24,6 +24,8 @@ type FIBStatus struct {
 	Stale         int
 	LastResync    time.Time
 	LastError     string
+	// Routes by the hardware flags a switchdev driver set.
+	Offloaded, Trapped, OffloadFailed int
 }
 
 // PolicyStatus is the policy engine's state after an Apply.
@@ -48,6 +50,9 @@ func (t *Tree) FIB(s FIBStatus) error {
 		NexthopGroups: ygot.Uint64(uint64(s.NexthopGroups)),
 		Stale:         ygot.Uint64(uint64(s.Stale)),
 		LastError:     ygot.String(s.LastError),
+		Offloaded:     ygot.Uint64(uint64(s.Offloaded)),
+		Trapped:       ygot.Uint64(uint64(s.Trapped)),
+		OffloadFailed: ygot.Uint64(uint64(s.OffloadFailed)),
 	}
 	if !s.LastResync.IsZero() {
 		f.LastResync = ygot.String(s.LastResync.UTC().Format(time.RFC3339Nano))
