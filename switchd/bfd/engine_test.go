@@ -1,0 +1,105 @@
+package bfd
+
+import (
+	"testing"
+	"time"
+)
+
+// Two engines in two namespaces: single-hop and multihop sessions, IPv4
+// and IPv6, come Up; a single-hop session routed through r (TTL 254 on
+// arrival) never does, its packets counted as bad TTL; closing one engine
+// takes the other's sessions Down by detection time; a timer change while
+// Up is a Poll Sequence both sides apply.
+func TestEnginePairPrivileged(t *testing.T) {
+	tp := newTopo(t)
+	cfgs := peersOfA(50*time.Millisecond, 3)
+	cfgs[2].MinTTL = 254 // one router on the way
+	// Single hop to b's far address: through r.
+	routed := PeerConfig{Peer: mustAddr("10.0.2.1"), Local: mustAddr("10.0.1.1"), DesiredMinTx: 50 * time.Millisecond}
+	var mirrored []PeerConfig
+	for _, c := range append(cfgs, routed) {
+		c = mirror(c)
+		if c.Interface != "" {
+			c.Interface = "eth0"
+		}
+		mirrored = append(mirrored, c)
+	}
+	ea := newEngine(t, tp.a, append(cfgs, routed)...)
+	eb := newEngine(t, tp.b, mirrored...)
+	wa, wb := &watcher{e: ea}, &watcher{e: eb}
+	wa.waitFor(t, "a's sessions Up", lastIs(keys(cfgs), Up, -1))
+	wb.waitFor(t, "b's sessions Up", lastIs(keys(mirrored[:4]), Up, -1))
+
+	// Both ends drop what comes through r on the single-hop port.
+	for deadline := time.Now().Add(patience); ea.Stats().RxBadTTL < 3 || eb.Stats().RxBadTTL < 3; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("bad TTL counts a %+v b %+v", ea.Stats(), eb.Stats())
+		}
+	}
+	for _, s := range ea.Sessions() {
+		if s.Config.Key() == routed.Key() && (s.State != Down || s.UpCount != 0 || s.RxPackets != 0) {
+			t.Errorf("routed single-hop session: %v, up %d times, %d packets accepted", s.State, s.UpCount, s.RxPackets)
+		}
+	}
+
+	// Negotiated timers once the Poll Sequence that follows Up is done.
+	wa.waitFor(t, "polls done", func([]Change) bool {
+		for _, s := range ea.Sessions() {
+			if s.State == Up && s.Polling {
+				return false
+			}
+		}
+		return true
+	})
+	for _, s := range ea.Sessions() {
+		if s.State != Up {
+			continue
+		}
+		if s.TxInterval != 50*time.Millisecond || s.DetectionTime != 150*time.Millisecond || s.RemoteDiscr == 0 || s.RemoteState != Up {
+			t.Errorf("%v: tx %v detect %v remote discr %x state %v", s.Config.Key(), s.TxInterval, s.DetectionTime, s.RemoteDiscr, s.RemoteState)
+		}
+	}
+
+	// A slower rate on a is polled for; b's detection time follows.
+	slow := cfgs[0]
+	slow.DesiredMinTx = 200 * time.Millisecond
+	if err := ea.AddPeer(slow); err != nil {
+		t.Fatal(err)
+	}
+	wb.waitFor(t, "b applies a's new rate", func([]Change) bool {
+		for _, s := range eb.Sessions() {
+			if s.Config.Key() == mirrored[0].Key() {
+				return s.RemoteDesiredMinTx == 200*time.Millisecond && s.DetectionTime == 600*time.Millisecond
+			}
+		}
+		return false
+	})
+
+	// a goes away without a word: b detects it.
+	ea.Close()
+	wb.waitFor(t, "b's sessions Down by detection time", lastIs(keys(mirrored[:4]), Down, int(DiagDetectionTimeExpired)))
+}
+
+// RemovePeer tells the peer AdminDown: it goes Down with diag 3 ("neighbor
+// signaled session down"), not by detection time.
+func TestRemovePeerPrivileged(t *testing.T) {
+	tp := newTopo(t)
+	cfgs := peersOfA(50*time.Millisecond, 3)[:1]
+	ea := newEngine(t, tp.a, cfgs...)
+	back := mirror(cfgs[0])
+	eb := newEngine(t, tp.b, back)
+	wb := &watcher{e: eb}
+	wb.waitFor(t, "Up", lastIs([]Key{back.Key()}, Up, -1))
+	if !ea.RemovePeer(cfgs[0].Key()) {
+		t.Fatal("RemovePeer: no such session")
+	}
+	if len(ea.Sessions()) != 0 {
+		t.Errorf("sessions after RemovePeer: %v", describe(ea.Sessions()))
+	}
+	wb.waitFor(t, "Down by AdminDown", lastIs([]Key{back.Key()}, Down, int(DiagNeighborDown)))
+	for _, s := range eb.Sessions() {
+		if s.RemoteState != AdminDown {
+			t.Errorf("b sees remote state %v", s.RemoteState)
+		}
+	}
+}
