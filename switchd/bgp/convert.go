@@ -99,6 +99,11 @@ func neighborAPI(n Neighbor, restarting bool, deferral time.Duration) *api.Peer 
 	if n.LocalAddress.IsValid() {
 		p.Transport.LocalAddress = n.LocalAddress.String()
 	}
+	if n.Interface != "" {
+		// Its local address is the interface's link-local one
+		// (unnumbered.go), which a socket can bind to only on it.
+		p.Transport.BindInterface = n.Interface
+	}
 	if n.MultihopTTL != 0 {
 		// GoBGP sets it on the sockets it dials and on accepted ones
 		// (fsm.go connectLoop, setPeerConnTTL); eBGP without it gets TTL 1.

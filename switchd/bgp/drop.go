@@ -29,6 +29,7 @@ import (
 func (s *Speaker) DropNeighbor(ctx context.Context, addr netip.Addr, why string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	addr = s.discovered(addr)
 	n, ok := s.peers[addr]
 	if !ok || s.running == nil || s.stopped {
 		return fmt.Errorf("drop bgp neighbor %v: not configured", addr)

@@ -46,6 +46,7 @@ type routeTable struct {
 	stopped bool
 	mp      Multipath
 	own     map[netip.Addr]struct{} // our addresses: never a next hop
+	zones   linkZones               // interfaces of link-local next hops (unnumbered.go); not guarded by mu
 	v4      [33]map[uint32]uint32   // by prefix length: address → entry
 	v6      map[[17]byte]uint32     // key6 → entry
 	dirty4  []dirty4                // dirty IPv4 prefixes from dirty4[head4:]
@@ -500,6 +501,7 @@ func (t *routeTable) watchCallback(gen uint64, bad func(error)) func(*api.WatchE
 					continue
 				}
 				if ok {
+					c.nextHop = t.zones.zone(c.nextHop, p.NeighborIp)
 					ups = append(ups, pathUpdate{prefix: prefix, c: c, withdraw: withdraw})
 				}
 			}

@@ -38,6 +38,8 @@ type Speaker struct {
 	peerEv *peerEvents // sessions down for good, and up (peerdown.go)
 	notes  *sessionNotes
 	nbrs   *neighborFeed // neighbor state (neighborfeed.go)
+	links  *linkPeers    // unnumbered neighbors' discovery (unnumbered_probe.go)
+	unnum  unnumberedState
 
 	mu          sync.Mutex // guards the fields below
 	srv         *server.BgpServer
@@ -54,6 +56,7 @@ type Speaker struct {
 	syncTimeout time.Duration
 	monStop     chan struct{} // closes the monitor of the running server
 	sessStop    chan struct{} // closes watchSessions
+	linkStop    chan struct{} // closes watchLinkPeers
 	// limited are the neighbors held down for exceeding a prefix limit
 	// (sessions.go); since is when each neighbor was last (re)added.
 	limited map[netip.Addr]bool
@@ -86,6 +89,7 @@ func New(opts ...Option) *Speaker {
 		synced:  make(chan struct{}),
 	}
 	s.nbrs = newNeighborFeed()
+	s.links = newLinkPeers()
 	s.notes = newSessionNotes(s.nbrs.onError)
 	for _, o := range opts {
 		o(s)
@@ -115,6 +119,9 @@ func (s *Speaker) Start(ctx context.Context) error {
 	go s.srv.Serve()
 	s.sessStop = make(chan struct{})
 	go s.watchSessions(s.sessStop)
+	s.links.log = s.log
+	s.linkStop = make(chan struct{})
+	go s.watchLinkPeers(s.linkStop)
 	return nil
 }
 
@@ -137,6 +144,11 @@ func (s *Speaker) Stop() {
 		close(s.sessStop)
 		s.sessStop = nil
 	}
+	if s.linkStop != nil {
+		close(s.linkStop)
+		s.linkStop = nil
+	}
+	s.links.stop()
 	if s.watchCancel != nil {
 		s.watchCancel()
 	}
@@ -201,6 +213,12 @@ func (s *Speaker) Learned() int { return s.routes.learnedCount() }
 // changes. Errors from GoBGP name the neighbor or prefix; what failed stays
 // different from c and is retried by the next Apply.
 func (s *Speaker) Apply(ctx context.Context, c Config) error {
+	return s.apply(ctx, c, s.unnum.remember(c))
+}
+
+// apply is Apply of the config of generation gen; it does nothing if a
+// later Apply has begun (unnumbered.go applies a config again).
+func (s *Speaker) apply(ctx context.Context, c Config, gen uint64) error {
 	d, err := validate(c)
 	if err != nil {
 		return err
@@ -221,6 +239,14 @@ func (s *Speaker) Apply(ctx context.Context, c Config) error {
 	case s.srv == nil:
 		return errors.New("apply bgp config: speaker not started")
 	}
+	if _, latest := s.unnum.latest(); gen != latest {
+		return nil // a later Apply takes its place
+	}
+	// Unnumbered neighbors: probed on their interfaces, present once
+	// their peer's address is known (unnumbered.go).
+	s.watchInterfaces(d)
+	d = resolveUnnumbered(d, s.links.found, s.links.local)
+	s.routes.zones.set(d.neighbors)
 	restart := s.running != nil && !s.running.equal(d.global)
 	if s.running == nil || restart {
 		if err := procMultipath.check(s, d.global.Multipath); err != nil {

@@ -182,6 +182,12 @@ type Neighbor struct {
 	// PrefixLimits bound the prefixes accepted from the neighbor, per
 	// family (at most one each).
 	PrefixLimits []PrefixLimit
+	// Interface makes the neighbor unnumbered (unnumbered.go): the
+	// session runs over this point-to-point interface between IPv6
+	// link-local addresses, and carries IPv4 routes with IPv6 next hops
+	// (RFC 8950). Address is then the peer's link-local address, or
+	// invalid to have it discovered on the interface.
+	Interface string
 }
 
 // PrefixLimit is OpenConfig's prefix-limit of one family: when the

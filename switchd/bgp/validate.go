@@ -35,6 +35,10 @@ type desired struct {
 	syncTimeout time.Duration
 	// policy is the GoBGP routing policy the neighbors' chains compile to.
 	policy *compiledPolicy
+	// sets and policies are what policy was compiled from, to compile it
+	// again for resolved unnumbered neighbors (unnumbered.go).
+	sets     map[string]PrefixSet
+	policies map[string]Policy
 }
 
 // ownAddrs are the addresses the configuration says are ours: a learned
@@ -157,6 +161,7 @@ func validate(c Config) (*desired, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("invalid bgp config: %w", err)
 	}
+	d.sets, d.policies = sets, policies
 	d.policy = compilePolicy(sets, policies, d.neighbors)
 	d.policy.guardLoops(c.ASN, d.neighbors) // loop.go: GoBGP keeps paths a looped update replaces
 	return d, nil
@@ -199,12 +204,16 @@ func validateGR(g GracefulRestart, neighbor netip.Addr) (GracefulRestart, error)
 func validateNeighbor(n Neighbor, globalGR GracefulRestart, policies map[string]Policy) (Neighbor, error) {
 	var errs []error
 	n.Address = n.Address.Unmap()
+	field, reason := normalizeUnnumbered(&n)
 	// bad reports a rule the field (schema path under the neighbor's
 	// entry, "" for the neighbor as a whole) breaks.
 	bad := func(field, format string, args ...any) {
 		errs = append(errs, &FieldError{Neighbor: n.Address, Field: field, Reason: fmt.Sprintf(format, args...)})
 	}
 
+	if reason != "" {
+		bad(field, "%s", reason)
+	}
 	if !n.Address.IsValid() || n.Address.IsUnspecified() {
 		bad("neighbor-address", "address: must be a unicast IP address")
 	}
@@ -229,8 +238,9 @@ func validateNeighbor(n Neighbor, globalGR GracefulRestart, policies map[string]
 		}
 		// GoBGP would send the routes with a next hop of the session's
 		// family without negotiating RFC 8950, and the peer drops them.
-		if n.Address.IsValid() && (f == IPv4Unicast) != n.Address.Is4() {
-			bad(AfiSafiField(f), "%s over an %s session needs RFC 8950 extended next hop, not supported by switchd: configure a neighbor with an address of that family for it", f.identity(), addrFamily(n.Address))
+		// Unnumbered sessions do negotiate it (unnumbered.go).
+		if n.Address.IsValid() && (f == IPv4Unicast) != n.Address.Is4() && !(f == IPv4Unicast && unnumbered(n)) {
+			bad(AfiSafiField(f), "%s over an %s session needs RFC 8950 extended next hop, not supported by switchd on a numbered session: configure a neighbor with an address of that family for it, or an unnumbered neighbor", f.identity(), addrFamily(n.Address))
 			continue
 		}
 		fams = append(fams, f)
@@ -329,7 +339,8 @@ func neighborEqual(a, b Neighbor) bool {
 		a.Enabled == b.Enabled && a.Passive == b.Passive && a.AuthPassword == b.AuthPassword &&
 		a.Timers == b.Timers && slices.Equal(a.Families, b.Families) &&
 		*a.GracefulRestart == *b.GracefulRestart &&
-		a.MultihopTTL == b.MultihopTTL && slices.Equal(a.PrefixLimits, b.PrefixLimits)
+		a.MultihopTTL == b.MultihopTTL && slices.Equal(a.PrefixLimits, b.PrefixLimits) &&
+		a.Interface == b.Interface
 }
 
 // Validate checks a Config as Apply would, without a speaker.
