@@ -105,6 +105,7 @@ func cmdRun(args []string, stderr io.Writer) int {
 	stateDir := fs.String("state-dir", "/var/lib/switchd", "directory for persistent state")
 	gnmiSocket := fs.String("gnmi-socket", gnmiSocketDefault(), "local gNMI socket, root only, no TLS (env SWITCHD_GNMI_SOCKET); \"\": none")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
+	platformRoot := fs.String("platform-root", "/", "where platform detection reads the machine (machine.conf, /sys, /proc); a fake tree for tests")
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
 	}
@@ -115,11 +116,12 @@ func cmdRun(args []string, stderr io.Writer) int {
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lvl}))
 	err := daemon.Run(context.Background(), daemon.Options{
-		ConfigPath: *cfg,
-		Socket:     *socket,
-		StateDir:   *stateDir,
-		Logger:     log,
-		GNMISocket: *gnmiSocket,
+		ConfigPath:   *cfg,
+		Socket:       *socket,
+		StateDir:     *stateDir,
+		Logger:       log,
+		GNMISocket:   *gnmiSocket,
+		PlatformRoot: *platformRoot,
 	})
 	if err != nil {
 		printConfigErrors(stderr, "switchd run", *cfg, err)

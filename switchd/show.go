@@ -29,6 +29,8 @@ Reads the running daemon's state over its local gNMI socket.
   endpoints                workload endpoints (containers, VMs)
   acl                      ACL entries' matched packets and bytes
   system                   hostname, time, uptime, memory, CPU, switchd's process
+  platform                 the machine: kind (switch, server, virtual), vendor, model,
+                           serial, ASIC, front-panel ports, sensors, detection warnings
 
 --json prints the table's rows as a JSON array of objects, one per row,
 keys the column names in lower case ("state/pfxrcd", "in-pkts"), numbers as
@@ -139,6 +141,8 @@ func showCommand(pos []string) (showFunc, error) {
 		return none(1, deviceShow(renderACL, "/acl/acl-sets"))
 	case "system":
 		return none(1, showSystem)
+	case "platform":
+		return none(1, showPlatform)
 	}
 	return nil, fmt.Errorf("unknown: show %s", pos[0])
 }
@@ -158,8 +162,13 @@ func deviceShow(render func(*oc.Device) *table, paths ...string) showFunc {
 // lists them): status, MTU, counters and subinterface 0's addresses,
 // IPv4 first, link-local IPv6 left out (every interface has one).
 func renderInterfaces(d *oc.Device) *table {
-	t := newTable("Interface", "Admin", "Oper", "MTU", "In pkts", "Out pkts", "In errors", "Out errors", "In drops", "Out drops", "Addresses")
 	ifs := slices.Collect(maps.Values(d.Interface))
+	offload := interfaceOffloads(ifs) // nil: no column (no interface offloads anything)
+	cols := []string{"Interface", "Admin", "Oper", "MTU", "In pkts", "Out pkts", "In errors", "Out errors", "In drops", "Out drops", "Addresses"}
+	if offload != nil {
+		cols = append(cols, "Offload")
+	}
+	t := newTable(cols...)
 	slices.SortFunc(ifs, func(a, b *oc.Interface) int {
 		if a.GetIfindex() != b.GetIfindex() {
 			return int(a.GetIfindex()) - int(b.GetIfindex())
@@ -187,8 +196,12 @@ func renderInterfaces(d *oc.Device) *table {
 		if c != nil {
 			cnt = [6]any{c.InPkts, c.OutPkts, c.InErrors, c.OutErrors, c.InDiscards, c.OutDiscards}
 		}
-		t.add(i.GetName(), enumText(i.AdminStatus), enumText(i.OperStatus), i.Mtu,
-			cnt[0], cnt[1], cnt[2], cnt[3], cnt[4], cnt[5], addrs)
+		row := []any{i.GetName(), enumText(i.AdminStatus), enumText(i.OperStatus), i.Mtu,
+			cnt[0], cnt[1], cnt[2], cnt[3], cnt[4], cnt[5], addrs}
+		if offload != nil {
+			row = append(row, offload[i.GetName()])
+		}
+		t.add(row...)
 	}
 	return t
 }

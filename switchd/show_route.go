@@ -54,6 +54,13 @@ type aftEntry struct {
 	group  uint64
 	hasNHG bool
 	origin string
+	hw     [3]bool // offloaded, trap, offload-failed (state/hardware)
+}
+
+// hwFlags are the hardware leaves of an entry, by their names in the
+// AFT and as iproute2 prints them.
+var hwFlags = [3]struct{ leaf, name string }{
+	{"state/hardware/offloaded", "offload"}, {"state/hardware/trap", "trap"}, {"state/hardware/offload-failed", "offload_failed"},
 }
 
 type aftHop struct {
@@ -91,6 +98,12 @@ func (a *afts) addLeaf(elems []*gpb.PathElem, v *gpb.TypedValue) {
 			e.group, e.hasNHG = typedUint(v)
 		case "state/origin-protocol":
 			e.origin = identityName(v.GetStringVal())
+		default:
+			for i, f := range hwFlags {
+				if strings.Join(r[2:], "/") == f.leaf {
+					e.hw[i] = v.GetBoolVal()
+				}
+			}
 		}
 	case len(r) >= 4 && r[0] == "next-hop-groups" && r[2] == "next-hops":
 		id, err1 := strconv.ParseUint(elems[i+2].GetKey()["id"], 10, 64)
@@ -169,6 +182,9 @@ type route struct {
 	Prefix   string     `json:"prefix"`
 	Origin   *string    `json:"origin"`
 	NextHops []routeHop `json:"next-hops"`
+	// Hardware is what a switchdev driver says of the route, as
+	// iproute2 prints it: offload, trap, offload_failed.
+	Hardware []string `json:"hardware,omitempty"`
 }
 
 type routeHop struct {
@@ -219,6 +235,11 @@ func (a *afts) routes(q routeQuery) []route {
 	for _, p := range ps {
 		e := a.entries[p]
 		r := route{Prefix: p.String(), Origin: strOrNil(e.origin), NextHops: []routeHop{}}
+		for i, f := range hwFlags {
+			if e.hw[i] {
+				r.Hardware = append(r.Hardware, f.name)
+			}
+		}
 		if e.hasNHG {
 			g := a.groups[e.group]
 			for _, idx := range slices.Sorted(maps.Keys(g)) {
@@ -239,23 +260,35 @@ func (a *afts) routes(q routeQuery) []route {
 
 // routeTable is routes as a table, one line per next hop, the prefix and
 // origin on the first; a route without next hops has one line of
-// dashes.
+// dashes. A Hardware column (offload, trap, offload_failed, as iproute2
+// marks routes) is there when a driver flagged some route.
 func routeTable(rs []route) *table {
-	t := newTable("Prefix", "Origin", "Next hop", "Interface", "Weight")
+	hw := slices.ContainsFunc(rs, func(r route) bool { return len(r.Hardware) > 0 })
+	cols := []string{"Prefix", "Origin", "Next hop", "Interface", "Weight"}
+	if hw {
+		cols = append(cols, "Hardware")
+	}
+	t := newTable(cols...)
+	add := func(vals ...any) {
+		if !hw {
+			vals = vals[:len(vals)-1]
+		}
+		t.add(vals...)
+	}
 	for _, r := range rs {
 		var origin any
 		if r.Origin != nil {
 			origin = strings.ToLower(*r.Origin)
 		}
 		if len(r.NextHops) == 0 {
-			t.add(r.Prefix, origin, nil, nil, nil)
+			add(r.Prefix, origin, nil, nil, nil, r.Hardware)
 		}
 		for i, h := range r.NextHops {
 			if i > 0 {
-				t.add(blank{}, blank{}, h.IPAddress, h.Interface, h.Weight)
+				add(blank{}, blank{}, h.IPAddress, h.Interface, h.Weight, blank{})
 				continue
 			}
-			t.add(r.Prefix, origin, h.IPAddress, h.Interface, h.Weight)
+			add(r.Prefix, origin, h.IPAddress, h.Interface, h.Weight, r.Hardware)
 		}
 	}
 	return t
