@@ -76,9 +76,11 @@ func (t *translator) bgp(pr *oc.NetworkInstance_Protocol, p path, c *bgp.Config)
 		n := b.Neighbor[addr]
 		np := p.child("neighbors").entry("neighbor", []kv{{"neighbor-address", addr}})
 		if nb, ok := t.neighbor(n, b, np, enabled, c); ok {
+			unnumberedFamilies(&nb, enabled)
 			c.Neighbors = append(c.Neighbors, nb)
 		}
 	}
+	t.interfaceNeighbors(b, p, enabled, c)
 }
 
 // timers translates a neighbor's timers, each leaf from the neighbor or
@@ -205,12 +207,12 @@ func (t *translator) neighbor(n *oc.NetworkInstance_Protocol_Bgp_Neighbor, b *oc
 	}
 	if local != nil {
 		// The speaker's validation checks its family against the
-		// neighbor's (reported at the neighbor's leaf, as before).
-		if la, err := netip.ParseAddr(*local); err != nil {
-			lp := np.child("transport").child("config").child("local-address")
-			t.add(lp, fmt.Sprintf("local-address %q is not an IP address (interface names are not supported)", *local))
-		} else {
+		// neighbor's (reported at the neighbor's leaf, as before); an
+		// interface name makes the neighbor unnumbered (unnumbered.go).
+		if la, err := netip.ParseAddr(*local); err == nil {
 			nb.LocalAddress = la
+		} else {
+			t.localInterface(&nb, *local, np.child("transport").child("config").child("local-address"))
 		}
 	}
 	if ntr.PassiveMode != nil {
@@ -457,7 +459,7 @@ func (t *translator) leafOf(addr netip.Addr, field string, p path) {
 func (t *translator) fieldPath(fe *bgp.FieldError) path {
 	base := t.bgpPath.child("global")
 	if fe.Neighbor.IsValid() {
-		np := t.neighbors[fe.Neighbor]
+		np := t.neighborPaths(fe.Neighbor)
 		if np == nil {
 			return nil
 		}
@@ -504,7 +506,7 @@ func (t *translator) bgpErrors(err error) {
 			continue
 		}
 		if !seen[p.String()] {
-			t.add(p, fe.Reason+t.neighbors[fe.Neighbor].noteFor(fe.Field))
+			t.add(p, fe.Reason+t.neighborPaths(fe.Neighbor).noteFor(fe.Field))
 		}
 	}
 	if clean {

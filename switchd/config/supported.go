@@ -62,6 +62,11 @@ const supportedLeaves = `
 /network-instances/network-instance/protocols/protocol/bgp/neighbors/neighbor/config/peer-group
 /network-instances/network-instance/protocols/protocol/bgp/neighbors/neighbor/config/enabled
 /network-instances/network-instance/protocols/protocol/bgp/neighbors/neighbor/NEIGHBOR
+/network-instances/network-instance/protocols/protocol/bgp/interface-neighbors/interface-neighbor/config/interface
+/network-instances/network-instance/protocols/protocol/bgp/interface-neighbors/interface-neighbor/config/peer-group
+/network-instances/network-instance/protocols/protocol/bgp/interface-neighbors/interface-neighbor/config/peer-as
+/network-instances/network-instance/protocols/protocol/bgp/interface-neighbors/interface-neighbor/config/enabled
+/network-instances/network-instance/protocols/protocol/bgp/interface-neighbors/interface-neighbor/config/description
 
 /routing-policy/defined-sets/prefix-sets/prefix-set/config/name
 /routing-policy/defined-sets/prefix-sets/prefix-set/config/mode
