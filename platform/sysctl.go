@@ -20,6 +20,10 @@ import (
 //     IPv4 addresses do; otherwise a link bounce flushes the configured
 //     global addresses for good and the BGP sessions over them never come
 //     back.
+//   - fib_notify_on_flag_change: a switchdev driver's offload, trap and
+//     offload-failed flags on a route are sent as a route notification
+//     when they change, so fib's feed (and the AFT) shows them at once;
+//     otherwise only a dump (the next resync) sees them.
 //
 // "all" changes every existing interface (IPv6) or is or-ed with each
 // interface's own value (IPv4); "default" covers interfaces made later.
@@ -30,6 +34,8 @@ var RouterSysctls = map[string]string{
 	"net/ipv6/conf/default/ignore_routes_with_linkdown": "1",
 	"net/ipv6/conf/all/keep_addr_on_down":               "1",
 	"net/ipv6/conf/default/keep_addr_on_down":           "1",
+	"net/ipv4/fib_notify_on_flag_change":                "1",
+	"net/ipv6/fib_notify_on_flag_change":                "1",
 }
 
 // SetSysctls writes settings (keys relative to /proc/sys, as in
