@@ -64,6 +64,7 @@ type bgpFIB struct {
 	// buf and nhs are reused by take (fib copies what it keeps).
 	buf []bgp.Route
 	nhs []fib.NextHop
+	ifs ifindexes // interfaces of unnumbered next hops (bgpfib_unnumbered.go)
 	// lastApply is when the last Apply started; held counts the changes
 	// handed to fib since, held back for a batching window while holding.
 	lastApply time.Time
@@ -76,7 +77,7 @@ func newBGPFIB(src bgpSource, dst fibSink, log *slog.Logger) *bgpFIB {
 	t := time.NewTimer(time.Hour)
 	t.Stop()
 	return &bgpFIB{src: src, dst: dst, log: log, now: time.Now, flush: t,
-		rejected: make(map[netip.Prefix]struct{})}
+		rejected: make(map[netip.Prefix]struct{}), ifs: newIfindexes()}
 }
 
 // updates is the speaker's signal, or nil while a batching window holds
@@ -134,6 +135,7 @@ func (b *bgpFIB) routes() int { return b.src.Learned() - len(b.rejected) }
 func (b *bgpFIB) take() (n int, more bool) {
 	b.buf, more = b.src.DrainSome(b.buf[:0], bgpBatch)
 	n = len(b.buf)
+	b.ifs.reset()
 	for _, br := range b.buf {
 		key := fib.RouteKey{Table: fib.MainTable, Dst: br.Prefix.Masked(), Priority: BGPRouteMetric}
 		if len(br.NextHops) == 0 {
@@ -145,7 +147,7 @@ func (b *bgpFIB) take() (n int, more bool) {
 		// is in normal form already; SetRoute copies the slice.
 		nhs := b.nhs[:0]
 		for _, nh := range br.NextHops {
-			nhs = append(nhs, fib.NextHop{Gateway: nh, Weight: 1})
+			nhs = append(nhs, b.ifs.nextHop(nh))
 		}
 		b.nhs = nhs
 		r := fib.Route{Key: key, Type: fib.Unicast, NextHops: nhs}

@@ -43,7 +43,7 @@ func (d *Daemon) takeCarrierEvents(ctx context.Context) {
 		if d.intent == nil {
 			continue
 		}
-		for _, nb := range neighborsOn(d.intent.BGP.Neighbors, ev.Prefixes) {
+		for _, nb := range neighborsOn(d.intent.BGP.Neighbors, ev.Name, ev.Prefixes) {
 			if err := d.speaker.DropNeighbor(ctx, nb, "carrier lost on "+ev.Name); err != nil {
 				d.log.Warn("fast external failover", "neighbor", nb, "interface", ev.Name, "err", err)
 			}
@@ -51,12 +51,16 @@ func (d *Daemon) takeCarrierEvents(ctx context.Context) {
 	}
 }
 
-// neighborsOn lists the enabled neighbors on a link with the given
-// connected prefixes.
-func neighborsOn(ns []bgp.Neighbor, prefixes []netip.Prefix) []netip.Addr {
+// neighborsOn lists the enabled neighbors on link name with the given
+// connected prefixes; an unnumbered one (its interface is the link) by its
+// address with the link as zone, as the speaker knows it.
+func neighborsOn(ns []bgp.Neighbor, name string, prefixes []netip.Prefix) []netip.Addr {
 	var out []netip.Addr
 	for _, n := range ns {
-		if n.Enabled && onLink(prefixes, n.Address) {
+		switch {
+		case n.Enabled && n.Interface != "" && n.Interface == name:
+			out = append(out, n.Address.WithZone(name))
+		case n.Enabled && onLink(prefixes, n.Address):
 			out = append(out, n.Address)
 		}
 	}

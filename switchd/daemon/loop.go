@@ -183,12 +183,14 @@ func (d *Daemon) takePeerEvents(ctx context.Context) {
 	evs := d.speaker.TakePeerEvents()
 	down := false
 	for _, ev := range evs {
+		// fib marks gateways without zone: an unnumbered neighbor's
+		// link-local address is marked on every link (one peer each).
 		if ev.Up {
-			d.table.NextHopUp(ev.Neighbor)
+			d.table.NextHopUp(ev.Neighbor.WithZone(""))
 			continue
 		}
 		d.log.Info("bgp neighbor down; next hop taken out of the FIB's groups", "neighbor", ev.Neighbor)
-		d.table.NextHopDown(ev.Neighbor)
+		d.table.NextHopDown(ev.Neighbor.WithZone(""))
 		down = true
 	}
 	if down {
