@@ -1,0 +1,190 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/switchd/switchd/sim/ns"
+	"github.com/switchd/switchd/sim/simtest"
+)
+
+// unnumberedNode is one end of TestUnnumberedPairPrivileged.
+type unnumberedNode struct {
+	name     string
+	asn      int
+	id       string         // router-id, also its IPv4 loopback
+	lo6      string         // its IPv6 loopback
+	prefixes []netip.Prefix // originated (blackholes but the loopbacks)
+	// neighbor is the BGP neighbor's JSON: an interface neighbor, or a
+	// neighbor by link-local address with local-address naming eth0.
+	neighbor func(peerAS int) string
+}
+
+// unnumberedConfig is a node's config: its loopbacks and prefixes as local
+// aggregates announced over one unnumbered session on eth0.
+func unnumberedConfig(n unnumberedNode, peerAS int) string {
+	var aggs []string
+	for _, p := range append([]netip.Prefix{netip.MustParsePrefix(n.id + "/32"), netip.MustParsePrefix(n.lo6 + "/128")}, n.prefixes...) {
+		aggs = append(aggs, fmt.Sprintf(`{"prefix": %q, "config": {"prefix": %q}}`, p, p))
+	}
+	var tables, conns []string
+	for _, af := range []string{"IPV4", "IPV6"} {
+		for _, pr := range []string{"LOCAL_AGGREGATE", "BGP"} {
+			tables = append(tables, fmt.Sprintf(`{"protocol": "openconfig-policy-types:%s", "address-family": "openconfig-types:%s",
+				"config": {"protocol": "openconfig-policy-types:%s", "address-family": "openconfig-types:%s"}}`, pr, af, pr, af))
+		}
+		c := fmt.Sprintf(`"src-protocol": "openconfig-policy-types:LOCAL_AGGREGATE", "dst-protocol": "openconfig-policy-types:BGP", "address-family": "openconfig-types:%s"`, af)
+		conns = append(conns, fmt.Sprintf(`{%s, "config": {%s}}`, c, c))
+	}
+	return fmt.Sprintf(`{"openconfig-network-instance:network-instances": {"network-instance": [{
+  "name": "DEFAULT", "config": {"name": "DEFAULT", "type": "openconfig-network-instance-types:DEFAULT_INSTANCE"},
+  "tables": {"table": [%s]},
+  "table-connections": {"table-connection": [%s]},
+  "protocols": {"protocol": [
+    {"identifier": "openconfig-policy-types:LOCAL_AGGREGATE", "name": "DEFAULT",
+     "config": {"identifier": "openconfig-policy-types:LOCAL_AGGREGATE", "name": "DEFAULT"},
+     "local-aggregates": {"aggregate": [%s]}},
+    {"identifier": "openconfig-policy-types:BGP", "name": "BGP",
+     "config": {"identifier": "openconfig-policy-types:BGP", "name": "BGP"},
+     "bgp": {
+       "global": {"config": {"as": %d, "router-id": %q},
+         "afi-safis": {"afi-safi": [
+           {"afi-safi-name": "openconfig-bgp-types:IPV4_UNICAST", "config": {"afi-safi-name": "openconfig-bgp-types:IPV4_UNICAST", "enabled": true}},
+           {"afi-safi-name": "openconfig-bgp-types:IPV6_UNICAST", "config": {"afi-safi-name": "openconfig-bgp-types:IPV6_UNICAST", "enabled": true}}]}},
+       "peer-groups": {"peer-group": [{"peer-group-name": "fabric", "config": {"peer-group-name": "fabric", "peer-as": %d},
+         "timers": {"config": {"hold-time": 3, "keepalive-interval": 1, "connect-retry": 1}},
+         "apply-policy": {"config": {"default-import-policy": "ACCEPT_ROUTE", "default-export-policy": "ACCEPT_ROUTE"}}}]},
+       %s}}]}}]}}
+`, strings.Join(tables, ","), strings.Join(conns, ","), strings.Join(aggs, ","), n.asn, n.id, peerAS, n.neighbor(peerAS))
+}
+
+// TestUnnumberedPairPrivileged runs two switchd over a veth whose ends
+// have nothing but their kernel-made IPv6 link-local addresses. One
+// configures its neighbor by interface alone (bgp/interface-neighbors:
+// the peer's address is discovered), the other by the peer's link-local
+// address and the interface as local-address (OpenConfig's own leaves).
+// The session comes up, IPv4 and IPv6 prefixes cross it both ways, each
+// kernel holds the other's IPv4 prefixes via the other's IPv6 link-local
+// address on eth0 (RFC 8950), and the loopbacks reach each other over
+// IPv4 and IPv6.
+func TestUnnumberedPairPrivileged(t *testing.T) {
+	ns.Privileged(t)
+	bin := simtest.SwitchdBinary(t)
+	ctx := t.Context()
+	a, b := ns.NewT(t, "unnA"), ns.NewT(t, "unnB")
+	if err := ns.Veth(a, "eth0", b, "eth0"); err != nil {
+		t.Fatal(err)
+	}
+	linkLocal := func(n *ns.NS) netip.Addr {
+		var ll netip.Addr
+		waitFor(t, 30*time.Second, n.Name+": eth0's link-local address usable", func() error {
+			out, err := n.Run(ctx, "ip", "-6", "-o", "addr", "show", "dev", "eth0", "scope", "link")
+			if err != nil {
+				return err
+			}
+			if strings.Contains(out, "tentative") {
+				return fmt.Errorf("still tentative: %s", out)
+			}
+			m := regexp.MustCompile(`inet6 (fe80::[0-9a-f:]+)/64`).FindStringSubmatch(out)
+			if m == nil {
+				return fmt.Errorf("none in %q", out)
+			}
+			ll = netip.MustParseAddr(m[1])
+			return nil
+		})
+		return ll
+	}
+	llA, llB := linkLocal(a), linkLocal(b)
+
+	nodeA := unnumberedNode{name: "A", asn: 65101, id: "10.255.0.1", lo6: "fd00:255::1",
+		prefixes: []netip.Prefix{netip.MustParsePrefix("10.1.0.0/24"), netip.MustParsePrefix("fd01:1::/64")},
+		neighbor: func(int) string {
+			return `"switchd:interface-neighbors": {"interface-neighbor": [{"interface": "eth0",
+			  "config": {"interface": "eth0", "peer-group": "fabric"}}]}`
+		}}
+	nodeB := unnumberedNode{name: "B", asn: 65102, id: "10.255.0.2", lo6: "fd00:255::2",
+		prefixes: []netip.Prefix{netip.MustParsePrefix("10.2.0.0/24"), netip.MustParsePrefix("fd01:2::/64")},
+		neighbor: func(int) string {
+			return fmt.Sprintf(`"neighbors": {"neighbor": [{"neighbor-address": %q,
+			  "config": {"neighbor-address": %q, "peer-group": "fabric"},
+			  "transport": {"config": {"local-address": "eth0"}}}]}`, llA, llA)
+		}}
+	for _, x := range []struct {
+		n    *ns.NS
+		node unnumberedNode
+		peer int
+	}{{a, nodeA, nodeB.asn}, {b, nodeB, nodeA.asn}} {
+		// The loopbacks are the only addresses besides link-locals.
+		for _, p := range []string{x.node.id + "/32", x.node.lo6 + "/128"} {
+			if err := x.n.AddAddr("lo", netip.MustParsePrefix(p)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		dir := t.TempDir()
+		cfg := filepath.Join(dir, "switchd.json")
+		if err := os.WriteFile(cfg, []byte(unnumberedConfig(x.node, x.peer)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if out, err := runCheck(bin, cfg); err != nil {
+			t.Fatalf("%s's config refused: %v\n%s", x.node.name, err, out)
+		}
+		d := startSwitchd(t, x.n, bin, "run", "--config", cfg, "--socket", filepath.Join(dir, "switchd.sock"),
+			"--gnmi-socket", filepath.Join(dir, "gnmi.sock"), "--state-dir", filepath.Join(dir, "state"))
+		t.Cleanup(func() {
+			if t.Failed() {
+				t.Logf("%s's log:\n%s", x.node.name, d.logs.String())
+			}
+		})
+	}
+
+	// Each side's kernel: the other's prefixes, IPv4 ones via inet6.
+	expect := func(n *ns.NS, peer netip.Addr, other unnumberedNode) {
+		want := append([]netip.Prefix{netip.MustParsePrefix(other.id + "/32"), netip.MustParsePrefix(other.lo6 + "/128")}, other.prefixes...)
+		waitFor(t, 90*time.Second, n.Name+" has "+other.name+"'s prefixes via "+peer.String(), func() error {
+			for _, p := range want {
+				fam := "-4"
+				via := "via inet6 " + peer.String() + " dev eth0 "
+				if p.Addr().Is6() {
+					fam, via = "-6", "via "+peer.String()+" dev eth0 "
+				}
+				out, err := n.Run(ctx, "ip", fam, "route", "show", p.String(), "proto", "77")
+				if err != nil {
+					return err
+				}
+				if !strings.Contains(out+" ", via) {
+					return fmt.Errorf("route %v: %q, want %q", p, strings.TrimSpace(out), via)
+				}
+			}
+			return nil
+		})
+	}
+	expect(b, llA, nodeA)
+	expect(a, llB, nodeB)
+
+	// Traffic between the loopbacks: IPv4 over IPv6 next hops both ways.
+	for _, dst := range []struct{ from, to string }{{nodeB.id, nodeA.id}, {nodeB.lo6, nodeA.lo6}} {
+		waitFor(t, 30*time.Second, "ping "+dst.to+" from "+dst.from, func() error {
+			out, err := b.Run(ctx, "ping", "-c", "1", "-W", "1", "-I", dst.from, dst.to)
+			if err != nil {
+				return fmt.Errorf("%v: %s", err, out)
+			}
+			return nil
+		})
+	}
+}
+
+// runCheck runs `switchd check` on a config.
+func runCheck(bin, cfg string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, bin, "check", "--config", cfg).CombinedOutput()
+	return string(out), err
+}
