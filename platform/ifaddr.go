@@ -1,6 +1,7 @@
 package platform
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"net"
@@ -256,4 +257,28 @@ func (r *Interfaces) relevantLocked(ev ifEvent) bool {
 		return r.watchNm[ev.link.Name] || r.watchIdx[ev.link.Index]
 	}
 	return ev.proto == AddrProtocol || r.watchIdx[ev.addr.Index]
+}
+
+// OwnedAddrs lists the addresses switchd owns in ns (nil: the caller's),
+// those tagged with AddrProtocol, by interface name; for tests and tools
+// that check what a daemon configured.
+func OwnedAddrs(ctx context.Context, ns *pnl.NS) (map[string][]netip.Prefix, error) {
+	c, err := pnl.Dial(ns, unix.NETLINK_ROUTE)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	names := map[int]string{}
+	if err := c.Links(ctx, func() { clear(names) }, func(ev pnl.Event) { names[ev.Index] = ev.Name }); err != nil {
+		return nil, err
+	}
+	out := map[string][]netip.Prefix{}
+	err = c.Dump(ctx, addrDumpRequest(), func() { clear(out) }, func(m nlMessage) error {
+		if ev, ok := parseIfMessage(m); ok && ev.proto == AddrProtocol {
+			n := names[ev.addr.Index]
+			out[n] = append(out[n], ev.addr.Prefix)
+		}
+		return nil
+	})
+	return out, err
 }

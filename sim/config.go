@@ -50,8 +50,9 @@ func (f *Fabric) NodeConfig(name string) ([]byte, error) {
 	return append(b, '\n'), nil
 }
 
-// switchdTree is a node's config. It holds no /interfaces: switchd does not
-// apply them (yet) and refuses them; the simulator configures the links.
+// switchdTree is a node's config; its /interfaces carry the node's
+// addresses (Addresses), which switchd applies to the links the simulator
+// made.
 func (f *Fabric) switchdTree(n *NodeInfo) obj {
 	tm := f.Topology.Timers
 	var neighbors, prefixSets, policies []any
@@ -201,6 +202,7 @@ func (f *Fabric) switchdTree(n *NodeInfo) obj {
 			mergePolicy(tree, f.Topology.PolicyTree)
 		}
 	}
+	tree["openconfig-interfaces:interfaces"] = f.interfacesTree(n)
 	addMetrics(tree, n)
 	return tree
 }

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -85,6 +84,15 @@ func (f *Fabric) Up(ctx context.Context) (err error) {
 			return err
 		}
 	}
+	// switchd nodes take their addresses from their config; the others
+	// get them here.
+	for _, n := range f.nodes {
+		if n.Kind != Switchd {
+			if err := f.assignAddresses(n); err != nil {
+				return err
+			}
+		}
+	}
 	for _, n := range f.nodes {
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("fabric %s up: %w", f.Prefix, err)
@@ -156,11 +164,6 @@ func (f *Fabric) createNamespace(n *NodeInfo) error {
 	if err != nil {
 		return fmt.Errorf("node %s: sysctls: %w", n.Name, err)
 	}
-	for _, p := range []netip.Prefix{netip.PrefixFrom(n.Loopback4, 32), netip.PrefixFrom(n.Loopback6, 128)} {
-		if err := h.AddAddr("lo", p); err != nil {
-			return fmt.Errorf("node %s: %w", n.Name, err)
-		}
-	}
 	return nil
 }
 
@@ -180,16 +183,6 @@ func (f *Fabric) createLink(j int, l Link) error {
 	na, nb := f.Namespace(a.Name), f.Namespace(b.Name)
 	if err := ns.Veth(na, ia.Name, nb, ib.Name); err != nil {
 		return fmt.Errorf("link %s: %w", l, err)
-	}
-	for _, e := range []struct {
-		n *ns.NS
-		i *Interface
-	}{{na, ia}, {nb, ib}} {
-		for _, p := range []netip.Prefix{e.i.Addr4, e.i.Addr6} {
-			if err := e.n.AddAddr(e.i.Name, p); err != nil {
-				return fmt.Errorf("link %s: %w", l, err)
-			}
-		}
 	}
 	return nil
 }

@@ -279,11 +279,17 @@ func TestNodeConfig(t *testing.T) {
 		t.Fatalf("config is not JSON: %v\n%s", err, b)
 	}
 	type m = map[string]any
-	// switchd refuses /interfaces (it does not apply them); the simulator
-	// configures the links itself.
-	if _, ok := tree["openconfig-interfaces:interfaces"]; ok {
-		t.Error("the config has /interfaces, which switchd refuses")
+	// The node's addresses are in /interfaces (switchd applies them): its
+	// loopbacks on lo, the /31 and /127 of each link.
+	ifs := tree["openconfig-interfaces:interfaces"]
+	lo := get(t, ifs, "interface", m{"name": "lo"}, "subinterfaces", "subinterface", m{"index": 0.0})
+	get(t, lo, "openconfig-if-ip:ipv4", "addresses", "address", m{"ip": "10.255.0.3"})
+	get(t, lo, "openconfig-if-ip:ipv6", "addresses", "address", m{"ip": "fd00:255::3"})
+	up := get(t, ifs, "interface", m{"name": "spine1"}, "subinterfaces", "subinterface", m{"index": 0.0})
+	if l := get(t, up, "openconfig-if-ip:ipv4", "addresses", "address", m{"ip": "10.254.0.0"}, "config", "prefix-length"); l != 31.0 {
+		t.Errorf("leaf1's address to spine1: prefix length %v, want 31", l)
 	}
+	get(t, up, "openconfig-if-ip:ipv6", "addresses", "address", m{"ip": "fd00:254::"})
 
 	ni := get(t, tree, "openconfig-network-instance:network-instances", "network-instance", m{"name": "DEFAULT"})
 	if typ := get(t, ni, "config", "type"); typ != "openconfig-network-instance-types:DEFAULT_INSTANCE" {

@@ -42,6 +42,7 @@ func TestFabricPrivileged(t *testing.T) {
 	f := defaultFabric(t)
 	ctx := context.Background()
 
+	t.Run("AddressesFromConfig", func(t *testing.T) { checkConfiguredAddresses(t, f) })
 	t.Run("HostsReachEveryHostOverBGPRoutes", func(t *testing.T) {
 		m := f.Matrix(ctx)
 		if n := m.Failures(); n != 0 {
