@@ -15,7 +15,7 @@ import (
 func TestStatusJSON(t *testing.T) {
 	pub := &fakePublisher{}
 	tr := New(pub).WithClock(func() time.Time { return t0 })
-	if err := tr.FIB(FIBStatus{InSync: true, Routes: 12, NexthopGroups: 2, LastResync: t0, LastError: ""}); err != nil {
+	if err := tr.FIB(FIBStatus{InSync: true, Routes: 12, NexthopGroups: 2, LastResync: t0, LastError: "", Offloaded: 10, Trapped: 1, OffloadFailed: 2}); err != nil {
 		t.Fatal(err)
 	}
 	if err := tr.Policy(PolicyStatus{InSync: false, Chains: 5, Rules: 40, Sets: 3, Elements: 9, Endpoints: 2,
@@ -38,7 +38,7 @@ func TestStatusJSON(t *testing.T) {
 	want := compact(`{
 	  "switchd:state": {
 	    "fib": {"in-sync": true, "routes": "12", "nexthop-groups": "2", "stale": "0",
-	      "last-resync": "2026-11-30T07:00:00Z", "last-error": ""},
+	      "last-resync": "2026-11-30T07:00:00Z", "last-error": "", "offloaded": "10", "trapped": "1", "offload-failed": "2"},
 	    "policy": {"in-sync": false, "chains": "5", "rules": "40", "sets": "3", "elements": "9",
 	      "endpoints": "2", "last-apply": "2026-11-30T07:00:00Z", "last-error": "netlink: busy"}},
 	  "switchd:ipam": {"blocks": {"block": [
@@ -49,7 +49,7 @@ func TestStatusJSON(t *testing.T) {
 	if got != want {
 		t.Errorf("status\n got %s\nwant %s", got, want)
 	}
-	if err := tr.FIB(FIBStatus{InSync: true, Routes: 12, NexthopGroups: 2, LastResync: t0}); err != nil {
+	if err := tr.FIB(FIBStatus{InSync: true, Routes: 12, NexthopGroups: 2, LastResync: t0, Offloaded: 10, Trapped: 1, OffloadFailed: 2}); err != nil {
 		t.Fatal(err)
 	}
 	if len(pub.ns) != 0 {
