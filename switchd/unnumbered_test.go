@@ -74,7 +74,8 @@ func unnumberedConfig(n unnumberedNode, peerAS int) string {
 // The session comes up, IPv4 and IPv6 prefixes cross it both ways, each
 // kernel holds the other's IPv4 prefixes via the other's IPv6 link-local
 // address on eth0 (RFC 8950), and the loopbacks reach each other over
-// IPv4 and IPv6.
+// IPv4 and IPv6; then B's link-local address changes, and A's routes
+// follow it.
 func TestUnnumberedPairPrivileged(t *testing.T) {
 	ns.Privileged(t)
 	bin := simtest.SwitchdBinary(t)
@@ -170,15 +171,33 @@ func TestUnnumberedPairPrivileged(t *testing.T) {
 	expect(a, llB, nodeB)
 
 	// Traffic between the loopbacks: IPv4 over IPv6 next hops both ways.
-	for _, dst := range []struct{ from, to string }{{nodeB.id, nodeA.id}, {nodeB.lo6, nodeA.lo6}} {
-		waitFor(t, 30*time.Second, "ping "+dst.to+" from "+dst.from, func() error {
-			out, err := b.Run(ctx, "ping", "-c", "1", "-W", "1", "-I", dst.from, dst.to)
-			if err != nil {
-				return fmt.Errorf("%v: %s", err, out)
-			}
-			return nil
-		})
+	ping := func() {
+		for _, dst := range []struct{ from, to string }{{nodeB.id, nodeA.id}, {nodeB.lo6, nodeA.lo6}} {
+			waitFor(t, 30*time.Second, "ping "+dst.to+" from "+dst.from, func() error {
+				out, err := b.Run(ctx, "ping", "-c", "1", "-W", "1", "-I", dst.from, dst.to)
+				if err != nil {
+					return fmt.Errorf("%v: %s", err, out)
+				}
+				return nil
+			})
+		}
 	}
+	ping()
+
+	// B's link-local address changes (say, its port was replaced): A
+	// discovers the new one and its routes follow; B's session now binds
+	// to its new address.
+	newB := netip.MustParseAddr("fe80::b:b")
+	for _, argv := range [][]string{
+		{"ip", "-6", "addr", "add", newB.String() + "/64", "dev", "eth0", "nodad"},
+		{"ip", "-6", "addr", "del", llB.String() + "/64", "dev", "eth0"},
+	} {
+		if out, err := b.Run(ctx, argv...); err != nil {
+			t.Fatalf("%v: %v: %s", argv, err, out)
+		}
+	}
+	expect(a, newB, nodeB)
+	ping()
 }
 
 // runCheck runs `switchd check` on a config.
