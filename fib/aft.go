@@ -177,6 +177,9 @@ type AFTGroup struct {
 	Members []AFTMember
 	// Buckets is a resilient group's bucket count (0: hash-threshold).
 	Buckets uint16
+	// Offload is the hardware state a driver reports for the group
+	// (nh_flags: offload, trap).
+	Offload Offload
 }
 
 // AFTMember is a group's member: a nexthop object and its weight.
@@ -221,7 +224,7 @@ func (m *nhManager) aft() ([]AFTGroup, []AFTNextHop) {
 	defer m.mu.Unlock()
 	gs := make([]AFTGroup, 0, len(m.groups))
 	for id, g := range m.groups {
-		ag := AFTGroup{ID: uint64(id), Buckets: g.res.buckets, Members: make([]AFTMember, 0, len(g.members))}
+		ag := AFTGroup{ID: uint64(id), Buckets: g.res.buckets, Offload: g.offload, Members: make([]AFTMember, 0, len(g.members))}
 		for _, nh := range g.members {
 			o := m.objectFor(nh)
 			if o == nil {

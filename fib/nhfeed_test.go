@@ -66,6 +66,10 @@ func TestPrivilegedGroupFeed(t *testing.T) {
 	if tb.resyncQueued {
 		t.Error("a change of hardware flags queued a resync")
 	}
+	// The AFT view carries them too (what the gNMI AFT renders).
+	if gs, _ := k.AFT(); !slices.ContainsFunc(gs, func(g AFTGroup) bool { return g.ID == uint64(id) && g.Offload == Offloaded|Trapped }) {
+		t.Errorf("AFT groups %+v: group %d not offloaded and trapping", gs, id)
+	}
 
 	for _, r := range rs {
 		tb.DeleteRoute(r.Key)

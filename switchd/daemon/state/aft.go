@@ -75,6 +75,9 @@ type AFT struct {
 	// flag. Off, an entry without flags has none of those leaves (three
 	// more per route on a server that never has one).
 	hardware atomic.Bool
+	// groupsHW is whether the groups were last rendered with hardware
+	// leaves (the loop's).
+	groupsHW bool
 }
 
 // ifGroupBase is added to an interface's index for the id of the group
@@ -360,8 +363,12 @@ type entryBlock struct {
 // members with their weights.
 func (a *AFT) groupNotification(ts int64, g fib.AFTGroup) *gpb.Notification {
 	id := uintVal(g.ID)
-	us := make([]*gpb.Update, 0, 1+2*len(g.Members))
+	us := make([]*gpb.Update, 0, 3+2*len(g.Members))
 	us = append(us, leafUpdate(id, "state", "id"))
+	if g.Offload != 0 || a.hardware.Load() {
+		us = append(us, leafUpdate(boolVal(g.Offload&fib.Offloaded != 0), "state", "hardware", "offloaded"),
+			leafUpdate(boolVal(g.Offload&fib.Trapped != 0), "state", "hardware", "trap"))
+	}
 	for _, m := range g.Members {
 		ix := strconv.FormatUint(m.NextHop, 10)
 		nh := func(leaf ...string) *gpb.Path {
@@ -409,6 +416,10 @@ func leafUpdate(v *gpb.TypedValue, names ...string) *gpb.Update {
 
 func str(s string) *gpb.TypedValue {
 	return &gpb.TypedValue{Value: &gpb.TypedValue_StringVal{StringVal: s}}
+}
+
+func boolVal(b bool) *gpb.TypedValue {
+	return &gpb.TypedValue{Value: &gpb.TypedValue_BoolVal{BoolVal: b}}
 }
 
 func uintVal(u uint64) *gpb.TypedValue {
@@ -491,6 +502,13 @@ func (a *AFT) GroupCount() int {
 // published.
 func (a *AFT) Groups() error {
 	gs, nhs := a.snapshot()
+	if slices.ContainsFunc(gs, func(g fib.AFTGroup) bool { return g.Offload != 0 }) {
+		a.hardware.Store(true) // as for routes: flags from now on
+	}
+	// Hardware leaves just turned on (here or by a route's flag): every
+	// group is rendered again with them.
+	hwNew := a.hardware.Load() && !a.groupsHW
+	a.groupsHW = a.hardware.Load()
 	ts := time.Now().UnixNano()
 	var errs joinErrs
 	del := &gpb.Notification{Timestamp: ts, Prefix: &gpb.Path{}}
@@ -507,7 +525,7 @@ func (a *AFT) Groups() error {
 	for _, g := range gs {
 		gNow[g.ID] = g
 		old, ok := a.groupsSeen[g.ID]
-		if ok && slices.Equal(old.Members, g.Members) {
+		if ok && slices.Equal(old.Members, g.Members) && old.Offload == g.Offload && !hwNew {
 			continue
 		}
 		if ok {

@@ -3,6 +3,7 @@ package state
 import (
 	"context"
 	"encoding/binary"
+	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
@@ -182,5 +183,48 @@ func TestAFTOffloadFromKernelMessagePrivileged(t *testing.T) {
 		if got := tb.OffloadCounts(); got != c.counts {
 			t.Errorf("flags %#x: counts %+v, want %+v", c.flags, got, c.counts)
 		}
+	}
+}
+
+// TestAFTGroupHardware: a group a driver flagged is published with its
+// hardware leaves (schema-checked), and the groups published before
+// without them are published again with theirs (false), once.
+func TestAFTGroupHardware(t *testing.T) {
+	a, _, gs, pub := testAFT()
+	if err := a.Groups(); err != nil {
+		t.Fatal(err)
+	}
+	up, _ := pub.take()
+	for k := range up {
+		if strings.Contains(k, "/hardware/") {
+			t.Errorf("hardware leaf %s before any flag", k)
+		}
+	}
+	gs.gs[0].Offload = fib.Offloaded | fib.Trapped
+	if err := a.Groups(); err != nil {
+		t.Fatal(err)
+	}
+	dev := &oc.Device{}
+	for _, n := range pub.ns {
+		setLeaves(t, dev, n)
+	}
+	up, _ = pub.take()
+	const g = "network-instances/network-instance[name=DEFAULT]/afts/next-hop-groups/next-hop-group[id=%d]/state/hardware/%s"
+	for _, c := range []struct {
+		id         int
+		leaf, want string
+	}{{7, "offloaded", "true"}, {7, "trap", "true"}, {8, "offloaded", "false"}, {8, "trap", "false"}} {
+		if got := up[fmt.Sprintf(g, c.id, c.leaf)]; got != c.want {
+			t.Errorf("group %d %s = %q, want %s", c.id, c.leaf, got, c.want)
+		}
+	}
+	if h := dev.GetNetworkInstance("DEFAULT").GetAfts().GetNextHopGroup(7).GetHardware(); !h.GetOffloaded() || !h.GetTrap() {
+		t.Errorf("group 7 hardware through the schema: %+v", h)
+	}
+	if err := a.Groups(); err != nil {
+		t.Fatal(err)
+	}
+	if up, del := pub.take(); len(up)+len(del) != 0 {
+		t.Errorf("unchanged groups published %v %v", up, del)
 	}
 }
