@@ -302,8 +302,11 @@ func (s *session) snapshot() Session {
 	}
 }
 
-// Close stops the engine and closes its sockets. Sessions are not told
-// (the peers see the detection time expire).
+// Close stops the engine and closes its sockets. Each session first sends
+// one AdminDown packet, so that its peer does not take down what BFD
+// protects (RFC 5882 §3.2): a switchd that stops or restarts leaves its
+// BGP sessions to graceful restart and hold timers. (A crash sends
+// nothing; the peers' detection time expires.)
 func (e *Engine) Close() error {
 	e.mu.Lock()
 	if e.closed {
@@ -311,6 +314,13 @@ func (e *Engine) Close() error {
 		return nil
 	}
 	e.closed = true
+	now := time.Now()
+	for _, p := range e.timers {
+		if p.state != AdminDown {
+			p.adminDown(now)
+			e.sendLocked(p, false)
+		}
+	}
 	e.mu.Unlock()
 	e.wake()
 	<-e.done
@@ -464,7 +474,9 @@ func (e *Engine) receiveLocked(multihop bool, m meta, b []byte, now time.Time) {
 		}
 	} else {
 		for _, q := range e.byAddr[addrKey{m.src.As16(), multihop}] {
-			if q.matches(multihop, m) {
+			// Not one being removed: a session added again with its Key
+			// is a new one.
+			if q.removing == 0 && q.matches(multihop, m) {
 				p = q
 				break
 			}

@@ -1,8 +1,11 @@
 package bfd
 
 import (
+	"net/netip"
 	"testing"
 	"time"
+
+	"github.com/switchd/switchd/sim/ns"
 )
 
 // Two engines in two namespaces: single-hop and multihop sessions, IPv4
@@ -75,9 +78,40 @@ func TestEnginePairPrivileged(t *testing.T) {
 		return false
 	})
 
-	// a goes away without a word: b detects it.
+	// Each session sends from a port of its own in 49152-65535.
+	ports := map[int]bool{}
+	ea.mu.Lock()
+	for _, p := range ea.peers {
+		if p.tx.port < srcPortMin || p.tx.port > srcPortMax || ports[p.tx.port] {
+			t.Errorf("%v: source port %d", p.key, p.tx.port)
+		}
+		ports[p.tx.port] = true
+	}
+	ea.mu.Unlock()
+
+	// a stops: it says AdminDown, and b's sessions go Down for that
+	// reason, not by detection time.
 	ea.Close()
-	wb.waitFor(t, "b's sessions Down by detection time", lastIs(keys(mirrored[:4]), Down, int(DiagDetectionTimeExpired)))
+	wb.waitFor(t, "b's sessions Down by a's AdminDown", lastIs(keys(mirrored[:4]), Down, int(DiagNeighborDown)))
+}
+
+// Single hop between IPv6 link-local addresses, with no local address
+// given (as BGP unnumbered would): the link names the session.
+func TestLinkLocalPrivileged(t *testing.T) {
+	tp := newTopo(t)
+	for _, x := range []struct {
+		n *ns.NS
+		a string
+	}{{tp.a, "fe80::a/64"}, {tp.b, "fe80::b/64"}} {
+		if err := x.n.AddAddr("eth0", netip.MustParsePrefix(x.a)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ca := PeerConfig{Peer: mustAddr("fe80::b"), Interface: "eth0", DesiredMinTx: 50 * time.Millisecond, RequiredMinRx: 50 * time.Millisecond}
+	cb := PeerConfig{Peer: mustAddr("fe80::a"), Interface: "eth0", DesiredMinTx: 50 * time.Millisecond, RequiredMinRx: 50 * time.Millisecond}
+	ea := newEngine(t, tp.a, ca)
+	newEngine(t, tp.b, cb)
+	(&watcher{e: ea}).waitFor(t, "link-local session Up", lastIs([]Key{ca.Key()}, Up, -1))
 }
 
 // RemovePeer tells the peer AdminDown: it goes Down with diag 3 ("neighbor
