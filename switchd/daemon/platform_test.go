@@ -5,6 +5,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/switchd/switchd/fib"
 	"github.com/switchd/switchd/platform"
 )
 
@@ -38,5 +39,31 @@ func TestWiringStatePlatform(t *testing.T) {
 	}
 	if ws := pub.under("switchd/state/platform/warning"); len(ws) != 0 {
 		t.Errorf("warnings for a valid switch tree: %v", ws)
+	}
+}
+
+// offloadingTable is the test table with a driver's flags counted, as
+// fib.Table counts them.
+type offloadingTable struct {
+	*testTable
+	counts fib.OffloadCounts
+}
+
+func (t offloadingTable) OffloadCounts() fib.OffloadCounts { return t.counts }
+
+// TestWiringStatusOffloadCounts: after an Apply, the FIB's counts of
+// offloaded, trapped and offload-failed routes are in the local API's
+// status and in /switchd/state/fib.
+func TestWiringStatusOffloadCounts(t *testing.T) {
+	pub := newStatePub()
+	w := newWired(t, testConfig{neighbors: []string{"10.0.1.1"}}, func(w *wired) { w.state = pub })
+	w.d.table = offloadingTable{w.tb, fib.OffloadCounts{Offloaded: 7, Trapped: 2, Failed: 1}}
+	w.run(t)
+	w.mon.publish(false) // a loop turn: an Apply, its status published
+	for leaf, want := range map[string]string{"offloaded": "7", "trapped": "2", "offload-failed": "1"} {
+		pub.waitLeaf(t, "switchd/state/fib/"+leaf, want, false)
+	}
+	if f := w.d.status.load().FIB; f.Offloaded != 7 || f.Trapped != 2 || f.OffloadFailed != 1 {
+		t.Errorf("status FIB %+v, want 7 offloaded, 2 trapped, 1 failed", f)
 	}
 }
