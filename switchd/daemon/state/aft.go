@@ -338,9 +338,18 @@ func (a *AFT) routeNotification(ts int64, r fib.AFTRoute) *gpb.Notification {
 		leaf("origin-protocol").Value = &gpb.TypedValue_StringVal{StringVal: o}
 	}
 	if r.Offload != 0 || a.hardware.Load() {
-		leaf("offloaded").Value = &gpb.TypedValue_BoolVal{BoolVal: r.Offload&fib.Offloaded != 0}
-		leaf("trap").Value = &gpb.TypedValue_BoolVal{BoolVal: r.Offload&fib.Trapped != 0}
-		leaf("offload-failed").Value = &gpb.TypedValue_BoolVal{BoolVal: r.Offload&fib.OffloadFailed != 0}
+		// A block of their own: a server's entries (no flags) do not
+		// carry the space.
+		hw := &hwBlock{}
+		for i, f := range [3]struct {
+			name string
+			bit  fib.Offload
+		}{{"offloaded", fib.Offloaded}, {"trap", fib.Trapped}, {"offload-failed", fib.OffloadFailed}} {
+			hw.paths[i].Elem = leafElems[f.name]
+			hw.vals[i].Value = &gpb.TypedValue_BoolVal{BoolVal: r.Offload&f.bit != 0}
+			hw.upd[i] = gpb.Update{Path: &hw.paths[i], Val: &hw.vals[i]}
+			blk.us = append(blk.us, &hw.upd[i])
+		}
 	}
 	blk.n = gpb.Notification{Timestamp: ts, Prefix: &blk.prefix, Update: blk.us}
 	return &blk.n
@@ -352,11 +361,18 @@ type entryBlock struct {
 	prefix gpb.Path
 	entry  gpb.PathElem
 	elems  [6]*gpb.PathElem
-	usBuf  [6]*gpb.Update
+	usBuf  [6]*gpb.Update // room for the hardware leaves' too
 	us     []*gpb.Update
-	upd    [6]gpb.Update
-	paths  [6]gpb.Path
-	vals   [6]gpb.TypedValue
+	upd    [3]gpb.Update
+	paths  [3]gpb.Path
+	vals   [3]gpb.TypedValue
+}
+
+// hwBlock holds an AFT entry's hardware leaves' messages.
+type hwBlock struct {
+	upd   [3]gpb.Update
+	paths [3]gpb.Path
+	vals  [3]gpb.TypedValue
 }
 
 // groupNotification is a next-hop group's leaves: its id and its
