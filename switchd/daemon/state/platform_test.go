@@ -230,3 +230,24 @@ func TestPortOffloads(t *testing.T) {
 		t.Errorf("veth0 back: published %v, want its 3 hardware leaves", up)
 	}
 }
+
+// BenchmarkPlatformSample is one state sample's platform part on the
+// fake Spectrum switch: the readings refreshed and the components
+// rendered (nothing changed, so nothing published).
+//
+//	go test -run '^$' -bench PlatformSample ./switchd/daemon/state/
+func BenchmarkPlatformSample(b *testing.B) {
+	root := filepath.Join(platformTrees, "spectrum")
+	tr := New(&fakePublisher{})
+	m, warns := platform.Detect(root)
+	if err := tr.Platform(m, warns); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		m.Refresh(root)
+		if err := tr.Platform(m, warns); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
