@@ -1,13 +1,16 @@
 package config
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	gpb "github.com/openconfig/gnmi/proto/gnmi"
 
 	"github.com/switchd/switchd/platform"
 )
@@ -144,5 +147,40 @@ func TestInterfacesRejects(t *testing.T) {
 			}
 			t.Errorf("no error at\n  %s\ncontaining %q; got:\n%v", tc.path, tc.reason, err)
 		})
+	}
+}
+
+// TestInterfacesSet: a gNMI Set reaches /interfaces through the same
+// validator: an address added by path is in the intent, an MTU below 68
+// is refused with its path and the running document is left as it was.
+func TestInterfacesSet(t *testing.T) {
+	m := leafDoc(t)
+	withInterfaces(m, ifEntry("swp1", map[string]any{"mtu": 9000}, "10.0.0.0/31"))
+	running, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const sw = "/interfaces/interface[name=swp1]"
+	add := &gpb.SetRequest{Update: []*gpb.Update{{
+		Path: gp(t, sw+"/subinterfaces/subinterface[index=0]/ipv6/addresses/address[ip=fd00::]/config"),
+		Val:  &gpb.TypedValue{Value: &gpb.TypedValue_JsonIetfVal{JsonIetfVal: []byte(`{"ip": "fd00::", "prefix-length": 127}`)}}}}}
+	in, _, err := Set(running, add)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/31"), netip.MustParsePrefix("fd00::/127")}
+	if len(in.Interfaces) != 1 || !slices.Equal(in.Interfaces[0].Addrs, want) || in.Interfaces[0].MTU != 9000 {
+		t.Errorf("after the Set: %+v, want swp1 with MTU 9000 and %v", in.Interfaces, want)
+	}
+	bad := &gpb.SetRequest{Update: []*gpb.Update{{Path: gp(t, sw+"/config/mtu"),
+		Val: &gpb.TypedValue{Value: &gpb.TypedValue_UintVal{UintVal: 10}}}}}
+	orig := bytes.Clone(running)
+	_, _, err = Set(running, bad)
+	var es Errors
+	if !errors.As(err, &es) || len(es) == 0 || es[0].Path != sw+"/config/mtu" {
+		t.Errorf("Set of MTU 10: %v, want an error at %s/config/mtu", err, sw)
+	}
+	if !bytes.Equal(running, orig) {
+		t.Errorf("a refused Set changed the running document")
 	}
 }
