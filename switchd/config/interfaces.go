@@ -16,7 +16,9 @@ import (
 // subinterface 0, the interface itself (platform.Interfaces does the
 // kernel side). A leaf left out leaves that property as the kernel has it:
 // OpenConfig's default enabled=true is not forced onto a link the config
-// does not say to bring up.
+// does not say to bring up. config/type is accepted, as OpenConfig makes
+// it mandatory, and not compared with the link: the kernel's name is what
+// identifies it.
 
 var ifPath = path{{name: "interfaces"}}
 
