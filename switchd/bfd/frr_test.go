@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/switchd/switchd/sim/ns"
 )
 
 // peerCycle runs a's sessions cfgs against a BFD daemon d in b: they come
@@ -54,13 +56,23 @@ func peerCycle(t *testing.T, e *Engine, d *daemon, cfgs []PeerConfig, upAtPeer f
 // FRR's bfdd (with the zebra it needs) in b, peering with a's four
 // sessions at 100 ms × 3.
 func TestFRRPrivileged(t *testing.T) {
-	if _, err := os.Stat("/usr/lib/frr/bfdd"); err != nil {
-		t.Skip("FRR is not installed (apt-get install frr)")
-	}
 	tp := newTopo(t)
 	cfgs := peersOfA(100*time.Millisecond, 3)
 	e := newEngine(t, tp.a, cfgs...)
 
+	bfdd, dir := startFRR(t, tp.b, cfgs, 100)
+
+	peerCycle(t, e, bfdd, cfgs, func() (int, error) { return upAtFRR(dir) })
+}
+
+// startFRR runs zebra and bfdd in n, peering with the mirror of each of
+// cfgs at ms milliseconds × 3, and returns bfdd and the directory of
+// their sockets.
+func startFRR(t testing.TB, n *ns.NS, cfgs []PeerConfig, ms int) (*daemon, string) {
+	t.Helper()
+	if _, err := os.Stat("/usr/lib/frr/bfdd"); err != nil {
+		t.Skip("FRR is not installed (apt-get install frr)")
+	}
 	// FRR's daemons run as user frr, which must own the directory.
 	dir, err := os.MkdirTemp("", "bfd-frr-")
 	if err != nil {
@@ -77,9 +89,9 @@ func TestFRRPrivileged(t *testing.T) {
 		}
 		fmt.Fprintf(&conf, " local-address %v", c.Local)
 		if c.Interface != "" {
-			conf.WriteString(" interface eth0")
+			conf.WriteString(" interface " + c.Interface)
 		}
-		fmt.Fprintf(&conf, "\n  receive-interval 100\n  transmit-interval 100\n  detect-multiplier 3\n exit\n")
+		fmt.Fprintf(&conf, "\n  receive-interval %d\n  transmit-interval %d\n  detect-multiplier 3\n exit\n", ms, ms)
 	}
 	conf.WriteString("exit\n")
 	for name, text := range map[string]string{"zebra.conf": "", "bfdd.conf": conf.String()} {
@@ -91,32 +103,33 @@ func TestFRRPrivileged(t *testing.T) {
 		t.Fatalf("chown: %v: %s", err, out)
 	}
 	p := func(name string) string { return filepath.Join(dir, name) }
-	zebra := &daemon{ns: tp.b, log: p("zebra.out"), argv: []string{"/usr/lib/frr/zebra", "-f", p("zebra.conf"), "-i", p("zebra.pid"),
+	zebra := &daemon{ns: n, log: p("zebra.out"), argv: []string{"/usr/lib/frr/zebra", "-f", p("zebra.conf"), "-i", p("zebra.pid"),
 		"-z", p("zserv.api"), "--vty_socket", dir, "-A", "127.0.0.1"}}
-	bfdd := &daemon{ns: tp.b, log: p("bfdd.out"), argv: []string{"/usr/lib/frr/bfdd", "-f", p("bfdd.conf"), "-i", p("bfdd.pid"),
+	bfdd := &daemon{ns: n, log: p("bfdd.out"), argv: []string{"/usr/lib/frr/bfdd", "-f", p("bfdd.conf"), "-i", p("bfdd.pid"),
 		"-z", p("zserv.api"), "--vty_socket", dir, "--bfdctl", p("bfdd.sock"), "-A", "127.0.0.1", "--log", "file:" + p("bfdd.log")}}
 	zebra.start(t)
 	bfdd.start(t)
+	return bfdd, dir
+}
 
-	upAtFRR := func() (int, error) {
-		out, err := exec.Command("vtysh", "--vty_socket", dir, "-c", "show bfd peers json").CombinedOutput()
-		if err != nil {
-			return 0, fmt.Errorf("vtysh: %v: %s", err, out)
-		}
-		var peers []struct {
-			Peer   string `json:"peer"`
-			Status string `json:"status"`
-		}
-		if err := json.Unmarshal(out, &peers); err != nil {
-			return 0, fmt.Errorf("vtysh output %q: %v", out, err)
-		}
-		n := 0
-		for _, p := range peers {
-			if p.Status == "up" {
-				n++
-			}
-		}
-		return n, nil
+// upAtFRR counts the sessions Up in the bfdd whose vty socket is in dir.
+func upAtFRR(dir string) (int, error) {
+	out, err := exec.Command("vtysh", "--vty_socket", dir, "-c", "show bfd peers json").CombinedOutput()
+	if err != nil {
+		return 0, fmt.Errorf("vtysh: %v: %s", err, out)
 	}
-	peerCycle(t, e, bfdd, cfgs, upAtFRR)
+	var peers []struct {
+		Peer   string `json:"peer"`
+		Status string `json:"status"`
+	}
+	if err := json.Unmarshal(out, &peers); err != nil {
+		return 0, fmt.Errorf("vtysh output %q: %v", out, err)
+	}
+	n := 0
+	for _, p := range peers {
+		if p.Status == "up" {
+			n++
+		}
+	}
+	return n, nil
 }

@@ -182,7 +182,7 @@ type daemon struct {
 	cmd  *exec.Cmd
 }
 
-func (d *daemon) start(t *testing.T) {
+func (d *daemon) start(t testing.TB) {
 	t.Helper()
 	if d.cmd == nil {
 		t.Cleanup(func() { d.stop(t, syscall.SIGKILL) })
@@ -202,7 +202,7 @@ func (d *daemon) start(t *testing.T) {
 
 // stop sends sig to the daemon (`ip netns exec` execs it, so the PID is
 // the daemon's) and waits for it to exit.
-func (d *daemon) stop(t *testing.T, sig syscall.Signal) {
+func (d *daemon) stop(t testing.TB, sig syscall.Signal) {
 	if d.cmd == nil || d.cmd.Process == nil || d.cmd.ProcessState != nil {
 		return
 	}
