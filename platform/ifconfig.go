@@ -273,14 +273,20 @@ func (r *Interfaces) takeEvents(ctx context.Context) error {
 }
 
 // onEvent applies one notification to the kernel view and reports
-// whether it changed anything.
+// whether it changed anything the plan reads: a link's name, admin state,
+// MTU or alias (not its carrier), an address of ours, or a configured
+// address on its configured link. Other owners' addresses (a workload's
+// veth, the kernel's link-local ones) only update the view.
 func (r *Interfaces) onEvent(ev ifEvent) bool {
 	switch ev.kind {
 	case pnl.LinkNew:
-		if old, ok := r.links[ev.link.Index]; ok && old == ev.link {
-			return false
-		}
+		old, ok := r.links[ev.link.Index]
 		r.links[ev.link.Index] = ev.link
+		changed := !ok || old.Name != ev.link.Name || old.MTU != ev.link.MTU || old.Alias != ev.link.Alias ||
+			(old.Flags^ev.link.Flags)&unix.IFF_UP != 0
+		_, want := r.desired[ev.link.Name]
+		_, wanted := r.desired[old.Name]
+		return changed && (want || ok && wanted)
 	case pnl.LinkDel:
 		delete(r.links, ev.link.Index)
 		for k := range r.addrs {
@@ -288,18 +294,23 @@ func (r *Interfaces) onEvent(ev ifEvent) bool {
 				delete(r.addrs, k)
 			}
 		}
+		return true
 	case pnl.AddrNew:
-		if p, ok := r.addrs[ev.addr]; ok && p == ev.proto {
-			return false
-		}
+		old, ok := r.addrs[ev.addr]
 		r.addrs[ev.addr] = ev.proto
+		return (!ok || old != ev.proto) && (old == AddrProtocol || ev.proto == AddrProtocol || r.configured(ev.addr))
 	case pnl.AddrDel:
-		if _, ok := r.addrs[ev.addr]; !ok {
-			return false
-		}
+		old, ok := r.addrs[ev.addr]
 		delete(r.addrs, ev.addr)
+		return ok && (old == AddrProtocol || r.configured(ev.addr))
 	}
-	return true
+	return false
+}
+
+// configured reports whether the config puts the address k on its link.
+func (r *Interfaces) configured(k addrKey) bool {
+	l, ok := r.links[k.Index]
+	return ok && slices.Contains(r.desired[l.Name].Addrs, k.Prefix)
 }
 
 func (r *Interfaces) dump(ctx context.Context) error {

@@ -26,7 +26,8 @@ type addrEvents struct {
 	marker int
 
 	mu     sync.Mutex
-	counts map[string]int // "new 10.0.0.1/31", "del ..."
+	counts map[string]int // "new 10.0.0.1/31", "del ...", since the last sync
+	total  map[string]int // the same, since the start
 	seen   map[netip.Prefix]bool
 	cond   *sync.Cond
 }
@@ -36,14 +37,16 @@ func newAddrEvents(t *testing.T, n *ns.NS) *addrEvents {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &addrEvents{t: t, n: n, mon: mon, counts: map[string]int{}, seen: map[netip.Prefix]bool{}}
+	e := &addrEvents{t: t, n: n, mon: mon, counts: map[string]int{}, total: map[string]int{}, seen: map[netip.Prefix]bool{}}
 	e.cond = sync.NewCond(&e.mu)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		for {
 			err := mon.Receive(func(ev pnl.Event) {
-				if ev.Kind != pnl.AddrNew && ev.Kind != pnl.AddrDel {
+				// The kernel's own link-local addresses come and go
+				// with DAD on their own time.
+				if ev.Kind != pnl.AddrNew && ev.Kind != pnl.AddrDel || ev.Prefix.Addr().IsLinkLocalUnicast() {
 					return
 				}
 				e.mu.Lock()
@@ -52,6 +55,7 @@ func newAddrEvents(t *testing.T, n *ns.NS) *addrEvents {
 					k = "del "
 				}
 				e.counts[k+ev.Prefix.String()]++
+				e.total[k+ev.Prefix.String()]++
 				e.seen[ev.Prefix] = true
 				e.cond.Broadcast()
 				e.mu.Unlock()
@@ -83,6 +87,20 @@ func (e *addrEvents) sync() map[string]int {
 	delete(out, "new "+m.String())
 	e.counts = map[string]int{}
 	return out
+}
+
+// waitNew waits until the addition of each of ps has been notified. An
+// IPv6 address is notified by the kernel's address work queue after the
+// add returns, late enough on a busy machine to pass a later sync's
+// marker: a test waits for it before it counts what a step changed.
+func (e *addrEvents) waitNew(ps ...netip.Prefix) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, p := range ps {
+		for e.total["new "+p.String()] == 0 {
+			e.cond.Wait()
+		}
+	}
 }
 
 // kernelAddrs dumps n's addresses with their protocols, by interface name.
@@ -187,13 +205,12 @@ func TestInterfacesPrivileged(t *testing.T) {
 	if _, err := a.Run(t.Context(), "ip", "link", "set", "e2", "down"); err != nil {
 		t.Fatal(err)
 	}
+	ev := newAddrEvents(t, a)
 	for _, hp := range []netip.Prefix{pHand1, pHand2} {
 		if err := a.AddAddr("e1", hp); err != nil {
 			t.Fatal(err)
 		}
 	}
-	ev := newAddrEvents(t, a)
-	ev.sync()
 
 	r := newTestInterfaces(t, a)
 	cfg := []InterfaceConfig{
@@ -241,6 +258,7 @@ func TestInterfacesPrivileged(t *testing.T) {
 		}
 	}
 	checkHand("first apply")
+	ev.waitNew(pHand2, pE1v6, pLo6)
 	ev.sync()
 
 	// A second Apply has nothing to write.
@@ -383,6 +401,14 @@ func TestInterfacesWriteErrorPrivileged(t *testing.T) {
 	a, b := ns.NewT(t, "ifea"), ns.NewT(t, "ifeb")
 	if err := ns.Veth(a, "e1", b, "pe1"); err != nil {
 		t.Fatal(err)
+	}
+	// Carrier comes after the veth is made; a change of it is no news for
+	// the reconciler, but wait for it so that nothing else is either.
+	for deadline := time.Now().Add(10 * time.Second); kernelLinkNamed(t, a, "e1").Flags&unix.IFF_LOWER_UP == 0; {
+		if time.Now().After(deadline) {
+			t.Fatal("e1 has no carrier after 10s")
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 	r := newTestInterfaces(t, a)
 	p := netip.MustParsePrefix("10.4.0.0/31")
