@@ -196,11 +196,11 @@ func encodeLinkChange(b *pnl.Batch, ch linkChange) {
 // Apply, and those that concern a configured link, an address on one or
 // an address of ours kick. Past maxQueuedEvents, or when the socket
 // overran, the queue is dropped and the next Apply dumps.
-func (r *Interfaces) watch() {
+func (r *Interfaces) watch(mon *pnl.Conn) {
 	defer r.wg.Done()
 	for {
 		kick := false
-		err := r.mon.Receive(func(m nlMessage) bool {
+		err := mon.Receive(func(m nlMessage) bool {
 			ev, ok := parseIfMessage(m)
 			if !ok {
 				return true

@@ -80,8 +80,9 @@ func ptrEqual[T comparable](a, b *T) bool { return a == b || (a != nil && b != n
 // The methods should only be called from one goroutine; Kick may be
 // watched from any.
 type Interfaces struct {
+	ns  *pnl.NS
 	c   *pnl.Conn
-	mon *pnl.Conn
+	mon *pnl.Conn // the watch goroutine's subscription
 
 	desired map[string]InterfaceConfig
 	links   map[int]kernelLink // the kernel's links by index
@@ -129,6 +130,7 @@ const maxQueuedEvents = 4096
 // what is there and adopts it.
 func NewInterfaces(ns *pnl.NS) (*Interfaces, error) {
 	r := &Interfaces{
+		ns:       ns,
 		desired:  map[string]InterfaceConfig{},
 		links:    map[int]kernelLink{},
 		addrs:    map[addrKey]uint8{},
@@ -141,18 +143,25 @@ func NewInterfaces(ns *pnl.NS) (*Interfaces, error) {
 	var err error
 	// Subscribe before the first dump: a change in between is seen twice
 	// (harmless), none is missed.
-	r.mon, err = pnl.Dial(ns, unix.NETLINK_ROUTE, pnl.WithReceiveTimeout(0), pnl.WithSocketBuffers(0, 1<<20),
-		pnl.WithGroups(unix.RTNLGRP_LINK, unix.RTNLGRP_IPV4_IFADDR, unix.RTNLGRP_IPV6_IFADDR))
-	if err != nil {
-		return nil, fmt.Errorf("interfaces: %w", err)
+	if r.mon, err = dialIfMonitor(ns); err != nil {
+		return nil, err
 	}
 	if r.c, err = pnl.Dial(ns, unix.NETLINK_ROUTE); err != nil {
 		r.mon.Close()
 		return nil, fmt.Errorf("interfaces: %w", err)
 	}
 	r.wg.Add(1)
-	go r.watch()
+	go r.watch(r.mon)
 	return r, nil
+}
+
+func dialIfMonitor(ns *pnl.NS) (*pnl.Conn, error) {
+	c, err := pnl.Dial(ns, unix.NETLINK_ROUTE, pnl.WithReceiveTimeout(0), pnl.WithSocketBuffers(0, 1<<20),
+		pnl.WithGroups(unix.RTNLGRP_LINK, unix.RTNLGRP_IPV4_IFADDR, unix.RTNLGRP_IPV6_IFADDR))
+	if err != nil {
+		return nil, fmt.Errorf("interfaces: subscribe: %w", err)
+	}
+	return c, nil
 }
 
 // Close ends the subscription. Everything configured stays in the kernel.
@@ -211,14 +220,9 @@ func (r *Interfaces) Missing() []string { return slices.Clone(r.missing) }
 // brings. A configured interface that does not exist is not an error
 // (Missing).
 func (r *Interfaces) Apply(ctx context.Context) error {
+	monErr := r.resubscribe()
 	if err := r.takeEvents(ctx); err != nil {
-		return err
-	}
-	r.mu.Lock()
-	monErr := r.monErr
-	r.mu.Unlock()
-	if monErr != nil {
-		monErr = fmt.Errorf("interfaces: notifications stopped, repairs wait for the resync: %w", monErr)
+		return errors.Join(err, monErr)
 	}
 	due := !r.retryAt.IsZero() && !time.Now().Before(r.retryAt)
 	if !r.dirty && !due {
@@ -238,6 +242,32 @@ func (r *Interfaces) Apply(ctx context.Context) error {
 	return errors.Join(err, monErr)
 }
 
+// resubscribe replaces a notification reader that failed (its error is
+// returned once) with a new subscription and queues a resync, since
+// notifications were lost; if none can be had, that error is returned
+// and every Apply dumps until one can.
+func (r *Interfaces) resubscribe() error {
+	r.mu.Lock()
+	failed := r.monErr
+	r.mu.Unlock()
+	if failed == nil {
+		return nil
+	}
+	mon, err := dialIfMonitor(r.ns)
+	if err != nil {
+		return fmt.Errorf("interfaces: notifications stopped (%v), and no new subscription: %w", failed, err)
+	}
+	r.mon.Close()
+	r.mon = mon
+	r.mu.Lock()
+	r.monErr = nil
+	r.mu.Unlock()
+	r.resync = true
+	r.wg.Add(1)
+	go r.watch(mon)
+	return fmt.Errorf("interfaces: notifications failed, subscribed again: %w", failed)
+}
+
 // Back-off of failed writes: a link that refuses an MTU is not asked
 // again on every turn of the daemon's loop.
 const (
@@ -253,11 +283,12 @@ func (r *Interfaces) NextRetry() time.Time { return r.retryAt }
 // from a dump.
 func (r *Interfaces) takeEvents(ctx context.Context) error {
 	r.mu.Lock()
-	evs, overrun, monErr := r.events, r.overrun, r.monErr
+	evs, overrun, stopped := r.events, r.overrun, r.monErr != nil
 	r.events, r.overrun = nil, false
 	r.mu.Unlock()
-	if overrun || r.resync || monErr != nil {
-		// Without notifications (the reader failed) every Apply dumps.
+	if overrun || r.resync || stopped {
+		// Without notifications (no new subscription could be had)
+		// every Apply dumps.
 		if err := r.dump(ctx); err != nil {
 			return err
 		}

@@ -427,3 +427,31 @@ func TestInterfacesWriteErrorPrivileged(t *testing.T) {
 		t.Errorf("Apply before the retry is due wrote again: %v", err)
 	}
 }
+
+// TestInterfacesResubscribePrivileged: when the notification reader fails,
+// the next Apply says so once, subscribes again and resyncs, and drift is
+// repaired from notifications as before.
+func TestInterfacesResubscribePrivileged(t *testing.T) {
+	a, b := ns.NewT(t, "ifra"), ns.NewT(t, "ifrb")
+	if err := ns.Veth(a, "e1", b, "pe1"); err != nil {
+		t.Fatal(err)
+	}
+	r := newTestInterfaces(t, a)
+	p := netip.MustParsePrefix("10.8.0.0/31")
+	r.SetInterface(InterfaceConfig{Name: "e1", Addrs: []netip.Prefix{p}})
+	if err := r.Apply(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	r.mon.Close() // the reader's Receive fails as on a broken socket
+	<-r.Kick()
+	if err := r.Apply(t.Context()); err == nil || !strings.Contains(err.Error(), "subscribed again") {
+		t.Fatalf("Apply after the reader failed: %v, want it reported and a new subscription", err)
+	}
+	if _, err := a.Run(t.Context(), "ip", "address", "del", p.String(), "dev", "e1"); err != nil {
+		t.Fatal(err)
+	}
+	converge(t, a, r, "drift after resubscribing", func() bool {
+		proto, ok := kernelAddrs(t, a)["e1"][p]
+		return ok && proto == AddrProtocol
+	})
+}
