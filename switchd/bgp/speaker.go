@@ -341,6 +341,7 @@ func (s *Speaker) startLocked(ctx context.Context, d *desired) error {
 		}
 		routeCB(r)
 		if ev, ok := r.Event.(*api.WatchEventResponse_Peer); ok {
+			s.routes.zones.zonePeer(ev.Peer.GetPeer())
 			s.nbrs.onPeerEvent(ev.Peer, time.Now())
 			select {
 			case kick <- struct{}{}:

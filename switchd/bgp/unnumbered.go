@@ -6,6 +6,8 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+
+	api "github.com/osrg/gobgp/v3/api"
 )
 
 // BGP unnumbered: a neighbor given by the point-to-point interface it is
@@ -181,6 +183,23 @@ func (z *linkZones) zone(nh netip.Addr, neighbor string) netip.Addr {
 		return nh.WithZone(ifname)
 	}
 	return nh
+}
+
+// zonePeer gives the neighbor address of a peer event, which GoBGP
+// renders without zone, the interface of the unnumbered neighbor it is, so
+// that the event names the neighbor as the configuration does.
+func (z *linkZones) zonePeer(p *api.Peer) {
+	c := p.GetConf()
+	a, err := netip.ParseAddr(c.GetNeighborAddress())
+	if err != nil {
+		return
+	}
+	if zoned := z.zone(a, c.GetNeighborAddress()); zoned != a {
+		c.NeighborAddress = zoned.String()
+		if st := p.GetState(); st != nil {
+			st.NeighborAddress = c.NeighborAddress
+		}
+	}
 }
 
 // unnumberedState is the speaker's part of BGP unnumbered: the config last

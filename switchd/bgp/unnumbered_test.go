@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	api "github.com/osrg/gobgp/v3/api"
 )
 
 // TestValidateUnnumbered: an unnumbered neighbor (by interface, with or
@@ -165,5 +167,11 @@ func TestLinkZones(t *testing.T) {
 		if got := z.zone(ip(tc.nh), tc.from); got != ip(tc.want) {
 			t.Errorf("next hop %s from %s: %v, want %s", tc.nh, tc.from, got, tc.want)
 		}
+	}
+	// GoBGP's peer events name the peer without zone.
+	p := &api.Peer{Conf: &api.PeerConf{NeighborAddress: "fe80::2"}, State: &api.PeerState{NeighborAddress: "fe80::2"}}
+	z.zonePeer(p)
+	if p.Conf.NeighborAddress != "fe80::2%swp1" || p.State.NeighborAddress != "fe80::2%swp1" {
+		t.Errorf("peer event names %s / %s, want fe80::2%%swp1", p.Conf.NeighborAddress, p.State.NeighborAddress)
 	}
 }
