@@ -47,6 +47,7 @@ func checkTree(t *testing.T, root string, stub []byte) {
 		{"/usr/lib/systemd/system/switchd.service", 0o644, unitText},
 		{"/etc/switchd/switchd.json.example", 0o644, cfg},
 		{"/etc/iproute2/rt_protos.d/switchd.conf", 0o644, []byte("77\tswitchd\n")},
+		{"/etc/iproute2/rt_addrprotos.d/switchd.conf", 0o644, []byte("77\tswitchd\n")},
 	} {
 		p := filepath.Join(root, f.path)
 		st, err := os.Lstat(p)
@@ -107,7 +108,7 @@ func TestDeb(t *testing.T) {
 			t.Errorf("control %s: %q, want %q", field, got, want)
 		}
 	}
-	if got := run(t, "dpkg-deb", "-I", deb, "conffiles"); got != "/etc/switchd/switchd.json.example\n/etc/iproute2/rt_protos.d/switchd.conf\n" {
+	if got := run(t, "dpkg-deb", "-I", deb, "conffiles"); got != "/etc/switchd/switchd.json.example\n/etc/iproute2/rt_protos.d/switchd.conf\n/etc/iproute2/rt_addrprotos.d/switchd.conf\n" {
 		t.Errorf("conffiles:\n%s", got)
 	}
 	list := run(t, "dpkg-deb", "-c", deb)
@@ -116,6 +117,7 @@ func TestDeb(t *testing.T) {
 		"-rw-r--r-- root/root .* ./usr/lib/systemd/system/switchd.service\n",
 		"-rw-r--r-- root/root .* ./etc/switchd/switchd.json.example\n",
 		"-rw-r--r-- root/root .* ./etc/iproute2/rt_protos.d/switchd.conf\n",
+		"-rw-r--r-- root/root .* ./etc/iproute2/rt_addrprotos.d/switchd.conf\n",
 		"lrwxrwxrwx root/root .* ./opt/cni/bin/switchd -> /usr/sbin/switchd\n",
 		"drwxr-xr-x root/root .* ./\n",
 	} {

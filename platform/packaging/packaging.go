@@ -39,6 +39,9 @@ const (
 	RTProtosPath = "/etc/iproute2/rt_protos.d/switchd.conf"
 	// RTProtos names fib's route protocol number for ip route.
 	RTProtos = "77\tswitchd\n"
+	// RTAddrProtosPath names the address protocol (IFA_PROTO) of the
+	// addresses switchd configures, for ip address (iproute2 >= 6.3).
+	RTAddrProtosPath = "/etc/iproute2/rt_addrprotos.d/switchd.conf"
 )
 
 // Options says what to package and where to put it.
@@ -74,6 +77,7 @@ func (o Options) layout() ([]file, error) {
 		{path: UnitPath, mode: 0o644, data: unit},
 		{path: ConfigPath, mode: 0o644, data: cfg, conffile: true},
 		{path: RTProtosPath, mode: 0o644, data: []byte(RTProtos), conffile: true},
+		{path: RTAddrProtosPath, mode: 0o644, data: []byte(RTProtos), conffile: true},
 		// A CNI runtime runs the plugin by its type name; switchd acts as
 		// the plugin when started with CNI_COMMAND set and no arguments.
 		{path: CNIPath, mode: 0o777, link: BinaryPath},
