@@ -21,7 +21,11 @@ type InterfaceAddrs struct {
 func (f *Fabric) Addresses(n *NodeInfo) []InterfaceAddrs {
 	out := []InterfaceAddrs{{Name: "lo", Addrs: []netip.Prefix{netip.PrefixFrom(n.Loopback4, 32), netip.PrefixFrom(n.Loopback6, 128)}}}
 	for _, i := range n.Interfaces {
-		out = append(out, InterfaceAddrs{Name: i.Name, Addrs: []netip.Prefix{i.Addr4, i.Addr6}})
+		addrs := []netip.Prefix{i.Addr4, i.Addr6}
+		if i.Unnumbered {
+			addrs = nil // link-local only (unnumbered.go)
+		}
+		out = append(out, InterfaceAddrs{Name: i.Name, Addrs: addrs})
 	}
 	return out
 }

@@ -56,6 +56,7 @@ func (f *Fabric) NodeConfig(name string) ([]byte, error) {
 func (f *Fabric) switchdTree(n *NodeInfo) obj {
 	tm := f.Topology.Timers
 	var neighbors, prefixSets, policies []any
+	var peerGroups, ifNeighbors []any // unnumbered links' (unnumbered.go)
 	if n.Role == Host {
 		// What a host announces: its loopbacks and workload blocks.
 		set, pol := ownPrefixesPolicy(n, "own-prefixes")
@@ -94,6 +95,11 @@ func (f *Fabric) switchdTree(n *NodeInfo) obj {
 				"export-policy":         []any{"own-prefixes"},
 				"default-export-policy": "REJECT_ROUTE",
 			}}
+		}
+		if i.Unnumbered {
+			g, nb := interfaceNeighbor(i, tm, passive, applyPolicy)
+			peerGroups, ifNeighbors = append(peerGroups, g), append(ifNeighbors, nb)
+			continue
 		}
 		for _, s := range []struct {
 			addr netip.Addr
@@ -157,6 +163,10 @@ func (f *Fabric) switchdTree(n *NodeInfo) obj {
 	}
 	if len(neighbors) > 0 {
 		bgp["neighbors"] = obj{"neighbor": neighbors}
+	}
+	if len(ifNeighbors) > 0 {
+		bgp["peer-groups"] = obj{"peer-group": peerGroups}
+		bgp["switchd:interface-neighbors"] = obj{"interface-neighbor": ifNeighbors}
 	}
 	aggregates := []any{}
 	for _, p := range []netip.Prefix{netip.PrefixFrom(n.Loopback4, 32), netip.PrefixFrom(n.Loopback6, 128)} {

@@ -61,6 +61,9 @@ type Options struct {
 	SwitchdBinary string
 	// Logger reports progress; default discards.
 	Logger *slog.Logger
+	// Unnumbered plans the topology's unnumbered variant
+	// (Topology.Unnumbered) without changing the caller's topology.
+	Unnumbered bool
 }
 
 // Interface is one end of a link, as seen from its node.
@@ -74,6 +77,10 @@ type Interface struct {
 	Addr6         netip.Prefix `json:"ipv6"` // this end, with the /127
 	Peer4         netip.Addr   `json:"peer-ipv4"`
 	Peer6         netip.Addr   `json:"peer-ipv6"`
+	// Unnumbered: the link has only link-local addresses and one BGP
+	// session over them (unnumbered.go); Addr4 and the rest are the plan's,
+	// not configured.
+	Unnumbered bool `json:"unnumbered,omitempty"`
 }
 
 // NodeInfo is everything the simulator decided about a node.
@@ -105,8 +112,17 @@ type NodeInfo struct {
 }
 
 // Sessions is the number of BGP sessions the node should have: one IPv4
-// and one IPv6 per link.
-func (n *NodeInfo) Sessions() int { return 2 * len(n.Interfaces) }
+// and one IPv6 per link, one per unnumbered link.
+func (n *NodeInfo) Sessions() int {
+	s := 0
+	for _, i := range n.Interfaces {
+		s += 2
+		if i.Unnumbered {
+			s--
+		}
+	}
+	return s
+}
 
 // Fabric is a planned, and after Up a running, fabric. Its methods may be
 // called from several goroutines.
@@ -130,6 +146,11 @@ type Fabric struct {
 func New(topo *Topology, opts Options) (*Fabric, error) {
 	if err := topo.Validate(); err != nil {
 		return nil, err
+	}
+	if opts.Unnumbered && !topo.Unnumbered {
+		t := *topo
+		t.Unnumbered = true
+		topo = &t
 	}
 	f := &Fabric{
 		Topology: topo,
@@ -211,6 +232,8 @@ func New(topo *Topology, opts Options) (*Fabric, error) {
 			Addr4: netip.PrefixFrom(a4, 31), Addr6: netip.PrefixFrom(a6, 127), Peer4: b4, Peer6: b6}
 		ib := &Interface{Name: a.Name + suffix, Link: j, Peer: a.Name, PeerInterface: b.Name + suffix, PeerASN: a.ASN,
 			Addr4: netip.PrefixFrom(b4, 31), Addr6: netip.PrefixFrom(b6, 127), Peer4: a4, Peer6: a6}
+		ia.Unnumbered = unnumberedLink(topo, a, b)
+		ib.Unnumbered = ia.Unnumbered
 		a.Interfaces = append(a.Interfaces, ia)
 		b.Interfaces = append(b.Interfaces, ib)
 	}

@@ -82,6 +82,10 @@ func (f *Fabric) nodeStatus(ctx context.Context, n *NodeInfo) NodeStatus {
 		PID: f.PID(n.Name), Running: f.Running(n.Name), SessionsTotal: n.Sessions(),
 	}
 	for _, i := range n.Interfaces {
+		if i.Unnumbered {
+			s.Sessions = append(s.Sessions, SessionStatus{Peer: i.Peer, Address: unnumberedSession(i), PeerASN: i.PeerASN})
+			continue
+		}
 		s.Sessions = append(s.Sessions,
 			SessionStatus{Peer: i.Peer, Address: i.Peer4, PeerASN: i.PeerASN},
 			SessionStatus{Peer: i.Peer, Address: i.Peer6, PeerASN: i.PeerASN})
@@ -155,7 +159,7 @@ func (f *Fabric) sessionStates(ctx context.Context, n *NodeInfo) (map[netip.Addr
 	st := map[netip.Addr]string{}
 	for _, nb := range ds.BGP.Neighbors {
 		if a, err := netip.ParseAddr(nb.Address); err == nil {
-			st[a] = nb.State
+			st[sessionKey(a)] = nb.State
 		}
 	}
 	return st, ds, nil

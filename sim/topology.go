@@ -68,6 +68,10 @@ type Topology struct {
 	// fabric does not depend on the file (Policy becomes the path read).
 	Policy     string         `json:"policy,omitempty"`
 	PolicyTree map[string]any `json:"policy-tree,omitempty"`
+	// Unnumbered leaves spine–leaf links between switchd nodes without
+	// IPv4 and global IPv6 addresses: BGP runs over the link-local ones
+	// (unnumbered.go).
+	Unnumbered bool `json:"unnumbered,omitempty"`
 }
 
 // Timers apply to every BGP session of the fabric, in seconds.

@@ -44,12 +44,7 @@ func TestFabricPrivileged(t *testing.T) {
 
 	t.Run("AddressesFromConfig", func(t *testing.T) { checkConfiguredAddresses(t, f) })
 	t.Run("HostsReachEveryHostOverBGPRoutes", func(t *testing.T) {
-		m := f.Matrix(ctx)
-		if n := m.Failures(); n != 0 {
-			var b strings.Builder
-			m.Print(&b)
-			t.Fatalf("%d host pairs cannot reach each other:\n%s", n, b.String())
-		}
+		hostsReachEveryHost(t, f)
 		hosts := nodesWithRole(f, sim.Role("host"))
 		if len(hosts) != 4 {
 			t.Fatalf("default fabric has %d hosts, want 4", len(hosts))

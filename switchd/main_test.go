@@ -23,7 +23,6 @@ import (
 	"github.com/switchd/switchd/sim"
 	"github.com/switchd/switchd/sim/ns"
 	"github.com/switchd/switchd/sim/simtest"
-	"github.com/switchd/switchd/switchd/config"
 	"github.com/switchd/switchd/switchd/config/configtest"
 )
 
@@ -206,14 +205,7 @@ func TestSimConfigsValid(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, n := range f.Nodes() {
-		b, err := f.NodeConfig(n.Name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		in, err := config.Parse(b, n.Name+".json")
-		if err != nil {
-			t.Fatalf("%s: generated config rejected: %v", n.Name, err)
-		}
+		in := simConfig(t, f, n)
 		want := []netip.Prefix{netip.PrefixFrom(n.Loopback4, 32), netip.PrefixFrom(n.Loopback6, 128)}
 		if !slices.Equal(in.BGP.Originate, want) {
 			t.Errorf("%s originates %v, want its loopbacks %v", n.Name, in.BGP.Originate, want)

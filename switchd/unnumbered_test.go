@@ -8,12 +8,17 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/switchd/switchd/sim"
 	"github.com/switchd/switchd/sim/ns"
 	"github.com/switchd/switchd/sim/simtest"
+	"github.com/switchd/switchd/switchd/bgp"
+	"github.com/switchd/switchd/switchd/config"
+	"github.com/switchd/switchd/switchd/daemon/apiclient"
 )
 
 // unnumberedNode is one end of TestUnnumberedPairPrivileged.
@@ -118,6 +123,7 @@ func TestUnnumberedPairPrivileged(t *testing.T) {
 			  "config": {"neighbor-address": %q, "peer-group": "fabric"},
 			  "transport": {"config": {"local-address": "eth0"}}}]}`, llA, llA)
 		}}
+	var sockA string
 	for _, x := range []struct {
 		n    *ns.NS
 		node unnumberedNode
@@ -136,6 +142,9 @@ func TestUnnumberedPairPrivileged(t *testing.T) {
 		}
 		if out, err := runCheck(bin, cfg); err != nil {
 			t.Fatalf("%s's config refused: %v\n%s", x.node.name, err, out)
+		}
+		if x.n == a {
+			sockA = filepath.Join(dir, "switchd.sock")
 		}
 		d := startSwitchd(t, x.n, bin, "run", "--config", cfg, "--socket", filepath.Join(dir, "switchd.sock"),
 			"--gnmi-socket", filepath.Join(dir, "gnmi.sock"), "--state-dir", filepath.Join(dir, "state"))
@@ -169,6 +178,20 @@ func TestUnnumberedPairPrivileged(t *testing.T) {
 	}
 	expect(b, llA, nodeA)
 	expect(a, llB, nodeB)
+	// The daemon's status names the neighbor as the speaker does: the
+	// peer's link-local address with the interface as zone.
+	waitFor(t, 30*time.Second, "A's status shows its neighbor established", func() error {
+		st, err := apiclient.GetStatus(ctx, sockA)
+		if err != nil {
+			return err
+		}
+		for _, nb := range st.BGP.Neighbors {
+			if nb.Address == llB.WithZone("eth0").String() && strings.EqualFold(nb.State, "established") {
+				return nil
+			}
+		}
+		return fmt.Errorf("neighbors %+v, want %v established", st.BGP.Neighbors, llB.WithZone("eth0"))
+	})
 
 	// Traffic between the loopbacks: IPv4 over IPv6 next hops both ways.
 	ping := func() {
@@ -206,4 +229,178 @@ func runCheck(bin, cfg string) (string, error) {
 	defer cancel()
 	out, err := exec.CommandContext(ctx, bin, "check", "--config", cfg).CombinedOutput()
 	return string(out), err
+}
+
+// TestSimUnnumberedConfigsValid: in the unnumbered variant of the default
+// fabric every generated config loads; a spine or leaf has one unnumbered
+// neighbor per fabric link (both families) and no address on those links,
+// while host links keep their IPv4 and IPv6 neighbors and addresses.
+func TestSimUnnumberedConfigsValid(t *testing.T) {
+	f, err := sim.New(sim.Default(), sim.Options{Unnumbered: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range f.Nodes() {
+		in := simConfig(t, f, n)
+		unnumbered, numbered := 0, 0
+		for _, nb := range in.BGP.Neighbors {
+			if nb.Interface == "" {
+				numbered++
+				continue
+			}
+			unnumbered++
+			if !slices.Equal(nb.Families, []bgp.Family{bgp.IPv4Unicast, bgp.IPv6Unicast}) {
+				t.Errorf("%s: unnumbered neighbor on %s carries %v, want both families", n.Name, nb.Interface, nb.Families)
+			}
+		}
+		wantU, wantN := 0, 0
+		for _, i := range n.Interfaces {
+			if i.Unnumbered {
+				wantU++
+			} else {
+				wantN += 2
+			}
+		}
+		if n.Role != sim.Role("host") && wantU == 0 {
+			t.Errorf("%s: no unnumbered link", n.Name)
+		}
+		if unnumbered != wantU || numbered != wantN || n.Sessions() != wantU+wantN {
+			t.Errorf("%s: %d unnumbered and %d numbered neighbors (%d sessions), want %d and %d", n.Name, unnumbered, numbered, n.Sessions(), wantU, wantN)
+		}
+		for _, ia := range f.Addresses(n) {
+			for _, i := range n.Interfaces {
+				if i.Name == ia.Name && i.Unnumbered && len(ia.Addrs) != 0 {
+					t.Errorf("%s: unnumbered link %s has addresses %v", n.Name, i.Name, ia.Addrs)
+				}
+			}
+		}
+	}
+}
+
+// TestUnnumberedFabricPrivileged is the demo (the policy topology: the
+// default fabric with labelled workloads) in its unnumbered variant:
+// spine–leaf links carry only link-local addresses, every host reaches
+// every other host over IPv4 and IPv6, the leaves' IPv4 routes through
+// the spines have IPv6 link-local next hops in the kernel, and the
+// workload policy still decides: web reaches db:5432 across the fabric,
+// other does not.
+func TestUnnumberedFabricPrivileged(t *testing.T) {
+	ns.Privileged(t)
+	topo, err := sim.LoadTopology("../sim/topologies/policy.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	topo.Timers = fastTimers
+	f := simtest.Start(t, topo, func(o *sim.Options) { o.Unnumbered = true })
+	simtest.WaitConverged(t, f)
+	ctx := context.Background()
+
+	t.Run("FabricLinksLinkLocalOnly", func(t *testing.T) {
+		for _, n := range f.Nodes() {
+			for _, i := range n.Interfaces {
+				if !i.Unnumbered {
+					continue
+				}
+				out, err := f.Namespace(n.Name).Run(ctx, "ip", "-o", "addr", "show", "dev", i.Name)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if strings.Contains(out, "inet ") || !strings.Contains(out, "inet6 fe80::") || strings.Contains(out, "scope global") {
+					t.Errorf("%s %s: want only a link-local address:\n%s", n.Name, i.Name, out)
+				}
+			}
+		}
+	})
+	t.Run("AddressesFromConfig", func(t *testing.T) { checkConfiguredAddresses(t, f) })
+	t.Run("HostsReachEveryHost", func(t *testing.T) { hostsReachEveryHost(t, f) })
+	t.Run("LeafIPv4RoutesViaLinkLocal", func(t *testing.T) {
+		for _, leaf := range nodesWithRole(f, sim.Role("leaf")) {
+			// What a leaf learns through the spines: every loopback
+			// but its own and its hosts'.
+			local := map[string]bool{leaf.Name: true}
+			for _, i := range leaf.Interfaces {
+				if !i.Unnumbered {
+					local[i.Peer] = true
+				}
+			}
+			for _, o := range f.Nodes() {
+				if local[o.Name] {
+					continue
+				}
+				out, err := f.Namespace(leaf.Name).Run(ctx, "ip", "-4", "route", "show", o.Loopback4.String()+"/32", "proto", "77")
+				if err != nil {
+					t.Fatal(err)
+				}
+				vias := regexp.MustCompile(`via (inet6 )?(\S+)`).FindAllStringSubmatch(out, -1)
+				if len(vias) == 0 {
+					t.Errorf("%s: no switchd route to %s (%s): %q", leaf.Name, o.Name, o.Loopback4, out)
+				}
+				for _, v := range vias {
+					if a, err := netip.ParseAddr(v[2]); v[1] == "" || err != nil || !a.IsLinkLocalUnicast() {
+						t.Errorf("%s: route to %s via %s%s, want an IPv6 link-local next hop:\n%s", leaf.Name, o.Name, v[1], v[2], out)
+					}
+				}
+				// Beyond the spines, ECMP over both of them.
+				if want := len(nodesWithRole(f, sim.Role("spine"))); o.Role != sim.Role("spine") && len(vias) != want {
+					t.Errorf("%s: route to %s has %d next hops, want %d (one per spine):\n%s", leaf.Name, o.Name, len(vias), want, out)
+				}
+			}
+		}
+	})
+	t.Run("DemoPolicy", func(t *testing.T) {
+		add := func(host, name string) sim.Workload {
+			w, err := f.AddWorkload(ctx, host, name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return *w
+		}
+		db, other, web := add("host2", "w1"), add("host3", "w1"), add("host4", "w1")
+		l, err := f.ListenWorkload(db, sim.PolicyPort)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		const dial = 2 * time.Second
+		waitFor(t, 30*time.Second, "web (host4) reaches db (host2):5432 over IPv4 and IPv6", func() error {
+			if err := f.ConnectWorkload(web, db, 4, sim.PolicyPort, dial); err != nil {
+				return err
+			}
+			return f.ConnectWorkload(web, db, 6, sim.PolicyPort, dial)
+		})
+		waitFor(t, 30*time.Second, "other (host3) reaches web (host4), which no policy selects", func() error {
+			return f.PingWorkload(ctx, other, web, 4)
+		})
+		for _, fam := range []int{4, 6} {
+			if err := f.ConnectWorkload(other, db, fam, sim.PolicyPort, dial); err == nil {
+				t.Errorf("other reached db:%d over IPv%d; the policy allows only role == web", sim.PolicyPort, fam)
+			}
+		}
+	})
+}
+
+// simConfig is node n's generated config, loaded.
+func simConfig(t *testing.T, f *sim.Fabric, n *sim.NodeInfo) *config.Intent {
+	t.Helper()
+	b, err := f.NodeConfig(n.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, err := config.Parse(b, n.Name+".json")
+	if err != nil {
+		t.Fatalf("%s: generated config rejected: %v", n.Name, err)
+	}
+	return in
+}
+
+// hostsReachEveryHost pings between every pair of hosts' loopbacks over
+// IPv4 and IPv6 and fails with the matrix if one gets no reply.
+func hostsReachEveryHost(t *testing.T, f *sim.Fabric) {
+	t.Helper()
+	m := f.Matrix(context.Background())
+	if n := m.Failures(); n != 0 {
+		var b strings.Builder
+		m.Print(&b)
+		t.Fatalf("%d host pairs cannot reach each other:\n%s", n, b.String())
+	}
 }
