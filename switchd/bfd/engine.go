@@ -340,19 +340,38 @@ func (e *Engine) wake() {
 	unix.Write(e.wakefd, one[:])
 }
 
+// rxHold batches receiving: after a turn that read packets, the loop
+// waits this long (less if a timer is due or a call wakes it) before it
+// reads the sockets again, so that packets arriving one by one from many
+// peers are read one batch per turn, not one per turn. A packet waits
+// at most rxHold; it is read before any timer runs, so a detection time
+// never ends for a packet that arrived in time.
+const rxHold = 5 * time.Millisecond
+
 // run is the engine's goroutine.
 func (e *Engine) run() {
 	defer close(e.done)
 	events := make([]unix.EpollEvent, 8)
 	buf := make([]byte, 512)
 	oob := make([]byte, 256)
+	hold := false
 	for {
 		e.mu.Lock()
 		timeout := e.timeoutLocked(time.Now())
 		e.mu.Unlock()
-		n, err := unix.EpollWait(e.epfd, events, timeout)
+		var n int
+		var err error
+		if hold {
+			if h := int(rxHold / time.Millisecond); timeout < 0 || timeout > h {
+				timeout = h
+			}
+			// Only a call wakes the loop early.
+			_, err = unix.Poll([]unix.PollFd{{Fd: int32(e.wakefd), Events: unix.POLLIN}}, timeout)
+		} else {
+			n, err = unix.EpollWait(e.epfd, events, timeout)
+		}
 		if err != nil && !errors.Is(err, unix.EINTR) {
-			e.log.Error("bfd: epoll wait", "err", err)
+			e.log.Error("bfd: wait", "err", err)
 			time.Sleep(10 * time.Millisecond)
 		}
 		e.mu.Lock()
@@ -361,14 +380,20 @@ func (e *Engine) run() {
 			return
 		}
 		e.wakes++
+		unix.Read(e.wakefd, buf[:8]) // nonblocking: reset it if a call set it
 		now := time.Now()
-		for _, ev := range events[:max(n, 0)] {
-			if int(ev.Fd) == e.wakefd {
-				unix.Read(e.wakefd, buf[:8])
-				continue
+		read := 0
+		if hold {
+			for fd := range e.listenOn {
+				read += e.readLocked(fd, buf, oob, now)
 			}
-			e.readLocked(int(ev.Fd), buf, oob, now)
 		}
+		for _, ev := range events[:max(n, 0)] {
+			if int(ev.Fd) != e.wakefd {
+				read += e.readLocked(int(ev.Fd), buf, oob, now)
+			}
+		}
+		hold = read > 0
 		e.timersLocked(now)
 		publish := len(e.changes) > 0
 		e.mu.Unlock()
@@ -432,13 +457,14 @@ func (e *Engine) timersLocked(now time.Time) {
 	}
 }
 
-// readLocked receives what is queued on listening socket fd.
-func (e *Engine) readLocked(fd int, buf, oob []byte, now time.Time) {
+// readLocked receives what is queued on listening socket fd and reports
+// how many packets it read.
+func (e *Engine) readLocked(fd int, buf, oob []byte, now time.Time) (read int) {
 	lk, ok := e.listenOn[fd]
 	if !ok {
-		return
+		return 0
 	}
-	for range 64 { // then let timers run
+	for range 256 { // then let timers run
 		n, oobn, _, from, err := unix.Recvmsg(fd, buf, oob, unix.MSG_DONTWAIT)
 		if errors.Is(err, unix.EINTR) {
 			continue
@@ -447,8 +473,9 @@ func (e *Engine) readLocked(fd int, buf, oob []byte, now time.Time) {
 			if !errors.Is(err, unix.EAGAIN) {
 				e.log.Warn("bfd: receive", "err", err)
 			}
-			return
+			return read
 		}
+		read++
 		m, err := parseMeta(from, oob[:oobn])
 		if err != nil {
 			e.stats.RxInvalid++
@@ -456,6 +483,7 @@ func (e *Engine) readLocked(fd int, buf, oob []byte, now time.Time) {
 		}
 		e.receiveLocked(lk.multihop, m, buf[:n], now)
 	}
+	return read
 }
 
 // receiveLocked finds a packet's session (RFC 5880 §6.8.6: by Your
