@@ -11,17 +11,17 @@ import (
 )
 
 // BIRD 2's bfd protocol in b, with a's four sessions as static neighbors
-// at 100 ms × 3.
+// at 300 ms × 3 (a loaded machine must not flap them).
 func TestBIRDPrivileged(t *testing.T) {
 	tp := newTopo(t)
-	cfgs := peersOfA(100*time.Millisecond, 3)
+	cfgs := peersOfA(300*time.Millisecond, 3)
 	e := newEngine(t, tp.a, cfgs...)
 
 	dir := t.TempDir()
 	var conf strings.Builder
 	conf.WriteString("log stderr all;\nrouter id 10.0.0.2;\nprotocol device {}\nprotocol bfd {\n  debug { states, events };\n" +
-		"  interface \"*\" { interval 100 ms; multiplier 3; };\n" +
-		"  multihop { interval 100 ms; multiplier 3; };\n")
+		"  interface \"*\" { interval 300 ms; multiplier 3; };\n" +
+		"  multihop { interval 300 ms; multiplier 3; };\n")
 	for _, c := range cfgs {
 		c = mirror(c)
 		fmt.Fprintf(&conf, "  neighbor %v", c.Peer)

@@ -10,10 +10,16 @@
 // interval or a shorter receive interval waits for the Final), and jitter
 // of 75–100 % (75–90 % at detect multiplier 1). The Engine (engine.go) owns
 // the sockets of one namespace and runs every session on one goroutine:
-// epoll waits for the four receive sockets and for the earliest timer of a
-// heap of sessions, so 100 sessions at 50 ms cost no goroutine or runtime
-// timer each. Each session sends from a socket of its own (its own source
-// port in 49152–65535, as RFC 5881 §4 asks).
+// epoll waits for the receive sockets (one per address family and kind,
+// opened as sessions need them) and for the earliest timer of a heap of
+// sessions, so a session costs no goroutine or runtime timer. The loop
+// batches: a timer may run up to a tenth of its session's interval late
+// (at most 5 ms, never early), so one turn sends for many sessions, and
+// after a turn that received, the sockets are read again only after up to
+// 5 ms. 100 sessions at 50 ms × 3 take about 4 % of a core against FRR
+// bfdd or another engine (BenchmarkPrivilegedSessions100At50ms*). Each
+// session sends from a socket of its own (its own source port in
+// 49152–65535, as RFC 5881 §4 asks).
 //
 // Why our own state machine rather than GoBGP's built-in BFD (v4.7+):
 // that one is single-hop only, is tied to a BGP neighbor (no static next

@@ -15,10 +15,10 @@ import (
 // Up is a Poll Sequence both sides apply.
 func TestEnginePairPrivileged(t *testing.T) {
 	tp := newTopo(t)
-	cfgs := peersOfA(50*time.Millisecond, 3)
+	cfgs := peersOfA(100*time.Millisecond, 3)
 	cfgs[2].MinTTL = 254 // one router on the way
 	// Single hop to b's far address: through r.
-	routed := PeerConfig{Peer: mustAddr("10.0.2.1"), Local: mustAddr("10.0.1.1"), DesiredMinTx: 50 * time.Millisecond}
+	routed := PeerConfig{Peer: mustAddr("10.0.2.1"), Local: mustAddr("10.0.1.1"), DesiredMinTx: 100 * time.Millisecond}
 	var mirrored []PeerConfig
 	for _, c := range append(cfgs, routed) {
 		c = mirror(c)
@@ -58,21 +58,21 @@ func TestEnginePairPrivileged(t *testing.T) {
 		if s.State != Up {
 			continue
 		}
-		if s.TxInterval != 50*time.Millisecond || s.DetectionTime != 150*time.Millisecond || s.RemoteDiscr == 0 || s.RemoteState != Up {
+		if s.TxInterval != 100*time.Millisecond || s.DetectionTime != 300*time.Millisecond || s.RemoteDiscr == 0 || s.RemoteState != Up {
 			t.Errorf("%v: tx %v detect %v remote discr %x state %v", s.Config.Key(), s.TxInterval, s.DetectionTime, s.RemoteDiscr, s.RemoteState)
 		}
 	}
 
 	// A slower rate on a is polled for; b's detection time follows.
 	slow := cfgs[0]
-	slow.DesiredMinTx = 200 * time.Millisecond
+	slow.DesiredMinTx = 300 * time.Millisecond
 	if err := ea.AddPeer(slow); err != nil {
 		t.Fatal(err)
 	}
 	wb.waitFor(t, "b applies a's new rate", func([]Change) bool {
 		for _, s := range eb.Sessions() {
 			if s.Config.Key() == mirrored[0].Key() {
-				return s.RemoteDesiredMinTx == 200*time.Millisecond && s.DetectionTime == 600*time.Millisecond
+				return s.RemoteDesiredMinTx == 300*time.Millisecond && s.DetectionTime == 900*time.Millisecond
 			}
 		}
 		return false
@@ -107,8 +107,8 @@ func TestLinkLocalPrivileged(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	ca := PeerConfig{Peer: mustAddr("fe80::b"), Interface: "eth0", DesiredMinTx: 50 * time.Millisecond, RequiredMinRx: 50 * time.Millisecond}
-	cb := PeerConfig{Peer: mustAddr("fe80::a"), Interface: "eth0", DesiredMinTx: 50 * time.Millisecond, RequiredMinRx: 50 * time.Millisecond}
+	ca := PeerConfig{Peer: mustAddr("fe80::b"), Interface: "eth0", DesiredMinTx: 100 * time.Millisecond, RequiredMinRx: 100 * time.Millisecond}
+	cb := PeerConfig{Peer: mustAddr("fe80::a"), Interface: "eth0", DesiredMinTx: 100 * time.Millisecond, RequiredMinRx: 100 * time.Millisecond}
 	ea := newEngine(t, tp.a, ca)
 	newEngine(t, tp.b, cb)
 	(&watcher{e: ea}).waitFor(t, "link-local session Up", lastIs([]Key{ca.Key()}, Up, -1))
@@ -118,7 +118,7 @@ func TestLinkLocalPrivileged(t *testing.T) {
 // signaled session down"), not by detection time.
 func TestRemovePeerPrivileged(t *testing.T) {
 	tp := newTopo(t)
-	cfgs := peersOfA(50*time.Millisecond, 3)[:1]
+	cfgs := peersOfA(100*time.Millisecond, 3)[:1]
 	ea := newEngine(t, tp.a, cfgs...)
 	back := mirror(cfgs[0])
 	eb := newEngine(t, tp.b, back)

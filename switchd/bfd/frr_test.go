@@ -54,13 +54,13 @@ func peerCycle(t *testing.T, e *Engine, d *daemon, cfgs []PeerConfig, upAtPeer f
 }
 
 // FRR's bfdd (with the zebra it needs) in b, peering with a's four
-// sessions at 100 ms × 3.
+// sessions at 300 ms × 3 (a loaded machine must not flap them).
 func TestFRRPrivileged(t *testing.T) {
 	tp := newTopo(t)
-	cfgs := peersOfA(100*time.Millisecond, 3)
+	cfgs := peersOfA(300*time.Millisecond, 3)
 	e := newEngine(t, tp.a, cfgs...)
 
-	bfdd, dir := startFRR(t, tp.b, cfgs, 100)
+	bfdd, dir := startFRR(t, tp.b, cfgs, 300)
 
 	peerCycle(t, e, bfdd, cfgs, func() (int, error) { return upAtFRR(dir) })
 }
