@@ -121,14 +121,16 @@ func (c PeerConfig) withDefaults() (PeerConfig, error) {
 		bad("Peer", "missing")
 	case c.Peer.IsUnspecified() || c.Peer.IsMulticast():
 		bad("Peer", "%v is not a unicast address", c.Peer)
+	case c.Peer.Is4In6():
+		bad("Peer", "%v: write an IPv4 address as such", c.Peer)
 	case c.Peer.Zone() != "":
 		bad("Peer", "%v: give the link as Interface, not as a zone", c.Peer)
 	}
 	if c.Local.IsValid() && c.Peer.IsValid() && c.Local.Is4() != c.Peer.Is4() {
 		bad("Local", "%v is not of Peer's address family", c.Local)
 	}
-	if c.Local.IsValid() && (c.Local.IsUnspecified() || c.Local.IsMulticast()) {
-		bad("Local", "%v is not a unicast address", c.Local)
+	if c.Local.IsValid() && (c.Local.IsUnspecified() || c.Local.IsMulticast() || c.Local.Is4In6() || c.Local.Zone() != "") {
+		bad("Local", "%v is not a plain unicast address", c.Local)
 	}
 	if c.Multihop {
 		if !c.Local.IsValid() {

@@ -1,6 +1,7 @@
 package bfd
 
 import (
+	"errors"
 	"net/netip"
 	"testing"
 	"time"
@@ -136,4 +137,22 @@ func TestRemovePeerPrivileged(t *testing.T) {
 			t.Errorf("b sees remote state %v", s.RemoteState)
 		}
 	}
+}
+
+// A session whose local address is not on the machine yet is accepted
+// and comes Up once the address appears; a link that does not exist is
+// refused, naming the field.
+func TestAddPeerLaterAddressPrivileged(t *testing.T) {
+	tp := newTopo(t)
+	ca := PeerConfig{Peer: mustAddr("10.0.0.2"), Local: mustAddr("10.0.0.11"), Interface: "eth0", DesiredMinTx: 100 * time.Millisecond, RequiredMinRx: 100 * time.Millisecond}
+	ea := newEngine(t, tp.a, ca)
+	var fe *FieldError
+	if err := ea.AddPeer(PeerConfig{Peer: mustAddr("10.0.0.3"), Interface: "nosuch0"}); !errors.As(err, &fe) || fe.Field != "Interface" {
+		t.Errorf("AddPeer on a missing link: %v, want a FieldError on Interface", err)
+	}
+	newEngine(t, tp.b, mirror(ca))
+	if err := tp.a.AddAddr("eth0", netip.MustParsePrefix("10.0.0.11/24")); err != nil {
+		t.Fatal(err)
+	}
+	(&watcher{e: ea}).waitFor(t, "Up once the address exists", lastIs([]Key{ca.Key()}, Up, -1))
 }

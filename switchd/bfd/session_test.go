@@ -391,6 +391,8 @@ func TestValidate(t *testing.T) {
 		{PeerConfig{Peer: netip.MustParseAddr("224.0.0.5")}, "Peer"},
 		{PeerConfig{Peer: netip.MustParseAddr("fe80::1%eth0"), Interface: "eth0"}, "Peer"},
 		{PeerConfig{Peer: netip.MustParseAddr("fe80::1")}, "Interface"},
+		{PeerConfig{Peer: netip.MustParseAddr("::ffff:10.0.0.1")}, "Peer"},
+		{PeerConfig{Peer: p4, Local: netip.MustParseAddr("0.0.0.0")}, "Local"},
 		{PeerConfig{Peer: p4, Local: netip.MustParseAddr("fd00::1")}, "Local"},
 		{PeerConfig{Peer: p4, Multihop: true}, "Local"},
 		{PeerConfig{Peer: p4, Local: netip.MustParseAddr("10.0.0.2"), Multihop: true, Interface: "eth0"}, "Interface"},

@@ -92,7 +92,12 @@ func openSender(cfg PeerConfig, ifindex int) (sender, error) {
 		unix.Close(fd)
 		return sender{}, fmt.Errorf("bfd socket to %v: %s: %w", cfg.Peer, what, err)
 	}
+	// Freebind: a local address not (yet) on the machine is no error;
+	// the session stays Down until it appears.
 	if v6 {
+		if err := unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_FREEBIND, 1); err != nil {
+			return fail("freebind", err)
+		}
 		if err := unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_UNICAST_HOPS, 255); err != nil {
 			return fail("hop limit", err)
 		}
@@ -100,6 +105,9 @@ func openSender(cfg PeerConfig, ifindex int) (sender, error) {
 			return fail("traffic class", err)
 		}
 	} else {
+		if err := unix.SetsockoptInt(fd, unix.IPPROTO_IP, unix.IP_FREEBIND, 1); err != nil {
+			return fail("freebind", err)
+		}
 		if err := unix.SetsockoptInt(fd, unix.IPPROTO_IP, unix.IP_TTL, 255); err != nil {
 			return fail("ttl", err)
 		}
