@@ -119,28 +119,43 @@ type measured struct {
 	share, packets, turns float64 // CPU/wall; per second
 }
 
-// measure samples cpu and e's counters around the window.
+// measure samples cpu and e's packet and loop-turn counters around the
+// window.
 func measure(b *testing.B, e *Engine, cpu func() time.Duration) measured {
-	window := 10 * time.Second
-	if s, err := strconv.Atoi(os.Getenv("BFD_BENCH_SECONDS")); err == nil && s > 0 {
-		window = time.Duration(s) * time.Second
-	}
-	count := func() (pkts, turns uint64) {
+	pkts := func() (n uint64) {
 		for _, s := range e.Sessions() {
-			pkts += s.TxPackets + s.RxPackets
+			n += s.TxPackets + s.RxPackets
 		}
+		return n
+	}
+	turns := func() uint64 {
 		e.mu.Lock()
 		defer e.mu.Unlock()
-		return pkts, e.wakes
+		return e.wakes
 	}
-	p0, w0 := count()
-	c0, t0 := cpu(), time.Now()
-	time.Sleep(window)
-	c1, t1 := cpu(), time.Now()
-	p1, w1 := count()
-	wall := t1.Sub(t0)
-	return measured{wall: wall, share: float64(c1-c0) / float64(wall),
-		packets: float64(p1-p0) / wall.Seconds(), turns: float64(w1-w0) / wall.Seconds()}
+	wall, share, rates := window(cpu, pkts, turns)
+	return measured{wall: wall, share: share, packets: rates[0], turns: rates[1]}
+}
+
+// window samples cpu and counters around BFD_BENCH_SECONDS (default 10)
+// of wall time: the CPU share and each counter's rate per second.
+func window(cpu func() time.Duration, counters ...func() uint64) (wall time.Duration, share float64, rates []float64) {
+	w := 10 * time.Second
+	if s, err := strconv.Atoi(os.Getenv("BFD_BENCH_SECONDS")); err == nil && s > 0 {
+		w = time.Duration(s) * time.Second
+	}
+	c0 := make([]uint64, len(counters))
+	for i, c := range counters {
+		c0[i] = c()
+	}
+	u0, t0 := cpu(), time.Now()
+	time.Sleep(w)
+	u1, t1 := cpu(), time.Now()
+	wall = t1.Sub(t0)
+	for i, c := range counters {
+		rates = append(rates, float64(c()-c0[i])/wall.Seconds())
+	}
+	return wall, float64(u1-u0) / float64(wall), rates
 }
 
 // cpuTime is this process's user plus system CPU time.
