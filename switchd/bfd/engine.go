@@ -140,11 +140,15 @@ func (e *Engine) AddPeer(cfg PeerConfig) error {
 	}
 	key := cfg.Key()
 	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return errClosed
+	}
 	if p, ok := e.peers[key]; ok {
 		p.configure(time.Now(), cfg)
 		e.afterLocked(p)
+		e.wakeLocked()
 		e.mu.Unlock()
-		e.wake()
 		return nil
 	}
 	lk := listenKey{v6: cfg.Peer.Is6(), multihop: cfg.Multihop}
@@ -177,15 +181,15 @@ func (e *Engine) AddPeer(cfg PeerConfig) error {
 	}
 
 	e.mu.Lock()
-	defer e.wake()
 	defer e.mu.Unlock()
 	if e.closed {
 		unix.Close(tx.fd)
 		if lfd >= 0 {
 			unix.Close(lfd)
 		}
-		return errors.New("bfd: engine closed")
+		return errClosed
 	}
+	defer e.wakeLocked()
 	if lfd >= 0 {
 		if _, ok := e.listeners[lk]; ok { // another AddPeer was quicker
 			unix.Close(lfd)
@@ -226,12 +230,12 @@ func (e *Engine) discrLocked() uint32 {
 // DetectMult AdminDown packets. It reports whether the session existed.
 func (e *Engine) RemovePeer(key Key) bool {
 	e.mu.Lock()
-	defer e.wake()
 	defer e.mu.Unlock()
 	p, ok := e.peers[key]
-	if !ok {
+	if !ok || e.closed {
 		return false
 	}
+	defer e.wakeLocked()
 	delete(e.peers, key)
 	if p.state != AdminDown {
 		p.adminDown(time.Now())
@@ -313,7 +317,6 @@ func (e *Engine) Close() error {
 		e.mu.Unlock()
 		return nil
 	}
-	e.closed = true
 	now := time.Now()
 	for _, p := range e.timers {
 		if p.state != AdminDown {
@@ -321,8 +324,9 @@ func (e *Engine) Close() error {
 			e.sendLocked(p, false)
 		}
 	}
+	e.wakeLocked()
+	e.closed = true // after the wake: closed, the loop's fds may go
 	e.mu.Unlock()
-	e.wake()
 	<-e.done
 	for _, p := range e.timers {
 		unix.Close(p.tx.fd)
@@ -334,9 +338,15 @@ func (e *Engine) Close() error {
 	return unix.Close(e.epfd)
 }
 
-// wake makes run look at the sessions again (a timer may be earlier now).
-func (e *Engine) wake() {
-	var one = [8]byte{1}
+var errClosed = errors.New("bfd: engine closed")
+
+// wakeLocked makes run look at the sessions again (a timer may be earlier
+// now). Under the lock and before closed is set, the eventfd is open.
+func (e *Engine) wakeLocked() {
+	if e.closed {
+		return
+	}
+	one := [8]byte{1}
 	unix.Write(e.wakefd, one[:])
 }
 
