@@ -301,8 +301,8 @@ func (s *session) snapshot() Session {
 		DetectionTime:    s.detectTime(),
 		Polling:          s.polling,
 		RxPackets:        s.rxPackets, TxPackets: s.txPackets, TxErrors: s.txErrors,
-		UpCount:    s.upCount,
-		LastChange: s.lastChange,
+		UpCount: s.upCount, DownCount: s.downCount,
+		LastChange: s.lastChange, LastDown: s.lastDown,
 	}
 }
 

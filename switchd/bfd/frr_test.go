@@ -47,8 +47,8 @@ func peerCycle(t *testing.T, e *Engine, d *daemon, cfgs []PeerConfig, upAtPeer f
 	d.start(t)
 	waitPeerUp("sessions Up again after the peer restarted")
 	for _, s := range e.Sessions() {
-		if s.UpCount != 2 {
-			t.Errorf("%v: came Up %d times, want 2", s.Config.Key(), s.UpCount)
+		if s.UpCount != 2 || s.DownCount != 1 {
+			t.Errorf("%v: came Up %d times and went Down %d, want 2 and 1", s.Config.Key(), s.UpCount, s.DownCount)
 		}
 	}
 }

@@ -49,8 +49,8 @@ type session struct {
 
 	changes                        []Change
 	rxPackets, txPackets, txErrors uint64
-	upCount                        uint64
-	lastChange                     time.Time
+	upCount, downCount             uint64
+	lastChange, lastDown           time.Time
 }
 
 func newSession(cfg PeerConfig, discr uint32, now time.Time, rnd *rand.Rand) *session {
@@ -119,7 +119,12 @@ func (s *session) setState(now time.Time, st State, diag Diag) {
 	old := s.state
 	s.state, s.diag = st, diag
 	s.lastChange = now
-	s.changes = append(s.changes, Change{Peer: s.cfg.Key(), Old: old, New: st, Diag: diag, RemoteDiag: s.remoteDiag, At: now})
+	s.changes = append(s.changes, Change{Peer: s.cfg.Key(), Old: old, New: st, Diag: diag, RemoteDiag: s.remoteDiag,
+		RemoteState: s.remoteState, At: now})
+	if old == Up {
+		s.downCount++
+		s.lastDown = now
+	}
 	if st == Up {
 		s.upCount++
 		s.setTimers(now, s.cfg.DesiredMinTx, s.cfg.RequiredMinRx)

@@ -275,7 +275,7 @@ func TestDetectionTimeout(t *testing.T) {
 	if l.a.state != Down || l.a.diag != DiagDetectionTimeExpired || l.a.remoteDiscr != 0 {
 		t.Errorf("after expiry: %v diag %v remote discr %x", l.a.state, l.a.diag, l.a.remoteDiscr)
 	}
-	if len(l.a.changes) != 1 || l.a.changes[0] != (Change{Peer: l.a.cfg.Key(), Old: Up, New: Down, Diag: DiagDetectionTimeExpired, At: l.now}) {
+	if len(l.a.changes) != 1 || l.a.changes[0] != (Change{Peer: l.a.cfg.Key(), Old: Up, New: Down, Diag: DiagDetectionTimeExpired, RemoteState: Down, At: l.now}) {
 		t.Errorf("changes %+v", l.a.changes)
 	}
 	// Back to slow start.
@@ -306,8 +306,8 @@ func TestAdminDown(t *testing.T) {
 		t.Fatalf("a %v %v", l.a.state, l.a.diag)
 	}
 	l.until(time.Second, func() bool { return l.b.state == Down })
-	if l.b.diag != DiagNeighborDown {
-		t.Errorf("b's diag %v", l.b.diag)
+	if c := l.b.changes[len(l.b.changes)-1]; c.Diag != DiagNeighborDown || c.RemoteState != AdminDown {
+		t.Errorf("b's change %+v, want diag %v with the peer in AdminDown", c, DiagNeighborDown)
 	}
 	for range 50 {
 		l.step()

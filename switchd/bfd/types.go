@@ -62,8 +62,11 @@ type Change struct {
 	Peer     Key
 	Old, New State
 	// Diag is the local diagnostic after the change (why it went Down);
-	// RemoteDiag the peer's last.
+	// RemoteDiag the peer's last. RemoteState is the peer's state then:
+	// AdminDown means the peer turned BFD off, which must not take down
+	// what BFD protects (RFC 5882 §3.2).
 	Diag, RemoteDiag Diag
+	RemoteState      State
 	At               time.Time
 }
 
@@ -89,7 +92,9 @@ type Session struct {
 	Polling bool
 
 	RxPackets, TxPackets, TxErrors uint64
-	// UpCount counts transitions to Up; LastChange is the last transition.
-	UpCount    uint64
-	LastChange time.Time
+	// UpCount counts transitions to Up, DownCount those from Up to Down
+	// or AdminDown (failure-transitions); LastChange is the last
+	// transition, LastDown the last of those.
+	UpCount, DownCount   uint64
+	LastChange, LastDown time.Time
 }
