@@ -16,7 +16,7 @@
 // batches: a timer may run up to a tenth of its session's interval late
 // (at most 5 ms, never early), so one turn sends for many sessions, and
 // after a turn that received, the sockets are read again only after up to
-// 5 ms. 100 sessions at 50 ms × 3 take about 4 % of a core against FRR
+// 5 ms. 100 sessions at 50 ms × 3 take 4–5 % of a core against FRR
 // bfdd or another engine (BenchmarkPrivilegedSessions100At50ms*). Each
 // session sends from a socket of its own (its own source port in
 // 49152–65535, as RFC 5881 §4 asks).
