@@ -51,6 +51,9 @@ type Intent struct {
 	// Interfaces are what /interfaces asks of existing interfaces, in name
 	// order (interfaces.go).
 	Interfaces []platform.InterfaceConfig
+	// BFD are the BFD sessions BGP neighbors and static next hops ask
+	// for (bfd.go).
+	BFD []BFDSession
 }
 
 // Load reads and parses the config file at path. A file over MaxFileSize is

@@ -31,6 +31,10 @@ const supportedLeaves = `
 /network-instances/network-instance/protocols/protocol/static-routes/static/next-hops/next-hop/config/index
 /network-instances/network-instance/protocols/protocol/static-routes/static/next-hops/next-hop/config/next-hop
 /network-instances/network-instance/protocols/protocol/static-routes/static/next-hops/next-hop/config/metric
+/network-instances/network-instance/protocols/protocol/static-routes/static/next-hops/next-hop/enable-bfd/config/enabled
+/network-instances/network-instance/protocols/protocol/static-routes/static/next-hops/next-hop/enable-bfd/config/desired-minimum-tx-interval
+/network-instances/network-instance/protocols/protocol/static-routes/static/next-hops/next-hop/enable-bfd/config/required-minimum-receive
+/network-instances/network-instance/protocols/protocol/static-routes/static/next-hops/next-hop/enable-bfd/config/detection-multiplier
 /network-instances/network-instance/protocols/protocol/local-aggregates/aggregate/config/prefix
 /network-instances/network-instance/protocols/protocol/local-aggregates/aggregate/config/discard
 /network-instances/network-instance/protocols/protocol/local-aggregates/aggregate/config/description
@@ -121,6 +125,13 @@ const supportedLeaves = `
 /system/aaa/authentication/users/user/config/password-hashed
 /system/aaa/authentication/users/user/config/role
 
+/bfd/interfaces/interface/config/id
+/bfd/interfaces/interface/config/enabled
+/bfd/interfaces/interface/config/desired-minimum-tx-interval
+/bfd/interfaces/interface/config/required-minimum-receive
+/bfd/interfaces/interface/config/detection-multiplier
+/bfd/interfaces/interface/interface-ref/config/interface
+/bfd/interfaces/interface/interface-ref/config/subinterface
 /interfaces/interface/config/name
 /interfaces/interface/config/type
 /interfaces/interface/config/description
@@ -218,6 +229,10 @@ afi-safis/afi-safi/ipv6-unicast/prefix-limit/config/prevent-teardown
 afi-safis/afi-safi/ipv6-unicast/prefix-limit/config/warning-threshold-pct
 ebgp-multihop/config/enabled
 ebgp-multihop/config/multihop-ttl
+enable-bfd/config/enabled
+enable-bfd/config/desired-minimum-tx-interval
+enable-bfd/config/required-minimum-receive
+enable-bfd/config/detection-multiplier
 `
 
 // unsupportedHints say what to do instead, for nodes users reach for.

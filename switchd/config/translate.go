@@ -41,6 +41,7 @@ func Translate(dev *oc.Device) (*Intent, error) {
 	t.metrics(dev.Switchd, in)
 	t.grpc(dev.System, in)
 	t.interfaces(dev, in)
+	t.bfd(dev, in) // after BGP and interfaces: it reads both
 	// The speaker's own checks, so that check, run and reload refuse what
 	// Apply would; its rules are checked there only, and bgpErrors puts
 	// what they find at OpenConfig paths.
