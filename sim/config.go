@@ -269,8 +269,9 @@ func (f *Fabric) BirdConfig(name string) ([]byte, error) {
 	b.WriteString("# The loopbacks, to originate them.\n")
 	b.WriteString("protocol direct { ipv4; ipv6; interface \"lo\"; }\n\n")
 	b.WriteString("# Learned routes go into the kernel; merge paths makes ECMP routes.\n")
+	b.WriteString("# Graceful restart: after bird -R the kernel is synced only once BGP has recovered.\n")
 	for _, v := range []string{"4", "6"} {
-		fmt.Fprintf(&b, "protocol kernel kernel%s {\n\tipv%s { import none; export where source = RTS_BGP; };\n\tlearn off;\n\tmerge paths on;\n}\n", v, v)
+		fmt.Fprintf(&b, "protocol kernel kernel%s {\n\tipv%s { import none; export where source = RTS_BGP; };\n\tlearn off;\n\tmerge paths on;\n\tgraceful restart on;\n}\n", v, v)
 	}
 	for _, i := range n.Interfaces {
 		for _, s := range []struct {
@@ -288,6 +289,8 @@ func (f *Fabric) BirdConfig(name string) ([]byte, error) {
 			fmt.Fprintf(&b, "\tlocal %s as %d;\n", s.local, n.ASN)
 			fmt.Fprintf(&b, "\tneighbor %s as %d;\n", s.peer, i.PeerASN)
 			fmt.Fprintf(&b, "\thold time %d;\n\tkeepalive time %d;\n", tm.Hold, tm.Keepalive)
+			// Helper for its peers, and restarter (RestartGracefully).
+			b.WriteString("\tgraceful restart on;\n")
 			// BIRD waits 5 s before its first connect and 120 s after a
 			// refused one by default; a simulated fabric whose daemons
 			// start in any order wants both short.

@@ -118,9 +118,12 @@ func (f *Fabric) writeNodeFiles(n *NodeInfo) error {
 	}
 	var cfg []byte
 	var err error
-	if n.Kind == Bird {
+	switch n.Kind {
+	case Bird:
 		cfg, err = f.BirdConfig(n.Name)
-	} else {
+	case Frr:
+		cfg, err = f.FRRConfig(n.Name)
+	default:
 		if err = os.MkdirAll(n.StateDir, 0o755); err != nil {
 			return fmt.Errorf("node %s: create state dir: %w", n.Name, err)
 		}

@@ -39,30 +39,7 @@ func TestFabricBirdPrivileged(t *testing.T) {
 	f := simtest.Start(t, birdTriangle(t))
 	simtest.WaitConverged(t, f)
 	ctx := context.Background()
-
-	for _, fam := range []int{4, 6} {
-		if err := f.Ping(ctx, "leaf1", "leaf2", fam); err != nil {
-			t.Errorf("IPv%d: %v", fam, err)
-		}
-	}
-
-	st, err := f.Status(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, s := range st {
-		if !s.Converged() || s.SessionsTotal != 2*len(f.Node(s.Name).Interfaces) {
-			t.Errorf("%s: %+v", s.Name, s)
-		}
-	}
-	// leaf1 learns spine1's and leaf2's loopbacks, both families.
-	rs, err := f.Routes("leaf1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(rs) != 4 {
-		t.Errorf("leaf1 has %d BIRD routes, want 4: %v", len(rs), rs)
-	}
+	checkTriangle(t, f)
 
 	// The fabric is described for other processes.
 	g, err := sim.Load(f.RunDir)
@@ -94,6 +71,35 @@ func TestFabricBirdPrivileged(t *testing.T) {
 	}
 	for _, err := range simtest.Leftovers(f, pids) {
 		t.Error(err)
+	}
+}
+
+// checkTriangle checks a converged triangle: leaf1 pings leaf2 through
+// the spine over both families, every node's status shows its sessions
+// up, and leaf1's daemon installed spine1's and leaf2's loopbacks.
+func checkTriangle(t *testing.T, f *sim.Fabric) {
+	t.Helper()
+	ctx := context.Background()
+	for _, fam := range []int{4, 6} {
+		if err := f.Ping(ctx, "leaf1", "leaf2", fam); err != nil {
+			t.Errorf("IPv%d: %v", fam, err)
+		}
+	}
+	st, err := f.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range st {
+		if !s.Converged() || s.SessionsUp != 2*len(f.Node(s.Name).Interfaces) {
+			t.Errorf("%s: %+v", s.Name, s)
+		}
+	}
+	rs, err := f.Routes("leaf1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rs) != 4 {
+		t.Errorf("leaf1 has %d routes of protocol %d, want 4: %v", len(rs), f.Node("leaf1").RouteProtocol(), rs)
 	}
 }
 

@@ -198,6 +198,10 @@ func New(topo *Topology, opts Options) (*Fabric, error) {
 			ni.Config = filepath.Join(dir, "bird.conf")
 			ni.Socket = filepath.Join(dir, "bird.ctl")
 			ni.Log = filepath.Join(dir, "bird.log")
+		case Frr:
+			ni.Config = filepath.Join(dir, "frr.conf")
+			ni.Socket = filepath.Join(dir, "bgpd.vty") // vtysh --vty_socket takes its dir
+			ni.Log = filepath.Join(dir, "bgpd.log")
 		default:
 			ni.Config = filepath.Join(dir, "switchd.json")
 			ni.Socket = filepath.Join(dir, "switchd.sock")

@@ -45,20 +45,28 @@ func (f *Fabric) argv(n *NodeInfo) []string {
 		// its log (stderr, see BirdConfig) goes to the node's log file.
 		return []string{"bird", "-f", "-c", n.Config, "-s", n.Socket, "-P", filepath.Join(n.Dir, "bird.pid")}
 	}
+	if n.Kind == Frr {
+		return frrArgv(n, "bgpd")
+	}
 	return []string{f.switchd, "run", "--config", n.Config, "--socket", n.Socket, "--state-dir", n.StateDir, "--gnmi-socket", n.GNMISocket}
 }
 
 // start runs the node's daemon in its namespace, in a session of its own
 // (so that it outlives the CLI that started it and no terminal signal
 // reaches it), logging to the node's log file.
-func (f *Fabric) start(n *NodeInfo) error {
+func (f *Fabric) start(n *NodeInfo, extra ...string) error {
+	if n.Kind == Frr {
+		if err := f.startZebra(n); err != nil {
+			return err
+		}
+	}
 	os.Remove(n.Socket) // a stale socket from an earlier run
 	logf, err := os.OpenFile(n.Log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return fmt.Errorf("node %s: open log: %w", n.Name, err)
 	}
 	defer logf.Close()
-	argv := f.argv(n)
+	argv := append(f.argv(n), extra...)
 	fmt.Fprintf(logf, "--- %s switchd sim: starting %s\n", time.Now().Format(time.RFC3339), strings.Join(argv, " "))
 	// ip netns exec execs the daemon, so the PID is the daemon's.
 	cmd := exec.Command("ip", append([]string{"netns", "exec", n.Namespace}, argv...)...)
@@ -331,8 +339,11 @@ func (f *Fabric) Ping(ctx context.Context, from, to string, family int) error {
 
 // RouteProtocol is the kernel route protocol of the node's daemon.
 func (n *NodeInfo) RouteProtocol() int {
-	if n.Kind == Bird {
+	switch n.Kind {
+	case Bird:
 		return BirdProtocol
+	case Frr:
+		return FRRProtocol
 	}
 	return SwitchdProtocol
 }

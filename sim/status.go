@@ -152,6 +152,10 @@ func (f *Fabric) sessionStates(ctx context.Context, n *NodeInfo) (map[netip.Addr
 		st, err := birdSessions(ctx, n)
 		return st, nil, err
 	}
+	if n.Kind == Frr {
+		st, err := frrSessions(ctx, n)
+		return st, nil, err
+	}
 	ds, err := SwitchdStatus(ctx, n.Socket)
 	if err != nil {
 		return nil, nil, err

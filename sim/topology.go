@@ -1,7 +1,7 @@
 // Package sim builds a whole switchd fabric on one machine: a topology file
 // becomes one network namespace per node, veth pairs for the links,
 // deterministic addresses, a generated config per node and one routing
-// daemon per node (switchd, or BIRD 2 as a foreign peer). It is a test and
+// daemon per node (switchd, or BIRD 2 or FRR as a foreign peer). It is a test and
 // demo tool; nothing on a real switch needs it.
 //
 // A topology file (YAML or JSON):
@@ -9,7 +9,7 @@
 //	name: demo
 //	timers: {hold: 9, keepalive: 3, connect-retry: 1}   # optional, every session
 //	nodes:
-//	  - {name: spine1, role: spine, asn: 65000}            # kind: switchd (default) or bird
+//	  - {name: spine1, role: spine, asn: 65000}            # kind: switchd (default), bird or frr
 //	  - {name: leaf1, role: leaf, asn: 65001, kind: bird}
 //	links:
 //	  - [leaf1, spine1]
@@ -53,6 +53,7 @@ type Kind string
 const (
 	Switchd Kind = "switchd"
 	Bird    Kind = "bird"
+	Frr     Kind = "frr" // FRR's zebra and bgpd (frr.go)
 )
 
 // Topology is what a topology file describes.
@@ -270,9 +271,9 @@ func (t *Topology) Validate() error {
 		switch n.Kind {
 		case "":
 			n.Kind = Switchd
-		case Switchd, Bird:
+		case Switchd, Bird, Frr:
 		default:
-			bad("node %q: bad kind %q (want switchd or bird)", n.Name, n.Kind)
+			bad("node %q: bad kind %q (want switchd, bird or frr)", n.Name, n.Kind)
 		}
 		if len(n.Workloads) > 0 && (n.Role != Host || n.Kind != Switchd) {
 			bad("node %q: workloads: only switchd hosts attach workloads", n.Name)

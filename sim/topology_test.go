@@ -38,7 +38,7 @@ nodes:
 		{"missing asn", "name: x\nnodes: [{name: a, role: leaf}]", `node "a": asn is missing`},
 		{"bad role", "name: x\nnodes: [{name: a, role: core, asn: 1}]", `node "a": bad role "core"`},
 		{"missing role", "name: x\nnodes: [{name: a, asn: 1}]", `node "a": role is missing`},
-		{"bad kind", "name: x\nnodes: [{name: a, role: leaf, asn: 1, kind: frr}]", `node "a": bad kind "frr"`},
+		{"bad kind", "name: x\nnodes: [{name: a, role: leaf, asn: 1, kind: quagga}]", `node "a": bad kind "quagga"`},
 		{"long name", "name: x\nnodes: [{name: abcdefghijklm, role: leaf, asn: 1}]", `node "abcdefghijklm": name too long`},
 		{"bad char", "name: x\nnodes: [{name: a_b, role: leaf, asn: 1}]", `node "a_b": bad character '_'`},
 		{"digit first", "name: x\nnodes: [{name: 1a, role: leaf, asn: 1}]", "must start with a letter"},

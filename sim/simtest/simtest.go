@@ -116,6 +116,10 @@ func Start(t testing.TB, topo *sim.Topology, opts ...Option) *sim.Fabric {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// FRR's daemons drop root and must reach their node's dir.
+	if err := os.Chmod(runDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	o := sim.Options{
 		Prefix: fmt.Sprintf("%sf%d", ns.RunPrefix(), fabricSeq.Add(1)),
 		RunDir: filepath.Join(runDir, "run"),
