@@ -40,7 +40,7 @@ func (s *Speaker) DropNeighbor(ctx context.Context, addr netip.Addr, why string)
 		return fmt.Errorf("drop bgp neighbor %v: delete: %w", addr, err)
 	}
 	delete(s.peers, addr)
-	if err := s.srv.AddPeer(ctx, &api.AddPeerRequest{Peer: neighborAPI(n, s.localRestartingLocked(), s.deferral())}); err != nil {
+	if err := s.srv.AddPeer(ctx, &api.AddPeerRequest{Peer: s.bfdGateLocked(n, neighborAPI(n, s.localRestartingLocked(), s.deferral()))}); err != nil {
 		// The next Apply adds it again.
 		return fmt.Errorf("drop bgp neighbor %v: add again: %w", addr, err)
 	}

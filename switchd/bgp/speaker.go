@@ -61,6 +61,8 @@ type Speaker struct {
 	// (sessions.go); since is when each neighbor was last (re)added.
 	limited map[netip.Addr]bool
 	since   map[netip.Addr]time.Time
+	// bfdHeld are the neighbors held down after a BFD failure (bfdgate.go).
+	bfdHeld map[netip.Addr]bool
 
 	synced    chan struct{}
 	syncOnce  sync.Once
@@ -416,7 +418,7 @@ func (s *Speaker) applyNeighborsLocked(ctx context.Context, want map[netip.Addr]
 		old, ok := s.peers[addr]
 		switch {
 		case !ok:
-			if err := s.srv.AddPeer(ctx, &api.AddPeerRequest{Peer: neighborAPI(n, s.localRestartingLocked(), s.deferral())}); err != nil {
+			if err := s.srv.AddPeer(ctx, &api.AddPeerRequest{Peer: s.bfdGateLocked(n, neighborAPI(n, s.localRestartingLocked(), s.deferral()))}); err != nil {
 				errs = append(errs, fmt.Errorf("add neighbor %v: %w", addr, err))
 				continue
 			}
@@ -454,7 +456,7 @@ func (s *Speaker) applyNeighborsLocked(ctx context.Context, want map[netip.Addr]
 //     (GoBGP's admin state "prefix limit") until it is added afresh.
 func (s *Speaker) updateNeighborLocked(ctx context.Context, old, n Neighbor) error {
 	addr := n.Address
-	p := neighborAPI(n, s.localRestartingLocked(), s.deferral())
+	p := s.bfdGateLocked(n, neighborAPI(n, s.localRestartingLocked(), s.deferral()))
 	established := false
 	s.srv.ListPeer(ctx, &api.ListPeerRequest{Address: addr.String()}, func(ap *api.Peer) {
 		established = ap.GetState().GetSessionState() == api.PeerState_ESTABLISHED
