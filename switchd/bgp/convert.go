@@ -230,10 +230,9 @@ func (d *pathDecoder) decode(p *api.Path) (prefix netip.Prefix, c candidate, wit
 				c.nextHop, _ = parseAddrBytes(b)
 			}
 		case urlMpReach:
-			// The global next hop comes first; a link-local one may follow.
-			if b := firstBytesField(a.Value, fieldMpNextHops); b != nil {
-				c.nextHop, _ = parseAddrBytes(b)
-			}
+			// The global next hop comes first; a link-local one may
+			// follow, the one to use when the global is :: (unnumbered.go).
+			c.nextHop = mpNextHop(a.Value)
 		case urlAsPath:
 			if string(a.Value) != d.lastASPath {
 				d.lastASPath = string(a.Value)

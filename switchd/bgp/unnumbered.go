@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 
 	api "github.com/osrg/gobgp/v3/api"
+	"google.golang.org/protobuf/encoding/protowire"
 )
 
 // BGP unnumbered: a neighbor given by the point-to-point interface it is
@@ -267,4 +268,39 @@ func (s *Speaker) discovered(addr netip.Addr) netip.Addr {
 		}
 	}
 	return addr
+}
+
+// mpNextHop is the next hop of an MP_REACH attribute (GoBGP's
+// MpReachNLRIAttribute, encoded): the global one, or, when that is ::
+// (FRR's on an unnumbered session of an interface without a global
+// address), the link-local one after it.
+func mpNextHop(m []byte) netip.Addr {
+	var first netip.Addr
+	for len(m) > 0 {
+		n, typ, l := protowire.ConsumeTag(m)
+		if l < 0 {
+			break
+		}
+		m = m[l:]
+		if n != fieldMpNextHops || typ != wireBytes {
+			if l = protowire.ConsumeFieldValue(n, typ, m); l < 0 {
+				break
+			}
+			m = m[l:]
+			continue
+		}
+		v, l := protowire.ConsumeBytes(m)
+		if l < 0 {
+			break
+		}
+		m = m[l:]
+		a, _ := parseAddrBytes(v)
+		if !a.IsUnspecified() {
+			return a
+		}
+		if !first.IsValid() {
+			first = a
+		}
+	}
+	return first
 }

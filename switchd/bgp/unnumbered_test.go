@@ -8,6 +8,7 @@ import (
 	"time"
 
 	api "github.com/osrg/gobgp/v3/api"
+	"google.golang.org/protobuf/proto"
 )
 
 // TestValidateUnnumbered: an unnumbered neighbor (by interface, with or
@@ -173,5 +174,30 @@ func TestLinkZones(t *testing.T) {
 	z.zonePeer(p)
 	if p.Conf.NeighborAddress != "fe80::2%swp1" || p.State.NeighborAddress != "fe80::2%swp1" {
 		t.Errorf("peer event names %s / %s, want fe80::2%%swp1", p.Conf.NeighborAddress, p.State.NeighborAddress)
+	}
+}
+
+// TestMPNextHop: the global next hop of MP_REACH, unless it is :: (FRR on
+// an unnumbered session), then the link-local one after it.
+func TestMPNextHop(t *testing.T) {
+	for _, tc := range []struct {
+		nhs  []string
+		want string
+	}{
+		{[]string{"fd00::1", "fe80::1"}, "fd00::1"},
+		{[]string{"::", "fe80::1"}, "fe80::1"},
+		{[]string{"fe80::2"}, "fe80::2"},
+		{[]string{"::"}, "::"},
+	} {
+		b, err := proto.Marshal(&api.MpReachNLRIAttribute{Family: apiFamilyV6, NextHops: tc.nhs})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := mpNextHop(b); got != ip(tc.want) {
+			t.Errorf("%v: %v, want %s", tc.nhs, got, tc.want)
+		}
+	}
+	if got := mpNextHop(nil); got.IsValid() {
+		t.Errorf("no next hop: %v", got)
 	}
 }
