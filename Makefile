@@ -30,8 +30,9 @@ tools:
 # examples/policy.yaml on every host) and shows it working: reachability,
 # then what the workload policy allows (sim matrix), then a leaf's BGP
 # sessions as its daemon reports them over gNMI (switchd show).
+# UNNUMBERED=1 runs the spine-leaf links unnumbered (link-local only).
 demo: deps build rt-proto
-	./$(BIN) sim up --topology $(or $(TOPOLOGY),sim/topologies/policy.yaml)
+	./$(BIN) sim up --topology $(or $(TOPOLOGY),sim/topologies/policy.yaml) $(if $(UNNUMBERED),--unnumbered)
 	./$(BIN) sim matrix
 	./$(BIN) sim exec leaf1 -- ./$(BIN) show bgp summary
 	./$(BIN) sim status
