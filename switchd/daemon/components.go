@@ -108,6 +108,8 @@ type components struct {
 	// ifaces applies /interfaces (interfaces.go); nil in tests that do
 	// not configure interfaces.
 	ifaces ifaceReconciler
+	// bfd runs the BFD sessions (bfd.go); nil in tests without BFD.
+	bfd bfdEngine
 }
 
 // Compile-time checks that the real components fit.

@@ -116,6 +116,7 @@ type Daemon struct {
 	g         *gnmiServe   // nil: no gNMI (gnmi.go)
 	met       *metricsLoop // Prometheus (metrics.go)
 	ifl       ifLoop       // the interface reconciler's (interfaces.go)
+	bfdl      bfdLoop      // BFD sessions' (bfd.go)
 }
 
 // Run loads the config, starts the components and serves until ctx is done
@@ -296,6 +297,10 @@ func newComponents(ctx context.Context, opts Options, intent *config.Intent, int
 		return c, nil, fmt.Errorf("policy: anti-spoofing: %w", err)
 	}
 	c.policy = pe
+	if c.bfd, err = newBFD(opts.Logger); err != nil {
+		return c, nil, fmt.Errorf("bfd: %w", err)
+	}
+	closers = append(closers, func() { c.bfd.Close() }) // AdminDown to every peer: not a failure
 	if opts.State != nil {
 		ls, err := platform.NewLinkStatsReader(nil)
 		if err != nil {
@@ -375,6 +380,7 @@ func (d *Daemon) applyIntent(ctx context.Context, in *config.Intent) error {
 	// loop's turn applies it.
 	d.setPolicy(in)
 	d.setInterfaces(in) // likewise
+	d.setBFD(ctx, in)
 	if d.intent != nil {
 		if in.Dataplane.HashPolicy != d.intent.Dataplane.HashPolicy {
 			d.setHashPolicy(in.Dataplane.HashPolicy)

@@ -64,6 +64,8 @@ func (d *Daemon) loop(ctx context.Context) error {
 			continue // the status only: nothing for the FIB
 		case <-d.linkKick():
 			d.onLinks(ctx)
+		case <-d.bfdKick():
+			d.onBFD(ctx)
 		case <-d.ifaceKick(): // applied at the end of the turn
 		case <-d.ifl.retry:
 		case <-d.bgpRoutes.updates():

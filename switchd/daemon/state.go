@@ -115,6 +115,9 @@ func (d *Daemon) sampleState(ctx context.Context) {
 	d.sampleLinks(ctx)
 	d.publishAFT(true)
 	d.samplePlatform()
+	if d.bfd != nil {
+		d.publishBFD() // packet counters
+	}
 	s, err := d.st.system.Sample(time.Now())
 	if err != nil {
 		d.stateErr("system", err)

@@ -27,6 +27,8 @@ type Status struct {
 	Metrics *MetricsStatus `json:"metrics,omitempty"`
 	// Interfaces is /interfaces as last applied, when any is configured.
 	Interfaces *InterfacesStatus `json:"interfaces,omitempty"`
+	// BFD is the BFD sessions, when any is configured (bfd.go).
+	BFD *BFDStatus `json:"bfd,omitempty"`
 }
 
 // InterfacesStatus is the interface reconciler's last Apply: how many

@@ -1,0 +1,221 @@
+package daemon
+
+import (
+	"context"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/switchd/switchd/switchd/bfd"
+	"github.com/switchd/switchd/switchd/config"
+	"github.com/switchd/switchd/switchd/daemon/apiclient"
+)
+
+// bfdEngine runs the BFD sessions of the daemon's namespace
+// (*bfd.Engine); safe from any goroutine.
+type bfdEngine interface {
+	AddPeer(cfg bfd.PeerConfig) error
+	RemovePeer(key bfd.Key) bool
+	Updates() <-chan struct{}
+	Drain() []bfd.Change
+	Sessions() []bfd.Session
+	Close() error
+}
+
+// bfdGate is what BFD needs of the speaker (*bgp.Speaker): a neighbor
+// whose BFD session failed is dropped and held down until it is Up again.
+// A speaker without it (tests' fakes) gets FIB marks only.
+type bfdGate interface {
+	HoldForBFD(ctx context.Context, addr netip.Addr, why string) error
+	ReleaseBFD(ctx context.Context, addr netip.Addr) error
+}
+
+var _ bfdEngine = (*bfd.Engine)(nil)
+
+// bfdLoop is the loop's bookkeeping of BFD.
+type bfdLoop struct {
+	// want are the configured sessions by key, as last given to the
+	// engine.
+	want map[bfd.Key]config.BFDSession
+	// failed are the sessions that went from Up to Down (not by the
+	// peer's AdminDown) and are not Up again: their peer is marked down
+	// in the FIB and their neighbors are held.
+	failed map[bfd.Key]bool
+}
+
+// newBFD starts the namespace's BFD engine (newComponents): one for the
+// daemon, whatever the config, so a reload can add sessions.
+func newBFD(log *slog.Logger) (bfdEngine, error) {
+	e, err := bfd.New(bfd.WithLogger(log.With("component", "bfd")))
+	if err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// bfdKick is the BFD engine's feed (nil without an engine).
+func (d *Daemon) bfdKick() <-chan struct{} {
+	if d.bfd == nil {
+		return nil
+	}
+	return d.bfd.Updates()
+}
+
+// setBFD makes the config's sessions the engine's: new and changed ones
+// added (AddPeer changes a running session in place), gone ones removed
+// with whatever their failure held.
+func (d *Daemon) setBFD(ctx context.Context, in *config.Intent) {
+	if d.bfd == nil {
+		if len(in.BFD) > 0 {
+			d.log.Error("BFD configured but no BFD engine is running")
+		}
+		return
+	}
+	want := make(map[bfd.Key]config.BFDSession, len(in.BFD))
+	for _, s := range in.BFD {
+		want[s.Key()] = s
+	}
+	for k, old := range d.bfdl.want {
+		if s, ok := want[k]; ok && slices.Equal(s.Neighbors, old.Neighbors) {
+			continue
+		}
+		// Gone, or protecting other neighbors: what it held is let go.
+		if d.bfdl.failed[k] {
+			d.recoverBFD(ctx, old)
+			delete(d.bfdl.failed, k)
+		}
+		if _, ok := want[k]; !ok {
+			d.bfd.RemovePeer(k)
+		}
+	}
+	for k, s := range want {
+		if old, ok := d.bfdl.want[k]; ok && old.PeerConfig == s.PeerConfig {
+			continue
+		}
+		if err := d.bfd.AddPeer(s.PeerConfig); err != nil {
+			d.log.Error("BFD session not started", "peer", k, "err", err)
+		}
+	}
+	d.bfdl.want = want
+	d.publishBFD()
+}
+
+// onBFD takes the engine's state changes. A session that fails (Up to
+// Down, not because the peer went AdminDown: RFC 5882 §3.2, a peer whose
+// BFD restarts or is turned off) takes its peer out of the FIB's groups
+// in one write at once, then drops its BGP neighbors (their paths
+// withdrawn now, not kept for graceful restart: RFC 5882 §4.3) and holds
+// them down until the session is Up again, so BGP cannot come back over
+// the broken path and flap.
+func (d *Daemon) onBFD(ctx context.Context) {
+	changes := d.bfd.Drain()
+	var failed []config.BFDSession
+	for _, c := range changes {
+		s, ok := d.bfdl.want[c.Peer]
+		if !ok {
+			continue // removed since
+		}
+		switch {
+		case c.New == bfd.Up && d.bfdl.failed[c.Peer]:
+			delete(d.bfdl.failed, c.Peer)
+			d.log.Info("BFD session up again; its peer is a next hop again", "peer", c.Peer)
+			d.recoverBFD(ctx, s)
+		case c.Old == bfd.Up && c.New == bfd.Down && c.RemoteState == bfd.AdminDown:
+			d.log.Info("BFD session down by the peer's AdminDown: not a failure", "peer", c.Peer, "diag", c.RemoteDiag)
+		case c.Old == bfd.Up && c.New == bfd.Down:
+			if d.bfdl.failed == nil {
+				d.bfdl.failed = make(map[bfd.Key]bool)
+			}
+			d.bfdl.failed[c.Peer] = true
+			d.log.Warn("BFD session failed; peer taken out of the FIB and its BGP neighbors dropped", "peer", c.Peer, "diag", c.Diag)
+			d.table.NextHopDown(c.Peer.Peer)
+			failed = append(failed, s)
+		}
+	}
+	if len(failed) > 0 {
+		d.applyFIB(ctx) // one group write, before any withdrawal
+		for _, s := range failed {
+			d.holdNeighbors(ctx, s)
+		}
+		d.takePeerEvents(ctx)
+	}
+	if len(changes) > 0 {
+		d.publishBFD()
+	}
+}
+
+// holdNeighbors drops s's BGP neighbors and holds them down.
+func (d *Daemon) holdNeighbors(ctx context.Context, s config.BFDSession) {
+	g, ok := d.speaker.(bfdGate)
+	if !ok {
+		return
+	}
+	for _, a := range s.Neighbors {
+		if err := g.HoldForBFD(ctx, a, "BFD session down"); err != nil {
+			d.log.Warn("BGP neighbor not held for BFD", "neighbor", a, "err", err)
+		}
+	}
+}
+
+// recoverBFD undoes what a failure of s did: its peer is a next hop
+// again and its neighbors may connect.
+func (d *Daemon) recoverBFD(ctx context.Context, s config.BFDSession) {
+	d.table.NextHopUp(s.Peer)
+	g, ok := d.speaker.(bfdGate)
+	if !ok {
+		return
+	}
+	for _, a := range s.Neighbors {
+		if err := g.ReleaseBFD(ctx, a); err != nil {
+			d.log.Warn("BGP neighbor not released after BFD", "neighbor", a, "err", err)
+		}
+	}
+}
+
+// publishBFD renders the engine's sessions into the status and the
+// state tree.
+func (d *Daemon) publishBFD() {
+	ss := d.bfd.Sessions()
+	st := &apiclient.BFDStatus{}
+	for _, s := range ss {
+		st.Sessions = append(st.Sessions, d.bfdSessionStatus(s))
+	}
+	if len(ss) == 0 {
+		st = nil
+	}
+	d.status.update(func(s *Status) { s.BFD = st })
+	if d.st.tree != nil {
+		d.stateErr("bfd", d.st.tree.BFD(ss))
+	}
+}
+
+func (d *Daemon) bfdSessionStatus(s bfd.Session) apiclient.BFDSessionStatus {
+	c := s.Config
+	out := apiclient.BFDSessionStatus{
+		Peer: c.Peer.String(), Interface: c.Interface, Multihop: c.Multihop,
+		State: s.State.String(), RemoteState: s.RemoteState.String(),
+		LocalDiscriminator: s.LocalDiscr, RemoteDiscriminator: s.RemoteDiscr,
+		TxIntervalMs:    float64(s.TxInterval) / float64(time.Millisecond),
+		DetectionTimeMs: float64(s.DetectionTime) / float64(time.Millisecond),
+		UpTransitions:   s.UpCount, FailureTransitions: s.DownCount,
+		Failed: d.bfdl.failed[c.Key()],
+	}
+	if c.Local.IsValid() {
+		out.Local = c.Local.String()
+	}
+	if s.LocalDiag != bfd.DiagNone {
+		out.Diagnostic = s.LocalDiag.String()
+	}
+	if !s.LastDown.IsZero() {
+		t := s.LastDown
+		out.LastFailure = &t
+	}
+	if w, ok := d.bfdl.want[c.Key()]; ok {
+		for _, a := range w.Neighbors {
+			out.Neighbors = append(out.Neighbors, a.String())
+		}
+		out.Static = w.Static
+	}
+	return out
+}

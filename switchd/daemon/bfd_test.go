@@ -1,0 +1,115 @@
+package daemon
+
+import (
+	"context"
+	"net/netip"
+	"slices"
+	"testing"
+
+	"github.com/switchd/switchd/switchd/bfd"
+	"github.com/switchd/switchd/switchd/config"
+)
+
+// testBFD is a BFD engine whose changes the test gives.
+type testBFD struct {
+	rec     *recorder
+	kick    chan struct{}
+	changes []bfd.Change
+	peers   map[bfd.Key]bfd.PeerConfig
+}
+
+func (e *testBFD) AddPeer(c bfd.PeerConfig) error {
+	e.rec.add("bfd.AddPeer %v", c.Key())
+	e.peers[c.Key()] = c
+	return nil
+}
+func (e *testBFD) RemovePeer(k bfd.Key) bool {
+	e.rec.add("bfd.RemovePeer %v", k)
+	delete(e.peers, k)
+	return true
+}
+func (e *testBFD) Updates() <-chan struct{} { return e.kick }
+func (e *testBFD) Drain() []bfd.Change {
+	c := e.changes
+	e.changes = nil
+	return c
+}
+func (e *testBFD) Sessions() []bfd.Session {
+	var out []bfd.Session
+	for _, c := range e.peers {
+		out = append(out, bfd.Session{Config: c, State: bfd.Up})
+	}
+	return out
+}
+func (e *testBFD) Close() error { return nil }
+
+// gatedSpeaker is the test speaker with the BFD hold.
+type gatedSpeaker struct{ *testSpeaker }
+
+func (s gatedSpeaker) HoldForBFD(ctx context.Context, a netip.Addr, why string) error {
+	s.rec.add("bgp.HoldForBFD %v", a)
+	return s.DropNeighbor(ctx, a, why)
+}
+func (s gatedSpeaker) ReleaseBFD(ctx context.Context, a netip.Addr) error {
+	s.rec.add("bgp.ReleaseBFD %v", a)
+	return nil
+}
+
+// TestWiringBFD: a BFD failure (Up to Down) marks the peer down in the
+// FIB and applies it (one group write) before the BGP neighbor is dropped
+// and held; Up again marks it up and releases the neighbor; the peer's
+// AdminDown (its BFD restarting) and sessions coming up for the first
+// time touch nothing; a session dropped from the config is removed from
+// the engine and lets go of what its failure held.
+func TestWiringBFD(t *testing.T) {
+	ctx := context.Background()
+	w := newWired(t, testConfig{neighbors: []string{"10.0.1.1"}}, nil)
+	e := &testBFD{rec: w.rec, kick: make(chan struct{}, 1), peers: map[bfd.Key]bfd.PeerConfig{}}
+	w.d.bfd = e
+	w.d.speaker = gatedSpeaker{w.sp}
+	a := addr("10.0.1.1")
+	s := config.BFDSession{PeerConfig: bfd.PeerConfig{Peer: a, Interface: "swp1"}, Neighbors: []netip.Addr{a}}
+	k := s.Key()
+
+	m := w.rec.mark()
+	w.d.setBFD(ctx, &config.Intent{BFD: []config.BFDSession{s}})
+	if got := w.rec.since(m); !slices.Equal(got, []string{"bfd.AddPeer " + k.String()}) {
+		t.Fatalf("setBFD: %q", got)
+	}
+	if st := w.d.status.load().BFD; st == nil || len(st.Sessions) != 1 || st.Sessions[0].Neighbors[0] != "10.0.1.1" {
+		t.Errorf("status: %+v", st)
+	}
+	step := func(what string, cs []bfd.Change, want ...string) {
+		t.Helper()
+		m := w.rec.mark()
+		e.changes = cs
+		w.d.onBFD(ctx)
+		if got := withoutTurnEnds(w.rec.since(m)); !slices.Equal(got, want) {
+			t.Errorf("%s: calls %q, want %q", what, got, want)
+		}
+	}
+	change := func(old, new, remote bfd.State) bfd.Change {
+		return bfd.Change{Peer: k, Old: old, New: new, RemoteState: remote}
+	}
+	step("first Up", []bfd.Change{change(bfd.Down, bfd.Init, bfd.Down), change(bfd.Init, bfd.Up, bfd.Up)})
+	step("failure", []bfd.Change{change(bfd.Up, bfd.Down, bfd.Up)},
+		"fib.NextHopDown 10.0.1.1", "fib.Apply",
+		"bgp.HoldForBFD 10.0.1.1", "bgp.DropNeighbor 10.0.1.1", "fib.NextHopDown 10.0.1.1", "fib.Apply")
+	if st := w.d.status.load().BFD.Sessions[0]; !st.Failed {
+		t.Errorf("status after the failure: %+v, want failed", st)
+	}
+	step("Up again", []bfd.Change{change(bfd.Down, bfd.Up, bfd.Up)}, "fib.NextHopUp 10.0.1.1", "bgp.ReleaseBFD 10.0.1.1")
+	step("peer's AdminDown", []bfd.Change{change(bfd.Up, bfd.Down, bfd.AdminDown)})
+
+	step("failure again", []bfd.Change{change(bfd.Up, bfd.Down, bfd.Init)},
+		"fib.NextHopDown 10.0.1.1", "fib.Apply",
+		"bgp.HoldForBFD 10.0.1.1", "bgp.DropNeighbor 10.0.1.1", "fib.NextHopDown 10.0.1.1", "fib.Apply")
+	m = w.rec.mark()
+	w.d.setBFD(ctx, &config.Intent{})
+	if got := w.rec.since(m); !slices.Equal(got, []string{"fib.NextHopUp 10.0.1.1", "bgp.ReleaseBFD 10.0.1.1", "bfd.RemovePeer " + k.String()}) {
+		t.Errorf("session removed while failed: %q", got)
+	}
+	if st := w.d.status.load().BFD; st != nil {
+		t.Errorf("status without sessions: %+v", st)
+	}
+}
