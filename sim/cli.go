@@ -93,6 +93,7 @@ func cmdUp(ctx context.Context, args []string, stdout, stderr io.Writer, log *sl
 	switchd := fs.String("switchd", "", "switchd binary run on switchd nodes; default: this binary")
 	timeout := fs.Duration("timeout", 2*time.Minute, "how long to wait for BGP to converge")
 	perHost := fs.Int("workloads", 2, "container workloads to attach to each host with IPAM pools")
+	bfdEvery := fs.Duration("bfd", 0, "BFD between switchd nodes at this interval × 3 (e.g. 100ms); 0: off")
 	unnumbered := fs.Bool("unnumbered", false, "spine-leaf links get no IPv4 or global IPv6 address: BGP unnumbered over link-local addresses")
 	if err := noArgs(fs, args); err != nil {
 		return 2, err
@@ -120,7 +121,7 @@ func cmdUp(ctx context.Context, args []string, stdout, stderr io.Writer, log *sl
 		}
 		*switchd = exe
 	}
-	f, err := New(topo, Options{Prefix: *prefix, SwitchdBinary: *switchd, Logger: log, Unnumbered: *unnumbered})
+	f, err := New(topo, Options{Prefix: *prefix, SwitchdBinary: *switchd, Logger: log, Unnumbered: *unnumbered, BFD: *bfdEvery})
 	if err != nil {
 		return 1, err
 	}

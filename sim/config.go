@@ -123,6 +123,9 @@ func (f *Fabric) switchdTree(n *NodeInfo) obj {
 				nb["transport"] = obj{"config": obj{"passive-mode": true}}
 			}
 			nb["apply-policy"] = applyPolicy
+			if b := f.enableBFD(n, peer, i); b != nil {
+				nb["enable-bfd"] = b
+			}
 			neighbors = append(neighbors, nb)
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/switchd/switchd/sim/ns"
 )
@@ -64,6 +65,8 @@ type Options struct {
 	// Unnumbered plans the topology's unnumbered variant
 	// (Topology.Unnumbered) without changing the caller's topology.
 	Unnumbered bool
+	// BFD, if not zero, turns BFD on at this interval × 3 (Topology.BFD).
+	BFD time.Duration
 }
 
 // Interface is one end of a link, as seen from its node.
@@ -150,6 +153,13 @@ func New(topo *Topology, opts Options) (*Fabric, error) {
 	if opts.Unnumbered && !topo.Unnumbered {
 		t := *topo
 		t.Unnumbered = true
+		topo = &t
+	}
+	if b, err := bfdOption(opts.BFD); err != nil {
+		return nil, err
+	} else if b != nil {
+		t := *topo
+		t.BFD = b
 		topo = &t
 	}
 	f := &Fabric{

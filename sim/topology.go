@@ -73,6 +73,8 @@ type Topology struct {
 	// IPv4 and global IPv6 addresses: BGP runs over the link-local ones
 	// (unnumbered.go).
 	Unnumbered bool `json:"unnumbered,omitempty"`
+	// BFD turns BFD on for sessions between switchd nodes (bfd.go).
+	BFD *BFD `json:"bfd,omitempty"`
 }
 
 // Timers apply to every BGP session of the fabric, in seconds.
