@@ -142,7 +142,11 @@ func openSender(cfg PeerConfig, ifindex int) (sender, error) {
 // wildcard of the family.
 func sockaddr(a netip.Addr, v6 bool, port, ifindex int) unix.Sockaddr {
 	if !v6 {
-		return &unix.SockaddrInet4{Port: port, Addr: a.As4()}
+		sa := &unix.SockaddrInet4{Port: port}
+		if a.IsValid() {
+			sa.Addr = a.As4()
+		}
+		return sa
 	}
 	sa := &unix.SockaddrInet6{Port: port}
 	if a.IsValid() {
