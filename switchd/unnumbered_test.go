@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"os"
@@ -346,6 +347,55 @@ func TestUnnumberedFabricPrivileged(t *testing.T) {
 				}
 			}
 		}
+	})
+	t.Run("LinkDownAndBack", func(t *testing.T) {
+		// leaf1 loses carrier on its link to spine1: it drops the
+		// neighbor on that interface at once (no address names it on
+		// the link), its route to leaf2 keeps spine2 only, hosts still
+		// reach each other; back up, the session returns (the peer's
+		// address is still known) and so does ECMP.
+		leaf1, leaf2 := f.Node("leaf1"), f.Node("leaf2")
+		// hops is from's route to to's loopback and its next hops.
+		hops := func(from, to *sim.NodeInfo) (string, int, error) {
+			out, err := f.Namespace(from.Name).Run(ctx, "ip", "-4", "route", "show", to.Loopback4.String()+"/32", "proto", "77")
+			return out, strings.Count(out, "via inet6 fe80::"), err
+		}
+		if _, err := f.Exec(ctx, "leaf1", "ip", "link", "set", "spine1", "down"); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, 30*time.Second, "leaf1 drops its spine1 neighbor on carrier loss", func() error {
+			b, err := os.ReadFile(leaf1.Log)
+			if err != nil {
+				return err
+			}
+			if !strings.Contains(string(b), "carrier lost on spine1") {
+				return errors.New("no drop logged")
+			}
+			return nil
+		})
+		// spine1 withdraws what it learned from leaf1 when its end
+		// loses carrier too; leaf2 then sends through spine2 only.
+		for _, p := range [][2]*sim.NodeInfo{{leaf1, leaf2}, {leaf2, leaf1}} {
+			waitFor(t, 30*time.Second, p[0].Name+" routes to "+p[1].Name+" via spine2 only", func() error {
+				out, n, err := hops(p[0], p[1])
+				if err != nil || n != 1 || strings.Contains(out, "dev spine1") {
+					return fmt.Errorf("%v: %q", err, out)
+				}
+				return nil
+			})
+		}
+		hostsReachEveryHost(t, f)
+		if _, err := f.Exec(ctx, "leaf1", "ip", "link", "set", "spine1", "up"); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, 60*time.Second, "leaf1 routes to leaf2 over both spines again", func() error {
+			out, n, err := hops(leaf1, leaf2)
+			if err != nil || n != 2 {
+				return fmt.Errorf("%v: %q", err, out)
+			}
+			return nil
+		})
+		simtest.WaitConverged(t, f)
 	})
 	t.Run("DemoPolicy", func(t *testing.T) {
 		add := func(host, name string) sim.Workload {
