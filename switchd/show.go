@@ -23,6 +23,8 @@ Reads the running daemon's state over its local gNMI socket.
   interfaces               links: admin and oper status, MTU, counters, addresses
   bgp [summary]            one line per BGP neighbor (as FRR's show bgp summary)
   bgp neighbors [ADDR]     each neighbor in detail, or the one at ADDR
+  bfd                      BFD sessions: peer, link, state, the peer's state, last
+                           diagnostic, discriminators, ups, failures, packets
   route [PREFIX|ADDR]      the forwarding table (AFT) as programmed in the kernel:
                            prefix, next hops and interfaces; a prefix shows that
                            entry, an address the longest prefix holding it
@@ -143,6 +145,8 @@ func showCommand(pos []string) (showFunc, error) {
 		return none(1, showSystem)
 	case "platform":
 		return none(1, showPlatform)
+	case "bfd":
+		return none(1, deviceShow(renderBFD, "/bfd"))
 	}
 	return nil, fmt.Errorf("unknown: show %s", pos[0])
 }
