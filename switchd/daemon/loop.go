@@ -61,7 +61,9 @@ func (d *Daemon) loop(ctx context.Context) error {
 			d.takePeerEvents(ctx)
 		case <-d.speaker.NeighborUpdates():
 			d.onNeighbors()
-			continue // the status only: nothing for the FIB
+			if !d.pol.dirty { // an unnumbered peer found changes failsafe rules
+				continue // the status only: nothing for the FIB
+			}
 		case <-d.linkKick():
 			d.onLinks(ctx)
 		case <-d.bfdKick():

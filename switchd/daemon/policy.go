@@ -58,6 +58,8 @@ func (d *Daemon) setPolicy(in *config.Intent) {
 		d.pol.dirty = true
 	}
 	fs := failsafeConfig(in.BGP, in.Policy.FailsafeExtra)
+	// Unnumbered neighbors' discovered peers (unnumbered.go).
+	fs.Neighbors = withLinkPeers(fs.Neighbors, d.linkPeers())
 	fs.GNMIPort = in.GNMI.Port // 0, none served: policy's default stays open
 	if d.pol.failsafe == nil || !reflect.DeepEqual(*d.pol.failsafe, fs) {
 		if err := d.policy.SetFailsafe(fs); err != nil {

@@ -115,6 +115,8 @@ func (d *Daemon) onNeighbors() {
 		return
 	}
 	d.publishNeighborState(changed)
+	before := d.linkPeers()
+	defer d.onLinkPeers(before)
 	for _, n := range changed {
 		if n.Removed {
 			delete(d.neighbors, n.Address)
