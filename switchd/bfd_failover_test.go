@@ -42,7 +42,7 @@ func TestSimBFDConfigsValid(t *testing.T) {
 // BFD or the hold timer can notice.
 const silentTable = "switchd_test_silent"
 
-func silentLink(t *testing.T, f *sim.Fabric, spine string) {
+func silentLink(t testing.TB, f *sim.Fabric, spine string) {
 	t.Helper()
 	var b strings.Builder
 	fmt.Fprintf(&b, "add table netdev %s;", silentTable)
@@ -56,7 +56,7 @@ func silentLink(t *testing.T, f *sim.Fabric, spine string) {
 }
 
 // fault turns the drop on (or off) on spine's link to leaf1.
-func fault(t *testing.T, f *sim.Fabric, spine string, on bool) {
+func fault(t testing.TB, f *sim.Fabric, spine string, on bool) {
 	t.Helper()
 	cmd := fmt.Sprintf("add rule netdev %[1]s in drop; add rule netdev %[1]s out drop", silentTable)
 	if !on {
@@ -71,7 +71,7 @@ func fault(t *testing.T, f *sim.Fabric, spine string, on bool) {
 var nftCounter = regexp.MustCompile(`counter packets (\d+)`)
 
 // icmpCount is the ICMP packets counted on spine's link to leaf1.
-func icmpCount(t *testing.T, f *sim.Fabric, spine string) int {
+func icmpCount(t testing.TB, f *sim.Fabric, spine string) int {
 	t.Helper()
 	out, err := f.Exec(context.Background(), spine, "nft", "list", "table", "netdev", silentTable)
 	if err != nil {
@@ -93,14 +93,14 @@ type timedPings struct {
 	start time.Time
 }
 
-func startTimedPings(t *testing.T, f *sim.Fabric, every time.Duration) timedPings {
+func startTimedPings(t testing.TB, f *sim.Fabric, every time.Duration) timedPings {
 	return timedPings{start: time.Now(), flows: []*pings{
 		startPings(t, f, "host1", "host3", 4, every), startPings(t, f, "host1", "host3", 6, every)}}
 }
 
 // stop returns, per family, the pings sent, lost and the outage they
 // stand for.
-func (p timedPings) stop(t *testing.T) (sent, lost [2]int, outage [2]time.Duration) {
+func (p timedPings) stop(t testing.TB) (sent, lost [2]int, outage [2]time.Duration) {
 	t.Helper()
 	for i, fl := range p.flows {
 		s, r := fl.stop(t)
@@ -136,28 +136,19 @@ func neighborStates(st *apiclient.Status) map[string]apiclient.NeighborStatus {
 	return out
 }
 
-// TestSilentFailureBFDPrivileged is the silent failure of issue 12: the
-// spine end of a leaf1 link that carries host1–host3 traffic starts
-// dropping every packet, the link staying up, while host1 pings host3
-// every 10 ms over IPv4 and IPv6. With BFD at 100 ms × 3 both ends find
-// the failure, the leaf drops the spine as next hop and its sessions, and
-// traffic recovers through the other spine in under a second (lost
-// pings × 10 ms). Once the fault is gone the sessions come back once and
-// stay up for 30 s: no flap loop. Then, with BFD taken out of both
-// configs, the same fault leaves the BGP sessions established and the
-// traffic lost for twice as long as BFD needed: the hold timer (9 s) has
-// not expired, so BFD is what made the difference.
-func TestSilentFailureBFDPrivileged(t *testing.T) {
-	ns.Privileged(t)
+// silentFabric starts the default fabric with BFD at intervalMs × 3,
+// waits for leaf1's eight BFD sessions (two spines and two hosts, IPv4
+// and IPv6) to be Up, and finds the spine whose link to leaf1 carries
+// host1–host3 pings (either way: ECMP hashing decides), with a silentLink
+// table on both spines. It returns that spine and its addresses on the
+// link (leaf1's neighbors).
+func silentFabric(t testing.TB, intervalMs int) (f *sim.Fabric, spine string, spineAddrs []string) {
 	topo := sim.Default()
-	topo.BFD = &sim.BFD{IntervalMs: 100}
-	f := simtest.Start(t, topo)
+	topo.BFD = &sim.BFD{IntervalMs: intervalMs}
+	f = simtest.Start(t, topo)
 	simtest.WaitConverged(t, f)
 	ctx := context.Background()
 	const interval = 10 * time.Millisecond
-
-	// Every BFD session of leaf1 up (two spines and two hosts, IPv4 and
-	// IPv6).
 	waitFor(t, 30*time.Second, "leaf1's BFD sessions up", func() error {
 		ss, _, err := bfdStatus(ctx, f, "leaf1")
 		if err != nil {
@@ -185,26 +176,31 @@ func TestSilentFailureBFDPrivileged(t *testing.T) {
 	for _, p := range probe {
 		p.stop(t)
 	}
-	spine := "spine1"
+	spine = "spine1"
 	if c1, c2 := icmpCount(t, f, "spine1"), icmpCount(t, f, "spine2"); c2 > c1 {
 		spine = "spine2"
 	}
 	if c := icmpCount(t, f, spine); c < 100 {
 		t.Fatalf("host1-host3 pings: only %d ICMP packets on %s's link to leaf1", c, spine)
 	}
-	var spineAddrs []string // the spine's addresses on the link, leaf1's neighbors
 	for _, i := range f.Node("leaf1").Interfaces {
 		if i.Peer == spine {
 			spineAddrs = []string{i.Peer4.String(), i.Peer6.String()}
 		}
 	}
+	return f, spine, spineAddrs
+}
 
-	// With BFD.
+// failSilently makes spine's end of its link to leaf1 drop everything
+// while host1 pings host3 every interval, waits for leaf1 to find the
+// failure (BFD) and 2 s more (traffic through the other spine), and
+// returns the pings per family.
+func failSilently(t testing.TB, f *sim.Fabric, spine string, spineAddrs []string, interval time.Duration) (sent, lost [2]int, outage [2]time.Duration) {
 	flows := startTimedPings(t, f, interval)
 	time.Sleep(time.Second)
 	fault(t, f, spine, true)
 	waitFor(t, 5*time.Second, "leaf1's BFD sessions to "+spine+" failed", func() error {
-		ss, _, err := bfdStatus(ctx, f, "leaf1")
+		ss, _, err := bfdStatus(context.Background(), f, "leaf1")
 		if err != nil {
 			return err
 		}
@@ -215,8 +211,49 @@ func TestSilentFailureBFDPrivileged(t *testing.T) {
 		}
 		return nil
 	})
-	time.Sleep(2 * time.Second) // traffic through the other spine
-	sent, lost, outage := flows.stop(t)
+	time.Sleep(2 * time.Second)
+	return flows.stop(t)
+}
+
+// waitSessionsUp waits for every BFD session of the nodes, and the BGP
+// session of each neighbor it protects, to be up.
+func waitSessionsUp(t testing.TB, f *sim.Fabric, nodes ...string) {
+	waitFor(t, 20*time.Second, fmt.Sprint(nodes, "'s BFD and BGP sessions up"), func() error {
+		for _, node := range nodes {
+			ss, st, err := bfdStatus(context.Background(), f, node)
+			if err != nil {
+				return err
+			}
+			nbs := neighborStates(st)
+			for a, s := range ss {
+				if s.State != "Up" || nbs[a].State != "ESTABLISHED" {
+					return fmt.Errorf("%s: %s: BFD %s, BGP %s", node, a, s.State, nbs[a].State)
+				}
+			}
+		}
+		return nil
+	})
+}
+
+// TestSilentFailureBFDPrivileged is the silent failure of issue 12: the
+// spine end of a leaf1 link that carries host1–host3 traffic starts
+// dropping every packet, the link staying up, while host1 pings host3
+// every 10 ms over IPv4 and IPv6. With BFD at 100 ms × 3 both ends find
+// the failure, the leaf drops the spine as next hop and its sessions, and
+// traffic recovers through the other spine in under a second (lost
+// pings × 10 ms). Once the fault is gone the sessions come back once and
+// stay up for 30 s: no flap loop. Then, with BFD taken out of both
+// configs, the same fault leaves the BGP sessions established and the
+// traffic lost for twice as long as BFD needed: the hold timer (9 s) has
+// not expired, so BFD is what made the difference.
+func TestSilentFailureBFDPrivileged(t *testing.T) {
+	ns.Privileged(t)
+	const interval = 10 * time.Millisecond
+	f, spine, spineAddrs := silentFabric(t, 100)
+	ctx := context.Background()
+
+	// With BFD.
+	sent, lost, outage := failSilently(t, f, spine, spineAddrs, interval)
 	var bfdOutage time.Duration
 	for i := range sent {
 		bfdOutage = max(bfdOutage, outage[i])
@@ -256,21 +293,7 @@ func TestSilentFailureBFDPrivileged(t *testing.T) {
 		}
 		return out
 	}
-	waitFor(t, 20*time.Second, "leaf1's and "+spine+"'s BFD and BGP sessions up again", func() error {
-		for _, node := range []string{"leaf1", spine} {
-			ss, st, err := bfdStatus(ctx, f, node)
-			if err != nil {
-				return err
-			}
-			nbs := neighborStates(st)
-			for a, s := range ss {
-				if s.State != "Up" || nbs[a].State != "ESTABLISHED" {
-					return fmt.Errorf("%s: %s: BFD %s, BGP %s", node, a, s.State, nbs[a].State)
-				}
-			}
-		}
-		return nil
-	})
+	waitSessionsUp(t, f, "leaf1", spine)
 	before := snapshot()
 	for _, a := range spineAddrs {
 		if c := before["leaf1 "+a]; c.up != 2 || c.failures != 1 {
@@ -298,7 +321,7 @@ func TestSilentFailureBFDPrivileged(t *testing.T) {
 		}
 		return nil
 	})
-	flows = startTimedPings(t, f, interval)
+	flows := startTimedPings(t, f, interval)
 	time.Sleep(time.Second)
 	fault(t, f, spine, true)
 	// Twice what BFD needed, far from the hold time.

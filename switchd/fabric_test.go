@@ -383,7 +383,7 @@ func writeConfig(t *testing.T, path string, b []byte) {
 
 // waitFor polls cond until it returns nil or the deadline passes; the last
 // error says what was still wrong.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() error) {
+func waitFor(t testing.TB, d time.Duration, what string, cond func() error) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for {

@@ -25,43 +25,49 @@ func TestLeafRestartLosesNoPacketsPrivileged(t *testing.T) {
 	f := defaultFabric(t)
 	ctx := context.Background()
 	for _, sig := range []syscall.Signal{syscall.SIGKILL, syscall.SIGTERM} {
-		t.Run(sig.String(), func(t *testing.T) {
-			for _, fam := range []int{4, 6} {
-				if err := f.Ping(ctx, "host1", "host3", fam); err != nil {
-					t.Fatalf("before restart: %v", err)
-				}
-			}
-			flow := startPings(t, f, "host1", "host3", 4, 10*time.Millisecond)
-			time.Sleep(time.Second)
-
-			if err := f.Kill("leaf1", sig); err != nil {
-				t.Fatal(err)
-			}
-			waitFor(t, 10*time.Second, "leaf1's switchd exits", func() error {
-				if f.Running("leaf1") {
-					return fmt.Errorf("still running")
-				}
-				return nil
-			})
-			time.Sleep(2 * time.Second) // traffic flows with no switchd on leaf1
-			if err := f.Start("leaf1"); err != nil {
-				t.Fatal(err)
-			}
-			simWaitConverged(t, f)
-			// Past the sweep: BGP synced and stale routes swept.
-			time.Sleep(2 * time.Second)
-
-			sent, recv := flow.stop(t)
-			t.Logf("leaf1 restart (%v): %d sent, %d received, %d lost", sig, sent, recv, sent-recv)
-			if sent < 300 {
-				t.Fatalf("only %d pings sent; the test did not cover the restart", sent)
-			}
-			// One reply may still be in flight when ping is stopped.
-			if lost := sent - recv; lost > 1 {
-				t.Errorf("%d of %d pings lost across the leaf's restart", lost, sent)
-			}
-		})
+		t.Run(sig.String(), func(t *testing.T) { restartLeafUnderPings(t, f, sig) })
 	}
+}
+
+// restartLeafUnderPings kills leaf1's switchd with sig and starts it again
+// while host1 pings host3 every 10 ms; at most the reply in flight when
+// the pings stop may be missing.
+func restartLeafUnderPings(t *testing.T, f *sim.Fabric, sig syscall.Signal) {
+	ctx := context.Background()
+		for _, fam := range []int{4, 6} {
+			if err := f.Ping(ctx, "host1", "host3", fam); err != nil {
+				t.Fatalf("before restart: %v", err)
+			}
+		}
+		flow := startPings(t, f, "host1", "host3", 4, 10*time.Millisecond)
+		time.Sleep(time.Second)
+
+		if err := f.Kill("leaf1", sig); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, 10*time.Second, "leaf1's switchd exits", func() error {
+			if f.Running("leaf1") {
+				return fmt.Errorf("still running")
+			}
+			return nil
+		})
+		time.Sleep(2 * time.Second) // traffic flows with no switchd on leaf1
+		if err := f.Start("leaf1"); err != nil {
+			t.Fatal(err)
+		}
+		simWaitConverged(t, f)
+		// Past the sweep: BGP synced and stale routes swept.
+		time.Sleep(2 * time.Second)
+
+		sent, recv := flow.stop(t)
+		t.Logf("leaf1 restart (%v): %d sent, %d received, %d lost", sig, sent, recv, sent-recv)
+		if sent < 300 {
+			t.Fatalf("only %d pings sent; the test did not cover the restart", sent)
+		}
+		// One reply may still be in flight when ping is stopped.
+		if lost := sent - recv; lost > 1 {
+			t.Errorf("%d of %d pings lost across the leaf's restart", lost, sent)
+		}
 }
 
 // pings is a ping from one node's loopback to another's at a fixed
@@ -72,7 +78,7 @@ type pings struct {
 }
 
 // startPings pings dst's loopback of family fam (4 or 6) from src's.
-func startPings(t *testing.T, f *sim.Fabric, src, dst string, fam int, every time.Duration) *pings {
+func startPings(t testing.TB, f *sim.Fabric, src, dst string, fam int, every time.Duration) *pings {
 	t.Helper()
 	s, d := f.Node(src), f.Node(dst)
 	from, to := s.Loopback4, d.Loopback4
@@ -94,7 +100,7 @@ func startPings(t *testing.T, f *sim.Fabric, src, dst string, fam int, every tim
 }
 
 // stop ends the pings and returns how many were sent and answered.
-func (p *pings) stop(t *testing.T) (sent, received int) {
+func (p *pings) stop(t testing.TB) (sent, received int) {
 	t.Helper()
 	p.cmd.Process.Signal(syscall.SIGINT)
 	p.cmd.Wait()
