@@ -23,7 +23,6 @@ var pingStats = regexp.MustCompile(`(\d+) packets transmitted, (\d+) received`)
 func TestLeafRestartLosesNoPacketsPrivileged(t *testing.T) {
 	ns.Privileged(t)
 	f := defaultFabric(t)
-	ctx := context.Background()
 	for _, sig := range []syscall.Signal{syscall.SIGKILL, syscall.SIGTERM} {
 		t.Run(sig.String(), func(t *testing.T) { restartLeafUnderPings(t, f, sig) })
 	}
@@ -33,41 +32,42 @@ func TestLeafRestartLosesNoPacketsPrivileged(t *testing.T) {
 // while host1 pings host3 every 10 ms; at most the reply in flight when
 // the pings stop may be missing.
 func restartLeafUnderPings(t *testing.T, f *sim.Fabric, sig syscall.Signal) {
+	t.Helper()
 	ctx := context.Background()
-		for _, fam := range []int{4, 6} {
-			if err := f.Ping(ctx, "host1", "host3", fam); err != nil {
-				t.Fatalf("before restart: %v", err)
-			}
+	for _, fam := range []int{4, 6} {
+		if err := f.Ping(ctx, "host1", "host3", fam); err != nil {
+			t.Fatalf("before restart: %v", err)
 		}
-		flow := startPings(t, f, "host1", "host3", 4, 10*time.Millisecond)
-		time.Sleep(time.Second)
+	}
+	flow := startPings(t, f, "host1", "host3", 4, 10*time.Millisecond)
+	time.Sleep(time.Second)
 
-		if err := f.Kill("leaf1", sig); err != nil {
-			t.Fatal(err)
+	if err := f.Kill("leaf1", sig); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "leaf1's switchd exits", func() error {
+		if f.Running("leaf1") {
+			return fmt.Errorf("still running")
 		}
-		waitFor(t, 10*time.Second, "leaf1's switchd exits", func() error {
-			if f.Running("leaf1") {
-				return fmt.Errorf("still running")
-			}
-			return nil
-		})
-		time.Sleep(2 * time.Second) // traffic flows with no switchd on leaf1
-		if err := f.Start("leaf1"); err != nil {
-			t.Fatal(err)
-		}
-		simWaitConverged(t, f)
-		// Past the sweep: BGP synced and stale routes swept.
-		time.Sleep(2 * time.Second)
+		return nil
+	})
+	time.Sleep(2 * time.Second) // traffic flows with no switchd on leaf1
+	if err := f.Start("leaf1"); err != nil {
+		t.Fatal(err)
+	}
+	simWaitConverged(t, f)
+	// Past the sweep: BGP synced and stale routes swept.
+	time.Sleep(2 * time.Second)
 
-		sent, recv := flow.stop(t)
-		t.Logf("leaf1 restart (%v): %d sent, %d received, %d lost", sig, sent, recv, sent-recv)
-		if sent < 300 {
-			t.Fatalf("only %d pings sent; the test did not cover the restart", sent)
-		}
-		// One reply may still be in flight when ping is stopped.
-		if lost := sent - recv; lost > 1 {
-			t.Errorf("%d of %d pings lost across the leaf's restart", lost, sent)
-		}
+	sent, recv := flow.stop(t)
+	t.Logf("leaf1 restart (%v): %d sent, %d received, %d lost", sig, sent, recv, sent-recv)
+	if sent < 300 {
+		t.Fatalf("only %d pings sent; the test did not cover the restart", sent)
+	}
+	// One reply may still be in flight when ping is stopped.
+	if lost := sent - recv; lost > 1 {
+		t.Errorf("%d of %d pings lost across the leaf's restart", lost, sent)
+	}
 }
 
 // pings is a ping from one node's loopback to another's at a fixed
