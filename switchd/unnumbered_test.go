@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -282,9 +283,9 @@ func TestSimUnnumberedConfigsValid(t *testing.T) {
 // default fabric with labelled workloads) in its unnumbered variant:
 // spine–leaf links carry only link-local addresses, every host reaches
 // every other host over IPv4 and IPv6, the leaves' IPv4 routes through
-// the spines have IPv6 link-local next hops in the kernel, and the
-// workload policy still decides: web reaches db:5432 across the fabric,
-// other does not.
+// the spines have IPv6 link-local next hops in the kernel, a link going
+// down and a leaf restarting are survived, and the workload policy still
+// decides: web reaches db:5432 across the fabric, other does not.
 func TestUnnumberedFabricPrivileged(t *testing.T) {
 	ns.Privileged(t)
 	topo, err := sim.LoadTopology("../sim/topologies/policy.yaml")
@@ -397,6 +398,10 @@ func TestUnnumberedFabricPrivileged(t *testing.T) {
 		})
 		simtest.WaitConverged(t, f)
 	})
+	// A restarted leaf waits for its unnumbered neighbors to be
+	// discovered and to finish their initial update before it sweeps the
+	// routes it adopted: not one packet is lost.
+	t.Run("LeafRestartLosesNoPackets", func(t *testing.T) { restartLeafUnderPings(t, f, syscall.SIGKILL) })
 	t.Run("DemoPolicy", func(t *testing.T) {
 		add := func(host, name string) sim.Workload {
 			w, err := f.AddWorkload(ctx, host, name)

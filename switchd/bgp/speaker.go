@@ -96,6 +96,7 @@ func New(opts ...Option) *Speaker {
 	for _, o := range opts {
 		o(s)
 	}
+	s.links.log = s.log
 	return s
 }
 
@@ -121,7 +122,6 @@ func (s *Speaker) Start(ctx context.Context) error {
 	go s.srv.Serve()
 	s.sessStop = make(chan struct{})
 	go s.watchSessions(s.sessStop)
-	s.links.log = s.log
 	s.linkStop = make(chan struct{})
 	go s.watchLinkPeers(s.linkStop)
 	return nil
@@ -284,6 +284,13 @@ func (s *Speaker) apply(ctx context.Context, c Config, gen uint64) error {
 				s.syncPeers[a] = n.GracefulRestart.Enabled
 			}
 		}
+		// Unnumbered neighbors not discovered yet are waited for too
+		// (under fe80::%if, which no peer has: the timeouts apply).
+		for a, n := range d.pending {
+			if n.Enabled {
+				s.syncPeers[a] = n.GracefulRestart.Enabled
+			}
+		}
 		s.syncTimeout = d.syncTimeout
 	}
 	if s.running == nil {
@@ -367,7 +374,7 @@ func (s *Speaker) startLocked(ctx context.Context, d *desired) error {
 
 	now := time.Now()
 	st := &syncState{start: now, deadline: now.Add(s.syncTimeout), quiet: make(map[netip.Addr]quietMark)}
-	if s.restarting && !s.isSynced() && restartingRole(d.neighbors) {
+	if s.restarting && !s.isSynced() && (restartingRole(d.neighbors) || restartingRole(d.pending)) {
 		sn, err := s.startSentinelLocked(ctx, g.ASN, s.deferral())
 		if err != nil {
 			// Without it GoBGP's own deferral still applies, cut short

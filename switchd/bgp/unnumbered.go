@@ -105,8 +105,9 @@ func quote(s string) string { return `"` + s + `"` }
 // GoBGP: a discovered one under its peer's address (from found, by
 // interface), each with the interface's own link-local address as local
 // address (from local); those that lack either are left out until
-// discovery has them. The policy is compiled again for the neighbors
-// kept. d itself is not changed.
+// discovery has them (pending: the speaker's sync waits for them too).
+// The policy is compiled again for the neighbors kept. d itself is not
+// changed.
 //
 // The local address works around GoBGP 3.37, which, given a neighbor
 // "fe80::x%if" and no local address, binds to "fe80::y%if" but then
@@ -123,10 +124,12 @@ func resolveUnnumbered(d *desired, found, local func(ifname string) (netip.Addr,
 	}
 	r := *d
 	r.neighbors = make(map[netip.Addr]Neighbor, len(d.neighbors))
+	r.pending = make(map[netip.Addr]Neighbor)
 	for a, n := range d.neighbors {
 		if unnumbered(n) {
 			own, ok := local(n.Interface)
 			if !ok {
+				r.pending[a] = n
 				continue
 			}
 			n.LocalAddress = own
@@ -134,6 +137,7 @@ func resolveUnnumbered(d *desired, found, local func(ifname string) (netip.Addr,
 		if isDiscover(a) {
 			peer, ok := found(n.Interface)
 			if !ok {
+				r.pending[a] = n
 				continue
 			}
 			n.Address = peer.WithZone(n.Interface)

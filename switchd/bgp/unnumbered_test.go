@@ -103,6 +103,9 @@ func TestResolveUnnumbered(t *testing.T) {
 	if n := r.neighbors[ip("fe80::1:2%swp1")]; n.LocalAddress != ip("fe80::1:1") || n.Address != ip("fe80::1:2%swp1") {
 		t.Errorf("swp1's neighbor: address %v, local %v", n.Address, n.LocalAddress)
 	}
+	if got := sortedKeys(r.pending); !slices.Equal(got, []netip.Addr{ip("fe80::%swp2"), ip("fe80::3%swp3")}) {
+		t.Errorf("pending %v, want swp2's and swp3's", got)
+	}
 	if len(d.neighbors) != 5 {
 		t.Errorf("resolve changed its input: %v", sortedKeys(d.neighbors))
 	}
@@ -199,5 +202,26 @@ func TestMPNextHop(t *testing.T) {
 	}
 	if got := mpNextHop(nil); got.IsValid() {
 		t.Errorf("no next hop: %v", got)
+	}
+}
+
+// TestSyncWaitsForUndiscovered: an unnumbered neighbor whose peer is not
+// discovered yet is waited for by Synced (under its fe80::%if name), so
+// that a restarted switchd whose neighbors are all unnumbered does not
+// sweep the routes it adopted before it has even found its peers.
+func TestSyncWaitsForUndiscovered(t *testing.T) {
+	s := speaker(t, Config{ASN: 65001, RouterID: ip("10.0.0.1"), ListenPort: -1,
+		GracefulRestart: GracefulRestart{Enabled: true},
+		Neighbors:       []Neighbor{{Interface: "nosuch0", PeerAS: 65002, Enabled: true}}})
+	s.mu.Lock()
+	gr, ok := s.syncPeers[ip("fe80::%nosuch0")]
+	s.mu.Unlock()
+	if !ok || !gr {
+		t.Errorf("sync waits for %v, want the undiscovered neighbor fe80::%%nosuch0 with graceful restart", s.syncPeers)
+	}
+	select {
+	case <-s.Synced():
+		t.Error("synced before the unnumbered neighbor was discovered")
+	default:
 	}
 }

@@ -39,6 +39,9 @@ type desired struct {
 	// again for resolved unnumbered neighbors (unnumbered.go).
 	sets     map[string]PrefixSet
 	policies map[string]Policy
+	// pending are the unnumbered neighbors resolveUnnumbered left out
+	// until discovery has their addresses, by their config key.
+	pending map[netip.Addr]Neighbor
 }
 
 // ownAddrs are the addresses the configuration says are ours: a learned
