@@ -78,16 +78,65 @@ func unnumberedConfig(n unnumberedNode, peerAS int) string {
 // configures its neighbor by interface alone (bgp/interface-neighbors:
 // the peer's address is discovered), the other by the peer's link-local
 // address and the interface as local-address (OpenConfig's own leaves).
-// The session comes up, IPv4 and IPv6 prefixes cross it both ways, each
-// kernel holds the other's IPv4 prefixes via the other's IPv6 link-local
-// address on eth0 (RFC 8950), and the loopbacks reach each other over
-// IPv4 and IPv6; then B's link-local address changes, and A's routes
-// follow it.
+// A runs before the link exists and finds it, and its peer, when they
+// appear. The session comes up, IPv4 and IPv6 prefixes cross it both
+// ways, each kernel holds the other's IPv4 prefixes via the other's IPv6
+// link-local address on eth0 (RFC 8950), and the loopbacks reach each
+// other over IPv4 and IPv6; then B's link-local address changes, and A's
+// routes follow it.
 func TestUnnumberedPairPrivileged(t *testing.T) {
 	ns.Privileged(t)
 	bin := simtest.SwitchdBinary(t)
 	ctx := t.Context()
 	a, b := ns.NewT(t, "unnA"), ns.NewT(t, "unnB")
+	var llA, llB netip.Addr // the ends' link-local addresses, once the link exists
+	nodeA := unnumberedNode{name: "A", asn: 65101, id: "10.255.0.1", lo6: "fd00:255::1",
+		prefixes: []netip.Prefix{netip.MustParsePrefix("10.1.0.0/24"), netip.MustParsePrefix("fd01:1::/64")},
+		neighbor: func(int) string {
+			return `"switchd:interface-neighbors": {"interface-neighbor": [{"interface": "eth0",
+			  "config": {"interface": "eth0", "peer-group": "fabric"}}]}`
+		}}
+	nodeB := unnumberedNode{name: "B", asn: 65102, id: "10.255.0.2", lo6: "fd00:255::2",
+		prefixes: []netip.Prefix{netip.MustParsePrefix("10.2.0.0/24"), netip.MustParsePrefix("fd01:2::/64")},
+		neighbor: func(int) string {
+			return fmt.Sprintf(`"neighbors": {"neighbor": [{"neighbor-address": %q,
+			  "config": {"neighbor-address": %q, "peer-group": "fabric"},
+			  "transport": {"config": {"local-address": "eth0"}}}]}`, llA, llA)
+		}}
+	var sockA string
+	start := func(n *ns.NS, node unnumberedNode, peer int) {
+		// The loopbacks are the only addresses besides link-locals.
+		for _, p := range []string{node.id + "/32", node.lo6 + "/128"} {
+			if err := n.AddAddr("lo", netip.MustParsePrefix(p)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		dir := t.TempDir()
+		cfg := filepath.Join(dir, "switchd.json")
+		if err := os.WriteFile(cfg, []byte(unnumberedConfig(node, peer)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if out, err := runCheck(bin, cfg); err != nil {
+			t.Fatalf("%s's config refused: %v\n%s", node.name, err, out)
+		}
+		if n == a {
+			sockA = filepath.Join(dir, "switchd.sock")
+		}
+		d := startSwitchd(t, n, bin, "run", "--config", cfg, "--socket", filepath.Join(dir, "switchd.sock"),
+			"--gnmi-socket", filepath.Join(dir, "gnmi.sock"), "--state-dir", filepath.Join(dir, "state"))
+		t.Cleanup(func() {
+			if t.Failed() {
+				t.Logf("%s's log:\n%s", node.name, d.logs.String())
+			}
+		})
+	}
+	// A starts before its interface exists: it finds it, and its peer,
+	// when they appear.
+	start(a, nodeA, nodeB.asn)
+	waitFor(t, 30*time.Second, "A's daemon answers", func() error {
+		_, err := apiclient.GetStatus(ctx, sockA)
+		return err
+	})
 	if err := ns.Veth(a, "eth0", b, "eth0"); err != nil {
 		t.Fatal(err)
 	}
@@ -110,52 +159,8 @@ func TestUnnumberedPairPrivileged(t *testing.T) {
 		})
 		return ll
 	}
-	llA, llB := linkLocal(a), linkLocal(b)
-
-	nodeA := unnumberedNode{name: "A", asn: 65101, id: "10.255.0.1", lo6: "fd00:255::1",
-		prefixes: []netip.Prefix{netip.MustParsePrefix("10.1.0.0/24"), netip.MustParsePrefix("fd01:1::/64")},
-		neighbor: func(int) string {
-			return `"switchd:interface-neighbors": {"interface-neighbor": [{"interface": "eth0",
-			  "config": {"interface": "eth0", "peer-group": "fabric"}}]}`
-		}}
-	nodeB := unnumberedNode{name: "B", asn: 65102, id: "10.255.0.2", lo6: "fd00:255::2",
-		prefixes: []netip.Prefix{netip.MustParsePrefix("10.2.0.0/24"), netip.MustParsePrefix("fd01:2::/64")},
-		neighbor: func(int) string {
-			return fmt.Sprintf(`"neighbors": {"neighbor": [{"neighbor-address": %q,
-			  "config": {"neighbor-address": %q, "peer-group": "fabric"},
-			  "transport": {"config": {"local-address": "eth0"}}}]}`, llA, llA)
-		}}
-	var sockA string
-	for _, x := range []struct {
-		n    *ns.NS
-		node unnumberedNode
-		peer int
-	}{{a, nodeA, nodeB.asn}, {b, nodeB, nodeA.asn}} {
-		// The loopbacks are the only addresses besides link-locals.
-		for _, p := range []string{x.node.id + "/32", x.node.lo6 + "/128"} {
-			if err := x.n.AddAddr("lo", netip.MustParsePrefix(p)); err != nil {
-				t.Fatal(err)
-			}
-		}
-		dir := t.TempDir()
-		cfg := filepath.Join(dir, "switchd.json")
-		if err := os.WriteFile(cfg, []byte(unnumberedConfig(x.node, x.peer)), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		if out, err := runCheck(bin, cfg); err != nil {
-			t.Fatalf("%s's config refused: %v\n%s", x.node.name, err, out)
-		}
-		if x.n == a {
-			sockA = filepath.Join(dir, "switchd.sock")
-		}
-		d := startSwitchd(t, x.n, bin, "run", "--config", cfg, "--socket", filepath.Join(dir, "switchd.sock"),
-			"--gnmi-socket", filepath.Join(dir, "gnmi.sock"), "--state-dir", filepath.Join(dir, "state"))
-		t.Cleanup(func() {
-			if t.Failed() {
-				t.Logf("%s's log:\n%s", x.node.name, d.logs.String())
-			}
-		})
-	}
+	llA, llB = linkLocal(a), linkLocal(b)
+	start(b, nodeB, nodeA.asn)
 
 	// Each side's kernel: the other's prefixes, IPv4 ones via inet6.
 	expect := func(n *ns.NS, peer netip.Addr, other unnumberedNode) {
