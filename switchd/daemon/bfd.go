@@ -42,6 +42,9 @@ type bfdLoop struct {
 	// peer's AdminDown) and are not Up again: their peer is marked down
 	// in the FIB and their neighbors are held.
 	failed map[bfd.Key]bool
+	// refused are configured sessions the engine refused (a link not
+	// there yet): tried again on link news and at each resync.
+	refused map[bfd.Key]bool
 }
 
 // newBFD starts the namespace's BFD engine (newComponents): one for the
@@ -89,15 +92,45 @@ func (d *Daemon) setBFD(ctx context.Context, in *config.Intent) {
 			d.bfd.RemovePeer(k)
 		}
 	}
+	refused := d.bfdl.refused
+	d.bfdl.refused = nil
 	for k, s := range want {
-		if old, ok := d.bfdl.want[k]; ok && old.PeerConfig == s.PeerConfig {
+		if old, ok := d.bfdl.want[k]; ok && old.PeerConfig == s.PeerConfig && !refused[k] {
 			continue
 		}
-		if err := d.bfd.AddPeer(s.PeerConfig); err != nil {
-			d.log.Error("BFD session not started", "peer", k, "err", err)
-		}
+		d.addBFD(s)
 	}
 	d.bfdl.want = want
+	d.publishBFD()
+}
+
+// addBFD gives the engine session s, noting it for retryBFD if refused.
+func (d *Daemon) addBFD(s config.BFDSession) {
+	if err := d.bfd.AddPeer(s.PeerConfig); err != nil {
+		if d.bfdl.refused == nil {
+			d.bfdl.refused = make(map[bfd.Key]bool)
+		}
+		if !d.bfdl.refused[s.Key()] {
+			d.log.Error("BFD session not started; tried again when links change", "peer", s.Key(), "err", err)
+		}
+		d.bfdl.refused[s.Key()] = true
+		return
+	}
+	delete(d.bfdl.refused, s.Key())
+}
+
+// retryBFD gives the engine again the sessions it refused.
+func (d *Daemon) retryBFD() {
+	if len(d.bfdl.refused) == 0 {
+		return
+	}
+	for k := range d.bfdl.refused {
+		if s, ok := d.bfdl.want[k]; ok {
+			d.addBFD(s)
+		} else {
+			delete(d.bfdl.refused, k)
+		}
+	}
 	d.publishBFD()
 }
 

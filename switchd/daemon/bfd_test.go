@@ -16,9 +16,14 @@ type testBFD struct {
 	kick    chan struct{}
 	changes []bfd.Change
 	peers   map[bfd.Key]bfd.PeerConfig
+	refuse  bool // AddPeer fails, as for a link not there yet
 }
 
 func (e *testBFD) AddPeer(c bfd.PeerConfig) error {
+	if e.refuse {
+		e.rec.add("bfd.AddPeer %v refused", c.Key())
+		return &bfd.FieldError{Peer: c.Peer, Field: "Interface", Reason: "no such link"}
+	}
 	e.rec.add("bfd.AddPeer %v", c.Key())
 	e.peers[c.Key()] = c
 	return nil
@@ -111,5 +116,26 @@ func TestWiringBFD(t *testing.T) {
 	}
 	if st := w.d.status.load().BFD; st != nil {
 		t.Errorf("status without sessions: %+v", st)
+	}
+}
+
+// TestWiringBFDRetry: a session the engine refuses (its link is not there
+// yet) is given again at the next retry (link news, resync) until taken,
+// and not after.
+func TestWiringBFDRetry(t *testing.T) {
+	w := newWired(t, testConfig{neighbors: []string{"10.0.1.1"}}, nil)
+	e := &testBFD{rec: w.rec, kick: make(chan struct{}, 1), peers: map[bfd.Key]bfd.PeerConfig{}, refuse: true}
+	w.d.bfd = e
+	s := config.BFDSession{PeerConfig: bfd.PeerConfig{Peer: addr("10.0.1.1"), Interface: "swp9"}}
+	k := s.Key().String()
+	m := w.rec.mark()
+	w.d.setBFD(context.Background(), &config.Intent{BFD: []config.BFDSession{s}})
+	w.d.retryBFD()
+	e.refuse = false
+	w.d.retryBFD()
+	w.d.retryBFD()
+	want := []string{"bfd.AddPeer " + k + " refused", "bfd.AddPeer " + k + " refused", "bfd.AddPeer " + k}
+	if got := w.rec.since(m); !slices.Equal(got, want) {
+		t.Errorf("calls %q, want %q", got, want)
 	}
 }

@@ -95,6 +95,7 @@ func (d *Daemon) loop(ctx context.Context) error {
 			d.table.QueueResync()
 			d.resyncPolicy()
 			d.resyncInterfaces()
+			d.retryBFD()
 		case <-synced:
 			synced = nil
 			d.onSynced()
@@ -117,6 +118,7 @@ func (d *Daemon) onLinks(ctx context.Context) {
 	d.takeCarrierEvents(ctx)
 	d.takePeerEvents(ctx)
 	d.sampleLinks(ctx) // oper status on change, not at the next sample
+	d.retryBFD()       // a session's link may be there now
 }
 
 // onBGPUpdates takes the speaker's learned routes and reports whether the
