@@ -154,3 +154,29 @@ func TestBFDRejects(t *testing.T) {
 		})
 	}
 }
+
+// TestBFDMultihop: an iBGP neighbor over loopbacks (not in a configured
+// subnet) gets a multihop session from its transport address.
+func TestBFDMultihop(t *testing.T) {
+	m := bfdDoc(t)
+	delete(at(t, ni(t, m), "protocols", "protocol", 2, "static-routes", "static", 0, "next-hops", "next-hop", 0), "enable-bfd")
+	at(t, bgpTree(t, m), "peer-groups", "peer-group", 0, "config")["peer-as"] = 65101
+	for _, a := range []string{"10.1.1.0", "10.1.2.0", "fd00:1:1::", "fd00:1:2::"} {
+		neighbor(t, m, a)["transport"] = map[string]any{"config": map[string]any{"local-address": map[bool]string{true: "10.0.0.11", false: "fd00::11"}[!strings.Contains(a, ":")]}}
+	}
+	in, err := parseDoc(t, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]bfd.PeerConfig{}
+	for _, s := range in.BFD {
+		got[s.Peer.String()] = s.PeerConfig
+	}
+	// 10.1.1.0 is in swp1's subnet: single hop there; the others multihop.
+	if c := got["10.1.1.0"]; c.Multihop || c.Interface != "swp1" || c.Local != netip.MustParseAddr("10.0.0.11") {
+		t.Errorf("10.1.1.0: %+v", c)
+	}
+	if c := got["fd00:1:1::"]; !c.Multihop || c.Interface != "" || c.Local != netip.MustParseAddr("fd00::11") {
+		t.Errorf("fd00:1:1::: %+v", c)
+	}
+}
