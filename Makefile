@@ -51,9 +51,10 @@ demo-down:
 
 # The Debian package and the ONIE installer image, into dist/. A Debian
 # version must start with a digit; without a tag it is 0.0~git<commit>.
+DIST      ?= dist
 VERSION   ?= $(shell v=$$(git describe --tags 2>/dev/null | sed 's/^v//'); echo $${v:-0.0~git$$(git rev-parse --short HEAD)})
 package: build
-	$(GO) run ./platform/packaging/mkpackage -binary $(BIN) -config examples/leaf.json -version '$(VERSION)' -out dist
+	$(GO) run ./platform/packaging/mkpackage -binary $(BIN) -config examples/leaf.json -version '$(VERSION)' -out $(DIST)
 
 # The whole suite. Tests make their own network namespaces (root needed)
 # and remove them, also when they fail.

@@ -126,6 +126,22 @@ func TestDeb(t *testing.T) {
 		}
 	}
 
+	root, dpkg := installDeb(t, deb)
+	checkTree(t, root, stub)
+	run(t, "dpkg", append(dpkg, "-P", "switchd")...)
+	for _, p := range []string{"/usr/sbin/switchd", "/opt/cni/bin/switchd", "/etc/switchd/switchd.json.example",
+		"/etc/systemd/system/multi-user.target.wants/switchd.service"} {
+		if _, err := os.Lstat(filepath.Join(root, p)); err == nil {
+			t.Errorf("%s left behind after dpkg -P", p)
+		}
+	}
+}
+
+// installDeb installs the package with dpkg into a new temporary root
+// (maintainer scripts included) and returns the root and the dpkg flags
+// that address it.
+func installDeb(t *testing.T, deb string) (string, []string) {
+	t.Helper()
 	root := t.TempDir()
 	for _, d := range []string{"var/lib/dpkg/info", "var/lib/dpkg/updates"} {
 		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
@@ -140,14 +156,7 @@ func TestDeb(t *testing.T) {
 	if st := run(t, "dpkg", append(dpkg, "-s", "switchd")...); !strings.Contains(st, "Status: install ok installed") {
 		t.Errorf("dpkg -s switchd:\n%s", st)
 	}
-	checkTree(t, root, stub)
-	run(t, "dpkg", append(dpkg, "-P", "switchd")...)
-	for _, p := range []string{"/usr/sbin/switchd", "/opt/cni/bin/switchd", "/etc/switchd/switchd.json.example",
-		"/etc/systemd/system/multi-user.target.wants/switchd.service"} {
-		if _, err := os.Lstat(filepath.Join(root, p)); err == nil {
-			t.Errorf("%s left behind after dpkg -P", p)
-		}
-	}
+	return root, dpkg
 }
 
 // matchLine reports whether a line of text matches the pattern, where
