@@ -80,16 +80,29 @@ func (d *Daemon) setBFD(ctx context.Context, in *config.Intent) {
 		want[s.Key()] = s
 	}
 	for k, old := range d.bfdl.want {
-		if s, ok := want[k]; ok && slices.Equal(s.Neighbors, old.Neighbors) {
-			continue
-		}
-		// Gone, or protecting other neighbors: what it held is let go.
-		if d.bfdl.failed[k] {
-			d.recoverBFD(ctx, old)
-			delete(d.bfdl.failed, k)
-		}
-		if _, ok := want[k]; !ok {
+		s, ok := want[k]
+		switch {
+		case !ok:
+			// Gone: what its failure held is let go.
+			if d.bfdl.failed[k] {
+				d.recoverBFD(ctx, old)
+				delete(d.bfdl.failed, k)
+			}
 			d.bfd.RemovePeer(k)
+		case d.bfdl.failed[k] && !slices.Equal(s.Neighbors, old.Neighbors):
+			// Still failed: neighbors it no longer protects are let go,
+			// new ones held.
+			g, _ := d.speaker.(bfdGate)
+			for _, a := range old.Neighbors {
+				if g != nil && !slices.Contains(s.Neighbors, a) {
+					d.logBFDErr("BGP neighbor not released", a, g.ReleaseBFD(ctx, a))
+				}
+			}
+			for _, a := range s.Neighbors {
+				if g != nil && !slices.Contains(old.Neighbors, a) {
+					d.logBFDErr("BGP neighbor not held for BFD", a, g.HoldForBFD(ctx, a, "BFD session down"))
+				}
+			}
 		}
 	}
 	refused := d.bfdl.refused
@@ -185,9 +198,7 @@ func (d *Daemon) holdNeighbors(ctx context.Context, s config.BFDSession) {
 		return
 	}
 	for _, a := range s.Neighbors {
-		if err := g.HoldForBFD(ctx, a, "BFD session down"); err != nil {
-			d.log.Warn("BGP neighbor not held for BFD", "neighbor", a, "err", err)
-		}
+		d.logBFDErr("BGP neighbor not held for BFD", a, g.HoldForBFD(ctx, a, "BFD session down"))
 	}
 }
 
@@ -200,9 +211,13 @@ func (d *Daemon) recoverBFD(ctx context.Context, s config.BFDSession) {
 		return
 	}
 	for _, a := range s.Neighbors {
-		if err := g.ReleaseBFD(ctx, a); err != nil {
-			d.log.Warn("BGP neighbor not released after BFD", "neighbor", a, "err", err)
-		}
+		d.logBFDErr("BGP neighbor not released", a, g.ReleaseBFD(ctx, a))
+	}
+}
+
+func (d *Daemon) logBFDErr(msg string, neighbor netip.Addr, err error) {
+	if err != nil {
+		d.log.Warn(msg, "neighbor", neighbor, "err", err)
 	}
 }
 

@@ -109,9 +109,18 @@ func TestWiringBFD(t *testing.T) {
 	step("failure again", []bfd.Change{change(bfd.Up, bfd.Down, bfd.Init)},
 		"fib.NextHopDown 10.0.1.1", "fib.Apply",
 		"bgp.HoldForBFD 10.0.1.1", "bgp.DropNeighbor 10.0.1.1", "fib.NextHopDown 10.0.1.1", "fib.Apply")
+	// A reload while failed: the session now protects 10.0.1.3 instead,
+	// which is held at once; 10.0.1.1 is let go; the FIB mark stays.
+	m = w.rec.mark()
+	s2 := s
+	s2.Neighbors = []netip.Addr{addr("10.0.1.3")}
+	w.d.setBFD(ctx, &config.Intent{BFD: []config.BFDSession{s2}})
+	if got := w.rec.since(m); !slices.Equal(got, []string{"bgp.ReleaseBFD 10.0.1.1", "bgp.HoldForBFD 10.0.1.3", "bgp.DropNeighbor 10.0.1.3"}) {
+		t.Errorf("neighbors changed while failed: %q", got)
+	}
 	m = w.rec.mark()
 	w.d.setBFD(ctx, &config.Intent{})
-	if got := w.rec.since(m); !slices.Equal(got, []string{"fib.NextHopUp 10.0.1.1", "bgp.ReleaseBFD 10.0.1.1", "bfd.RemovePeer " + k.String()}) {
+	if got := w.rec.since(m); !slices.Equal(got, []string{"fib.NextHopUp 10.0.1.1", "bgp.ReleaseBFD 10.0.1.3", "bfd.RemovePeer " + k.String()}) {
 		t.Errorf("session removed while failed: %q", got)
 	}
 	if st := w.d.status.load().BFD; st != nil {
