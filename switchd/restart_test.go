@@ -42,19 +42,7 @@ func restartLeafUnderPings(t *testing.T, f *sim.Fabric, sig syscall.Signal) {
 	flow := startPings(t, f, "host1", "host3", 4, 10*time.Millisecond)
 	time.Sleep(time.Second)
 
-	if err := f.Kill("leaf1", sig); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, 10*time.Second, "leaf1's switchd exits", func() error {
-		if f.Running("leaf1") {
-			return fmt.Errorf("still running")
-		}
-		return nil
-	})
-	time.Sleep(2 * time.Second) // traffic flows with no switchd on leaf1
-	if err := f.Start("leaf1"); err != nil {
-		t.Fatal(err)
-	}
+	killAndStart(t, f, "leaf1", sig)
 	simWaitConverged(t, f)
 	// Past the sweep: BGP synced and stale routes swept.
 	time.Sleep(2 * time.Second)
@@ -104,13 +92,39 @@ func (p *pings) stop(t testing.TB) (sent, received int) {
 	t.Helper()
 	p.cmd.Process.Signal(syscall.SIGINT)
 	p.cmd.Wait()
-	m := pingStats.FindStringSubmatch(p.out.String())
+	return pingSummary(t, p.out.String())
+}
+
+// pingSummary reads how many pings were sent and answered from ping's
+// output.
+func pingSummary(t testing.TB, out string) (sent, received int) {
+	t.Helper()
+	m := pingStats.FindStringSubmatch(out)
 	if m == nil {
-		t.Fatalf("no ping summary in:\n%s", p.out.String())
+		t.Fatalf("no ping summary in:\n%s", out)
 	}
 	sent, _ = strconv.Atoi(m[1])
 	received, _ = strconv.Atoi(m[2])
 	return sent, received
+}
+
+// killAndStart kills node's switchd with sig, waits for it to exit, lets
+// traffic flow 2 s without it, and starts it again.
+func killAndStart(t testing.TB, f *sim.Fabric, node string, sig syscall.Signal) {
+	t.Helper()
+	if err := f.Kill(node, sig); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, node+"'s switchd exits", func() error {
+		if f.Running(node) {
+			return fmt.Errorf("still running")
+		}
+		return nil
+	})
+	time.Sleep(2 * time.Second) // traffic flows with no switchd on the node
+	if err := f.Start(node); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func simWaitConverged(t *testing.T, f *sim.Fabric) {
