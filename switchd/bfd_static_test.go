@@ -4,14 +4,11 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/switchd/switchd/sim/ns"
-	"github.com/switchd/switchd/sim/simtest"
 	"github.com/switchd/switchd/switchd/bfd"
 )
 
@@ -40,15 +37,7 @@ func TestStaticBFDPrivileged(t *testing.T) {
 	if err := ns.Veth(sw, "togw", gw, "eth0"); err != nil {
 		t.Fatal(err)
 	}
-	for _, a := range []struct {
-		n *ns.NS
-		l string
-		p string
-	}{{sw, "togw", "10.95.1.1/24"}, {gw, "eth0", "10.95.1.2/24"}, {gw, "eth0", "10.95.1.3/24"}} {
-		if err := a.n.AddAddr(a.l, netip.MustParsePrefix(a.p)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	addAddrs(t, nsAddr{sw, "togw", "10.95.1.1/24"}, nsAddr{gw, "eth0", "10.95.1.2/24"}, nsAddr{gw, "eth0", "10.95.1.3/24"})
 	e, err := bfd.New(bfd.WithNetNS(gw.Net()))
 	if err != nil {
 		t.Fatal(err)
@@ -60,17 +49,7 @@ func TestStaticBFDPrivileged(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "switchd.json")
-	if err := os.WriteFile(cfg, []byte(staticBFDConfig), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	d := startSwitchd(t, sw, simtest.SwitchdBinary(t), "run", "--config", cfg, "--socket", filepath.Join(dir, "switchd.sock"), "--state-dir", filepath.Join(dir, "state"))
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("switchd log:\n%s", d.logs.String())
-		}
-	})
+	d := runSwitchdConfig(t, sw, staticBFDConfig)
 	// gateways are the route's next hops in sw's kernel, as ip prints them.
 	gateways := func(want ...string) func() error {
 		return func() error {

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/switchd/switchd/fib"
 	"github.com/switchd/switchd/switchd/bfd"
 	"github.com/switchd/switchd/switchd/config"
 	"github.com/switchd/switchd/switchd/daemon/apiclient"
@@ -45,6 +46,9 @@ type bfdLoop struct {
 	// refused are configured sessions the engine refused (a link not
 	// there yet): tried again on link news and at each resync.
 	refused map[bfd.Key]bool
+	// withheld are the static routes out of the FIB because BFD is down
+	// to every gateway of theirs (bfd_static.go).
+	withheld map[fib.RouteKey]bool
 }
 
 // newBFD starts the namespace's BFD engine (newComponents): one for the
@@ -114,6 +118,7 @@ func (d *Daemon) setBFD(ctx context.Context, in *config.Intent) {
 		d.addBFD(s)
 	}
 	d.bfdl.want = want
+	d.bfdStatics()
 	d.publishBFD()
 }
 
@@ -178,6 +183,9 @@ func (d *Daemon) onBFD(ctx context.Context) {
 			d.table.NextHopDown(c.Peer.Peer)
 			failed = append(failed, s)
 		}
+	}
+	if len(changes) > 0 {
+		d.bfdStatics() // statics with every gateway down leave the FIB
 	}
 	if len(failed) > 0 {
 		d.applyFIB(ctx) // one group write, before any withdrawal

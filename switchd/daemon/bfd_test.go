@@ -84,15 +84,7 @@ func TestWiringBFD(t *testing.T) {
 	if st := w.d.status.load().BFD; st == nil || len(st.Sessions) != 1 || st.Sessions[0].Neighbors[0] != "10.0.1.1" {
 		t.Errorf("status: %+v", st)
 	}
-	step := func(what string, cs []bfd.Change, want ...string) {
-		t.Helper()
-		m := w.rec.mark()
-		e.changes = cs
-		w.d.onBFD(ctx)
-		if got := withoutTurnEnds(w.rec.since(m)); !slices.Equal(got, want) {
-			t.Errorf("%s: calls %q, want %q", what, got, want)
-		}
-	}
+	step := bfdStep(t, w, e)
 	change := func(old, new, remote bfd.State) bfd.Change {
 		return bfd.Change{Peer: k, Old: old, New: new, RemoteState: remote}
 	}
@@ -146,5 +138,19 @@ func TestWiringBFDRetry(t *testing.T) {
 	want := []string{"bfd.AddPeer " + k + " refused", "bfd.AddPeer " + k + " refused", "bfd.AddPeer " + k}
 	if got := w.rec.since(m); !slices.Equal(got, want) {
 		t.Errorf("calls %q, want %q", got, want)
+	}
+}
+
+// bfdStep gives the daemon engine changes and checks the calls onBFD
+// makes (turn ends left out).
+func bfdStep(t *testing.T, w *wired, e *testBFD) func(what string, cs []bfd.Change, want ...string) {
+	return func(what string, cs []bfd.Change, want ...string) {
+		t.Helper()
+		m := w.rec.mark()
+		e.changes = cs
+		w.d.onBFD(context.Background())
+		if got := withoutTurnEnds(w.rec.since(m)); !slices.Equal(got, want) {
+			t.Errorf("%s: calls %q, want %q", what, got, want)
+		}
 	}
 }

@@ -408,17 +408,16 @@ func (d *Daemon) setStatics(in *config.Intent) error {
 		r.Normalize()
 		want[r.Key] = r
 	}
+	down := d.bfdDownGateways() // withheld while BFD is down (bfd_static.go)
 	for k, r := range want {
-		if old, ok := d.statics[k]; ok && old.Equal(r) {
-			continue
-		}
-		if err := d.table.SetRoute(r); err != nil {
+		old, ok := d.statics[k]
+		if err := d.putStatic(r, ok && old.Equal(r), down); err != nil {
 			return fmt.Errorf("static route %v: %w", k, err)
 		}
 	}
 	for k := range d.statics {
 		if _, ok := want[k]; !ok {
-			d.table.DeleteRoute(k)
+			d.dropStatic(k)
 		}
 	}
 	d.statics = want
