@@ -72,6 +72,14 @@ func TestFRRConfig(t *testing.T) {
 	if n := f.Node("spine1"); n.RouteProtocol() != sim.FRRProtocol || filepath.Base(n.Config) != "frr.conf" {
 		t.Errorf("spine1: route protocol %d, config %s", n.RouteProtocol(), n.Config)
 	}
+	// The unnumbered variant leaves links of FRR nodes numbered, as BIRD's.
+	u, err := sim.New(frrTriangle(t), sim.Options{Prefix: "t", Unnumbered: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ub, err := u.FRRConfig("spine1"); err != nil || string(ub) != conf {
+		t.Errorf("unnumbered variant: spine1's frr.conf differs (%v):\n%s", err, ub)
+	}
 }
 
 // TestFabricFRRPrivileged brings up FRR nodes beside BIRD: the fabric

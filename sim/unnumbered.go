@@ -18,7 +18,7 @@ import (
 // unnumberedLink reports whether the link between a and b is unnumbered
 // in topology t.
 func unnumberedLink(t *Topology, a, b *NodeInfo) bool {
-	fabric := func(n *NodeInfo) bool { return (n.Role == Spine || n.Role == Leaf) && n.Kind != Bird }
+	fabric := func(n *NodeInfo) bool { return (n.Role == Spine || n.Role == Leaf) && n.Kind == Switchd }
 	return t.Unnumbered && fabric(a) && fabric(b)
 }
 
