@@ -89,7 +89,11 @@ func (m *Manager) setupContainer(ep *Endpoint, wns *pnl.NS, adopt bool) (int, er
 	var hostIdx, peerIdx int
 	ipv6Done := false // the host side already forwards IPv6 and ignores RAs
 	for try := 0; ; try++ {
-		mk := newVethMsg(ep.HostIface, HostMAC, ep.IfName, wmac, wns)
+		peerNS := wns
+		if wns == nil {
+			peerNS = m.hostNS // Docker moves the peer itself (docker.go)
+		}
+		mk := newVethMsg(ep.HostIface, HostMAC, ep.IfName, wmac, peerNS)
 		err := c.do(mk)
 		if err == nil {
 			if idx, peer, ok := echoedLink(mk, ep.HostIface); ok {
@@ -152,6 +156,9 @@ func (m *Manager) setupContainer(ep *Endpoint, wns *pnl.NS, adopt bool) (int, er
 		if err := m.hostNS.EnsureSysctls(toPNL(ipv6IfaceSysctls(ep.HostIface))...); err != nil {
 			return 0, fmt.Errorf("configure %s: %w", ep.HostIface, err)
 		}
+	}
+	if wns == nil {
+		return hostIdx, nil
 	}
 	wc, err := dialRT(wns)
 	if err != nil {

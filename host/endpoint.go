@@ -24,6 +24,7 @@ type (
 const (
 	KindContainer = endpointapi.KindContainer
 	KindVM        = endpointapi.KindVM
+	KindDocker    = endpointapi.KindDocker
 )
 
 // The link-local gateways every workload routes through. The host side of

@@ -264,11 +264,14 @@ func (m *Manager) repair(st *epState) error {
 		}
 		return m.hostSide(link, ep)
 	}
-	wns, err := openNetns(ep.Netns)
-	if err != nil {
-		return err
+	var wns *pnl.NS // nil for Docker: its side is Docker's
+	if ep.Kind != KindDocker {
+		var err error
+		if wns, err = openNetns(ep.Netns); err != nil {
+			return err
+		}
+		defer wns.Close()
 	}
-	defer wns.Close()
 	idx, err := m.setupContainer(ep, wns, true)
 	if err == nil {
 		st.ifindex = idx
@@ -398,12 +401,7 @@ func (m *Manager) AddContainer(ctx context.Context, req ContainerRequest) (Resul
 		return Result{}, errors.Join(fmt.Errorf("add %s: %w", id, err), m.rollback(&ep))
 	}
 	testHook("configured")
-	m.mu.Lock()
-	m.eps[id] = &epState{ep: ep, ifindex: idx}
-	m.feeds.publishRoutes(endpointRoutes(ep, idx), nil)
-	m.feeds.publishEndpoint(EndpointEvent{Type: EndpointAdded, Endpoint: ep})
-	m.advertiseLocked()
-	m.mu.Unlock()
+	m.added(ep, idx)
 	return m.result(ep), nil
 }
 
@@ -571,12 +569,7 @@ func (m *Manager) AdoptVM(ctx context.Context, req VMRequest) (Result, error) {
 	if err := m.hostSide(link, &ep); err != nil {
 		return Result{}, errors.Join(fmt.Errorf("adopt %s: %w", id, err), m.rollback(&ep))
 	}
-	m.mu.Lock()
-	m.eps[id] = &epState{ep: ep, ifindex: link.Attrs().Index}
-	m.feeds.publishRoutes(endpointRoutes(ep, link.Attrs().Index), nil)
-	m.feeds.publishEndpoint(EndpointEvent{Type: EndpointAdded, Endpoint: ep})
-	m.advertiseLocked()
-	m.mu.Unlock()
+	m.added(ep, link.Attrs().Index)
 	return m.result(ep), nil
 }
 
@@ -637,7 +630,7 @@ func (m *Manager) Check(ctx context.Context, id string) error {
 	if err != nil || link.Attrs().Name != st.ep.HostIface {
 		return fmt.Errorf("check %s: host interface %s: %w", id, st.ep.HostIface, ErrInterfaceMissing)
 	}
-	if st.ep.Kind == KindVM {
+	if st.ep.Kind == KindVM || st.ep.Kind == KindDocker { // the workload side is the hypervisor's or Docker's
 		return nil
 	}
 	if link.Attrs().OperState != netlink.OperUp {

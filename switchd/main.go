@@ -105,6 +105,7 @@ func cmdRun(args []string, stderr io.Writer) int {
 	stateDir := fs.String("state-dir", "/var/lib/switchd", "directory for persistent state")
 	gnmiSocket := fs.String("gnmi-socket", gnmiSocketDefault(), "local gNMI socket, root only, no TLS (env SWITCHD_GNMI_SOCKET); \"\": none")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
+	dockerSocket := fs.String("docker-socket", "", "serve Docker's network and IPAM driver \"switchd\" on this socket (dockerd looks in /run/docker/plugins/switchd.sock); \"\": none")
 	platformRoot := fs.String("platform-root", "/", "where platform detection reads the machine (machine.conf, /sys, /proc); a fake tree for tests")
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
@@ -122,6 +123,7 @@ func cmdRun(args []string, stderr io.Writer) int {
 		Logger:       log,
 		GNMISocket:   *gnmiSocket,
 		PlatformRoot: *platformRoot,
+		DockerSocket: *dockerSocket,
 	})
 	if err != nil {
 		printConfigErrors(stderr, "switchd run", *cfg, err)

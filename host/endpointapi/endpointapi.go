@@ -96,13 +96,16 @@ type Kind string
 const (
 	KindContainer Kind = "container" // a veth pair into a network namespace
 	KindVM        Kind = "vm"        // an adopted tap (libvirt, Nova)
+	// KindDocker is a veth pair whose workload end Docker moves into the
+	// container (libnetwork's remote driver); the ID is "docker:<endpoint>".
+	KindDocker Kind = "docker"
 )
 
 // Endpoint is one workload attachment: what the daemon persists and what
 // the API returns.
 type Endpoint struct {
 	ID   string `json:"id"`   // ContainerEndpointID or VMEndpointID
-	Kind Kind   `json:"kind"` // container | vm
+	Kind Kind   `json:"kind"` // container | vm | docker
 	// Name is the container ID or the VM name.
 	Name string `json:"name"`
 	// HostIface is the host-side interface: the veth end (switchd names it)

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/switchd/switchd/fib"
+	"github.com/switchd/switchd/host/docker"
 	"github.com/switchd/switchd/platform"
 	"github.com/switchd/switchd/policy"
 	"github.com/switchd/switchd/switchd/bgp"
@@ -57,6 +58,9 @@ type Options struct {
 	// (ONIE's machine.conf, /sys, /proc): "/" if empty; tests give a
 	// fake tree (testdata/platform).
 	PlatformRoot string
+	// DockerSocket, if set, serves Docker's network and IPAM driver there
+	// (docker.DefaultSocket is where dockerd looks); needs IPAM pools.
+	DockerSocket string
 }
 
 // resilientIdle is how long a resilient group's bucket must be idle before
@@ -117,6 +121,8 @@ type Daemon struct {
 	met       *metricsLoop // Prometheus (metrics.go)
 	ifl       ifLoop       // the interface reconciler's (interfaces.go)
 	bfdl      bfdLoop      // BFD sessions' (bfd.go)
+
+	dockerDrv *docker.Driver // nil: no Docker driver (docker.go)
 }
 
 // Run loads the config, starts the components and serves until ctx is done
@@ -191,6 +197,13 @@ func Run(ctx context.Context, opts Options) error {
 			return err
 		}
 		defer api.Close()
+	}
+	if opts.DockerSocket != "" {
+		stopDocker, err := d.serveDocker(opts.DockerSocket)
+		if err != nil {
+			return fmt.Errorf("docker driver: %w", err)
+		}
+		defer stopDocker()
 	}
 	releaseStartupMemory()
 	d.log.Info("switchd running", "config", opts.ConfigPath, "asn", intent.BGP.ASN, "router-id", intent.BGP.RouterID)

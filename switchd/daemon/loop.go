@@ -82,6 +82,8 @@ func (d *Daemon) loop(ctx context.Context) error {
 			d.onWorkloads(ctx)
 		case <-epKick:
 			d.onEndpoints()
+		case <-d.dockerKick():
+			d.setPolicy(d.intent) // a Docker network came or went
 		case <-policyRetry.C:
 		case <-counters.C:
 			d.readACLCounters()

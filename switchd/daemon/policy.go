@@ -40,6 +40,8 @@ type policyLoop struct {
 	retryAt  time.Time
 	// failsafe is the failsafe config last given to the engine.
 	failsafe *policy.FailsafeConfig
+	// workload is the workload policy last given (failsafe ports left out).
+	workload *policy.Intent
 }
 
 // setPolicy hands the intent's policy parts to the engine, each only if it
@@ -51,10 +53,12 @@ func (d *Daemon) setPolicy(in *config.Intent) {
 	// The extra failsafe ports go to SetFailsafe: a change of them alone
 	// recompiles no workload policy.
 	workloadPolicy := func(in policy.Intent) policy.Intent { in.FailsafeExtra = policy.Failsafe{}; return in }
-	if old == nil || !reflect.DeepEqual(workloadPolicy(old.Policy), workloadPolicy(in.Policy)) {
-		if err := d.policy.SetIntent(in.Policy); err != nil {
+	wp := d.withDockerPolicies(in.Policy) // Docker networks' policies (docker.go)
+	if cmpWP := workloadPolicy(wp); d.pol.workload == nil || !reflect.DeepEqual(*d.pol.workload, cmpWP) {
+		if err := d.policy.SetIntent(wp); err != nil {
 			d.log.Error("workload policy not compiled", "err", err)
 		}
+		d.pol.workload = &cmpWP
 		d.pol.dirty = true
 	}
 	fs := failsafeConfig(in.BGP, in.Policy.FailsafeExtra)

@@ -65,7 +65,7 @@ func Endpoint(e host.Endpoint) *oc.Switchd_Endpoint {
 	case endpointapi.KindVM:
 		o.Kind = oc.Switchd_EndpointKind_VM
 		o.Name = ygot.String(e.Name)
-	case endpointapi.KindContainer:
+	case endpointapi.KindContainer, endpointapi.KindDocker:
 		o.Kind = oc.Switchd_EndpointKind_CONTAINER
 	}
 	if e.IPv4.IsValid() {
