@@ -22,7 +22,18 @@ type BFDSession struct {
 	Neighbors []netip.Addr
 	// Static is true if static routes' next hops with enable-bfd use it.
 	Static bool
+	// Discover marks the session of a BGP neighbor given by interface
+	// (bgp/interface-neighbors): its peer is the link-local address the
+	// speaker discovers on Interface, which no config names. Peer is
+	// fe80:: and Neighbors the neighbor's name until discovered
+	// (fe80::%IF); the daemon runs the session to the discovered address
+	// the neighbor feed reports (fe80::x%IF) instead, and follows it.
+	Discover bool
 }
+
+// DiscoverPeer is the Peer of a Discover session: fe80::, which is no
+// peer's address (the link's subnet-router anycast address).
+var DiscoverPeer = netip.MustParseAddr("fe80::")
 
 // How a BGP neighbor's or static next hop's BFD session is chosen:
 //   - a neighbor on an interface (unnumbered) or an eBGP neighbor without
@@ -32,6 +43,9 @@ type BFDSession struct {
 //   - an iBGP neighbor in a configured interface's subnet likewise;
 //   - any other neighbor (iBGP over loopbacks, ebgp-multihop) is
 //     multihop (RFC 5883) from its transport address, which it must have;
+//   - a neighbor given by interface gets a template (Discover): single
+//     hop on that interface to the peer's link-local address, once the
+//     speaker has discovered it;
 //   - a static route's gateway is single hop.
 //
 // Timers come from the neighbor's enable-bfd, else its peer group's, else
@@ -253,20 +267,33 @@ func (t *translator) bgpBFD(b *oc.NetworkInstance_Protocol_Bgp, p path, in *Inte
 		t.inheritTimers(src, gtm)
 		add(src)
 	}
-	// Neighbors by interface take BFD from their peer group only; their
-	// peer's address is discovered, which BFD does not follow yet.
+	// Neighbors by interface take BFD from their peer group (they have
+	// no enable-bfd of their own).
 	for _, name := range sortedKeys(b.InterfaceNeighbor) {
-		if on, _ := group(b.InterfaceNeighbor[name].PeerGroup); on != nil && *on {
-			t.add(p.child("interface-neighbors").entry("interface-neighbor", []kv{{"interface", name}}).child("config").child("peer-group"),
-				"BFD (enable-bfd of the peer group) is not supported for neighbors given by interface: their peer's address is discovered; name the neighbor by its link-local address and local-address interface instead")
+		on, gtm := group(b.InterfaceNeighbor[name].PeerGroup)
+		nb, ok := nbs[DiscoverPeer.WithZone(name)]
+		if on == nil || !*on || !ok {
+			continue
 		}
+		ifp := p.child("interface-neighbors").entry("interface-neighbor", []kv{{"interface", name}}).child("config").child("interface")
+		src := &bfdSrc{s: BFDSession{Neighbors: []netip.Addr{nb.Address}, Discover: true},
+			at: map[string]path{"Peer": ifp, "Local": ifp, "Interface": ifp, "MinTTL": ifp}}
+		src.s.Peer, src.s.Interface = DiscoverPeer, name
+		t.inheritTimers(src, gtm)
+		add(src)
 	}
 }
 
 // neighborBFD is the session of neighbor nb (at np) before its timers.
 func (t *translator) neighborBFD(nb bgp.Neighbor, in *Intent, np path) *bfdSrc {
 	tp := np.child("transport").child("config").child("local-address")
-	src := &bfdSrc{s: BFDSession{Neighbors: []netip.Addr{nb.Address}}, at: map[string]path{
+	// The speaker names a neighbor on an interface with the interface
+	// as zone: HoldForBFD takes that name.
+	name := nb.Address
+	if nb.Interface != "" && name.Is6() && name.IsLinkLocalUnicast() {
+		name = name.WithZone(nb.Interface)
+	}
+	src := &bfdSrc{s: BFDSession{Neighbors: []netip.Addr{name}}, at: map[string]path{
 		"Peer": np.child("config").child("neighbor-address"), "Local": tp, "Interface": tp, "MinTTL": np,
 	}}
 	cfg := &src.s.PeerConfig

@@ -80,7 +80,7 @@ func (d *Daemon) setBFD(ctx context.Context, in *config.Intent) {
 		return
 	}
 	want := make(map[bfd.Key]config.BFDSession, len(in.BFD))
-	for _, s := range in.BFD {
+	for _, s := range d.bfdSessions(in) { // bfd_unnumbered.go
 		want[s.Key()] = s
 	}
 	for k, old := range d.bfdl.want {

@@ -60,9 +60,10 @@ func (d *Daemon) loop(ctx context.Context) error {
 		case <-d.speaker.PeerEvents():
 			d.takePeerEvents(ctx)
 		case <-d.speaker.NeighborUpdates():
-			d.onNeighbors()
-			if !d.pol.dirty { // an unnumbered peer found changes failsafe rules
-				continue // the status only: nothing for the FIB
+			// An unnumbered peer found changes failsafe rules and BFD
+			// sessions; else the status only: nothing for the FIB.
+			if !d.onNeighbors(ctx) && !d.pol.dirty {
+				continue
 			}
 		case <-d.linkKick():
 			d.onLinks(ctx)

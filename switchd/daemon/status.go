@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"context"
 	"maps"
 	"net/netip"
 	"slices"
@@ -108,15 +109,15 @@ func (d *Daemon) readACLCounters() {
 	d.status.update(func(st *Status) { st.Policy.ACLEntries = es })
 }
 
-// onNeighbors takes the speaker's neighbor feed into the status.
-func (d *Daemon) onNeighbors() {
+// onNeighbors takes the speaker's neighbor feed into the status, and
+// reports whether unnumbered peers changed (unnumbered.go).
+func (d *Daemon) onNeighbors(ctx context.Context) bool {
 	changed := d.speaker.DrainNeighbors()
 	if len(changed) == 0 {
-		return
+		return false
 	}
 	d.publishNeighborState(changed)
 	before := d.linkPeers()
-	defer d.onLinkPeers(before)
 	for _, n := range changed {
 		if n.Removed {
 			delete(d.neighbors, n.Address)
@@ -129,6 +130,7 @@ func (d *Daemon) onNeighbors() {
 		list = append(list, d.neighbors[a])
 	}
 	d.status.update(func(st *Status) { st.BGP.Neighbors = list })
+	return d.onLinkPeers(ctx, before)
 }
 
 func neighborStatus(n bgp.NeighborState) NeighborStatus {

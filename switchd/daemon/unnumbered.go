@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"context"
 	"net/netip"
 	"slices"
 )
@@ -37,10 +38,15 @@ func withLinkPeers(nbs, peers []netip.Addr) []netip.Addr {
 	return slices.Compact(out)
 }
 
-// onLinkPeers gives the failsafe rules the link peers when the neighbor
-// feed changed them (setPolicy changes nothing else for the same intent).
-func (d *Daemon) onLinkPeers(before []netip.Addr) {
-	if d.intent != nil && !slices.Equal(before, d.linkPeers()) {
-		d.setPolicy(d.intent)
+// onLinkPeers gives the failsafe rules and the BFD sessions of interface
+// neighbors (bfd_unnumbered.go) the link peers when the neighbor feed
+// changed them (setPolicy and setBFD change nothing else for the same
+// intent), and reports whether it did.
+func (d *Daemon) onLinkPeers(ctx context.Context, before []netip.Addr) bool {
+	if d.intent == nil || slices.Equal(before, d.linkPeers()) {
+		return false
 	}
+	d.setPolicy(d.intent)
+	d.setBFD(ctx, d.intent)
+	return true
 }
