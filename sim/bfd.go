@@ -6,10 +6,9 @@ import (
 )
 
 // BFD turns BFD (RFC 5880, single hop) on for the BGP sessions between
-// switchd nodes on numbered links: each neighbor's enable-bfd with these
-// timers, the same both ways. Unnumbered links and BIRD or FRR peers are
-// left without (switchd's config has no BFD for neighbors given by
-// interface yet).
+// switchd nodes: each neighbor's enable-bfd (on an unnumbered link, its
+// peer group's) with these timers, the same both ways. BIRD or FRR peers
+// are left without.
 type BFD struct {
 	// IntervalMs is the desired transmit and required receive interval.
 	IntervalMs int `json:"interval-ms"`
@@ -32,7 +31,7 @@ func bfdOption(d time.Duration) (*BFD, error) {
 // nodes n and peer, or nil.
 func (f *Fabric) enableBFD(n, peer *NodeInfo, i *Interface) obj {
 	b := f.Topology.BFD
-	if b == nil || i.Unnumbered || n.Kind != Switchd || peer.Kind != Switchd {
+	if b == nil || n.Kind != Switchd || peer.Kind != Switchd {
 		return nil
 	}
 	us := b.IntervalMs * 1000

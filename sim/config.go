@@ -98,6 +98,9 @@ func (f *Fabric) switchdTree(n *NodeInfo) obj {
 		}
 		if i.Unnumbered {
 			g, nb := interfaceNeighbor(i, tm, passive, applyPolicy)
+			if b := f.enableBFD(n, peer, i); b != nil {
+				g["enable-bfd"] = b
+			}
 			peerGroups, ifNeighbors = append(peerGroups, g), append(ifNeighbors, nb)
 			continue
 		}

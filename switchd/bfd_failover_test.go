@@ -136,16 +136,17 @@ func neighborStates(st *apiclient.Status) map[string]apiclient.NeighborStatus {
 	return out
 }
 
-// silentFabric starts the default fabric with BFD at intervalMs × 3,
-// waits for leaf1's eight BFD sessions (two spines and two hosts, IPv4
-// and IPv6) to be Up, and finds the spine whose link to leaf1 carries
-// host1–host3 pings (either way: ECMP hashing decides), with a silentLink
-// table on both spines. It returns that spine and its addresses on the
-// link (leaf1's neighbors).
-func silentFabric(t testing.TB, intervalMs int) (f *sim.Fabric, spine string, spineAddrs []string) {
+// silentFabric starts the default fabric (with opts) with BFD at
+// intervalMs × 3, waits for leaf1's BFD sessions (two spines and two
+// hosts, IPv4 and IPv6: eight, or six with unnumbered spine links) to be
+// Up, and finds the spine whose link to leaf1 carries host1–host3 pings
+// (either way: ECMP hashing decides), with a silentLink table on both
+// spines. It returns that spine and its addresses on the link as leaf1's
+// BFD sessions name them (its link-local address if unnumbered).
+func silentFabric(t testing.TB, intervalMs int, opts ...simtest.Option) (f *sim.Fabric, spine string, spineAddrs []string) {
 	topo := sim.Default()
 	topo.BFD = &sim.BFD{IntervalMs: intervalMs}
-	f = simtest.Start(t, topo)
+	f = simtest.Start(t, topo, opts...)
 	simtest.WaitConverged(t, f)
 	ctx := context.Background()
 	const interval = 10 * time.Millisecond
@@ -160,7 +161,7 @@ func silentFabric(t testing.TB, intervalMs int) (f *sim.Fabric, spine string, sp
 				up++
 			}
 		}
-		if up != 8 || len(ss) != 8 {
+		if n := f.Node("leaf1").Sessions(); up != n || len(ss) != n {
 			return fmt.Errorf("%d of %d up: %+v", up, len(ss), ss)
 		}
 		return nil
@@ -184,7 +185,10 @@ func silentFabric(t testing.TB, intervalMs int) (f *sim.Fabric, spine string, sp
 		t.Fatalf("host1-host3 pings: only %d ICMP packets on %s's link to leaf1", c, spine)
 	}
 	for _, i := range f.Node("leaf1").Interfaces {
-		if i.Peer == spine {
+		switch {
+		case i.Peer == spine && i.Unnumbered:
+			spineAddrs = []string{linkLocal(t, f, spine, "leaf1").String()}
+		case i.Peer == spine:
 			spineAddrs = []string{i.Peer4.String(), i.Peer6.String()}
 		}
 	}
