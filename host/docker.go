@@ -9,6 +9,7 @@ import (
 	"maps"
 	"net"
 	"net/netip"
+	"slices"
 
 	"github.com/switchd/switchd/fib"
 )
@@ -47,29 +48,29 @@ func dockerPeerName(id string) string {
 	return "dkr" + hex.EncodeToString(h[:])[:11]
 }
 
-// Reserve takes an address for an orchestrator that allocates before its
-// endpoints exist: fixed if valid, else the next free one of the family.
-// The reservation lives in memory only (a restart frees it); a block it
-// claims is persisted as for any allocation.
-func (m *Manager) Reserve(is6 bool, fixed netip.Addr) (netip.Addr, error) {
+// Reserve takes an address of pool for an orchestrator that allocates
+// before its endpoints exist: fixed if valid, else the pool's next free
+// one. The reservation lives in memory only (a restart frees it); a block
+// it claims is persisted as for any allocation.
+func (m *Manager) Reserve(pool netip.Prefix, fixed netip.Addr) (netip.Addr, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if !slices.ContainsFunc(m.ipam.pools, func(p Pool) bool { return p.Prefix == pool }) {
+		return netip.Addr{}, fmt.Errorf("reserve: %w: %v is not a configured pool", ErrInvalidRequest, pool)
+	}
 	var a netip.Addr
 	var nb netip.Prefix
 	var err error
 	if fixed.IsValid() {
-		if fixed.Is6() != is6 {
-			return netip.Addr{}, fmt.Errorf("reserve %v: %w: not of the pool's family", fixed, ErrInvalidRequest)
+		if !pool.Contains(fixed) {
+			return netip.Addr{}, fmt.Errorf("reserve %v: %w: not in pool %v", fixed, ErrInvalidRequest, pool)
 		}
 		a = fixed
 		nb, err = m.ipam.Assign(ReservationHandle(a), a)
 	} else {
-		if !m.hasPool(is6) {
-			return netip.Addr{}, fmt.Errorf("reserve: %w: no pool of the family configured", ErrInvalidRequest)
-		}
 		// The handle names the address, which is not known yet: take it
 		// under a temporary handle and rename.
-		a, nb, err = m.ipam.Allocate("reserving", is6)
+		a, nb, err = m.ipam.AllocateIn("reserving", pool)
 		if err == nil {
 			m.ipam.ReleaseAddr("reserving", a)
 			m.ipam.assign(ReservationHandle(a), a)

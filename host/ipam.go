@@ -194,9 +194,18 @@ func comparePrefix(a, b netip.Prefix) int {
 // free block when its blocks are full. newBlock is the block claimed, if
 // any: the caller persists it before using the address.
 func (p *IPAM) Allocate(handle string, is6 bool) (addr netip.Addr, newBlock netip.Prefix, err error) {
+	return p.allocateIn(handle, is6, netip.Prefix{})
+}
+
+// AllocateIn is Allocate from the configured pool only.
+func (p *IPAM) AllocateIn(handle string, pool netip.Prefix) (addr netip.Addr, newBlock netip.Prefix, err error) {
+	return p.allocateIn(handle, pool.Addr().Is6(), pool)
+}
+
+func (p *IPAM) allocateIn(handle string, is6 bool, only netip.Prefix) (addr netip.Addr, newBlock netip.Prefix, err error) {
 	var tried []string
 	for _, pl := range p.pools {
-		if pl.Prefix.Addr().Is6() != is6 {
+		if pl.Prefix.Addr().Is6() != is6 || only.IsValid() && pl.Prefix != only {
 			continue
 		}
 		tried = append(tried, pl.Prefix.String())

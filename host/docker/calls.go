@@ -353,7 +353,7 @@ func (d *Driver) requestAddress(r *http.Request) (any, error) {
 			return nil, fmt.Errorf("request address %v: not in pool %v", fixed, pool)
 		}
 	}
-	a, err := d.eps.Reserve(is6, fixed)
+	a, err := d.eps.Reserve(pool, fixed)
 	if err != nil {
 		return nil, fmt.Errorf("request address in %v: %w", pool, err)
 	}

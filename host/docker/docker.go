@@ -46,7 +46,7 @@ const DefaultSocket = "/run/docker/plugins/" + Name + ".sock"
 
 // Endpoints is what the driver needs of host.Manager.
 type Endpoints interface {
-	Reserve(is6 bool, fixed netip.Addr) (netip.Addr, error)
+	Reserve(pool netip.Prefix, fixed netip.Addr) (netip.Addr, error)
 	Unreserve(a netip.Addr) bool
 	Pools() []host.Pool
 	AddDocker(ctx context.Context, req host.DockerRequest) (host.Result, string, error)

@@ -34,7 +34,7 @@ func newFake() *fakeEndpoints {
 	}
 }
 
-func (f *fakeEndpoints) Reserve(is6 bool, fixed netip.Addr) (netip.Addr, error) {
+func (f *fakeEndpoints) Reserve(pool netip.Prefix, fixed netip.Addr) (netip.Addr, error) {
 	if len(f.free) == 0 {
 		return netip.Addr{}, fmt.Errorf("reserve: allocate: %w", host.ErrPoolExhausted)
 	}
