@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"regexp"
 	"strings"
 
 	"github.com/switchd/switchd/host"
@@ -12,6 +13,9 @@ import (
 
 // The libnetwork remote API's requests and answers (only the fields
 // switchd reads or writes).
+
+// groupRe is what a group name may be: a label value.
+var groupRe = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?$`)
 
 type ipamData struct {
 	AddressSpace string
@@ -68,6 +72,17 @@ func (d *Driver) createNetwork(r *http.Request) (any, error) {
 		return nil, fmt.Errorf("create network %s: %w", shortID(req.NetworkID), err)
 	}
 	n := Network{ID: req.NetworkID, IPv4: len(req.IPv4Data) > 0, IPv6: len(req.IPv6Data) > 0}
+	opts, _ := req.Options["com.docker.network.generic"].(map[string]any)
+	for k, v := range opts {
+		s, _ := v.(string)
+		if k != GroupOption {
+			return nil, fmt.Errorf("create network %s: unknown option %s (switchd knows %s)", n.Short(), k, GroupOption)
+		}
+		if !groupRe.MatchString(s) {
+			return nil, fmt.Errorf("create network %s: option %s=%q: must match %s", n.Short(), k, s, groupRe)
+		}
+		n.Group = s
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if _, ok := d.nets[n.ID]; ok {
@@ -96,7 +111,7 @@ func (d *Driver) deleteNetwork(r *http.Request) (any, error) {
 		return struct{}{}, nil
 	}
 	for _, ep := range d.eps.List() {
-		if ep.Kind == host.KindDocker && ep.Labels[NetworkLabel] == n.Short() {
+		if ep.Kind == host.KindDocker && ep.Labels[NetworkIDLabel] == n.Short() {
 			return nil, fmt.Errorf("delete network %s: endpoint %s is still on it", n.Short(), ep.Name)
 		}
 	}
@@ -191,6 +206,7 @@ func (d *Driver) join(r *http.Request) (any, error) {
 	}
 	d.mu.Lock()
 	ep, ok := d.pend[req.EndpointID]
+	n := d.nets[ep.network]
 	d.mu.Unlock()
 	if !ok {
 		return nil, fmt.Errorf("join %s: unknown endpoint", shortID(req.EndpointID))
@@ -198,9 +214,12 @@ func (d *Driver) join(r *http.Request) (any, error) {
 	if ep.network != req.NetworkID {
 		return nil, fmt.Errorf("join %s: endpoint is on network %s, not %s", shortID(req.EndpointID), shortID(ep.network), shortID(req.NetworkID))
 	}
+	if n.ID == "" {
+		return nil, fmt.Errorf("join %s: unknown network %s", shortID(req.EndpointID), shortID(req.NetworkID))
+	}
 	_, peer, err := d.eps.AddDocker(r.Context(), host.DockerRequest{
 		EndpointID: req.EndpointID, Sandbox: req.SandboxKey, IPv4: ep.ipv4, IPv6: ep.ipv6, MAC: ep.mac,
-		Labels: map[string]string{NetworkLabel: shortID(ep.network)},
+		Labels: map[string]string{NetworkLabel: n.Label(), NetworkIDLabel: n.Short()},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("join %s: %w", shortID(req.EndpointID), err)

@@ -3,16 +3,18 @@
 // dockerd finds in /run/docker/plugins) turned into host endpoints.
 //
 // A Docker network of driver switchd is a group: each endpoint carries the
-// label NetworkLabel=<the network's short ID> (12 hex digits, as `docker
-// network ls` shows it), and Policies gives, per network, a workload
-// policy under which the network's members accept traffic from members
-// only (others denied unless another policy allows them). Addresses come
+// label NetworkLabel=<group>, the network's short ID (12 hex digits, as
+// `docker network ls` shows it) unless `-o switchd.group=NAME` names the
+// group (so that networks of several hosts are one), and Policies gives,
+// per group, a workload policy under which its members accept traffic
+// from members only (others denied unless another policy allows them). Addresses come
 // from switchd's IPAM blocks (IpamDriver); the endpoint is a routed veth
 // as for CNI (host.Manager.AddDocker): no bridge, no overlay, a link-local
 // gateway (169.254.1.1, fe80::1) reached by a connected static route.
 package docker
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -33,9 +35,17 @@ import (
 	"github.com/switchd/switchd/policy"
 )
 
-// NetworkLabel is the label every endpoint of a Docker network carries;
-// its value is the network's short ID.
-const NetworkLabel = "switchd.docker/network"
+// NetworkLabel is the label every endpoint of a Docker network carries:
+// the network's group, its short ID unless `-o switchd.group=NAME` names
+// one (the same name on several hosts makes their networks one group).
+// NetworkIDLabel is the network's short ID, always.
+const (
+	NetworkLabel   = "switchd.docker/network"
+	NetworkIDLabel = "switchd.docker/network-id"
+	// GroupOption is the driver option (docker network create -o) naming
+	// the group.
+	GroupOption = "switchd.group"
+)
 
 // Name is the driver's name for `docker network create -d` and
 // `--ipam-driver`: dockerd finds it as /run/docker/plugins/switchd.sock.
@@ -56,13 +66,17 @@ type Endpoints interface {
 
 // Network is a Docker network the driver was asked to create.
 type Network struct {
-	ID   string `json:"id"`
-	IPv4 bool   `json:"ipv4,omitempty"`
-	IPv6 bool   `json:"ipv6,omitempty"`
+	ID    string `json:"id"`
+	Group string `json:"group,omitempty"` // GroupOption; "": the short ID
+	IPv4  bool   `json:"ipv4,omitempty"`
+	IPv6  bool   `json:"ipv6,omitempty"`
 }
 
-// Short is the network's short ID, its label value.
+// Short is the network's short ID.
 func (n Network) Short() string { return shortID(n.ID) }
+
+// Label is the network's NetworkLabel value: its group.
+func (n Network) Label() string { return cmp.Or(n.Group, n.Short()) }
 
 func shortID(id string) string {
 	if len(id) > 12 {
@@ -157,14 +171,19 @@ const PolicyOrder = 1000
 // peer on another network refuses it at its own ingress.
 func (d *Driver) Policies() []policy.Policy {
 	var ps []policy.Policy
+	seen := map[string]bool{}
 	for _, n := range d.Networks() {
-		sel, err := policy.ParseSelector(fmt.Sprintf("%s == %q", NetworkLabel, n.Short()))
+		if seen[n.Label()] {
+			continue // networks of one group share its policy
+		}
+		seen[n.Label()] = true
+		sel, err := policy.ParseSelector(fmt.Sprintf("%s == %q", NetworkLabel, n.Label()))
 		if err != nil {
-			continue // a short ID is hex: cannot happen
+			continue // checked at CreateNetwork: cannot happen
 		}
 		peer := sel
 		ps = append(ps, policy.Policy{
-			Name: "docker-" + n.Short(), Order: PolicyOrder, Selector: sel, SelectsIngress: true,
+			Name: "docker-" + n.Label(), Order: PolicyOrder, Selector: sel, SelectsIngress: true,
 			Ingress: []policy.Rule{{Seq: 1, Action: policy.Allow, Peer: policy.Peer{Selector: &peer}}},
 		})
 	}

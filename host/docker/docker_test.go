@@ -144,6 +144,10 @@ func TestErrors(t *testing.T) {
 		{"endpoint without address", "NetworkDriver.CreateEndpoint", map[string]any{"NetworkID": net1, "EndpointID": "cccc"}, "no address"},
 		{"join of an unknown endpoint", "NetworkDriver.Join", map[string]any{"NetworkID": net1, "EndpointID": "dddd", "SandboxKey": "/x"}, "join dddd: unknown endpoint"},
 		{"join on another network", "NetworkDriver.Join", map[string]any{"NetworkID": "4444", "EndpointID": ep1, "SandboxKey": "/x"}, "not 4444"},
+		{"unknown driver option", "NetworkDriver.CreateNetwork", map[string]any{"NetworkID": "5555", "IPv4Data": []any{pool},
+			"Options": map[string]any{"com.docker.network.generic": map[string]any{"vlan": "7"}}}, "unknown option vlan"},
+		{"bad group name", "NetworkDriver.CreateNetwork", map[string]any{"NetworkID": "6666", "IPv4Data": []any{pool},
+			"Options": map[string]any{"com.docker.network.generic": map[string]any{GroupOption: "a b"}}}, `option switchd.group="a b"`},
 		{"malformed request", "NetworkDriver.CreateNetwork", "{", "decode request"},
 	} {
 		_, e := call(t, h, c.method, c.req)
@@ -192,6 +196,17 @@ func TestLifecycle(t *testing.T) {
 	if _, e := call(t, h, "NetworkDriver.CreateNetwork", map[string]any{"NetworkID": net1}); !strings.Contains(e, "network exists") {
 		t.Errorf("second create: %q", e)
 	}
+	web := map[string]any{"com.docker.network.generic": map[string]any{GroupOption: "web"}}
+	for _, id := range []string{"5555", "6666"} {
+		if _, e := call(t, h, "NetworkDriver.CreateNetwork", map[string]any{"NetworkID": id, "Options": web}); e != "" {
+			t.Fatal(e)
+		}
+	}
+	if ps := d.Policies(); len(ps) != 2 || ps[1].Name != "docker-web" || ps[1].Selector.String() != `switchd.docker/network == "web"` {
+		t.Errorf("policies with two networks of group web: %+v", ps)
+	}
+	call(t, h, "NetworkDriver.DeleteNetwork", map[string]any{"NetworkID": "5555"})
+	call(t, h, "NetworkDriver.DeleteNetwork", map[string]any{"NetworkID": "6666"})
 	again, err := New(f, dir, nil)
 	if err != nil || len(again.Networks()) != 1 {
 		t.Fatalf("networks after a restart: %v %v", again.Networks(), err)
@@ -209,7 +224,7 @@ func TestLifecycle(t *testing.T) {
 		t.Errorf("Join = %v %q", res, e)
 	}
 	ep, ok := f.eps[host.DockerEndpointID(ep1)]
-	if !ok || ep.Labels[NetworkLabel] != "111111111111" || ep.IPv4 != netip.MustParseAddr("10.77.0.1") || len(f.reserved) != 0 {
+	if !ok || ep.Labels[NetworkLabel] != "111111111111" || ep.Labels[NetworkIDLabel] != "111111111111" || ep.IPv4 != netip.MustParseAddr("10.77.0.1") || len(f.reserved) != 0 {
 		t.Errorf("endpoint %+v %v, reserved %v", ep, ok, f.reserved)
 	}
 	if _, e := call(t, h, "NetworkDriver.DeleteNetwork", map[string]any{"NetworkID": net1}); !strings.Contains(e, "still on it") {
