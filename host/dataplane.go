@@ -142,6 +142,9 @@ func (m *Manager) setupContainer(ep *Endpoint, wns *pnl.NS, adopt bool) (int, er
 	if ep.IPv6.IsValid() {
 		hs = append(hs, addrMsg(hostIdx, GatewayV6, 64, unix.IFA_F_NODAD, fmt.Sprintf("add %v to %s", GatewayV6, ep.HostIface)))
 	}
+	if wns == nil && ep.IPv4.IsValid() {
+		hs = append(hs, dockerGatewayMsg(hostIdx, ep.HostIface)) // docker.go
+	}
 	if wmac != nil {
 		for _, a := range ep.Addrs() {
 			hs = append(hs, neighMsg(hostIdx, a, wmac, fmt.Sprintf("neighbour %v on %s", a, ep.HostIface)))

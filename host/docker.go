@@ -12,6 +12,8 @@ import (
 	"slices"
 
 	"github.com/switchd/switchd/fib"
+	pnl "github.com/switchd/switchd/platform/netlink"
+	"golang.org/x/sys/unix"
 )
 
 // Docker's libnetwork asks for addresses (its IPAM driver) before the
@@ -231,4 +233,21 @@ func (m *Manager) giveBack(ep Endpoint) {
 	for _, a := range m.ipam.Release(ep.ID) {
 		m.ipam.assign(ReservationHandle(a), a)
 	}
+}
+
+// dockerGatewayMsg puts 169.254.1.1/32, scope link, on a Docker endpoint's
+// host side. Docker cannot be told to add the static neighbour a CNI
+// container gets, and proxy ARP answers only for an address the host has
+// a route to (a host without a default route would leave the gateway
+// unresolved); an address of its own is answered always, as fe80::1 is
+// for IPv6. Scope link: never a source beyond the link.
+func dockerGatewayMsg(ifindex int, name string) *rtmsg {
+	return &rtmsg{what: fmt.Sprintf("add %v to %s", GatewayV4, name), enc: func(b *pnl.Batch) {
+		b.Begin(unix.RTM_NEWADDR, unix.NLM_F_CREATE|unix.NLM_F_REPLACE)
+		b.Raw(unix.AF_INET, 32, 0, unix.RT_SCOPE_LINK) // struct ifaddrmsg
+		b.U32(uint32(ifindex))
+		b.Attr(unix.IFA_LOCAL, GatewayV4.AsSlice())
+		b.Attr(unix.IFA_ADDRESS, GatewayV4.AsSlice())
+		b.End()
+	}}
 }
