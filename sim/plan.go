@@ -67,6 +67,9 @@ type Options struct {
 	Unnumbered bool
 	// BFD, if not zero, turns BFD on at this interval × 3 (Topology.BFD).
 	BFD time.Duration
+	// Docker makes switchd hosts serve Docker's driver in their dirs
+	// (NodeInfo.DockerPlugins), for a dockerd per host.
+	Docker bool
 }
 
 // Interface is one end of a link, as seen from its node.
@@ -112,6 +115,9 @@ type NodeInfo struct {
 	GNMISocket string `json:"gnmi-socket,omitempty"`
 	// Metrics is where a switchd node serves /metrics, in its namespace.
 	Metrics string `json:"metrics,omitempty"`
+	// DockerPlugins is a switchd host's directory holding switchd.sock,
+	// Docker's driver (Options.Docker): a dockerd's /run/docker/plugins.
+	DockerPlugins string `json:"docker-plugins,omitempty"`
 }
 
 // Sessions is the number of BGP sessions the node should have: one IPv4
@@ -219,6 +225,9 @@ func New(topo *Topology, opts Options) (*Fabric, error) {
 			ni.Metrics = MetricsAddress
 			ni.StateDir = filepath.Join(dir, "state")
 			ni.Log = filepath.Join(dir, "switchd.log")
+			if opts.Docker && n.Role == Host {
+				ni.DockerPlugins = filepath.Join(dir, "plugins")
+			}
 		}
 		f.nodes = append(f.nodes, ni)
 		f.byName[n.Name] = ni

@@ -48,7 +48,11 @@ func (f *Fabric) argv(n *NodeInfo) []string {
 	if n.Kind == Frr {
 		return frrArgv(n, "bgpd")
 	}
-	return []string{f.switchd, "run", "--config", n.Config, "--socket", n.Socket, "--state-dir", n.StateDir, "--gnmi-socket", n.GNMISocket}
+	argv := []string{f.switchd, "run", "--config", n.Config, "--socket", n.Socket, "--state-dir", n.StateDir, "--gnmi-socket", n.GNMISocket}
+	if n.DockerPlugins != "" {
+		argv = append(argv, "--docker-socket", filepath.Join(n.DockerPlugins, "switchd.sock"))
+	}
+	return argv
 }
 
 // start runs the node's daemon in its namespace, in a session of its own

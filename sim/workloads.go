@@ -106,7 +106,7 @@ func (f *Fabric) Workloads(ctx context.Context) ([]Workload, error) {
 			continue
 		}
 		for _, e := range l.Endpoints {
-			if e.Kind != endpointapi.KindContainer {
+			if e.Kind != endpointapi.KindContainer && e.Kind != endpointapi.KindDocker {
 				continue
 			}
 			out = append(out, Workload{Host: n.Name, Name: e.Name, Netns: strings.TrimPrefix(e.Netns, ns.Dir+"/"), IPv4: e.IPv4, IPv6: e.IPv6, Labels: joinLabels(e.Labels)})

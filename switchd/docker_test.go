@@ -87,19 +87,9 @@ func TestDockerPrivileged(t *testing.T) {
 	pidA := d.runContainer("ca", "--network", "net1")
 	d.runContainer("cb", "--network", "net1")
 	pidC := d.runContainer("cc", "--network", "net2")
-	addrs := func(name string) (v4, v6 netip.Addr) {
-		f := strings.Fields(d.must("inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{.GlobalIPv6Address}}{{end}}", name))
-		if len(f) != 2 {
-			t.Fatalf("addresses of %s: %q", name, f)
-		}
-		return netip.MustParseAddr(f[0]), netip.MustParseAddr(f[1])
-	}
-	b4, b6 := addrs("cb")
-	c4, c6 := addrs("cc")
-	ping := func(pid int, dst netip.Addr) error {
-		_, err := n.Run(ctx, "nsenter", "-t", strconv.Itoa(pid), "-n", "ping", "-c", "1", "-W", "1", dst.String())
-		return err
-	}
+	b4, b6 := d.addrs("cb")
+	c4, c6 := d.addrs("cc")
+	ping := func(pid int, dst netip.Addr) error { return pingFrom(ctx, pid, dst) }
 	for _, dst := range []netip.Addr{b4, b6} {
 		waitFor(t, 10*time.Second, fmt.Sprintf("ca reaches cb at %v", dst), func() error { return ping(pidA, dst) })
 	}

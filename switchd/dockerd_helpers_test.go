@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -187,4 +188,24 @@ func busyboxRootfs(path, busybox string, applets ...string) (err error) {
 		}
 	}
 	return w.Close()
+}
+
+// addrs returns the IPv4 and IPv6 address of a container on one network.
+func (d *testDockerd) addrs(name string) (v4, v6 netip.Addr) {
+	d.t.Helper()
+	f := strings.Fields(d.must("inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{.GlobalIPv6Address}}{{end}}", name))
+	if len(f) != 2 {
+		d.t.Fatalf("addresses of %s: %q", name, f)
+	}
+	return netip.MustParseAddr(f[0]), netip.MustParseAddr(f[1])
+}
+
+// pingFrom sends one ping from the network namespace of process pid (a
+// container's init).
+func pingFrom(ctx context.Context, pid int, dst netip.Addr) error {
+	out, err := exec.CommandContext(ctx, "nsenter", "-t", strconv.Itoa(pid), "-n", "ping", "-c", "1", "-W", "1", dst.String()).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("ping %v: %v: %s", dst, err, out)
+	}
+	return nil
 }
