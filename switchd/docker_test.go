@@ -23,7 +23,7 @@ import (
 
 // dockerConfig is a host's config with IPAM pools: the Docker networks'
 // (the first of each family) and a two-address one for exhaustion.
-func dockerConfig(t *testing.T) []byte {
+func dockerConfig(t testing.TB) []byte {
 	var doc map[string]any
 	if err := json.Unmarshal(configtest.BGP{ASN: 65001, RouterID: "10.0.0.1"}.JSON(), &doc); err != nil {
 		t.Fatal(err)
@@ -49,39 +49,10 @@ func dockerConfig(t *testing.T) []byte {
 // set membership away, and an exhausted pool fails `docker run` with
 // switchd's message and leaves nothing behind.
 func TestDockerPrivileged(t *testing.T) {
-	ns.Privileged(t)
-	busybox := dockerTools(t)
-	n := ns.NewT(t, "docker")
+	h := newDockerHost(t)
+	n, d, api, args, bin, sw := h.n, h.d, h.api, h.args, h.bin, h.sw
 	ctx := t.Context()
-	// No default route in the host: the containers' gateway must resolve
-	// without one.
-	if _, err := n.Run(ctx, "ip", "link", "set", "lo", "up"); err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "switchd.json")
-	if err := os.WriteFile(cfg, dockerConfig(t), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	plugins := filepath.Join(dir, "plugins")
-	api := filepath.Join(dir, "switchd.sock")
-	bin := simtest.SwitchdBinary(t)
-	args := []string{"run", "--config", cfg, "--socket", api, "--state-dir", filepath.Join(dir, "state"),
-		"--gnmi-socket", "", "--docker-socket", filepath.Join(plugins, docker.Name+".sock")}
-	sw := startSwitchd(t, n, bin, args...)
-	serving := func(sw *runningSwitchd) func() error {
-		return func() error {
-			if err := sw.alive(); err != nil {
-				t.Fatal(err)
-			}
-			_, err := sim.SwitchdStatus(ctx, api)
-			return err
-		}
-	}
-	waitFor(t, 30*time.Second, "switchd serves", serving(sw))
-
-	d := startDockerd(t, n, plugins)
-	d.importBusybox(busybox)
+	serving := h.serving
 	d.must("network", "create", "-d", docker.Name, "--ipam-driver", docker.Name, "--ipv6", "net1")
 	d.must("network", "create", "-d", docker.Name, "--ipam-driver", docker.Name, "--ipv6", "net2")
 	pidA := d.runContainer("ca", "--network", "net1")
@@ -199,5 +170,53 @@ func TestDockerPrivileged(t *testing.T) {
 	}
 	if out, _ := n.Run(ctx, "ip", "-br", "link"); strings.Contains(out, "swc") || strings.Contains(out, "dkr") {
 		t.Errorf("veths left after docker rm:\n%s", out)
+	}
+}
+
+// dockerHost is a host namespace of the test's own with switchd serving
+// the Docker driver and a dockerd using it, the busybox image imported.
+// No default route in the host: the containers' gateway must resolve
+// without one.
+type dockerHost struct {
+	n        *ns.NS
+	d        *testDockerd
+	sw       *runningSwitchd
+	bin, api string
+	args     []string // switchd's, to start it again
+	tb       testing.TB
+}
+
+func newDockerHost(t testing.TB) *dockerHost {
+	ns.Privileged(t)
+	busybox := dockerTools(t)
+	h := &dockerHost{n: ns.NewT(t, "docker"), tb: t}
+	if _, err := h.n.Run(t.Context(), "ip", "link", "set", "lo", "up"); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "switchd.json")
+	if err := os.WriteFile(cfg, dockerConfig(t), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	plugins := filepath.Join(dir, "plugins")
+	h.api = filepath.Join(dir, "switchd.sock")
+	h.bin = simtest.SwitchdBinary(t)
+	h.args = []string{"run", "--config", cfg, "--socket", h.api, "--state-dir", filepath.Join(dir, "state"),
+		"--gnmi-socket", "", "--docker-socket", filepath.Join(plugins, docker.Name+".sock")}
+	h.sw = startSwitchd(t, h.n, h.bin, h.args...)
+	waitFor(t, 30*time.Second, "switchd serves", h.serving(h.sw))
+	h.d = startDockerd(t, h.n, plugins)
+	h.d.importBusybox(busybox)
+	return h
+}
+
+// serving says whether sw answers on the API socket (fatal if it exited).
+func (h *dockerHost) serving(sw *runningSwitchd) func() error {
+	return func() error {
+		if err := sw.alive(); err != nil {
+			h.tb.Fatal(err)
+		}
+		_, err := sim.SwitchdStatus(h.tb.Context(), h.api)
+		return err
 	}
 }

@@ -58,7 +58,7 @@ func dockerTools(t testing.TB) (busybox string) {
 // startDockerd starts dockerd in n with plugins (a directory holding
 // switchd.sock) as its /run/docker/plugins, and stops it, its
 // containers and its containerd at cleanup, whatever the outcome.
-func startDockerd(t *testing.T, n *ns.NS, plugins string) *testDockerd {
+func startDockerd(t testing.TB, n *ns.NS, plugins string) *testDockerd {
 	t.Helper()
 	dir := t.TempDir()
 	d := &testDockerd{t: t, host: "unix://" + filepath.Join(dir, "docker.sock"), logs: &lockedBuffer{}}
@@ -190,14 +190,18 @@ func busyboxRootfs(path, busybox string, applets ...string) (err error) {
 	return w.Close()
 }
 
-// addrs returns the IPv4 and IPv6 address of a container on one network.
+// addrs returns the IPv4 and IPv6 (if any) address of a container on one
+// network.
 func (d *testDockerd) addrs(name string) (v4, v6 netip.Addr) {
 	d.t.Helper()
 	f := strings.Fields(d.must("inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{.GlobalIPv6Address}}{{end}}", name))
-	if len(f) != 2 {
+	if len(f) == 0 || len(f) > 2 {
 		d.t.Fatalf("addresses of %s: %q", name, f)
 	}
-	return netip.MustParseAddr(f[0]), netip.MustParseAddr(f[1])
+	if len(f) == 2 {
+		v6 = netip.MustParseAddr(f[1])
+	}
+	return netip.MustParseAddr(f[0]), v6
 }
 
 // pingFrom sends one ping from the network namespace of process pid (a

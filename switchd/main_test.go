@@ -349,7 +349,7 @@ type runningSwitchd struct {
 
 // startSwitchd starts bin with args in n, its output kept in logs; the
 // test's cleanup kills it.
-func startSwitchd(t *testing.T, n *ns.NS, bin string, args ...string) *runningSwitchd {
+func startSwitchd(t testing.TB, n *ns.NS, bin string, args ...string) *runningSwitchd {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
