@@ -40,7 +40,7 @@ type Env struct {
 // Binaries are the executables built for the run.
 type Binaries struct {
 	Switchd  string // `switchd` (github.com/switchd/switchd/switchd)
-	GoBGPRIB string // sim/bench/cmd/gobgprib: GoBGP v3.37 alone
+	GoBGPRIB string // sim/bench/cmd/gobgprib: GoBGP v4.8 alone
 	// Profile records CPU profiles: switchd's through its local API
 	// socket (Dir/switchd.cpu.pprof, and a heap profile once all routes
 	// are in), GoBGP alone's by itself.
@@ -54,8 +54,9 @@ type Receiver struct {
 	// means it keeps routes in its RIB only and serves the GoBGP API on
 	// 127.0.0.1:50051 in its namespace, where progress is read.
 	Protocol int
-	// PollRIB: progress of a RIB-only receiver is polled (the GoBGP API
-	// has no working End-of-RIB watch), not watched.
+	// PollRIB: progress of a RIB-only receiver is polled with Debian's
+	// gobgp command (a GoBGP 3 API, which has no working End-of-RIB
+	// watch), not watched over GoBGP v4's API.
 	PollRIB bool
 	// Needs lists the executables it runs.
 	Needs func(Binaries) []string
@@ -232,10 +233,10 @@ func switchdConfig(e *Env) []byte {
 	}}}.JSON()
 }
 
-// GoBGPRIB is GoBGP v3.37 (the version switchd embeds) alone: a BgpServer
+// GoBGPRIB is GoBGP v4.8 (the version switchd embeds) alone: a BgpServer
 // filling its RIB, no FIB (sim/bench/cmd/gobgprib).
 var GoBGPRIB = Receiver{
-	Name:  "gobgp-3.37-rib",
+	Name:  "gobgp-4.8-rib",
 	Needs: func(b Binaries) []string { return []string{b.GoBGPRIB} },
 	Start: func(ctx context.Context, e *Env) (*Proc, error) {
 		p := &Proc{}

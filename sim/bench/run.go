@@ -13,11 +13,12 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
 
-	api "github.com/osrg/gobgp/v3/api"
+	api "github.com/osrg/gobgp/v4/api"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
@@ -167,8 +168,15 @@ func run(ctx context.Context, r Receiver, bin Binaries, n int, id string, keepDi
 	}()
 
 	var eor <-chan time.Time
-	var rib api.GobgpApiClient
-	if r.Protocol == 0 {
+	var rib api.GoBgpServiceClient
+	if r.Protocol == 0 && r.PollRIB {
+		// Debian's gobgpd speaks GoBGP 3's API: its own command reads it.
+		wctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		out := make(chan time.Time, 1)
+		go pollRIBCommand(wctx, rns, n, out)
+		eor = out
+	} else if r.Protocol == 0 {
 		conn, err := grpc.NewClient("passthrough:///"+apiAddr,
 			grpc.WithTransportCredentials(insecure.NewCredentials()),
 			grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
@@ -178,14 +186,14 @@ func run(ctx context.Context, r Receiver, bin Binaries, n int, id string, keepDi
 			return res, fmt.Errorf("gobgp api: %w", err)
 		}
 		defer conn.Close()
-		rib = api.NewGobgpApiClient(conn)
+		rib = api.NewGoBgpServiceClient(conn)
 		// Connect before the session starts: a first call that races the
 		// API's start-up would wait out gRPC's reconnect backoff.
 		err = waitFor(ctx, 30*time.Second, func() bool {
 			if proc.Exited() != nil {
 				return true
 			}
-			_, err := rib.GetTable(ctx, &api.GetTableRequest{TableType: api.TableType_GLOBAL, Family: ipv4Unicast})
+			_, err := rib.GetTable(ctx, &api.GetTableRequest{TableType: api.TableType_TABLE_TYPE_GLOBAL, Family: ipv4Unicast})
 			return err == nil
 		})
 		if err == nil {
@@ -196,7 +204,7 @@ func run(ctx context.Context, r Receiver, bin Binaries, n int, id string, keepDi
 		}
 		wctx, cancel := context.WithCancel(ctx)
 		defer cancel()
-		if eor, err = watchEOR(wctx, rib, proc, n, r.PollRIB); err != nil {
+		if eor, err = watchEOR(wctx, rib, proc); err != nil {
 			return res, err
 		}
 	}
@@ -285,8 +293,8 @@ wait:
 		if got != n {
 			return res, fmt.Errorf("kernel dump shows %d of %d routes with protocol %d", got, n, r.Protocol)
 		}
-	} else {
-		t, err := rib.GetTable(ctx, &api.GetTableRequest{TableType: api.TableType_GLOBAL, Family: ipv4Unicast})
+	} else if rib != nil {
+		t, err := rib.GetTable(ctx, &api.GetTableRequest{TableType: api.TableType_TABLE_TYPE_GLOBAL, Family: ipv4Unicast})
 		if err != nil {
 			return res, fmt.Errorf("gobgp api: get table: %w", err)
 		}
@@ -316,20 +324,15 @@ var ipv4Unicast = &api.Family{Afi: api.Family_AFI_IP, Safi: api.Family_SAFI_UNIC
 // it, so its event means the whole announcement is in the RIB; and unlike
 // polling the table size (GoBGP walks the whole RIB for that, inside its
 // main loop), the watch costs the receiver nothing while it works.
-func watchEOR(ctx context.Context, c api.GobgpApiClient, proc *Proc, want int, poll bool) (<-chan time.Time, error) {
-	if poll {
-		out := make(chan time.Time, 1)
-		go pollRIB(ctx, c, want, out)
-		return out, nil
-	}
-	var stream api.GobgpApi_WatchEventClient
+func watchEOR(ctx context.Context, c api.GoBgpServiceClient, proc *Proc) (<-chan time.Time, error) {
+	var stream api.GoBgpService_WatchEventClient
 	err := waitFor(ctx, 30*time.Second, func() bool {
 		if proc.Exited() != nil {
 			return true
 		}
 		var err error
 		stream, err = c.WatchEvent(ctx, &api.WatchEventRequest{Table: &api.WatchEventRequest_Table{
-			Filters: []*api.WatchEventRequest_Table_Filter{{Type: api.WatchEventRequest_Table_Filter_EOR}},
+			Filters: []*api.WatchEventRequest_Table_Filter{{Type: api.WatchEventRequest_Table_Filter_TYPE_EOR}},
 		}})
 		if err != nil {
 			return false
@@ -360,16 +363,22 @@ func watchEOR(ctx context.Context, c api.GobgpApiClient, proc *Proc, want int, p
 	return out, nil
 }
 
-// pollRIB is for an older GoBGP (Debian's 3.10) whose EoR watch never
-// fires: it polls the table size, backing off so that the polls (each
-// walks the whole RIB inside GoBGP's main loop) take at most a fifth of
-// its time.
-func pollRIB(ctx context.Context, c api.GobgpApiClient, want int, out chan<- time.Time) {
+// pollRIBCommand is for Debian's gobgpd (3.10), whose EoR watch never
+// fires and whose API is GoBGP 3's: it polls the table size with Debian's
+// gobgp command in the receiver's namespace, backing off so that the polls
+// (each walks the whole RIB inside GoBGP's main loop) take at most a
+// fifth of its time. The count the command prints is the check at the end.
+func pollRIBCommand(ctx context.Context, rns *ns.NS, want int, out chan<- time.Time) {
 	for ctx.Err() == nil {
 		start := time.Now()
-		t, err := c.GetTable(ctx, &api.GetTableRequest{TableType: api.TableType_GLOBAL, Family: ipv4Unicast})
+		b, err := rns.Command(ctx, "gobgp", "-u", "127.0.0.1", "-p", "50051", "global", "rib", "summary", "-a", "ipv4").Output()
 		took := time.Since(start)
-		if err == nil && int(t.NumDestination) >= want {
+		var dests int
+		// "Table ipv4-unicast\nDestination: N, Path: N"
+		if i := strings.Index(string(b), "Destination: "); err == nil && i >= 0 {
+			fmt.Sscanf(string(b[i:]), "Destination: %d", &dests)
+		}
+		if dests >= want {
 			out <- time.Now()
 			return
 		}

@@ -6,7 +6,7 @@ import (
 	"net/netip"
 	"time"
 
-	api "github.com/osrg/gobgp/v3/api"
+	api "github.com/osrg/gobgp/v4/api"
 )
 
 // HoldForBFD ends the session with neighbor addr now and withdraws every

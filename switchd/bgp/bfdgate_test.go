@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	api "github.com/osrg/gobgp/v3/api"
+	api "github.com/osrg/gobgp/v4/api"
 
 	"github.com/switchd/switchd/sim/ns"
 )
@@ -15,7 +15,7 @@ func adminDown(t *testing.T, s *Speaker, addr string) bool {
 	t.Helper()
 	down := false
 	err := s.srv.ListPeer(t.Context(), &api.ListPeerRequest{Address: addr}, func(p *api.Peer) {
-		down = p.GetState().GetAdminState() != api.PeerState_UP
+		down = p.GetState().GetAdminState() != api.PeerState_ADMIN_STATE_UP
 	})
 	if err != nil {
 		t.Fatal(err)

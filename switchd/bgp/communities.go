@@ -3,11 +3,7 @@ package bgp
 import (
 	"encoding/binary"
 
-	api "github.com/osrg/gobgp/v3/api"
-	"github.com/osrg/gobgp/v3/pkg/apiutil"
-	"github.com/osrg/gobgp/v3/pkg/packet/bgp"
-	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/anypb"
+	"github.com/osrg/gobgp/v4/pkg/packet/bgp"
 )
 
 // Tags of the community attributes in pathDecoder's encoding of them.
@@ -24,11 +20,41 @@ func appendCommKey(k []byte, tag byte, v []byte) []byte {
 	return append(k, v...)
 }
 
+// appendStandard, appendLarge and appendExtended append an attribute's
+// communities in their wire encoding (4, 12 and 8 bytes each).
+func appendStandard(k []byte, cs []uint32) []byte {
+	k = binary.AppendUvarint(append(k, commStandard), uint64(4*len(cs)))
+	for _, c := range cs {
+		k = binary.BigEndian.AppendUint32(k, c)
+	}
+	return k
+}
+
+func appendLarge(k []byte, cs []*bgp.LargeCommunity) []byte {
+	k = binary.AppendUvarint(append(k, commLarge), uint64(12*len(cs)))
+	for _, c := range cs {
+		k = binary.BigEndian.AppendUint32(k, c.ASN)
+		k = binary.BigEndian.AppendUint32(k, c.LocalData1)
+		k = binary.BigEndian.AppendUint32(k, c.LocalData2)
+	}
+	return k
+}
+
+func appendExtended(k []byte, cs []bgp.ExtendedCommunityInterface) []byte {
+	var v []byte
+	for _, c := range cs {
+		// A community that does not encode is left out: the path is
+		// still usable, and GoBGP has already parsed it off the wire.
+		if w, err := c.Serialize(); err == nil && len(w) == 8 {
+			v = append(v, w...)
+		}
+	}
+	return appendCommKey(k, commExtended, v)
+}
+
 // decodeCommunities decodes pathDecoder's encoding of a path's community
-// attributes: a tag, the length and the protobuf value of each. It runs
-// once per distinct list (commSets), so it uses the ordinary unmarshalling.
-// An attribute that does not decode is left out: the path is still
-// usable, and GoBGP has already parsed it off the wire.
+// attributes: a tag, the length and the wire value of each. It runs once
+// per distinct list (commSets).
 func decodeCommunities(raw string) *Communities {
 	c := &Communities{}
 	b := []byte(raw)
@@ -42,44 +68,21 @@ func decodeCommunities(raw string) *Communities {
 		b = b[1+l+int(n):]
 		switch tag {
 		case commStandard:
-			var a api.CommunitiesAttribute
-			if proto.Unmarshal(v, &a) == nil {
-				c.Standard = append(c.Standard, a.Communities...)
+			for ; len(v) >= 4; v = v[4:] {
+				c.Standard = append(c.Standard, binary.BigEndian.Uint32(v))
 			}
 		case commLarge:
-			var a api.LargeCommunitiesAttribute
-			if proto.Unmarshal(v, &a) == nil {
-				for _, x := range a.Communities {
-					c.Large = append(c.Large, LargeCommunity{x.GlobalAdmin, x.LocalData1, x.LocalData2})
-				}
+			for ; len(v) >= 12; v = v[12:] {
+				c.Large = append(c.Large, LargeCommunity{binary.BigEndian.Uint32(v), binary.BigEndian.Uint32(v[4:]), binary.BigEndian.Uint32(v[8:])})
 			}
 		case commExtended:
-			c.Extended = append(c.Extended, extendedCommunities(v)...)
+			for ; len(v) >= 8; v = v[8:] {
+				c.Extended = append(c.Extended, binary.BigEndian.Uint64(v))
+			}
 		}
 	}
 	if len(c.Standard) == 0 && len(c.Large) == 0 && len(c.Extended) == 0 {
 		return nil
 	}
 	return c
-}
-
-// extendedCommunities decodes an api.ExtendedCommunitiesAttribute (each
-// community its own Any of one of several types) into wire values, with
-// GoBGP's own conversion.
-func extendedCommunities(v []byte) []uint64 {
-	attr, err := apiutil.UnmarshalAttribute(&anypb.Any{TypeUrl: urlExtComm, Value: v})
-	if err != nil {
-		return nil
-	}
-	ext, ok := attr.(*bgp.PathAttributeExtendedCommunities)
-	if !ok {
-		return nil
-	}
-	var out []uint64
-	for _, x := range ext.Value {
-		if w, err := x.Serialize(); err == nil && len(w) == 8 {
-			out = append(out, binary.BigEndian.Uint64(w))
-		}
-	}
-	return out
 }

@@ -4,33 +4,26 @@ import (
 	"slices"
 	"testing"
 
-	api "github.com/osrg/gobgp/v3/api"
-	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/anypb"
+	"github.com/osrg/gobgp/v4/pkg/apiutil"
+	"github.com/osrg/gobgp/v4/pkg/packet/bgp"
 )
 
 // communityAttrs are a path's standard, large and extended communities as
-// GoBGP's watch renders them.
-func communityAttrs(t testing.TB, std uint32, large uint32) []proto.Message {
-	rt, err := anypb.New(&api.TwoOctetAsSpecificExtended{IsTransitive: true, SubType: 0x02, Asn: 65000, LocalAdmin: 100})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return []proto.Message{
-		&api.NextHopAttribute{NextHop: "192.0.2.1"},
+// GoBGP's watch hands them over.
+func communityAttrs(t testing.TB, std uint32, large uint32) []bgp.PathAttributeInterface {
+	return []bgp.PathAttributeInterface{
+		nextHop("192.0.2.1"),
 		asPath(65001),
-		&api.CommunitiesAttribute{Communities: []uint32{std}},
-		&api.LargeCommunitiesAttribute{Communities: []*api.LargeCommunity{{GlobalAdmin: 65001, LocalData1: 1, LocalData2: large}}},
-		&api.ExtendedCommunitiesAttribute{Communities: []*anypb.Any{rt}},
+		bgp.NewPathAttributeCommunities([]uint32{std}),
+		bgp.NewPathAttributeLargeCommunities([]*bgp.LargeCommunity{bgp.NewLargeCommunity(65001, 1, large)}),
+		bgp.NewPathAttributeExtendedCommunities([]bgp.ExtendedCommunityInterface{bgp.NewTwoOctetAsSpecificExtended(bgp.EC_SUBTYPE_ROUTE_TARGET, 65000, 100, true)}),
 	}
 }
 
 func TestRouteTableCommunitiesInternedAndPublished(t *testing.T) {
 	rt := ecmp(Multipath{Enabled: true})
-	cb := rt.watchCallback(rt.newGeneration(), func(err error) { t.Fatal(err) })
-	event := func(paths ...*api.Path) {
-		cb(&api.WatchEventResponse{Event: &api.WatchEventResponse_Table{Table: &api.WatchEventResponse_TableEvent{Paths: paths}}})
-	}
+	cb := rt.bestPaths(rt.newGeneration(false))
+	event := func(paths ...*apiutil.Path) { cb(paths) }
 	p, q := pfx("10.1.0.0/24"), pfx("10.2.0.0/24")
 	event(apiPath(t, p, "192.0.2.1", false, communityAttrs(t, 65001<<16|10, 7)...),
 		apiPath(t, q, "192.0.2.1", false, communityAttrs(t, 65001<<16|10, 7)...))
@@ -79,11 +72,11 @@ func TestRouteTableCommunitiesInternedAndPublished(t *testing.T) {
 
 func TestDecodeCommunitiesWithoutAny(t *testing.T) {
 	var d pathDecoder
-	path := apiPath(t, pfx("10.1.0.0/24"), "192.0.2.1", false, &api.NextHopAttribute{NextHop: "192.0.2.1"})
-	path.Pattrs = slices.DeleteFunc(path.Pattrs, func(a *anypb.Any) bool { return a.TypeUrl == urlCommunities })
-	_, c, _, _, err := d.decode(path)
-	if err != nil || c.comm != "" {
-		t.Fatalf("decode of a path without communities: comm %q, err %v; want none", c.comm, err)
+	path := apiPath(t, pfx("10.1.0.0/24"), "192.0.2.1", false, nextHop("192.0.2.1"))
+	path.Attrs = slices.DeleteFunc(path.Attrs, func(a bgp.PathAttributeInterface) bool { return a.GetType() == bgp.BGP_ATTR_TYPE_COMMUNITIES })
+	_, c, ok := d.decode(path)
+	if !ok || c.comm != "" {
+		t.Fatalf("decode of a path without communities: comm %q, ok %v; want none", c.comm, ok)
 	}
 	if decodeCommunities("") != nil {
 		t.Errorf("no communities decode to a list, want nil")

@@ -1,15 +1,13 @@
 package bgp
 
 import (
-	"fmt"
 	"net/netip"
 	"time"
 
-	api "github.com/osrg/gobgp/v3/api"
-	"github.com/osrg/gobgp/v3/pkg/config/oc"
-	"google.golang.org/protobuf/encoding/protowire"
-	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/anypb"
+	api "github.com/osrg/gobgp/v4/api"
+	"github.com/osrg/gobgp/v4/pkg/apiutil"
+	"github.com/osrg/gobgp/v4/pkg/config/oc"
+	"github.com/osrg/gobgp/v4/pkg/packet/bgp"
 )
 
 // Conversions between switchd's types and GoBGP's API structs. Nothing
@@ -131,28 +129,28 @@ func neighborAPI(n Neighbor, restarting bool, deferral time.Duration) *api.Peer 
 // originPath is the path GoBGP announces for a prefix we originate. The
 // unspecified next hop makes GoBGP put the session's own address in
 // UPDATEs to eBGP peers.
-func originPath(p netip.Prefix) (*api.Path, error) {
-	nlri, err := anypb.New(&api.IPAddressPrefix{Prefix: p.Addr().String(), PrefixLen: uint32(p.Bits())})
+func originPath(p netip.Prefix) (*apiutil.Path, error) {
+	nlri, err := bgp.NewIPAddrPrefix(p)
 	if err != nil {
 		return nil, err
 	}
-	attrs := []proto.Message{&api.OriginAttribute{Origin: 0}} // IGP
-	fam := apiFamilyV4
+	attrs := []bgp.PathAttributeInterface{bgp.NewPathAttributeOrigin(bgp.BGP_ORIGIN_ATTR_TYPE_IGP)}
+	fam := bgp.RF_IPv4_UC
 	if p.Addr().Is4() {
-		attrs = append(attrs, &api.NextHopAttribute{NextHop: "0.0.0.0"})
-	} else {
-		fam = apiFamilyV6
-		attrs = append(attrs, &api.MpReachNLRIAttribute{Family: fam, NextHops: []string{"::"}, Nlris: []*anypb.Any{nlri}})
-	}
-	path := &api.Path{Nlri: nlri, Family: fam}
-	for _, a := range attrs {
-		any, err := anypb.New(a)
+		nh, err := bgp.NewPathAttributeNextHop(netip.IPv4Unspecified())
 		if err != nil {
 			return nil, err
 		}
-		path.Pattrs = append(path.Pattrs, any)
+		attrs = append(attrs, nh)
+	} else {
+		fam = bgp.RF_IPv6_UC
+		mp, err := bgp.NewPathAttributeMpReachNLRI(fam, []bgp.PathNLRI{{NLRI: nlri}}, netip.IPv6Unspecified())
+		if err != nil {
+			return nil, err
+		}
+		attrs = append(attrs, mp)
 	}
-	return path, nil
+	return &apiutil.Path{Family: fam, Nlri: nlri, Attrs: attrs}, nil
 }
 
 // candidate is one path of a destination as the watch reported it, in
@@ -160,90 +158,60 @@ func originPath(p netip.Prefix) (*api.Path, error) {
 type candidate struct {
 	local   bool // originated by this speaker
 	nextHop netip.Addr
-	asPath  string // AS_PATH rendered, compared for multipath without relax
-	comm    string // community attributes as received (pathDecoder), "" for none
+	src     netip.Addr // the neighbor it came from (a multipath delta's key, with id)
+	id      uint32     // its ADD-PATH id
+	asPath  string     // AS_PATH encoded, compared for multipath without relax
+	comm    string     // community attributes (pathDecoder), "" for none
 }
 
-// Type URLs of the Any messages pathDecoder reads; every other attribute
-// is skipped without being decoded. Constants, not derived from the
-// messages' descriptors, so that the decoder's switch compiles to a search
-// on the length that compares a URL only with the constants of its length
-// (the communities URL, as long as MpReach's, sorts first): compared with
-// each variable in turn, the communities attribute of every path cost two
-// full string compares. TestTypeURLs checks them against what GoBGP's
-// messages marshal with.
-const (
-	urlIPAddressPrefix = "type.googleapis.com/apipb.IPAddressPrefix"
-	urlNextHop         = "type.googleapis.com/apipb.NextHopAttribute"
-	urlMpReach         = "type.googleapis.com/apipb.MpReachNLRIAttribute"
-	urlAsPath          = "type.googleapis.com/apipb.AsPathAttribute"
-	urlCommunities     = "type.googleapis.com/apipb.CommunitiesAttribute"
-	urlLargeComm       = "type.googleapis.com/apipb.LargeCommunitiesAttribute"
-	urlExtComm         = "type.googleapis.com/apipb.ExtendedCommunitiesAttribute"
-)
-
-// Field numbers in GoBGP's api (attribute.proto) of what pathDecoder reads.
-const (
-	fieldPrefixLen   = 1 // IPAddressPrefix.prefix_len
-	fieldPrefix      = 2 // IPAddressPrefix.prefix
-	fieldNextHop     = 1 // NextHopAttribute.next_hop
-	fieldMpNextHops  = 2 // MpReachNLRIAttribute.next_hops
-	wireVarint       = protowire.VarintType
-	wireBytes        = protowire.BytesType
-	maxPrefixLenBits = 128
-)
-
-// pathDecoder decodes the prefix, next hop and AS_PATH of a path straight
-// from the protobuf encoding of GoBGP's Any messages: GoBGP has just
-// marshalled every attribute of every path for its watch, and unmarshalling
-// them all again (anypb.UnmarshalNew) was most of this adapter's CPU time
-// and garbage. The AS_PATH is compared only for equality, so its encoding
-// is kept as it is; equal ones in a row share one string. So are the
-// community attributes, concatenated (commKind tags each), which the route
-// table decodes once per distinct list when it interns them. A
+// pathDecoder takes what the route table needs from GoBGP's native paths:
+// prefix, next hop, source, AS_PATH (compared only for equality, so kept
+// in its wire encoding) and the community attributes (commKind-tagged wire
+// values, decoded once per distinct list when the table interns them).
+// The paths of one UPDATE share their attributes, so equal ones in a row
+// share one string, and an AS_PATH seen last is not encoded again. Nothing
+// of GoBGP's is kept past the call but the pointer of the last AS_PATH. A
 // pathDecoder is used by one goroutine.
 type pathDecoder struct {
+	lastASAttr *bgp.PathAttributeAsPath
 	lastASPath string
 	lastComm   string
 	commBuf    []byte
 }
 
-func (d *pathDecoder) decode(p *api.Path) (prefix netip.Prefix, c candidate, withdraw bool, ok bool, err error) {
-	if _, fok := familyFromAPI(p.Family); !fok || p.Nlri == nil {
-		return prefix, c, false, false, nil
+func (d *pathDecoder) decode(p *apiutil.Path) (prefix netip.Prefix, c candidate, ok bool) {
+	if p.Family != bgp.RF_IPv4_UC && p.Family != bgp.RF_IPv6_UC {
+		return prefix, c, false
 	}
-	if p.Nlri.TypeUrl != urlIPAddressPrefix {
-		return prefix, c, false, false, fmt.Errorf("decode nlri: type %s, want %s", p.Nlri.TypeUrl, urlIPAddressPrefix)
+	n, isPrefix := p.Nlri.(*bgp.IPAddrPrefix)
+	if !isPrefix {
+		return prefix, c, false
 	}
-	if prefix, err = decodePrefix(p.Nlri.Value); err != nil {
-		return prefix, c, false, false, fmt.Errorf("decode nlri: %w", err)
-	}
-	// Locally originated paths have no source address; GoBGP renders the
-	// nil net.IP as "<nil>".
-	_, serr := netip.ParseAddr(p.NeighborIp)
-	c.local = serr != nil
+	prefix = n.Prefix.Masked()
+	// Locally originated paths have no source address.
+	c.local = !p.PeerAddress.IsValid() || p.PeerAddress.IsUnspecified()
+	c.src, c.id = p.PeerAddress, p.RemoteID
 	comm := d.commBuf[:0]
-	for _, a := range p.Pattrs {
-		switch a.TypeUrl {
-		case urlNextHop:
-			if b := firstBytesField(a.Value, fieldNextHop); b != nil {
-				c.nextHop, _ = parseAddrBytes(b)
-			}
-		case urlMpReach:
-			// The global next hop comes first; a link-local one may
-			// follow, the one to use when the global is :: (unnumbered.go).
-			c.nextHop = mpNextHop(a.Value)
-		case urlAsPath:
-			if string(a.Value) != d.lastASPath {
-				d.lastASPath = string(a.Value)
+	for _, a := range p.Attrs {
+		switch a := a.(type) {
+		case *bgp.PathAttributeNextHop:
+			c.nextHop = a.Value
+		case *bgp.PathAttributeMpReachNLRI:
+			c.nextHop = mpNextHop(a)
+		case *bgp.PathAttributeAsPath:
+			if a != d.lastASAttr {
+				d.lastASAttr = a
+				if b, err := a.Serialize(); err == nil && string(b) != d.lastASPath {
+					d.lastASPath = string(b)
+				}
 			}
 			c.asPath = d.lastASPath
-		case urlCommunities:
-			comm = appendCommKey(comm, commStandard, a.Value)
-		case urlLargeComm:
-			comm = appendCommKey(comm, commLarge, a.Value)
-		case urlExtComm:
-			comm = appendCommKey(comm, commExtended, a.Value)
+		case *bgp.PathAttributeCommunities:
+			comm = appendStandard(comm, a.Value)
+		case *bgp.PathAttributeLargeCommunities:
+			comm = appendLarge(comm, a.Values)
+		case *bgp.PathAttributeExtendedCommunities:
+			comm = appendExtended(comm, a.Value)
 		}
 	}
 	if string(comm) != d.lastComm {
@@ -252,106 +220,28 @@ func (d *pathDecoder) decode(p *api.Path) (prefix netip.Prefix, c candidate, wit
 	d.commBuf = comm
 	c.comm = d.lastComm
 	c.nextHop = c.nextHop.Unmap()
-	return prefix, c, p.IsWithdraw, true, nil
+	return prefix, c, true
 }
 
-// decodePrefix decodes an api.IPAddressPrefix.
-func decodePrefix(b []byte) (netip.Prefix, error) {
-	var bits uint64
-	var addr []byte
-	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
-		if n < 0 {
-			return netip.Prefix{}, protowire.ParseError(n)
-		}
-		b = b[n:]
-		switch {
-		case num == fieldPrefixLen && typ == wireVarint:
-			bits, n = protowire.ConsumeVarint(b)
-		case num == fieldPrefix && typ == wireBytes:
-			addr, n = protowire.ConsumeBytes(b)
-		default:
-			n = protowire.ConsumeFieldValue(num, typ, b)
-		}
-		if n < 0 {
-			return netip.Prefix{}, protowire.ParseError(n)
-		}
-		b = b[n:]
-	}
-	a, err := parseAddrBytes(addr)
-	if err != nil {
-		return netip.Prefix{}, fmt.Errorf("prefix %q: %w", addr, err)
-	}
-	if bits > uint64(a.BitLen()) || bits > maxPrefixLenBits {
-		return netip.Prefix{}, fmt.Errorf("prefix %v/%d: length out of range", a, bits)
-	}
-	return netip.PrefixFrom(a, int(bits)).Masked(), nil
-}
-
-// firstBytesField returns the first occurrence of bytes field num in the
-// message m, nil if there is none or m is malformed.
-func firstBytesField(m []byte, num protowire.Number) []byte {
-	for len(m) > 0 {
-		n, typ, l := protowire.ConsumeTag(m)
-		if l < 0 {
-			return nil
-		}
-		m = m[l:]
-		if n == num && typ == wireBytes {
-			v, l := protowire.ConsumeBytes(m)
-			if l < 0 {
-				return nil
-			}
-			return v
-		}
-		if l = protowire.ConsumeFieldValue(n, typ, m); l < 0 {
-			return nil
-		}
-		m = m[l:]
-	}
-	return nil
-}
-
-// parseAddrBytes parses an address like netip.ParseAddr; IPv4 without
-// allocating.
-func parseAddrBytes(b []byte) (netip.Addr, error) {
-	var a [4]byte
-	i, v, digits := 0, 0, 0
-	for _, ch := range b {
-		switch {
-		case ch >= '0' && ch <= '9' && digits < 3 && !(digits > 0 && v == 0):
-			v = v*10 + int(ch-'0')
-			digits++
-			if v > 255 {
-				return netip.ParseAddr(string(b))
-			}
-		case ch == '.' && digits > 0 && i < 3:
-			a[i] = byte(v)
-			i, v, digits = i+1, 0, 0
-		default: // IPv6, or not an address: the library's parser decides
-			return netip.ParseAddr(string(b))
-		}
-	}
-	if i != 3 || digits == 0 {
-		return netip.ParseAddr(string(b))
-	}
-	a[3] = byte(v)
-	return netip.AddrFrom4(a), nil
-}
-
+// sessionStateFromAPI maps a ListPeer session state: the API numbers the
+// FSM's states from 1 (0 is unspecified), in the FSM's order
+// (TestSessionStateFromAPI).
 func sessionStateFromAPI(s api.PeerState_SessionState) SessionState {
+	return sessionStateFromFSM(bgp.FSMState(s) - 1)
+}
+
+// sessionStateFromFSM maps a peer event's session state.
+func sessionStateFromFSM(s bgp.FSMState) SessionState {
 	switch s {
-	case api.PeerState_IDLE:
-		return StateIdle
-	case api.PeerState_CONNECT:
+	case bgp.BGP_FSM_CONNECT:
 		return StateConnect
-	case api.PeerState_ACTIVE:
+	case bgp.BGP_FSM_ACTIVE:
 		return StateActive
-	case api.PeerState_OPENSENT:
+	case bgp.BGP_FSM_OPENSENT:
 		return StateOpenSent
-	case api.PeerState_OPENCONFIRM:
+	case bgp.BGP_FSM_OPENCONFIRM:
 		return StateOpenConfirm
-	case api.PeerState_ESTABLISHED:
+	case bgp.BGP_FSM_ESTABLISHED:
 		return StateEstablished
 	}
 	return StateIdle

@@ -9,8 +9,8 @@ import (
 	"sync"
 	"time"
 
-	api "github.com/osrg/gobgp/v3/api"
-	"github.com/osrg/gobgp/v3/pkg/packet/bgp"
+	api "github.com/osrg/gobgp/v4/api"
+	"github.com/osrg/gobgp/v4/pkg/packet/bgp"
 )
 
 // Graceful restart and the End-of-RIB signal.
@@ -102,7 +102,7 @@ func (s *Speaker) enforceStaleTime(peers []*api.Peer, since map[netip.Addr]time.
 		addr = addr.Unmap()
 		n, ok := s.peers[addr]
 		gr := p.GetGracefulRestart()
-		if !ok || !gr.GetPeerRestarting() || p.GetState().GetSessionState() != api.PeerState_ESTABLISHED {
+		if !ok || !gr.GetPeerRestarting() || p.GetState().GetSessionState() != api.PeerState_SESSION_STATE_ESTABLISHED {
 			delete(since, addr)
 			continue
 		}
@@ -144,7 +144,7 @@ func (s *Speaker) gracefulStopLocked() {
 	for ctx.Err() == nil {
 		up := false
 		s.srv.ListPeer(ctx, &api.ListPeerRequest{}, func(p *api.Peer) {
-			if p.GetState().GetSessionState() == api.PeerState_ESTABLISHED {
+			if p.GetState().GetSessionState() == api.PeerState_SESSION_STATE_ESTABLISHED {
 				up = true
 			}
 		})
@@ -235,11 +235,15 @@ func (st *sentinel) session(c net.Conn) {
 		bgp.NewCapMultiProtocol(bgp.RF_IPv4_UC), bgp.NewCapMultiProtocol(bgp.RF_IPv6_UC),
 		bgp.NewCapFourOctetASNumber(st.asn),
 	}
-	for _, rf := range []bgp.RouteFamily{bgp.RF_IPv4_UC, bgp.RF_IPv6_UC} {
+	for _, rf := range []bgp.Family{bgp.RF_IPv4_UC, bgp.RF_IPv6_UC} {
 		tuples = append(tuples, bgp.NewCapGracefulRestartTuple(rf, true))
 	}
 	caps = append(caps, bgp.NewCapGracefulRestart(false, false, 120, tuples))
-	open := bgp.NewBGPOpenMessage(as16, 90, sentinelAddr.String(), []bgp.OptionParameterInterface{bgp.NewOptionParameterCapability(caps)})
+	open, err := bgp.NewBGPOpenMessage(as16, 90, sentinelAddr, []bgp.OptionParameterInterface{bgp.NewOptionParameterCapability(caps)})
+	if err != nil {
+		c.Close()
+		return
+	}
 	for _, m := range []*bgp.BGPMessage{open, bgp.NewBGPKeepAliveMessage()} {
 		b, _ := m.Serialize()
 		if _, err := c.Write(b); err != nil {
@@ -273,7 +277,7 @@ func (st *sentinel) release(s *Speaker) {
 	st.rel = true
 	c := st.conn
 	if c != nil {
-		for _, rf := range []bgp.RouteFamily{bgp.RF_IPv4_UC, bgp.RF_IPv6_UC} {
+		for _, rf := range []bgp.Family{bgp.RF_IPv4_UC, bgp.RF_IPv6_UC} {
 			b, _ := bgp.NewEndOfRib(rf).Serialize()
 			c.Write(b)
 		}

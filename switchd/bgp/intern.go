@@ -115,6 +115,8 @@ func (s *candSets) intern(c []candidate, buf *[]byte) uint32 {
 			k[len(k)-1] = 1
 		}
 		k = appendAddrKey(k, x.nextHop)
+		k = appendAddrKey(k, x.src)
+		k = binary.AppendUvarint(k, uint64(x.id))
 		k = appendStringKey(k, x.asPath)
 		k = appendStringKey(k, x.comm)
 	}

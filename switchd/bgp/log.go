@@ -3,88 +3,58 @@ package bgp
 import (
 	"context"
 	"log/slog"
-	"sort"
-
-	gobgplog "github.com/osrg/gobgp/v3/pkg/log"
 )
 
-// slogAdapter lets GoBGP log through a *slog.Logger. GoBGP asks GetLevel
-// before building expensive debug messages, so the level reported is the
-// lowest one the slog handler accepts.
-type slogAdapter struct {
-	l *slog.Logger
+// gobgpHandler is the slog.Handler GoBGP v4 logs through
+// (server.LoggerOption): records go to the speaker's handler, and the
+// session records the speaker acts on (peerdown.go, sessions.go) are read
+// on the way, whatever the level. GoBGP adds a peer's "Key" with
+// Logger.With, so the handler keeps the attributes it was given.
+type gobgpHandler struct {
+	next  slog.Handler
+	on    func(msg string, fields map[string]any) // a session record (peerEventLogger)
+	attrs []slog.Attr                             // from WithAttrs, outermost first
+	group bool                                    // in a group: records keep their attrs nested, none is read
 }
 
-var _ gobgplog.Logger = slogAdapter{}
+// Enabled lets through the levels of the records the speaker reads (Info
+// and Warn) whatever the speaker's handler takes. GoBGP's debug records
+// (some per message) are built only when debug logging is on, so the debug
+// record of a failed connection attempt (sessions.go) is read only then.
+func (h *gobgpHandler) Enabled(ctx context.Context, l slog.Level) bool {
+	return (h.on != nil && l >= slog.LevelInfo) || h.next.Enabled(ctx, l)
+}
 
-func (a slogAdapter) log(level slog.Level, msg string, fields gobgplog.Fields) {
-	ctx := context.Background()
-	if !a.l.Enabled(ctx, level) {
-		return
+func (h *gobgpHandler) Handle(ctx context.Context, r slog.Record) error {
+	if h.on != nil && !h.group && sessionMessage(r.Message) {
+		fields := make(map[string]any, len(h.attrs)+r.NumAttrs())
+		for _, a := range h.attrs {
+			fields[a.Key] = a.Value.Resolve().Any()
+		}
+		r.Attrs(func(a slog.Attr) bool {
+			fields[a.Key] = a.Value.Resolve().Any()
+			return true
+		})
+		h.on(r.Message, fields)
 	}
-	keys := make([]string, 0, len(fields))
-	for k := range fields {
-		keys = append(keys, k)
+	if !h.next.Enabled(ctx, r.Level) {
+		return nil
 	}
-	sort.Strings(keys) // stable output; GoBGP's fields are a map
-	attrs := make([]slog.Attr, 0, len(keys))
-	for _, k := range keys {
-		attrs = append(attrs, slog.Any(k, fields[k]))
+	return h.next.Handle(ctx, r)
+}
+
+func (h *gobgpHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	c := *h
+	c.next = h.next.WithAttrs(as)
+	if !h.group {
+		c.attrs = append(append([]slog.Attr(nil), h.attrs...), as...)
 	}
-	a.l.LogAttrs(ctx, level, msg, attrs...)
+	return &c
 }
 
-func (a slogAdapter) Panic(msg string, fields gobgplog.Fields) {
-	a.log(slog.LevelError, msg, fields)
-	panic("gobgp: " + msg)
-}
-
-// Fatal only logs: an embedded speaker must not end the process. GoBGP
-// calls Fatal from its config-file and gRPC paths, which switchd does not use.
-func (a slogAdapter) Fatal(msg string, fields gobgplog.Fields) {
-	a.log(slog.LevelError+4, msg, fields)
-}
-
-func (a slogAdapter) Error(msg string, fields gobgplog.Fields) {
-	a.log(slog.LevelError, msg, fields)
-}
-
-// withdrawNotInstalled is GoBGP's warning for a withdrawal of a path its
-// Loc-RIB does not hold. An import policy reject is such a withdrawal
-// (server.go propagateUpdate), and the loop check is one (loop.go): in a
-// fabric peers send our own routes back all the time. Not worth a warning.
-const withdrawNotInstalled = "No matching path for withdraw found, may be path was not installed into table"
-
-func (a slogAdapter) Warn(msg string, fields gobgplog.Fields) {
-	if msg == withdrawNotInstalled {
-		a.log(slog.LevelDebug, msg, fields)
-		return
-	}
-	a.log(slog.LevelWarn, msg, fields)
-}
-
-func (a slogAdapter) Info(msg string, fields gobgplog.Fields) {
-	a.log(slog.LevelInfo, msg, fields)
-}
-
-func (a slogAdapter) Debug(msg string, fields gobgplog.Fields) {
-	a.log(slog.LevelDebug, msg, fields)
-}
-
-// SetLevel is ignored: the slog handler decides what is logged.
-func (a slogAdapter) SetLevel(gobgplog.LogLevel) {}
-
-func (a slogAdapter) GetLevel() gobgplog.LogLevel {
-	ctx := context.Background()
-	switch {
-	case a.l.Enabled(ctx, slog.LevelDebug):
-		return gobgplog.DebugLevel
-	case a.l.Enabled(ctx, slog.LevelInfo):
-		return gobgplog.InfoLevel
-	case a.l.Enabled(ctx, slog.LevelWarn):
-		return gobgplog.WarnLevel
-	case a.l.Enabled(ctx, slog.LevelError):
-		return gobgplog.ErrorLevel
-	}
-	return gobgplog.FatalLevel
+func (h *gobgpHandler) WithGroup(name string) slog.Handler {
+	c := *h
+	c.next = h.next.WithGroup(name)
+	c.group = c.group || name != ""
+	return &c
 }

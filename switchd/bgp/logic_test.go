@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	api "github.com/osrg/gobgp/v4/api"
 )
 
 var (
@@ -176,7 +178,7 @@ func TestRouteTableSelection(t *testing.T) {
 func TestRouteTableDropsStaleAndStoppedEvents(t *testing.T) {
 	rt := ecmp(Multipath{Enabled: true})
 	p := pfx("10.9.0.0/24")
-	gen := rt.newGeneration()
+	gen := rt.newGeneration(false)
 	rt.onPaths(gen-1, []pathUpdate{{prefix: p, c: learned("192.0.2.1", "a")}})
 	if got := rt.drain(); len(got) != 0 {
 		t.Fatalf("event of an old watch reached drain: %v", got)
@@ -261,7 +263,7 @@ func TestCompilePolicyPerNeighborAndFamily(t *testing.T) {
 	if got := imp.Statements[0].Conditions.NeighborSet.Name; got != "neighbor/10.0.0.2" {
 		t.Errorf("statement neighbor set = %q", got)
 	}
-	if got := imp.Statements[1].Actions.RouteAction.String(); got != "REJECT" {
+	if got := imp.Statements[1].Actions.RouteAction; got != api.RouteAction_ROUTE_ACTION_REJECT {
 		t.Errorf("default statement action = %s, want REJECT", got)
 	}
 	if len(d.policy.policies[1].Statements) != 0 {

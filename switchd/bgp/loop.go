@@ -6,7 +6,7 @@ import (
 	"net/netip"
 	"slices"
 
-	api "github.com/osrg/gobgp/v3/api"
+	api "github.com/osrg/gobgp/v4/api"
 )
 
 // AS_PATH loops.
@@ -63,20 +63,20 @@ func loopStatements(asn uint32, neighbors map[netip.Addr]Neighbor) ([]*api.State
 		}
 		name := fmt.Sprintf("loop/%d", l)
 		sets = append(sets, &api.DefinedSet{
-			DefinedType: api.DefinedType_AS_PATH, Name: name,
+			DefinedType: api.DefinedType_DEFINED_TYPE_AS_PATH, Name: name,
 			// "_L_" is GoBGP's fast match of an AS_SEQUENCE member; the
 			// expression catches L in an AS_SET ("{1,L,2}").
 			List: []string{fmt.Sprintf("_%d_", l), fmt.Sprintf(`\{([^}]*,)?%d[,}]`, l)},
 		})
 		st := &api.Statement{
 			Name:       name,
-			Conditions: &api.Conditions{AsPathSet: &api.MatchSet{Type: api.MatchSet_ANY, Name: name}},
-			Actions:    &api.Actions{RouteAction: api.RouteAction_REJECT},
+			Conditions: &api.Conditions{AsPathSet: &api.MatchSet{Type: api.MatchSet_TYPE_ANY, Name: name}},
+			Actions:    &api.Actions{RouteAction: api.RouteAction_ROUTE_ACTION_REJECT},
 		}
 		if len(byAS) > 1 || l != asn {
 			// Some neighbors have a local-as of their own: each AS
 			// guards the sessions that use it.
-			nset := &api.DefinedSet{DefinedType: api.DefinedType_NEIGHBOR, Name: name + "/neighbors"}
+			nset := &api.DefinedSet{DefinedType: api.DefinedType_DEFINED_TYPE_NEIGHBOR, Name: name + "/neighbors"}
 			for _, a := range byAS[l] {
 				nset.List = append(nset.List, netip.PrefixFrom(a, a.BitLen()).String())
 			}
@@ -84,7 +84,7 @@ func loopStatements(asn uint32, neighbors map[netip.Addr]Neighbor) ([]*api.State
 				continue
 			}
 			sets = append(sets, nset)
-			st.Conditions.NeighborSet = &api.MatchSet{Type: api.MatchSet_ANY, Name: nset.Name}
+			st.Conditions.NeighborSet = &api.MatchSet{Type: api.MatchSet_TYPE_ANY, Name: nset.Name}
 		}
 		sts = append(sts, st)
 	}

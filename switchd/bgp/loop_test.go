@@ -3,6 +3,8 @@ package bgp
 import (
 	"slices"
 	"testing"
+
+	api "github.com/osrg/gobgp/v4/api"
 )
 
 // TestLoopCheckIsImportPolicy: GoBGP's own AS-loop check is off on every
@@ -25,7 +27,7 @@ func TestLoopCheckIsImportPolicy(t *testing.T) {
 		{"loop/65100", "loop/65100/neighbors", "fd00::2/128"},
 	} {
 		st := imp.Statements[i]
-		if st.Name != want.name || st.Actions.RouteAction.String() != "REJECT" ||
+		if st.Name != want.name || st.Actions.RouteAction != api.RouteAction_ROUTE_ACTION_REJECT ||
 			st.Conditions.AsPathSet.GetName() != want.name || st.Conditions.NeighborSet.GetName() != want.nset {
 			t.Errorf("statement %d = %v, want %s: reject on its AS-path set for %s", i, st, want.name, want.nset)
 		}

@@ -7,7 +7,8 @@ import (
 	"sync"
 	"time"
 
-	api "github.com/osrg/gobgp/v3/api"
+	api "github.com/osrg/gobgp/v4/api"
+	"github.com/osrg/gobgp/v4/pkg/apiutil"
 )
 
 // The neighbor state feed: what the speaker knows about each configured
@@ -100,15 +101,12 @@ func (f *neighborFeed) configure(peers map[netip.Addr]Neighbor, removeOthers boo
 }
 
 // onPeerEvent takes a state change from GoBGP's peer watch.
-func (f *neighborFeed) onPeerEvent(ev *api.WatchEventResponse_PeerEvent, now time.Time) {
-	if ev.GetType() != api.WatchEventResponse_PeerEvent_STATE {
+func (f *neighborFeed) onPeerEvent(ev *apiutil.WatchEventMessage_PeerEvent, now time.Time) {
+	a := ev.Peer.Conf.NeighborAddress
+	if ev.Type != apiutil.PEER_EVENT_STATE || !a.IsValid() {
 		return
 	}
-	a, err := netip.ParseAddr(ev.GetPeer().GetConf().GetNeighborAddress())
-	if err != nil {
-		return
-	}
-	st := sessionStateFromAPI(ev.GetPeer().GetState().GetSessionState())
+	st := sessionStateFromFSM(ev.Peer.State.SessionState)
 	f.update(a.Unmap(), func(ns *NeighborState) bool {
 		if st == ns.State {
 			return false

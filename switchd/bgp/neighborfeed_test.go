@@ -6,7 +6,9 @@ import (
 	"testing"
 	"time"
 
-	api "github.com/osrg/gobgp/v3/api"
+	api "github.com/osrg/gobgp/v4/api"
+	"github.com/osrg/gobgp/v4/pkg/apiutil"
+	"github.com/osrg/gobgp/v4/pkg/packet/bgp"
 	"github.com/switchd/switchd/sim/ns"
 )
 
@@ -92,17 +94,17 @@ func TestNeighborFeedCoalescesAndCounts(t *testing.T) {
 	f := newNeighborFeed()
 	a := ip("192.0.2.1")
 	f.configure(map[netip.Addr]Neighbor{a: {Address: a, PeerAS: 65002}}, true)
-	ev := func(st api.PeerState_SessionState) *api.WatchEventResponse_PeerEvent {
-		return &api.WatchEventResponse_PeerEvent{Type: api.WatchEventResponse_PeerEvent_STATE,
-			Peer: &api.Peer{Conf: &api.PeerConf{NeighborAddress: a.String()}, State: &api.PeerState{SessionState: st}}}
+	evOf := func(a netip.Addr, st bgp.FSMState) *apiutil.WatchEventMessage_PeerEvent {
+		return &apiutil.WatchEventMessage_PeerEvent{Type: apiutil.PEER_EVENT_STATE,
+			Peer: apiutil.Peer{Conf: apiutil.PeerConf{NeighborAddress: a}, State: apiutil.PeerState{SessionState: st}}}
 	}
+	ev := func(st bgp.FSMState) *apiutil.WatchEventMessage_PeerEvent { return evOf(a, st) }
 	t0 := time.Unix(1000, 0)
-	for i, st := range []api.PeerState_SessionState{api.PeerState_ACTIVE, api.PeerState_ESTABLISHED, api.PeerState_IDLE, api.PeerState_ESTABLISHED} {
+	for i, st := range []bgp.FSMState{bgp.BGP_FSM_ACTIVE, bgp.BGP_FSM_ESTABLISHED, bgp.BGP_FSM_IDLE, bgp.BGP_FSM_ESTABLISHED} {
 		f.onPeerEvent(ev(st), t0.Add(time.Duration(i)*time.Second))
 	}
-	f.onPeerEvent(ev(api.PeerState_ESTABLISHED), t0.Add(time.Hour)) // no change
-	f.onPeerEvent(&api.WatchEventResponse_PeerEvent{Type: api.WatchEventResponse_PeerEvent_STATE,
-		Peer: &api.Peer{Conf: &api.PeerConf{NeighborAddress: "192.0.2.9"}, State: &api.PeerState{SessionState: api.PeerState_ESTABLISHED}}}, t0)
+	f.onPeerEvent(ev(bgp.BGP_FSM_ESTABLISHED), t0.Add(time.Hour)) // no change
+	f.onPeerEvent(evOf(ip("192.0.2.9"), bgp.BGP_FSM_ESTABLISHED), t0)
 	got := f.drain()
 	if len(got) != 1 {
 		t.Fatalf("drain = %+v, want one coalesced state of %v (an unconfigured address is ignored)", got, a)
@@ -115,7 +117,7 @@ func TestNeighborFeedCoalescesAndCounts(t *testing.T) {
 	}
 	// Message counts come with the ListPeer; unchanged counts are no news.
 	peer := &api.Peer{Conf: &api.PeerConf{NeighborAddress: a.String()}, State: &api.PeerState{
-		SessionState: api.PeerState_ESTABLISHED, Messages: &api.Messages{
+		SessionState: api.PeerState_SESSION_STATE_ESTABLISHED, Messages: &api.Messages{
 			Received: &api.Message{Update: 7, Notification: 1, Keepalive: 30},
 			Sent:     &api.Message{Update: 3, Keepalive: 31}}}}
 	f.onPeers([]*api.Peer{peer})

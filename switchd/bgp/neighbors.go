@@ -8,8 +8,7 @@ import (
 	"slices"
 	"time"
 
-	api "github.com/osrg/gobgp/v3/api"
-	"google.golang.org/protobuf/types/known/anypb"
+	api "github.com/osrg/gobgp/v4/api"
 )
 
 // Neighbors reports the state of every configured neighbor, sorted by
@@ -102,12 +101,12 @@ func neighborStateFromAPI(p *api.Peer) (NeighborState, error) {
 // negotiated is the configured families the peer announced in its OPEN's
 // multiprotocol capabilities; a peer without any implies IPv4 unicast
 // (RFC 4760 1).
-func negotiated(configured []Family, remoteCaps []*anypb.Any) []Family {
+func negotiated(configured []Family, remoteCaps []*api.Capability) []Family {
 	var remote []Family
 	sawMP := false
 	for _, c := range remoteCaps {
-		var mp api.MultiProtocolCapability
-		if c.UnmarshalTo(&mp) != nil {
+		mp := c.GetMultiProtocol()
+		if mp == nil {
 			continue
 		}
 		sawMP = true

@@ -5,7 +5,7 @@ import (
 	"net/netip"
 	"slices"
 
-	api "github.com/osrg/gobgp/v3/api"
+	api "github.com/osrg/gobgp/v4/api"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -76,7 +76,7 @@ func (s *Speaker) withNHTLocked(c *compiledPolicy) *compiledPolicy {
 	st := &api.Statement{
 		Name:       nhtStatementName,
 		Conditions: &api.Conditions{NextHopInList: list},
-		Actions:    &api.Actions{RouteAction: api.RouteAction_REJECT},
+		Actions:    &api.Actions{RouteAction: api.RouteAction_ROUTE_ACTION_REJECT},
 	}
 	out := &compiledPolicy{sets: c.sets}
 	for _, p := range c.policies {

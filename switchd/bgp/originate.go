@@ -7,7 +7,7 @@ import (
 	"maps"
 	"net/netip"
 
-	api "github.com/osrg/gobgp/v3/api"
+	"github.com/osrg/gobgp/v4/pkg/apiutil"
 )
 
 // originated is the speaker's bookkeeping of the prefixes it announces
@@ -125,7 +125,7 @@ func (s *Speaker) syncOriginatedLocked(ctx context.Context, cands []netip.Prefix
 		if err == nil {
 			// By path, not by UUID: GoBGP resolves a UUID by scanning
 			// the whole RIB.
-			err = s.srv.DeletePath(ctx, &api.DeletePathRequest{Family: path.Family, Path: path})
+			err = s.srv.DeletePath(apiutil.DeletePathRequest{Paths: []*apiutil.Path{path}})
 		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("withdraw originated prefix %v: %w", p, err))
@@ -140,7 +140,10 @@ func (s *Speaker) syncOriginatedLocked(ctx context.Context, cands []netip.Prefix
 		}
 		path, err := originPath(p)
 		if err == nil {
-			_, err = s.srv.AddPath(ctx, &api.AddPathRequest{Path: path})
+			var rs []apiutil.AddPathResponse
+			if rs, err = s.srv.AddPath(apiutil.AddPathRequest{Paths: []*apiutil.Path{path}}); err == nil && len(rs) == 1 {
+				err = rs[0].Error
+			}
 		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("originate prefix %v: %w", p, err))

@@ -3,8 +3,6 @@ package bgp
 import (
 	"net/netip"
 	"sync"
-
-	gobgplog "github.com/osrg/gobgp/v3/pkg/log"
 )
 
 // Peer events for prefix-independent failover.
@@ -13,10 +11,11 @@ import (
 // neighbor's paths, the fib can stop using the neighbor as a next hop at
 // once (fib.Table.NextHopDown), long before a million per-prefix
 // withdrawals have come through the watch. The watch itself is too late
-// for that: GoBGP 3.37 handles a session's end on its Serve goroutine by
-// withdrawing every path first (propagateUpdate(peer.DropAll(...))) and
-// only then broadcasting the peer state event, so the watch delivers the
-// event after all the withdrawals. The earliest sign is the FSM
+// for that: GoBGP (3.37, and 4.8 alike) handles a session's end on its
+// Serve goroutine by withdrawing every path first (v4: dropAdjRIBIn →
+// propagateUpdate) and only then broadcasting the peer state event, so
+// the watch delivers the event (v4's OnPeerUpdate) after all the
+// withdrawals. The earliest sign is the FSM
 // goroutine's "Peer Down" log record, written just before it hands the
 // state change to Serve, with the reason. So the speaker's GoBGP logger
 // watches for it (and for "Peer Up", so that a session that comes back
@@ -90,18 +89,24 @@ func (s *Speaker) PeerEvents() <-chan struct{} { return s.peerEv.kick }
 // first.
 func (s *Speaker) TakePeerEvents() []PeerEvent { return s.peerEv.take() }
 
-// peerEventLogger is the GoBGP logger of the speaker: slogAdapter, plus it
-// reports "Peer Down" and "Peer Up" records as PeerEvents, whatever the log
-// level.
+// peerEventLogger reads the session records of the speaker's GoBGP
+// logger (log.go): "Peer Down" and "Peer Up" become PeerEvents, whatever
+// the log level.
+//
+// Why records and not GoBGP v4's OnPeerUpdate: v4.8 is no different from
+// v3 here. handleFSMMessage (pkg/server/server.go) withdraws a session's
+// paths (dropAdjRIBIn → propagateUpdate, which queues the best-path events)
+// before broadcastPeerState queues the state event, on the same watcher,
+// so OnPeerUpdate reports the end after every withdrawal. The FSM
+// goroutine writes "Peer Down" (fsm.go loop) before it hands the state
+// change to the server.
 type peerEventLogger struct {
-	slogAdapter
 	ev    *peerEvents
 	notes *sessionNotes // sessions.go
 }
 
-var _ gobgplog.Logger = peerEventLogger{}
-
-// Record texts and fields of GoBGP 3.37's FSM (pkg/server/fsm.go).
+// Record texts and fields of GoBGP v4.8's FSM (pkg/server/fsm.go; "Key"
+// is added by peer.go's Logger.With).
 const (
 	gobgpPeerDown        = "Peer Down"
 	gobgpPeerUp          = "Peer Up"
@@ -110,9 +115,12 @@ const (
 	gobgpFieldDownReason = "Reason"
 )
 
-func (l peerEventLogger) Info(msg string, fields gobgplog.Fields) {
-	if msg == gobgpPeerDown || msg == gobgpPeerUp {
-		l.sessionRecord(msg, fields)
+// sessionMessage reports whether a GoBGP record is one peerEventLogger
+// reads.
+func sessionMessage(msg string) bool {
+	switch msg {
+	case gobgpPeerDown, gobgpPeerUp, gobgpHoldExpired, gobgpPrefixLimit, gobgpConnectFailed:
+		return true
 	}
-	l.slogAdapter.Info(msg, fields)
+	return false
 }

@@ -8,7 +8,7 @@ import (
 	"slices"
 	"sort"
 
-	api "github.com/osrg/gobgp/v3/api"
+	api "github.com/osrg/gobgp/v4/api"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -148,7 +148,7 @@ func compilePolicy(sets map[string]PrefixSet, policies map[string]Policy, neighb
 				continue
 			}
 			nset = true
-			nbCond := &api.MatchSet{Type: api.MatchSet_ANY, Name: neighborSetName(addr)}
+			nbCond := &api.MatchSet{Type: api.MatchSet_TYPE_ANY, Name: neighborSetName(addr)}
 			for _, pname := range ch.c.Policies {
 				for i, st := range policies[pname].Statements {
 					base := fmt.Sprintf("%s/%s/%s/%d", addr, ch.dir, pname, i)
@@ -164,9 +164,9 @@ func compilePolicy(sets map[string]PrefixSet, policies map[string]Policy, neighb
 						var ps *api.MatchSet
 						switch {
 						case have[st.PrefixSet][f] && st.Invert:
-							ps = &api.MatchSet{Type: api.MatchSet_INVERT, Name: prefixSetName(st.PrefixSet, f)}
+							ps = &api.MatchSet{Type: api.MatchSet_TYPE_INVERT, Name: prefixSetName(st.PrefixSet, f)}
 						case have[st.PrefixSet][f]:
-							ps = &api.MatchSet{Type: api.MatchSet_ANY, Name: prefixSetName(st.PrefixSet, f)}
+							ps = &api.MatchSet{Type: api.MatchSet_TYPE_ANY, Name: prefixSetName(st.PrefixSet, f)}
 						case st.Invert:
 							// Nothing of this family is in the set: every
 							// route of it is "not in the set".
@@ -190,7 +190,7 @@ func compilePolicy(sets map[string]PrefixSet, policies map[string]Policy, neighb
 				bits = 128
 			}
 			c.sets = append(c.sets, &api.DefinedSet{
-				DefinedType: api.DefinedType_NEIGHBOR, Name: neighborSetName(addr),
+				DefinedType: api.DefinedType_DEFINED_TYPE_NEIGHBOR, Name: neighborSetName(addr),
 				List: []string{netip.PrefixFrom(addr, bits).String()},
 			})
 		}
@@ -202,7 +202,7 @@ func compilePolicy(sets map[string]PrefixSet, policies map[string]Policy, neighb
 	sort.Strings(names)
 	for _, name := range names {
 		for _, f := range []Family{IPv4Unicast, IPv6Unicast} {
-			ds := &api.DefinedSet{DefinedType: api.DefinedType_PREFIX, Name: prefixSetName(name, f)}
+			ds := &api.DefinedSet{DefinedType: api.DefinedType_DEFINED_TYPE_PREFIX, Name: prefixSetName(name, f)}
 			for _, r := range sets[name].Prefixes {
 				if familyOf(r.Prefix.Addr()) != f {
 					continue
@@ -232,13 +232,13 @@ func statement(name string, nb, ps *api.MatchSet, fams []*api.Family, r PolicyRe
 	st := &api.Statement{
 		Name:       name,
 		Conditions: &api.Conditions{NeighborSet: nb, PrefixSet: ps, AfiSafiIn: fams},
-		Actions:    &api.Actions{RouteAction: api.RouteAction_NONE},
+		Actions:    &api.Actions{RouteAction: api.RouteAction_ROUTE_ACTION_UNSPECIFIED},
 	}
 	switch r {
 	case Accept:
-		st.Actions.RouteAction = api.RouteAction_ACCEPT
+		st.Actions.RouteAction = api.RouteAction_ROUTE_ACTION_ACCEPT
 	case Reject:
-		st.Actions.RouteAction = api.RouteAction_REJECT
+		st.Actions.RouteAction = api.RouteAction_ROUTE_ACTION_REJECT
 	}
 	return st
 }
@@ -262,10 +262,10 @@ func (s *Speaker) applyPolicyLocked(ctx context.Context, base *compiledPolicy) e
 		for _, a := range []struct {
 			dir  api.PolicyDirection
 			name string
-		}{{api.PolicyDirection_IMPORT, importPolicyName}, {api.PolicyDirection_EXPORT, exportPolicyName}} {
+		}{{api.PolicyDirection_POLICY_DIRECTION_IMPORT, importPolicyName}, {api.PolicyDirection_POLICY_DIRECTION_EXPORT, exportPolicyName}} {
 			err := s.srv.SetPolicyAssignment(ctx, &api.SetPolicyAssignmentRequest{Assignment: &api.PolicyAssignment{
 				Name: "global", Direction: a.dir, Policies: []*api.Policy{{Name: a.name}},
-				DefaultAction: api.RouteAction_ACCEPT,
+				DefaultAction: api.RouteAction_ROUTE_ACTION_ACCEPT,
 			}})
 			if err != nil {
 				return fmt.Errorf("assign %s policy: %w", a.name, err)
@@ -276,7 +276,7 @@ func (s *Speaker) applyPolicyLocked(ctx context.Context, base *compiledPolicy) e
 	if len(s.peers) == 0 {
 		return nil
 	}
-	if err := s.srv.ResetPeer(ctx, &api.ResetPeerRequest{Address: "all", Soft: true, Direction: api.ResetPeerRequest_BOTH}); err != nil {
+	if err := s.srv.ResetPeer(ctx, &api.ResetPeerRequest{Address: "all", Soft: true, Direction: api.ResetPeerRequest_DIRECTION_BOTH}); err != nil {
 		return fmt.Errorf("re-evaluate routes under the new policy (soft reset): %w", err)
 	}
 	return nil

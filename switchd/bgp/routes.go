@@ -7,19 +7,20 @@ import (
 	"strings"
 	"sync"
 
-	api "github.com/osrg/gobgp/v3/api"
+	"github.com/osrg/gobgp/v4/pkg/apiutil"
 )
 
 // routeTable turns GoBGP's best-path events into whole routes for fib.
 //
-// GoBGP's BEST watch sends, per destination that changed, its whole new
-// best set: with multipath on, every path that ties with the best (a
-// withdrawn destination arrives as one path with IsWithdraw set); with
-// multipath off, the one new best (or its withdrawal). So each event
-// replaces a destination's candidates; nothing is merged.
+// GoBGP's best-path watch (v4.8, OnBestPath) sends, per destination that
+// changed: with multipath off, the one new best (or its withdrawal), which
+// replaces the destination's candidate; with multipath on, the change of
+// its multipath set (members that left, as withdrawals, then members that
+// joined or changed), merged into the candidates (mergeLocked); the first
+// event of a watch (its RIB dump) has each destination's whole set.
 //
 // Which candidates become next hops is decided here, not in GoBGP:
-// GoBGP 3.37 ignores allow-multiple-as and maximum-paths (it parses them
+// GoBGP (3.37 and 4.8) ignores allow-multiple-as and maximum-paths (it parses them
 // and never reads them) and always treats paths with AS_PATHs of equal
 // length as equal, i.e. it is always "relaxed". So Multipath.MultipleAS
 // == false is enforced by keeping only candidates whose AS_PATH equals the
@@ -43,6 +44,7 @@ import (
 type routeTable struct {
 	mu      sync.Mutex // guards the fields below
 	gen     uint64     // watch generation; events of older watches are dropped
+	delta   bool       // GoBGP runs multipath: events are deltas of each prefix's set
 	stopped bool
 	mp      Multipath
 	own     map[netip.Addr]struct{} // our addresses: never a next hop
@@ -180,11 +182,13 @@ func (t *routeTable) eachLocked(f func(p netip.Prefix, e *uint32)) {
 }
 
 // newGeneration forgets every destination (a new GoBGP RIB starts empty)
-// and returns the generation the next watch must carry.
-func (t *routeTable) newGeneration() uint64 {
+// and returns the generation the next watch must carry; multipath is
+// GoBGP's setting for it.
+func (t *routeTable) newGeneration(multipath bool) uint64 {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.gen++
+	t.delta = multipath
 	t.eachLocked(func(p netip.Prefix, e *uint32) {
 		t.markLocked(p, e)
 		t.cands.unref(*e&^dirtyBit, &t.nhs)
@@ -268,18 +272,27 @@ func (t *routeTable) onPaths(gen uint64, ups []pathUpdate) {
 	for i := 0; i < len(ups); {
 		p := ups[i].prefix
 		j := i
-		cands := t.candBuf[:0]
-		for ; j < len(ups) && ups[j].prefix == p; j++ {
-			if !ups[j].withdraw {
-				cands = append(cands, ups[j].c)
-			}
+		for j < len(ups) && ups[j].prefix == p {
+			j++
 		}
-		t.candBuf = cands
 		e := t.get(p)
 		t.markLocked(p, &e)
 		old := e &^ dirtyBit
-		if t.listedBefore(ups, i) {
-			cands = append(slices.Clone(t.cands.cands(old)), cands...)
+		var cands []candidate
+		switch {
+		case t.delta:
+			cands = t.mergeLocked(t.cands.cands(old), ups[i:j])
+		default:
+			cands = t.candBuf[:0]
+			for _, u := range ups[i:j] {
+				if !u.withdraw {
+					cands = append(cands, u.c)
+				}
+			}
+			t.candBuf = cands
+			if t.listedBefore(ups, i) {
+				cands = append(slices.Clone(t.cands.cands(old)), cands...)
+			}
 		}
 		c := t.cands.intern(cands, &t.keyBuf)
 		t.cands.unref(old, &t.nhs)
@@ -287,6 +300,31 @@ func (t *routeTable) onPaths(gen uint64, ups []pathUpdate) {
 		i = j
 	}
 	t.signalLocked()
+}
+
+// mergeLocked applies a multipath delta of one prefix to its candidates
+// old (not modified): GoBGP v4.8 with multipath sends, per changed prefix,
+// the members that left its multipath set (withdrawals) and those that
+// joined or changed (dst.GetMultiBestPathDiff), each known by its source
+// and ADD-PATH id. A changed member keeps its place; new ones go last, so
+// the first candidate is the longest-standing member, the one
+// selectLocked compares AS_PATHs with (GoBGP's members tie on every
+// criterion it compares).
+func (t *routeTable) mergeLocked(old []candidate, ups []pathUpdate) []candidate {
+	cands := append(t.candBuf[:0], old...)
+	for _, u := range ups {
+		k := slices.IndexFunc(cands, func(c candidate) bool { return c.src == u.c.src && c.id == u.c.id })
+		switch {
+		case k >= 0 && u.withdraw:
+			cands = slices.Delete(cands, k, k+1)
+		case k >= 0:
+			cands[k] = u.c
+		case !u.withdraw:
+			cands = append(cands, u.c)
+		}
+	}
+	t.candBuf = cands
+	return cands
 }
 
 // listedBefore reports whether ups[i].prefix occurs in ups[:i]; a set
@@ -330,7 +368,7 @@ func (t *routeTable) nextHopsLocked(c uint32) uint32 {
 }
 
 func (t *routeTable) selectLocked(cands []candidate) (addrs []netip.Addr, picked []candidate) {
-	if len(cands) == 0 || cands[0].local {
+	if len(cands) == 0 || slices.ContainsFunc(cands, func(c candidate) bool { return c.local }) {
 		// We originate it and GoBGP prefers local paths: not a learned route.
 		return nil, nil
 	}
@@ -483,37 +521,30 @@ func (t *routeTable) learnedCount() int {
 	return t.learned
 }
 
-// watchCallback returns the function GoBGP calls with events of watch
-// generation gen. It decodes (copies) and hands over; no GoBGP object is
-// kept. GoBGP calls it from one goroutine per watch, so its scratch space
-// needs no lock.
-func (t *routeTable) watchCallback(gen uint64, bad func(error)) func(*api.WatchEventResponse) {
+// bestPaths returns the OnBestPath callback of watch generation gen. It
+// decodes (copies) and hands over; no GoBGP object is kept. GoBGP calls
+// it from one goroutine per watch, so its scratch space needs no lock.
+func (t *routeTable) bestPaths(gen uint64) func([]*apiutil.Path) {
 	var ups []pathUpdate
 	var dec pathDecoder
-	return func(r *api.WatchEventResponse) {
-		switch ev := r.Event.(type) {
-		case *api.WatchEventResponse_Table:
-			ups = ups[:0]
-			for _, p := range ev.Table.Paths {
-				prefix, c, withdraw, ok, err := dec.decode(p)
-				if err != nil {
-					bad(err)
-					continue
-				}
-				if ok {
-					c.nextHop = t.zones.zone(c.nextHop, p.NeighborIp)
-					ups = append(ups, pathUpdate{prefix: prefix, c: c, withdraw: withdraw})
-				}
-			}
-			if len(ups) > 0 {
-				t.onPaths(gen, ups)
-			}
-		case *api.WatchEventResponse_Peer:
-			if tr := ev.Peer.GetPeer().GetTransport(); tr != nil {
-				if a, err := netip.ParseAddr(tr.LocalAddress); err == nil {
-					t.addOwn(gen, a.Unmap())
-				}
+	return func(paths []*apiutil.Path) {
+		ups = ups[:0]
+		for _, p := range paths {
+			if prefix, c, ok := dec.decode(p); ok {
+				c.nextHop = t.zones.zone(c.nextHop, p.PeerAddress)
+				ups = append(ups, pathUpdate{prefix: prefix, c: c, withdraw: p.Withdrawal})
 			}
 		}
+		if len(ups) > 0 {
+			t.onPaths(gen, ups)
+		}
+	}
+}
+
+// onPeer takes a session's local address from a peer event of generation
+// gen as one of ours.
+func (t *routeTable) onPeer(gen uint64, ev *apiutil.WatchEventMessage_PeerEvent) {
+	if a := ev.Peer.Transport.LocalAddress; a.IsValid() {
+		t.addOwn(gen, a.Unmap().WithZone(""))
 	}
 }

@@ -6,45 +6,44 @@ import (
 	"slices"
 	"testing"
 
-	api "github.com/osrg/gobgp/v3/api"
-	"google.golang.org/protobuf/encoding/protowire"
-	"google.golang.org/protobuf/types/known/anypb"
+	"github.com/osrg/gobgp/v4/pkg/apiutil"
+	"github.com/osrg/gobgp/v4/pkg/packet/bgp"
 )
 
 // BenchmarkRouteTable1M feeds 1M IPv4 /24s (16.0.0.0/24 upward), one path
-// per watch event as GoBGP 3.37 sends them, through the watch callback and
+// per watch event as GoBGP 4.8 sends them without multipath, through the watch callback and
 // drains them in batches of 16,384 as the daemon does. Every 1000 prefixes
 // (one UPDATE's worth) share an AS_PATH. It reports the time per route and
 // the live heap the table keeps per route after everything is drained.
 // Every path carries one standard community (apiPath adds it).
 func BenchmarkRouteTable1M(b *testing.B) {
-	routeTable1M(b, apiPath(b, pfx("16.0.0.0/24"), "192.0.2.1", false, asPath(65001), &api.NextHopAttribute{NextHop: "192.0.2.1"}))
+	routeTable1M(b, apiPath(b, pfx("16.0.0.0/24"), "192.0.2.1", false, asPath(65001), nextHop("192.0.2.1")))
 }
 
 // BenchmarkRouteTable1MNoCommunities is BenchmarkRouteTable1M with paths
 // that carry no community attribute: what the communities cost when there
 // are none.
 func BenchmarkRouteTable1MNoCommunities(b *testing.B) {
-	path := apiPath(b, pfx("16.0.0.0/24"), "192.0.2.1", false, asPath(65001), &api.NextHopAttribute{NextHop: "192.0.2.1"})
-	path.Pattrs = slices.DeleteFunc(path.Pattrs, func(a *anypb.Any) bool { return a.TypeUrl == urlCommunities })
+	path := apiPath(b, pfx("16.0.0.0/24"), "192.0.2.1", false, asPath(65001), nextHop("192.0.2.1"))
+	path.Attrs = slices.DeleteFunc(path.Attrs, func(a bgp.PathAttributeInterface) bool { return a.GetType() == bgp.BGP_ATTR_TYPE_COMMUNITIES })
 	routeTable1M(b, path)
 }
 
-func routeTable1M(b *testing.B, path *api.Path) {
+func routeTable1M(b *testing.B, path *apiutil.Path) {
 	const n = 1_000_000
 	const batch = 16384
-	asIdx := -1
-	for i, a := range path.Pattrs {
-		if a.TypeUrl == urlAsPath {
-			asIdx = i
-		}
+	asIdx := slices.IndexFunc(path.Attrs, func(a bgp.PathAttributeInterface) bool { return a.GetType() == bgp.BGP_ATTR_TYPE_AS_PATH })
+	asAttrs := make([]*bgp.PathAttributeAsPath, n/1000+1)
+	for i := range asAttrs {
+		asAttrs[i] = asPath(65001, uint32(i))
 	}
-	asAnys := make([][]byte, n/1000+1)
-	for i := range asAnys {
-		asAnys[i] = mustAny(b, asPath(65001, uint32(i))).Value
+	// GoBGP hands each path over with its own NLRI.
+	nlris := make([]*bgp.IPAddrPrefix, n)
+	for i := range nlris {
+		a := netip.AddrFrom4([4]byte{byte(16 + i>>16), byte(i >> 8), byte(i), 0})
+		nlris[i], _ = bgp.NewIPAddrPrefix(netip.PrefixFrom(a, 24))
 	}
-	ev := &api.WatchEventResponse{Event: &api.WatchEventResponse_Table{Table: &api.WatchEventResponse_TableEvent{Paths: []*api.Path{path}}}}
-	var nlri []byte
+	ev := []*apiutil.Path{path}
 	var live uint64
 	var buf []Route
 	b.ReportAllocs()
@@ -54,16 +53,11 @@ func routeTable1M(b *testing.B, path *api.Path) {
 		runtime.ReadMemStats(&before)
 		t := newRouteTable()
 		t.configure(Multipath{Enabled: true}, nil)
-		cb := t.watchCallback(t.newGeneration(), func(err error) { b.Fatal(err) })
+		cb := t.bestPaths(t.newGeneration(false))
 		drained := 0
 		for i := range n {
-			a := netip.AddrFrom4([4]byte{byte(16 + i>>16), byte(i >> 8), byte(i), 0})
-			nlri = protowire.AppendTag(nlri[:0], fieldPrefixLen, protowire.VarintType)
-			nlri = protowire.AppendVarint(nlri, 24)
-			nlri = protowire.AppendTag(nlri, fieldPrefix, protowire.BytesType)
-			nlri = protowire.AppendString(nlri, a.String())
-			path.Nlri.Value = nlri
-			path.Pattrs[asIdx].Value = asAnys[i/1000]
+			path.Nlri = nlris[i]
+			path.Attrs[asIdx] = asAttrs[i/1000]
 			cb(ev)
 			if i%batch == batch-1 {
 				buf, _ = t.drainSomeForBench(buf[:0], batch)

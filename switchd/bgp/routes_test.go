@@ -102,7 +102,7 @@ func TestRouteTableDrainEachBoundsAndCounts(t *testing.T) {
 		t.Fatalf("learned after a withdrawal = %d, want 9", rt.learnedCount())
 	}
 	// A new watch generation withdraws everything not announced again.
-	rt.newGeneration()
+	rt.newGeneration(false)
 	if got := rt.drain(); len(got) != 9 || len(got[0].NextHops) != 0 || rt.learnedCount() != 0 {
 		t.Fatalf("drain after a new generation = %v (learned %d), want 9 withdrawals", got, rt.learnedCount())
 	}
@@ -127,7 +127,7 @@ func TestRouteTableRandomAgainstFreshTable(t *testing.T) {
 	rt := newRouteTable()
 	mp, own := mps[1], []netip.Addr{ip("192.0.2.254")}
 	rt.configure(mp, own)
-	gen := rt.newGeneration()
+	gen := rt.newGeneration(false)
 	model := map[netip.Prefix][]candidate{}
 	out := map[netip.Prefix][]netip.Addr{}
 	take := func(r Route) {
@@ -206,14 +206,14 @@ func TestRouteTableRandomAgainstFreshTable(t *testing.T) {
 				own = append(own, a)
 			}
 		case r < 95:
-			gen = rt.newGeneration()
+			gen = rt.newGeneration(false)
 			clear(model)
 		}
 		if rng.IntN(3) == 0 {
 			check(step)
 		}
 	}
-	gen = rt.newGeneration()
+	gen = rt.newGeneration(false)
 	clear(model)
 	check(-1)
 	if len(rt.cands.index) != 0 || len(rt.nhs.index) != 0 {

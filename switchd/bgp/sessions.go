@@ -9,13 +9,12 @@ import (
 	"sync"
 	"time"
 
-	api "github.com/osrg/gobgp/v3/api"
-	gobgplog "github.com/osrg/gobgp/v3/pkg/log"
+	api "github.com/osrg/gobgp/v4/api"
 )
 
 // Session ends GoBGP gets wrong, and why sessions fail.
 //
-// GoBGP 3.37 keeps a neighbor's paths as stale (a graceful restart) in
+// GoBGP (3.37, and 4.8 alike) keeps a neighbor's paths as stale (a graceful restart) in
 // two cases that are no restart:
 //
 //   - Hold-timer expiry of a session that negotiated graceful restart
@@ -133,7 +132,7 @@ func (n *sessionNotes) last(addr netip.Addr) lastError {
 	return n.lastErr[addr]
 }
 
-// GoBGP 3.37 record texts and fields read here besides peerdown.go's
+// GoBGP 4.8 record texts and fields read here besides peerdown.go's
 // (pkg/server/fsm.go, peer.go).
 const (
 	gobgpHoldExpired   = "hold timer expired"
@@ -148,7 +147,7 @@ const (
 
 // sessionRecordOf turns a GoBGP log record into a sessionRecord, if it is
 // one of those the speaker acts on.
-func sessionRecordOf(msg string, fields gobgplog.Fields) (sessionRecord, bool) {
+func sessionRecordOf(msg string, fields map[string]any) (sessionRecord, bool) {
 	key, _ := fields[gobgpFieldNeighbor].(string)
 	a, err := netip.ParseAddr(key)
 	if err != nil {
@@ -274,8 +273,8 @@ func staleFamilies(p *api.Peer) []Family {
 func remoteGRFamilies(p *api.Peer) []Family {
 	var out []Family
 	for _, c := range p.GetState().GetRemoteCap() {
-		var gr api.GracefulRestartCapability
-		if c.UnmarshalTo(&gr) != nil {
+		gr := c.GetGracefulRestart()
+		if gr == nil {
 			continue
 		}
 		for _, t := range gr.GetTuples() {
@@ -326,7 +325,7 @@ func (s *Speaker) lastErrorText(ns NeighborState, n Neighbor, since time.Time, n
 // sessionRecord parses a GoBGP record once for both consumers: a session
 // that came up, or ended with its paths withdrawn, is a PeerEvent
 // (peerdown.go); every record goes to the notes.
-func (l peerEventLogger) sessionRecord(msg string, fields gobgplog.Fields) {
+func (l peerEventLogger) sessionRecord(msg string, fields map[string]any) {
 	r, ok := sessionRecordOf(msg, fields)
 	if !ok {
 		return
@@ -340,20 +339,4 @@ func (l peerEventLogger) sessionRecord(msg string, fields gobgplog.Fields) {
 	if l.notes != nil {
 		l.notes.add(r)
 	}
-}
-
-func (l peerEventLogger) Warn(msg string, fields gobgplog.Fields) {
-	if msg == gobgpHoldExpired || msg == gobgpPrefixLimit {
-		l.sessionRecord(msg, fields)
-	}
-	l.slogAdapter.Warn(msg, fields)
-}
-
-// Debug sees "failed to connect" only when debug logging is on: GoBGP
-// checks the level first.
-func (l peerEventLogger) Debug(msg string, fields gobgplog.Fields) {
-	if msg == gobgpConnectFailed {
-		l.sessionRecord(msg, fields)
-	}
-	l.slogAdapter.Debug(msg, fields)
 }

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	api "github.com/osrg/gobgp/v3/api"
+	api "github.com/osrg/gobgp/v4/api"
 
 	"github.com/switchd/switchd/sim/ns"
 )
@@ -257,7 +257,7 @@ func TestPrivilegedHoldTimeChangeBetweenSpeakers(t *testing.T) {
 		deadline := time.Now().Add(patience)
 		for {
 			p := gobgpPeer(t, b, "127.0.0.1")
-			if p.GetState().GetSessionState() == api.PeerState_ESTABLISHED && p.GetTimers().GetState().GetNegotiatedHoldTime() == uint64(hold/time.Second) {
+			if p.GetState().GetSessionState() == api.PeerState_SESSION_STATE_ESTABLISHED && p.GetTimers().GetState().GetNegotiatedHoldTime() == uint64(hold/time.Second) {
 				break
 			}
 			if time.Now().After(deadline) {
@@ -290,7 +290,7 @@ func TestPrivilegedDescriptionChangeKeepsSession(t *testing.T) {
 	// at once and the session leaves Established.
 	time.Sleep(2 * time.Second)
 	p := gobgpPeer(t, s, "10.99.0.2")
-	if st, up := p.GetState().GetSessionState(), p.GetTimers().GetState().GetUptime().AsTime(); st != api.PeerState_ESTABLISHED || !up.Equal(before) {
+	if st, up := p.GetState().GetSessionState(), p.GetTimers().GetState().GetUptime().AsTime(); st != api.PeerState_SESSION_STATE_ESTABLISHED || !up.Equal(before) {
 		t.Fatalf("a description change cost the session: state %v, established since %v, before %v", st, up, before)
 	}
 }

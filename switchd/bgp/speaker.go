@@ -11,8 +11,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	api "github.com/osrg/gobgp/v3/api"
-	"github.com/osrg/gobgp/v3/pkg/server"
+	api "github.com/osrg/gobgp/v4/api"
+	"github.com/osrg/gobgp/v4/pkg/apiutil"
+	"github.com/osrg/gobgp/v4/pkg/server"
 )
 
 // Speaker is switchd's BGP speaker: one embedded GoBGP server driven by
@@ -30,8 +31,8 @@ import (
 //     (internal/pkg/table.UseMultiplePaths): all speakers in one process
 //     share them. Apply refuses a multipath setting that differs from
 //     another running Speaker's.
-//   - GoBGP's Serve goroutine never returns; a stopped Speaker leaks it.
-//     switchd runs one Speaker per process.
+//   - A GoBGP v4 server serves once (StopBgp ends Serve), so that restart
+//     is a new server.
 type Speaker struct {
 	log    *slog.Logger
 	routes *routeTable
@@ -115,16 +116,26 @@ func (s *Speaker) Start(ctx context.Context) error {
 	if s.srv != nil {
 		return errors.New("start bgp speaker: already started")
 	}
-	// The logger also reports sessions that go down (peerdown.go).
-	s.srv = server.NewBgpServer(server.LoggerOption(peerEventLogger{
-		slogAdapter: slogAdapter{s.log.With("component", "gobgp")}, ev: s.peerEv, notes: s.notes}))
-	// Every BgpServer API call is a closure run by Serve: it must run first.
-	go s.srv.Serve()
+	s.newServerLocked()
 	s.sessStop = make(chan struct{})
 	go s.watchSessions(s.sessStop)
 	s.linkStop = make(chan struct{})
 	go s.watchLinkPeers(s.linkStop)
 	return nil
+}
+
+// newServerLocked creates the GoBGP server and runs it. A v4 server
+// serves once: StopBgp ends its Serve, so a restart needs a new one.
+func (s *Speaker) newServerLocked() {
+	// The logger also reports sessions that go down (peerdown.go). The
+	// level is the handler's business (log.go), so GoBGP's is the lowest.
+	pl := peerEventLogger{ev: s.peerEv, notes: s.notes}
+	lvl := new(slog.LevelVar)
+	lvl.Set(slog.LevelDebug)
+	s.srv = server.NewBgpServer(server.LoggerOption(slog.New(&gobgpHandler{
+		next: s.log.With("component", "gobgp").Handler(), on: pl.sessionRecord}), lvl))
+	// Every BgpServer API call is a closure run by Serve: it must run first.
+	go s.srv.Serve()
 }
 
 // Stop shuts the BGP server down. Neighbors with graceful restart (not
@@ -158,14 +169,17 @@ func (s *Speaker) Stop() {
 		close(s.monStop)
 		s.monStop = nil
 	}
-	if s.srv != nil && s.running != nil {
-		s.gracefulStopLocked()
+	if s.srv != nil {
+		if s.running != nil {
+			s.gracefulStopLocked()
+		}
 		// StopBgp zeroes GoBGP's global config while the FSM goroutines
 		// of the peers it just deleted may still read it (the
 		// confederation check on a received message): `go test -race`
-		// reports it inside GoBGP v3.37 (server.go StopBgp vs
+		// reported it inside GoBGP v3.37 (server.go StopBgp vs
 		// fsm.go recvMessageWithError). Those sessions are ending; the
-		// read decides nothing that is still used.
+		// read decides nothing that is still used. It also ends Serve
+		// (v4), started or not.
 		s.srv.StopBgp(context.Background(), &api.StopBgpRequest{})
 	}
 	s.running = nil
@@ -271,6 +285,7 @@ func (s *Speaker) apply(ctx context.Context, c Config, gen uint64) error {
 		if err := s.srv.StopBgp(ctx, &api.StopBgpRequest{}); err != nil {
 			return fmt.Errorf("stop bgp for restart: %w", err)
 		}
+		s.newServerLocked()
 		s.running = nil
 		s.policy = nil
 		clear(s.peers)
@@ -332,40 +347,36 @@ func (s *Speaker) startLocked(ctx context.Context, d *desired) error {
 		return fmt.Errorf("start bgp (asn %d, router-id %v, port %d): %w", g.ASN, g.RouterID, g.ListenPort, err)
 	}
 	procMultipath.take(s, g.Multipath)
-	gen := s.routes.newGeneration()
+	gen := s.routes.newGeneration(g.Multipath)
 	wctx, cancel := context.WithCancel(context.Background())
-	req := &api.WatchEventRequest{
-		Peer: &api.WatchEventRequest_Peer{},
-		Table: &api.WatchEventRequest_Table{Filters: []*api.WatchEventRequest_Table_Filter{
-			{Type: api.WatchEventRequest_Table_Filter_BEST, Init: true},
-		}},
-	}
-	routeCB := s.routes.watchCallback(gen, func(err error) {
-		s.log.Warn("undecodable path from gobgp", "err", err)
-	})
 	kick := make(chan struct{}, 1)
-	cb := func(r *api.WatchEventResponse) {
-		if _, ok := r.Event.(*api.WatchEventResponse_Table); ok {
+	best := s.routes.bestPaths(gen)
+	cbs := server.WatchEventMessageCallbacks{
+		OnBestPath: func(paths []*apiutil.Path, _ time.Time) {
 			s.lastWatch.Store(time.Now().UnixNano()) // sync.go: watch idle
-		}
-		routeCB(r)
-		if ev, ok := r.Event.(*api.WatchEventResponse_Peer); ok {
-			s.routes.zones.zonePeer(ev.Peer.GetPeer())
-			s.nbrs.onPeerEvent(ev.Peer, time.Now())
+			best(paths)
+		},
+		OnPeerUpdate: func(ev *apiutil.WatchEventMessage_PeerEvent, now time.Time) {
+			s.routes.onPeer(gen, ev)
+			s.routes.zones.zonePeer(ev)
+			s.nbrs.onPeerEvent(ev, now)
 			select {
 			case kick <- struct{}{}:
 			default:
 			}
-		}
+		},
 	}
-	// GoBGP converts paths for the watch on its own goroutine while its
-	// server goroutine may mark the same paths stale (a graceful-restart
-	// peer going down): `go test -race` reports it inside GoBGP
-	// (osrg/gobgp#2705, open). The flag read is a bool; the worst case is
-	// a path reported with a stale stale-bit, which the adapter ignores.
-	if err := s.srv.WatchEvent(wctx, req, cb); err != nil {
+	// GoBGP converts paths for the watch on its own goroutine
+	// (toPathApiUtil reads each path's stale flag) while its server
+	// goroutine may mark the same paths stale (a graceful-restart peer
+	// going down): `go test -race` reports it inside GoBGP
+	// (osrg/gobgp#2705), in v4.8 as in v3. The flag read is a bool; the
+	// worst case is a path reported with a stale stale-bit, which the
+	// adapter ignores.
+	if err := s.srv.WatchEvent(wctx, cbs, server.WatchBestPath(true), server.WatchPeer()); err != nil {
 		cancel()
 		s.srv.StopBgp(ctx, &api.StopBgpRequest{})
+		s.newServerLocked()
 		procMultipath.release(s)
 		return fmt.Errorf("watch bgp best paths: %w", err)
 	}
@@ -466,7 +477,7 @@ func (s *Speaker) updateNeighborLocked(ctx context.Context, old, n Neighbor) err
 	p := s.bfdGateLocked(n, neighborAPI(n, s.localRestartingLocked(), s.deferral()))
 	established := false
 	s.srv.ListPeer(ctx, &api.ListPeerRequest{Address: addr.String()}, func(ap *api.Peer) {
-		established = ap.GetState().GetSessionState() == api.PeerState_ESTABLISHED
+		established = ap.GetState().GetSessionState() == api.PeerState_SESSION_STATE_ESTABLISHED
 	})
 	readd := s.limited[addr]
 	timers := old.Timers != n.Timers

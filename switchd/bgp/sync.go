@@ -6,7 +6,7 @@ import (
 	"slices"
 	"time"
 
-	api "github.com/osrg/gobgp/v3/api"
+	api "github.com/osrg/gobgp/v4/api"
 )
 
 // The end of the initial update: when the speaker has learned everything
@@ -170,7 +170,7 @@ func syncDone(peers []*api.Peer, want map[netip.Addr]bool, st *syncState, now ti
 func initialUpdate(p *api.Peer, gr bool, st *syncState, now time.Time, sinceWatch time.Duration) int {
 	addr, _ := netip.ParseAddr(p.GetConf().GetNeighborAddress())
 	addr = addr.Unmap()
-	if p.GetState().GetSessionState() != api.PeerState_ESTABLISHED {
+	if p.GetState().GetSessionState() != api.PeerState_SESSION_STATE_ESTABLISHED {
 		delete(st.quiet, addr)
 		if !gr && now.Sub(st.start) >= noGRUpWait {
 			return syncNotUp

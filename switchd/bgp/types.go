@@ -1,5 +1,14 @@
 // Package bgp embeds GoBGP as switchd's BGP speaker. GoBGP's types stay
 // inside this package; the daemon speaks to it in the switchd types below.
+//
+// The GoBGP is v4 (v4.8.0), not the v3 switchd started on: v4's watch
+// hands over native paths (apiutil.Path, netip prefixes, decoded
+// attributes) where v3 marshalled every path to protobuf for switchd to
+// decode again, which was most of the speaker's cost at 100k prefixes;
+// AddPath and DeletePath take native paths too; v4 carries the BFD codec
+// (pkg/packet/bfd) switchd/bfd uses; and v4 is where upstream work lands
+// (v3 gets fixes only). GoBGP's own BFD (v4.7+) stays off: switchd/bfd
+// runs BFD (see bfdgate.go).
 package bgp
 
 import (

@@ -7,8 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 
-	api "github.com/osrg/gobgp/v3/api"
-	"google.golang.org/protobuf/encoding/protowire"
+	"github.com/osrg/gobgp/v4/pkg/apiutil"
+	"github.com/osrg/gobgp/v4/pkg/packet/bgp"
 )
 
 // BGP unnumbered: a neighbor given by the point-to-point interface it is
@@ -170,40 +170,29 @@ func (z *linkZones) set(neighbors map[netip.Addr]Neighbor) {
 }
 
 // zone gives a link-local next hop without zone, learned from neighbor
-// (GoBGP's rendering of the path's source address), the interface of
-// that neighbor's session.
-func (z *linkZones) zone(nh netip.Addr, neighbor string) netip.Addr {
+// (the path's source address), the interface of that neighbor's session.
+func (z *linkZones) zone(nh, neighbor netip.Addr) netip.Addr {
 	if !nh.Is6() || !nh.IsLinkLocalUnicast() || nh.Zone() != "" {
 		return nh
 	}
 	m := z.m.Load()
-	if m == nil || len(*m) == 0 {
+	if m == nil || len(*m) == 0 || !neighbor.IsValid() {
 		return nh
 	}
-	src, err := netip.ParseAddr(neighbor)
-	if err != nil {
-		return nh
-	}
-	if ifname, ok := (*m)[src.WithZone("")]; ok {
+	if ifname, ok := (*m)[neighbor.WithZone("")]; ok {
 		return nh.WithZone(ifname)
 	}
 	return nh
 }
 
 // zonePeer gives the neighbor address of a peer event, which GoBGP
-// renders without zone, the interface of the unnumbered neighbor it is, so
-// that the event names the neighbor as the configuration does.
-func (z *linkZones) zonePeer(p *api.Peer) {
-	c := p.GetConf()
-	a, err := netip.ParseAddr(c.GetNeighborAddress())
-	if err != nil {
-		return
-	}
-	if zoned := z.zone(a, c.GetNeighborAddress()); zoned != a {
-		c.NeighborAddress = zoned.String()
-		if st := p.GetState(); st != nil {
-			st.NeighborAddress = c.NeighborAddress
-		}
+// may give without zone, the interface of the unnumbered neighbor it is,
+// so that the event names the neighbor as the configuration does.
+func (z *linkZones) zonePeer(ev *apiutil.WatchEventMessage_PeerEvent) {
+	a := ev.Peer.Conf.NeighborAddress
+	if zoned := z.zone(a, a); zoned != a {
+		ev.Peer.Conf.NeighborAddress = zoned
+		ev.Peer.State.NeighborAddress = zoned
 	}
 }
 
@@ -274,37 +263,12 @@ func (s *Speaker) discovered(addr netip.Addr) netip.Addr {
 	return addr
 }
 
-// mpNextHop is the next hop of an MP_REACH attribute (GoBGP's
-// MpReachNLRIAttribute, encoded): the global one, or, when that is ::
-// (FRR's on an unnumbered session of an interface without a global
-// address), the link-local one after it.
-func mpNextHop(m []byte) netip.Addr {
-	var first netip.Addr
-	for len(m) > 0 {
-		n, typ, l := protowire.ConsumeTag(m)
-		if l < 0 {
-			break
-		}
-		m = m[l:]
-		if n != fieldMpNextHops || typ != wireBytes {
-			if l = protowire.ConsumeFieldValue(n, typ, m); l < 0 {
-				break
-			}
-			m = m[l:]
-			continue
-		}
-		v, l := protowire.ConsumeBytes(m)
-		if l < 0 {
-			break
-		}
-		m = m[l:]
-		a, _ := parseAddrBytes(v)
-		if !a.IsUnspecified() {
-			return a
-		}
-		if !first.IsValid() {
-			first = a
-		}
+// mpNextHop is the next hop of an MP_REACH attribute: the global one,
+// or, when that is :: (FRR's on an unnumbered session of an interface
+// without a global address), the link-local one after it.
+func mpNextHop(a *bgp.PathAttributeMpReachNLRI) netip.Addr {
+	if a.Nexthop.IsUnspecified() && a.LinkLocalNexthop.IsValid() {
+		return a.LinkLocalNexthop
 	}
-	return first
+	return a.Nexthop
 }

@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	api "github.com/osrg/gobgp/v3/api"
-	"google.golang.org/protobuf/proto"
+	"github.com/osrg/gobgp/v4/pkg/apiutil"
+	"github.com/osrg/gobgp/v4/pkg/packet/bgp"
 )
 
 // TestValidateUnnumbered: an unnumbered neighbor (by interface, with or
@@ -168,15 +168,16 @@ func TestLinkZones(t *testing.T) {
 		{"10.0.0.9", "fe80::2", "10.0.0.9"},
 		{"fe80::2", "<nil>", "fe80::2"},
 	} {
-		if got := z.zone(ip(tc.nh), tc.from); got != ip(tc.want) {
+		from, _ := netip.ParseAddr(tc.from)
+		if got := z.zone(ip(tc.nh), from); got != ip(tc.want) {
 			t.Errorf("next hop %s from %s: %v, want %s", tc.nh, tc.from, got, tc.want)
 		}
 	}
 	// GoBGP's peer events name the peer without zone.
-	p := &api.Peer{Conf: &api.PeerConf{NeighborAddress: "fe80::2"}, State: &api.PeerState{NeighborAddress: "fe80::2"}}
+	p := &apiutil.WatchEventMessage_PeerEvent{Peer: apiutil.Peer{Conf: apiutil.PeerConf{NeighborAddress: ip("fe80::2")}, State: apiutil.PeerState{NeighborAddress: ip("fe80::2")}}}
 	z.zonePeer(p)
-	if p.Conf.NeighborAddress != "fe80::2%swp1" || p.State.NeighborAddress != "fe80::2%swp1" {
-		t.Errorf("peer event names %s / %s, want fe80::2%%swp1", p.Conf.NeighborAddress, p.State.NeighborAddress)
+	if p.Peer.Conf.NeighborAddress != ip("fe80::2%swp1") || p.Peer.State.NeighborAddress != ip("fe80::2%swp1") {
+		t.Errorf("peer event names %s / %s, want fe80::2%%swp1", p.Peer.Conf.NeighborAddress, p.Peer.State.NeighborAddress)
 	}
 }
 
@@ -192,15 +193,15 @@ func TestMPNextHop(t *testing.T) {
 		{[]string{"fe80::2"}, "fe80::2"},
 		{[]string{"::"}, "::"},
 	} {
-		b, err := proto.Marshal(&api.MpReachNLRIAttribute{Family: apiFamilyV6, NextHops: tc.nhs})
-		if err != nil {
-			t.Fatal(err)
+		a := &bgp.PathAttributeMpReachNLRI{Nexthop: ip(tc.nhs[0])}
+		if len(tc.nhs) > 1 {
+			a.LinkLocalNexthop = ip(tc.nhs[1])
 		}
-		if got := mpNextHop(b); got != ip(tc.want) {
+		if got := mpNextHop(a); got != ip(tc.want) {
 			t.Errorf("%v: %v, want %s", tc.nhs, got, tc.want)
 		}
 	}
-	if got := mpNextHop(nil); got.IsValid() {
+	if got := mpNextHop(&bgp.PathAttributeMpReachNLRI{}); got.IsValid() {
 		t.Errorf("no next hop: %v", got)
 	}
 }

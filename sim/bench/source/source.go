@@ -21,7 +21,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/osrg/gobgp/v3/pkg/packet/bgp"
+	"github.com/osrg/gobgp/v4/pkg/packet/bgp"
 )
 
 // maxMessage is the largest BGP message without the extended message
@@ -83,8 +83,12 @@ func New(c Config) (*Source, error) {
 		bgp.NewPathAttributeAsPath([]bgp.AsPathParamInterface{
 			bgp.NewAs4PathParam(bgp.BGP_ASPATH_ATTR_TYPE_SEQ, []uint32{c.LocalAS}),
 		}),
-		bgp.NewPathAttributeNextHop(c.NextHop.String()),
 	}
+	nh, err := bgp.NewPathAttributeNextHop(c.NextHop)
+	if err != nil {
+		return nil, fmt.Errorf("bgp source: next hop %v: %w", c.NextHop, err)
+	}
+	attrs = append(attrs, nh)
 	// Fill each UPDATE to maxMessage: header, two length fields and the
 	// attributes, then NLRIs of 1 + ceil(bits/8) bytes each.
 	empty, err := bgp.NewBGPUpdateMessage(nil, attrs, nil).Serialize()
@@ -109,11 +113,15 @@ func New(c Config) (*Source, error) {
 	}
 	for i := 0; i < c.Count; i += perMsg {
 		n := min(perMsg, c.Count-i)
-		nlri := make([]*bgp.IPAddrPrefix, n)
+		nlri := make([]bgp.PathNLRI, n)
 		for j := range nlri {
 			var a [4]byte
 			binary.BigEndian.PutUint32(a[:], base+uint32(i+j)*step)
-			nlri[j] = bgp.NewIPAddrPrefix(uint8(c.First.Bits()), netip.AddrFrom4(a).String())
+			p, err := bgp.NewIPAddrPrefix(netip.PrefixFrom(netip.AddrFrom4(a), c.First.Bits()))
+			if err != nil {
+				return nil, fmt.Errorf("bgp source: prefix %v: %w", a, err)
+			}
+			nlri[j] = bgp.PathNLRI{NLRI: p}
 		}
 		m, err := bgp.NewBGPUpdateMessage(nil, attrs, nlri).Serialize()
 		if err != nil {
@@ -180,8 +188,12 @@ func (ss *Session) handshake(peerAS uint32, timeout time.Duration) error {
 		bgp.NewCapRouteRefresh(),
 		bgp.NewCapFourOctetASNumber(c.LocalAS),
 	}
-	open, err := bgp.NewBGPOpenMessage(as2, uint16(c.HoldTime/time.Second), c.RouterID.String(),
-		[]bgp.OptionParameterInterface{bgp.NewOptionParameterCapability(caps)}).Serialize()
+	om, err := bgp.NewBGPOpenMessage(as2, uint16(c.HoldTime/time.Second), c.RouterID,
+		[]bgp.OptionParameterInterface{bgp.NewOptionParameterCapability(caps)})
+	if err != nil {
+		return fmt.Errorf("encode open: %w", err)
+	}
+	open, err := om.Serialize()
 	if err != nil {
 		return fmt.Errorf("encode open: %w", err)
 	}

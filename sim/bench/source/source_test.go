@@ -5,7 +5,7 @@ import (
 	"net/netip"
 	"testing"
 
-	"github.com/osrg/gobgp/v3/pkg/packet/bgp"
+	"github.com/osrg/gobgp/v4/pkg/packet/bgp"
 )
 
 func TestNewEncodesEveryPrefixOnce(t *testing.T) {
@@ -41,7 +41,7 @@ func TestNewEncodesEveryPrefixOnce(t *testing.T) {
 			continue
 		}
 		for _, p := range u.NLRI {
-			got = append(got, netip.MustParsePrefix(p.String()))
+			got = append(got, p.NLRI.(*bgp.IPAddrPrefix).Prefix)
 		}
 	}
 	if eor != 1 || len(got) != n {

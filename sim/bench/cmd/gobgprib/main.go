@@ -1,5 +1,5 @@
 // Command gobgprib is GoBGP alone, for the BGP-to-FIB benchmark: a GoBGP
-// v3 BgpServer (the version switchd embeds) with one passive IPv4 neighbor
+// v4 BgpServer (the version switchd embeds) with one passive IPv4 neighbor
 // that fills its RIB and programs nothing. Progress is read over its gRPC
 // API. It runs until SIGTERM or SIGINT.
 package main
@@ -13,8 +13,8 @@ import (
 	"runtime/pprof"
 	"syscall"
 
-	api "github.com/osrg/gobgp/v3/api"
-	"github.com/osrg/gobgp/v3/pkg/server"
+	api "github.com/osrg/gobgp/v4/api"
+	"github.com/osrg/gobgp/v4/pkg/server"
 )
 
 func main() {
