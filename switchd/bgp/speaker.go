@@ -173,12 +173,10 @@ func (s *Speaker) Stop() {
 		if s.running != nil {
 			s.gracefulStopLocked()
 		}
-		// StopBgp zeroes GoBGP's global config while the FSM goroutines
-		// of the peers it just deleted may still read it (the
-		// confederation check on a received message): `go test -race`
-		// reported it inside GoBGP v3.37 (server.go StopBgp vs
-		// fsm.go recvMessageWithError). Those sessions are ending; the
-		// read decides nothing that is still used. It also ends Serve
+		// StopBgp zeroes GoBGP's global config while FSM goroutines of
+		// the peers it just deleted may still read it: v3.37 did on every
+		// received message (a race `go test -race` reported), v4.8 only
+		// when handling an OPEN (restart_test.go). It also ends Serve
 		// (v4), started or not.
 		s.srv.StopBgp(context.Background(), &api.StopBgpRequest{})
 	}
@@ -366,11 +364,11 @@ func (s *Speaker) startLocked(ctx context.Context, d *desired) error {
 			}
 		},
 	}
-	// GoBGP converts paths for the watch on its own goroutine
-	// (toPathApiUtil reads each path's stale flag) while its server
-	// goroutine may mark the same paths stale (a graceful-restart peer
-	// going down): `go test -race` reports it inside GoBGP
-	// (osrg/gobgp#2705), in v4.8 as in v3. The flag read is a bool; the
+	// GoBGP converts paths for the watch on its own goroutine while its
+	// server goroutine may mark the same paths stale (a graceful-restart
+	// peer going down; osrg/gobgp#2705): v4.8's toPathApiUtil still reads
+	// the stale flag of the path's shared origin, though the clones it
+	// converts are made on the server goroutine. The flag read is a bool; the
 	// worst case is a path reported with a stale stale-bit, which the
 	// adapter ignores.
 	if err := s.srv.WatchEvent(wctx, cbs, server.WatchBestPath(true), server.WatchPeer()); err != nil {
