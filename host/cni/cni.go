@@ -47,6 +47,14 @@ import (
 // network's name, so that GC only ever removes endpoints of its network.
 const NetworkLabel = "switchd.cni/network"
 
+// PodNamespaceLabel and PodNameLabel carry K8S_POD_NAMESPACE and
+// K8S_POD_NAME from CNI_ARGS (as a Kubernetes runtime sets them), by which
+// the daemon in cluster mode finds the endpoint's pod (host/kubernetes).
+const (
+	PodNamespaceLabel = "switchd.cni/k8s-pod-namespace"
+	PodNameLabel      = "switchd.cni/k8s-pod-name"
+)
+
 // CNI codes of STATUS (spec 1.1).
 const (
 	codeUnavailable = 50
@@ -163,6 +171,7 @@ func cmdAdd(args *skel.CmdArgs) error {
 	for k, v := range c.Labels {
 		labels[k] = v
 	}
+	podArgs(args.Args, labels)
 	res, err := c.client().AddContainer(context.Background(), endpointapi.ContainerAdd{
 		ContainerID: args.ContainerID, IfName: args.IfName, Netns: args.Netns,
 		IPv4: c.ipv4, IPv6: c.ipv6, Labels: labels,
@@ -171,6 +180,20 @@ func cmdAdd(args *skel.CmdArgs) error {
 		return cniError(err)
 	}
 	return types.PrintResult(result(res, args.Netns), c.CNIVersion)
+}
+
+// podArgs copies the pod's namespace and name from CNI_ARGS
+// ("K=V;K=V") into labels; other arguments are not the plugin's.
+func podArgs(cniArgs string, labels map[string]string) {
+	for _, kv := range strings.Split(cniArgs, ";") {
+		k, v, _ := strings.Cut(kv, "=")
+		switch k {
+		case "K8S_POD_NAMESPACE":
+			labels[PodNamespaceLabel] = v
+		case "K8S_POD_NAME":
+			labels[PodNameLabel] = v
+		}
+	}
 }
 
 // result is the CNI result of an endpoint: interface 0 the host-side veth,

@@ -39,13 +39,6 @@ const (
 	portDomain = "port." + LabelDomain
 )
 
-// Keys of the labels the CNI plugin carries from CNI_ARGS (host/cni),
-// by which an endpoint is matched to its pod.
-const (
-	LabelPodNamespace = "switchd.cni/k8s-pod-namespace"
-	LabelPodName      = "switchd.cni/k8s-pod-name"
-)
-
 // metadataName is the label the API server gives every namespace: its name.
 const metadataName = "kubernetes.io/metadata.name"
 
