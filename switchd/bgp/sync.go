@@ -75,6 +75,12 @@ func (s *Speaker) monitor(stop <-chan struct{}, kick <-chan struct{}, st *syncSt
 		st.sentinel = nil
 	}
 	established := map[netip.Addr]time.Time{} // restarting peers back since
+	// ListPeer counts each neighbor's received paths by walking its
+	// Adj-RIB-In inside GoBGP's main loop (v4.8 copying every destination
+	// on the way): with a large RIB a look waits until five times what the
+	// last one took has passed, so the looks take at most a fifth of that
+	// loop's time. A look skipped waits for the next tick.
+	var next time.Time
 	for {
 		select {
 		case <-stop:
@@ -85,6 +91,10 @@ func (s *Speaker) monitor(stop <-chan struct{}, kick <-chan struct{}, st *syncSt
 		case <-tick.C:
 		case <-kick:
 		}
+		start := time.Now()
+		if start.Before(next) {
+			continue
+		}
 		s.mu.Lock()
 		srv, want := s.srv, s.syncPeers
 		s.mu.Unlock()
@@ -92,6 +102,7 @@ func (s *Speaker) monitor(stop <-chan struct{}, kick <-chan struct{}, st *syncSt
 		var peers []*api.Peer
 		err := srv.ListPeer(ctx, &api.ListPeerRequest{}, func(p *api.Peer) { peers = append(peers, p) })
 		cancel()
+		next = start.Add(5 * time.Since(start))
 		if err != nil {
 			continue
 		}
