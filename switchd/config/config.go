@@ -41,6 +41,9 @@ type Intent struct {
 	// Policy is the workload policy (/switchd/workload-policy) and the
 	// failsafe additions (/switchd/failsafe).
 	Policy policy.Intent
+	// Groups are the groups whose membership BGP carries
+	// (/switchd/workload-policy/groups; groups.go).
+	Groups []Group
 	// ACL is the OpenConfig ACLs (/acl) with the defined sets they name
 	// (/defined-sets).
 	ACL policy.ACLIntent

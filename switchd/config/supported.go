@@ -108,6 +108,9 @@ const supportedLeaves = `
 /switchd/workload-policy/network-sets/network-set/config/prefix
 /switchd/workload-policy/network-sets/network-set/labels/label/config/key
 /switchd/workload-policy/network-sets/network-set/labels/label/config/value
+/switchd/workload-policy/groups/group/config/name
+/switchd/workload-policy/groups/group/config/id
+/switchd/workload-policy/groups/group/config/selector
 /switchd/failsafe/config/tcp-port
 /switchd/failsafe/config/udp-port
 

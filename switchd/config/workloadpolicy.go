@@ -35,6 +35,7 @@ func (t *translator) workloadPolicy(sd *oc.Switchd, in *Intent) {
 		}
 		sort.SliceStable(out.Policies, func(i, j int) bool { return out.Policies[i].Order < out.Policies[j].Order })
 		out.NetworkSets = t.networkSets(wp)
+		in.Groups = t.groups(wp)
 	}
 	if fs := sd.Failsafe; fs != nil {
 		cfg := switchdPath.child("failsafe").child("config")

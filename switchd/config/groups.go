@@ -1,0 +1,50 @@
+package config
+
+import (
+	"fmt"
+
+	"github.com/switchd/switchd/models/oc"
+	"github.com/switchd/switchd/policy"
+)
+
+// Group is a group whose membership BGP carries
+// (/switchd/workload-policy/groups): the endpoints its selector matches,
+// on every host, known by its ID (the middle of its large community).
+type Group struct {
+	Name     string
+	ID       uint32
+	Selector policy.Selector
+}
+
+// groups translates /switchd/workload-policy/groups. An ID must be set,
+// not 0 (the marker's) and unique, since it alone names the group on the
+// wire; a selector must parse.
+func (t *translator) groups(wp *oc.Switchd_WorkloadPolicy) []Group {
+	var out []Group
+	byID := map[uint32]string{}
+	for _, name := range sortedKeys(wp.Group) {
+		g := wp.Group[name]
+		cfg := wpPath.child("groups").entry("group", []kv{{"name", name}}).child("config")
+		before := len(t.list)
+		grp := Group{Name: name, ID: g.GetId()}
+		switch other, dup := byID[grp.ID]; {
+		case grp.ID == 0:
+			t.add(cfg.child("id"), "a group needs an id other than 0 (0 is the membership marker's)")
+		case dup:
+			t.add(cfg.child("id"), fmt.Sprintf("id %d is group %s's too", grp.ID, other))
+		default:
+			byID[grp.ID] = name
+		}
+		if g.Selector == nil {
+			t.add(cfg.child("selector"), "a group needs a selector")
+		} else if sel, err := policy.ParseSelector(*g.Selector); err != nil {
+			t.add(cfg.child("selector"), err.Error())
+		} else {
+			grp.Selector = sel
+		}
+		if len(t.list) == before {
+			out = append(out, grp)
+		}
+	}
+	return out
+}
