@@ -48,6 +48,7 @@ type Speaker struct {
 	running     *global // nil until StartBgp succeeded
 	peers       map[netip.Addr]Neighbor
 	orig        originated // prefixes we announce (originate.go)
+	memb        membership // group membership routes (membership.go)
 	watchCancel context.CancelFunc
 	policy      *compiledPolicy     // nil until a policy was installed
 	policyBase  *compiledPolicy     // the config's, without next-hop tracking (nht.go)
@@ -288,6 +289,7 @@ func (s *Speaker) apply(ctx context.Context, c Config, gen uint64) error {
 		s.policy = nil
 		clear(s.peers)
 		clear(s.orig.announced)
+		clear(s.memb.announced)
 		procMultipath.release(s)
 	}
 	if !s.isSynced() {
@@ -325,6 +327,7 @@ func (s *Speaker) apply(ctx context.Context, c Config, gen uint64) error {
 	// SetOriginated's owners stay (originate.go).
 	s.orig.config = d.originate
 	errs = append(errs, s.syncOriginatedLocked(ctx, s.orig.all())...)
+	errs = append(errs, s.syncMembershipLocked(s.memb.all())...)
 	return errors.Join(errs...)
 }
 
@@ -349,7 +352,9 @@ func (s *Speaker) startLocked(ctx context.Context, d *desired) error {
 	wctx, cancel := context.WithCancel(context.Background())
 	kick := make(chan struct{}, 1)
 	best := s.routes.bestPaths(gen)
+	eors := newEORWatch() // sync.go: End-of-RIB really received
 	cbs := server.WatchEventMessageCallbacks{
+		OnPathEor: func(p *apiutil.Path, _ time.Time) { eors.onEOR(p) },
 		OnBestPath: func(paths []*apiutil.Path, _ time.Time) {
 			s.lastWatch.Store(time.Now().UnixNano()) // sync.go: watch idle
 			best(paths)
@@ -358,6 +363,7 @@ func (s *Speaker) startLocked(ctx context.Context, d *desired) error {
 			s.routes.onPeer(gen, ev)
 			s.routes.zones.zonePeer(ev)
 			s.nbrs.onPeerEvent(ev, now)
+			eors.onPeer(ev)
 			select {
 			case kick <- struct{}{}:
 			default:
@@ -371,7 +377,7 @@ func (s *Speaker) startLocked(ctx context.Context, d *desired) error {
 	// converts are made on the server goroutine. The flag read is a bool; the
 	// worst case is a path reported with a stale stale-bit, which the
 	// adapter ignores.
-	if err := s.srv.WatchEvent(wctx, cbs, server.WatchBestPath(true), server.WatchPeer()); err != nil {
+	if err := s.srv.WatchEvent(wctx, cbs, server.WatchBestPath(true), server.WatchPeer(), server.WatchEor(false)); err != nil {
 		cancel()
 		s.srv.StopBgp(ctx, &api.StopBgpRequest{})
 		s.newServerLocked()
@@ -382,7 +388,7 @@ func (s *Speaker) startLocked(ctx context.Context, d *desired) error {
 	s.running = &g
 
 	now := time.Now()
-	st := &syncState{start: now, deadline: now.Add(s.syncTimeout), quiet: make(map[netip.Addr]quietMark)}
+	st := &syncState{start: now, deadline: now.Add(s.syncTimeout), quiet: make(map[netip.Addr]quietMark), eors: eors}
 	if s.restarting && !s.isSynced() && (restartingRole(d.neighbors) || restartingRole(d.pending)) {
 		sn, err := s.startSentinelLocked(ctx, g.ASN, s.deferral())
 		if err != nil {
