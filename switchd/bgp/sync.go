@@ -4,9 +4,12 @@ import (
 	"context"
 	"net/netip"
 	"slices"
+	"sync"
 	"time"
 
 	api "github.com/osrg/gobgp/v4/api"
+	"github.com/osrg/gobgp/v4/pkg/apiutil"
+	"github.com/osrg/gobgp/v4/pkg/packet/bgp"
 )
 
 // The end of the initial update: when the speaker has learned everything
@@ -14,7 +17,14 @@ import (
 // run left in the kernel that nobody announces any more.
 //
 // Per neighbor and negotiated family, the initial update is over when:
-//   - End-of-RIB arrived (RFC 4724; GoBGP records it whenever one arrives);
+//   - End-of-RIB arrived (RFC 4724; GoBGP records it whenever one arrives).
+//     But a restarting GoBGP also records it at the OPEN of a neighbor
+//     that set the Restart State (R) bit (fsm.go, after RFC 4724 §3: do
+//     not wait for that neighbor's End-of-RIB before advertising), and
+//     FRR sets R in every OPEN for 120 s after its own start: trusting
+//     the record ended the initial update before FRR re-sent anything and
+//     swept the routes it was about to confirm. From such a neighbor only
+//     an End-of-RIB seen on GoBGP's watch (eorWatch) counts;
 //   - or, if graceful restart was not negotiated for the family (we did not
 //     announce it, or the neighbor's last OPEN did not), the session has
 //     been established and the neighbor's update stream quiet for
@@ -56,6 +66,73 @@ type syncState struct {
 	deadline time.Time
 	sentinel *sentinel // nil unless restarting
 	quiet    map[netip.Addr]quietMark
+	eors     *eorWatch
+}
+
+// eorWatch holds the End-of-RIB markers each neighbor sent in its current
+// session, from GoBGP's watch: the watch reports only markers received,
+// never those GoBGP assumes at an OPEN with the R bit. Its EOR and peer
+// events come in order on one goroutine, so a session's end clears the
+// markers of that session before the next one's arrive.
+type eorWatch struct {
+	mu   sync.Mutex
+	seen map[netip.Addr]map[Family]bool
+}
+
+func newEORWatch() *eorWatch { return &eorWatch{seen: map[netip.Addr]map[Family]bool{}} }
+
+// eorKey: GoBGP names the sender of a marker by its transport address, the
+// peer by its configured one; they differ at most in the zone.
+func eorKey(a netip.Addr) netip.Addr { return a.Unmap().WithZone("") }
+
+// onEOR takes an End-of-RIB from the watch (OnPathEor).
+func (w *eorWatch) onEOR(p *apiutil.Path) {
+	var f Family
+	switch p.Family {
+	case bgp.RF_IPv4_UC:
+		f = IPv4Unicast
+	case bgp.RF_IPv6_UC:
+		f = IPv6Unicast
+	default:
+		return
+	}
+	w.mark(eorKey(p.PeerAddress), f)
+}
+
+func (w *eorWatch) mark(a netip.Addr, f Family) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.seen[a] == nil {
+		w.seen[a] = map[Family]bool{}
+	}
+	w.seen[a][f] = true
+}
+
+// onPeer forgets a neighbor's markers when its session is not up.
+func (w *eorWatch) onPeer(ev *apiutil.WatchEventMessage_PeerEvent) {
+	if ev.Type != apiutil.PEER_EVENT_STATE || ev.Peer.State.SessionState == bgp.BGP_FSM_ESTABLISHED {
+		return
+	}
+	w.mu.Lock()
+	delete(w.seen, eorKey(ev.Peer.Conf.NeighborAddress))
+	w.mu.Unlock()
+}
+
+func (w *eorWatch) has(a netip.Addr, f Family) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.seen[eorKey(a)][f]
+}
+
+// remoteRestarting reports whether p's last OPEN set the Restart State bit
+// in its graceful-restart capability.
+func remoteRestarting(p *api.Peer) bool {
+	for _, c := range p.GetState().GetRemoteCap() {
+		if gr := c.GetGracefulRestart(); gr != nil && gr.GetFlags()&0x08 != 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // quietMark is the last change seen in a neighbor's update stream.
@@ -190,6 +267,7 @@ func initialUpdate(p *api.Peer, gr bool, st *syncState, now time.Time, sinceWatc
 	}
 	ns, _ := neighborStateFromAPI(p)
 	remoteGR := remoteGRFamilies(p)
+	restarted := remoteRestarting(p)
 	var rib uint64
 	checked, needQuiet := 0, false
 	for _, af := range p.GetAfiSafis() {
@@ -199,7 +277,11 @@ func initialUpdate(p *api.Peer, gr bool, st *syncState, now time.Time, sinceWatc
 		}
 		checked++
 		rib += af.GetState().GetReceived()
-		if af.GetMpGracefulRestart().GetState().GetEndOfRibReceived() {
+		eor := af.GetMpGracefulRestart().GetState().GetEndOfRibReceived()
+		if restarted {
+			eor = st.eors.has(addr, f)
+		}
+		if eor {
 			continue
 		}
 		if gr && slices.Contains(remoteGR, f) {
