@@ -16,13 +16,14 @@ import (
 // It is the answer to failures that are not restarts: the link to a
 // directly connected neighbor lost carrier (fast external failover), the
 // hold timer expired, or a neighbor came back without graceful restart but
-// GoBGP kept the capability of its previous session. GoBGP 3.37 treats
-// read/write failures and hold-timer expiry of a session that negotiated
-// graceful restart as a restart and keeps the paths (fsm.go, established);
-// its ResetPeer sends a Cease that may also end up as a graceful restart,
-// and it never drops stale paths on request. Deleting the peer drops all
-// of its paths at once (DropAll) without a graceful-restart decision, so
-// DropNeighbor deletes and adds it again.
+// GoBGP kept the capability of its previous session. GoBGP 4.8 (as 3.37)
+// treats read/write failures and hold-timer expiry of a session that
+// negotiated graceful restart as a restart and keeps the paths (fsm.go,
+// established handler); its ResetPeer sends a Cease that may also end up
+// as a graceful restart, and it never drops stale paths on request.
+// Deleting the peer drops all of its paths at once (deleteNeighbor:
+// dropAdjRIBIn) without a graceful-restart decision, so DropNeighbor
+// deletes and adds it again.
 //
 // The session end is reported as a PeerEvent (Up false) first, so the fib
 // stops using the neighbor as a next hop before the withdrawals arrive.

@@ -15,7 +15,7 @@ import (
 
 // Graceful restart and the End-of-RIB signal.
 //
-// What GoBGP 3.37 does by itself (pkg/server):
+// What GoBGP 4.8 does by itself (pkg/server; 3.37 alike but where said):
 //   - Helper: a session of a neighbor that negotiated the capability and
 //     ends without NOTIFICATION (read/write failure, hold timer), or with
 //     a non-Hard-Reset NOTIFICATION when both sides set the N bit (RFC
@@ -28,15 +28,20 @@ import (
 //     or that peer's DeferralTime has passed. End-of-RIB itself is sent only
 //     to peers that negotiated graceful restart (getBestFromLocal); without
 //     it a GoBGP peer never sends one.
-//   - "All" means only the peers whose OPEN it has already seen
-//     (peer.recvedAllEOR skips peers whose capability was not received).
-//     A restarting speaker whose sessions come up one by one (GoBGP waits
-//     a random 1-2 s before each first connect) therefore flushes its
-//     incomplete RIB, with End-of-RIB, to the first peer whose End-of-RIB
-//     arrives before the others have even connected; that peer then drops
-//     the stale routes the speaker relayed from the others. A leaf
-//     restarted that way cuts its hosts off from the rest of the fabric for
-//     a second.
+//   - "All" (peer.receivedAllEOR) leaves out peers established without
+//     the capability in their OPEN, peers configured without graceful
+//     restart, and peers whose OPEN set the R bit (their End-of-RIB is
+//     marked received at the OPEN; FRR sets it for 120 s after its own
+//     start); peers not in GoBGP at all (unnumbered neighbors still being
+//     discovered) are not even asked. 3.37 also left out every peer whose
+//     OPEN it had not seen yet; 4.8 counts a configured graceful-restart
+//     peer that is not established as pending. So GoBGP may still flush
+//     its incomplete RIB, with End-of-RIB, to a peer before switchd's own
+//     initial update is over (sync.go: quiet non-graceful neighbors,
+//     pending ones, a restarted peer's real End-of-RIB); that peer then
+//     drops the stale routes the speaker would have relayed from the
+//     others. A leaf restarted that way cut its hosts off from the rest of
+//     the fabric for a second (seen on 3.37).
 //
 // So the restarting speaker adds one more peer first: a sentinel, a
 // minimal BGP speaker inside this process on a loopback address, which

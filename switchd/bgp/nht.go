@@ -11,8 +11,8 @@ import (
 
 // Next-hop tracking. A path whose BGP next hop the FIB cannot reach (no
 // route resolves it: the peer's loopback is gone, its link is dead) must
-// neither be used nor advertised. GoBGP 3.37 marks such paths only when
-// zebra reports next-hop state (IsNexthopInvalid), so the speaker does it
+// neither be used nor advertised. GoBGP 4.8 (as 3.37) marks such paths only
+// when zebra reports next-hop state (IsNexthopInvalid), so the speaker does it
 // with policy instead: the unreachable next hops form the first statement
 // of the global import policy, which rejects paths via them, and a soft
 // reset re-evaluates the Adj-RIB-In (GoBGP keeps received paths before

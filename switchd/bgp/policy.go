@@ -15,7 +15,7 @@ import (
 // Routing policy: per-neighbor import and export chains of prefix-set
 // policies, compiled into GoBGP's policy model.
 //
-// GoBGP 3.37 evaluates the import policy of a peer that is not a
+// GoBGP 4.8 (as 3.37) evaluates the import policy of a peer that is not a
 // route-server client only at the global RIB (server.go propagateUpdate:
 // ApplyPolicy(peer.TableID()) with TableID "global"); per-peer import
 // assignments exist only for route-server clients. Export policies are

@@ -225,8 +225,8 @@ type Timers struct {
 	ConnectRetry time.Duration
 	HoldTime     time.Duration
 	Keepalive    time.Duration
-	// MinAdvertisementInterval is handed to GoBGP, which (3.37) does not
-	// implement it: it has no effect.
+	// MinAdvertisementInterval is handed to GoBGP, which (4.8 as 3.37)
+	// only stores it: it has no effect.
 	MinAdvertisementInterval time.Duration
 }
 

@@ -109,11 +109,14 @@ func quote(s string) string { return `"` + s + `"` }
 // The policy is compiled again for the neighbors kept. d itself is not
 // changed.
 //
-// The local address works around GoBGP 3.37, which, given a neighbor
-// "fe80::x%if" and no local address, binds to "fe80::y%if" but then
-// parses that (zone and all) as the next hop it announces, gets nil, and
-// sends "::". Given "fe80::y" and the interface to bind to
-// (convert.go), it announces fe80::y.
+// The local address worked around GoBGP 3.37, which, given a neighbor
+// "fe80::x%if" and no local address, bound to "fe80::y%if" but then
+// parsed that (zone and all) as the next hop it announces, got nil, and
+// sent "::". Given "fe80::y" and the interface to bind to (convert.go),
+// it announces fe80::y. 4.8 keeps the session's local address as a
+// netip.Addr, zone and all (fsm.go), and builds the next hop from it
+// (table.UpdatePathAttrs), so by its source it no longer needs this;
+// kept because the unnumbered tests run with it, not re-tested without.
 func resolveUnnumbered(d *desired, found, local func(ifname string) (netip.Addr, bool)) *desired {
 	has := false
 	for _, n := range d.neighbors {
