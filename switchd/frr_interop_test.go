@@ -62,7 +62,6 @@ func peerSpines(kind sim.Kind, spines int) *sim.Topology {
 //     own).
 func TestFRRInteropPrivileged(t *testing.T) {
 	ns.Privileged(t)
-	started := time.Now()
 	f := simtest.Start(t, peerSpines(sim.Frr, 2))
 	simtest.WaitConverged(t, f)
 	ctx := context.Background()
@@ -107,16 +106,12 @@ func TestFRRInteropPrivileged(t *testing.T) {
 	})
 
 	t.Run("switchd-restart", func(t *testing.T) {
-		// For 120 s after it starts (its default restart-time, taken
-		// before the config is read), bgpd sets the Restart State bit in
-		// every OPEN, as if it had just restarted itself. A restarting
-		// switchd then does not wait for that peer's End-of-RIB (RFC 4724
-		// 4.1; GoBGP marks it received at the OPEN), ends its initial
-		// update at once and sweeps the routes it adopted before FRR has
-		// sent them again: 16-56 of these pings lost when the test ran
-		// without this wait. The case tested is the common one, spines
-		// that have been up a while.
-		time.Sleep(time.Until(started.Add(frrStartupRBit)))
+		// Soon after the spines' start: for 120 s after it starts (its
+		// default restart-time, taken before the config is read), bgpd
+		// sets the Restart State bit in every OPEN, GoBGP then marks the
+		// spine's End-of-RIB received at the OPEN, and a switchd that
+		// trusted the mark swept the routes it adopted before FRR sent
+		// them again (16-56 of these pings lost; bgp/sync.go).
 		restartUnderPings(t, f, "leaf1", func() { killAndStart(t, f, "leaf1", syscall.SIGKILL) })
 	})
 }
@@ -148,10 +143,6 @@ func TestPeerRestartsGracefullyPrivileged(t *testing.T) {
 		})
 	}
 }
-
-// frrStartupRBit is how long after its start FRR 8.4's bgpd announces
-// itself as restarting (bgp->t_startup), plus a second.
-const frrStartupRBit = 121 * time.Second
 
 // pingCount is how many pings restartUnderPings sends each way: at 10 ms,
 // 20-32 s, more than any restart here takes (it fails if they end first).
