@@ -62,6 +62,12 @@ func NamedPortKey(protocol corev1.Protocol, name string) string {
 	return strings.ToLower(string(protocol)) + "." + portDomain + "/" + name
 }
 
+// isNamedPortKey reports whether k is a NamedPortKey.
+func isNamedPortKey(k string) bool {
+	prefix, _, ok := strings.Cut(k, "/")
+	return ok && strings.HasSuffix(prefix, "."+portDomain)
+}
+
 // ownKey reports whether k is in this package's domain, or the CNI
 // plugin's matching keys.
 func ownKey(k string) bool {

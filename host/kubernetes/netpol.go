@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"slices"
 	"strconv"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -58,15 +59,7 @@ func Compile(nps []*networkingv1.NetworkPolicy, ports NamedPorts) Compiled {
 	for _, np := range nps {
 		c.policy(np)
 	}
-	slices.SortFunc(c.out.Policies, func(a, b policy.Policy) int {
-		if a.Name < b.Name {
-			return -1
-		}
-		if a.Name > b.Name {
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(c.out.Policies, func(a, b policy.Policy) int { return strings.Compare(a.Name, b.Name) })
 	c.out.NamedPorts = slices.Sorted(maps.Keys(c.used))
 	return c.out
 }
