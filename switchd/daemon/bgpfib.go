@@ -65,6 +65,9 @@ type bgpFIB struct {
 	buf []bgp.Route
 	nhs []fib.NextHop
 	ifs ifindexes // interfaces of unnumbered next hops (bgpfib_unnumbered.go)
+	// memb takes the membership routes, which the FIB never gets
+	// (membership.go); nil: none.
+	memb *groupMembers
 	// lastApply is when the last Apply started; held counts the changes
 	// handed to fib since, held back for a batching window while holding.
 	lastApply time.Time
@@ -126,7 +129,13 @@ func (b *bgpFIB) applying() {
 }
 
 // routes is the number of BGP routes the FIB has taken.
-func (b *bgpFIB) routes() int { return b.src.Learned() - len(b.rejected) }
+func (b *bgpFIB) routes() int {
+	n := b.src.Learned() - len(b.rejected)
+	if b.memb != nil {
+		n -= b.memb.count()
+	}
+	return n
+}
 
 // take moves up to bgpBatch of the speaker's changed prefixes into the
 // FIB's desired set: one kernel route per prefix with every ECMP next hop,
@@ -138,6 +147,14 @@ func (b *bgpFIB) take() (n int, more bool) {
 	b.ifs.reset()
 	for _, br := range b.buf {
 		key := fib.RouteKey{Table: fib.MainTable, Dst: br.Prefix.Masked(), Priority: BGPRouteMetric}
+		if b.memb != nil {
+			if member, fresh := b.memb.take(br); member {
+				if fresh {
+					b.dst.DeleteRoute(key) // it may have been an ordinary route
+				}
+				continue
+			}
+		}
 		if len(br.NextHops) == 0 {
 			delete(b.rejected, key.Dst)
 			b.dst.DeleteRoute(key)

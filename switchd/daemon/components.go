@@ -24,6 +24,7 @@ type speaker interface {
 	Synced() <-chan struct{}
 	Apply(ctx context.Context, c bgp.Config) error
 	SetOriginated(ctx context.Context, owner string, ps []netip.Prefix) error
+	membershipSpeaker // SetMembership (membership.go)
 	SetRestarting() error
 	DropNeighbor(ctx context.Context, addr netip.Addr, why string) error
 	NextHops() []netip.Addr
@@ -73,6 +74,7 @@ type policyEngine interface {
 	SetACL(in policy.ACLIntent) error
 	UpsertEndpoint(ep policy.Endpoint) error
 	DeleteEndpoint(id string) error
+	membersEngine // SetMembers (membership.go)
 	QueueResync()
 	Apply(ctx context.Context) error
 	Status() policy.Status

@@ -111,6 +111,8 @@ type Daemon struct {
 	reloads <-chan os.Signal
 	// pol is the loop's bookkeeping of the policy engine (policy.go).
 	pol policyLoop
+	// groups is the membership of groups carried in BGP (membership.go).
+	groups groupMembers
 
 	// neighbors are the speaker's neighbors as its feed last told (the
 	// loop's; the status publishes copies).
@@ -227,6 +229,7 @@ func newDaemon(opts Options) *Daemon {
 func (d *Daemon) attach(c components) {
 	d.components = c
 	d.bgpRoutes = newBGPFIB(c.speaker, c.table, d.log)
+	d.bgpRoutes.memb = &d.groups
 }
 
 // newComponents builds and starts the real components, in the order their
@@ -368,6 +371,7 @@ func (d *Daemon) start(ctx context.Context, intent *config.Intent) error {
 	// The first policy Apply adopts what a previous run left, with every
 	// input given; a failure is retried by the loop.
 	d.resyncPolicy()
+	d.applyMembership(ctx)
 	d.applyPolicy(ctx)
 	return nil
 }

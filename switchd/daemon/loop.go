@@ -109,6 +109,7 @@ func (d *Daemon) loop(ctx context.Context) error {
 		// policy: a new endpoint is filtered before its route makes it
 		// reachable. A failed policy Apply only arms its retry.
 		d.applyInterfaces(ctx)
+		d.applyMembership(ctx)
 		d.applyPolicy(ctx)
 		d.applyFIB(ctx)
 		d.armRetry(retry)

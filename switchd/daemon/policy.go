@@ -61,6 +61,7 @@ func (d *Daemon) setPolicy(in *config.Intent) {
 		d.pol.workload = &cmpWP
 		d.pol.dirty = true
 	}
+	d.groups.setGroups(in.Groups) // membership.go
 	fs := failsafeConfig(in.BGP, in.Policy.FailsafeExtra)
 	// Unnumbered neighbors' discovered peers (unnumbered.go).
 	fs.Neighbors = withLinkPeers(fs.Neighbors, d.linkPeers())
@@ -102,8 +103,10 @@ func (d *Daemon) onEndpoints() {
 		e := ev.Endpoint
 		var err error
 		if ev.Type == host.EndpointRemoved {
+			d.groups.remove(e.ID)
 			err = d.policy.DeleteEndpoint(e.ID)
 		} else {
+			d.groups.upsert(policyEndpoint(e))
 			err = d.policy.UpsertEndpoint(policyEndpoint(e))
 		}
 		if err != nil {

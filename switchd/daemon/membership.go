@@ -1,0 +1,209 @@
+package daemon
+
+import (
+	"context"
+	"maps"
+	"net/netip"
+	"slices"
+
+	"github.com/switchd/switchd/policy"
+	"github.com/switchd/switchd/switchd/bgp"
+	"github.com/switchd/switchd/switchd/config"
+)
+
+// groupMembers is the loop's bookkeeping of groups whose membership BGP
+// carries (/switchd/workload-policy/groups): which local endpoint
+// addresses are in which group (announced by Speaker.SetMembership), and
+// which remote addresses the learned membership routes name (given to the
+// policy engine as SetMembers sources, one per group, under the group's
+// selector, so a peer selector equal to it matches local and remote
+// members alike). Learned membership routes never reach the FIB: bgpFIB
+// hands them to take.
+type groupMembers struct {
+	groups []config.Group
+	local  map[string]policy.Endpoint // by endpoint ID
+	remote map[netip.Prefix][]uint32  // learned: the groups of each address
+	// given are the SetMembers sources last given, by source, with the
+	// selector they were given under.
+	given map[string]policy.Selector
+	// announced is what SetMembership last accepted (nil: nothing).
+	announced map[netip.Prefix][]uint32
+	// localDirty asks for a SetMembership; dirty are the ids of the
+	// groups whose remote members changed; allDirty all of them.
+	localDirty bool
+	dirty      map[uint32]bool
+	allDirty   bool
+}
+
+// membershipSource is the SetMembers source of a group's remote members.
+func membershipSource(g config.Group) string { return "bgp-group:" + g.Name }
+
+// setGroups takes the config's groups; a change recomputes both sides.
+func (g *groupMembers) setGroups(gs []config.Group) {
+	if slices.EqualFunc(g.groups, gs, func(a, b config.Group) bool {
+		return a.Name == b.Name && a.ID == b.ID && a.Selector.Equal(b.Selector)
+	}) {
+		return
+	}
+	g.groups = slices.Clone(gs)
+	g.localDirty, g.allDirty = true, true
+}
+
+// upsert and remove follow the local endpoints (Daemon.onEndpoints).
+func (g *groupMembers) upsert(ep policy.Endpoint) {
+	if g.local == nil {
+		g.local = map[string]policy.Endpoint{}
+	}
+	g.local[ep.ID] = ep
+	g.localDirty = true
+}
+
+func (g *groupMembers) remove(id string) {
+	if _, ok := g.local[id]; ok {
+		delete(g.local, id)
+		g.localDirty = true
+	}
+}
+
+// take is bgpFIB's filter: member reports whether r is (or was) a
+// membership route, which the FIB must not install; fresh that it was not
+// one before (it may have been an ordinary route, to be deleted). It
+// records the route's groups.
+func (g *groupMembers) take(r bgp.Route) (member, fresh bool) {
+	old, had := g.remote[r.Prefix]
+	ids, ok := r.Membership()
+	if len(r.NextHops) == 0 || !ok {
+		if !had {
+			return false, false
+		}
+		delete(g.remote, r.Prefix)
+		g.markDirty(old)
+		// A withdrawal: nothing in the FIB. A route that lost its marker
+		// is an ordinary route from now on.
+		return len(r.NextHops) == 0, false
+	}
+	if g.remote == nil {
+		g.remote = map[netip.Prefix][]uint32{}
+	}
+	if !had || !slices.Equal(old, ids) {
+		g.remote[r.Prefix] = ids
+		g.markDirty(old)
+		g.markDirty(ids)
+	}
+	return true, !had
+}
+
+func (g *groupMembers) markDirty(ids []uint32) {
+	if g.dirty == nil {
+		g.dirty = map[uint32]bool{}
+	}
+	for _, id := range ids {
+		g.dirty[id] = true
+	}
+}
+
+// count is the number of learned membership routes (not FIB routes).
+func (g *groupMembers) count() int { return len(g.remote) }
+
+// localMembership is, per address of a local endpoint, the ids of the
+// groups whose selectors match its labels.
+func (g *groupMembers) localMembership() map[netip.Prefix][]uint32 {
+	m := map[netip.Prefix][]uint32{}
+	for _, ep := range g.local {
+		var ids []uint32
+		for _, gr := range g.groups {
+			if gr.Selector.Matches(ep.Labels) {
+				ids = append(ids, gr.ID)
+			}
+		}
+		if len(ids) == 0 {
+			continue
+		}
+		for _, a := range ep.Addrs {
+			m[netip.PrefixFrom(a, a.BitLen())] = ids
+		}
+	}
+	return m
+}
+
+// membershipSpeaker and membersEngine are what applyMembership uses of
+// the speaker and of the policy engine.
+type membershipSpeaker interface {
+	SetMembership(ctx context.Context, m map[netip.Prefix][]uint32) error
+}
+
+type membersEngine interface {
+	SetMembers(source string, selector policy.Selector, addrs []netip.Addr) error
+}
+
+// applyMembership announces the local membership if it changed and gives
+// the policy engine the remote members of the groups whose membership
+// changed. It runs each loop turn before the policy Apply; a failure
+// stays dirty and is retried next turn.
+func (d *Daemon) applyMembership(ctx context.Context) {
+	g := &d.groups
+	if g.localDirty {
+		m := g.localMembership()
+		if len(m) == 0 && len(g.announced) == 0 {
+			g.localDirty = false
+		} else if !maps.EqualFunc(m, g.announced, slices.Equal) {
+			if err := d.speaker.SetMembership(ctx, m); err != nil {
+				d.log.Error("group membership not announced", "err", err)
+			} else {
+				g.announced, g.localDirty = m, false
+			}
+		} else {
+			g.localDirty = false
+		}
+	}
+	if !g.allDirty && len(g.dirty) == 0 {
+		return
+	}
+	want := map[string]config.Group{}
+	for _, gr := range g.groups {
+		want[membershipSource(gr)] = gr
+	}
+	// Sources of groups gone, or whose selector changed, are withdrawn.
+	for src, sel := range g.given {
+		if gr, ok := want[src]; !ok || !gr.Selector.Equal(sel) {
+			if err := d.policy.SetMembers(src, sel, nil); err != nil {
+				d.log.Error("group members not withdrawn", "source", src, "err", err)
+			}
+			delete(g.given, src)
+			d.pol.dirty = true
+		}
+	}
+	// One pass over the learned routes buckets the addresses of every
+	// group to refresh.
+	refresh := map[uint32][]netip.Addr{}
+	for src, gr := range want {
+		if _, ok := g.given[src]; !ok || g.allDirty || g.dirty[gr.ID] {
+			refresh[gr.ID] = nil
+		}
+	}
+	for p, ids := range g.remote {
+		for _, id := range ids {
+			if as, ok := refresh[id]; ok {
+				refresh[id] = append(as, p.Addr())
+			}
+		}
+	}
+	for src, gr := range want {
+		addrs, ok := refresh[gr.ID]
+		if _, given := g.given[src]; !ok || len(addrs) == 0 && !given {
+			continue
+		}
+		slices.SortFunc(addrs, netip.Addr.Compare)
+		if err := d.policy.SetMembers(src, gr.Selector, addrs); err != nil {
+			d.log.Error("group members not in policy", "group", gr.Name, "err", err)
+			continue
+		}
+		if g.given == nil {
+			g.given = map[string]policy.Selector{}
+		}
+		g.given[src] = gr.Selector
+		d.pol.dirty = true
+	}
+	g.allDirty = false
+	clear(g.dirty)
+}

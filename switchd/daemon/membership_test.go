@@ -1,0 +1,83 @@
+package daemon
+
+import (
+	"encoding/json"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/switchd/switchd/host"
+	"github.com/switchd/switchd/switchd/bgp"
+)
+
+// withGroup adds group web (id 10, role == "web": the selector the db
+// policy's rule names) to a testConfig's JSON.
+func withGroup(t *testing.T, b []byte) []byte {
+	t.Helper()
+	var tree map[string]any
+	if err := json.Unmarshal(b, &tree); err != nil {
+		t.Fatal(err)
+	}
+	wp := tree["switchd:switchd"].(map[string]any)["workload-policy"].(map[string]any)
+	wp["groups"] = map[string]any{"group": []any{map[string]any{"name": "web",
+		"config": map[string]any{"name": "web", "id": 10, "selector": `role == "web"`}}}}
+	out, err := json.Marshal(tree)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// membershipRoute is a learned membership route of addr in groups ids.
+func membershipRoute(p, nh string, ids ...uint32) bgp.Route {
+	r := route(p, nh)
+	c := &bgp.Communities{Large: []bgp.LargeCommunity{{Global: 65002, Local1: 0, Local2: bgp.MembershipMarker}}}
+	for _, id := range ids {
+		c.Large = append(c.Large, bgp.LargeCommunity{Global: 65002, Local1: id})
+	}
+	r.Paths = []bgp.Path{{NextHop: r.NextHops[0], Communities: c}}
+	return r
+}
+
+func hasCall(calls []string, prefix string) bool {
+	return slices.ContainsFunc(calls, func(c string) bool { return strings.HasPrefix(c, prefix) })
+}
+
+// TestWiringGroupMembership: a local endpoint in group web is announced
+// by SetMembership; a learned membership route fills the group's policy
+// set under its selector and never reaches the FIB, while an ordinary
+// route beside it does; a withdrawal empties the set; relabelling the
+// local endpoint out of the group withdraws its membership.
+func TestWiringGroupMembership(t *testing.T) {
+	cfg := testConfig{neighbors: []string{"10.0.1.1"}, dbPort: 5432}
+	w := startWired(t, cfg, nil)
+	w.reload(t, withGroup(t, cfg.json()))
+
+	m := w.rec.mark()
+	w.eps.publish(endpointEvent(host.EndpointAdded, "c2/eth0", "swd4d5e6f", "10.1.0.3", "fd00:1::3", map[string]string{"role": "web"}))
+	calls := w.rec.waitFor(t, m, "SetMembership", func(c []string) bool { return hasCall(c, "bgp.SetMembership") })
+	if want := "bgp.SetMembership map[10.1.0.3/32:[10] fd00:1::3/128:[10]]"; !slices.Contains(calls, want) {
+		t.Errorf("web endpoint added: calls %q, want %q", calls, want)
+	}
+
+	pm, m := w.pe.rec.mark(), w.rec.mark()
+	w.sp.learn(2, nil, membershipRoute("10.2.0.7/32", "10.0.1.1", 10), route("10.9.0.0/24", "10.0.1.1"))
+	w.pe.rec.waitFor(t, pm, "SetMembers", func(c []string) bool { return hasCall(c, "policy.SetMembers") })
+	if want := `policy.SetMembers bgp-group:web role == "web" [10.2.0.7]`; !slices.Contains(w.pe.rec.since(pm), want) {
+		t.Errorf("membership learned: policy calls %q, want %q", w.pe.rec.since(pm), want)
+	}
+	calls = w.rec.waitFor(t, m, "the ordinary route", func(c []string) bool { return slices.Contains(c, "fib.SetRoute 10.9.0.0/24") })
+	if slices.Contains(calls, "fib.SetRoute 10.2.0.7/32") {
+		t.Errorf("a membership route reached the FIB: %q", calls)
+	}
+
+	pm = w.pe.rec.mark()
+	w.sp.learn(1, nil, route("10.2.0.7/32"))
+	w.pe.rec.waitFor(t, pm, "SetMembers", func(c []string) bool {
+		return slices.Contains(c, `policy.SetMembers bgp-group:web role == "web" []`)
+	})
+
+	m = w.rec.mark()
+	w.eps.publish(endpointEvent(host.EndpointUpdated, "c2/eth0", "swd4d5e6f", "10.1.0.3", "fd00:1::3", map[string]string{"role": "db"}))
+	w.rec.waitFor(t, m, "SetMembership", func(c []string) bool { return slices.Contains(c, "bgp.SetMembership map[]") })
+}
