@@ -49,6 +49,8 @@ type Intent struct {
 	ACL policy.ACLIntent
 	// Metrics is the Prometheus listener (/switchd/metrics).
 	Metrics Metrics
+	// Kubernetes is cluster mode (/switchd/kubernetes; kubernetes.go).
+	Kubernetes Kubernetes
 	// GNMI is the gNMI TCP listener (/system/grpc-servers, /system/aaa).
 	GNMI GNMI
 	// Interfaces are what /interfaces asks of existing interfaces, in name

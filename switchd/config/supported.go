@@ -87,6 +87,9 @@ const supportedLeaves = `
 /switchd/config/resilient-ecmp-buckets
 /switchd/metrics/config/enabled
 /switchd/metrics/config/address
+/switchd/kubernetes/config/enabled
+/switchd/kubernetes/config/kubeconfig
+/switchd/kubernetes/config/node-name
 /switchd/ipam/config/static-prefix
 /switchd/ipam/pools/pool/config/prefix
 /switchd/ipam/pools/pool/config/block-length

@@ -39,6 +39,7 @@ func Translate(dev *oc.Device) (*Intent, error) {
 	t.workloadPolicy(dev.Switchd, in)
 	t.acl(dev, in)
 	t.metrics(dev.Switchd, in)
+	t.kubernetes(dev.Switchd, in)
 	t.grpc(dev.System, in)
 	t.interfaces(dev, in)
 	t.bfd(dev, in) // after BGP and interfaces: it reads both
