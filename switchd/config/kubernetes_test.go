@@ -7,17 +7,33 @@ import (
 	"testing"
 )
 
-// withKubernetes is examples/host.json with /switchd/kubernetes/config
+// withSwitchdConfig is examples/host.json with /switchd/<container>/config
 // set to c.
-func withKubernetes(t *testing.T, c map[string]any) []byte {
+func withSwitchdConfig(t *testing.T, container string, c map[string]any) []byte {
 	t.Helper()
 	m := hostDoc(t)
-	at(t, m, "switchd:switchd")["kubernetes"] = map[string]any{"config": c}
+	at(t, m, "switchd:switchd")[container] = map[string]any{"config": c}
 	data, err := json.Marshal(m)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return data
+}
+
+// wantConfigError fails unless err has an error at path whose reason
+// contains reason.
+func wantConfigError(t *testing.T, err error, path, reason string) {
+	t.Helper()
+	var es Errors
+	if !errors.As(err, &es) {
+		t.Fatalf("got %v, want config errors", err)
+	}
+	for _, e := range es {
+		if e.Path == path && strings.Contains(e.Reason, reason) {
+			return
+		}
+	}
+	t.Errorf("no error at %s containing %q; got:\n%v", path, reason, err)
 }
 
 func TestParseKubernetes(t *testing.T) {
@@ -31,7 +47,7 @@ func TestParseKubernetes(t *testing.T) {
 		// Not enabled: nothing else is looked at.
 		{map[string]any{"enabled": false, "kubeconfig": "relative"}, Kubernetes{}},
 	} {
-		in, err := Parse(withKubernetes(t, tc.cfg), "host.json")
+		in, err := Parse(withSwitchdConfig(t, "kubernetes", tc.cfg), "host.json")
 		if err != nil {
 			t.Fatalf("%v: %v", tc.cfg, err)
 		}
@@ -52,19 +68,7 @@ func TestParseRejectsKubernetes(t *testing.T) {
 		{map[string]any{"enabled": true, "node-name": "Node_1"}, p + "node-name", "not a node name"},
 		{map[string]any{"enabled": true, "node-name": "n1", "kubeconfig": "kube/config"}, p + "kubeconfig", "absolute path"},
 	} {
-		_, err := Parse(withKubernetes(t, tc.cfg), "host.json")
-		var es Errors
-		if !errors.As(err, &es) {
-			t.Fatalf("%v: got %v, want config errors", tc.cfg, err)
-		}
-		found := false
-		for _, e := range es {
-			if e.Path == tc.path && strings.Contains(e.Reason, tc.reason) {
-				found = true
-			}
-		}
-		if !found {
-			t.Errorf("%v: no error at %s containing %q; got:\n%v", tc.cfg, tc.path, tc.reason, err)
-		}
+		_, err := Parse(withSwitchdConfig(t, "kubernetes", tc.cfg), "host.json")
+		wantConfigError(t, err, tc.path, tc.reason)
 	}
 }

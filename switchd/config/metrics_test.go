@@ -1,23 +1,13 @@
 package config
 
 import (
-	"encoding/json"
-	"errors"
 	"net/netip"
-	"strings"
 	"testing"
 )
 
 // withMetrics is examples/host.json with /switchd/metrics/config set to c.
 func withMetrics(t *testing.T, c map[string]any) []byte {
-	t.Helper()
-	m := hostDoc(t)
-	at(t, m, "switchd:switchd")["metrics"] = map[string]any{"config": c}
-	data, err := json.Marshal(m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return data
+	return withSwitchdConfig(t, "metrics", c)
 }
 
 func TestParseMetrics(t *testing.T) {
@@ -56,18 +46,6 @@ func TestParseRejectsMetrics(t *testing.T) {
 		{map[string]any{"enabled": "yes", "address": "127.0.0.1:9100"}, "/switchd/metrics/config/enabled", ""},
 	} {
 		_, err := Parse(withMetrics(t, tc.cfg), "host.json")
-		var es Errors
-		if !errors.As(err, &es) {
-			t.Fatalf("%v: got %v, want config errors", tc.cfg, err)
-		}
-		found := false
-		for _, e := range es {
-			if e.Path == tc.path && strings.Contains(e.Reason, tc.reason) {
-				found = true
-			}
-		}
-		if !found {
-			t.Errorf("%v: no error at %s containing %q; got:\n%v", tc.cfg, tc.path, tc.reason, err)
-		}
+		wantConfigError(t, err, tc.path, tc.reason)
 	}
 }
