@@ -243,7 +243,8 @@ var errNoLabels = errors.New("fewer than two workloads carry labels (set them pe
 // whose sets changed, waiting for each to take its config. Without a
 // policy in the topology it does nothing.
 func (f *Fabric) SyncNetworkSets(ctx context.Context) error {
-	if f.Topology.PolicyTree == nil {
+	if f.Topology.PolicyTree == nil || declaresGroups(f.Topology.PolicyTree) {
+		// With groups declared, membership travels in BGP instead.
 		return nil
 	}
 	ws, err := f.Workloads(ctx)
@@ -265,6 +266,15 @@ func (f *Fabric) SyncNetworkSets(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// declaresGroups reports whether a policy fragment declares groups
+// (/switchd/workload-policy/groups), whose membership BGP carries.
+func declaresGroups(tree map[string]any) bool {
+	sd, _ := tree["switchd:switchd"].(map[string]any)
+	wp, _ := sd["workload-policy"].(map[string]any)
+	_, ok := wp["groups"]
+	return ok
 }
 
 // remoteNetworkSets are the network-set list entries host gets: one per
