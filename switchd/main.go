@@ -143,9 +143,13 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "switchd check: --config FILE is required")
 		return 2
 	}
-	if _, err := config.Load(*cfg); err != nil {
+	in, err := config.Load(*cfg)
+	if err != nil {
 		printConfigErrors(stderr, "switchd check", *cfg, err)
 		return 1
+	}
+	for _, w := range config.GroupWarnings(in) {
+		fmt.Fprintf(stderr, "switchd check: %s: warning: %s\n", *cfg, w)
 	}
 	fmt.Fprintf(stdout, "%s: valid\n", *cfg)
 	return 0

@@ -48,3 +48,31 @@ func (t *translator) groups(wp *oc.Switchd_WorkloadPolicy) []Group {
 	}
 	return out
 }
+
+// GroupWarnings are `switchd check`'s warnings about groups: a rule's peer
+// selector that is no declared group's selector matches this host's
+// endpoints (and the config's network sets) only, never a workload on
+// another host, which is rarely what a fabric-wide policy means.
+func GroupWarnings(in *Intent) []string {
+	groups := map[string]bool{}
+	for _, g := range in.Groups {
+		groups[g.Selector.String()] = true
+	}
+	var out []string
+	for _, p := range in.Policy.Policies {
+		for _, dir := range []struct {
+			list, entry string
+			rules       []policy.Rule
+		}{{"ingress-rules", "ingress-rule", p.Ingress}, {"egress-rules", "egress-rule", p.Egress}} {
+			for _, r := range dir.rules {
+				if r.Peer.Selector == nil || groups[r.Peer.Selector.String()] {
+					continue
+				}
+				at := wpPath.child("policies").entry("policy", []kv{{"name", p.Name}}).child(dir.list).
+					entry(dir.entry, []kv{{"sequence-id", fmt.Sprint(r.Seq)}}).child("config").child("peer-selector")
+				out = append(out, fmt.Sprintf("%s: peer selector %s is no group's: it matches endpoints of this host only", at, r.Peer.Selector))
+			}
+		}
+	}
+	return out
+}

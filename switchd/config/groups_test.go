@@ -47,3 +47,21 @@ func TestParseRejectsGroup(t *testing.T) {
 		})
 	}
 }
+
+// TestGroupWarnings: a peer selector that is a group's selector draws no
+// warning, one that is not is named by its path.
+func TestGroupWarnings(t *testing.T) {
+	for _, tc := range []struct {
+		webSel string
+		warn   bool
+	}{{`role == "web"`, false}, {`app == "web"`, true}} {
+		in, err := parseDoc(t, groupsDoc(t, 20, tc.webSel))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ws := GroupWarnings(in)
+		if got := len(ws) > 0; got != tc.warn || tc.warn && !strings.Contains(ws[0], "peer-selector: peer selector role == \"web\" is no group's") {
+			t.Errorf("group web selecting %s: warnings %q, want some: %v", tc.webSel, ws, tc.warn)
+		}
+	}
+}
