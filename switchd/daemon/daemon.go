@@ -125,6 +125,7 @@ type Daemon struct {
 	bfdl      bfdLoop      // BFD sessions' (bfd.go)
 
 	dockerDrv *docker.Driver // nil: no Docker driver (docker.go)
+	kube      kubeLoop       // cluster mode (kubernetes.go)
 }
 
 // Run loads the config, starts the components and serves until ctx is done
@@ -206,6 +207,11 @@ func Run(ctx context.Context, opts Options) error {
 			return fmt.Errorf("docker driver: %w", err)
 		}
 		defer stopDocker()
+	}
+	if intent.Kubernetes.Enabled {
+		if err := d.startKubernetes(ctx, intent.Kubernetes); err != nil {
+			return fmt.Errorf("kubernetes: %w", err)
+		}
 	}
 	releaseStartupMemory()
 	d.log.Info("switchd running", "config", opts.ConfigPath, "asn", intent.BGP.ASN, "router-id", intent.BGP.RouterID)

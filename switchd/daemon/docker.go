@@ -4,8 +4,6 @@ import (
 	"cmp"
 	"errors"
 	"os"
-	"slices"
-	"strings"
 
 	"github.com/switchd/switchd/host/docker"
 	"github.com/switchd/switchd/policy"
@@ -53,9 +51,5 @@ func (d *Daemon) withDockerPolicies(in policy.Intent) policy.Intent {
 	if d.dockerDrv == nil {
 		return in
 	}
-	in.Policies = append(slices.Clone(in.Policies), d.dockerDrv.Policies()...)
-	slices.SortStableFunc(in.Policies, func(a, b policy.Policy) int {
-		return cmp.Or(cmp.Compare(a.Order, b.Order), strings.Compare(a.Name, b.Name))
-	})
-	return in
+	return withPolicies(in, d.dockerDrv.Policies()) // kubernetes.go
 }

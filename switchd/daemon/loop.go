@@ -85,6 +85,8 @@ func (d *Daemon) loop(ctx context.Context) error {
 			d.onEndpoints()
 		case <-d.dockerKick():
 			d.setPolicy(d.intent) // a Docker network came or went
+		case <-d.kubeKick():
+			d.onKubernetes()
 		case <-policyRetry.C:
 		case <-counters.C:
 			d.readACLCounters()

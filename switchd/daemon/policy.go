@@ -54,6 +54,7 @@ func (d *Daemon) setPolicy(in *config.Intent) {
 	// recompiles no workload policy.
 	workloadPolicy := func(in policy.Intent) policy.Intent { in.FailsafeExtra = policy.Failsafe{}; return in }
 	wp := d.withDockerPolicies(in.Policy) // Docker networks' policies (docker.go)
+	wp = d.withKubernetesPolicies(wp)     // NetworkPolicies (kubernetes.go)
 	if cmpWP := workloadPolicy(wp); d.pol.workload == nil || !reflect.DeepEqual(*d.pol.workload, cmpWP) {
 		if err := d.policy.SetIntent(wp); err != nil {
 			d.log.Error("workload policy not compiled", "err", err)
@@ -104,10 +105,12 @@ func (d *Daemon) onEndpoints() {
 		var err error
 		if ev.Type == host.EndpointRemoved {
 			d.groups.remove(e.ID)
+			d.kubeForget(e.ID)
 			err = d.policy.DeleteEndpoint(e.ID)
 		} else {
-			d.groups.upsert(policyEndpoint(e))
-			err = d.policy.UpsertEndpoint(policyEndpoint(e))
+			ep := d.kubeEndpoint(policyEndpoint(e)) // a pod's labels (kubernetes.go)
+			d.groups.upsert(ep)
+			err = d.policy.UpsertEndpoint(ep)
 		}
 		if err != nil {
 			d.log.Error("endpoint not in policy", "endpoint", e.ID, "event", ev.Type.String(), "err", err)
