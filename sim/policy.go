@@ -231,12 +231,14 @@ func (m *PolicyMatrix) Print(w io.Writer) {
 // errNoLabels says why a policy matrix is empty.
 var errNoLabels = errors.New("fewer than two workloads carry labels (set them per host under workloads: in the topology)")
 
-// Network sets: the simulator standing in for a datastore. A host's
-// switchd knows the labels of its own workloads only; until group
-// membership travels in BGP (issue 13), the simulator, which knows every
-// workload's labels and addresses, gives each host a network set per
-// labelled workload on another host (/switchd/workload-policy/network-sets)
-// and reloads the host, so a peer selector matches remote workloads too.
+// Network sets: the simulator standing in for a datastore, for a
+// topology whose policy declares no groups (the Docker fabric test's). A
+// host's switchd knows the labels of its own workloads only; with groups
+// (/switchd/workload-policy/groups) membership travels in BGP. Without,
+// the simulator, which knows every workload's labels and addresses, gives
+// each host a network set per labelled workload on another host
+// (/switchd/workload-policy/network-sets) and reloads the host, so a peer
+// selector matches remote workloads too.
 
 // SyncNetworkSets writes into every switchd host's config the network sets
 // of the labelled workloads on the other hosts and reloads the hosts

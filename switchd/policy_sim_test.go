@@ -15,9 +15,9 @@ import (
 // TestWorkloadPolicyAcrossHostsPrivileged is issue 9's cross-host
 // acceptance on the policy demo topology: examples/policy.yaml on every
 // host, db on host2 (behind leaf1), web on host4 (behind leaf2), other on
-// host3. host2 knows web's labels from the network set the simulator
-// writes into its config (standing in for a datastore until membership
-// travels in BGP). web reaches db:5432 over IPv4 and IPv6, other does not,
+// host3. host2 knows web is in group web (role == "web") from host4's
+// membership route in BGP: the topology declares the group, so the
+// simulator writes no network sets. web reaches db:5432 over IPv4 and IPv6, other does not,
 // ping from web to db is denied; other and the workloads no policy
 // selects stay open; deleting the policy from host2's config and
 // reloading reopens db.
