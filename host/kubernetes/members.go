@@ -22,15 +22,17 @@ func PeerSelectors(policies []policy.Policy) map[string]policy.Selector {
 }
 
 // Members are, for each selector, the addresses of the pods it matches
-// that are not local endpoints (local reports whether a pod key is one:
-// the engine has those from the endpoints themselves), sorted: what the
+// that are not on this node (local reports whether a pod is: its
+// spec.nodeName is this node's, or it is a local endpoint; the engine has
+// local endpoints from the endpoints themselves, and a pod of this node
+// that is not one yet is no remote member), sorted: what the
 // daemon gives the engine as a second source of members
 // (policy.Engine.SetMembers), so pods of other nodes are selected with
 // no BGP membership routes. Selectors without members are left out.
-func Members(sels map[string]policy.Selector, pods []Pod, local func(key string) bool) map[string][]netip.Addr {
+func Members(sels map[string]policy.Selector, pods []Pod, local func(Pod) bool) map[string][]netip.Addr {
 	out := map[string][]netip.Addr{}
 	for _, p := range pods {
-		if len(p.Addrs) == 0 || local(p.Key) {
+		if len(p.Addrs) == 0 || local(p) {
 			continue
 		}
 		for name, s := range sels {

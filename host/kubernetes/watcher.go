@@ -229,8 +229,8 @@ func asNamespace(o any) *corev1.Namespace {
 	return n
 }
 
-// podChanged marks a pod whose labels, addresses or named ports differ
-// between old and new (nil: absent).
+// podChanged marks a pod whose labels, addresses, named ports or node
+// differ between old and new (nil: absent).
 func (w *Watcher) podChanged(old, new *corev1.Pod) {
 	p := new
 	if p == nil {
@@ -247,7 +247,8 @@ func (w *Watcher) podChanged(old, new *corev1.Pod) {
 	if new != nil {
 		nl, na = PodLabels(new, nil), PodAddrs(new)
 	}
-	if maps.Equal(ol, nl) && slices.Equal(oa, na) {
+	// The node decides whether a pod is a remote member (Members).
+	if maps.Equal(ol, nl) && slices.Equal(oa, na) && (old == nil || new == nil || old.Spec.NodeName == new.Spec.NodeName) {
 		return
 	}
 	w.mu.Lock()
@@ -359,6 +360,7 @@ type Pod struct {
 	Key    string // namespace/name
 	Labels map[string]string
 	Addrs  []netip.Addr
+	Node   string // spec.nodeName: "" until scheduled
 }
 
 // Pod returns the cached pod key ("namespace/name") with its endpoint
@@ -369,7 +371,7 @@ func (w *Watcher) Pod(key string) (Pod, bool) {
 	if !ok || p == nil {
 		return Pod{}, false
 	}
-	return Pod{Key: key, Labels: PodLabels(p, w.namespace(p.Namespace)), Addrs: PodAddrs(p)}, true
+	return Pod{Key: key, Labels: PodLabels(p, w.namespace(p.Namespace)), Addrs: PodAddrs(p), Node: p.Spec.NodeName}, true
 }
 
 // Pods are every cached pod with an address (the members of selectors

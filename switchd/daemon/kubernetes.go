@@ -37,7 +37,8 @@ type kubeWatcher interface {
 
 // kubeLoop is the loop's bookkeeping of cluster mode.
 type kubeLoop struct {
-	w kubeWatcher // nil: not in cluster mode
+	w    kubeWatcher // nil: not in cluster mode
+	node string      // this node's name (spec.nodeName of its pods)
 	// policies are the compiled NetworkPolicies last taken.
 	policies []policy.Policy
 	// byPod are the local endpoints (as host gave them, CNI labels only)
@@ -67,7 +68,7 @@ func (d *Daemon) startKubernetes(ctx context.Context, k config.Kubernetes) error
 	if err != nil {
 		return err
 	}
-	d.setKubeWatcher(w)
+	d.setKubeWatcher(w, k.NodeName)
 	w.Start(ctx)
 	d.log.Info("kubernetes watcher started", "server", rc.Host, "node", k.NodeName)
 	return nil
@@ -75,8 +76,8 @@ func (d *Daemon) startKubernetes(ctx context.Context, k config.Kubernetes) error
 
 // setKubeWatcher puts the daemon in cluster mode on w; endpoints it
 // already has get their pods' labels when w's first Drain names them.
-func (d *Daemon) setKubeWatcher(w kubeWatcher) {
-	d.kube = kubeLoop{w: w, byPod: map[string]map[string]policy.Endpoint{},
+func (d *Daemon) setKubeWatcher(w kubeWatcher, node string) {
+	d.kube = kubeLoop{w: w, node: node, byPod: map[string]map[string]policy.Endpoint{},
 		podOf: map[string]string{}, given: map[string]kubeMembers{}}
 }
 
@@ -161,7 +162,9 @@ func (d *Daemon) upsertEndpoint(ep policy.Endpoint) {
 func (d *Daemon) setKubeMembers() {
 	k := &d.kube
 	sels := kubernetes.PeerSelectors(k.policies)
-	want := kubernetes.Members(sels, k.w.Pods(), func(key string) bool { return len(k.byPod[key]) > 0 })
+	// Pods of this node are not remote members, endpoints or not yet.
+	local := func(p kubernetes.Pod) bool { return len(k.byPod[p.Key]) > 0 || k.node != "" && p.Node == k.node }
+	want := kubernetes.Members(sels, k.w.Pods(), local)
 	for name := range maps.Keys(k.given) {
 		if _, ok := want[name]; !ok {
 			want[name] = nil // withdrawn

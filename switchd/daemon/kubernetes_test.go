@@ -73,20 +73,23 @@ func (k *testKube) relabel(key, app string) {
 // TestWiringKubernetes: cluster mode's feed reaches the policy engine as
 // Kubernetes needs it. The first drain gives the compiled NetworkPolicy
 // after the configured policy (SetIntent), re-upserts the local pod's
-// endpoint with its pod labels, and gives the pod of another node as a
-// "k8s" member of the policy's peer selector; a remote pod relabelled out
-// of the selector is a SetMembers only, a local one an endpoint upsert
-// only: no SetIntent, so no rule changes.
+// endpoint with its pod labels, and gives the pod of another node (not
+// one of this node) as a "k8s" member of the policy's peer selector; a
+// remote pod relabelled out of the selector is a SetMembers only, a
+// local one an endpoint upsert only: no SetIntent, so no rule changes.
 func TestWiringKubernetes(t *testing.T) {
 	web := policy.MustParseSelector(`app == "web"`)
 	np := policy.Policy{Name: "k8s/x/allow-web", Selector: policy.MustParseSelector(`app == "db"`), SelectsIngress: true,
 		Ingress: []policy.Rule{{Seq: 1, Action: policy.Allow, Peer: policy.Peer{Selector: &web}}}}
 	k := &testKube{kick: make(chan struct{}, 1), pods: map[string]kubernetes.Pod{
 		"x/a": {Key: "x/a", Labels: map[string]string{"app": "web"}, Addrs: []netip.Addr{addr("10.1.0.2")}},
-		"x/b": {Key: "x/b", Labels: map[string]string{"app": "web"}, Addrs: []netip.Addr{addr("10.2.0.5")}},
+		"x/b": {Key: "x/b", Labels: map[string]string{"app": "web"}, Addrs: []netip.Addr{addr("10.2.0.5")}, Node: "node2"},
+		// On this node with no endpoint yet (its CNI ADD to come): no
+		// remote member.
+		"x/c": {Key: "x/c", Labels: map[string]string{"app": "web"}, Addrs: []netip.Addr{addr("10.1.0.7")}, Node: "node1"},
 	}}
 	w := newWired(t, testConfig{neighbors: []string{"10.0.1.1"}, dbPort: 5432}, nil)
-	w.d.setKubeWatcher(k) // before the loop, which selects on its feed
+	w.d.setKubeWatcher(k, "node1") // before the loop, which selects on its feed
 	w.run(t)
 
 	podA := map[string]string{cni.PodNamespaceLabel: "x", cni.PodNameLabel: "a"}
