@@ -21,7 +21,8 @@ import (
 //     But a restarting GoBGP also records it at the OPEN of a neighbor
 //     that set the Restart State (R) bit (fsm.go, after RFC 4724 §3: do
 //     not wait for that neighbor's End-of-RIB before advertising), and
-//     FRR sets R in every OPEN for 120 s after its own start: trusting
+//     FRR sets R in every OPEN for 120 s after its own start (BIRD only
+//     while it recovers after bird -R, its gr_recovery): trusting
 //     the record ended the initial update before FRR re-sent anything and
 //     swept the routes it was about to confirm. From such a neighbor only
 //     an End-of-RIB seen on GoBGP's watch (eorWatch) counts;
