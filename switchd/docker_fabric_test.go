@@ -19,13 +19,12 @@ import (
 // group web and one of group other. The web containers ping each other
 // across the fabric over IPv4 and IPv6; the other container on host1
 // reaches neither; docker rm takes the container out of the other host's
-// sets. Remote members come from the simulator's network sets
-// (Fabric.SyncNetworkSets) until membership travels in BGP.
+// sets. Remote members come by BGP: each network's group is a group whose
+// membership the hosts announce (the simulator writes no network sets).
 func TestDockerAcrossHostsPrivileged(t *testing.T) {
 	ns.Privileged(t)
 	busybox := dockerTools(t)
 	topo := sim.Default()
-	topo.PolicyTree = map[string]any{} // SyncNetworkSets works only with a policy
 	f := simtest.Start(t, topo, func(o *sim.Options) { o.Docker = true })
 	simWaitConverged(t, f)
 	ctx := t.Context()
@@ -46,9 +45,6 @@ func TestDockerAcrossHostsPrivileged(t *testing.T) {
 	pid1 := docks["host1"].runContainer("w1", "--network", "net1")
 	pidO := docks["host1"].runContainer("o1", "--network", "net2")
 	pid3 := docks["host3"].runContainer("w3", "--network", "net1")
-	if err := f.SyncNetworkSets(ctx); err != nil {
-		t.Fatal(err)
-	}
 	w1, w3 := make([]netip.Addr, 2), make([]netip.Addr, 2)
 	w1[0], w1[1] = docks["host1"].addrs("w1")
 	w3[0], w3[1] = docks["host3"].addrs("w3")
@@ -61,8 +57,8 @@ func TestDockerAcrossHostsPrivileged(t *testing.T) {
 		}
 	}
 
-	// docker rm on host3: w3 leaves host1's sets once the simulator's
-	// network sets follow.
+	// docker rm on host3: w3 leaves host1's sets with its membership
+	// route.
 	inTable := func(out string, a netip.Addr) bool {
 		return strings.Contains(out, a.String()+"/") || strings.Contains(out, " "+a.String()+",") || strings.Contains(out, " "+a.String()+" }")
 	}
@@ -70,9 +66,6 @@ func TestDockerAcrossHostsPrivileged(t *testing.T) {
 		t.Fatalf("w3 (%v) is not in host1's table before docker rm (%v):\n%s", w3[0], err, out)
 	}
 	docks["host3"].must("rm", "-f", "w3")
-	if err := f.SyncNetworkSets(ctx); err != nil {
-		t.Fatal(err)
-	}
 	waitFor(t, 30*time.Second, "w3's addresses gone from host1's policy table", func() error {
 		out, err := f.Exec(ctx, "host1", "nft", "list", "table", "inet", "switchd")
 		if err != nil {

@@ -62,7 +62,7 @@ func (d *Daemon) setPolicy(in *config.Intent) {
 		d.pol.workload = &cmpWP
 		d.pol.dirty = true
 	}
-	d.groups.setGroups(in.Groups) // membership.go
+	d.groups.setGroups(d.withDockerGroups(in.Groups)) // membership*.go
 	fs := failsafeConfig(in.BGP, in.Policy.FailsafeExtra)
 	// Unnumbered neighbors' discovered peers (unnumbered.go).
 	fs.Neighbors = withLinkPeers(fs.Neighbors, d.linkPeers())
