@@ -38,6 +38,7 @@ func TestParseRejectsGroup(t *testing.T) {
 	}{
 		{"duplicate id", "group[name=web]/config/id: id 10 is group db's too", 10, `app == "web"`},
 		{"bad selector", "group[name=web]/config/selector", 20, `app ==`},
+		{"docker id range", "group[name=db]/config/id", uint32(1) << 31, `app == "web"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := parseDoc(t, groupsDoc(t, tc.id, tc.sel))
