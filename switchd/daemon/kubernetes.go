@@ -13,6 +13,7 @@ import (
 	"github.com/switchd/switchd/host/kubernetes"
 	"github.com/switchd/switchd/policy"
 	"github.com/switchd/switchd/switchd/config"
+	"github.com/switchd/switchd/switchd/daemon/apiclient"
 )
 
 // Cluster mode (/switchd/kubernetes): the Watcher's compiled
@@ -33,6 +34,8 @@ type kubeWatcher interface {
 	Compile() kubernetes.Compiled
 	EndpointLabels(epLabels map[string]string) (map[string]string, string)
 	Pods() []kubernetes.Pod
+	Synced() bool
+	RequestFailures() int
 }
 
 // kubeLoop is the loop's bookkeeping of cluster mode.
@@ -47,6 +50,8 @@ type kubeLoop struct {
 	podOf map[string]string
 	// given are the members last given to the engine, by selector.
 	given map[string]kubeMembers
+	// problems counts the parts of policies the last Compile left out.
+	problems int
 }
 
 type kubeMembers struct {
@@ -101,7 +106,7 @@ func (d *Daemon) onKubernetes() {
 		for _, err := range c.Problems {
 			d.log.Warn("network policy partly left out", "err", err)
 		}
-		k.policies = c.Policies
+		k.policies, k.problems = c.Policies, len(c.Problems)
 		d.setPolicy(d.intent)
 	}
 	for _, key := range ch.Pods {
@@ -110,6 +115,18 @@ func (d *Daemon) onKubernetes() {
 		}
 	}
 	d.setKubeMembers()
+	d.publishKubernetes()
+}
+
+// publishKubernetes records cluster mode's state in the status.
+func (d *Daemon) publishKubernetes() {
+	k := &d.kube
+	if k.w == nil {
+		return
+	}
+	ks := &apiclient.KubernetesStatus{Node: k.node, Synced: k.w.Synced(), RequestFailures: k.w.RequestFailures(),
+		Policies: len(k.policies), Problems: k.problems}
+	d.status.update(func(st *Status) { st.Kubernetes = ks })
 }
 
 // kubeEndpoint is ep with its pod's labels in cluster mode, and records

@@ -18,7 +18,8 @@ import (
 // (startKubernetes: the kubeconfig, the Watcher) against a real API
 // server, on fake components: a NetworkPolicy in the API reaches the
 // engine compiled, the pod of another node it selects as a peer becomes
-// a "k8s" member, and a pod of this node does not.
+// a "k8s" member, and a pod of this node does not; the status says the
+// watcher synced and how many policies it compiled.
 func TestWiringKubernetesAPI(t *testing.T) {
 	s := k8stest.Start(t)
 	ctx := t.Context()
@@ -60,7 +61,8 @@ func TestWiringKubernetesAPI(t *testing.T) {
 	var calls []string
 	for deadline := time.Now().Add(time.Minute); ; time.Sleep(20 * time.Millisecond) {
 		calls = w.pe.rec.since(pm)
-		if slices.ContainsFunc(calls, func(c string) bool { return strings.HasPrefix(c, "policy.SetMembers k8s ") }) || time.Now().After(deadline) {
+		if slices.ContainsFunc(calls, func(c string) bool { return strings.HasPrefix(c, "policy.SetMembers k8s ") }) && w.d.Status().Kubernetes != nil ||
+			time.Now().After(deadline) {
 			break
 		}
 	}
@@ -78,5 +80,8 @@ func TestWiringKubernetesAPI(t *testing.T) {
 	}
 	if len(members) != 1 || !strings.HasSuffix(members[0], " [10.2.0.5]") || !strings.Contains(members[0], `app == "web"`) {
 		t.Errorf("SetMembers calls %q, want x/b's address (node2) only under app == \"web\"", members)
+	}
+	if st := w.d.Status().Kubernetes; st == nil || !st.Synced || st.Policies != 1 || st.Node != "node1" {
+		t.Errorf("status %+v, want synced, node1, 1 policy", st)
 	}
 }

@@ -26,6 +26,8 @@ type testKube struct {
 }
 
 func (k *testKube) Kick() <-chan struct{} { return k.kick }
+func (k *testKube) Synced() bool          { return true }
+func (k *testKube) RequestFailures() int  { return 0 }
 func (k *testKube) Drain() kubernetes.Changes {
 	k.mu.Lock()
 	defer k.mu.Unlock()

@@ -90,7 +90,8 @@ func (d *Daemon) loop(ctx context.Context) error {
 		case <-policyRetry.C:
 		case <-counters.C:
 			d.readACLCounters()
-			continue // the status only
+			d.publishKubernetes() // request failures come with no feed
+			continue              // the status only
 		case <-stateTick:
 			d.sampleState(ctx)
 			continue // the state tree only

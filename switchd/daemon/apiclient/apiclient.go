@@ -29,6 +29,20 @@ type Status struct {
 	Interfaces *InterfacesStatus `json:"interfaces,omitempty"`
 	// BFD is the BFD sessions, when any is configured (bfd.go).
 	BFD *BFDStatus `json:"bfd,omitempty"`
+	// Kubernetes is cluster mode's watcher, when enabled.
+	Kubernetes *KubernetesStatus `json:"kubernetes,omitempty"`
+}
+
+// KubernetesStatus is cluster mode's: whether every informer has listed
+// (nothing is enforced from the API before), the API requests that got
+// no answer so far (a lost API server: enforcement stays as it was), and
+// the NetworkPolicies compiled, with the parts left out.
+type KubernetesStatus struct {
+	Node            string `json:"node"`
+	Synced          bool   `json:"synced"`
+	RequestFailures int    `json:"request-failures"`
+	Policies        int    `json:"policies"`
+	Problems        int    `json:"problems,omitempty"`
 }
 
 // InterfacesStatus is the interface reconciler's last Apply: how many
