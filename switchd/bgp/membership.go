@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -184,22 +183,29 @@ func membershipPath(p netip.Prefix, asn uint32, ids []uint32) (*apiutil.Path, er
 // A withdrawn route (no paths) is no membership route: the caller knows
 // which prefixes it had.
 func (r Route) Membership() (ids []uint32, ok bool) {
-	set := map[uint32]struct{}{}
+	// Every learned route passes here on its way to the FIB: the common
+	// case, no marker, allocates nothing.
 	for _, p := range r.Paths {
-		if p.Communities == nil {
-			continue
-		}
-		for _, c := range p.Communities.Large {
-			switch {
-			case c.Local1 == 0 && c.Local2 == MembershipMarker:
-				ok = true
-			case c.Local1 != 0 && c.Local2 == 0:
-				set[c.Local1] = struct{}{}
-			}
+		if p.Communities != nil && slices.ContainsFunc(p.Communities.Large, isMarker) {
+			ok = true
+			break
 		}
 	}
 	if !ok {
 		return nil, false
 	}
-	return slices.Sorted(maps.Keys(set)), true
+	for _, p := range r.Paths {
+		if p.Communities == nil {
+			continue
+		}
+		for _, c := range p.Communities.Large {
+			if c.Local1 != 0 && c.Local2 == 0 {
+				ids = append(ids, c.Local1)
+			}
+		}
+	}
+	slices.Sort(ids)
+	return slices.Compact(ids), true
 }
+
+func isMarker(c LargeCommunity) bool { return c.Local1 == 0 && c.Local2 == MembershipMarker }

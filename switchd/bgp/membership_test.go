@@ -103,3 +103,22 @@ func TestPrivilegedSetMembership(t *testing.T) {
 		t.Errorf("block via %v after membership changes, want via %v", got, via)
 	}
 }
+
+// TestMembershipOfOrdinaryRouteAllocatesNothing: every learned route is
+// asked on its way to the FIB, so the common case must stay free.
+func TestMembershipOfOrdinaryRouteAllocatesNothing(t *testing.T) {
+	c := &Communities{Large: []LargeCommunity{{65001, 7, 7}}, Standard: []uint32{1}}
+	r := Route{Prefix: pfx("10.1.0.0/24"), NextHops: []netip.Addr{ip("10.0.0.1")}, Paths: []Path{{NextHop: ip("10.0.0.1"), Communities: c}}}
+	if n := testing.AllocsPerRun(100, func() {
+		if _, ok := r.Membership(); ok {
+			t.Fatal("an ordinary route reads as a membership route")
+		}
+	}); n != 0 {
+		t.Errorf("Membership of an ordinary route: %v allocations, want 0", n)
+	}
+	c = &Communities{Large: []LargeCommunity{{65001, 20, 0}, {65001, 0, MembershipMarker}, {65001, 10, 0}}}
+	r.Paths = append(r.Paths, Path{NextHop: ip("10.0.0.2"), Communities: c}, Path{NextHop: ip("10.0.0.3"), Communities: c})
+	if ids, ok := r.Membership(); !ok || !slices.Equal(ids, []uint32{10, 20}) {
+		t.Errorf("Membership over three paths: %v %v, want [10 20] true", ids, ok)
+	}
+}
