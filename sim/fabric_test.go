@@ -2,6 +2,7 @@ package sim_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,17 +19,23 @@ import (
 // only through the spine, so a ping between their loopbacks proves that
 // addresses, sessions, origination and kernel routes all work.
 func birdTriangle(t *testing.T) *sim.Topology {
+	return triangle(t, "triangle", "bird", "bird", "bird")
+}
+
+// triangle is spine1 with leaf1 and leaf2 behind it, of the given node
+// kinds.
+func triangle(t *testing.T, name, spine, leaf1, leaf2 string) *sim.Topology {
 	t.Helper()
-	topo, err := sim.ParseTopology([]byte(`
-name: triangle
+	topo, err := sim.ParseTopology([]byte(fmt.Sprintf(`
+name: %s
 nodes:
-  - {name: spine1, role: spine, asn: 65000, kind: bird}
-  - {name: leaf1, role: leaf, asn: 65001, kind: bird}
-  - {name: leaf2, role: leaf, asn: 65002, kind: bird}
+  - {name: spine1, role: spine, asn: 65000, kind: %s}
+  - {name: leaf1, role: leaf, asn: 65001, kind: %s}
+  - {name: leaf2, role: leaf, asn: 65002, kind: %s}
 links:
   - [leaf1, spine1]
   - [leaf2, spine1]
-`))
+`, name, spine, leaf1, leaf2)))
 	if err != nil {
 		t.Fatal(err)
 	}

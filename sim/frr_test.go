@@ -18,21 +18,7 @@ import (
 // loopbacks proves that FRR's sessions, origination and zebra's kernel
 // routes work, against FRR and against BIRD.
 func frrTriangle(t *testing.T) *sim.Topology {
-	t.Helper()
-	topo, err := sim.ParseTopology([]byte(`
-name: frr-triangle
-nodes:
-  - {name: spine1, role: spine, asn: 65000, kind: frr}
-  - {name: leaf1, role: leaf, asn: 65001, kind: frr}
-  - {name: leaf2, role: leaf, asn: 65002, kind: bird}
-links:
-  - [leaf1, spine1]
-  - [leaf2, spine1]
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return topo
+	return triangle(t, "frr-triangle", "frr", "frr", "bird")
 }
 
 // TestFRRConfig checks the generated frr.conf of a node: each link's two
