@@ -2,7 +2,6 @@ package platform
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"net"
 	"net/netip"
@@ -15,14 +14,10 @@ import (
 
 // Interfaces' rtnetlink messages. vishvananda/netlink (v1.3.1) knows no
 // IFA_PROTO, so the address messages are encoded here on
-// platform/netlink's Batch, and links and addresses are decoded here with
-// what pnl.Event leaves out (MTU, alias, address protocol).
+// platform/netlink's Batch; links and addresses are decoded by
+// pnl.ParseEvent (which reads MTU, alias and the address protocol too).
 
 type nlMessage = netlink.Message
-
-// ifaProto is IFA_PROTO (linux/if_addr.h, Linux >= 6.3): the address's
-// protocol, a u8. golang.org/x/sys/unix does not name it yet.
-const ifaProto = 11
 
 // ifEvent is a decoded link or address message.
 type ifEvent struct {
@@ -32,91 +27,28 @@ type ifEvent struct {
 	proto uint8      // addresses: IFA_PROTO (0 if absent)
 }
 
-// parseIfMessage decodes RTM_NEWLINK, RTM_DELLINK, RTM_NEWADDR and
-// RTM_DELADDR (notifications and dump entries); ok is false for anything
-// else or a malformed message.
-func parseIfMessage(m nlMessage) (ev ifEvent, ok bool) {
-	d := m.Data
-	switch uint16(m.Header.Type) {
-	case unix.RTM_NEWLINK, unix.RTM_DELLINK:
-		if len(d) < unix.SizeofIfInfomsg {
-			return ifEvent{}, false
-		}
-		ev.kind = pnl.LinkNew
-		if m.Header.Type == unix.RTM_DELLINK {
-			ev.kind = pnl.LinkDel
-		}
-		ev.link.Index = int(int32(binary.NativeEndian.Uint32(d[4:])))
-		ev.link.Flags = binary.NativeEndian.Uint32(d[8:])
-		ad, err := netlink.NewAttributeDecoder(d[unix.SizeofIfInfomsg:])
-		if err != nil {
-			return ifEvent{}, false
-		}
-		for ad.Next() {
-			switch ad.Type() {
-			case unix.IFLA_IFNAME:
-				ev.link.Name = ad.String()
-			case unix.IFLA_MTU:
-				ev.link.MTU = ad.Uint32()
-			case unix.IFLA_IFALIAS:
-				ev.link.Alias = ad.String()
-			}
-		}
-		return ev, ad.Err() == nil && ev.link.Name != ""
-	case unix.RTM_NEWADDR, unix.RTM_DELADDR:
-		if len(d) < unix.SizeofIfAddrmsg {
-			return ifEvent{}, false
-		}
-		ev.kind = pnl.AddrNew
-		if m.Header.Type == unix.RTM_DELADDR {
-			ev.kind = pnl.AddrDel
-		}
-		plen := int(d[1])
-		ev.addr.Index = int(binary.NativeEndian.Uint32(d[4:]))
-		ad, err := netlink.NewAttributeDecoder(d[unix.SizeofIfAddrmsg:])
-		if err != nil {
-			return ifEvent{}, false
-		}
-		var local, address []byte
-		for ad.Next() {
-			switch ad.Type() {
-			case unix.IFA_LOCAL:
-				local = ad.Bytes()
-			case unix.IFA_ADDRESS:
-				address = ad.Bytes()
-			case ifaProto:
-				ev.proto = ad.Uint8()
-			}
-		}
-		if local == nil {
-			local = address // IPv6 sends IFA_ADDRESS only
-		}
-		ip, ok := netip.AddrFromSlice(local)
-		if !ok || ad.Err() != nil {
-			return ifEvent{}, false
-		}
-		ev.addr.Prefix = netip.PrefixFrom(ip, plen)
-		return ev, ev.addr.Prefix.IsValid()
+// ifEventOf is the reconciler's view of a decoded message; ok is false
+// for a link without a name (a malformed one).
+func ifEventOf(e pnl.Event) (ev ifEvent, ok bool) {
+	ev.kind = e.Kind
+	switch e.Kind {
+	case pnl.LinkNew, pnl.LinkDel:
+		ev.link = kernelLink{Index: e.Index, Name: e.Name, Flags: e.Flags, MTU: e.MTU, Alias: e.Alias}
+		return ev, e.Name != ""
 	}
-	return ifEvent{}, false
+	ev.addr, ev.proto = addrKey{Index: e.Index, Prefix: e.Prefix}, e.Proto
+	return ev, true
 }
 
-func linkDumpRequest() *pnl.Batch {
-	var b pnl.Batch
-	b.Begin(unix.RTM_GETLINK, 0)
-	b.Raw(make([]byte, unix.SizeofIfInfomsg)...)
-	// The counters are not needed, and make a dump of many links large.
-	b.AttrU32(unix.IFLA_EXT_MASK, 1<<3) // RTEXT_FILTER_SKIP_STATS
-	b.End()
-	return &b
-}
-
-func addrDumpRequest() *pnl.Batch {
-	var b pnl.Batch
-	b.Begin(unix.RTM_GETADDR, 0)
-	b.Raw(make([]byte, unix.SizeofIfAddrmsg)...)
-	b.End()
-	return &b
+// parseIfMessage decodes RTM_NEWLINK, RTM_DELLINK, RTM_NEWADDR and
+// RTM_DELADDR (notifications); ok is false for anything else or a
+// malformed message.
+func parseIfMessage(m nlMessage) (ifEvent, bool) {
+	e, ok := pnl.ParseEvent(m)
+	if !ok {
+		return ifEvent{}, false
+	}
+	return ifEventOf(e)
 }
 
 // encodeOp appends the request that performs o.
@@ -156,7 +88,7 @@ func encodeOp(b *pnl.Batch, o ifOp) {
 		// (BGP binds it), and the config refuses the same address twice.
 		b.AttrU32(unix.IFA_FLAGS, unix.IFA_F_NODAD)
 	}
-	b.AttrU8(ifaProto, AddrProtocol)
+	b.AttrU8(pnl.IFAProto, AddrProtocol)
 	b.End()
 }
 
@@ -273,12 +205,10 @@ func OwnedAddrs(ctx context.Context, ns *pnl.NS) (map[string][]netip.Prefix, err
 		return nil, err
 	}
 	out := map[string][]netip.Prefix{}
-	err = c.Dump(ctx, addrDumpRequest(), func() { clear(out) }, func(m nlMessage) error {
-		if ev, ok := parseIfMessage(m); ok && ev.proto == AddrProtocol {
-			n := names[ev.addr.Index]
-			out[n] = append(out[n], ev.addr.Prefix)
+	err = c.Addrs(ctx, func() { clear(out) }, func(ev pnl.Event) {
+		if ev.Proto == AddrProtocol {
+			out[names[ev.Index]] = append(out[names[ev.Index]], ev.Prefix)
 		}
-		return nil
 	})
 	return out, err
 }

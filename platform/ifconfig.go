@@ -347,19 +347,15 @@ func (r *Interfaces) configured(k addrKey) bool {
 func (r *Interfaces) dump(ctx context.Context) error {
 	links := map[int]kernelLink{}
 	addrs := map[addrKey]uint8{}
-	if err := r.c.Dump(ctx, linkDumpRequest(), func() { clear(links) }, func(m nlMessage) error {
-		if ev, ok := parseIfMessage(m); ok {
+	if err := r.c.Links(ctx, func() { clear(links) }, func(e pnl.Event) {
+		if ev, ok := ifEventOf(e); ok {
 			links[ev.link.Index] = ev.link
 		}
-		return nil
 	}); err != nil {
 		return fmt.Errorf("interfaces: %w", err)
 	}
-	if err := r.c.Dump(ctx, addrDumpRequest(), func() { clear(addrs) }, func(m nlMessage) error {
-		if ev, ok := parseIfMessage(m); ok {
-			addrs[ev.addr] = ev.proto
-		}
-		return nil
+	if err := r.c.Addrs(ctx, func() { clear(addrs) }, func(e pnl.Event) {
+		addrs[addrKey{Index: e.Index, Prefix: e.Prefix}] = e.Proto
 	}); err != nil {
 		return fmt.Errorf("interfaces: %w", err)
 	}

@@ -116,15 +116,12 @@ func kernelAddrs(t *testing.T, n *ns.NS) map[string]map[netip.Prefix]uint8 {
 		t.Fatal(err)
 	}
 	out := map[string]map[netip.Prefix]uint8{}
-	if err := c.Dump(t.Context(), addrDumpRequest(), nil, func(m nlMessage) error {
-		if ev, ok := parseIfMessage(m); ok {
-			name := names[ev.addr.Index]
-			if out[name] == nil {
-				out[name] = map[netip.Prefix]uint8{}
-			}
-			out[name][ev.addr.Prefix] = ev.proto
+	if err := c.Addrs(t.Context(), nil, func(ev pnl.Event) {
+		name := names[ev.Index]
+		if out[name] == nil {
+			out[name] = map[netip.Prefix]uint8{}
 		}
-		return nil
+		out[name][ev.Prefix] = ev.Proto
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -139,11 +136,10 @@ func kernelLinkNamed(t *testing.T, n *ns.NS, name string) kernelLink {
 	}
 	defer c.Close()
 	var l kernelLink
-	if err := c.Dump(t.Context(), linkDumpRequest(), nil, func(m nlMessage) error {
-		if ev, ok := parseIfMessage(m); ok && ev.link.Name == name {
+	if err := c.Links(t.Context(), nil, func(e pnl.Event) {
+		if ev, ok := ifEventOf(e); ok && ev.link.Name == name {
 			l = ev.link
 		}
-		return nil
 	}); err != nil {
 		t.Fatal(err)
 	}

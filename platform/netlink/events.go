@@ -28,6 +28,11 @@ type Event struct {
 	Name  string // links: the interface's name
 	// Flags are a link's IFF_* flags (IFF_UP, IFF_LOWER_UP, ...).
 	Flags uint32
+	MTU   uint32 // links: IFLA_MTU
+	Alias string // links: IFLA_IFALIAS (ip link set alias)
+	// Proto is an address's protocol (IFA_PROTO, Linux >= 6.3; 0 when
+	// absent): who added it.
+	Proto uint8
 	// Prefix is an address with its prefix length (the local address on
 	// a point-to-point link).
 	Prefix netip.Prefix
@@ -54,8 +59,15 @@ func ParseEvent(m netlink.Message) (ev Event, ok bool) {
 		if m.Header.Type == unix.RTM_DELLINK {
 			ev.Kind = LinkDel
 		}
-		if name := attr(d[unix.SizeofIfInfomsg:], unix.IFLA_IFNAME); name != nil {
+		attrs := d[unix.SizeofIfInfomsg:]
+		if name := attr(attrs, unix.IFLA_IFNAME); name != nil {
 			ev.Name = cString(name)
+		}
+		if mtu := attr(attrs, unix.IFLA_MTU); len(mtu) >= 4 {
+			ev.MTU = binary.NativeEndian.Uint32(mtu)
+		}
+		if alias := attr(attrs, unix.IFLA_IFALIAS); alias != nil {
+			ev.Alias = cString(alias)
 		}
 		return ev, true
 	case unix.RTM_NEWADDR, unix.RTM_DELADDR:
@@ -76,10 +88,17 @@ func ParseEvent(m netlink.Message) (ev Event, ok bool) {
 			return Event{}, false
 		}
 		ev.Prefix = netip.PrefixFrom(ip, int(d[1]))
+		if p := attr(attrs, IFAProto); len(p) >= 1 {
+			ev.Proto = p[0]
+		}
 		return ev, ev.Prefix.IsValid()
 	}
 	return Event{}, false
 }
+
+// IFAProto is IFA_PROTO (linux/if_addr.h, Linux >= 6.3), a u8;
+// golang.org/x/sys/unix does not name it yet.
+const IFAProto = 11
 
 // attr returns the payload of the first attribute of type typ in b
 // (flags bits ignored), or nil.
@@ -109,20 +128,24 @@ func cString(b []byte) string {
 // Links dumps the namespace's links as LinkNew events (reset and retries
 // as in Dump).
 func (c *Conn) Links(ctx context.Context, reset func(), f func(Event)) error {
-	return c.dumpEvents(ctx, unix.RTM_GETLINK, unix.SizeofIfInfomsg, reset, f)
+	// The counters are not needed, and make a dump of many links large.
+	return c.dumpEvents(ctx, unix.RTM_GETLINK, unix.SizeofIfInfomsg, rtextFilterSkipStats, reset, f)
 }
 
 // Addrs dumps the namespace's addresses (both families) as AddrNew events.
 func (c *Conn) Addrs(ctx context.Context, reset func(), f func(Event)) error {
-	return c.dumpEvents(ctx, unix.RTM_GETADDR, unix.SizeofIfAddrmsg, reset, f)
+	return c.dumpEvents(ctx, unix.RTM_GETADDR, unix.SizeofIfAddrmsg, 0, reset, f)
 }
 
 // dumpEvents dumps all objects of a type whose request is a zeroed family
-// header of hdrLen bytes.
-func (c *Conn) dumpEvents(ctx context.Context, typ uint16, hdrLen int, reset func(), f func(Event)) error {
+// header of hdrLen bytes (with IFLA_EXT_MASK extMask if not 0).
+func (c *Conn) dumpEvents(ctx context.Context, typ uint16, hdrLen int, extMask uint32, reset func(), f func(Event)) error {
 	var b Batch
 	b.Begin(typ, 0)
 	b.Raw(make([]byte, hdrLen)...)
+	if extMask != 0 {
+		b.AttrU32(unix.IFLA_EXT_MASK, extMask)
+	}
 	b.End()
 	return c.Dump(ctx, &b, reset, func(m netlink.Message) error {
 		if ev, ok := ParseEvent(m); ok {
