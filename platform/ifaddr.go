@@ -40,17 +40,6 @@ func ifEventOf(e pnl.Event) (ev ifEvent, ok bool) {
 	return ev, true
 }
 
-// parseIfMessage decodes RTM_NEWLINK, RTM_DELLINK, RTM_NEWADDR and
-// RTM_DELADDR (notifications); ok is false for anything else or a
-// malformed message.
-func parseIfMessage(m nlMessage) (ifEvent, bool) {
-	e, ok := pnl.ParseEvent(m)
-	if !ok {
-		return ifEvent{}, false
-	}
-	return ifEventOf(e)
-}
-
 // encodeOp appends the request that performs o.
 func encodeOp(b *pnl.Batch, o ifOp) {
 	if o.link != nil {
@@ -128,14 +117,14 @@ func encodeLinkChange(b *pnl.Batch, ch linkChange) {
 // Apply, and those that concern a configured link, an address on one or
 // an address of ours kick. Past maxQueuedEvents, or when the socket
 // overran, the queue is dropped and the next Apply dumps.
-func (r *Interfaces) watch(mon *pnl.Conn) {
+func (r *Interfaces) watch(mon *pnl.Monitor) {
 	defer r.wg.Done()
 	for {
 		kick := false
-		err := mon.Receive(func(m nlMessage) bool {
-			ev, ok := parseIfMessage(m)
+		err := mon.Receive(func(e pnl.Event) {
+			ev, ok := ifEventOf(e)
 			if !ok {
-				return true
+				return
 			}
 			r.mu.Lock()
 			if len(r.events) >= maxQueuedEvents {
@@ -148,7 +137,6 @@ func (r *Interfaces) watch(mon *pnl.Conn) {
 				kick = true
 			}
 			r.mu.Unlock()
-			return true
 		})
 		if errors.Is(err, unix.ENOBUFS) {
 			r.mu.Lock()

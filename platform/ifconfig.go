@@ -82,7 +82,7 @@ func ptrEqual[T comparable](a, b *T) bool { return a == b || (a != nil && b != n
 type Interfaces struct {
 	ns  *pnl.NS
 	c   *pnl.Conn
-	mon *pnl.Conn // the watch goroutine's subscription
+	mon *pnl.Monitor // the watch goroutine's subscription
 
 	desired map[string]InterfaceConfig
 	links   map[int]kernelLink // the kernel's links by index
@@ -143,8 +143,8 @@ func NewInterfaces(ns *pnl.NS) (*Interfaces, error) {
 	var err error
 	// Subscribe before the first dump: a change in between is seen twice
 	// (harmless), none is missed.
-	if r.mon, err = dialIfMonitor(ns); err != nil {
-		return nil, err
+	if r.mon, err = pnl.NewMonitor(ns); err != nil {
+		return nil, fmt.Errorf("interfaces: subscribe: %w", err)
 	}
 	if r.c, err = pnl.Dial(ns, unix.NETLINK_ROUTE); err != nil {
 		r.mon.Close()
@@ -153,15 +153,6 @@ func NewInterfaces(ns *pnl.NS) (*Interfaces, error) {
 	r.wg.Add(1)
 	go r.watch(r.mon)
 	return r, nil
-}
-
-func dialIfMonitor(ns *pnl.NS) (*pnl.Conn, error) {
-	c, err := pnl.Dial(ns, unix.NETLINK_ROUTE, pnl.WithReceiveTimeout(0), pnl.WithSocketBuffers(0, 1<<20),
-		pnl.WithGroups(unix.RTNLGRP_LINK, unix.RTNLGRP_IPV4_IFADDR, unix.RTNLGRP_IPV6_IFADDR))
-	if err != nil {
-		return nil, fmt.Errorf("interfaces: subscribe: %w", err)
-	}
-	return c, nil
 }
 
 // Close ends the subscription. Everything configured stays in the kernel.
@@ -253,7 +244,7 @@ func (r *Interfaces) resubscribe() error {
 	if failed == nil {
 		return nil
 	}
-	mon, err := dialIfMonitor(r.ns)
+	mon, err := pnl.NewMonitor(r.ns)
 	if err != nil {
 		return fmt.Errorf("interfaces: notifications stopped (%v), and no new subscription: %w", failed, err)
 	}
