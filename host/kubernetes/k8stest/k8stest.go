@@ -1,8 +1,10 @@
 // Package k8stest runs a real Kubernetes API server for tests: etcd and
 // kube-apiserver, built by .ci/tools-k8s, on loopback ports of the
-// caller's namespace, with a bearer token, serving certificates made
-// here and no kubelet (pods stay unscheduled; a test sets status.podIP
-// through the status subresource). Without the binaries a test skips.
+// caller's namespace (or, with Options, inside a network namespace of
+// the test on an address of it, for daemons in other namespaces to
+// reach), with a bearer token, serving certificates made here and no
+// kubelet (pods stay unscheduled; a test sets status.podIP through the
+// status subresource). Without the binaries a test skips.
 //
 // Every process is stopped by its PID and every directory removed in the
 // test's cleanup, also when the test fails; the processes also die with
@@ -23,6 +25,7 @@ import (
 	"math/big"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -57,15 +60,36 @@ func Binary(t testing.TB, name string) string {
 	return ""
 }
 
+// Netns is a network namespace to run the server in; sim/ns's *NS is one.
+type Netns interface {
+	// Command runs argv inside the namespace.
+	Command(ctx context.Context, argv ...string) *exec.Cmd
+	// Do runs f on a thread in the namespace; sockets it opens stay there.
+	Do(f func() error) error
+}
+
+// Options say where the server runs.
+type Options struct {
+	// Netns runs etcd and kube-apiserver inside it, and the server's own
+	// clients (Config, Client, the readiness poll) dial from inside it.
+	// Nil: the caller's namespace.
+	Netns Netns
+	// Addr is the address the API server listens on, advertises and has
+	// in its certificate; it must be on an interface of Netns. Invalid:
+	// 127.0.0.1. etcd always listens on the namespace's loopback.
+	Addr netip.Addr
+}
+
 // Server is a running etcd and kube-apiserver.
 type Server struct {
-	// URL is the API server's, https://127.0.0.1:PORT.
+	// URL is the API server's, https://ADDR:PORT.
 	URL string
 	// CAFile verifies the server's certificate; Kubeconfig is a kubeconfig
 	// file naming URL, CAFile and Token.
 	CAFile, Kubeconfig string
 
 	t         testing.TB
+	opts      Options
 	dir       string
 	etcdURL   string
 	apiserver string // binary
@@ -74,19 +98,28 @@ type Server struct {
 	apiExited chan struct{}
 }
 
-// Start starts etcd and kube-apiserver and returns once the API server
-// is ready. The test's cleanup stops both.
+// Start starts etcd and kube-apiserver on the caller's loopback and
+// returns once the API server is ready. The test's cleanup stops both.
 func Start(t testing.TB) *Server {
 	t.Helper()
+	return StartWith(t, Options{})
+}
+
+// StartWith is Start where o says.
+func StartWith(t testing.TB, o Options) *Server {
+	t.Helper()
+	if !o.Addr.IsValid() {
+		o.Addr = netip.AddrFrom4([4]byte{127, 0, 0, 1})
+	}
 	etcdBin, apiBin := Binary(t, "etcd"), Binary(t, "kube-apiserver")
 	dir := t.TempDir() // removed after the processes are gone (cleanups run LIFO)
-	s := &Server{t: t, dir: dir, apiserver: apiBin}
+	s := &Server{t: t, opts: o, dir: dir, apiserver: apiBin}
 	if err := s.writeCredentials(); err != nil {
 		t.Fatal(err)
 	}
-	ports := freePorts(t, 3)
+	ports := s.freePorts(3)
 	s.etcdURL = "http://127.0.0.1:" + strconv.Itoa(ports[0])
-	etcd := exec.Command(etcdBin,
+	etcd := s.command(etcdBin,
 		"--data-dir", filepath.Join(dir, "etcd"),
 		"--listen-client-urls", s.etcdURL, "--advertise-client-urls", s.etcdURL,
 		"--listen-peer-urls", "http://127.0.0.1:"+strconv.Itoa(ports[1]),
@@ -96,7 +129,7 @@ func Start(t testing.TB) *Server {
 	etcdDone := s.spawn(etcd, "etcd.log")
 	t.Cleanup(func() { stop(etcd, etcdDone) })
 	s.port = ports[2]
-	s.URL = "https://127.0.0.1:" + strconv.Itoa(s.port)
+	s.URL = "https://" + netip.AddrPortFrom(o.Addr, uint16(s.port)).String()
 	if err := s.writeKubeconfig(); err != nil {
 		t.Fatal(err)
 	}
@@ -112,12 +145,12 @@ func (s *Server) StartAPIServer() {
 	if s.api != nil {
 		s.t.Fatal("k8stest: kube-apiserver is running")
 	}
-	d := s.dir
-	s.api = exec.Command(s.apiserver,
+	d, addr := s.dir, s.opts.Addr.String()
+	s.api = s.command(s.apiserver,
 		"--etcd-servers", s.etcdURL,
-		"--bind-address", "127.0.0.1", "--advertise-address", "127.0.0.1",
+		"--bind-address", addr, "--advertise-address", addr,
 		"--secure-port", strconv.Itoa(s.port),
-		// A loopback advertise address needs no endpoint reconciler.
+		// With no kubelet there is no kubernetes Service endpoint to keep.
 		"--endpoint-reconciler-type", "none",
 		"--tls-cert-file", filepath.Join(d, "serving.crt"), "--tls-private-key-file", filepath.Join(d, "serving.key"),
 		"--token-auth-file", filepath.Join(d, "tokens.csv"), "--authorization-mode", "AlwaysAllow",
@@ -144,9 +177,37 @@ func (s *Server) StopAPIServer() {
 	s.api = nil
 }
 
-// Config is a client config for the server.
+// Config is a client config for the server, dialing from inside
+// Options.Netns.
 func (s *Server) Config() *rest.Config {
-	return &rest.Config{Host: s.URL, BearerToken: Token, TLSClientConfig: rest.TLSClientConfig{CAFile: s.CAFile}}
+	c := &rest.Config{Host: s.URL, BearerToken: Token, TLSClientConfig: rest.TLSClientConfig{CAFile: s.CAFile}}
+	if s.opts.Netns != nil {
+		c.Dial = s.dial
+	}
+	return c
+}
+
+// dial connects from inside Options.Netns (or from here without one).
+func (s *Server) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	var d net.Dialer
+	if s.opts.Netns == nil {
+		return d.DialContext(ctx, network, addr)
+	}
+	var c net.Conn
+	err := s.opts.Netns.Do(func() error {
+		var err error
+		c, err = d.DialContext(ctx, network, addr)
+		return err
+	})
+	return c, err
+}
+
+// command is a command running argv in Options.Netns.
+func (s *Server) command(argv ...string) *exec.Cmd {
+	if s.opts.Netns == nil {
+		return exec.Command(argv[0], argv[1:]...)
+	}
+	return s.opts.Netns.Command(context.Background(), argv...)
 }
 
 // Client is a clientset for the server.
@@ -198,7 +259,7 @@ func (s *Server) waitReady() error {
 		return err
 	}
 	pool.AppendCertsFromPEM(ca)
-	c := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	c := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DialContext: s.dial, TLSClientConfig: &tls.Config{RootCAs: pool}}}
 	defer c.CloseIdleConnections()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -233,9 +294,10 @@ func (s *Server) logTail(name string) string {
 	return string(b)
 }
 
-// freePorts returns n distinct loopback ports that were free a moment ago.
-func freePorts(t testing.TB, n int) []int {
-	t.Helper()
+// freePorts returns n distinct loopback ports of Options.Netns that were
+// free a moment ago.
+func (s *Server) freePorts(n int) []int {
+	s.t.Helper()
 	var ls []net.Listener
 	defer func() {
 		for _, l := range ls {
@@ -243,13 +305,25 @@ func freePorts(t testing.TB, n int) []int {
 		}
 	}()
 	var ports []int
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
+	listen := func() error {
+		for range n {
+			l, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				return err
+			}
+			ls = append(ls, l)
+			ports = append(ports, l.Addr().(*net.TCPAddr).Port)
 		}
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+		return nil
+	}
+	var err error
+	if s.opts.Netns == nil {
+		err = listen()
+	} else {
+		err = s.opts.Netns.Do(listen)
+	}
+	if err != nil {
+		s.t.Fatal(err)
 	}
 	return ports
 }
@@ -279,7 +353,7 @@ func (s *Server) writeCredentials() error {
 	tmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "kube-apiserver"},
 		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, DNSNames: []string{"localhost"},
+		IPAddresses: []net.IP{s.opts.Addr.AsSlice()}, DNSNames: []string{"localhost"},
 		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)

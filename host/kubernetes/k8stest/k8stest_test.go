@@ -2,14 +2,22 @@ package k8stest
 
 import (
 	"context"
+	"net"
+	"net/netip"
 	"os"
+	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/switchd/switchd/sim/ns"
 )
+
+func TestMain(m *testing.M) { ns.TestMain(m) }
 
 // TestServer starts the real API server, makes a pod and gives it an
 // address through the status subresource (as the kubelet would), reads
@@ -66,5 +74,42 @@ func TestServer(t *testing.T) {
 	}
 	if _, err := os.Stat(dir); !os.IsNotExist(err) {
 		t.Errorf("%s left behind (%v)", dir, err)
+	}
+}
+
+// TestServerInNamespacePrivileged runs the server inside a namespace of
+// the test on an address of that namespace, as the sim's daemons reach
+// it: its clients work through the namespace, the address is not
+// reachable from outside it, both processes run in it, and none is left
+// once the test is over.
+func TestServerInNamespacePrivileged(t *testing.T) {
+	var n *ns.NS
+	t.Run("run", func(t *testing.T) {
+		n = ns.NewT(t, "k8s")
+		addr := netip.MustParseAddr("10.77.0.1")
+		if err := n.AddAddr("lo", netip.PrefixFrom(addr, 32)); err != nil {
+			t.Fatal(err)
+		}
+		s := StartWith(t, Options{Netns: n, Addr: addr})
+		if want := "https://10.77.0.1:"; !strings.HasPrefix(s.URL, want) {
+			t.Fatalf("URL %s, want %s...", s.URL, want)
+		}
+		if _, err := s.Client().CoreV1().Namespaces().Create(context.Background(),
+			&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "x"}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if c, err := net.DialTimeout("tcp", strings.TrimPrefix(s.URL, "https://"), time.Second); err == nil {
+			c.Close()
+			t.Errorf("%s reachable from outside its namespace", s.URL)
+		}
+		if got := len(n.Pids()); got != 2 {
+			t.Errorf("%d processes in the namespace, want etcd and kube-apiserver", got)
+		}
+	})
+	if n == nil {
+		return
+	}
+	if _, err := os.Stat(n.Path()); !os.IsNotExist(err) {
+		t.Errorf("namespace %s left behind (%v)", n.Name, err)
 	}
 }
