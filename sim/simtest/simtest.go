@@ -209,11 +209,24 @@ func WaitConverged(t testing.TB, f *sim.Fabric) {
 	}
 }
 
+// dumpLogs writes the tail of each node's daemon log to the test log and,
+// when SWITCHD_SIMTEST_LOGS names a directory, the whole logs there: the
+// run dir goes with the fabric, and a failure's cause is often early.
 func dumpLogs(t testing.TB, f *sim.Fabric) {
+	keep := os.Getenv("SWITCHD_SIMTEST_LOGS")
 	for _, n := range f.Nodes() {
 		b, err := os.ReadFile(n.Log)
 		if err != nil {
 			continue
+		}
+		if keep != "" {
+			dst := filepath.Join(keep, f.Prefix+"-"+n.Name+".log")
+			if err := os.MkdirAll(keep, 0o755); err == nil {
+				err = os.WriteFile(dst, b, 0o644)
+			}
+			if err != nil {
+				t.Logf("keep log of %s: %v", n.Name, err)
+			}
 		}
 		s := string(b)
 		if len(s) > 8000 {
