@@ -28,6 +28,10 @@ import (
 // path before best-path selection, so a rejected prefix never reaches the
 // BEST watch and Drain.
 //
+// A neighbor with FilterMembership gets, first in both directions, a
+// statement rejecting routes with the membership marker (membership.go):
+// they are neither sent to it nor taken from it, whatever its chains say.
+//
 // GoBGP prefix sets hold one address family; a switchd prefix set with
 // both is split in two, and each statement becomes one GoBGP statement
 // per family, restricted to it by an afi-safi-in condition (so an INVERT
@@ -36,6 +40,9 @@ import (
 const (
 	importPolicyName = "switchd-import"
 	exportPolicyName = "switchd-export"
+	// membershipSetName is the large-community set of the membership
+	// marker, which a neighbor's FilterMembership matches.
+	membershipSetName = "membership-marker"
 )
 
 // validatePolicies checks prefix sets and policies as a whole.
@@ -134,6 +141,7 @@ func compilePolicy(sets map[string]PrefixSet, policies map[string]Policy, neighb
 	// Only the sets some chain uses: the family halves present.
 	usedSets := map[string]bool{}
 	have := map[string]map[Family]bool{}
+	filtered := false // some neighbor filters membership routes
 	imp := &api.Policy{Name: importPolicyName}
 	exp := &api.Policy{Name: exportPolicyName}
 	for _, addr := range sortedKeys(neighbors) {
@@ -144,11 +152,16 @@ func compilePolicy(sets map[string]PrefixSet, policies map[string]Policy, neighb
 			pol *api.Policy
 			dir string
 		}{{n.Import, imp, "in"}, {n.Export, exp, "out"}} {
-			if len(ch.c.Policies) == 0 && ch.c.Default == ResultNone {
+			if len(ch.c.Policies) == 0 && ch.c.Default == ResultNone && !n.FilterMembership {
 				continue
 			}
 			nset = true
 			nbCond := &api.MatchSet{Type: api.MatchSet_TYPE_ANY, Name: neighborSetName(addr)}
+			if n.FilterMembership {
+				// First, so no chain can accept what the knob keeps out.
+				ch.pol.Statements = append(ch.pol.Statements, membershipStatement(fmt.Sprintf("%s/%s/membership", addr, ch.dir), nbCond))
+				filtered = true
+			}
 			for _, pname := range ch.c.Policies {
 				for i, st := range policies[pname].Statements {
 					base := fmt.Sprintf("%s/%s/%s/%d", addr, ch.dir, pname, i)
@@ -179,6 +192,11 @@ func compilePolicy(sets map[string]PrefixSet, policies map[string]Policy, neighb
 				}
 			}
 			def := ch.c.Default
+			if def == ResultNone && len(ch.c.Policies) == 0 {
+				// Only the membership filter: the rest takes the global
+				// default, as without a chain.
+				continue
+			}
 			if def == ResultNone {
 				def = Accept
 			}
@@ -194,6 +212,12 @@ func compilePolicy(sets map[string]PrefixSet, policies map[string]Policy, neighb
 				List: []string{netip.PrefixFrom(addr, bits).String()},
 			})
 		}
+	}
+	if filtered {
+		c.sets = append(c.sets, &api.DefinedSet{
+			DefinedType: api.DefinedType_DEFINED_TYPE_LARGE_COMMUNITY, Name: membershipSetName,
+			List: []string{fmt.Sprintf("^[0-9]+:0:%d$", MembershipMarker)},
+		})
 	}
 	names := make([]string, 0, len(usedSets))
 	for n := range usedSets {
@@ -226,6 +250,14 @@ func familiesOf(ps PrefixSet) map[Family]bool {
 		m[familyOf(r.Prefix.Addr())] = true
 	}
 	return m
+}
+
+// membershipStatement rejects, for the neighbor nb names, every route
+// carrying the membership marker ASN:0:1 of any ASN.
+func membershipStatement(name string, nb *api.MatchSet) *api.Statement {
+	st := statement(name, nb, nil, nil, Reject)
+	st.Conditions.LargeCommunitySet = &api.MatchSet{Type: api.MatchSet_TYPE_ANY, Name: membershipSetName}
+	return st
 }
 
 func statement(name string, nb, ps *api.MatchSet, fams []*api.Family, r PolicyResult) *api.Statement {

@@ -184,6 +184,10 @@ type Neighbor struct {
 	// Import filters what is learned from the neighbor, Export what is
 	// announced to it.
 	Import, Export PolicyChain
+	// FilterMembership keeps group membership routes (membership.go) off
+	// the session both ways, before Import and Export: for peers outside
+	// the fabric, which have no use for them and must not inject members.
+	FilterMembership bool
 	// MultihopTTL, for an eBGP neighbor, is the IP TTL of the session's
 	// packets, so that it runs over that many hops (ebgp-multihop). Zero
 	// means directly connected: TTL 1, as RFC 4271 eBGP expects.
