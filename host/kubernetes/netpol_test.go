@@ -11,8 +11,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/intstr"
 
+	"github.com/switchd/switchd/host/kubernetes/k8stest"
 	"github.com/switchd/switchd/policy"
 )
 
@@ -47,29 +47,15 @@ func render(c Compiled) string {
 	return b.String()
 }
 
-func np(ns, name string, spec networkingv1.NetworkPolicySpec) *networkingv1.NetworkPolicy {
-	return &networkingv1.NetworkPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Spec: spec}
-}
+// Shorthands of k8stest's policy helpers.
+var (
+	np     = k8stest.NetworkPolicy
+	port   = k8stest.Port
+	named  = k8stest.NamedPort
+	labels = k8stest.MatchLabels
+)
 
 func proto(p corev1.Protocol) *corev1.Protocol { return &p }
-
-func port(n int32) *intstr.IntOrString {
-	v := intstr.FromInt32(n)
-	return &v
-}
-
-func named(s string) *intstr.IntOrString {
-	v := intstr.FromString(s)
-	return &v
-}
-
-func labels(kv ...string) *metav1.LabelSelector {
-	s := &metav1.LabelSelector{MatchLabels: map[string]string{}}
-	for i := 0; i+1 < len(kv); i += 2 {
-		s.MatchLabels[kv[i]] = kv[i+1]
-	}
-	return s
-}
 
 var (
 	ingressOnly = []networkingv1.PolicyType{networkingv1.PolicyTypeIngress}
@@ -294,21 +280,20 @@ func allowed(ps []policy.Policy, src, dst pod, proto uint8, dport uint16) bool {
 }
 
 // TestTruthTable compiles policies and evaluates every pair of pods x/a,
-// x/b, y/a, y/b on TCP 80 and 81, as the upstream NetworkPolicy e2e
-// matrix does, cell by cell against the expected matrix (rows are
-// sources, columns destinations; '.' allowed, 'X' denied).
+// x/b, y/a, y/b on TCP and UDP 80 and 81, as the upstream NetworkPolicy
+// e2e matrix does, cell by cell against k8stest's expected matrices (the
+// ones package switchd checks with real traffic).
 func TestTruthTable(t *testing.T) {
-	web := []corev1.ContainerPort{{Name: "serve", ContainerPort: 80}}
-	alt := []corev1.ContainerPort{{Name: "serve", ContainerPort: 81}}
-	pods := []pod{
-		mkPod("x", "a", "10.0.0.1", web, "app", "a"),
-		mkPod("x", "b", "10.0.0.2", alt, "app", "b"),
-		mkPod("y", "a", "10.0.1.1", web, "app", "a"),
-		mkPod("y", "b", "10.0.1.2", alt, "app", "b"),
+	addrs := []string{"10.0.0.1", "10.0.0.2", "10.0.1.1", "10.0.1.2"}
+	nss := map[string]*corev1.Namespace{}
+	for _, n := range k8stest.TableNamespaces() {
+		nss[n.Name] = n
 	}
+	var pods []pod
 	namedPorts := NamedPorts{}
-	for _, p := range pods {
-		for k, v := range p.labels {
+	for i, p := range k8stest.TablePods() {
+		pods = append(pods, pod{name: p.Namespace + "/" + p.Name, addr: netip.MustParseAddr(addrs[i]), labels: PodLabels(p, nss[p.Namespace])})
+		for k, v := range pods[i].labels {
 			if strings.Contains(k, portDomain) {
 				var n uint16
 				fmt.Sscan(v, &n)
@@ -318,115 +303,22 @@ func TestTruthTable(t *testing.T) {
 			}
 		}
 	}
-	end := int32(81)
-	for _, tc := range []struct {
-		name   string
-		in     []*networkingv1.NetworkPolicy
-		want80 string // rows x/a x/b y/a y/b
-		want81 string
-	}{{
-		name:   "no policy",
-		want80: "....|....|....|....",
-		want81: "....|....|....|....",
-	}, {
-		name:   "default deny ingress in x",
-		in:     []*networkingv1.NetworkPolicy{np("x", "deny", networkingv1.NetworkPolicySpec{PolicyTypes: ingressOnly})},
-		want80: "XX..|XX..|XX..|XX..",
-		want81: "XX..|XX..|XX..|XX..",
-	}, {
-		name:   "default deny egress in x",
-		in:     []*networkingv1.NetworkPolicy{np("x", "deny", networkingv1.NetworkPolicySpec{PolicyTypes: egressOnly})},
-		want80: "XXXX|XXXX|....|....",
-		want81: "XXXX|XXXX|....|....",
-	}, {
-		name: "x/a allows from namespace y only",
-		in: []*networkingv1.NetworkPolicy{np("x", "p", networkingv1.NetworkPolicySpec{
-			PodSelector: *labels("app", "a"), PolicyTypes: ingressOnly,
-			Ingress: []networkingv1.NetworkPolicyIngressRule{{From: []networkingv1.NetworkPolicyPeer{{NamespaceSelector: labels("team", "y-team")}}}},
-		})},
-		want80: "X...|X...|....|....",
-		want81: "X...|X...|....|....",
-	}, {
-		name: "x/a allows from app=b pods AND namespace y",
-		in: []*networkingv1.NetworkPolicy{np("x", "p", networkingv1.NetworkPolicySpec{
-			PodSelector: *labels("app", "a"), PolicyTypes: ingressOnly,
-			Ingress: []networkingv1.NetworkPolicyIngressRule{{From: []networkingv1.NetworkPolicyPeer{{
-				PodSelector: labels("app", "b"), NamespaceSelector: labels("kubernetes.io/metadata.name", "y"),
-			}}}},
-		})},
-		want80: "X...|X...|X...|....",
-		want81: "X...|X...|X...|....",
-	}, {
-		name: "x/a allows from app=b of its own namespace (podSelector alone)",
-		in: []*networkingv1.NetworkPolicy{np("x", "p", networkingv1.NetworkPolicySpec{
-			PodSelector: *labels("app", "a"), PolicyTypes: ingressOnly,
-			Ingress: []networkingv1.NetworkPolicyIngressRule{{From: []networkingv1.NetworkPolicyPeer{{PodSelector: labels("app", "b")}}}},
-		})},
-		want80: "X...|....|X...|X...",
-		want81: "X...|....|X...|X...",
-	}, {
-		name: "x egress only to 10.0.0.0/16 except 10.0.1.0/24",
-		in: []*networkingv1.NetworkPolicy{np("x", "p", networkingv1.NetworkPolicySpec{
-			PolicyTypes: egressOnly,
-			Egress: []networkingv1.NetworkPolicyEgressRule{{To: []networkingv1.NetworkPolicyPeer{{
-				IPBlock: &networkingv1.IPBlock{CIDR: "10.0.0.0/16", Except: []string{"10.0.1.0/24"}},
-			}}}},
-		})},
-		want80: "..XX|..XX|....|....",
-		want81: "..XX|..XX|....|....",
-	}, {
-		name: "named port: x pods take ingress on their port called serve",
-		in: []*networkingv1.NetworkPolicy{np("x", "p", networkingv1.NetworkPolicySpec{
-			PolicyTypes: ingressOnly,
-			Ingress:     []networkingv1.NetworkPolicyIngressRule{{Ports: []networkingv1.NetworkPolicyPort{{Port: named("serve")}}}},
-		})},
-		// x/a serves on 80, x/b on 81.
-		want80: ".X..|.X..|.X..|.X..",
-		want81: "X...|X...|X...|X...",
-	}, {
-		name: "named port, egress: y pods reach pods on the port those call serve",
-		in: []*networkingv1.NetworkPolicy{np("y", "p", networkingv1.NetworkPolicySpec{
-			PolicyTypes: egressOnly,
-			Egress:      []networkingv1.NetworkPolicyEgressRule{{Ports: []networkingv1.NetworkPolicyPort{{Port: named("serve")}}}},
-		})},
-		want80: "....|....|.X.X|.X.X",
-		want81: "....|....|X.X.|X.X.",
-	}, {
-		name: "endPort: ingress to x on 79-81 from anywhere, and nothing else",
-		in: []*networkingv1.NetworkPolicy{np("x", "p", networkingv1.NetworkPolicySpec{
-			PolicyTypes: ingressOnly,
-			Ingress:     []networkingv1.NetworkPolicyIngressRule{{Ports: []networkingv1.NetworkPolicyPort{{Port: port(79), EndPort: &end}}}},
-		})},
-		want80: "....|....|....|....",
-		want81: "....|....|....|....",
-	}, {
-		name: "union: deny ingress to x plus allow from y/b",
-		in: []*networkingv1.NetworkPolicy{
-			np("x", "deny", networkingv1.NetworkPolicySpec{PolicyTypes: ingressOnly}),
-			np("x", "allow", networkingv1.NetworkPolicySpec{
-				PolicyTypes: ingressOnly,
-				Ingress: []networkingv1.NetworkPolicyIngressRule{{From: []networkingv1.NetworkPolicyPeer{{
-					PodSelector: labels("app", "b"), NamespaceSelector: labels(),
-				}}}},
-			}),
-		},
-		want80: "XX..|....|XX..|....",
-		want81: "XX..|....|XX..|....",
-	}} {
-		t.Run(tc.name, func(t *testing.T) {
-			c := Compile(tc.in, namedPorts)
+	for _, tc := range k8stest.TruthTable(networkingv1.IPBlock{CIDR: "10.0.0.0/16", Except: []string{"10.0.1.0/24"}}) {
+		t.Run(tc.Name, func(t *testing.T) {
+			c := Compile(tc.Policies, namedPorts)
 			if len(c.Problems) > 0 {
 				t.Fatal(c.Problems)
 			}
 			for _, m := range []struct {
-				port uint16
-				want string
-			}{{80, tc.want80}, {81, tc.want81}} {
+				proto corev1.Protocol
+				num   uint8
+				port  uint16
+			}{{corev1.ProtocolTCP, policy.ProtoTCP, 80}, {corev1.ProtocolTCP, policy.ProtoTCP, 81}, {corev1.ProtocolUDP, policy.ProtoUDP, 80}, {corev1.ProtocolUDP, policy.ProtoUDP, 81}} {
 				var rows []string
 				for _, src := range pods {
 					var row []byte
 					for _, dst := range pods {
-						if allowed(c.Policies, src, dst, policy.ProtoTCP, m.port) {
+						if allowed(c.Policies, src, dst, m.num, m.port) {
 							row = append(row, '.')
 						} else {
 							row = append(row, 'X')
@@ -434,8 +326,8 @@ func TestTruthTable(t *testing.T) {
 					}
 					rows = append(rows, string(row))
 				}
-				if got := strings.Join(rows, "|"); got != m.want {
-					t.Errorf("TCP %d: got %s want %s\n%s", m.port, got, m.want, render(c))
+				if got, want := strings.Join(rows, "|"), tc.Want(m.proto, int(m.port)); got != want {
+					t.Errorf("%s %d: got %s want %s\n%s", m.proto, m.port, got, want, render(c))
 				}
 			}
 		})
