@@ -15,7 +15,7 @@ import (
 // and the base chains that jump to them (BaseChains).
 //
 // Inputs are method calls that change desired state only (SetIntent,
-// UpsertEndpoint, DeleteEndpoint, SetMembers, ...); Apply sends what
+// UpsertEndpoint, DeleteEndpoint, SetMembers, AddMembers, ...); Apply sends what
 // changed in one nftables transaction. An endpoint change is set and map
 // elements only (see workload), so it costs one small transaction however
 // many endpoints exist.
@@ -96,10 +96,31 @@ func (e *Engine) DeleteEndpoint(id string) error {
 // are the addresses source (say "bgp") knows to match selector (its
 // canonical String), beside the local endpoints that match it. They are
 // elements of the selector's sets while some policy uses the selector;
-// nil addrs withdraws the source's members.
+// nil addrs withdraws the source's members. The engine keeps each
+// source's members as a set and sends only the difference, but SetMembers
+// still reads the whole list: a source that knows what changed uses
+// AddMembers and RemoveMembers, which cost the change only.
 func (e *Engine) SetMembers(source string, selector Selector, addrs []netip.Addr) error {
 	if err := e.wl.setMembers(source, selector.String(), addrs); err != nil {
 		return fmt.Errorf("set members of %s from %s: %w", selector, source, err)
+	}
+	return nil
+}
+
+// AddMembers adds addrs to the members source gives selector (see
+// SetMembers); one source already gave is no change.
+func (e *Engine) AddMembers(source string, selector Selector, addrs ...netip.Addr) error {
+	if err := e.wl.addMembers(source, selector.String(), addrs); err != nil {
+		return fmt.Errorf("add members of %s from %s: %w", selector, source, err)
+	}
+	return nil
+}
+
+// RemoveMembers takes addrs out of the members source gives selector; one
+// source did not give is no change.
+func (e *Engine) RemoveMembers(source string, selector Selector, addrs ...netip.Addr) error {
+	if err := e.wl.removeMembers(source, selector.String(), addrs); err != nil {
+		return fmt.Errorf("remove members of %s from %s: %w", selector, source, err)
 	}
 	return nil
 }

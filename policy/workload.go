@@ -59,8 +59,9 @@ type workload struct {
 	profiles map[string]*profile    // by chain name
 	chains   map[string]bool        // slot and deny chains of the intent
 
-	// extra are members from other sources: selector → source → addresses.
-	extra map[string]map[string][]netip.Addr
+	// extra are members from other sources: selector → source → addresses
+	// (unmapped), a set per source so a change is diffed, not replayed.
+	extra map[string]map[string]addrSet
 	// netElems are the elements of the network-set sets (seln4-/seln6-,
 	// netset.go), by set name.
 	netElems map[string][]Element
@@ -97,7 +98,7 @@ func newWorkload(tb *Table) *workload {
 		rules:    map[string][]ChainRule{},
 		profiles: map[string]*profile{},
 		chains:   map[string]bool{},
-		extra:    map[string]map[string][]netip.Addr{},
+		extra:    map[string]map[string]addrSet{},
 		netElems: map[string][]Element{},
 	}
 }
@@ -134,7 +135,7 @@ func (w *workload) setIntent(in Intent) error {
 	}
 	for s, bySrc := range w.extra {
 		for _, as := range bySrc {
-			if err := w.memberAddrs(s, as, -1); err != nil {
+			if err := w.memberAddrs(s, as.sorted(), -1); err != nil {
 				return err
 			}
 		}
@@ -175,7 +176,7 @@ func (w *workload) setIntent(in Intent) error {
 	}
 	for s, bySrc := range w.extra {
 		for _, as := range bySrc {
-			if err := w.memberAddrs(s, as, +1); err != nil {
+			if err := w.memberAddrs(s, as.sorted(), +1); err != nil {
 				return err
 			}
 		}
@@ -345,25 +346,79 @@ func (w *workload) remove(id string) error {
 }
 
 // setMembers makes addrs the members source contributes to selector
-// (canonical form), whether or not a policy uses the selector yet.
+// (canonical form), whether or not a policy uses the selector yet. Only
+// the difference to what source gave before reaches the sets.
 func (w *workload) setMembers(source, selector string, addrs []netip.Addr) error {
-	bySrc := w.extra[selector]
-	if err := w.memberAddrs(selector, bySrc[source], -1); err != nil {
+	want := make(addrSet, len(addrs))
+	for _, a := range addrs {
+		want[a.Unmap()] = struct{}{}
+	}
+	have := w.extra[selector][source]
+	var gone []netip.Addr
+	for a := range have {
+		if _, ok := want[a]; !ok {
+			gone = append(gone, a)
+		}
+	}
+	slices.SortFunc(gone, netip.Addr.Compare)
+	if err := w.removeMembers(source, selector, gone); err != nil {
 		return err
 	}
-	if len(addrs) == 0 {
-		delete(bySrc, source)
-		if len(bySrc) == 0 {
-			delete(w.extra, selector)
+	return w.addMembers(source, selector, addrs)
+}
+
+// addMembers adds addrs to what source contributes to selector; an
+// address source has already given is no change.
+func (w *workload) addMembers(source, selector string, addrs []netip.Addr) error {
+	var added []netip.Addr
+	for _, a := range addrs {
+		a = a.Unmap()
+		bySrc := w.extra[selector]
+		if _, ok := bySrc[source][a]; ok {
+			continue
 		}
-		return nil
+		if bySrc == nil {
+			bySrc = map[string]addrSet{}
+			w.extra[selector] = bySrc
+		}
+		if bySrc[source] == nil {
+			bySrc[source] = addrSet{}
+		}
+		bySrc[source][a] = struct{}{}
+		added = append(added, a)
 	}
-	if bySrc == nil {
-		bySrc = map[string][]netip.Addr{}
-		w.extra[selector] = bySrc
+	return w.memberAddrs(selector, added, +1)
+}
+
+// removeMembers takes addrs out of what source contributes to selector;
+// an address source has not given is no change.
+func (w *workload) removeMembers(source, selector string, addrs []netip.Addr) error {
+	var gone []netip.Addr
+	bySrc := w.extra[selector]
+	for _, a := range addrs {
+		a = a.Unmap()
+		if _, ok := bySrc[source][a]; !ok {
+			continue
+		}
+		delete(bySrc[source], a)
+		gone = append(gone, a)
 	}
-	bySrc[source] = slices.Clone(addrs)
-	return w.memberAddrs(selector, addrs, +1)
+	if len(bySrc[source]) == 0 {
+		delete(bySrc, source)
+	}
+	if len(bySrc) == 0 {
+		delete(w.extra, selector)
+	}
+	return w.memberAddrs(selector, gone, -1)
+}
+
+// addrSet is a set of addresses.
+type addrSet map[netip.Addr]struct{}
+
+// sorted are the addresses of s in order (the Table's messages follow
+// the order elements are given in).
+func (s addrSet) sorted() []netip.Addr {
+	return slices.SortedFunc(maps.Keys(s), netip.Addr.Compare)
 }
 
 // join adds e's contributions: set members, profile and map entries.

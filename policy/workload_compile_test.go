@@ -129,3 +129,57 @@ func TestWorkloadDefaultDeny(t *testing.T) {
 			tb.chains[wlDenyChain] != nil, len(tb.sets[wlFromMap].want), len(tb.sets[wlToMap].want))
 	}
 }
+
+// TestWorkloadMembersIncremental: a source's members are a set, so
+// AddMembers and RemoveMembers touch only the addresses they name (one
+// already given, or never given, is no change), SetMembers sends only
+// its difference, and two sources holding one address keep it until
+// both let go.
+func TestWorkloadMembersIncremental(t *testing.T) {
+	tb := NewTable(nil)
+	e := &Engine{tb: tb, wl: newWorkload(tb)}
+	must(t, e.SetIntent(dbPolicy()))
+	web := MustParseSelector(`role == "web"`)
+	web4 := selectorSetName(fam4, web.String())
+	a := func(i int) netip.Addr { return netip.AddrFrom4([4]byte{10, 9, 0, byte(i)}) }
+	elems := func() (out []netip.Addr) {
+		for k := range tb.sets[web4].want {
+			out = append(out, netip.AddrFrom4([4]byte([]byte(k))))
+		}
+		slices.SortFunc(out, netip.Addr.Compare)
+		return out
+	}
+	step := func(what string, want []netip.Addr, dirty int) {
+		t.Helper()
+		if got := elems(); !slices.Equal(got, want) {
+			t.Errorf("%s: set %v, want %v", what, got, want)
+		}
+		if got := len(tb.sets[web4].dirtyKeys); got != dirty {
+			t.Errorf("%s: %d keys touched, want %d", what, got, dirty)
+		}
+		clear(tb.sets[web4].dirtyKeys)
+	}
+	must(t, e.SetMembers("k8s", web, []netip.Addr{a(1), a(2), a(3)}))
+	step("SetMembers 1 2 3", []netip.Addr{a(1), a(2), a(3)}, 3)
+	must(t, e.SetMembers("k8s", web, []netip.Addr{a(2), a(3), a(4)}))
+	step("SetMembers 2 3 4", []netip.Addr{a(2), a(3), a(4)}, 2)
+	must(t, e.AddMembers("k8s", web, a(4), netip.AddrFrom16(a(5).As16())))
+	step("AddMembers 4 and 5 (IPv4-mapped)", []netip.Addr{a(2), a(3), a(4), a(5)}, 1)
+	must(t, e.RemoveMembers("k8s", web, a(2), a(9)))
+	step("RemoveMembers 2 9", []netip.Addr{a(3), a(4), a(5)}, 1)
+	must(t, e.AddMembers("bgp", web, a(3)))
+	must(t, e.RemoveMembers("k8s", web, a(3)))
+	step("3 from bgp too, k8s's 3 removed", []netip.Addr{a(3), a(4), a(5)}, 0)
+	must(t, e.SetMembers("k8s", web, nil))
+	step("k8s withdrawn", []netip.Addr{a(3)}, 2)
+	if _, ok := e.wl.extra[web.String()]["k8s"]; ok {
+		t.Errorf("a withdrawn source is still kept: %v", e.wl.extra)
+	}
+	// Members survive a recompile that keeps the selector.
+	in := dbPolicy()
+	in.Policies[0].Ingress[0].DstPorts[0] = PortRange{5433, 5433}
+	must(t, e.SetIntent(in))
+	if got := elems(); !slices.Equal(got, []netip.Addr{a(3)}) {
+		t.Errorf("after SetIntent: set %v, want bgp's 3", got)
+	}
+}
