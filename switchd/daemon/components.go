@@ -74,7 +74,8 @@ type policyEngine interface {
 	SetACL(in policy.ACLIntent) error
 	UpsertEndpoint(ep policy.Endpoint) error
 	DeleteEndpoint(id string) error
-	membersEngine // SetMembers (membership.go)
+	membersEngine     // SetMembers (membership.go)
+	kubeMembersEngine // AddMembers, RemoveMembers (kubernetes.go)
 	QueueResync()
 	Apply(ctx context.Context) error
 	Status() policy.Status

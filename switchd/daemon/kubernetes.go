@@ -22,7 +22,9 @@ import (
 // the cached pods that are not local endpoints fill the engine's "k8s"
 // member source, so pods of other nodes are selected without BGP
 // membership routes. A pod relabelled is an endpoint upsert and a
-// members change: set elements, never a rule.
+// members change: set elements, never a rule. Members are kept in a
+// kubernetes.MemberIndex and given as AddMembers/RemoveMembers, so a pod
+// change costs that pod, not every pod times every selector.
 
 // kubeMembersSource is the SetMembers source of the API's pods.
 const kubeMembersSource = "k8s"
@@ -33,7 +35,7 @@ type kubeWatcher interface {
 	Drain() kubernetes.Changes
 	Compile() kubernetes.Compiled
 	EndpointLabels(epLabels map[string]string) (map[string]string, string)
-	Pods() []kubernetes.Pod
+	Pod(key string) (kubernetes.Pod, bool)
 	Synced() bool
 	RequestFailures() int
 }
@@ -48,15 +50,17 @@ type kubeLoop struct {
 	// of each pod key; podOf is the pod key of each endpoint id.
 	byPod map[string]map[string]policy.Endpoint
 	podOf map[string]string
-	// given are the members last given to the engine, by selector.
-	given map[string]kubeMembers
+	// members are the remote members given to the engine, by selector.
+	members *kubernetes.MemberIndex
 	// problems counts the parts of policies the last Compile left out.
 	problems int
 }
 
-type kubeMembers struct {
-	sel   policy.Selector
-	addrs []netip.Addr
+// kubeMembersEngine is what cluster mode gives the policy engine of the
+// remote pods: changes only (*policy.Engine).
+type kubeMembersEngine interface {
+	AddMembers(source string, selector policy.Selector, addrs ...netip.Addr) error
+	RemoveMembers(source string, selector policy.Selector, addrs ...netip.Addr) error
 }
 
 // startKubernetes starts the Watcher of cluster mode; it publishes
@@ -83,7 +87,7 @@ func (d *Daemon) startKubernetes(ctx context.Context, k config.Kubernetes) error
 // already has get their pods' labels when w's first Drain names them.
 func (d *Daemon) setKubeWatcher(w kubeWatcher, node string) {
 	d.kube = kubeLoop{w: w, node: node, byPod: map[string]map[string]policy.Endpoint{},
-		podOf: map[string]string{}, given: map[string]kubeMembers{}}
+		podOf: map[string]string{}, members: kubernetes.NewMemberIndex()}
 }
 
 // kubeKick is the Watcher's feed; nil outside cluster mode.
@@ -109,12 +113,15 @@ func (d *Daemon) onKubernetes() {
 		k.policies, k.problems = c.Policies, len(c.Problems)
 		d.setPolicy(d.intent)
 	}
+	if ch.Policies {
+		d.giveKubeMembers(k.members.SetSelectors(kubernetes.PeerSelectors(k.policies)))
+	}
 	for _, key := range ch.Pods {
 		for _, id := range slices.Sorted(maps.Keys(k.byPod[key])) {
 			d.upsertEndpoint(k.byPod[key][id])
 		}
+		d.setKubeMember(key)
 	}
-	d.setKubeMembers()
 	d.publishKubernetes()
 }
 
@@ -137,12 +144,15 @@ func (d *Daemon) kubeEndpoint(ep policy.Endpoint) policy.Endpoint {
 		return ep
 	}
 	labels, key := k.w.EndpointLabels(ep.Labels)
-	d.kubeForget(ep.ID)
+	if old := k.forget(ep.ID); old != "" && old != key {
+		d.setKubeMember(old) // maybe a remote member again
+	}
 	if key != "" {
 		if k.byPod[key] == nil {
 			k.byPod[key] = map[string]policy.Endpoint{}
 		}
 		k.byPod[key][ep.ID], k.podOf[ep.ID] = ep, key
+		d.setKubeMember(key) // local now: no remote member
 	}
 	ep.Labels = labels
 	return ep
@@ -150,16 +160,24 @@ func (d *Daemon) kubeEndpoint(ep policy.Endpoint) policy.Endpoint {
 
 // kubeForget drops a removed endpoint's pod record.
 func (d *Daemon) kubeForget(id string) {
-	k := &d.kube
+	if key := d.kube.forget(id); key != "" {
+		d.setKubeMember(key) // maybe a remote member again
+	}
+}
+
+// forget drops endpoint id's pod record and returns its pod key ("":
+// none).
+func (k *kubeLoop) forget(id string) string {
 	key, ok := k.podOf[id]
 	if !ok {
-		return
+		return ""
 	}
 	delete(k.byPod[key], id)
 	if len(k.byPod[key]) == 0 {
 		delete(k.byPod, key)
 	}
 	delete(k.podOf, id)
+	return key
 }
 
 // upsertEndpoint gives the engine (and group membership) a host endpoint
@@ -173,37 +191,28 @@ func (d *Daemon) upsertEndpoint(ep policy.Endpoint) {
 	d.pol.dirty = true
 }
 
-// setKubeMembers gives the engine, for each peer selector of the
-// compiled policies, the cached pods it matches that are not local
-// endpoints; only selectors whose members changed are given again.
-func (d *Daemon) setKubeMembers() {
+// setKubeMember indexes the cached pod key as a remote member or not
+// (a local endpoint, or a pod of this node, endpoint or not yet) and
+// gives the engine what that changed.
+func (d *Daemon) setKubeMember(key string) {
 	k := &d.kube
-	sels := kubernetes.PeerSelectors(k.policies)
-	// Pods of this node are not remote members, endpoints or not yet.
-	local := func(p kubernetes.Pod) bool { return len(k.byPod[p.Key]) > 0 || k.node != "" && p.Node == k.node }
-	want := kubernetes.Members(sels, k.w.Pods(), local)
-	for name := range maps.Keys(k.given) {
-		if _, ok := want[name]; !ok {
-			want[name] = nil // withdrawn
+	p, ok := k.w.Pod(key)
+	remote := ok && len(k.byPod[key]) == 0 && (k.node == "" || p.Node != k.node)
+	d.giveKubeMembers(k.members.SetPod(key, p, remote))
+}
+
+// giveKubeMembers gives the engine member changes of the "k8s" source.
+func (d *Daemon) giveKubeMembers(cs []kubernetes.MemberChange) {
+	for _, c := range cs {
+		if len(c.Remove) > 0 {
+			if err := d.policy.RemoveMembers(kubeMembersSource, c.Selector, c.Remove...); err != nil {
+				d.log.Error("pods not taken out of policy", "selector", c.Name, "err", err)
+			}
 		}
-	}
-	for _, name := range slices.Sorted(maps.Keys(want)) {
-		addrs, old := want[name], k.given[name]
-		sel, ok := sels[name]
-		if !ok {
-			sel = old.sel
-		}
-		if slices.Equal(addrs, old.addrs) {
-			continue
-		}
-		if err := d.policy.SetMembers(kubeMembersSource, sel, addrs); err != nil {
-			d.log.Error("pods not in policy", "selector", name, "err", err)
-			continue
-		}
-		if len(addrs) == 0 {
-			delete(k.given, name)
-		} else {
-			k.given[name] = kubeMembers{sel, addrs}
+		if len(c.Add) > 0 {
+			if err := d.policy.AddMembers(kubeMembersSource, c.Selector, c.Add...); err != nil {
+				d.log.Error("pods not in policy", "selector", c.Name, "err", err)
+			}
 		}
 		d.pol.dirty = true
 	}

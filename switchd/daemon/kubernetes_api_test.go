@@ -61,7 +61,7 @@ func TestWiringKubernetesAPI(t *testing.T) {
 	var calls []string
 	for deadline := time.Now().Add(time.Minute); ; time.Sleep(20 * time.Millisecond) {
 		calls = w.pe.rec.since(pm)
-		if slices.ContainsFunc(calls, func(c string) bool { return strings.HasPrefix(c, "policy.SetMembers k8s ") }) && w.d.Status().Kubernetes != nil ||
+		if slices.ContainsFunc(calls, func(c string) bool { return strings.HasPrefix(c, "policy.AddMembers k8s ") }) && w.d.Status().Kubernetes != nil ||
 			time.Now().After(deadline) {
 			break
 		}
@@ -71,7 +71,7 @@ func TestWiringKubernetesAPI(t *testing.T) {
 		if strings.HasPrefix(c, "policy.SetIntent ") {
 			intent = append(intent, c)
 		}
-		if strings.HasPrefix(c, "policy.SetMembers ") {
+		if strings.HasPrefix(c, "policy.AddMembers ") {
 			members = append(members, c)
 		}
 	}
@@ -79,7 +79,7 @@ func TestWiringKubernetesAPI(t *testing.T) {
 		t.Errorf("SetIntent calls %q, want one with k8s:x/allow-web", intent)
 	}
 	if len(members) != 1 || !strings.HasSuffix(members[0], " [10.2.0.5]") || !strings.Contains(members[0], `app == "web"`) {
-		t.Errorf("SetMembers calls %q, want x/b's address (node2) only under app == \"web\"", members)
+		t.Errorf("AddMembers calls %q, want x/b's address (node2) only under app == \"web\"", members)
 	}
 	if st := w.d.Status().Kubernetes; st == nil || !st.Synced || st.Policies != 1 || st.Node != "node1" {
 		t.Errorf("status %+v, want synced, node1, 1 policy", st)

@@ -48,10 +48,21 @@ func (k *testKube) EndpointLabels(ep map[string]string) (map[string]string, stri
 	maps.Copy(out, k.pods[key].Labels)
 	return out, key
 }
-func (k *testKube) Pods() []kubernetes.Pod {
+func (k *testKube) Pod(key string) (kubernetes.Pod, bool) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	return slices.SortedFunc(maps.Values(k.pods), func(a, b kubernetes.Pod) int { return strings.Compare(a.Key, b.Key) })
+	p, ok := k.pods[key]
+	return p, ok
+}
+
+func (p *testPolicy) AddMembers(source string, sel policy.Selector, addrs ...netip.Addr) error {
+	p.rec.add("policy.AddMembers %s %s %v", source, sel, addrs)
+	return nil
+}
+
+func (p *testPolicy) RemoveMembers(source string, sel policy.Selector, addrs ...netip.Addr) error {
+	p.rec.add("policy.RemoveMembers %s %s %v", source, sel, addrs)
+	return nil
 }
 
 // set changes the cache and queues changes, then kicks.
@@ -77,7 +88,7 @@ func (k *testKube) relabel(key, app string) {
 // after the configured policy (SetIntent), re-upserts the local pod's
 // endpoint with its pod labels, and gives the pod of another node (not
 // one of this node) as a "k8s" member of the policy's peer selector; a
-// remote pod relabelled out of the selector is a SetMembers only, a
+// remote pod relabelled out of the selector is a RemoveMembers only, a
 // local one an endpoint upsert only: no SetIntent, so no rule changes.
 func TestWiringKubernetes(t *testing.T) {
 	web := policy.MustParseSelector(`app == "web"`)
@@ -109,14 +120,14 @@ func TestWiringKubernetes(t *testing.T) {
 	calls := w.pe.rec.since(pm)
 	if len(calls) != 4 || !strings.HasPrefix(calls[0], "policy.SetIntent ") || !strings.Contains(calls[0], "db(") ||
 		!strings.Contains(calls[0], `k8s/x/allow-web(app == "db"; 1 allow proto 0 ports [] from app == "web")`) ||
-		calls[1] != want[0] || calls[2] != `policy.SetMembers k8s app == "web" [10.2.0.5]` || calls[3] != "policy.Apply" {
+		calls[1] != want[0] || calls[2] != `policy.AddMembers k8s app == "web" [10.2.0.5]` || calls[3] != "policy.Apply" {
 		t.Errorf("first drain: policy calls %q, want the configured and compiled policies, x/a upserted, x/b a member, an Apply", calls)
 	}
 
 	pm, m = w.pe.rec.mark(), w.rec.mark()
 	k.relabel("x/b", "other")
 	w.rec.waitTurns(t, m, 1)
-	want = []string{`policy.SetMembers k8s app == "web" []`, "policy.Apply"}
+	want = []string{`policy.RemoveMembers k8s app == "web" [10.2.0.5]`, "policy.Apply"}
 	if calls := w.pe.rec.since(pm); !slices.Equal(calls, want) {
 		t.Errorf("remote pod x/b relabelled: policy calls %q, want %q", calls, want)
 	}
@@ -137,7 +148,7 @@ func TestWiringKubernetes(t *testing.T) {
 	m = w.rec.mark()
 	k.relabel("x/a", "web")
 	w.rec.waitTurns(t, m, 1)
-	want = []string{"policy.DeleteEndpoint c1/eth0", "policy.Apply", `policy.SetMembers k8s app == "web" [10.1.0.2]`, "policy.Apply"}
+	want = []string{"policy.DeleteEndpoint c1/eth0", "policy.Apply", `policy.AddMembers k8s app == "web" [10.1.0.2]`, "policy.Apply"}
 	if calls := w.pe.rec.since(pm); !slices.Equal(calls, want) {
 		t.Errorf("x/a's endpoint gone, x/a selected again: policy calls %q, want %q", calls, want)
 	}
