@@ -145,11 +145,43 @@ func (s *Server) StartAPIServer() {
 	if s.api != nil {
 		s.t.Fatal("k8stest: kube-apiserver is running")
 	}
-	d, addr := s.dir, s.opts.Addr.String()
-	s.api = s.command(s.apiserver,
+	s.api = s.apiserverCommand(s.opts.Addr, s.port)
+	s.apiExited = s.spawn(s.api, "kube-apiserver.log")
+	if err := s.waitReady(s.URL, s.apiExited); err != nil {
+		s.StopAPIServer()
+		s.t.Fatalf("k8stest: %v\n%s", err, s.logTail("kube-apiserver.log"))
+	}
+}
+
+// Replica starts a second kube-apiserver on the same etcd, on the
+// loopback of Options.Netns, and returns a client config for it and the
+// function that stops it (the test's cleanup does too). Through it a test
+// changes the cluster while the server at URL is stopped, as through
+// another API server of a control plane of several.
+func (s *Server) Replica() (*rest.Config, func()) {
+	s.t.Helper()
+	lo := netip.AddrFrom4([4]byte{127, 0, 0, 1})
+	port := s.freePorts(1)[0]
+	cmd := s.apiserverCommand(lo, port)
+	exited := s.spawn(cmd, "kube-apiserver-replica.log")
+	stopReplica := func() { stop(cmd, exited) }
+	s.t.Cleanup(stopReplica)
+	url := "https://" + netip.AddrPortFrom(lo, uint16(port)).String()
+	if err := s.waitReady(url, exited); err != nil {
+		s.t.Fatalf("k8stest: replica: %v\n%s", err, s.logTail("kube-apiserver-replica.log"))
+	}
+	c := s.Config()
+	c.Host = url
+	return c, stopReplica
+}
+
+// apiserverCommand is kube-apiserver serving on addr and port.
+func (s *Server) apiserverCommand(address netip.Addr, port int) *exec.Cmd {
+	d, addr := s.dir, address.String()
+	return s.command(s.apiserver,
 		"--etcd-servers", s.etcdURL,
 		"--bind-address", addr, "--advertise-address", addr,
-		"--secure-port", strconv.Itoa(s.port),
+		"--secure-port", strconv.Itoa(port),
 		// With no kubelet there is no kubernetes Service endpoint to keep.
 		"--endpoint-reconciler-type", "none",
 		"--tls-cert-file", filepath.Join(d, "serving.crt"), "--tls-private-key-file", filepath.Join(d, "serving.key"),
@@ -160,11 +192,6 @@ func (s *Server) StartAPIServer() {
 		"--service-cluster-ip-range", "10.96.0.0/16",
 		"--disable-admission-plugins", "ServiceAccount",
 		"--enable-priority-and-fairness=false", "--profiling=false")
-	s.apiExited = s.spawn(s.api, "kube-apiserver.log")
-	if err := s.waitReady(); err != nil {
-		s.StopAPIServer()
-		s.t.Fatalf("k8stest: %v\n%s", err, s.logTail("kube-apiserver.log"))
-	}
 }
 
 // StopAPIServer kills kube-apiserver (etcd and its data stay), as a lost
@@ -243,16 +270,20 @@ func (s *Server) spawn(cmd *exec.Cmd, name string) chan struct{} {
 	return done
 }
 
-// stop kills cmd by its PID and waits for it.
+// stop kills cmd by its PID and waits for it; again, it does nothing.
 func stop(cmd *exec.Cmd, done chan struct{}) {
-	_ = cmd.Process.Kill()
-	<-done
+	select {
+	case <-done:
+	default:
+		_ = cmd.Process.Kill()
+		<-done
+	}
 }
 
 // waitReady polls /readyz until it answers 200. The limit is generous:
 // a loaded machine makes the first start slow, and a server that cannot
 // start exits, which ends the wait at once.
-func (s *Server) waitReady() error {
+func (s *Server) waitReady(url string, exited chan struct{}) error {
 	pool := x509.NewCertPool()
 	ca, err := os.ReadFile(s.CAFile)
 	if err != nil {
@@ -265,7 +296,7 @@ func (s *Server) waitReady() error {
 	defer cancel()
 	var last error
 	for {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.URL+"/readyz", nil)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url+"/readyz", nil)
 		req.Header.Set("Authorization", "Bearer "+Token)
 		resp, err := c.Do(req)
 		if err == nil {
@@ -277,7 +308,7 @@ func (s *Server) waitReady() error {
 		}
 		last = err
 		select {
-		case <-s.apiExited:
+		case <-exited:
 			return errors.New("kube-apiserver exited before it was ready")
 		case <-ctx.Done():
 			return fmt.Errorf("kube-apiserver not ready: %v", last)
@@ -353,7 +384,7 @@ func (s *Server) writeCredentials() error {
 	tmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "kube-apiserver"},
 		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
-		IPAddresses: []net.IP{s.opts.Addr.AsSlice()}, DNSNames: []string{"localhost"},
+		IPAddresses: []net.IP{s.opts.Addr.AsSlice(), net.IPv4(127, 0, 0, 1)}, DNSNames: []string{"localhost"},
 		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
@@ -112,4 +113,38 @@ func TestServerInNamespacePrivileged(t *testing.T) {
 	if _, err := os.Stat(n.Path()); !os.IsNotExist(err) {
 		t.Errorf("namespace %s left behind (%v)", n.Name, err)
 	}
+}
+
+// TestStoreUnchecked makes a NetworkPolicy the API server refuses (an
+// invalid CIDR) straight in etcd, reads it back through the API server
+// as stored, and reads pods through a replica API server while the first
+// one is stopped.
+func TestStoreUnchecked(t *testing.T) {
+	s := Start(t)
+	ctx := context.Background()
+	c := s.Client()
+	bad := NetworkPolicy("default", "bad", networkingv1.NetworkPolicySpec{
+		Ingress: []networkingv1.NetworkPolicyIngressRule{{From: []networkingv1.NetworkPolicyPeer{{IPBlock: &networkingv1.IPBlock{CIDR: "10.0.0.300/8"}}}}},
+	})
+	if _, err := c.NetworkingV1().NetworkPolicies("default").Create(ctx, bad, metav1.CreateOptions{}); err == nil {
+		t.Fatal("the API server took an invalid CIDR")
+	}
+	if err := s.StoreUnchecked("networkpolicies", bad); err != nil {
+		t.Fatal(err)
+	}
+	got, err := c.NetworkingV1().NetworkPolicies("default").Get(ctx, "bad", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cidr := got.Spec.Ingress[0].From[0].IPBlock.CIDR; cidr != "10.0.0.300/8" {
+		t.Errorf("stored CIDR read back as %q", cidr)
+	}
+
+	s.StopAPIServer()
+	rc, stopReplica := s.Replica()
+	if _, err := kubernetes.NewForConfigOrDie(rc).NetworkingV1().NetworkPolicies("default").Get(ctx, "bad", metav1.GetOptions{}); err != nil {
+		t.Errorf("through the replica: %v", err)
+	}
+	stopReplica()
+	s.StartAPIServer()
 }
