@@ -183,6 +183,7 @@ func (t *translator) neighbor(n *oc.NetworkInstance_Protocol_Bgp_Neighbor, b *oc
 	}
 	nb.GracefulRestart = gracefulRestart(c.GracefulRestart, n.GracefulRestart, pgGR)
 	t.applyPolicy(n, pg, np, c, &nb)
+	nb.FilterMembership = filterMembership(n, pg)
 
 	// Transport, timers: each leaf from the neighbor or else the group.
 	var ntr oc.NetworkInstance_Protocol_Bgp_Neighbor_Transport

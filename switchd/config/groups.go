@@ -76,3 +76,15 @@ func GroupWarnings(in *Intent) []string {
 	}
 	return out
 }
+
+// filterMembership is a neighbor's switchd:membership-routes, else its
+// peer group's (pg, nil if none): filter keeps group membership routes
+// off the session; send, the default, lets a fabric of switchd nodes
+// work with no setting (a peer outside it gets filter).
+func filterMembership(n *oc.NetworkInstance_Protocol_Bgp_Neighbor, pg *oc.NetworkInstance_Protocol_Bgp_PeerGroup) bool {
+	m := n.GetMembershipRoutes()
+	if m == oc.Switchd_MembershipRoutes_UNSET {
+		m = pg.GetMembershipRoutes()
+	}
+	return m == oc.Switchd_MembershipRoutes_filter
+}

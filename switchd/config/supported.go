@@ -56,6 +56,7 @@ const supportedLeaves = `
 /network-instances/network-instance/protocols/protocol/bgp/peer-groups/peer-group/config/peer-as
 /network-instances/network-instance/protocols/protocol/bgp/peer-groups/peer-group/config/local-as
 /network-instances/network-instance/protocols/protocol/bgp/peer-groups/peer-group/config/auth-password
+/network-instances/network-instance/protocols/protocol/bgp/peer-groups/peer-group/config/membership-routes
 /network-instances/network-instance/protocols/protocol/bgp/peer-groups/peer-group/NEIGHBOR
 
 /network-instances/network-instance/protocols/protocol/bgp/neighbors/neighbor/config/neighbor-address
@@ -65,6 +66,7 @@ const supportedLeaves = `
 /network-instances/network-instance/protocols/protocol/bgp/neighbors/neighbor/config/auth-password
 /network-instances/network-instance/protocols/protocol/bgp/neighbors/neighbor/config/peer-group
 /network-instances/network-instance/protocols/protocol/bgp/neighbors/neighbor/config/enabled
+/network-instances/network-instance/protocols/protocol/bgp/neighbors/neighbor/config/membership-routes
 /network-instances/network-instance/protocols/protocol/bgp/neighbors/neighbor/NEIGHBOR
 /network-instances/network-instance/protocols/protocol/bgp/interface-neighbors/interface-neighbor/config/interface
 /network-instances/network-instance/protocols/protocol/bgp/interface-neighbors/interface-neighbor/config/peer-group
