@@ -125,6 +125,10 @@ func (f *Fabric) switchdTree(n *NodeInfo) obj {
 			if passive {
 				nb["transport"] = obj{"config": obj{"passive-mode": true}}
 			}
+			if n.Role == Leaf && peer.Role == External {
+				// Group membership stays inside the fabric.
+				nb["config"].(obj)["switchd:membership-routes"] = "filter"
+			}
 			nb["apply-policy"] = applyPolicy
 			if b := f.enableBFD(n, peer, i); b != nil {
 				nb["enable-bfd"] = b

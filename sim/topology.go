@@ -45,6 +45,10 @@ const (
 	Spine Role = "spine"
 	Leaf  Role = "leaf"
 	Host  Role = "host"
+	// External is a router outside the fabric peering with a leaf (a
+	// border or customer router, normally of kind bird or frr): the leaf
+	// keeps group membership routes from it (membership-routes filter).
+	External Role = "external"
 )
 
 // Kind is the routing daemon that runs on a node.
@@ -259,11 +263,11 @@ func (t *Topology) Validate() error {
 		}
 		seen[n.Name] = true
 		switch n.Role {
-		case Spine, Leaf, Host:
+		case Spine, Leaf, Host, External:
 		case "":
-			bad("node %q: role is missing (spine, leaf or host)", n.Name)
+			bad("node %q: role is missing (spine, leaf, host or external)", n.Name)
 		default:
-			bad("node %q: bad role %q (want spine, leaf or host)", n.Name, n.Role)
+			bad("node %q: bad role %q (want spine, leaf, host or external)", n.Name, n.Role)
 		}
 		if n.ASN == 0 {
 			bad("node %q: asn is missing", n.Name)
