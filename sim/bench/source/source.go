@@ -18,6 +18,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
@@ -45,6 +46,10 @@ type Config struct {
 	Count int
 	// HoldTime proposed in OPEN; zero means 180 s.
 	HoldTime time.Duration
+	// Large, if not nil, gives prefix i's large communities (RFC 8092:
+	// global, local 1, local 2), e.g. group membership routes';
+	// consecutive prefixes with equal lists share UPDATEs.
+	Large func(i int) [][3]uint32
 }
 
 // Source holds the pre-encoded announcement of a Config.
@@ -89,13 +94,6 @@ func New(c Config) (*Source, error) {
 		return nil, fmt.Errorf("bgp source: next hop %v: %w", c.NextHop, err)
 	}
 	attrs = append(attrs, nh)
-	// Fill each UPDATE to maxMessage: header, two length fields and the
-	// attributes, then NLRIs of 1 + ceil(bits/8) bytes each.
-	empty, err := bgp.NewBGPUpdateMessage(nil, attrs, nil).Serialize()
-	if err != nil {
-		return nil, fmt.Errorf("bgp source: encode update: %w", err)
-	}
-	perMsg := (maxMessage - len(empty)) / (1 + (c.First.Bits()+7)/8)
 	s := &Source{cfg: c}
 	var chunk []byte
 	add := func(m []byte) {
@@ -111,26 +109,33 @@ func New(c Config) (*Source, error) {
 	if c.First.Bits() == 0 {
 		step = 0
 	}
-	for i := 0; i < c.Count; i += perMsg {
-		n := min(perMsg, c.Count-i)
-		nlri := make([]bgp.PathNLRI, n)
-		for j := range nlri {
-			var a [4]byte
-			binary.BigEndian.PutUint32(a[:], base+uint32(i+j)*step)
-			p, err := bgp.NewIPAddrPrefix(netip.PrefixFrom(netip.AddrFrom4(a), c.First.Bits()))
-			if err != nil {
-				return nil, fmt.Errorf("bgp source: prefix %v: %w", a, err)
+	for i := 0; i < c.Count; {
+		// A run of prefixes with the same attributes.
+		ra, end := attrs, c.Count
+		if c.Large != nil {
+			cs := c.Large(i)
+			for end = i + 1; end < c.Count && slices.Equal(c.Large(end), cs); end++ {
 			}
-			nlri[j] = bgp.PathNLRI{NLRI: p}
+			lc := make([]*bgp.LargeCommunity, len(cs))
+			for j, v := range cs {
+				lc[j] = bgp.NewLargeCommunity(v[0], v[1], v[2])
+			}
+			ra = append(slices.Clip(attrs), bgp.NewPathAttributeLargeCommunities(lc))
 		}
-		m, err := bgp.NewBGPUpdateMessage(nil, attrs, nlri).Serialize()
+		// Fill each UPDATE to maxMessage: header, two length fields and
+		// the attributes, then NLRIs of 1 + ceil(bits/8) bytes each.
+		empty, err := bgp.NewBGPUpdateMessage(nil, ra, nil).Serialize()
 		if err != nil {
-			return nil, fmt.Errorf("bgp source: encode update %d: %w", i/perMsg, err)
+			return nil, fmt.Errorf("bgp source: encode update: %w", err)
 		}
-		if len(m) > maxMessage {
-			return nil, fmt.Errorf("bgp source: update of %d bytes exceeds %d", len(m), maxMessage)
+		perMsg := (maxMessage - len(empty)) / (1 + (c.First.Bits()+7)/8)
+		for i < end {
+			n := min(perMsg, end-i)
+			if err := s.encode(ra, base, step, i, n, add); err != nil {
+				return nil, err
+			}
+			i += n
 		}
-		add(m)
 	}
 	eor, err := bgp.NewEndOfRib(bgp.RF_IPv4_UC).Serialize()
 	if err != nil {
@@ -139,6 +144,29 @@ func New(c Config) (*Source, error) {
 	add(eor)
 	s.chunks = append(s.chunks, chunk)
 	return s, nil
+}
+
+// encode adds the UPDATE of the n prefixes from the i-th with attrs.
+func (s *Source) encode(attrs []bgp.PathAttributeInterface, base, step uint32, i, n int, add func([]byte)) error {
+	nlri := make([]bgp.PathNLRI, n)
+	for j := range nlri {
+		var a [4]byte
+		binary.BigEndian.PutUint32(a[:], base+uint32(i+j)*step)
+		p, err := bgp.NewIPAddrPrefix(netip.PrefixFrom(netip.AddrFrom4(a), s.cfg.First.Bits()))
+		if err != nil {
+			return fmt.Errorf("bgp source: prefix %v: %w", a, err)
+		}
+		nlri[j] = bgp.PathNLRI{NLRI: p}
+	}
+	m, err := bgp.NewBGPUpdateMessage(nil, attrs, nlri).Serialize()
+	if err != nil {
+		return fmt.Errorf("bgp source: encode update of prefix %d: %w", i, err)
+	}
+	if len(m) > maxMessage {
+		return fmt.Errorf("bgp source: update of %d bytes exceeds %d", len(m), maxMessage)
+	}
+	add(m)
+	return nil
 }
 
 // Messages is the number of UPDATE messages (End-of-RIB included).

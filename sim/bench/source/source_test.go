@@ -83,3 +83,47 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		t.Errorf("valid config rejected: %v", err)
 	}
 }
+
+// TestNewLargeCommunities: runs of prefixes with equal large communities
+// share UPDATEs; each prefix arrives with its own list.
+func TestNewLargeCommunities(t *testing.T) {
+	const n, run = 1000, 300
+	large := func(i int) [][3]uint32 { return [][3]uint32{{65001, 0, 1}, {65001, uint32(1 + i/run), 0}} }
+	s, err := New(Config{
+		LocalAS: 65001, RouterID: netip.MustParseAddr("10.99.0.1"), NextHop: netip.MustParseAddr("10.99.0.1"),
+		First: netip.MustParsePrefix("10.200.0.0/32"), Count: n, Large: large,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := 0
+	r := bytes.NewReader(bytes.Join(s.chunks, nil))
+	for r.Len() > 0 {
+		typ, body, err := readMessage(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := bgp.ParseBGPMessage(append(header(len(body)+19, typ), body...))
+		if err != nil {
+			t.Fatal(err)
+		}
+		u := m.Body.(*bgp.BGPUpdate)
+		var got []*bgp.LargeCommunity
+		for _, a := range u.PathAttributes {
+			if lc, ok := a.(*bgp.PathAttributeLargeCommunities); ok {
+				got = lc.Values
+			}
+		}
+		for _, p := range u.NLRI {
+			want := large(seen)
+			if p.NLRI.(*bgp.IPAddrPrefix).Prefix != netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 200, byte(seen >> 8), byte(seen)}), 32) ||
+				len(got) != 2 || got[1].LocalData1 != want[1][1] || got[0].LocalData2 != 1 {
+				t.Fatalf("prefix %d: %v with %v, want communities %v", seen, p.NLRI, got, want)
+			}
+			seen++
+		}
+	}
+	if seen != n || s.Messages() > n/run+n/200+2 {
+		t.Errorf("%d prefixes in %d messages, want %d in few", seen, s.Messages(), n)
+	}
+}
