@@ -21,6 +21,8 @@ const usage = `usage: switchd sim COMMAND
 
   up [--topology FILE] [--prefix P] [--switchd PATH] [--timeout D]
                         build the fabric (default: the demo topology), wait for BGP
+  up --hosts N [--leaves L] [--spines S] [--workloads W]
+                        a generated fabric: racks of hosts dual-homed to leaf pairs
   status                sessions and routes per node
   exec NODE -- CMD...   run CMD in NODE's network namespace
   matrix                every host's loopback pings every other host's (IPv4, IPv6);
@@ -95,11 +97,26 @@ func cmdUp(ctx context.Context, args []string, stdout, stderr io.Writer, log *sl
 	perHost := fs.Int("workloads", 2, "container workloads to attach to each host with IPAM pools")
 	bfdEvery := fs.Duration("bfd", 0, "BFD between switchd nodes at this interval × 3 (e.g. 100ms); 0: off")
 	unnumbered := fs.Bool("unnumbered", false, "spine-leaf links get no IPv4 or global IPv6 address: BGP unnumbered over link-local addresses")
+	var sc Scale
+	fs.IntVar(&sc.Hosts, "hosts", 0, "generate a fabric of this many hosts (racks behind leaf pairs) instead of a topology file")
+	fs.IntVar(&sc.Leaves, "leaves", 0, "with --hosts: leaves (even); default a pair per 20 hosts")
+	fs.IntVar(&sc.Spines, "spines", 0, "with --hosts: spines; default one per 12 leaves, 2 to 8")
 	if err := noArgs(fs, args); err != nil {
 		return 2, err
 	}
 	topo := Default()
-	if *topoFile != "" {
+	if sc.Hosts > 0 {
+		if *topoFile != "" {
+			return 2, errors.New("--hosts and --topology exclude each other")
+		}
+		var err error
+		if topo, err = ScaleTopology(sc); err != nil {
+			return 1, err
+		}
+		if !flagSet(fs, "timeout") {
+			*timeout = scaleTimeout(len(topo.Nodes))
+		}
+	} else if *topoFile != "" {
 		var err error
 		if topo, err = LoadTopology(*topoFile); err != nil {
 			return 1, err
@@ -143,6 +160,9 @@ func cmdUp(ctx context.Context, args []string, stdout, stderr io.Writer, log *sl
 		return 1, fmt.Errorf("%w\nthe fabric stays up for inspection; switchd sim down removes it", werr)
 	}
 	fmt.Fprintf(stdout, "fabric %s converged\n", f.Prefix)
+	if *perHost > 0 && f.hasWorkloadHosts() && topo.Lean {
+		return upScaleWorkloads(ctx, stdout, f, *perHost)
+	}
 	if *perHost > 0 && f.hasWorkloadHosts() {
 		ws, err := f.AddWorkloads(ctx, *perHost)
 		if err != nil {
@@ -182,12 +202,14 @@ func cmdStatus(ctx context.Context, args []string, stdout io.Writer) (int, error
 	printManagement(stdout, f)
 	if ws, err := f.Workloads(ctx); err != nil {
 		fmt.Fprintf(stdout, "workloads: %v\n", err)
+	} else if len(ws) > 0 && f.Topology.Lean {
+		fmt.Fprintf(stdout, "\n%d workloads on %d hosts\n", len(ws), len(f.hostNodes()))
 	} else if len(ws) > 0 {
 		fmt.Fprintln(stdout)
 		printWorkloads(stdout, ws)
 	}
 	if !Converged(st) {
-		fmt.Fprintln(stdout, "not converged")
+		fmt.Fprintln(stdout, notConvergedLine(st))
 		return 1, nil
 	}
 	fmt.Fprintln(stdout, "converged")
@@ -199,17 +221,7 @@ func printStatus(w io.Writer, f *Fabric, st []NodeStatus) {
 	fmt.Fprintln(tw, "NODE\tROLE\tKIND\tASN\tPID\tBGP\tROUTES\tLOOPBACKS\tSTATE")
 	for _, s := range st {
 		v4, v6 := f.Loopbacks(s.Name)
-		state := "ok"
-		switch {
-		case !s.Running:
-			state = "not running"
-		case s.Err != "":
-			state = s.Err
-		case s.SessionsUp < s.SessionsTotal:
-			state = "sessions down"
-		case len(s.Missing) > 0:
-			state = fmt.Sprintf("%d loopbacks unreachable", len(s.Missing))
-		}
+		state := s.state()
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d/%d\t%d\t%s %s\t%s\n",
 			s.Name, s.Role, s.Kind, s.ASN, s.PID, s.SessionsUp, s.SessionsTotal, s.Routes, v4, v6, state)
 	}

@@ -93,12 +93,17 @@ func (f *Fabric) Up(ctx context.Context) (err error) {
 			}
 		}
 	}
+	var starting []*NodeInfo // lean fabrics pace their start (scale.go)
 	for _, n := range f.nodes {
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("fabric %s up: %w", f.Prefix, err)
 		}
 		if err := f.start(n); err != nil {
 			return err
+		}
+		if f.Topology.Lean && n.Kind == Switchd {
+			starting = append(starting, n)
+			f.waitStarted(ctx, &starting, StartPace, time.Minute)
 		}
 	}
 	if err := f.writeState(); err != nil {
@@ -297,11 +302,7 @@ func (f *Fabric) Down(ctx context.Context) error {
 	if err := f.stopPids(ctx, pids); err != nil {
 		errs = append(errs, err)
 	}
-	var rest []int
-	for _, name := range names {
-		rest = append(rest, ns.PidsIn(name)...)
-	}
-	if err := f.stopPids(ctx, rest); err != nil {
+	if err := f.stopPids(ctx, ns.PidsInAny(names)); err != nil {
 		errs = append(errs, err)
 	}
 	f.mu.Lock()

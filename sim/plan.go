@@ -221,8 +221,10 @@ func New(topo *Topology, opts Options) (*Fabric, error) {
 		default:
 			ni.Config = filepath.Join(dir, "switchd.json")
 			ni.Socket = filepath.Join(dir, "switchd.sock")
-			ni.GNMISocket = filepath.Join(dir, "gnmi.sock")
-			ni.Metrics = MetricsAddress
+			if !topo.Lean {
+				ni.GNMISocket = filepath.Join(dir, "gnmi.sock")
+				ni.Metrics = MetricsAddress
+			}
 			ni.StateDir = filepath.Join(dir, "state")
 			ni.Log = filepath.Join(dir, "switchd.log")
 			if opts.Docker && n.Role == Host {

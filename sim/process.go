@@ -75,6 +75,9 @@ func (f *Fabric) start(n *NodeInfo, extra ...string) error {
 	// ip netns exec execs the daemon, so the PID is the daemon's.
 	cmd := exec.Command("ip", append([]string{"netns", "exec", n.Namespace}, argv...)...)
 	cmd.Stdout, cmd.Stderr = logf, logf
+	if f.Topology.Lean && n.Kind == Switchd {
+		cmd.Env = append(os.Environ(), LeanEnv...)
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("node %s: start %s: %w", n.Name, argv[0], err)

@@ -79,6 +79,10 @@ type Topology struct {
 	Unnumbered bool `json:"unnumbered,omitempty"`
 	// BFD turns BFD on for sessions between switchd nodes (bfd.go).
 	BFD *BFD `json:"bfd,omitempty"`
+	// Lean runs switchd nodes with only what the simulator uses (no
+	// metrics listener, no gNMI socket, LeanEnv) and paces their start
+	// (StartPace): what a generated scale fabric does (scale.go).
+	Lean bool `json:"lean,omitempty"`
 }
 
 // Timers apply to every BGP session of the fabric, in seconds.

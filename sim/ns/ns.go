@@ -258,10 +258,19 @@ func List(prefix string) ([]string, error) {
 
 // PidsIn lists the processes whose network namespace is the named one
 // (as `ip netns pids` does: by comparing namespace inodes).
-func PidsIn(name string) []int {
-	var want os.FileInfo
-	want, err := os.Stat(filepath.Join(Dir, name))
-	if err != nil {
+func PidsIn(name string) []int { return PidsInAny([]string{name}) }
+
+// PidsInAny lists the processes whose network namespace is one of the
+// named ones: PidsIn for many namespaces at once, /proc read once.
+func PidsInAny(names []string) []int {
+	want := map[[2]uint64]bool{}
+	for _, name := range names {
+		var st unix.Stat_t
+		if unix.Stat(filepath.Join(Dir, name), &st) == nil {
+			want[[2]uint64{st.Dev, st.Ino}] = true
+		}
+	}
+	if len(want) == 0 {
 		return nil
 	}
 	procs, _ := os.ReadDir("/proc")
@@ -271,8 +280,8 @@ func PidsIn(name string) []int {
 		if _, err := fmt.Sscanf(p.Name(), "%d", &pid); err != nil || pid == os.Getpid() {
 			continue
 		}
-		fi, err := os.Stat(filepath.Join("/proc", p.Name(), "ns", "net"))
-		if err == nil && os.SameFile(fi, want) {
+		var st unix.Stat_t
+		if unix.Stat(filepath.Join("/proc", p.Name(), "ns", "net"), &st) == nil && want[[2]uint64{st.Dev, st.Ino}] {
 			pids = append(pids, pid)
 		}
 	}

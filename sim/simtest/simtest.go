@@ -145,7 +145,7 @@ func Start(t testing.TB, topo *sim.Topology, opts ...Option) *sim.Fabric {
 			dumpLogs(t, f)
 		}
 		pids := f.PIDs()
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		ctx, cancel := context.WithTimeout(context.Background(), max(time.Minute, time.Duration(len(topo.Nodes))*time.Second))
 		defer cancel()
 		if err := f.Down(ctx); err != nil {
 			t.Errorf("fabric down: %v", err)
@@ -154,7 +154,8 @@ func Start(t testing.TB, topo *sim.Topology, opts ...Option) *sim.Fabric {
 			t.Error(err)
 		}
 	})
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	// A big fabric's paced start takes about a second a node under load.
+	ctx, cancel := context.WithTimeout(context.Background(), max(time.Minute, time.Duration(len(topo.Nodes))*time.Second))
 	defer cancel()
 	if err := f.Up(ctx); err != nil {
 		t.Fatal(err)

@@ -1,0 +1,291 @@
+package sim
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// ScaleRun is the scale check of a generated fabric that is up and
+// converged: workloads attached at once across the hosts, every FIB
+// compared exactly, a sampled reachability matrix, then churn (workloads
+// added and deleted on random hosts, a leaf killed and restarted, a spine
+// link failed and restored), every FIB exact again after each.
+type ScaleRun struct {
+	Workloads int    // per host
+	Pairs     int    // sampled workload pairs, each pinged over IPv4 and IPv6
+	Churn     int    // workloads added, then deleted, on random hosts
+	Seed      uint64 // of the random choices
+	// Timeout bounds each wait for convergence.
+	Timeout time.Duration
+	// Logf reports each step and figure as it is measured.
+	Logf func(format string, args ...any)
+}
+
+// ScaleReport holds what a ScaleRun measured.
+type ScaleReport struct {
+	Workloads      int
+	SetupRate      float64       // workloads per second attached across the fabric
+	WorkloadsExact time.Duration // last attach to every FIB exact
+	Routes         int           // expected routes over all nodes with the workloads
+	Unreachable    []string      // sampled pings that failed
+	ChurnAddExact  time.Duration // last churn add to every FIB exact
+	ChurnDelExact  time.Duration // last churn delete to every FIB exact
+	LeafRestart    time.Duration // SIGKILL of a leaf to converged and every FIB exact after its restart
+	LinkDown       time.Duration // a spine link down to every FIB exact without it
+	LinkUp         time.Duration // the link up again to every FIB exact with it
+	RSS            Memory        // after the workloads
+}
+
+// Run runs the check; it stops at the first step that fails.
+func (r ScaleRun) Run(ctx context.Context, f *Fabric) (*ScaleReport, error) {
+	logf := r.Logf
+	if logf == nil {
+		logf = func(string, ...any) {}
+	}
+	rng := rand.New(rand.NewPCG(r.Seed, r.Seed^0x5ca1e))
+	rep := &ScaleReport{}
+	wait := func(what string, since time.Time, down map[int]bool) (time.Duration, error) {
+		wctx, cancel := context.WithTimeout(ctx, r.Timeout)
+		defer cancel()
+		fr, err := f.WaitFIBsExact(wctx, down)
+		d := time.Since(since)
+		if err != nil {
+			return d, fmt.Errorf("%s: %w", what, err)
+		}
+		rep.Routes = fr.Routes
+		logf("%s: %v after; %v", what, d.Round(time.Millisecond), fr)
+		return d, nil
+	}
+
+	start := time.Now()
+	ws, err := f.AddWorkloadsParallel(ctx, r.Workloads, WorkloadParallel)
+	d := time.Since(start)
+	rep.Workloads, rep.SetupRate = len(ws), float64(len(ws))/d.Seconds()
+	logf("workloads: %d attached in %v: %.1f/s (%d endpoint API calls at once across %d hosts)",
+		len(ws), d.Round(time.Millisecond), rep.SetupRate, WorkloadParallel, len(f.hostNodes()))
+	if err != nil {
+		return rep, fmt.Errorf("attach workloads: %w", err)
+	}
+	if rep.WorkloadsExact, err = wait("workloads in every FIB", start.Add(d), nil); err != nil {
+		return rep, err
+	}
+	if rep.RSS, err = f.Memory(); err != nil {
+		return rep, err
+	}
+	logf("memory with workloads: %v", rep.RSS)
+
+	pairs := SamplePairs(ws, r.Pairs, rng)
+	start = time.Now()
+	rep.Unreachable = f.Reach(ctx, pairs)
+	logf("reachability: %d pairs × IPv4, IPv6 in %v: %d failed", len(pairs), time.Since(start).Round(time.Millisecond), len(rep.Unreachable))
+	if len(rep.Unreachable) > 0 {
+		return rep, fmt.Errorf("%d of %d sampled pings failed: %s", len(rep.Unreachable), 2*len(pairs),
+			strings.Join(rep.Unreachable[:min(5, len(rep.Unreachable))], "; "))
+	}
+
+	// Churn: workloads c1... on random hosts, added, then deleted.
+	hosts := f.hostNodes()
+	var jobs [][2]string
+	for i := 1; i <= r.Churn; i++ {
+		jobs = append(jobs, [2]string{hosts[rng.IntN(len(hosts))].Name, fmt.Sprintf("c%d", i)})
+	}
+	start = time.Now()
+	if _, err := f.runWorkloadJobs(ctx, jobs, WorkloadParallel, func(h, w string) (*Workload, error) { return f.addWorkload(ctx, h, w) }); err != nil {
+		return rep, fmt.Errorf("churn: add: %w", err)
+	}
+	d = time.Since(start)
+	logf("churn: %d workloads added on random hosts in %v", len(jobs), d.Round(time.Millisecond))
+	if rep.ChurnAddExact, err = wait("churn adds in every FIB", start.Add(d), nil); err != nil {
+		return rep, err
+	}
+	start = time.Now()
+	if _, err := f.runWorkloadJobs(ctx, jobs, WorkloadParallel, func(h, w string) (*Workload, error) { return nil, f.DelWorkload(ctx, h, w) }); err != nil {
+		return rep, fmt.Errorf("churn: delete: %w", err)
+	}
+	d = time.Since(start)
+	logf("churn: %d workloads deleted in %v", len(jobs), d.Round(time.Millisecond))
+	if rep.ChurnDelExact, err = wait("churn deletes in every FIB", start.Add(d), nil); err != nil {
+		return rep, err
+	}
+
+	// A leaf killed outright and started again: its peers keep its routes
+	// (graceful restart) and it adopts its own.
+	leaf := f.firstOfRole(Leaf)
+	start = time.Now()
+	if err := f.Kill(leaf.Name, syscall.SIGKILL); err != nil {
+		return rep, err
+	}
+	for f.Running(leaf.Name) && ctx.Err() == nil {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := f.Start(leaf.Name); err != nil {
+		return rep, err
+	}
+	wctx, cancel := context.WithTimeout(ctx, r.Timeout)
+	err = WaitConverged(wctx, f)
+	cancel()
+	if err != nil {
+		return rep, fmt.Errorf("%s killed and restarted: %w", leaf.Name, err)
+	}
+	if rep.LeafRestart, err = wait(leaf.Name+" killed (SIGKILL) and restarted: converged, FIBs exact", start, nil); err != nil {
+		return rep, err
+	}
+
+	// A spine link failed: the leaf's end set down (its peer loses carrier).
+	i := leaf.Interfaces[0]
+	down := map[int]bool{i.Link: true}
+	start = time.Now()
+	if err := f.SetLink(leaf.Name, i.Name, false); err != nil {
+		return rep, err
+	}
+	if rep.LinkDown, err = wait(fmt.Sprintf("link %s-%s down", leaf.Name, i.Peer), start, down); err != nil {
+		return rep, err
+	}
+	start = time.Now()
+	if err := f.SetLink(leaf.Name, i.Name, true); err != nil {
+		return rep, err
+	}
+	if rep.LinkUp, err = wait(fmt.Sprintf("link %s-%s up again", leaf.Name, i.Peer), start, nil); err != nil {
+		return rep, err
+	}
+	return rep, nil
+}
+
+func (f *Fabric) firstOfRole(r Role) *NodeInfo {
+	for _, n := range f.nodes {
+		if n.Role == r {
+			return n
+		}
+	}
+	return nil
+}
+
+// SetLink sets the node's interface up or down.
+func (f *Fabric) SetLink(node, iface string, up bool) error {
+	h := f.Namespace(node)
+	if h == nil {
+		return fmt.Errorf("link %s on %s: no namespace", iface, node)
+	}
+	l, err := h.Handle().LinkByName(iface)
+	if err == nil {
+		if up {
+			err = h.Handle().LinkSetUp(l)
+		} else {
+			err = h.Handle().LinkSetDown(l)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("link %s on %s up=%v: %w", iface, node, up, err)
+	}
+	return nil
+}
+
+// Reach pings each pair over IPv4 and IPv6, from inside the first
+// workload's namespace, 16 at a time, and returns the failures. A ping is
+// tried three times: a loaded machine may drop one.
+func (f *Fabric) Reach(ctx context.Context, pairs [][2]Workload) []string {
+	var mu sync.Mutex
+	var failed []string
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 16)
+	for _, p := range pairs {
+		for _, fam := range []int{4, 6} {
+			wg.Add(1)
+			sem <- struct{}{}
+			go func() {
+				defer wg.Done()
+				defer func() { <-sem }()
+				var err error
+				for try := 0; try < 3; try++ {
+					if err = f.PingWorkload(ctx, p[0], p[1], fam); err == nil {
+						return
+					}
+				}
+				mu.Lock()
+				failed = append(failed, err.Error())
+				mu.Unlock()
+			}()
+		}
+	}
+	wg.Wait()
+	return failed
+}
+
+// Memory is the fabric's memory as the kernel counts it, in KiB, summed
+// over the running switchd daemons, by role: resident (VmRSS, which
+// counts the binary's image every node shares in the page cache) and
+// private anonymous (RssAnon, what each node costs on its own).
+type Memory struct {
+	RSS, Anon             uint64
+	RSSByRole, AnonByRole map[Role]uint64
+	Count                 map[Role]int
+}
+
+func (m Memory) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "switchd RSS %.1f MiB (anon %.1f MiB) total", float64(m.RSS)/1024, float64(m.Anon)/1024)
+	for _, r := range []Role{Spine, Leaf, Host} {
+		if c := float64(m.Count[r]); c > 0 {
+			fmt.Fprintf(&b, ", %s avg %.1f (anon %.1f) MiB", r, float64(m.RSSByRole[r])/1024/c, float64(m.AnonByRole[r])/1024/c)
+		}
+	}
+	return b.String()
+}
+
+// Memory reads every running switchd daemon's VmRSS and RssAnon.
+func (f *Fabric) Memory() (Memory, error) {
+	m := Memory{RSSByRole: map[Role]uint64{}, AnonByRole: map[Role]uint64{}, Count: map[Role]int{}}
+	for _, n := range f.nodes {
+		if n.Kind != Switchd || !f.Running(n.Name) {
+			continue
+		}
+		p := fmt.Sprintf("/proc/%d/status", f.PID(n.Name))
+		rss, err := procStatusKB(p, "VmRSS:")
+		if err != nil {
+			return m, fmt.Errorf("memory of %s: %w", n.Name, err)
+		}
+		anon, err := procStatusKB(p, "RssAnon:")
+		if err != nil {
+			return m, fmt.Errorf("memory of %s: %w", n.Name, err)
+		}
+		m.RSS += rss
+		m.Anon += anon
+		m.RSSByRole[n.Role] += rss
+		m.AnonByRole[n.Role] += anon
+		m.Count[n.Role]++
+	}
+	return m, nil
+}
+
+// MemAvailable is the machine's MemAvailable (/proc/meminfo), in KiB: its
+// drop over a run counts the kernel's share too (namespaces, veths, routes,
+// sockets), which no process's RSS shows.
+func MemAvailable() (uint64, error) { return procStatusKB("/proc/meminfo", "MemAvailable:") }
+
+// procStatusKB reads a "Key:   123 kB" line of a /proc file.
+func procStatusKB(path, key string) (uint64, error) {
+	fh, err := os.Open(path)
+	if err != nil {
+		return 0, err
+	}
+	defer fh.Close()
+	sc := bufio.NewScanner(fh)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), key); ok {
+			fs := strings.Fields(rest)
+			if len(fs) == 0 {
+				break
+			}
+			return strconv.ParseUint(fs[0], 10, 64)
+		}
+	}
+	return 0, fmt.Errorf("%s: no %s", path, key)
+}
