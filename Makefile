@@ -10,7 +10,7 @@ TOPOLOGY  ?=
 TESTFLAGS ?=
 BENCHFLAGS ?=
 
-.PHONY: all build models demo demo-down rt-proto test bench lint clean deps tools package
+.PHONY: all build models demo demo-down rt-proto test bench scale lint clean deps tools package
 
 all: build
 
@@ -74,6 +74,24 @@ bench: deps build
 	$(GO) test -run '^$$' -bench 'MembershipChange|EndpointChange' -benchtime 2000x -timeout 30m $(BENCHFLAGS) ./policy/
 	$(GO) test -run '^$$' -bench Dataplane -benchtime 7x -timeout 30m $(BENCHFLAGS) ./policy/
 	SWITCHD_BENCH_N=$(BGPTOFIB_N) $(GO) test -run '^$$' -bench BGPToFIB -benchtime 1x -count 3 -timeout 60m $(BENCHFLAGS) ./sim/bench/
+
+# Issue 15's scale run (not part of make test, whose small variant is
+# TestScalePrivileged at its default size): a generated fabric of HOSTS
+# hosts with WORKLOADS workloads each, every FIB compared exactly, PAIRS
+# sampled workload pairs pinged, CHURN workloads added and deleted, a leaf
+# killed and restarted, a spine link failed; times and memory are logged
+# (the SCALE line) for docs/PERFORMANCE.md. LEAVES and SPINES default to
+# sizes derived from HOSTS.
+HOSTS     ?= 50
+WORKLOADS ?= 20
+PAIRS     ?= 1000
+CHURN     ?= 1000
+LEAVES    ?= 0
+SPINES    ?= 0
+scale: deps build
+	SWITCHD_SIMTEST_BINARY=$(abspath $(BIN)) SWITCHD_SCALE_HOSTS=$(HOSTS) SWITCHD_SCALE_WORKLOADS=$(WORKLOADS) \
+	SWITCHD_SCALE_PAIRS=$(PAIRS) SWITCHD_SCALE_CHURN=$(CHURN) SWITCHD_SCALE_LEAVES=$(LEAVES) SWITCHD_SCALE_SPINES=$(SPINES) \
+	$(GO) test -count=1 -run 'TestScalePrivileged$$' -v -timeout 180m $(TESTFLAGS) ./switchd/
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

@@ -1,0 +1,117 @@
+package main
+
+import (
+	"context"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/switchd/switchd/sim"
+	"github.com/switchd/switchd/sim/ns"
+	"github.com/switchd/switchd/sim/simtest"
+)
+
+// scaleParam reads SWITCHD_SCALE_<name> (make scale sets them), else def.
+func scaleParam(t *testing.T, name string, def int) int {
+	v := os.Getenv("SWITCHD_SCALE_" + name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		t.Fatalf("SWITCHD_SCALE_%s=%q: want a number", name, v)
+	}
+	return n
+}
+
+// TestScalePrivileged is issue 15's scale check on a generated fabric
+// (sim.ScaleTopology: racks of hosts dual-homed to leaf pairs, lean
+// nodes, paced start): it converges, every node's kernel FIB is exactly
+// what the plan and the hosts' endpoints say (sim.ExpectedFIBs), workloads
+// attached at once across the hosts reach every FIB, a sample of workload
+// pairs ping each other over IPv4 and IPv6, and after churn (workloads
+// added and deleted on random hosts, a leaf killed and restarted, a spine
+// link down and up) every FIB is exact again. The default size is small,
+// so the suite keeps the generator and the verifier honest; make scale
+// runs it big (SWITCHD_SCALE_HOSTS, _WORKLOADS, _LEAVES, _SPINES, _PAIRS,
+// _CHURN) and the times and memory it logs are docs/PERFORMANCE.md's.
+func TestScalePrivileged(t *testing.T) {
+	ns.Privileged(t)
+	spec := sim.Scale{
+		Hosts:  scaleParam(t, "HOSTS", 8),
+		Leaves: scaleParam(t, "LEAVES", 4),
+		Spines: scaleParam(t, "SPINES", 0),
+	}
+	topo, err := sim.ScaleTopology(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := sim.ScaleRun{
+		Workloads: scaleParam(t, "WORKLOADS", 4),
+		Pairs:     scaleParam(t, "PAIRS", 50),
+		Churn:     scaleParam(t, "CHURN", 20),
+		Seed:      uint64(time.Now().UnixNano()),
+		Timeout:   5*time.Minute + time.Duration(len(topo.Nodes))*time.Second,
+		Logf:      t.Logf,
+	}
+	t.Logf("topology %s: %d nodes, %d links; seed %d", topo.Name, len(topo.Nodes), len(topo.Links), run.Seed)
+	avail0, err := sim.MemAvailable()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	start := time.Now()
+	f := simtest.Start(t, topo)
+	up := time.Since(start)
+	ctx, cancel := context.WithTimeout(context.Background(), run.Timeout)
+	defer cancel()
+	if err := sim.WaitConverged(ctx, f); err != nil {
+		t.Fatal(err)
+	}
+	converged := time.Since(start)
+	r, err := f.WaitFIBsExact(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("up (paced start) %v; converged %v after the start; %v, %v after", up.Round(time.Millisecond),
+		converged.Round(time.Millisecond), r, time.Since(start).Round(time.Millisecond))
+	logMemory(t, f, avail0, "idle")
+
+	rep, err := run.Run(context.Background(), f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logMemory(t, f, avail0, "after churn")
+	t.Logf("SCALE hosts=%d leaves=%d spines=%d workloads=%d converge=%v setup=%.1f/s workloads-exact=%v churn-add=%v churn-del=%v leaf-restart=%v link-down=%v link-up=%v routes=%d %v",
+		spec.Hosts, len(topo.Nodes)-spec.Hosts-countRole(topo, sim.Spine), countRole(topo, sim.Spine), rep.Workloads,
+		converged.Round(time.Millisecond), rep.SetupRate, rep.WorkloadsExact.Round(time.Millisecond),
+		rep.ChurnAddExact.Round(time.Millisecond), rep.ChurnDelExact.Round(time.Millisecond),
+		rep.LeafRestart.Round(time.Millisecond), rep.LinkDown.Round(time.Millisecond), rep.LinkUp.Round(time.Millisecond),
+		rep.Routes, rep.RSS)
+}
+
+func countRole(t *sim.Topology, r sim.Role) int {
+	n := 0
+	for _, x := range t.Nodes {
+		if x.Role == r {
+			n++
+		}
+	}
+	return n
+}
+
+// logMemory logs the daemons' RSS and the machine's MemAvailable drop
+// since avail0 (kernel memory of namespaces, veths and routes included).
+func logMemory(t *testing.T, f *sim.Fabric, avail0 uint64, when string) {
+	t.Helper()
+	m, err := f.Memory()
+	if err != nil {
+		t.Fatal(err)
+	}
+	avail, err := sim.MemAvailable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("memory %s: %v; MemAvailable down %.1f MiB", when, m, (float64(avail0)-float64(avail))/1024)
+}
