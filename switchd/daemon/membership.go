@@ -28,10 +28,15 @@ type groupMembers struct {
 	given map[string]policy.Selector
 	// announced is what SetMembership last accepted (nil: nothing).
 	announced map[netip.Prefix][]uint32
-	// localDirty asks for a SetMembership; dirty are the ids of the
-	// groups whose remote members changed; allDirty all of them.
+	// localDirty asks for a SetMembership. delta is, per group id, the
+	// remote addresses that joined (true) or left (false) since the
+	// engine was last told, which AddMembers and RemoveMembers pass on:
+	// one route's change costs its addresses, not a pass over every
+	// learned route. full are the groups to give whole (SetMembers), as
+	// after a failure; allDirty all of them (the groups changed).
 	localDirty bool
-	dirty      map[uint32]bool
+	delta      map[uint32]map[netip.Addr]bool
+	full       map[uint32]bool
 	allDirty   bool
 }
 
@@ -77,7 +82,7 @@ func (g *groupMembers) take(r bgp.Route) (member, fresh bool) {
 			return false, false
 		}
 		delete(g.remote, r.Prefix)
-		g.markDirty(old)
+		g.note(r.Prefix.Addr(), old, nil)
 		// A withdrawal: nothing in the FIB. A route that lost its marker
 		// is an ordinary route from now on.
 		return len(r.NextHops) == 0, false
@@ -87,18 +92,34 @@ func (g *groupMembers) take(r bgp.Route) (member, fresh bool) {
 	}
 	if !had || !slices.Equal(old, ids) {
 		g.remote[r.Prefix] = ids
-		g.markDirty(old)
-		g.markDirty(ids)
+		g.note(r.Prefix.Addr(), old, ids)
 	}
 	return true, !had
 }
 
-func (g *groupMembers) markDirty(ids []uint32) {
-	if g.dirty == nil {
-		g.dirty = map[uint32]bool{}
+// note records that a left the groups in old and not in now, and joined
+// those in now and not in old (both sorted).
+func (g *groupMembers) note(a netip.Addr, old, now []uint32) {
+	if g.delta == nil {
+		g.delta = map[uint32]map[netip.Addr]bool{}
 	}
-	for _, id := range ids {
-		g.dirty[id] = true
+	set := func(id uint32, in bool) {
+		d := g.delta[id]
+		if d == nil {
+			d = map[netip.Addr]bool{}
+			g.delta[id] = d
+		}
+		d[a] = in
+	}
+	for _, id := range old {
+		if _, ok := slices.BinarySearch(now, id); !ok {
+			set(id, false)
+		}
+	}
+	for _, id := range now {
+		if _, ok := slices.BinarySearch(old, id); !ok {
+			set(id, true)
+		}
 	}
 }
 
@@ -134,6 +155,8 @@ type membershipSpeaker interface {
 
 type membersEngine interface {
 	SetMembers(source string, selector policy.Selector, addrs []netip.Addr) error
+	AddMembers(source string, selector policy.Selector, addrs ...netip.Addr) error
+	RemoveMembers(source string, selector policy.Selector, addrs ...netip.Addr) error
 }
 
 // applyMembership announces the local membership if it changed and gives
@@ -156,7 +179,7 @@ func (d *Daemon) applyMembership(ctx context.Context) {
 			g.localDirty = false
 		}
 	}
-	if !g.allDirty && len(g.dirty) == 0 {
+	if !g.allDirty && len(g.delta) == 0 && len(g.full) == 0 {
 		return
 	}
 	want := map[string]config.Group{}
@@ -173,37 +196,76 @@ func (d *Daemon) applyMembership(ctx context.Context) {
 			d.pol.dirty = true
 		}
 	}
-	// One pass over the learned routes buckets the addresses of every
-	// group to refresh.
-	refresh := map[uint32][]netip.Addr{}
+	// A group the engine has is told its changes; one it has not (new,
+	// or changed, or after a failure) is given whole, from one pass over
+	// the learned routes for all such groups.
+	whole := map[uint32][]netip.Addr{}
 	for src, gr := range want {
-		if _, ok := g.given[src]; !ok || g.allDirty || g.dirty[gr.ID] {
-			refresh[gr.ID] = nil
+		if _, given := g.given[src]; !given || g.allDirty || g.full[gr.ID] {
+			whole[gr.ID] = nil
 		}
 	}
-	for p, ids := range g.remote {
-		for _, id := range ids {
-			if as, ok := refresh[id]; ok {
-				refresh[id] = append(as, p.Addr())
+	if len(whole) > 0 {
+		for p, ids := range g.remote {
+			for _, id := range ids {
+				if as, ok := whole[id]; ok {
+					whole[id] = append(as, p.Addr())
+				}
 			}
 		}
 	}
+	full := map[uint32]bool{}
 	for src, gr := range want {
-		addrs, ok := refresh[gr.ID]
-		if _, given := g.given[src]; !ok || len(addrs) == 0 && !given {
+		if addrs, ok := whole[gr.ID]; ok {
+			_, given := g.given[src]
+			if len(addrs) == 0 && !given {
+				continue
+			}
+			slices.SortFunc(addrs, netip.Addr.Compare)
+			if err := d.policy.SetMembers(src, gr.Selector, addrs); err != nil {
+				d.log.Error("group members not in policy", "group", gr.Name, "err", err)
+				full[gr.ID] = true
+				continue
+			}
+			if g.given == nil {
+				g.given = map[string]policy.Selector{}
+			}
+			g.given[src] = gr.Selector
+			d.pol.dirty = true
 			continue
 		}
-		slices.SortFunc(addrs, netip.Addr.Compare)
-		if err := d.policy.SetMembers(src, gr.Selector, addrs); err != nil {
+		if err := d.applyMemberDelta(src, gr, g.delta[gr.ID]); err != nil {
 			d.log.Error("group members not in policy", "group", gr.Name, "err", err)
-			continue
+			full[gr.ID] = true
 		}
-		if g.given == nil {
-			g.given = map[string]policy.Selector{}
-		}
-		g.given[src] = gr.Selector
-		d.pol.dirty = true
 	}
-	g.allDirty = false
-	clear(g.dirty)
+	g.allDirty, g.full = false, full
+	clear(g.delta)
+}
+
+// applyMemberDelta gives the engine a group's joins and leaves, sorted.
+func (d *Daemon) applyMemberDelta(src string, gr config.Group, delta map[netip.Addr]bool) error {
+	if len(delta) == 0 {
+		return nil
+	}
+	var add, remove []netip.Addr
+	for a, in := range delta {
+		if in {
+			add = append(add, a)
+		} else {
+			remove = append(remove, a)
+		}
+	}
+	d.pol.dirty = true
+	if len(remove) > 0 {
+		slices.SortFunc(remove, netip.Addr.Compare)
+		if err := d.policy.RemoveMembers(src, gr.Selector, remove...); err != nil {
+			return err
+		}
+	}
+	if len(add) > 0 {
+		slices.SortFunc(add, netip.Addr.Compare)
+		return d.policy.AddMembers(src, gr.Selector, add...)
+	}
+	return nil
 }

@@ -71,11 +71,20 @@ func TestWiringGroupMembership(t *testing.T) {
 		t.Errorf("a membership route reached the FIB: %q", calls)
 	}
 
+	// Once the engine has the group, a change is told as that change.
 	pm = w.pe.rec.mark()
-	w.sp.learn(1, nil, route("10.2.0.7/32"))
-	w.pe.rec.waitFor(t, pm, "SetMembers", func(c []string) bool {
-		return slices.Contains(c, `policy.SetMembers bgp-group:web role == "web" []`)
+	w.sp.learn(2, nil, membershipRoute("10.2.0.8/32", "10.0.1.1", 10), membershipRoute("10.2.0.9/32", "10.0.1.1", 20))
+	w.pe.rec.waitFor(t, pm, "AddMembers", func(c []string) bool {
+		return slices.Contains(c, `policy.AddMembers bgp-group:web role == "web" [10.2.0.8]`)
 	})
+	pm = w.pe.rec.mark()
+	w.sp.learn(2, nil, route("10.2.0.7/32"), route("10.2.0.8/32"))
+	w.pe.rec.waitFor(t, pm, "RemoveMembers", func(c []string) bool {
+		return slices.Contains(c, `policy.RemoveMembers bgp-group:web role == "web" [10.2.0.7 10.2.0.8]`)
+	})
+	if hasCall(w.pe.rec.since(pm), "policy.SetMembers") {
+		t.Errorf("withdrawals gave the group whole: %q", w.pe.rec.since(pm))
+	}
 
 	m = w.rec.mark()
 	w.eps.publish(endpointEvent(host.EndpointUpdated, "c2/eth0", "swd4d5e6f", "10.1.0.3", "fd00:1::3", map[string]string{"role": "db"}))
