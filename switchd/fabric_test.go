@@ -374,7 +374,7 @@ func withoutAggregates(t *testing.T, cfg []byte) []byte {
 	return out
 }
 
-func writeConfig(t *testing.T, path string, b []byte) {
+func writeConfig(t testing.TB, path string, b []byte) {
 	t.Helper()
 	if err := os.WriteFile(path, b, 0o644); err != nil {
 		t.Fatal(err)

@@ -130,26 +130,10 @@ func TestGroupsInBGPPrivileged(t *testing.T) {
 
 	// host1 takes web1 out of the group (as a relabel would): its
 	// membership route goes, host3's set follows, the connection is cut.
-	p := f.ConfigPath("host1")
-	b, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var tree map[string]any
-	if err := json.Unmarshal(b, &tree); err != nil {
-		t.Fatal(err)
-	}
-	tree["switchd:switchd"].(map[string]any)["workload-policy"].(map[string]any)["groups"] =
-		groupsPolicy(`app == "web" && sim-host != "host1"`)["switchd:switchd"].(map[string]any)["workload-policy"].(map[string]any)["groups"]
-	if b, err = json.Marshal(tree); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(p, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Reload(ctx, "host1"); err != nil {
-		t.Fatal(err)
-	}
+	editConfig(t, f, "host1", func(tree map[string]any) {
+		tree["switchd:switchd"].(map[string]any)["workload-policy"].(map[string]any)["groups"] =
+			groupsPolicy(`app == "web" && sim-host != "host1"`)["switchd:switchd"].(map[string]any)["workload-policy"].(map[string]any)["groups"]
+	})
 	waitFor(t, 30*time.Second, "web1's addresses gone from host3's policy table", func() error {
 		out, err := f.Exec(ctx, "host3", "nft", "list", "table", "inet", "switchd")
 		if err != nil {
@@ -163,4 +147,16 @@ func TestGroupsInBGPPrivileged(t *testing.T) {
 	if err := f.ConnectWorkload(*web, *db, 4, sim.PolicyPort, time.Second); err == nil {
 		t.Error("web1 still reaches db1 after leaving group web")
 	}
+}
+
+// bgpNeighborsOf is the BGP neighbors container of a config tree, whose
+// "neighbor" list an edit may change.
+func bgpNeighborsOf(tree map[string]any) map[string]any {
+	nis := tree["openconfig-network-instance:network-instances"].(map[string]any)["network-instance"].([]any)
+	for _, pr := range nis[0].(map[string]any)["protocols"].(map[string]any)["protocol"].([]any) {
+		if bgp, ok := pr.(map[string]any)["bgp"].(map[string]any); ok {
+			return bgp["neighbors"].(map[string]any)
+		}
+	}
+	return nil
 }

@@ -1,10 +1,8 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/netip"
-	"os"
 	"os/exec"
 	"regexp"
 	"testing"
@@ -38,41 +36,18 @@ func birdRouteFor(t *testing.T, ctl string, a netip.Addr) (netip.Prefix, error) 
 // neighbor of node described as peer, and reloads the node.
 func setMembershipRoutes(t *testing.T, f *sim.Fabric, node, peer, v string) {
 	t.Helper()
-	p := f.ConfigPath(node)
-	b, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var tree map[string]any
-	if err := json.Unmarshal(b, &tree); err != nil {
-		t.Fatal(err)
-	}
-	n := 0
-	nis := tree["openconfig-network-instance:network-instances"].(map[string]any)["network-instance"].([]any)
-	for _, pr := range nis[0].(map[string]any)["protocols"].(map[string]any)["protocol"].([]any) {
-		bgp, ok := pr.(map[string]any)["bgp"].(map[string]any)
-		if !ok {
-			continue
-		}
-		for _, nb := range bgp["neighbors"].(map[string]any)["neighbor"].([]any) {
+	editConfig(t, f, node, func(tree map[string]any) {
+		n := 0
+		for _, nb := range bgpNeighborsOf(tree)["neighbor"].([]any) {
 			if cfg := nb.(map[string]any)["config"].(map[string]any); cfg["description"] == peer {
 				cfg["switchd:membership-routes"] = v
 				n++
 			}
 		}
-	}
-	if n == 0 {
-		t.Fatalf("%s has no neighbor %s", node, peer)
-	}
-	if b, err = json.Marshal(tree); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(p, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Reload(t.Context(), node); err != nil {
-		t.Fatal(err)
-	}
+		if n == 0 {
+			t.Fatalf("%s has no neighbor %s", node, peer)
+		}
+	})
 }
 
 // TestMembershipFilterToExternalPrivileged: a BIRD router outside the

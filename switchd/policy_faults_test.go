@@ -60,7 +60,7 @@ func policyFabric(t *testing.T) (*sim.Fabric, map[string]sim.Workload) {
 var reloadLine = regexp.MustCompile(`(?m)^time=(\S+) level=INFO msg="config reloaded"`)
 
 // reloadTimes lists when node's daemon logged a reload, in order.
-func reloadTimes(t *testing.T, f *sim.Fabric, node string) []time.Time {
+func reloadTimes(t testing.TB, f *sim.Fabric, node string) []time.Time {
 	t.Helper()
 	b, err := os.ReadFile(f.LogPath(node))
 	if err != nil {
@@ -81,7 +81,7 @@ func reloadTimes(t *testing.T, f *sim.Fabric, node string) []time.Time {
 // returns when its daemon took the new config. The daemon applies policy
 // after that, in the same turn of its loop: waitPolicyApplied(since it)
 // waits for that.
-func editConfig(t *testing.T, f *sim.Fabric, node string, edit func(doc map[string]any)) time.Time {
+func editConfig(t testing.TB, f *sim.Fabric, node string, edit func(doc map[string]any)) time.Time {
 	t.Helper()
 	before := len(reloadTimes(t, f, node))
 	b, err := os.ReadFile(f.ConfigPath(node))
