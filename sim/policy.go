@@ -15,8 +15,6 @@ import (
 	"sync"
 	"text/tabwriter"
 	"time"
-
-	"github.com/switchd/switchd/sim/ns"
 )
 
 // PolicyPort is the TCP port the policy matrix probes: the example
@@ -43,19 +41,11 @@ func mergePolicy(dst, src map[string]any) {
 // namespace (all addresses) that accepts and closes every connection.
 // Closing it ends the accepting goroutine; no process is started.
 func (f *Fabric) ListenWorkload(w Workload, port int) (net.Listener, error) {
-	wns, err := ns.Open(w.Netns)
-	if err != nil {
-		return nil, fmt.Errorf("listen in workload %s/%s: %w", w.Host, w.Name, err)
-	}
-	defer wns.Close()
-	var l net.Listener
-	err = wns.Do(func() error {
-		var err error
-		l, err = net.Listen("tcp", fmt.Sprintf(":%d", port))
-		return err
+	l, err := openIn(w, fmt.Sprintf("listen on tcp/%d", port), func() (net.Listener, error) {
+		return net.Listen("tcp", fmt.Sprintf(":%d", port))
 	})
 	if err != nil {
-		return nil, fmt.Errorf("listen in workload %s/%s on tcp/%d: %w", w.Host, w.Name, port, err)
+		return nil, err
 	}
 	go func() {
 		for {
@@ -72,23 +62,13 @@ func (f *Fabric) ListenWorkload(w Workload, port int) (net.Listener, error) {
 // ConnectWorkload opens (and closes) a TCP connection from inside workload
 // from to to's address of the family on port, waiting at most timeout.
 func (f *Fabric) ConnectWorkload(from, to Workload, family, port int, timeout time.Duration) error {
-	dst, wns, err := probe(from, to, family)
-	if err != nil {
-		return err
-	}
-	defer wns.Close()
-	addr := netip.AddrPortFrom(dst, uint16(port)).String()
-	err = wns.Do(func() error {
+	return probeFrom(from, to, family, port, "tcp", func(addr string) error {
 		c, err := net.DialTimeout("tcp", addr, timeout)
 		if err != nil {
 			return err
 		}
 		return c.Close()
 	})
-	if err != nil {
-		return fmt.Errorf("tcp %s/%s to %s/%s (%s): %w", from.Host, from.Name, to.Host, to.Name, addr, err)
-	}
-	return nil
 }
 
 // PolicyMatrix is what workload policy lets through between labelled
