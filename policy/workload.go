@@ -65,6 +65,8 @@ type workload struct {
 	// netElems are the elements of the network-set sets (seln4-/seln6-,
 	// netset.go), by set name.
 	netElems map[string][]Element
+	// quiet: memberAddrs counts only; setIntent sends the difference.
+	quiet bool
 }
 
 type wlEndpoint struct {
@@ -128,6 +130,16 @@ func (w *workload) setIntent(in Intent) error {
 		return w.setRules(in)
 	}
 	w.compiled = false
+	// Selector set elements are diffed, not replayed: every endpoint and
+	// extra leaves and joins again, which would delete and add each
+	// element and make the next Apply look at all of them (O(endpoints x
+	// selectors) for one policy added).
+	before := make(map[string]map[netip.Addr]int, len(w.sels))
+	for s, ss := range w.sels {
+		before[s] = maps.Clone(ss.refs)
+	}
+	w.quiet = true
+	defer func() { w.quiet = false }()
 	for _, e := range w.eps {
 		if err := w.leave(e); err != nil {
 			return err
@@ -186,10 +198,47 @@ func (w *workload) setIntent(in Intent) error {
 			return err
 		}
 	}
+	w.quiet = false
+	if err := w.sendMembers(before); err != nil {
+		return err
+	}
 	if err := w.setNetSets(); err != nil {
 		return err
 	}
 	w.compiled = true
+	return nil
+}
+
+// sendMembers gives the Table the selector set elements that differ
+// from before (the members by selector, counted quietly since); the sets
+// of selectors gone were deleted whole.
+func (w *workload) sendMembers(before map[string]map[netip.Addr]int) error {
+	for _, s := range slices.Sorted(maps.Keys(w.sels)) {
+		now, old := w.sels[s].refs, before[s]
+		var add, del []netip.Addr
+		for a := range now {
+			if _, ok := old[a]; !ok {
+				add = append(add, a)
+			}
+		}
+		for a := range old {
+			if _, ok := now[a]; !ok {
+				del = append(del, a)
+			}
+		}
+		slices.SortFunc(add, netip.Addr.Compare)
+		slices.SortFunc(del, netip.Addr.Compare)
+		for _, a := range del {
+			if err := w.tb.DeleteElements(selectorSetName(famOf(a), s), Element{Key: addrKey(a)}); err != nil {
+				return fmt.Errorf("selector %s: %w", s, err)
+			}
+		}
+		for _, a := range add {
+			if err := w.tb.AddElements(selectorSetName(famOf(a), s), Element{Key: addrKey(a)}); err != nil {
+				return fmt.Errorf("selector %s: %w", s, err)
+			}
+		}
+	}
 	return nil
 }
 
@@ -510,6 +559,14 @@ func (w *workload) memberAddrs(selector string, addrs []netip.Addr, d int) error
 	for _, a := range addrs {
 		a = a.Unmap()
 		n := s.refs[a] + d
+		if w.quiet {
+			if n <= 0 {
+				delete(s.refs, a)
+			} else {
+				s.refs[a] = n
+			}
+			continue
+		}
 		var err error
 		set, el := selectorSetName(famOf(a), selector), Element{Key: addrKey(a)}
 		switch {

@@ -183,3 +183,45 @@ func TestWorkloadMembersIncremental(t *testing.T) {
 		t.Errorf("after SetIntent: set %v, want bgp's 3", got)
 	}
 }
+
+// TestWorkloadSetIntentDiffsMembers: a policy added (every endpoint
+// leaves and joins the compilation again) touches no element of a
+// selector set whose members stay, and adds the new selector's; one
+// removed takes its sets and leaves the others' elements alone.
+func TestWorkloadSetIntentDiffsMembers(t *testing.T) {
+	tb := NewTable(nil)
+	w := newWorkload(tb)
+	must(t, w.setIntent(dbPolicy()))
+	for i := range 20 {
+		must(t, w.upsert(fakeEndpoint(i, map[bool]string{true: "db", false: "web"}[i%2 == 0])))
+	}
+	must(t, w.setMembers("bgp", `role == "web"`, []netip.Addr{netip.MustParseAddr("10.9.9.9")}))
+	web4 := selectorSetName(fam4, `role == "web"`)
+	if n := len(tb.sets[web4].want); n != 11 {
+		t.Fatalf("web's set has %d elements, want 10 endpoints and the BGP member", n)
+	}
+	clear(tb.sets[web4].dirtyKeys)
+
+	in := dbPolicy()
+	p2 := in.Policies[0]
+	p2.Name = "db-from-db"
+	db := MustParseSelector(`role == "db"`)
+	p2.Ingress = []Rule{{Seq: 1, Action: Allow, Peer: Peer{Selector: &db}}}
+	in.Policies = append(in.Policies, p2)
+	must(t, w.setIntent(in))
+	db4 := selectorSetName(fam4, db.String())
+	if n := len(tb.sets[web4].dirtyKeys); n != 0 || len(tb.sets[web4].want) != 11 {
+		t.Errorf("policy added: web's set has %d elements, %d touched; want 11, none", len(tb.sets[web4].want), n)
+	}
+	if n := len(tb.sets[db4].want); n != 10 {
+		t.Errorf("policy added: db's set has %d elements, want 10", n)
+	}
+
+	must(t, w.setIntent(dbPolicy()))
+	if n := len(tb.sets[web4].dirtyKeys); n != 0 || len(tb.sets[web4].want) != 11 {
+		t.Errorf("policy removed: web's set has %d elements, %d touched; want 11, none", len(tb.sets[web4].want), n)
+	}
+	if st := tb.sets[db4]; st.wanted || len(st.want) != 0 {
+		t.Errorf("policy removed: db's set still wanted (%d elements)", len(st.want))
+	}
+}
