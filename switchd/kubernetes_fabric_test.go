@@ -265,47 +265,65 @@ func (k *kubeCluster) nftRules(t testing.TB, node string) (rules, sets string) {
 	return sim.NftNormalize(rs, true), sim.NftNormalize(ss, true)
 }
 
-// setLabel sets (or with value "", removes) label key of pod ns/name.
+// setLabel sets label key of pod ns/name, or with ns "" of namespace
+// name, to value.
 func (k *kubeCluster) setLabel(t testing.TB, ns, name, key, value string) {
 	t.Helper()
-	patch := fmt.Sprintf(`{"metadata":{"labels":{%q:%q}}}`, key, value)
-	if value == "" {
-		patch = fmt.Sprintf(`{"metadata":{"labels":{%q:null}}}`, key)
+	ctx := context.Background()
+	patch := []byte(fmt.Sprintf(`{"metadata":{"labels":{%q:%q}}}`, key, value))
+	var err error
+	if ns == "" {
+		_, err = k.c.CoreV1().Namespaces().Patch(ctx, name, "application/merge-patch+json", patch, metav1.PatchOptions{})
+	} else {
+		_, err = k.c.CoreV1().Pods(ns).Patch(ctx, name, "application/merge-patch+json", patch, metav1.PatchOptions{})
 	}
-	if _, err := k.c.CoreV1().Pods(ns).Patch(context.Background(), name, "application/merge-patch+json", []byte(patch), metav1.PatchOptions{}); err != nil {
+	if err != nil {
 		t.Fatal(err)
 	}
 }
 
-// relabel: with x/a taking ingress only from app=b pods of x, x/b
-// relabelled app=c loses access to x/a and relabelled back regains it,
-// on both hosts with the same rules (handles included): only set
-// elements change.
+// relabel: a pod or a namespace relabelled out of a policy's peer group
+// loses access and relabelled back regains it, on both hosts with the
+// same rules (handles included): only set elements change (on host1 at
+// least, which holds x/a, the policy's pod).
 func (k *kubeCluster) relabel(t *testing.T) {
-	k.apply(t, k8stest.PodSelectorPolicy())
-	allowed := k8stest.TableCase{Name: "x/b app=b", TCP80: "X...|....|X...|X...", TCP81: "X...|....|X...|X..."}
-	cut := k8stest.TableCase{Name: "x/b app=c", TCP80: "X...|X...|X...|X...", TCP81: "X...|X...|X...|X..."}
-	k.expect(t, allowed)
-	rules, sets := map[string]string{}, map[string]string{}
-	for _, h := range []string{"host1", "host3"} {
-		rules[h], sets[h] = k.nftRules(t, h)
-	}
-	for _, step := range []struct {
-		app  string
-		want k8stest.TableCase
-	}{{"c", cut}, {"b", allowed}} {
-		k.setLabel(t, "x", "b", "app", step.app)
-		k.expect(t, step.want)
-		for _, h := range []string{"host1", "host3"} {
-			r, s := k.nftRules(t, h)
-			if r != rules[h] {
-				t.Errorf("%s: x/b relabelled app=%s changed rules:\nbefore:\n%s\nafter:\n%s", h, step.app, rules[h], r)
+	fromB := k8stest.TableCase{Name: "x/b app=b", TCP80: "X...|....|X...|X...", TCP81: "X...|....|X...|X..."}
+	noneFrom := k8stest.TableCase{Name: "none", TCP80: "X...|X...|X...|X...", TCP81: "X...|X...|X...|X..."}
+	fromY := k8stest.TruthTable(networkingv1.IPBlock{})[3] // x/a allows from namespace y (team=y-team) only
+	for _, tc := range []struct {
+		name         string
+		policy       *networkingv1.NetworkPolicy
+		ns, obj, key string
+		out, back    string
+		allowed      k8stest.TableCase
+	}{
+		{"pod x/b app", k8stest.PodSelectorPolicy(), "x", "b", "app", "c", "b", fromB},
+		{"namespace y team", fromY.Policies[0], "", "y", "team", "z-team", "y-team", fromY},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			k.apply(t, tc.policy)
+			k.expect(t, tc.allowed)
+			rules, sets := map[string]string{}, map[string]string{}
+			for _, h := range []string{"host1", "host3"} {
+				rules[h], sets[h] = k.nftRules(t, h)
 			}
-			if step.app == "c" && s == sets[h] && h == "host1" {
-				// host1 holds x/a, whose peer set x/b leaves.
-				t.Errorf("%s: x/b relabelled app=%s changed no set element", h, step.app)
+			for _, step := range []struct {
+				value string
+				want  k8stest.TableCase
+			}{{tc.out, noneFrom}, {tc.back, tc.allowed}} {
+				k.setLabel(t, tc.ns, tc.obj, tc.key, step.value)
+				k.expect(t, step.want)
+				for _, h := range []string{"host1", "host3"} {
+					r, s := k.nftRules(t, h)
+					if r != rules[h] {
+						t.Errorf("%s: %s=%s changed rules:\nbefore:\n%s\nafter:\n%s", h, tc.name, step.value, rules[h], r)
+					}
+					if step.value == tc.out && h == "host1" && s == sets[h] {
+						t.Errorf("%s: %s=%s changed no set element", h, tc.name, step.value)
+					}
+				}
 			}
-		}
+		})
 	}
 }
 
