@@ -148,6 +148,10 @@ type Fabric struct {
 	mu    sync.Mutex          // guards the fields below and NodeInfo.PID
 	nss   map[string]*ns.NS   // open namespace handles, by node
 	procs map[string]*process // daemons this process started, by node
+
+	// clients holds an endpoint API client per host (workloads.go): each
+	// keeps its idle connections, so one per call would leak them.
+	clients sync.Map
 }
 
 // New plans a fabric: names, addresses, paths and configs. It touches

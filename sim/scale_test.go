@@ -2,6 +2,8 @@ package sim
 
 import (
 	"fmt"
+	"net/netip"
+	"strings"
 	"testing"
 )
 
@@ -85,5 +87,27 @@ func TestRackOf(t *testing.T) {
 	}
 	if got != "1112233" {
 		t.Errorf("7 hosts over 3 racks: %s, want 1112233", got)
+	}
+}
+
+// TestNotConvergedLine checks sim status's last line names what is not
+// converged, at most five nodes.
+func TestNotConvergedLine(t *testing.T) {
+	var st []NodeStatus
+	for i := 1; i <= 8; i++ {
+		st = append(st, NodeStatus{Name: fmt.Sprintf("host%d", i), Running: true, SessionsUp: 4, SessionsTotal: 4})
+	}
+	st[1].SessionsUp = 2
+	st[2].Running = false
+	for i := 3; i < 8; i++ {
+		st[i].Missing = make([]netip.Prefix, i)
+	}
+	got := notConvergedLine(st)
+	want := "not converged: 7 of 8 nodes: host2 (sessions 2/4 up), host3 (not running), host4 (3 loopbacks unreachable), host5 (4 loopbacks unreachable), host6 (5 loopbacks unreachable), ..."
+	if got != want {
+		t.Errorf("got  %q\nwant %q", got, want)
+	}
+	if Converged(st[:1]) != true || strings.Contains(notConvergedLine(st[:1]), "host1") {
+		t.Errorf("a converged node is listed: %q", notConvergedLine(st[:1]))
 	}
 }

@@ -237,7 +237,9 @@ func WaitConverged(ctx context.Context, f *Fabric) error {
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("fabric %s not converged: %w\n%s", f.Prefix, ctx.Err(), notConverged(st))
-		case <-time.After(250 * time.Millisecond):
+		// A poll asks every node: on a big fabric, not so often that the
+		// polling starves the daemons.
+		case <-time.After(max(250*time.Millisecond, time.Duration(len(f.nodes))*5*time.Millisecond)):
 		}
 	}
 }

@@ -287,6 +287,9 @@ type FIBReport struct {
 	Routes int // expected routes, all nodes
 	// Diffs holds each differing node's differences.
 	Diffs map[string][]string
+	// PrefixDiffs counts the routes missing or unexpected, over all
+	// nodes: the rest of Diffs is next hops (a missing ECMP member, say).
+	PrefixDiffs int
 }
 
 // Exact says whether every FIB held exactly what it must.
@@ -333,8 +336,10 @@ func (f *Fabric) VerifyFIBs(ctx context.Context, down map[int]bool) (*FIBReport,
 	f.eachNode(nodes, 8, func(n *NodeInfo) {
 		got, err := f.KernelFIB(n.Name)
 		var d []string
+		pd := 0
 		if err == nil {
 			d = CompareFIB(want[n.Name], got)
+			pd = prefixDiffs(want[n.Name], got)
 		}
 		mu.Lock()
 		defer mu.Unlock()
@@ -342,6 +347,7 @@ func (f *Fabric) VerifyFIBs(ctx context.Context, down map[int]bool) (*FIBReport,
 			errs = append(errs, err)
 		} else if len(d) > 0 {
 			r.Diffs[n.Name] = d
+			r.PrefixDiffs += pd
 		}
 	})
 	return r, errors.Join(errs...)
@@ -351,6 +357,7 @@ func (f *Fabric) VerifyFIBs(ctx context.Context, down map[int]bool) (*FIBReport,
 // then the error holds the last differences.
 func (f *Fabric) WaitFIBsExact(ctx context.Context, down map[int]bool) (*FIBReport, error) {
 	for {
+		start := time.Now()
 		r, err := f.VerifyFIBs(ctx, down)
 		if err == nil && r.Exact() {
 			return r, nil
@@ -361,7 +368,48 @@ func (f *Fabric) WaitFIBsExact(ctx context.Context, down map[int]bool) (*FIBRepo
 				err = errors.New(r.String())
 			}
 			return r, fmt.Errorf("fabric %s: FIBs not exact: %w: %w", f.Prefix, ctx.Err(), err)
-		case <-time.After(500 * time.Millisecond):
+		// Idle twice as long as a check took: on a big fabric the
+		// checks must leave the daemons most of the CPU.
+		case <-time.After(max(100*time.Millisecond, 2*time.Since(start))):
 		}
 	}
+}
+
+// prefixDiffs counts the destinations in one of want and got only.
+func prefixDiffs(want, got FIB) int {
+	n := 0
+	for p := range want {
+		if _, ok := got[p]; !ok {
+			n++
+		}
+	}
+	for p := range got {
+		if _, ok := want[p]; !ok {
+			n++
+		}
+	}
+	return n
+}
+
+// diffSet is every difference of the report, as "node: difference".
+func (r *FIBReport) diffSet() map[string]bool {
+	m := map[string]bool{}
+	for n, ds := range r.Diffs {
+		for _, d := range ds {
+			m[n+": "+d] = true
+		}
+	}
+	return m
+}
+
+// diffsWithin says whether every difference of the report is in before.
+func (r *FIBReport) diffsWithin(before map[string]bool) bool {
+	for n, ds := range r.Diffs {
+		for _, d := range ds {
+			if !before[n+": "+d] {
+				return false
+			}
+		}
+	}
+	return true
 }

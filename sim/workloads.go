@@ -35,7 +35,11 @@ func (f *Fabric) workloadNetns(hostName, name string) string {
 }
 
 func (f *Fabric) endpointClient(hostName string) *endpointapi.Client {
-	return &endpointapi.Client{Socket: f.SocketPath(hostName), Timeout: 30 * time.Second}
+	if c, ok := f.clients.Load(hostName); ok {
+		return c.(*endpointapi.Client)
+	}
+	c, _ := f.clients.LoadOrStore(hostName, &endpointapi.Client{Socket: f.SocketPath(hostName), Timeout: 30 * time.Second})
+	return c.(*endpointapi.Client)
 }
 
 // AddWorkload creates a workload namespace and asks hostName's switchd to
