@@ -196,24 +196,7 @@ func (d *Daemon) applyMembership(ctx context.Context) {
 			d.pol.dirty = true
 		}
 	}
-	// A group the engine has is told its changes; one it has not (new,
-	// or changed, or after a failure) is given whole, from one pass over
-	// the learned routes for all such groups.
-	whole := map[uint32][]netip.Addr{}
-	for src, gr := range want {
-		if _, given := g.given[src]; !given || g.allDirty || g.full[gr.ID] {
-			whole[gr.ID] = nil
-		}
-	}
-	if len(whole) > 0 {
-		for p, ids := range g.remote {
-			for _, id := range ids {
-				if as, ok := whole[id]; ok {
-					whole[id] = append(as, p.Addr())
-				}
-			}
-		}
-	}
+	whole := g.wholeGroups(want)
 	full := map[uint32]bool{}
 	for src, gr := range want {
 		if addrs, ok := whole[gr.ID]; ok {
@@ -241,6 +224,33 @@ func (d *Daemon) applyMembership(ctx context.Context) {
 	}
 	g.allDirty, g.full = false, full
 	clear(g.delta)
+}
+
+// wholeGroups is, by id, the remote members of the groups (of want, by
+// source) to give the engine whole: all after a change of groups, those
+// whose last giving failed, and those it does not have that changed. A
+// group it has is told its changes instead; one without members and
+// without changes needs neither, so it costs no pass over the learned
+// routes per turn.
+func (g *groupMembers) wholeGroups(want map[string]config.Group) map[uint32][]netip.Addr {
+	whole := map[uint32][]netip.Addr{}
+	for src, gr := range want {
+		_, given := g.given[src]
+		if g.allDirty || g.full[gr.ID] || !given && len(g.delta[gr.ID]) > 0 {
+			whole[gr.ID] = nil
+		}
+	}
+	if len(whole) == 0 {
+		return whole
+	}
+	for p, ids := range g.remote {
+		for _, id := range ids {
+			if as, ok := whole[id]; ok {
+				whole[id] = append(as, p.Addr())
+			}
+		}
+	}
+	return whole
 }
 
 // applyMemberDelta gives the engine a group's joins and leaves, sorted.

@@ -2,12 +2,15 @@ package daemon
 
 import (
 	"encoding/json"
+	"net/netip"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/switchd/switchd/host"
+	"github.com/switchd/switchd/policy"
 	"github.com/switchd/switchd/switchd/bgp"
+	"github.com/switchd/switchd/switchd/config"
 )
 
 // withGroup adds group web (id 10, role == "web": the selector the db
@@ -89,4 +92,34 @@ func TestWiringGroupMembership(t *testing.T) {
 	m = w.rec.mark()
 	w.eps.publish(endpointEvent(host.EndpointUpdated, "c2/eth0", "swd4d5e6f", "10.1.0.3", "fd00:1::3", map[string]string{"role": "db"}))
 	w.rec.waitFor(t, m, "SetMembership", func(c []string) bool { return slices.Contains(c, "bgp.SetMembership map[]") })
+}
+
+// TestWholeGroupsOnlyWhereNeeded: after the first giving, a change costs
+// no pass over the learned routes, even with a group that has no members
+// (the engine never had it).
+func TestWholeGroupsOnlyWhereNeeded(t *testing.T) {
+	web := config.Group{Name: "web", ID: 10, Selector: policy.MustParseSelector(`role == "web"`)}
+	db := config.Group{Name: "db", ID: 20, Selector: policy.MustParseSelector(`role == "db"`)}
+	want := map[string]config.Group{membershipSource(web): web, membershipSource(db): db}
+	var g groupMembers
+	g.setGroups([]config.Group{web, db})
+	g.take(membershipRoute("10.2.0.7/32", "10.0.1.1", 10))
+	if got := g.wholeGroups(want); len(got) != 2 || !slices.Equal(got[10], []netip.Addr{netip.MustParseAddr("10.2.0.7")}) {
+		t.Fatalf("after a change of groups: whole %v, want both, web with 10.2.0.7", got)
+	}
+	// What applyMembership does once the engine took web.
+	g.given = map[string]policy.Selector{membershipSource(web): web.Selector}
+	g.allDirty = false
+	clear(g.delta)
+	g.take(membershipRoute("10.2.0.8/32", "10.0.1.1", 10))
+	if got := g.wholeGroups(want); len(got) != 0 {
+		t.Errorf("a join of a given group, db memberless: whole %v, want none", got)
+	}
+	if d := g.delta[10]; len(d) != 1 || !d[netip.MustParseAddr("10.2.0.8")] {
+		t.Errorf("delta of web %v, want 10.2.0.8 joining", d)
+	}
+	g.take(membershipRoute("10.2.0.9/32", "10.0.1.1", 20))
+	if got := g.wholeGroups(want); len(got) != 1 || len(got[20]) != 1 {
+		t.Errorf("db's first member: whole %v, want db alone with it", got)
+	}
 }
