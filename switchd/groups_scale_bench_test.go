@@ -182,6 +182,53 @@ func propagation(tb testing.TB, f *sim.Fabric, from, n int, set *string) []time.
 	return lat
 }
 
+// cpuTimes is each node's daemon's CPU time so far (user and system,
+// /proc/PID/stat): what the load costs, however busy the machine is.
+func cpuTimes(tb testing.TB, f *sim.Fabric, nodes []string) map[string]time.Duration {
+	tb.Helper()
+	m := map[string]time.Duration{}
+	for _, n := range nodes {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", f.PID(n)))
+		if err != nil {
+			tb.Fatal(err)
+		}
+		// Fields after the command's closing parenthesis: utime and stime
+		// are the 12th and 13th, in clock ticks (100 Hz).
+		_, rest, _ := strings.Cut(string(b), ") ")
+		fs := strings.Fields(rest)
+		u, _ := strconv.ParseInt(fs[11], 10, 64)
+		s, _ := strconv.ParseInt(fs[12], 10, 64)
+		m[n] = time.Duration(u+s) * 10 * time.Millisecond
+	}
+	return m
+}
+
+// cpuProfiles records nodes' CPU profiles of a phase, for
+// SWITCHD_BENCH_CPU_SECONDS from now, into SWITCHD_BENCH_HEAPDIR if both
+// are set; the function it returns waits for them.
+func cpuProfiles(tb testing.TB, f *sim.Fabric, nodes []string, phase string) func() {
+	dir, secs := os.Getenv("SWITCHD_BENCH_HEAPDIR"), os.Getenv("SWITCHD_BENCH_CPU_SECONDS")
+	if dir == "" || secs == "" {
+		return func() {}
+	}
+	var cmds []*exec.Cmd
+	for _, n := range nodes {
+		c := exec.CommandContext(tb.Context(), "curl", "-sf", "-o", fmt.Sprintf("%s/%s-%s.cpu.pprof", dir, n, phase),
+			"--unix-socket", f.Node(n).Socket, "http://switchd/debug/pprof/profile?seconds="+secs)
+		if err := c.Start(); err != nil {
+			tb.Fatal(err)
+		}
+		cmds = append(cmds, c)
+	}
+	return func() {
+		for _, c := range cmds {
+			if err := c.Wait(); err != nil {
+				tb.Logf("cpu profile: %v", err)
+			}
+		}
+	}
+}
+
 func quantileMS(lat []time.Duration, p float64) float64 {
 	s := slices.Sorted(slices.Values(lat))
 	return float64(s[int(p*float64(len(s)-1))].Microseconds()) / 1000
@@ -195,8 +242,12 @@ func quantileMS(lat []time.Duration, p float64) float64 {
 // policy sets (polled with `nft list table`, ~1 s each at that size);
 // and the private resident memory (RssAnon) each of host3, leaf1 (which
 // takes them from the source), leaf2 and spine1 gains per membership
-// route. SWITCHD_BENCH_MEMBERS changes the 50,000; SWITCHD_BENCH_HEAPDIR
-// names a directory for those nodes' heap profiles (loaded).
+// route, and the CPU time each spends on the load per route (load-s is
+// wall time, which on a shared machine says more about the machine).
+// SWITCHD_BENCH_MEMBERS changes the 50,000; SWITCHD_BENCH_HEAPDIR names a
+// directory for those nodes' heap profiles (loaded) and, with
+// SWITCHD_BENCH_CPU_SECONDS, their CPU profiles from the start of the
+// load and (with host1's) of the propagation at scale.
 //
 //	go test -c -o /tmp/s.test ./switchd && (cd switchd && /tmp/s.test -test.run '^$' -test.bench GroupMembershipScale -test.benchtime 50x -test.timeout 30m)
 func BenchmarkPrivilegedGroupMembershipScale(b *testing.B) {
@@ -233,6 +284,8 @@ func BenchmarkPrivilegedGroupMembershipScale(b *testing.B) {
 	addSourceNeighbor(b, f, gsrc)
 	ss := openSource(b, gsrc, src)
 	defer ss.Close()
+	cpu0 := cpuTimes(b, f, nodes)
+	profiled := cpuProfiles(b, f, nodes, "load")
 	start := time.Now()
 	if err := ss.Announce(); err != nil {
 		b.Fatal(err)
@@ -254,6 +307,8 @@ func BenchmarkPrivilegedGroupMembershipScale(b *testing.B) {
 		time.Sleep(500 * time.Millisecond)
 	}
 	converged := time.Since(start)
+	cpu1 := cpuTimes(b, f, nodes)
+	profiled()
 	// Let the nodes settle (GC, the other hosts' sets) before reading.
 	time.Sleep(15 * time.Second)
 	loaded := rss()
@@ -265,9 +320,11 @@ func BenchmarkPrivilegedGroupMembershipScale(b *testing.B) {
 			}
 		}
 	}
+	profiled = cpuProfiles(b, f, append(nodes, "host1"), "propagation")
 	b.StartTimer()
 	at := propagation(b, f, b.N, b.N, &set)
 	b.StopTimer()
+	profiled()
 
 	b.ReportMetric(quantileMS(before, 0.5), "p50-ms")
 	b.ReportMetric(quantileMS(before, 0.99), "p99-ms")
@@ -277,6 +334,7 @@ func BenchmarkPrivilegedGroupMembershipScale(b *testing.B) {
 	for _, n := range nodes {
 		per := float64(loaded[n]-idle[n]) / float64(members)
 		b.ReportMetric(per, n+"-B/route")
+		b.ReportMetric(float64((cpu1[n]-cpu0[n]).Microseconds())/float64(members), n+"-cpu-µs/route")
 		b.Logf("%s: RssAnon %d KiB idle, %d KiB with %d membership routes: %.0f B per route", n, idle[n]>>10, loaded[n]>>10, members, per)
 	}
 	b.Logf("%d membership routes in host3's sets %.1f s after the source's first UPDATE", members, converged.Seconds())
