@@ -66,7 +66,10 @@ type workload struct {
 	// netset.go), by set name.
 	netElems map[string][]Element
 	// quiet: memberAddrs counts only; setIntent sends the difference.
-	quiet bool
+	// And release parks a profile chain no endpoint holds instead of
+	// deleting it, so one that comes back unchanged is not rewritten.
+	quiet  bool
+	parked map[string]bool
 }
 
 type wlEndpoint struct {
@@ -138,8 +141,8 @@ func (w *workload) setIntent(in Intent) error {
 	for s, ss := range w.sels {
 		before[s] = maps.Clone(ss.refs)
 	}
-	w.quiet = true
-	defer func() { w.quiet = false }()
+	w.quiet, w.parked = true, map[string]bool{}
+	defer func() { w.quiet, w.parked = false, nil }()
 	for _, e := range w.eps {
 		if err := w.leave(e); err != nil {
 			return err
@@ -201,6 +204,11 @@ func (w *workload) setIntent(in Intent) error {
 	w.quiet = false
 	if err := w.sendMembers(before); err != nil {
 		return err
+	}
+	for name := range w.parked {
+		if w.profiles[name] == nil {
+			w.tb.DeleteChain(name)
+		}
 	}
 	if err := w.setNetSets(); err != nil {
 		return err
@@ -288,7 +296,7 @@ func (w *workload) setRules(in Intent) error {
 		}
 	}
 	for name, p := range w.profiles {
-		if err := w.tb.SetChain(w.profileChain(name, p)); err != nil {
+		if err := w.setProfileChain(name, p); err != nil {
 			return fmt.Errorf("workload policy: %w", err)
 		}
 	}
@@ -616,11 +624,23 @@ func (w *workload) acquire(labels map[string]string, dir string) (string, error)
 		return name, nil
 	}
 	p := &profile{refs: 1, dir: dir, names: names, keys: keys}
-	if err := w.tb.SetChain(w.profileChain(name, p)); err != nil {
+	if err := w.setProfileChain(name, p); err != nil {
 		return "", fmt.Errorf("profile of %s: %w", strings.Join(names, ","), err)
 	}
 	w.profiles[name] = p
 	return name, nil
+}
+
+// setProfileChain gives the Table profile p's chain unless its desired
+// state has that chain already: after a recompile most profiles are
+// unchanged, and each chain set is hashed and compared rule by rule at
+// the next Apply.
+func (w *workload) setProfileChain(name string, p *profile) error {
+	c := w.profileChain(name, p)
+	if old := w.tb.chains[name]; old != nil && old.Hook == nil && reflect.DeepEqual(old.Rules, c.Rules) {
+		return nil
+	}
+	return w.tb.SetChain(c)
 }
 
 // profileChain is the chain of profile p: its policies' rules in order,
@@ -643,6 +663,10 @@ func (w *workload) release(name string) {
 	}
 	if p.refs--; p.refs == 0 {
 		delete(w.profiles, name)
+		if w.quiet {
+			w.parked[name] = true
+			return
+		}
 		w.tb.DeleteChain(name)
 	}
 }

@@ -2,6 +2,7 @@ package policy
 
 import (
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"testing"
@@ -186,12 +187,16 @@ func TestWorkloadMembersIncremental(t *testing.T) {
 
 // TestWorkloadSetIntentDiffsMembers: a policy added (every endpoint
 // leaves and joins the compilation again) touches no element of a
-// selector set whose members stay, and adds the new selector's; one
-// removed takes its sets and leaves the others' elements alone.
+// selector set whose members stay, and adds the new selector's, and
+// rewrites no profile chain that stays the same; one removed takes its
+// sets and leaves the others' elements alone.
 func TestWorkloadSetIntentDiffsMembers(t *testing.T) {
 	tb := NewTable(nil)
 	w := newWorkload(tb)
-	must(t, w.setIntent(dbPolicy()))
+	base := dbPolicy()
+	base.Policies = append(base.Policies, Policy{Name: "web-in", Selector: MustParseSelector(`role == "web"`), SelectsIngress: true})
+	webProfile := "wli-" + shortHash("ingress", "web-in")
+	must(t, w.setIntent(base))
 	for i := range 20 {
 		must(t, w.upsert(fakeEndpoint(i, map[bool]string{true: "db", false: "web"}[i%2 == 0])))
 	}
@@ -201,8 +206,13 @@ func TestWorkloadSetIntentDiffsMembers(t *testing.T) {
 		t.Fatalf("web's set has %d elements, want 10 endpoints and the BGP member", n)
 	}
 	clear(tb.sets[web4].dirtyKeys)
+	if tb.chains[webProfile] == nil {
+		t.Fatalf("no chain %s for the web endpoints (chains %v)", webProfile, slices.Collect(maps.Keys(tb.chains)))
+	}
+	clear(tb.dirtyChains)
 
-	in := dbPolicy()
+	in := base
+	in.Policies = slices.Clone(base.Policies)
 	p2 := in.Policies[0]
 	p2.Name = "db-from-db"
 	db := MustParseSelector(`role == "db"`)
@@ -216,8 +226,11 @@ func TestWorkloadSetIntentDiffsMembers(t *testing.T) {
 	if n := len(tb.sets[db4].want); n != 10 {
 		t.Errorf("policy added: db's set has %d elements, want 10", n)
 	}
+	if tb.dirtyChains[webProfile] || tb.chains[webProfile] == nil {
+		t.Errorf("policy added: web's unchanged profile chain rewritten (dirty %v)", tb.dirtyChains)
+	}
 
-	must(t, w.setIntent(dbPolicy()))
+	must(t, w.setIntent(base))
 	if n := len(tb.sets[web4].dirtyKeys); n != 0 || len(tb.sets[web4].want) != 11 {
 		t.Errorf("policy removed: web's set has %d elements, %d touched; want 11, none", len(tb.sets[web4].want), n)
 	}
