@@ -77,23 +77,27 @@ func BenchmarkPrivilegedClusterPolicy(b *testing.B) {
 	done := make(chan struct{})
 	go func() { defer close(done); l.run(ctx, b) }()
 	defer func() { cancel(); <-done }()
-	l.waitFor(b, "first sync", func(a benchApplied) bool { return len(a.policies) == benchPolicies })
+	a := l.waitFor(b, "first sync", func(a benchApplied) bool { return len(a.policies) == benchPolicies })
 	b.Logf("first sync (list, compile, %d endpoints, apply): %v", benchPodsNode/2, time.Since(start))
 	metrics := map[string]float64{} // reported at the end: ResetTimer drops them
-	counts := func(pods int) {
-		st := e.Status()
+	counts := func(pods int, st policy.Status) {
 		rules := countNftRules(b, n, "switchd")
 		b.Logf("%d pods per node: %d rules (nft: %d), %d sets, %d elements", pods, st.Rules, rules, st.Sets, st.Elements)
 		metrics[fmt.Sprintf("rules-%dpods", pods)] = float64(rules)
 		metrics[fmt.Sprintf("elements-%dpods", pods)] = float64(st.Elements)
 	}
-	counts(benchPodsNode / 2)
+	counts(benchPodsNode/2, a.status)
 	var k *knp
-	if bin := knpBinary(); bin != "" {
+	switch bin := knpBinary(); {
+	case bin == "":
+		b.Logf("SWITCHD_KNP_BIN not set: no kube-network-policies beside")
+	case knpKernel(n) != nil:
+		// Its rules send packets to user space; without that it writes no
+		// table at all.
+		b.Logf("kube-network-policies cannot run on this kernel (%v)", knpKernel(n))
+	default:
 		k = startKNP(b, n, s, bin)
 		k.waitStarted(b)
-	} else {
-		b.Logf("SWITCHD_KNP_BIN not set: no kube-network-policies beside")
 	}
 	knpCounts := func(pods int) {
 		if k == nil {
@@ -108,8 +112,8 @@ func BenchmarkPrivilegedClusterPolicy(b *testing.B) {
 	}
 	knpCounts(benchPodsNode / 2)
 	benchPods(b, c, benchPodsNode/2, benchPodsNode)
-	l.waitFor(b, "all pods", func(benchApplied) bool { return l.count() == 2*benchPodsNode })
-	counts(benchPodsNode)
+	a = l.waitFor(b, "all pods", func(a benchApplied) bool { return a.count == 2*benchPodsNode })
+	counts(benchPodsNode, a.status)
 	knpCounts(benchPodsNode)
 
 	lat := map[string][]time.Duration{}
@@ -132,7 +136,7 @@ func BenchmarkPrivilegedClusterPolicy(b *testing.B) {
 			b.Fatal(err)
 		}
 		want := i%2 == 0
-		a := l.waitFor(b, "policy "+name, func(a benchApplied) bool { return a.policies != nil && a.policies["k8s:ns0/"+name] == want })
+		a = l.waitFor(b, "policy "+name, func(a benchApplied) bool { return a.policies != nil && a.policies["k8s:ns0/"+name] == want })
 		lat["policy"] = append(lat["policy"], a.at.Sub(t0))
 		knpWait("policy", t0, nil) // its next write, whatever it holds
 
@@ -171,9 +175,7 @@ type benchLoop struct {
 	w       *Watcher
 	e       *policy.Engine
 	x       *MemberIndex
-	mu      sync.Mutex
-	eps     map[string]bool // local pods made endpoints
-	members int             // remote pods indexed with addresses
+	eps     map[string]bool // local pods made endpoints, with addresses
 	applied chan benchApplied
 }
 
@@ -184,12 +186,11 @@ type benchApplied struct {
 	policies  map[string]bool
 	members   []string
 	endpoints []string // local pods upserted with addresses
-}
-
-func (l *benchLoop) count() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return len(l.eps) + l.members
+	// count is the pods with addresses, endpoints or indexed members;
+	// status the engine's after the Apply (read in the loop: the Engine
+	// is not safe for concurrent use).
+	count  int
+	status policy.Status
 }
 
 func (l *benchLoop) run(ctx context.Context, b *testing.B) {
@@ -223,10 +224,8 @@ func (l *benchLoop) run(ctx context.Context, b *testing.B) {
 					b.Error(err)
 					return
 				}
-				l.mu.Lock()
-				l.eps[key] = true
-				l.mu.Unlock()
 				if len(p.Addrs) > 0 {
+					l.eps[key] = true
 					a.endpoints = append(a.endpoints, key)
 				}
 				continue
@@ -243,9 +242,7 @@ func (l *benchLoop) run(ctx context.Context, b *testing.B) {
 			return
 		}
 		a.at = time.Now()
-		l.mu.Lock()
-		l.members = len(l.x.pods)
-		l.mu.Unlock()
+		a.count, a.status = len(l.eps)+len(l.x.pods), l.e.Status()
 		l.applied <- a
 	}
 }
