@@ -35,8 +35,11 @@ const (
 )
 
 // ScaleTimers are longer than DefaultTimers: hundreds of daemons on two
-// cores can starve one for seconds, which must not cost it its sessions.
-var ScaleTimers = Timers{Hold: 30, Keepalive: 10, ConnectRetry: 2}
+// cores can starve one for tens of seconds (30 s hold timers expired at
+// 250 hosts on a loaded machine, and each drop made more work for all),
+// which must not cost it its sessions. A dead peer is still seen at once
+// (its TCP session ends), a link down too (switchd watches its links).
+var ScaleTimers = Timers{Hold: 90, Keepalive: 30, ConnectRetry: 2}
 
 // ScaleLeaves is the leaf count for n hosts: a pair per RackSize hosts.
 func ScaleLeaves(hosts int) int { return 2 * max(1, (hosts+RackSize-1)/RackSize) }

@@ -225,6 +225,7 @@ func Converged(statuses []NodeStatus) bool {
 // says what was still missing. It gives up early if a daemon died.
 func WaitConverged(ctx context.Context, f *Fabric) error {
 	for {
+		start := time.Now()
 		st, err := f.Status(ctx)
 		if err == nil && Converged(st) {
 			return nil
@@ -238,8 +239,8 @@ func WaitConverged(ctx context.Context, f *Fabric) error {
 		case <-ctx.Done():
 			return fmt.Errorf("fabric %s not converged: %w\n%s", f.Prefix, ctx.Err(), notConverged(st))
 		// A poll asks every node: on a big fabric, not so often that the
-		// polling starves the daemons.
-		case <-time.After(max(250*time.Millisecond, time.Duration(len(f.nodes))*5*time.Millisecond)):
+		// polling starves the daemons (idle twice as long as it took).
+		case <-time.After(max(250*time.Millisecond, 2*time.Since(start))):
 		}
 	}
 }
