@@ -13,6 +13,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
@@ -129,11 +130,14 @@ func BenchmarkPrivilegedClusterPolicy(b *testing.B) {
 		t0 := time.Now()
 		if i%2 == 0 {
 			np := benchPolicy(0, name, "a0", fmt.Sprintf("g%d", i))
-			if _, err := c.NetworkingV1().NetworkPolicies("ns0").Create(ctx, np, metav1.CreateOptions{}); err != nil {
-				b.Fatal(err)
-			}
-		} else if err := c.NetworkingV1().NetworkPolicies("ns0").Delete(ctx, name, metav1.DeleteOptions{}); err != nil {
-			b.Fatal(err)
+			apiRetry(b, "create policy "+name, func() error {
+				_, err := c.NetworkingV1().NetworkPolicies("ns0").Create(ctx, np, metav1.CreateOptions{})
+				return err
+			})
+		} else {
+			apiRetry(b, "delete policy "+name, func() error {
+				return c.NetworkingV1().NetworkPolicies("ns0").Delete(ctx, name, metav1.DeleteOptions{})
+			})
 		}
 		want := i%2 == 0
 		a = l.waitFor(b, "policy "+name, func(a benchApplied) bool { return a.policies != nil && a.policies["k8s:ns0/"+name] == want })
@@ -281,9 +285,10 @@ func benchObjects(b *testing.B, c *kubernetes.Clientset, from, to int) {
 	ctx := context.Background()
 	for i := range benchNamespaces {
 		name := fmt.Sprintf("ns%d", i)
-		if _, err := c.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{}); err != nil {
-			b.Fatal(err)
-		}
+		apiRetry(b, "create namespace "+name, func() error {
+			_, err := c.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
+			return err
+		})
 	}
 	parallel(b, benchPolicies, func(i int) {
 		// Policy i selects app a<i%100> (in its namespace, i%10) and allows
@@ -291,9 +296,10 @@ func benchObjects(b *testing.B, c *kubernetes.Clientset, from, to int) {
 		// g<i/100>: 1,000 distinct peer selectors.
 		np := benchPolicy(i%benchNamespaces, fmt.Sprintf("p%d", i), fmt.Sprintf("a%d", i%100), fmt.Sprintf("g%d", i/100))
 		np.Spec.Ingress[0].From[0].PodSelector.MatchLabels["app"] = fmt.Sprintf("a%d", (i+10)%100)
-		if _, err := c.NetworkingV1().NetworkPolicies(np.Namespace).Create(ctx, np, metav1.CreateOptions{}); err != nil {
-			b.Fatal(err)
-		}
+		apiRetry(b, "create policy "+np.Name, func() error {
+			_, err := c.NetworkingV1().NetworkPolicies(np.Namespace).Create(ctx, np, metav1.CreateOptions{})
+			return err
+		})
 	})
 	benchPods(b, c, from, to)
 }
@@ -338,15 +344,39 @@ func benchPod(b *testing.B, c *kubernetes.Clientset, j int, node string) {
 			Labels: map[string]string{"app": fmt.Sprintf("a%d", j%100), "grp": fmt.Sprintf("g%d", j/100%10)}},
 		Spec: corev1.PodSpec{NodeName: node, Containers: []corev1.Container{{Name: "c", Image: "none"}}},
 	}
-	p, err := c.CoreV1().Pods(p.Namespace).Create(ctx, p, metav1.CreateOptions{})
-	if err != nil {
-		b.Fatal(err)
-	}
+	var created *corev1.Pod // nil after a retry: read it back
+	apiRetry(b, "create pod "+p.Name, func() error {
+		var err error
+		created, err = c.CoreV1().Pods(p.Namespace).Create(ctx, p, metav1.CreateOptions{})
+		return err
+	})
 	addr := benchPodAddr(j)
-	p.Status.PodIP, p.Status.PodIPs = addr, []corev1.PodIP{{IP: addr}}
-	if _, err := c.CoreV1().Pods(p.Namespace).UpdateStatus(ctx, p, metav1.UpdateOptions{}); err != nil {
-		b.Fatal(err)
+	apiRetry(b, "set the address of pod "+p.Name, func() error {
+		q, err := created, error(nil)
+		if created = nil; q == nil {
+			if q, err = c.CoreV1().Pods(p.Namespace).Get(ctx, p.Name, metav1.GetOptions{}); err != nil {
+				return err
+			}
+		}
+		q.Status.PodIP, q.Status.PodIPs = addr, []corev1.PodIP{{IP: addr}}
+		_, err = c.CoreV1().Pods(p.Namespace).UpdateStatus(ctx, q, metav1.UpdateOptions{})
+		return err
+	})
+}
+
+// apiRetry runs an API call that is expected to succeed until it does,
+// up to 5 times: on this loaded machine the API server answers some
+// requests with a timeout. A create whose first try did succeed answers
+// AlreadyExists, and a delete's NotFound, which are success.
+func apiRetry(b *testing.B, what string, call func() error) {
+	var err error
+	for try := range 5 {
+		if err = call(); err == nil || (try > 0 && (apierrors.IsAlreadyExists(err) || apierrors.IsNotFound(err))) {
+			return
+		}
+		time.Sleep(time.Duration(try+1) * 200 * time.Millisecond)
 	}
+	b.Fatalf("%s: %v", what, err)
 }
 
 // benchPodAddr is pod p<j>'s address.
