@@ -43,6 +43,17 @@ const knpTable = "kube-network-policies"
 // (the binary is /tmp/knp/cmd). "" if not set.
 func knpBinary() string { return os.Getenv("SWITCHD_KNP_BIN") }
 
+// knpKernel reports whether the kernel has what kube-network-policies'
+// rules need: the queue expression (nft_queue), tried in a table of its
+// own in n.
+func knpKernel(n *ns.NS) error {
+	const probe = "table inet knp-probe { chain c { type filter hook postrouting priority 0; queue num 100 bypass; }; }; delete table inet knp-probe"
+	if out, err := n.Command(context.Background(), "nft", probe).CombinedOutput(); err != nil {
+		return fmt.Errorf("nft queue: %v: %s", err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
 // startKNP runs bin in n with an in-cluster config for s (the token and
 // CA in a tmpfs over /run, inside the mount namespace ip netns exec makes)
 // and nft monitor beside it; both are stopped by the cleanup.
