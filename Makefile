@@ -81,16 +81,19 @@ bench: deps build
 # sampled workload pairs pinged, CHURN workloads added and deleted, a leaf
 # killed and restarted, a spine link failed; times and memory are logged
 # (the SCALE line) for docs/PERFORMANCE.md. LEAVES and SPINES default to
-# sizes derived from HOSTS.
+# sizes derived from HOSTS; SETTLE is how many seconds a FIB may take to
+# become exact once it holds every route.
 HOSTS     ?= 50
 WORKLOADS ?= 20
 PAIRS     ?= 1000
 CHURN     ?= 1000
 LEAVES    ?= 0
 SPINES    ?= 0
+SETTLE    ?= 60
 scale: deps build
 	SWITCHD_SIMTEST_BINARY=$(abspath $(BIN)) SWITCHD_SCALE_HOSTS=$(HOSTS) SWITCHD_SCALE_WORKLOADS=$(WORKLOADS) \
 	SWITCHD_SCALE_PAIRS=$(PAIRS) SWITCHD_SCALE_CHURN=$(CHURN) SWITCHD_SCALE_LEAVES=$(LEAVES) SWITCHD_SCALE_SPINES=$(SPINES) \
+	SWITCHD_SCALE_SETTLE=$(SETTLE) \
 	$(GO) test -count=1 -run 'TestScalePrivileged$$' -v -timeout 180m $(TESTFLAGS) ./switchd/
 
 lint:
