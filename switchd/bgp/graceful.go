@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
@@ -127,10 +128,12 @@ func (s *Speaker) enforceStaleTime(peers []*api.Peer, since map[netip.Addr]time.
 }
 
 // gracefulStopLocked ends the sessions of neighbors that restart
-// gracefully with a Cease/Administrative Reset NOTIFICATION: with the N
-// bit negotiated that keeps our routes at the peer (RFC 8538), where
-// StopBgp's Peer De-configured would be a Hard Reset that withdraws them.
-// It waits (bounded) until those sessions are down.
+// gracefully so that they keep our routes: it shuts the sessions' sockets
+// down all at once (tcpshut.go says why not with a NOTIFICATION), and
+// resets with Cease/Administrative Reset (kept by the N bit, RFC 8538) only
+// a session whose socket it did not find. StopBgp's Peer De-configured
+// would be a Hard Reset that withdraws them. It waits (bounded) until
+// those sessions are down.
 func (s *Speaker) gracefulStopLocked() {
 	var gr []netip.Addr
 	for a, n := range s.peers {
@@ -143,9 +146,26 @@ func (s *Speaker) gracefulStopLocked() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
-	for _, a := range gr {
-		s.srv.ResetPeer(ctx, &api.ResetPeerRequest{Address: a.String(), Communication: "switchd restarting"})
+	// GoBGP knows each established session's local address.
+	var sessions []sessionAddrs
+	s.srv.ListPeer(ctx, &api.ListPeerRequest{}, func(p *api.Peer) {
+		l, err1 := netip.ParseAddr(p.GetTransport().GetLocalAddress())
+		r, err2 := netip.ParseAddr(p.GetConf().GetNeighborAddress())
+		if err1 == nil && err2 == nil && p.GetState().GetSessionState() == api.PeerState_SESSION_STATE_ESTABLISHED &&
+			slices.ContainsFunc(gr, func(a netip.Addr) bool { return plain(a) == plain(r) }) {
+			sessions = append(sessions, sessionAddrs{local: l, remote: r})
+		}
+	})
+	shut, err := shutdownSessions(sessions)
+	if err != nil {
+		s.log.Warn("graceful stop: cannot list our sockets; resetting sessions with a NOTIFICATION", "err", err)
 	}
+	for _, a := range gr {
+		if !slices.ContainsFunc(shut, func(c sessionSocket) bool { return plain(c.remote.Addr()) == plain(a) }) {
+			s.srv.ResetPeer(ctx, &api.ResetPeerRequest{Address: a.String(), Communication: "switchd restarting"})
+		}
+	}
+	s.log.Info("graceful stop: sessions closed for neighbors to keep our routes", "sockets", len(shut), "neighbors", len(gr))
 	for ctx.Err() == nil {
 		up := false
 		s.srv.ListPeer(ctx, &api.ListPeerRequest{}, func(p *api.Peer) {

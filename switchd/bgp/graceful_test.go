@@ -2,6 +2,7 @@ package bgp
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -272,4 +273,54 @@ func TestPrivilegedSyncedWithBIRD(t *testing.T) {
 	r := newRIB(s)
 	r.waitRoute(t, pfx("10.50.0.0/24"), ip("10.99.0.2"))
 	r.waitRoute(t, pfx("2001:db8:50::/48"), ip("fd99::2"))
+}
+
+// TestPrivilegedStopWithdrawsNothingRelayed stops a speaker between six
+// graceful-restart neighbors, each of which sent it a prefix it relayed to
+// the others: no neighbor may receive a withdrawal of another's prefix. Ending
+// the sessions one NOTIFICATION at a time did that: GoBGP counts a session
+// it reset itself as over, withdraws that neighbor's prefix, and sends the
+// withdrawal on the sessions it had not reset yet (tcpshut.go).
+func TestPrivilegedStopWithdrawsNothingRelayed(t *testing.T) {
+	ns.Privileged(t)
+	mp := Multipath{Enabled: true}
+	const n = 6
+	side := func(i int) netip.Addr { return netip.AddrFrom4([4]byte{127, 0, 0, byte(2 + i)}) }
+	prefix := func(i int) netip.Prefix { return netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 2, byte(i), 0}), 24) }
+	hub := Config{ASN: 65001, RouterID: ip("10.0.0.1"), Multipath: mp, GracefulRestart: grFast,
+		ListenAddresses: []netip.Addr{ip("127.0.0.1")}}
+	cfgs := []Config{hub}
+	for i := range n {
+		hub.Neighbors = append(hub.Neighbors, peer(side(i).String(), "127.0.0.1", uint32(65100+i)))
+		// Passive: no connection collisions with the hub.
+		nb := peer("127.0.0.1", side(i).String(), 65001)
+		nb.Passive = true
+		cfgs = append(cfgs, Config{ASN: uint32(65100 + i), RouterID: netip.AddrFrom4([4]byte{10, 0, 1, byte(i)}),
+			Multipath: mp, GracefulRestart: grFast, ListenAddresses: []netip.Addr{side(i)},
+			Neighbors: []Neighbor{nb}, Originate: []netip.Prefix{prefix(i)}})
+	}
+	cfgs[0] = hub
+	sp := speakers(t, cfgs...)
+	ribs := make([]*rib, n)
+	for i := range n {
+		ribs[i] = newRIB(sp[1+i])
+		for j := range n {
+			if j != i {
+				ribs[i].waitRoute(t, prefix(j), ip("127.0.0.1"))
+			}
+		}
+	}
+
+	sp[0].Stop()
+	for i := range n {
+		waitNotEstablished(t, sp[1+i], "127.0.0.1")
+	}
+	for i := range n {
+		ribs[i].drainOnce(200 * time.Millisecond)
+		for j := range n {
+			if j != i {
+				noWithdraw(t, ribs[i], prefix(j), fmt.Sprintf("neighbor %v, when the hub stopped", side(i)))
+			}
+		}
+	}
 }
