@@ -27,11 +27,14 @@ import (
 )
 
 const (
-	restartRoutes  = 100_000
-	restartKillAt  = 20_000 // routes in the kernel when switchd is killed
-	restartGone    = 10_000 // BIRD withdraws the first restartGone meanwhile
-	restartNew     = 5_000  // and adds as many after the last one
-	restartExactIn = 15 * time.Second
+	restartRoutes = 100_000
+	restartKillAt = 20_000 // routes in the kernel when switchd is killed
+	restartGone   = 10_000 // BIRD withdraws the first restartGone meanwhile
+	restartNew    = 5_000  // and adds as many after the last one
+	// restartExactBy bounds the wait for an exact FIB: under the 120 s
+	// sync timeout the old code waited for, so it tells the two apart,
+	// and no speed claim (the time taken is logged).
+	restartExactBy = 90 * time.Second
 )
 
 // nthPrefix is the i-th /24 from 16.0.0.0.
@@ -87,7 +90,8 @@ func kernelRoutes(t *testing.T, n *ns.NS) map[netip.Prefix]bool {
 // TestPrivilegedRestartWithoutGRExactFIB: switchd is killed (SIGKILL)
 // while it installs 100k routes from BIRD, neither with graceful restart;
 // BIRD then withdraws 10k and adds 5k; switchd is started again. Its
-// kernel routes must equal BIRD's routes within 15 s of the start. Before,
+// kernel routes must come to equal BIRD's routes, long before the 120 s
+// sync timeout (the time it took is logged). Before,
 // the routes withdrawn meanwhile stayed until the 120 s sync timeout: the
 // sweep waited for an End-of-RIB a session without graceful restart never
 // carries.
@@ -205,15 +209,11 @@ func TestPrivilegedRestartWithoutGRExactFIB(t *testing.T) {
 		if missing == 0 && extra == 0 {
 			break
 		}
-		if time.Since(start) > 2*restartExactIn {
+		if time.Since(start) > restartExactBy {
 			t.Fatalf("kernel FIB not exact %v after the restart: %d of BIRD's routes missing, %d routes BIRD no longer has (logs in %s)",
 				time.Since(start).Round(time.Millisecond), missing, extra, dir)
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
-	took := time.Since(start)
-	t.Logf("kernel FIB exact (%d routes) %v after the restart", len(want), took.Round(time.Millisecond))
-	if took > restartExactIn {
-		t.Errorf("kernel FIB exact only %v after the restart, want within %v", took.Round(time.Millisecond), restartExactIn)
-	}
+	t.Logf("kernel FIB exact (%d routes) %v after the restart", len(want), time.Since(start).Round(time.Millisecond))
 }
