@@ -33,6 +33,9 @@ Reads the running daemon's state over its local gNMI socket.
   system                   hostname, time, uptime, memory, CPU, switchd's process
   platform                 the machine: kind (switch, server, virtual), vendor, model,
                            serial, ASIC, front-panel ports, sensors, detection warnings
+  kubernetes               cluster mode: node, informers synced, API requests
+                           without an answer, NetworkPolicies, parts left out;
+                           read from the local API (--socket), not gNMI
 
 --json prints the table's rows as a JSON array of objects, one per row,
 keys the column names in lower case ("state/pfxrcd", "in-pkts"), numbers as
@@ -55,6 +58,7 @@ type showOutput struct {
 	w    io.Writer
 	json bool
 	now  time.Time // "up for" is counted to it
+	api  string    // the local API socket (show kubernetes)
 }
 
 // print writes t as a table or JSON rows.
@@ -71,6 +75,7 @@ func cmdShow(args []string, stdout, stderr io.Writer) int {
 	fs.Usage = func() { fmt.Fprint(fs.Output(), showUsage); fs.PrintDefaults() }
 	cf := addClientFlags(fs)
 	asJSON := fs.Bool("json", false, "print the rows as JSON (see above)")
+	api := fs.String("socket", defaultAPISocket, "the daemon's local API socket, for show kubernetes")
 	pos, code, ok := parseInterspersed(fs, args)
 	if !ok {
 		return code // flag printed the usage (-h: 0) or the error (2)
@@ -81,8 +86,12 @@ func cmdShow(args []string, stdout, stderr io.Writer) int {
 		fs.Usage()
 		return 2
 	}
-	return clientMain("switchd show", cf, stderr, func(ctx context.Context, c *daemonClient) error {
-		return show(ctx, c, showOutput{w: stdout, json: *asJSON, now: time.Now()})
+	run := clientMain
+	if pos[0] == "kubernetes" {
+		run = apiMain // show_kubernetes.go
+	}
+	return run("switchd show", cf, stderr, func(ctx context.Context, c *daemonClient) error {
+		return show(ctx, c, showOutput{w: stdout, json: *asJSON, now: time.Now(), api: *api})
 	})
 }
 
@@ -147,6 +156,8 @@ func showCommand(pos []string) (showFunc, error) {
 		return none(1, showPlatform)
 	case "bfd":
 		return none(1, deviceShow(renderBFD, "/bfd"))
+	case "kubernetes":
+		return none(1, showKubernetes)
 	}
 	return nil, fmt.Errorf("unknown: show %s", pos[0])
 }
