@@ -58,7 +58,12 @@ func TestWiringDockerPolicies(t *testing.T) {
 		`docker-abcdef012345(switchd.docker/network == "abcdef012345"; 1 allow proto 0 ports [] from switchd.docker/network == "abcdef012345")]`
 	m := w.pe.rec.mark()
 	post("NetworkDriver.CreateNetwork", map[string]any{"NetworkID": id, "IPv4Data": []any{map[string]any{"Pool": "10.77.0.0/24"}}})
-	w.pe.rec.waitFor(t, m, "the network's policy given", func(calls []string) bool { return slices.Contains(calls, withNet) })
+	// Up to the Apply that follows, which must not fall after the mark
+	// the reload is checked from.
+	w.pe.rec.waitFor(t, m, "the network's policy given and applied", func(calls []string) bool {
+		i := slices.Index(calls, withNet)
+		return i >= 0 && slices.Contains(calls[i:], "policy.Apply")
+	})
 
 	m = w.pe.rec.mark()
 	w.reload(t, cfg.json())
