@@ -107,6 +107,7 @@ func cmdRun(args []string, stderr io.Writer) int {
 	level := fs.String("log-level", "info", "debug, info, warn or error")
 	dockerSocket := fs.String("docker-socket", "", "serve Docker's network and IPAM driver \"switchd\" on this socket (dockerd looks in /run/docker/plugins/switchd.sock); \"\": none")
 	platformRoot := fs.String("platform-root", "/", "where platform detection reads the machine (machine.conf, /sys, /proc); a fake tree for tests")
+	smallGOGC := fs.Int("small-heap-gogc", 50, "GC percent while the live heap is under 32 MiB (idle hosts, sim nodes); above, Go's default 100; 0: the default throughout (a GOGC in the environment wins)")
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
 	}
@@ -117,13 +118,14 @@ func cmdRun(args []string, stderr io.Writer) int {
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lvl}))
 	err := daemon.Run(context.Background(), daemon.Options{
-		ConfigPath:   *cfg,
-		Socket:       *socket,
-		StateDir:     *stateDir,
-		Logger:       log,
-		GNMISocket:   *gnmiSocket,
-		PlatformRoot: *platformRoot,
-		DockerSocket: *dockerSocket,
+		ConfigPath:    *cfg,
+		Socket:        *socket,
+		StateDir:      *stateDir,
+		Logger:        log,
+		GNMISocket:    *gnmiSocket,
+		PlatformRoot:  *platformRoot,
+		DockerSocket:  *dockerSocket,
+		SmallHeapGOGC: *smallGOGC,
 	})
 	if err != nil {
 		printConfigErrors(stderr, "switchd run", *cfg, err)

@@ -61,6 +61,9 @@ type Options struct {
 	// DockerSocket, if set, serves Docker's network and IPAM driver there
 	// (docker.DefaultSocket is where dockerd looks); needs IPAM pools.
 	DockerSocket string
+	// SmallHeapGOGC is the GC percent while the live heap is small (an
+	// idle host: memory.go); <= 0 keeps Go's default of 100.
+	SmallHeapGOGC int
 }
 
 // resilientIdle is how long a resilient group's bucket must be idle before
@@ -152,6 +155,9 @@ func Run(ctx context.Context, opts Options) error {
 		return err
 	}
 	defer g.Close()
+	// The loaded config's garbage goes before the components allocate
+	// what they keep, which then packs into fewer pages.
+	releaseStartupMemory()
 	if opts.StateDir != "" {
 		if err := os.MkdirAll(opts.StateDir, 0o750); err != nil {
 			return fmt.Errorf("state dir: %w", err)
@@ -214,6 +220,7 @@ func Run(ctx context.Context, opts Options) error {
 		}
 	}
 	releaseStartupMemory()
+	tuneGC(opts.SmallHeapGOGC)
 	d.log.Info("switchd running", "config", opts.ConfigPath, "asn", intent.BGP.ASN, "router-id", intent.BGP.RouterID)
 	return d.loop(ctx)
 }
