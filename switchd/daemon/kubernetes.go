@@ -3,6 +3,7 @@ package daemon
 import (
 	"cmp"
 	"context"
+	"log/slog"
 	"maps"
 	"net/netip"
 	"slices"
@@ -52,8 +53,9 @@ type kubeLoop struct {
 	podOf map[string]string
 	// members are the remote members given to the engine, by selector.
 	members *kubernetes.MemberIndex
-	// problems counts the parts of policies the last Compile left out.
-	problems int
+	// problems are the parts of policies the last Compile left out, by
+	// their text (which names the policy): logged as they come and go.
+	problems map[string]bool
 }
 
 // kubeMembersEngine is what cluster mode gives the policy engine of the
@@ -99,18 +101,16 @@ func (d *Daemon) kubeKick() <-chan struct{} {
 }
 
 // onKubernetes takes what changed in the API: policies compiled again
-// (their problems logged: each leaves out only its own part), the local
-// endpoints of changed pods upserted with their new labels, then the
-// remote members refreshed.
+// (their problems logged as they come and go: each leaves out only its
+// own part), the local endpoints of changed pods upserted with their new
+// labels, then the remote members refreshed.
 func (d *Daemon) onKubernetes() {
 	k := &d.kube
 	ch := k.w.Drain()
 	if ch.Policies {
 		c := k.w.Compile()
-		for _, err := range c.Problems {
-			d.log.Warn("network policy partly left out", "err", err)
-		}
-		k.policies, k.problems = c.Policies, len(c.Problems)
+		k.takeProblems(d.log, c.Problems)
+		k.policies = c.Policies
 		d.setPolicy(d.intent)
 	}
 	if ch.Policies {
@@ -125,6 +125,27 @@ func (d *Daemon) onKubernetes() {
 	d.publishKubernetes()
 }
 
+// takeProblems logs each problem of a Compile when it appears and when
+// it is gone, not at each Compile: every policy change and every change
+// of a named port's numbers compiles all policies again, and one bad
+// policy would log its problems at each.
+func (k *kubeLoop) takeProblems(log *slog.Logger, problems []error) {
+	now := make(map[string]bool, len(problems))
+	for _, err := range problems {
+		p := err.Error()
+		if !now[p] && !k.problems[p] {
+			log.Warn("network policy partly left out", "err", p)
+		}
+		now[p] = true
+	}
+	for _, p := range slices.Sorted(maps.Keys(k.problems)) {
+		if !now[p] {
+			log.Info("network policy problem gone", "err", p)
+		}
+	}
+	k.problems = now
+}
+
 // publishKubernetes records cluster mode's state in the status.
 func (d *Daemon) publishKubernetes() {
 	k := &d.kube
@@ -132,7 +153,7 @@ func (d *Daemon) publishKubernetes() {
 		return
 	}
 	ks := &apiclient.KubernetesStatus{Node: k.node, Synced: k.w.Synced(), RequestFailures: k.w.RequestFailures(),
-		Policies: len(k.policies), Problems: k.problems}
+		Policies: len(k.policies), Problems: len(k.problems)}
 	d.status.update(func(st *Status) { st.Kubernetes = ks })
 }
 
