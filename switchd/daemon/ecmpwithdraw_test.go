@@ -376,6 +376,7 @@ func TestECMPWithdrawPrivileged(t *testing.T) {
 				looped[p.Addr().Is4()]++
 			}
 		}
+		const stuckAfter = 15 * time.Second
 		start := time.Now()
 		for _, p := range prefixes {
 			peers[0].announce(t, p, false)
@@ -395,7 +396,9 @@ func TestECMPWithdrawPrivileged(t *testing.T) {
 					t.Logf("rep %d: %v lost the withdrawn next hop after %v", rep, p, time.Since(start).Round(time.Millisecond))
 					break
 				}
-				if time.Since(start) > time.Second {
+				// A liveness bound, not a speed claim: the member the
+				// bug left in the kernel stayed for good.
+				if time.Since(start) > stuckAfter {
 					if st.FIB.InSync {
 						t.Errorf("rep %d: fib in-sync: true while the kernel routes %v via %v, not %v", rep, p, got, want)
 					}
