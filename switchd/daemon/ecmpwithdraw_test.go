@@ -303,7 +303,7 @@ func kernelNextHops(t *testing.T, p netip.Prefix) []netip.Addr {
 
 // TestECMPWithdrawPrivileged: two FRR peers announce the same IPv4 and
 // IPv6 prefix; one withdraws them. The kernel route must lose that next
-// hop within 1 s, every time, and the daemon must never call the FIB in
+// hop every time (the bug kept it for good), and the daemon must never call the FIB in
 // sync while the kernel route still has the withdrawn next hop after
 // switchd received the withdrawal (issue 7, item 2).
 func TestECMPWithdrawPrivileged(t *testing.T) {
