@@ -82,7 +82,8 @@ func noWorkloads(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-// handleStatus serves what the loop last published: no component is asked.
+// handleStatus serves what the loop last published: no component is
+// asked but the Kubernetes Watcher's request failures (status.go).
 func (d *Daemon) handleStatus(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	enc := json.NewEncoder(w)
@@ -90,5 +91,6 @@ func (d *Daemon) handleStatus(w http.ResponseWriter, r *http.Request) {
 	enc.Encode(d.Status())
 }
 
-// Status is the daemon's status as its loop last saw the feeds.
-func (d *Daemon) Status() Status { return d.status.load() }
+// Status is the daemon's status as its loop last saw the feeds, with the
+// counts that change without a feed read now (statusBoard.read).
+func (d *Daemon) Status() Status { return d.status.read() }

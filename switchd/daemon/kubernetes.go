@@ -90,6 +90,9 @@ func (d *Daemon) startKubernetes(ctx context.Context, k config.Kubernetes) error
 func (d *Daemon) setKubeWatcher(w kubeWatcher, node string) {
 	d.kube = kubeLoop{w: w, node: node, byPod: map[string]map[string]policy.Endpoint{},
 		podOf: map[string]string{}, members: kubernetes.NewMemberIndex()}
+	failures := w.RequestFailures
+	d.status.kubeFailures.Store(&failures) // read with the status (status.go)
+	d.publishKubernetes()                  // not synced yet: no feed until it is
 }
 
 // kubeKick is the Watcher's feed; nil outside cluster mode.

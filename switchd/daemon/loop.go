@@ -90,8 +90,7 @@ func (d *Daemon) loop(ctx context.Context) error {
 		case <-policyRetry.C:
 		case <-counters.C:
 			d.readACLCounters()
-			d.publishKubernetes() // request failures come with no feed
-			continue              // the status only
+			continue // the status only
 		case <-stateTick:
 			d.sampleState(ctx)
 			continue // the state tree only

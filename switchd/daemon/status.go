@@ -22,6 +22,23 @@ import (
 // waiting for the loop.
 type statusBoard struct {
 	cur atomic.Pointer[Status]
+	// kubeFailures, in cluster mode, counts the Kubernetes API requests
+	// that got no answer (kubernetes.go). A lost API server sends the loop
+	// nothing to publish on, so read asks it (it is safe for concurrent
+	// use) rather than show a count a tick old.
+	kubeFailures atomic.Pointer[func() int]
+}
+
+// read is the status for its readers: the last published, with the
+// counts that change without a feed read now.
+func (b *statusBoard) read() Status {
+	st := b.load()
+	if f := b.kubeFailures.Load(); f != nil && st.Kubernetes != nil {
+		ks := *st.Kubernetes // published values are shared: copy
+		ks.RequestFailures = (*f)()
+		st.Kubernetes = &ks
+	}
+	return st
 }
 
 // load returns the last published status; its slices and maps are shared
