@@ -41,6 +41,8 @@ type Speaker struct {
 	nbrs   *neighborFeed // neighbor state (neighborfeed.go)
 	links  *linkPeers    // unnumbered neighbors' discovery (unnumbered_probe.go)
 	unnum  unnumberedState
+	// newSess are sessions owed their routes again (resend.go).
+	newSess newSessions
 
 	mu          sync.Mutex // guards the fields below
 	srv         *server.BgpServer
@@ -363,6 +365,7 @@ func (s *Speaker) startLocked(ctx context.Context, d *desired) error {
 			s.routes.onPeer(gen, ev)
 			s.routes.zones.zonePeer(ev)
 			s.nbrs.onPeerEvent(ev, now)
+			s.newSess.onPeerEvent(ev)
 			eors.onPeer(ev)
 			select {
 			case kick <- struct{}{}:

@@ -185,6 +185,7 @@ func (s *Speaker) monitor(stop <-chan struct{}, kick <-chan struct{}, st *syncSt
 			continue
 		}
 		s.nbrs.onPeers(peers)
+		s.resendToNewSessions(srv, peers) // resend.go
 		if !synced {
 			now := time.Now()
 			done, waiting, how := syncDone(peers, want, st, now, now.Sub(time.Unix(0, s.lastWatch.Load())))
