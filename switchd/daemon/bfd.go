@@ -190,7 +190,11 @@ func (d *Daemon) onBFD(ctx context.Context) {
 	if len(failed) > 0 {
 		d.applyFIB(ctx) // one group write, before any withdrawal
 		for _, s := range failed {
-			d.holdNeighbors(ctx, s)
+			// Up again later in the same batch: released already, so a
+			// hold now would keep its neighbors down for good.
+			if d.bfdl.failed[s.Key()] {
+				d.holdNeighbors(ctx, s)
+			}
 		}
 		d.takePeerEvents(ctx)
 	}

@@ -96,6 +96,10 @@ func TestWiringBFD(t *testing.T) {
 		t.Errorf("status after the failure: %+v, want failed", st)
 	}
 	step("Up again", []bfd.Change{change(bfd.Down, bfd.Up, bfd.Up)}, "fib.NextHopUp 10.0.1.1", "bgp.ReleaseBFD 10.0.1.1")
+	// Down and Up again in one batch (a loaded machine): nothing stays
+	// held, or the neighbors would stay down with BFD up.
+	step("failure and Up again at once", []bfd.Change{change(bfd.Up, bfd.Down, bfd.Up), change(bfd.Down, bfd.Up, bfd.Up)},
+		"fib.NextHopDown 10.0.1.1", "fib.NextHopUp 10.0.1.1", "bgp.ReleaseBFD 10.0.1.1", "fib.Apply")
 	step("peer's AdminDown", []bfd.Change{change(bfd.Up, bfd.Down, bfd.AdminDown)})
 
 	step("failure again", []bfd.Change{change(bfd.Up, bfd.Down, bfd.Init)},
