@@ -153,7 +153,7 @@ func (s *Speaker) gracefulStopLocked() {
 		r, err2 := netip.ParseAddr(p.GetConf().GetNeighborAddress())
 		if err1 == nil && err2 == nil && p.GetState().GetSessionState() == api.PeerState_SESSION_STATE_ESTABLISHED &&
 			slices.ContainsFunc(gr, func(a netip.Addr) bool { return plain(a) == plain(r) }) {
-			sessions = append(sessions, sessionAddrs{local: l, remote: r})
+			sessions = append(sessions, sessionAddrs{local: plain(l), remote: plain(r)})
 		}
 	})
 	shut, err := shutdownSessions(sessions)
@@ -161,7 +161,7 @@ func (s *Speaker) gracefulStopLocked() {
 		s.log.Warn("graceful stop: cannot list our sockets; resetting sessions with a NOTIFICATION", "err", err)
 	}
 	for _, a := range gr {
-		if !slices.ContainsFunc(shut, func(c sessionSocket) bool { return plain(c.remote.Addr()) == plain(a) }) {
+		if !slices.ContainsFunc(shut, func(c sessionAddrs) bool { return c.remote == plain(a) }) {
 			s.srv.ResetPeer(ctx, &api.ResetPeerRequest{Address: a.String(), Communication: "switchd restarting"})
 		}
 	}

@@ -43,20 +43,20 @@ type sessionSocket struct {
 const bgpPort = 179
 
 // sessionAddrs are the two addresses of a session: ours and the
-// neighbor's (compared without zones).
+// neighbor's, without zones (plain).
 type sessionAddrs struct {
 	local, remote netip.Addr
 }
 
 // shutdownSessions shuts down, for reading and writing, every TCP socket of
 // this process that carries a BGP session between the addresses of one of
-// sessions. It returns the sockets it shut down.
-func shutdownSessions(sessions []sessionAddrs) ([]sessionSocket, error) {
+// sessions. It returns the sessions whose sockets it shut down.
+func shutdownSessions(sessions []sessionAddrs) ([]sessionAddrs, error) {
 	fds, err := os.ReadDir("/proc/self/fd")
 	if err != nil {
 		return nil, err
 	}
-	var done []sessionSocket
+	var done []sessionAddrs
 	for _, e := range fds {
 		fd, err := strconv.Atoi(e.Name())
 		if err != nil {
@@ -70,13 +70,11 @@ func shutdownSessions(sessions []sessionAddrs) ([]sessionSocket, error) {
 			continue
 		}
 		ends := sessionAddrs{local: plain(s.local.Addr()), remote: plain(s.remote.Addr())}
-		if !slices.ContainsFunc(sessions, func(x sessionAddrs) bool {
-			return plain(x.local) == ends.local && plain(x.remote) == ends.remote
-		}) {
+		if !slices.Contains(sessions, ends) {
 			continue
 		}
 		if err := unix.Shutdown(fd, unix.SHUT_RDWR); err == nil {
-			done = append(done, s)
+			done = append(done, ends)
 		}
 	}
 	return done, nil
