@@ -330,11 +330,11 @@ func (f *Fabric) Memory() (Memory, error) {
 			continue
 		}
 		p := fmt.Sprintf("/proc/%d/status", f.PID(n.Name))
-		rss, err := procStatusKB(p, "VmRSS:")
+		rss, err := ProcKiB(p, "VmRSS")
 		if err != nil {
 			return m, fmt.Errorf("memory of %s: %w", n.Name, err)
 		}
-		anon, err := procStatusKB(p, "RssAnon:")
+		anon, err := ProcKiB(p, "RssAnon")
 		if err != nil {
 			return m, fmt.Errorf("memory of %s: %w", n.Name, err)
 		}
@@ -350,10 +350,12 @@ func (f *Fabric) Memory() (Memory, error) {
 // MemAvailable is the machine's MemAvailable (/proc/meminfo), in KiB: its
 // drop over a run counts the kernel's share too (namespaces, veths, routes,
 // sockets), which no process's RSS shows.
-func MemAvailable() (uint64, error) { return procStatusKB("/proc/meminfo", "MemAvailable:") }
+func MemAvailable() (uint64, error) { return ProcKiB("/proc/meminfo", "MemAvailable") }
 
-// procStatusKB reads a "Key:   123 kB" line of a /proc file.
-func procStatusKB(path, key string) (uint64, error) {
+// ProcKiB reads a "Name:   123 kB" line of a /proc file (status,
+// smaps_rollup, meminfo).
+func ProcKiB(path, name string) (uint64, error) {
+	key := name + ":"
 	fh, err := os.Open(path)
 	if err != nil {
 		return 0, err

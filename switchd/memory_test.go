@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"flag"
@@ -180,31 +179,11 @@ func waitIdle(t *testing.T, f *sim.Fabric, nodes []string) {
 // rssAnon reads a process's anonymous resident memory from
 // /proc/PID/status.
 func rssAnon(pid int) (int64, error) {
-	kb, err := procKiB(fmt.Sprintf("/proc/%d/status", pid), "RssAnon")
+	kb, err := sim.ProcKiB(fmt.Sprintf("/proc/%d/status", pid), "RssAnon")
 	if err != nil {
 		return 0, fmt.Errorf("pid %d: %w", pid, err)
 	}
-	return kb << 10, nil
-}
-
-// procKiB reads one "Name: N kB" line of a /proc file.
-func procKiB(path, name string) (int64, error) {
-	fh, err := os.Open(path)
-	if err != nil {
-		return 0, err
-	}
-	defer fh.Close()
-	sc := bufio.NewScanner(fh)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), name+":"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			if err != nil {
-				return 0, fmt.Errorf("%s %s: %q: %w", path, name, v, err)
-			}
-			return kb, nil
-		}
-	}
-	return 0, fmt.Errorf("%s: no %s line", path, name)
+	return int64(kb) << 10, nil
 }
 
 // memoryFields is a node's memory for the log: resident (all, private,
@@ -216,7 +195,7 @@ func memoryFields(pid int) string {
 		{"status", "VmRSS"}, {"status", "RssAnon"}, {"status", "RssFile"},
 		{"smaps_rollup", "Pss"}, {"status", "VmPTE"},
 	} {
-		if kb, err := procKiB(fmt.Sprintf("/proc/%d/%s", pid, m.file), m.name); err == nil {
+		if kb, err := sim.ProcKiB(fmt.Sprintf("/proc/%d/%s", pid, m.file), m.name); err == nil {
 			out = append(out, fmt.Sprintf("%s %d KiB", m.name, kb))
 		}
 	}
