@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -180,9 +181,7 @@ func (s *Server) Update(n *gpb.Notification) error {
 	cached, passed := s.splitBySource(n)
 	var errs []error
 	if cached != nil {
-		if err := s.cache.GnmiUpdate(cached); err != nil {
-			errs = append(errs, err)
-		}
+		errs = append(errs, s.cacheUpdate(cached))
 	}
 	if passed != nil {
 		s.srcSub.Update(ctree.DetachedLeaf(passed))
@@ -197,6 +196,30 @@ func (s *Server) Delete(ts time.Time, paths ...*gpb.Path) error {
 		ts = time.Now()
 	}
 	return s.Update(&gpb.Notification{Timestamp: ts.UnixNano(), Delete: paths})
+}
+
+// cacheUpdate puts n into the cache a leaf at a time, every leaf's
+// notification sharing n's prefix. The library splits a notification of
+// several updates too, but clones the prefix for each leaf: an
+// interface's prefix (two elements and a key map) is ~600 B, paid again
+// by each of its leaves for as long as the cache holds them. A shared
+// prefix's elements are clipped so that no append on a stored path can
+// write into it; the cache and its readers never change a stored path.
+func (s *Server) cacheUpdate(n *gpb.Notification) error {
+	n.Prefix.Elem = slices.Clip(n.Prefix.Elem)
+	if n.Atomic || len(n.Update)+len(n.Delete) <= 1 {
+		return s.cache.GnmiUpdate(n)
+	}
+	var errs []error
+	for i := range n.Update {
+		errs = append(errs, s.cache.GnmiUpdate(&gpb.Notification{Timestamp: n.Timestamp, Prefix: n.Prefix,
+			Update: n.Update[i : i+1 : i+1]}))
+	}
+	if len(n.Delete) > 0 {
+		errs = append(errs, s.cache.GnmiUpdate(&gpb.Notification{Timestamp: n.Timestamp, Prefix: n.Prefix,
+			Delete: n.Delete}))
+	}
+	return errors.Join(errs...)
 }
 
 func (s *Server) withTarget(n *gpb.Notification) *gpb.Notification {
