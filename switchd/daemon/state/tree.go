@@ -47,6 +47,7 @@ type Tree struct {
 	lastTS int64 // the last notification's timestamp
 
 	subtrees map[string]*subtree // by path string
+	intern   *interner
 	// links are the interfaces' oper states and last changes (interfaces.go).
 	links map[string]linkSeen
 	// endpoints are the keys of the published endpoints by endpoint ID.
@@ -57,21 +58,17 @@ type Tree struct {
 	plat platformSeen
 }
 
-// subtree is one published subtree: its path and its leaves by path
-// relative to it.
+// subtree is one published subtree: its path and its leaves' values by
+// their path relative to it, interned (Tree.intern), so the pointer is
+// the leaf's identity and like subtrees share their keys.
 type subtree struct {
 	prefix []*gpb.PathElem
-	leaves map[string]leaf
-}
-
-type leaf struct {
-	path *gpb.Path
-	val  *gpb.TypedValue
+	leaves map[*gpb.Path]*gpb.TypedValue
 }
 
 // New returns a Tree publishing to p.
 func New(p Publisher) *Tree {
-	return &Tree{pub: p, now: time.Now, subtrees: map[string]*subtree{},
+	return &Tree{pub: p, now: time.Now, subtrees: map[string]*subtree{}, intern: newInterner(),
 		links: map[string]linkSeen{}, endpoints: map[string]string{}}
 }
 
@@ -101,28 +98,38 @@ func (t *Tree) publish(prefix []*gpb.PathElem, s ygot.GoStruct) error {
 		delete(t.subtrees, key)
 		return nil
 	}
+	if old == nil {
+		t.intern.prefix(prefix)
+	} else {
+		prefix = old.prefix
+	}
 	ns, err := ygot.TogNMINotifications(s, ts, ygot.GNMINotificationsConfig{UsePathElem: true})
 	if err != nil {
 		return fmt.Errorf("render %s: %w", key, err)
 	}
 	n := &gpb.Notification{Timestamp: ts, Prefix: &gpb.Path{Elem: prefix}}
-	cur := &subtree{prefix: prefix, leaves: map[string]leaf{}}
+	cur := &subtree{prefix: prefix, leaves: map[*gpb.Path]*gpb.TypedValue{}}
 	for _, rn := range ns {
 		for _, u := range rn.GetUpdate() {
-			k := pathString(u.GetPath().GetElem())
-			cur.leaves[k] = leaf{path: u.GetPath(), val: u.GetVal()}
+			u.Path = t.intern.path(pathString(u.GetPath().GetElem()), u.GetPath())
 			if old != nil {
-				if o, ok := old.leaves[k]; ok && equalValue(o.val, u.GetVal()) {
+				if o, ok := old.leaves[u.Path]; ok && equalValue(o, u.GetVal()) {
+					cur.leaves[u.Path] = o
 					continue
 				}
 			}
+			var shared bool
+			if u.Val, shared = t.intern.value(u.GetVal()); shared {
+				u = t.intern.update(u)
+			}
+			cur.leaves[u.Path] = u.Val
 			n.Update = append(n.Update, u)
 		}
 	}
 	if old != nil {
-		for k, l := range old.leaves {
-			if _, ok := cur.leaves[k]; !ok {
-				n.Delete = append(n.Delete, l.path)
+		for p := range old.leaves {
+			if _, ok := cur.leaves[p]; !ok {
+				n.Delete = append(n.Delete, p)
 			}
 		}
 	}
@@ -146,7 +153,7 @@ func (t *Tree) send(key string, n *gpb.Notification) error {
 	if err := t.pub.Update(n); err != nil {
 		if st := t.subtrees[key]; st != nil {
 			// Kept empty: published whole next time, or deleted.
-			st.leaves = map[string]leaf{}
+			st.leaves = map[*gpb.Path]*gpb.TypedValue{}
 		}
 		return fmt.Errorf("publish %s: %w", key, err)
 	}
