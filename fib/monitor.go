@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
-	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -198,22 +197,26 @@ func (m *Monitor) Drain() (events []RouteEvent, resync bool) {
 	return events, resync
 }
 
-// Close ends the subscription and waits for its goroutine.
+// Close ends the subscription and waits for its goroutine. The receiver
+// blocks until a notification comes (an idle node's monitor must not wake
+// for nothing: hundreds share two cores in the simulator), so Close
+// closes the current socket to end the wait; run sees ctx done.
 func (m *Monitor) Close() {
 	m.cancel()
+	m.cMu.Lock()
+	if m.c != nil {
+		m.c.Close()
+	}
+	m.cMu.Unlock()
 	<-m.done
 	m.unregister()
 }
-
-// pollInterval bounds how long the receiver blocks before it looks at
-// Close.
-const pollInterval = 200 * time.Millisecond
 
 func (m *Monitor) subscribe() (*pnl.Conn, error) {
 	c, err := m.k.dial(
 		pnl.WithGroups(unix.RTNLGRP_IPV4_ROUTE, unix.RTNLGRP_IPV6_ROUTE, unix.RTNLGRP_NEXTHOP),
 		pnl.WithSocketBuffers(0, monitorRecvBuffer),
-		pnl.WithReceiveTimeout(pollInterval))
+		pnl.WithReceiveTimeout(0))
 	if err != nil {
 		return nil, fmt.Errorf("subscribe to route changes of table %d: %w", m.table, err)
 	}
@@ -235,7 +238,9 @@ func (m *Monitor) run(ctx context.Context, c *pnl.Conn) {
 			return true
 		})
 		switch {
-		case err == nil, errors.Is(err, os.ErrDeadlineExceeded):
+		case ctx.Err() != nil:
+			return // Close closed the socket
+		case err == nil:
 			if len(d.nhCache) > 4096 {
 				d = routeDecoder{}
 			}
