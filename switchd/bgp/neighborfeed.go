@@ -22,8 +22,9 @@ import (
 //     logger (sessions.go), which come before the state change they
 //     explain;
 //   - prefix and message counts and negotiated families from the
-//     monitor's ListPeer (sync.go), so they lag by up to its tick (1 s
-//     once synced). The advertised count is not there: GoBGP counts it
+//     monitor's ListPeer (sync.go), so they lag: once synced by up to a
+//     second after a peer state or best-path change, by up to lookIdle
+//     (30 s) after UPDATEs that changed no best path. The advertised count is not there: GoBGP counts it
 //     only by walking the RIB (Neighbors does, on request).
 //   - the configured neighbors from Apply.
 type neighborFeed struct {
@@ -133,10 +134,10 @@ func (f *neighborFeed) onError(addr netip.Addr, text string) {
 }
 
 // onPeers takes prefix counts, message counts and negotiated families
-// from a ListPeer.
+// from a ListPeer and reports whether any changed.
 // Maps and slices are replaced, never changed in place: drained copies
 // share them.
-func (f *neighborFeed) onPeers(peers []*api.Peer) {
+func (f *neighborFeed) onPeers(peers []*api.Peer) (changed bool) {
 	for _, p := range peers {
 		got, err := neighborStateFromAPI(p)
 		if err != nil {
@@ -153,9 +154,11 @@ func (f *neighborFeed) onPeers(peers []*api.Peer) {
 			ns.Messages = got.Messages
 			ns.PrefixesReceived, ns.PrefixesAccepted = got.PrefixesReceived, got.PrefixesAccepted
 			ns.NegotiatedFamilies = got.NegotiatedFamilies
+			changed = true
 			return true
 		})
 	}
+	return changed
 }
 
 // drain returns the neighbors changed since the last drain, sorted by
@@ -220,7 +223,7 @@ func (s *Speaker) NeighborUpdates() <-chan struct{} { return s.nbrs.kick }
 // whose state changed since the previous call: session state, the count
 // of transitions to Established, the last error, prefixes received and
 // accepted, UPDATE and NOTIFICATION counts, negotiated families. A neighbor no longer configured appears
-// once more, with Removed set. Prefix counts lag by up to a second;
+// once more, with Removed set. Prefix counts lag (see neighborFeed);
 // PrefixesSent is not filled (see Neighbors). Maps and slices are shared
 // and must not be modified.
 func (s *Speaker) DrainNeighbors() []NeighborState { return s.nbrs.drain() }

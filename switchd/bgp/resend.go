@@ -56,6 +56,13 @@ func (n *newSessions) onPeerEvent(ev *apiutil.WatchEventMessage_PeerEvent) {
 	n.pending[a.Unmap()] = true
 }
 
+// waiting reports whether some session is pending.
+func (n *newSessions) waiting() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return len(n.pending) > 0
+}
+
 // due takes the pending neighbors that peers (a ListPeer answer) show
 // Established and not deferring updates.
 func (n *newSessions) due(peers []*api.Peer) []netip.Addr {

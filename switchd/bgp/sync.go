@@ -142,12 +142,57 @@ type quietMark struct {
 	since time.Time
 }
 
+// The monitor's looks (ListPeer) once synced. A look serves the neighbor
+// feed's counts, the resend to new sessions and stale-routes-time; an
+// idle node needs none of them, and hundreds of idle nodes share two
+// cores in the simulator, where a look a second on every node was most
+// of their CPU. So a look is due at once on a peer state change, every
+// second while there is news (best paths changed since the last look, a
+// new session not yet sent its routes again, a restarting neighbor
+// back), and otherwise after an interval that doubles from a second to
+// lookIdle while the looks find nothing new. UPDATEs that change no best
+// path (a worse path, one the import policy rejects) so reach the counts
+// within lookIdle.
+const (
+	lookTick = time.Second
+	lookIdle = 30 * time.Second
+)
+
+// lookPace spaces the monitor's looks once synced.
+type lookPace struct {
+	every time.Duration // the interval now
+	last  time.Time     // the last look's start
+}
+
+// due reports whether a look is due at now; news sets the interval back
+// to lookTick.
+func (p *lookPace) due(now time.Time, news bool) bool {
+	if news || p.every == 0 {
+		p.every = lookTick
+	}
+	return now.Sub(p.last) >= p.every
+}
+
+// looked notes a look that started at start and whether it found
+// anything new.
+func (p *lookPace) looked(start time.Time, changed bool) {
+	p.last = start
+	if changed {
+		p.every = lookTick
+		return
+	}
+	p.every = min(2*p.every, lookIdle)
+}
+
 // monitor runs while the speaker runs: it closes Synced and enforces
 // stale-routes-time. kick asks for an early look (peer state changes).
 func (s *Speaker) monitor(stop <-chan struct{}, kick <-chan struct{}, st *syncState) {
-	tick := time.NewTicker(200 * time.Millisecond)
-	defer tick.Stop()
 	synced := s.isSynced()
+	tick := time.NewTicker(200 * time.Millisecond)
+	if synced {
+		tick.Reset(lookTick)
+	}
+	defer tick.Stop()
 	if synced && st.sentinel != nil {
 		st.sentinel.release(s)
 		st.sentinel = nil
@@ -159,7 +204,9 @@ func (s *Speaker) monitor(stop <-chan struct{}, kick <-chan struct{}, st *syncSt
 	// last one took has passed, so the looks take at most a fifth of that
 	// loop's time. A look skipped waits for the next tick.
 	var next time.Time
+	var pace lookPace
 	for {
+		kicked := false
 		select {
 		case <-stop:
 			if st.sentinel != nil {
@@ -168,10 +215,18 @@ func (s *Speaker) monitor(stop <-chan struct{}, kick <-chan struct{}, st *syncSt
 			return
 		case <-tick.C:
 		case <-kick:
+			kicked = true
 		}
 		start := time.Now()
 		if start.Before(next) {
 			continue
+		}
+		if synced && !kicked {
+			watched := !pace.last.IsZero() && s.lastWatch.Load() > pace.last.UnixNano()
+			news := watched || s.newSess.waiting() || len(established) > 0
+			if !pace.due(start, news) {
+				continue
+			}
 		}
 		s.mu.Lock()
 		srv, want := s.srv, s.syncPeers
@@ -184,7 +239,7 @@ func (s *Speaker) monitor(stop <-chan struct{}, kick <-chan struct{}, st *syncSt
 		if err != nil {
 			continue
 		}
-		s.nbrs.onPeers(peers)
+		pace.looked(start, s.nbrs.onPeers(peers) || kicked)
 		s.resendToNewSessions(srv, peers) // resend.go
 		if !synced {
 			now := time.Now()
@@ -201,7 +256,7 @@ func (s *Speaker) monitor(stop <-chan struct{}, kick <-chan struct{}, st *syncSt
 					st.sentinel.release(s)
 					st.sentinel = nil
 				}
-				tick.Reset(time.Second)
+				tick.Reset(lookTick)
 			}
 		}
 		s.enforceStaleTime(peers, established)

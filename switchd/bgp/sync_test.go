@@ -2,6 +2,7 @@ package bgp
 
 import (
 	"net/netip"
+	"slices"
 	"testing"
 	"time"
 
@@ -69,5 +70,52 @@ func TestSyncRestartBitWaitsForEndOfRIB(t *testing.T) {
 	st.eors.onPeer(down)
 	if done, _, _ := syncDone(peers, want, st, now, time.Second); done {
 		t.Fatalf("synced on the End-of-RIB of a session that has ended")
+	}
+}
+
+// TestLookPace: once synced, the monitor looks every second while there
+// is news or its looks find changes, backs off to lookIdle while they
+// find nothing, and is back at a second with the next news.
+func TestLookPace(t *testing.T) {
+	var p lookPace
+	t0 := time.Unix(1000, 0)
+	at := func(d time.Duration) time.Time { return t0.Add(d) }
+	if !p.due(at(0), false) {
+		t.Fatal("first look not due")
+	}
+	p.looked(at(0), false)
+	// Idle: the gaps double from a second up to lookIdle.
+	now := time.Duration(0)
+	var gaps []time.Duration
+	for range 8 {
+		last := now
+		for !p.due(at(now), false) {
+			now += lookTick
+			if now-last > 2*lookIdle {
+				t.Fatalf("no look due for %v after the last one", now-last)
+			}
+		}
+		gaps = append(gaps, now-last)
+		p.looked(at(now), false)
+	}
+	want := []time.Duration{2 * time.Second, 4 * time.Second, 8 * time.Second, 16 * time.Second, lookIdle, lookIdle, lookIdle, lookIdle}
+	if !slices.Equal(gaps, want) {
+		t.Errorf("idle gaps between looks %v, want %v", gaps, want)
+	}
+	// News: due a second after the last look, and so on while it lasts.
+	if p.due(at(now+lookTick/2), true) {
+		t.Error("look due half a second after the last one")
+	}
+	if !p.due(at(now+lookTick), true) {
+		t.Error("news: no look a second after the last one")
+	}
+	p.looked(at(now+lookTick), false)
+	if !p.due(at(now+3*lookTick), false) {
+		t.Error("after news: the back-off did not start again from a second")
+	}
+	// A look that found a change keeps the pace at a second.
+	p.looked(at(now+3*lookTick), true)
+	if !p.due(at(now+4*lookTick), false) {
+		t.Error("a look that found a change: no look a second later")
 	}
 }
