@@ -102,3 +102,7 @@ require (
 )
 
 tool github.com/openconfig/ygot/generator
+
+// GoBGP v4.8.0 as served, with one fix of switchd's carried until upstream
+// has it: switchd/bgp/gobgp/PATCHES.md.
+replace github.com/osrg/gobgp/v4 v4.8.0 => ./switchd/bgp/gobgp
