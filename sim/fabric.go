@@ -74,6 +74,9 @@ func (f *Fabric) Up(ctx context.Context) (err error) {
 			return err
 		}
 	}
+	if err := ensureNeighRoom(f.log, len(f.nodes)); err != nil {
+		return err
+	}
 	for _, n := range f.nodes {
 		if err := f.createNamespace(n); err != nil {
 			return err
@@ -321,6 +324,9 @@ func (f *Fabric) Down(ctx context.Context) error {
 	}
 	if left, _ := ns.List(f.Prefix + "-"); len(left) > 0 {
 		errs = append(errs, fmt.Errorf("namespaces left behind: %v", left))
+	}
+	if err := restoreNeighRoom(f.log); err != nil {
+		f.log.Warn("neighbour table thresholds not restored", "err", err)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("fabric %s down: %w", f.Prefix, err)

@@ -59,6 +59,9 @@ func (f *Fabric) addWorkload(ctx context.Context, hostName, name string) (*Workl
 	if err != nil {
 		return nil, err
 	}
+	if err := f.neighRoomForWorkload(); err != nil {
+		return nil, err
+	}
 	if n.Kind != Switchd {
 		return nil, fmt.Errorf("workload %s on %s: only switchd nodes attach workloads", name, hostName)
 	}

@@ -38,7 +38,9 @@ func NewT(t testing.TB, name string) *NS {
 	return n
 }
 
-const inNetnsEnv = "SWITCHD_TEST_NETNS"
+// TestNetnsEnv names, in a test binary run by TestMain, the namespace
+// the tests run in.
+const TestNetnsEnv = "SWITCHD_TEST_NETNS"
 
 // TestMain runs the package's tests inside a private network namespace, so
 // that code which opens sockets in "its" namespace (an embedded BGP speaker,
@@ -50,7 +52,7 @@ const inNetnsEnv = "SWITCHD_TEST_NETNS"
 // it, removes it afterwards and then fails if the run left any namespace
 // with its prefix behind.
 func TestMain(m *testing.M) {
-	if os.Getenv(inNetnsEnv) != "" || os.Geteuid() != 0 {
+	if os.Getenv(TestNetnsEnv) != "" || os.Geteuid() != 0 {
 		os.Exit(m.Run())
 	}
 	prefix := RunPrefix()
@@ -68,7 +70,7 @@ func TestMain(m *testing.M) {
 	// also give the tests a mount namespace of their own, and namespaces
 	// they then create would be invisible to daemons they started before.
 	cmd := exec.Command("nsenter", append([]string{"--net=" + n.Path(), "--", exe}, os.Args[1:]...)...)
-	cmd.Env = append(os.Environ(), inNetnsEnv+"="+n.Name, "SWITCHD_RUN_PREFIX="+prefix)
+	cmd.Env = append(os.Environ(), TestNetnsEnv+"="+n.Name, "SWITCHD_RUN_PREFIX="+prefix)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 	code := 0
 	if err := cmd.Run(); err != nil {
