@@ -22,10 +22,10 @@ import (
 //     logger (sessions.go), which come before the state change they
 //     explain;
 //   - prefix and message counts and negotiated families from the
-//     monitor's ListPeer (sync.go), so they lag: once synced by up to a
-//     second after a peer state or best-path change, by up to lookIdle
-//     (30 s) after UPDATEs that changed no best path. The advertised count is not there: GoBGP counts it
-//     only by walking the RIB (Neighbors does, on request).
+//     monitor's ListPeer (sync.go), so they lag: once synced by up to
+//     a second while they change, by up to lookIdle (10 s) on a quiet
+//     node. The advertised count is not there: GoBGP counts it only by
+//     walking the RIB (Neighbors does, on request).
 //   - the configured neighbors from Apply.
 type neighborFeed struct {
 	kick chan struct{}

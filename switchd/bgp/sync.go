@@ -146,16 +146,17 @@ type quietMark struct {
 // feed's counts, the resend to new sessions and stale-routes-time; an
 // idle node needs none of them, and hundreds of idle nodes share two
 // cores in the simulator, where a look a second on every node was most
-// of their CPU. So a look is due at once on a peer state change, every
-// second while there is news (best paths changed since the last look, a
-// new session not yet sent its routes again, a restarting neighbor
-// back), and otherwise after an interval that doubles from a second to
-// lookIdle while the looks find nothing new. UPDATEs that change no best
-// path (a worse path, one the import policy rejects) so reach the counts
-// within lookIdle.
+// of their CPU. So the monitor looks at once on a peer state change;
+// every second while a new session waits to be sent its routes again or
+// a restarting neighbor is back; and otherwise when an interval has
+// passed since the last look: a second after a look that found a change
+// or after best paths changed, doubling up to lookIdle while the looks
+// find nothing new. It sleeps in between. Counts on a quiet node so lag
+// by up to lookIdle (UPDATEs that change no best path, such as one the
+// import policy rejects, only ever show at the next look).
 const (
 	lookTick = time.Second
-	lookIdle = 30 * time.Second
+	lookIdle = 10 * time.Second
 )
 
 // lookPace spaces the monitor's looks once synced.
@@ -164,8 +165,17 @@ type lookPace struct {
 	last  time.Time     // the last look's start
 }
 
-// due reports whether a look is due at now; news sets the interval back
-// to lookTick.
+// wait is how long the monitor may sleep from now: until a look is due,
+// or lookTick while busy (what only a look can settle is pending).
+func (p *lookPace) wait(now time.Time, busy bool) time.Duration {
+	if busy || p.every == 0 {
+		return lookTick
+	}
+	return max(0, p.last.Add(p.every).Sub(now))
+}
+
+// due reports whether a look is due at now; news (best paths changed,
+// something pending) sets the interval back to lookTick.
 func (p *lookPace) due(now time.Time, news bool) bool {
 	if news || p.every == 0 {
 		p.every = lookTick
@@ -188,11 +198,8 @@ func (p *lookPace) looked(start time.Time, changed bool) {
 // stale-routes-time. kick asks for an early look (peer state changes).
 func (s *Speaker) monitor(stop <-chan struct{}, kick <-chan struct{}, st *syncState) {
 	synced := s.isSynced()
-	tick := time.NewTicker(200 * time.Millisecond)
-	if synced {
-		tick.Reset(lookTick)
-	}
-	defer tick.Stop()
+	timer := time.NewTimer(0)
+	defer timer.Stop()
 	if synced && st.sentinel != nil {
 		st.sentinel.release(s)
 		st.sentinel = nil
@@ -202,10 +209,18 @@ func (s *Speaker) monitor(stop <-chan struct{}, kick <-chan struct{}, st *syncSt
 	// Adj-RIB-In inside GoBGP's main loop (v4.8 copying every destination
 	// on the way): with a large RIB a look waits until five times what the
 	// last one took has passed, so the looks take at most a fifth of that
-	// loop's time. A look skipped waits for the next tick.
+	// loop's time.
 	var next time.Time
 	var pace lookPace
 	for {
+		// Before Synced a look every 200 ms (the initial update's end
+		// is seen in the looks), then as lookPace says.
+		wait := 200 * time.Millisecond
+		busy := s.newSess.waiting() || len(established) > 0
+		if synced {
+			wait = pace.wait(time.Now(), busy)
+		}
+		timer.Reset(max(wait, time.Until(next)))
 		kicked := false
 		select {
 		case <-stop:
@@ -213,7 +228,7 @@ func (s *Speaker) monitor(stop <-chan struct{}, kick <-chan struct{}, st *syncSt
 				st.sentinel.close()
 			}
 			return
-		case <-tick.C:
+		case <-timer.C:
 		case <-kick:
 			kicked = true
 		}
@@ -223,8 +238,7 @@ func (s *Speaker) monitor(stop <-chan struct{}, kick <-chan struct{}, st *syncSt
 		}
 		if synced && !kicked {
 			watched := !pace.last.IsZero() && s.lastWatch.Load() > pace.last.UnixNano()
-			news := watched || s.newSess.waiting() || len(established) > 0
-			if !pace.due(start, news) {
+			if !pace.due(start, watched || busy) {
 				continue
 			}
 		}
@@ -256,7 +270,6 @@ func (s *Speaker) monitor(stop <-chan struct{}, kick <-chan struct{}, st *syncSt
 					st.sentinel.release(s)
 					st.sentinel = nil
 				}
-				tick.Reset(lookTick)
 			}
 		}
 		s.enforceStaleTime(peers, established)

@@ -73,49 +73,60 @@ func TestSyncRestartBitWaitsForEndOfRIB(t *testing.T) {
 	}
 }
 
-// TestLookPace: once synced, the monitor looks every second while there
-// is news or its looks find changes, backs off to lookIdle while they
-// find nothing, and is back at a second with the next news.
+// TestLookPace: once synced, the monitor sleeps until a look is due: a
+// second after news or a look that found changes, then doubling up to
+// lookIdle while the looks find nothing; a second at a time while busy.
 func TestLookPace(t *testing.T) {
 	var p lookPace
-	t0 := time.Unix(1000, 0)
-	at := func(d time.Duration) time.Time { return t0.Add(d) }
-	if !p.due(at(0), false) {
+	now := time.Unix(1000, 0)
+	if w := p.wait(now, false); w != lookTick {
+		t.Errorf("wait before the first look %v, want %v", w, lookTick)
+	}
+	now = now.Add(lookTick)
+	if !p.due(now, false) {
 		t.Fatal("first look not due")
 	}
-	p.looked(at(0), false)
-	// Idle: the gaps double from a second up to lookIdle.
-	now := time.Duration(0)
+	p.looked(now, false)
+	// Idle: the sleeps double from 2 s up to lookIdle, each ending in a
+	// look due.
 	var gaps []time.Duration
-	for range 8 {
-		last := now
-		for !p.due(at(now), false) {
-			now += lookTick
-			if now-last > 2*lookIdle {
-				t.Fatalf("no look due for %v after the last one", now-last)
-			}
+	for range 7 {
+		w := p.wait(now, false)
+		now = now.Add(w)
+		if !p.due(now, false) {
+			t.Fatalf("no look due after sleeping %v", w)
 		}
-		gaps = append(gaps, now-last)
-		p.looked(at(now), false)
+		gaps = append(gaps, w)
+		p.looked(now, false)
 	}
-	want := []time.Duration{2 * time.Second, 4 * time.Second, 8 * time.Second, 16 * time.Second, lookIdle, lookIdle, lookIdle, lookIdle}
+	want := []time.Duration{2 * time.Second, 4 * time.Second, 8 * time.Second, lookIdle, lookIdle, lookIdle, lookIdle}
 	if !slices.Equal(gaps, want) {
-		t.Errorf("idle gaps between looks %v, want %v", gaps, want)
+		t.Errorf("idle sleeps between looks %v, want %v", gaps, want)
 	}
-	// News: due a second after the last look, and so on while it lasts.
-	if p.due(at(now+lookTick/2), true) {
+	// Busy: a second at a time, whatever the interval.
+	if w := p.wait(now, true); w != lookTick {
+		t.Errorf("busy: wait %v, want %v", w, lookTick)
+	}
+	// News a second after the last look: due, and the back-off starts
+	// again from a second.
+	if p.due(now.Add(lookTick/2), true) {
 		t.Error("look due half a second after the last one")
 	}
-	if !p.due(at(now+lookTick), true) {
+	now = now.Add(lookTick)
+	if !p.due(now, true) {
 		t.Error("news: no look a second after the last one")
 	}
-	p.looked(at(now+lookTick), false)
-	if !p.due(at(now+3*lookTick), false) {
-		t.Error("after news: the back-off did not start again from a second")
+	p.looked(now, false)
+	if w := p.wait(now, false); w != 2*time.Second {
+		t.Errorf("after news: sleep %v, want 2s", w)
 	}
 	// A look that found a change keeps the pace at a second.
-	p.looked(at(now+3*lookTick), true)
-	if !p.due(at(now+4*lookTick), false) {
-		t.Error("a look that found a change: no look a second later")
+	p.looked(now, true)
+	if w := p.wait(now, false); w != lookTick {
+		t.Errorf("after a change: sleep %v, want %v", w, lookTick)
+	}
+	// Woken late (a kick's look came between): no negative sleep.
+	if w := p.wait(now.Add(time.Minute), false); w != 0 {
+		t.Errorf("overdue: sleep %v, want 0", w)
 	}
 }
