@@ -39,15 +39,19 @@ func (d *Daemon) loop(ctx context.Context) error {
 	}
 
 	var wlKick <-chan struct{}
-	var vmRetry <-chan time.Time
 	if d.workloads != nil {
 		wlKick = d.workloads.kick
-		t := time.NewTicker(5 * time.Second)
-		defer t.Stop()
-		vmRetry = t.C
 	}
+	// vmRetry adopts configured VMs whose tap is not there yet, every
+	// vmRetryInterval while there are any: armed at the end of a turn
+	// that leaves some pending, so an idle host does not wake for it.
+	vmRetry := time.NewTimer(time.Hour)
+	vmRetry.Stop()
+	defer vmRetry.Stop()
+	vmArmed := false
 
 	d.armRetry(retry)
+	d.armVMRetry(vmRetry, &vmArmed)
 	for {
 		select {
 		case <-ctx.Done():
@@ -94,7 +98,8 @@ func (d *Daemon) loop(ctx context.Context) error {
 		case <-stateTick:
 			d.sampleState(ctx)
 			continue // the state tree only
-		case <-vmRetry:
+		case <-vmRetry.C:
+			vmArmed = false
 			d.retryVMs(ctx)
 		case <-resync.C:
 			d.table.QueueResync()
@@ -116,7 +121,22 @@ func (d *Daemon) loop(ctx context.Context) error {
 		d.applyFIB(ctx)
 		d.armRetry(retry)
 		armPolicyRetry(policyRetry, d.policyRetry())
+		d.armVMRetry(vmRetry, &vmArmed)
 	}
+}
+
+// vmRetryInterval is how often configured VMs without their tap are
+// tried again.
+const vmRetryInterval = 5 * time.Second
+
+// armVMRetry arms t, unless armed already, while configured VMs wait for
+// their tap.
+func (d *Daemon) armVMRetry(t *time.Timer, armed *bool) {
+	if *armed || d.workloads == nil || len(d.workloads.pendingVMs) == 0 {
+		return
+	}
+	t.Reset(vmRetryInterval)
+	*armed = true
 }
 
 // onLinks takes carrier changes, then the session ends they caused.
