@@ -82,7 +82,9 @@ bench: deps build
 # killed and restarted, a spine link failed; times and memory are logged
 # (the SCALE line) for docs/PERFORMANCE.md. LEAVES and SPINES default to
 # sizes derived from HOSTS; SETTLE is how many seconds a FIB may take to
-# become exact once it holds every route.
+# become exact once it holds every route. POLICY_GROUPS gives the fabric a
+# default-deny workload policy with that many groups (0: none), and
+# POLICY_PAIRS pairs it allows and as many it denies are probed on TCP.
 HOSTS     ?= 50
 WORKLOADS ?= 20
 PAIRS     ?= 1000
@@ -90,10 +92,12 @@ CHURN     ?= 1000
 LEAVES    ?= 0
 SPINES    ?= 0
 SETTLE    ?= 60
+POLICY_GROUPS ?= 100
+POLICY_PAIRS  ?= 200
 scale: deps build
 	SWITCHD_SIMTEST_BINARY=$(abspath $(BIN)) SWITCHD_SCALE_HOSTS=$(HOSTS) SWITCHD_SCALE_WORKLOADS=$(WORKLOADS) \
 	SWITCHD_SCALE_PAIRS=$(PAIRS) SWITCHD_SCALE_CHURN=$(CHURN) SWITCHD_SCALE_LEAVES=$(LEAVES) SWITCHD_SCALE_SPINES=$(SPINES) \
-	SWITCHD_SCALE_SETTLE=$(SETTLE) \
+	SWITCHD_SCALE_SETTLE=$(SETTLE) SWITCHD_SCALE_POLICY_GROUPS=$(POLICY_GROUPS) SWITCHD_SCALE_POLICY_PAIRS=$(POLICY_PAIRS) \
 	$(GO) test -count=1 -run 'TestScalePrivileged$$' -v -timeout 180m $(TESTFLAGS) ./switchd/
 
 lint:

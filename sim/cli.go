@@ -21,7 +21,7 @@ const usage = `usage: switchd sim COMMAND
 
   up [--topology FILE] [--prefix P] [--switchd PATH] [--timeout D]
                         build the fabric (default: the demo topology), wait for BGP
-  up --hosts N [--leaves L] [--spines S] [--workloads W]
+  up --hosts N [--leaves L] [--spines S] [--workloads W] [--policy-groups G]
                         a generated fabric: racks of hosts dual-homed to leaf pairs
   status                sessions and routes per node
   exec NODE -- CMD...   run CMD in NODE's network namespace
@@ -101,6 +101,7 @@ func cmdUp(ctx context.Context, args []string, stdout, stderr io.Writer, log *sl
 	fs.IntVar(&sc.Hosts, "hosts", 0, "generate a fabric of this many hosts (racks behind leaf pairs) instead of a topology file")
 	fs.IntVar(&sc.Leaves, "leaves", 0, "with --hosts: leaves (even); default a pair per 20 hosts")
 	fs.IntVar(&sc.Spines, "spines", 0, "with --hosts: spines; default one per 12 leaves, 2 to 8")
+	fs.IntVar(&sc.PolicyGroups, "policy-groups", 0, "with --hosts: a default-deny workload policy with this many groups, workloads labelled into them round robin")
 	if err := noArgs(fs, args); err != nil {
 		return 2, err
 	}
@@ -110,6 +111,7 @@ func cmdUp(ctx context.Context, args []string, stdout, stderr io.Writer, log *sl
 			return 2, errors.New("--hosts and --topology exclude each other")
 		}
 		var err error
+		sc.Workloads = *perHost
 		if topo, err = ScaleTopology(sc); err != nil {
 			return 1, err
 		}

@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	"github.com/switchd/switchd/sim"
-	"github.com/switchd/switchd/switchd/config"
 )
 
 // TestPolicyTopology loads topologies/policy.yaml: its policy file is read
@@ -29,14 +28,7 @@ func TestPolicyTopology(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, n := range f.Nodes() {
-		b, err := f.NodeConfig(n.Name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		in, err := config.Parse(b, n.Name+".json")
-		if err != nil {
-			t.Fatalf("%s: generated config rejected:\n%v", n.Name, err)
-		}
+		in := nodeIntent(t, f, n.Name)
 		pols := len(in.Policy.Policies)
 		if n.Role == sim.Host {
 			if pols != 1 || in.Policy.Policies[0].Name != "db" || !in.Policy.Policies[0].SelectsIngress {

@@ -18,6 +18,11 @@ type Scale struct {
 	Hosts  int
 	Leaves int // even: one pair per rack
 	Spines int
+	// PolicyGroups, if not 0, gives every host the generated workload
+	// policy of that many groups (ScalePolicy: default DENY) and labels
+	// each host's first Workloads workloads (w1...) into the groups.
+	PolicyGroups int
+	Workloads    int
 }
 
 // RackSize is how many hosts a generated rack holds when the leaves are
@@ -72,11 +77,19 @@ func ScaleTopology(s Scale) (*Topology, error) {
 	if s.Hosts < racks {
 		return nil, fmt.Errorf("scale: %d hosts for %d racks: want at least one host per rack", s.Hosts, racks)
 	}
+	if s.PolicyGroups < 0 || s.PolicyGroups >= 1<<31 {
+		return nil, fmt.Errorf("scale: %d policy groups: want 0 (no policy) to 2^31-1", s.PolicyGroups)
+	}
 	tm := ScaleTimers
 	t := &Topology{
 		Name:   fmt.Sprintf("scale-%dh-%dl-%ds", s.Hosts, s.Leaves, s.Spines),
 		Timers: &tm,
 		Lean:   true,
+	}
+	if s.PolicyGroups > 0 {
+		t.Name += fmt.Sprintf("-%dg", s.PolicyGroups)
+		t.Policy = fmt.Sprintf("generated: default DENY, %d groups", s.PolicyGroups)
+		t.PolicyTree = ScalePolicy(s.PolicyGroups)
 	}
 	for i := 1; i <= s.Spines; i++ {
 		t.Nodes = append(t.Nodes, Node{Name: fmt.Sprintf("spine%d", i), Role: Spine, ASN: ScaleSpineASN})
@@ -91,7 +104,15 @@ func ScaleTopology(s Scale) (*Topology, error) {
 	}
 	for h := 1; h <= s.Hosts; h++ {
 		name := fmt.Sprintf("host%d", h)
-		t.Nodes = append(t.Nodes, Node{Name: name, Role: Host, ASN: uint32(scaleHostASN + h)})
+		n := Node{Name: name, Role: Host, ASN: uint32(scaleHostASN + h)}
+		if s.PolicyGroups > 0 && s.Workloads > 0 {
+			n.Workloads = map[string]map[string]string{}
+			for i := 1; i <= s.Workloads; i++ {
+				n.Workloads[fmt.Sprintf("w%d", i)] = map[string]string{
+					ScaleGroupLabel: groupName(scaleGroup(h, i, s.Workloads, s.PolicyGroups))}
+			}
+		}
+		t.Nodes = append(t.Nodes, n)
 		r := rackOf(h, s.Hosts, racks)
 		t.Links = append(t.Links,
 			Link{A: name, B: fmt.Sprintf("leaf%d", 2*r-1)},

@@ -18,12 +18,19 @@ import (
 // converged: workloads attached at once across the hosts, every FIB
 // compared exactly, a sampled reachability matrix, then churn (workloads
 // added and deleted on random hosts, a leaf killed and restarted, a spine
-// link failed and restored), every FIB exact again after each.
+// link failed and restored), every FIB exact again after each. With a
+// generated policy (PolicyGroups) the pinged pairs are pairs it allows,
+// and sampled pairs it allows and denies are probed with TCP
+// (scalepolicy.go).
 type ScaleRun struct {
 	Workloads int    // per host
 	Pairs     int    // sampled workload pairs, each pinged over IPv4 and IPv6
 	Churn     int    // workloads added, then deleted, on random hosts
 	Seed      uint64 // of the random choices
+	// PolicyGroups is the fabric's generated policy's group count
+	// (Scale.PolicyGroups), 0 for none; PolicyPairs how many pairs it
+	// allows, and how many it denies, are probed on tcp/PolicyPort.
+	PolicyGroups, PolicyPairs int
 	// Timeout bounds each wait for convergence.
 	Timeout time.Duration
 	// Started is when the fabric's Up began: convergence counts from it.
@@ -41,6 +48,7 @@ type ScaleReport struct {
 	Converged   time.Duration   // Started to sessions up and loopbacks reachable
 	Idle, RSS   Memory          // before and after the workloads
 	Routes      int             // expected routes over all nodes with the workloads
+	Policy      *PolicyCheck    // with a generated policy
 	before      map[string]bool // the differences the last step left (FIBReport.diffSet)
 	// Inexact lists the steps after which some FIB never became exact
 	// (every route there, some next hops not): Run goes on and returns
@@ -156,18 +164,31 @@ func (r ScaleRun) run(ctx context.Context, f *Fabric) (*ScaleReport, error) {
 	if err != nil {
 		return rep, fmt.Errorf("attach workloads: %w", err)
 	}
+	var pol *policyProbe
+	if r.PolicyGroups > 0 {
+		pol = r.startPolicy(ctx, f, ws, start.Add(d), rng)
+		defer pol.stop()
+	}
 	if err = wait("workloads attached", start.Add(d), nil); err != nil {
 		return rep, err
+	}
+	if pol != nil {
+		if err := r.finishPolicy(ctx, f, rep, pol); err != nil {
+			return rep, err
+		}
 	}
 	if rep.RSS, err = f.Memory(); err != nil {
 		return rep, err
 	}
 	logf("memory with workloads: %v", rep.RSS)
 
-	pairs := SamplePairs(ws, r.Pairs, rng)
+	pairs, which := SamplePairs(ws, r.Pairs, rng), "pairs"
+	if r.PolicyGroups > 0 {
+		pairs, which = SamplePolicyPairs(ws, r.PolicyGroups, r.Pairs, true, rng), "pairs the policy allows"
+	}
 	start = time.Now()
 	rep.Unreachable = f.Reach(ctx, pairs)
-	logf("reachability: %d pairs × IPv4, IPv6 in %v: %d failed", len(pairs), time.Since(start).Round(time.Millisecond), len(rep.Unreachable))
+	logf("reachability: %d %s × IPv4, IPv6 in %v: %d failed", len(pairs), which, time.Since(start).Round(time.Millisecond), len(rep.Unreachable))
 	if len(rep.Unreachable) > 0 {
 		return rep, fmt.Errorf("%d of %d sampled pings failed: %s", len(rep.Unreachable), 2*len(pairs),
 			strings.Join(rep.Unreachable[:min(5, len(rep.Unreachable))], "; "))
@@ -178,6 +199,11 @@ func (r ScaleRun) run(ctx context.Context, f *Fabric) (*ScaleReport, error) {
 	var jobs [][2]string
 	for i := 1; i <= r.Churn; i++ {
 		jobs = append(jobs, [2]string{hosts[rng.IntN(len(hosts))].Name, fmt.Sprintf("c%d", i)})
+	}
+	if r.PolicyGroups > 0 {
+		if err := f.labelChurn(jobs, r.PolicyGroups); err != nil {
+			return rep, err
+		}
 	}
 	start = time.Now()
 	if _, err := f.runWorkloadJobs(ctx, jobs, WorkloadParallel, func(h, w string) (*Workload, error) { return f.addWorkload(ctx, h, w) }); err != nil {
@@ -274,8 +300,22 @@ func (f *Fabric) SetLink(node, iface string, up bool) error {
 // workload's namespace, 16 at a time, and returns the failures. A ping is
 // tried three times: a loaded machine may drop one.
 func (f *Fabric) Reach(ctx context.Context, pairs [][2]Workload) []string {
+	return eachProbe(pairs, func(p [2]Workload, fam int) string {
+		var err error
+		for try := 0; try < 3; try++ {
+			if err = f.PingWorkload(ctx, p[0], p[1], fam); err == nil {
+				return ""
+			}
+		}
+		return err.Error()
+	})
+}
+
+// eachProbe runs probe for each pair and family (IPv4, IPv6), 16 at a
+// time, and returns what the probes said went wrong ("" for nothing).
+func eachProbe(pairs [][2]Workload, probe func(p [2]Workload, fam int) string) []string {
 	var mu sync.Mutex
-	var failed []string
+	var out []string
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 16)
 	for _, p := range pairs {
@@ -285,20 +325,16 @@ func (f *Fabric) Reach(ctx context.Context, pairs [][2]Workload) []string {
 			go func() {
 				defer wg.Done()
 				defer func() { <-sem }()
-				var err error
-				for try := 0; try < 3; try++ {
-					if err = f.PingWorkload(ctx, p[0], p[1], fam); err == nil {
-						return
-					}
+				if msg := probe(p, fam); msg != "" {
+					mu.Lock()
+					out = append(out, msg)
+					mu.Unlock()
 				}
-				mu.Lock()
-				failed = append(failed, err.Error())
-				mu.Unlock()
 			}()
 		}
 	}
 	wg.Wait()
-	return failed
+	return out
 }
 
 // Memory is the fabric's memory as the kernel counts it, in KiB, summed

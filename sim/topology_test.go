@@ -390,14 +390,7 @@ func TestNodeConfigsParse(t *testing.T) {
 	}
 	intents := map[string]*config.Intent{}
 	for _, n := range f.Nodes() {
-		b, err := f.NodeConfig(n.Name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		in, err := config.Parse(b, n.Name+".json")
-		if err != nil {
-			t.Fatalf("%s: generated config rejected:\n%v", n.Name, err)
-		}
+		in := nodeIntent(t, f, n.Name)
 		if err := bgp.Validate(in.BGP); err != nil {
 			t.Fatalf("%s: bgp config rejected: %v", n.Name, err)
 		}
