@@ -108,13 +108,7 @@ type destinationShard struct {
 	mp map[addrPrefixKey][]*destination
 }
 
-// switchd patch: 64, not 2048. Every table (the Loc-RIB, the unused
-// route-server RIB, each neighbor's Adj-RIB-In, per family) allocates its
-// shards up front, ~196 KB at 2048 however few routes it holds: 1.6 MB on
-// an idle two-neighbor host, and most of an idle leaf. 64 shards (a power
-// of two, as getShard's mask needs) still spread the locks of a box's few
-// cores; ListPeer's walk over them gets cheaper too.
-const destinationShardCount = 64
+const destinationShardCount = 2048
 
 type Destinations struct {
 	shards [destinationShardCount]*destinationShard
