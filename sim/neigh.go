@@ -8,15 +8,13 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 
-	"github.com/vishvananda/netns"
-
+	pnl "github.com/switchd/switchd/platform/netlink"
 	"github.com/switchd/switchd/sim/ns"
 )
 
@@ -57,7 +55,8 @@ func (f *Fabric) neighRoomForWorkload() error {
 	return ensureNeighRoom(f.log, neighBatch)
 }
 
-// neighKeys are the sysctls raised, per family.
+// neighKeys are the sysctls raised: gc_thresh2 and gc_thresh3 of each
+// family, in that order (thresh2 below thresh3 at every step).
 var neighKeys = []string{
 	"net/ipv4/neigh/default/gc_thresh2", "net/ipv4/neigh/default/gc_thresh3",
 	"net/ipv6/neigh/default/gc_thresh2", "net/ipv6/neigh/default/gc_thresh3",
@@ -73,36 +72,40 @@ func ensureNeighRoom(log *slog.Logger, more int) error {
 		return err
 	}
 	need := neighPerNamespace * (len(have) + more)
-	cur, err := readSysctls(neighKeys)
+	n, err := initNet()
 	if err != nil {
 		return err
 	}
-	var raise []string
-	for i := 1; i < len(neighKeys); i += 2 {
-		if cur[i] < need {
-			raise = append(raise, neighKeys[i-1], neighKeys[i])
+	defer n.Close()
+	cur, err := readSysctls(n)
+	if err != nil {
+		return err
+	}
+	var raise []pnl.Sysctl
+	for i := 0; i < len(neighKeys); i += 2 {
+		if cur[i+1] < need {
+			raise = append(raise, pnl.Sysctl{Path: neighKeys[i], Value: strconv.Itoa(need)},
+				pnl.Sysctl{Path: neighKeys[i+1], Value: strconv.Itoa(2 * need)})
 		}
 	}
 	if len(raise) == 0 {
 		return nil
 	}
-	need *= 2
 	if _, err := os.Stat(neighStateFile); errors.Is(err, os.ErrNotExist) {
-		b, _ := json.Marshal(map[string]int{neighKeys[0]: cur[0], neighKeys[1]: cur[1], neighKeys[2]: cur[2], neighKeys[3]: cur[3]})
+		saved := make(map[string]int, len(neighKeys))
+		for i, k := range neighKeys {
+			saved[k] = cur[i]
+		}
+		b, _ := json.Marshal(saved)
 		if err := os.WriteFile(neighStateFile, b, 0o644); err != nil {
 			return fmt.Errorf("keep the neighbour thresholds: %w", err)
 		}
 	}
-	for i := 0; i < len(raise); i += 2 {
-		if err := writeSysctl(raise[i], need/2); err != nil {
-			return err
-		}
-		if err := writeSysctl(raise[i+1], need); err != nil {
-			return err
-		}
+	if err := n.WriteSysctls(raise...); err != nil {
+		return err
 	}
 	log.Info("raised the machine's neighbour table thresholds for the simulated fabric (every namespace shares them)",
-		"gc_thresh3", need, "namespaces", len(have)+more, "restored-by", "the last sim fabric down")
+		"gc_thresh3", 2*need, "namespaces", len(have)+more, "restored-by", "the last sim fabric down")
 	return nil
 }
 
@@ -136,58 +139,40 @@ func restoreNeighRoomIf(log *slog.Logger, last func() (bool, error)) error {
 	if err := json.Unmarshal(b, &saved); err != nil {
 		return fmt.Errorf("%s: %w", neighStateFile, err)
 	}
-	// thresh2 must stay below thresh3: lower thresh2 first.
-	for _, k := range neighKeys {
+	var vals []pnl.Sysctl
+	for _, k := range neighKeys { // thresh2 first: it must stay below thresh3
 		if v, ok := saved[k]; ok {
-			if err := writeSysctl(k, v); err != nil {
-				return err
-			}
+			vals = append(vals, pnl.Sysctl{Path: k, Value: strconv.Itoa(v)})
 		}
+	}
+	n, err := initNet()
+	if err != nil {
+		return err
+	}
+	defer n.Close()
+	if err := n.WriteSysctls(vals...); err != nil {
+		return err
 	}
 	log.Info("restored the machine's neighbour table thresholds", "values", saved)
 	return os.Remove(neighStateFile)
 }
 
-// The thresholds exist in the machine's first network namespace only,
-// and a test runs in a namespace of its own (ns.TestMain), so they are
-// read and written from the nearest ancestor process's namespace that
-// has them: /proc/sys/net is the namespace of the thread that opens it.
-// (PID 1's namespace is not open to us on every machine.)
-func inInitNet(f func() error) error {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	orig, err := netns.Get()
-	if err != nil {
-		return err
-	}
-	defer orig.Close()
-	entered := false
-	for pid := os.Getpid(); pid > 1 && !hasNeighSysctls(); pid = parentPID(pid) {
-		h, err := netns.GetFromPath(fmt.Sprintf("/proc/%d/ns/net", parentPID(pid)))
+// initNet opens the namespace whose thresholds count: they exist in the
+// machine's first network namespace only, and a test runs in one of its
+// own (ns.TestMain), so it is the nearest ancestor process's namespace
+// that has them. (PID 1's namespace is not open to us on every machine.)
+func initNet() (*pnl.NS, error) {
+	for pid := os.Getpid(); pid > 1; pid = parentPID(pid) {
+		n, err := pnl.OpenNS(fmt.Sprintf("/proc/%d/ns/net", pid))
 		if err != nil {
-			break
+			return nil, err
 		}
-		err = netns.Set(h)
-		h.Close()
-		if err != nil {
-			break
+		if _, err := n.ReadSysctl(neighKeys[1]); err == nil {
+			return n, nil
 		}
-		entered = true
+		n.Close()
 	}
-	ferr := f()
-	if entered {
-		if err := netns.Set(orig); err != nil {
-			// This thread is in the wrong namespace: let it die with the
-			// goroutine rather than serve another one.
-			runtime.Goexit()
-		}
-	}
-	return ferr
-}
-
-func hasNeighSysctls() bool {
-	_, err := os.Stat(filepath.Join("/proc/sys", neighKeys[0]))
-	return err == nil
+	return nil, fmt.Errorf("no ancestor of this process is in a namespace with %s", neighKeys[1])
 }
 
 // parentPID is pid's parent, 0 if unknown.
@@ -205,28 +190,17 @@ func parentPID(pid int) int {
 	return ppid
 }
 
-func readSysctls(keys []string) ([]int, error) {
-	out := make([]int, len(keys))
-	err := inInitNet(func() error {
-		for i, k := range keys {
-			b, err := os.ReadFile(filepath.Join("/proc/sys", k))
-			if err != nil {
-				return err
-			}
-			if out[i], err = strconv.Atoi(strings.TrimSpace(string(b))); err != nil {
-				return fmt.Errorf("%s: %w", k, err)
-			}
+// readSysctls reads neighKeys in n.
+func readSysctls(n *pnl.NS) ([]int, error) {
+	out := make([]int, len(neighKeys))
+	for i, k := range neighKeys {
+		v, err := n.ReadSysctl(k)
+		if err != nil {
+			return nil, err
 		}
-		return nil
-	})
-	return out, err
-}
-
-func writeSysctl(key string, v int) error {
-	return inInitNet(func() error {
-		if err := os.WriteFile(filepath.Join("/proc/sys", key), []byte(strconv.Itoa(v)), 0o644); err != nil {
-			return fmt.Errorf("set %s: %w", strings.ReplaceAll(key, "/", "."), err)
+		if out[i], err = strconv.Atoi(v); err != nil {
+			return nil, fmt.Errorf("%s: %w", k, err)
 		}
-		return nil
-	})
+	}
+	return out, nil
 }

@@ -4,8 +4,10 @@ import (
 	"log/slog"
 	"os"
 	"slices"
+	"strconv"
 	"testing"
 
+	pnl "github.com/switchd/switchd/platform/netlink"
 	"github.com/switchd/switchd/sim/ns"
 )
 
@@ -17,14 +19,21 @@ func TestNeighRoomPrivileged(t *testing.T) {
 	if _, err := os.Stat(neighStateFile); err == nil {
 		t.Skipf("%s exists: another fabric holds raised thresholds", neighStateFile)
 	}
-	before, err := readSysctls(neighKeys)
+	n, err := initNet()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Close() })
+	before, err := readSysctls(n)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
+		var vals []pnl.Sysctl
 		for i, k := range neighKeys {
-			writeSysctl(k, before[i])
+			vals = append(vals, pnl.Sysctl{Path: k, Value: strconv.Itoa(before[i])})
 		}
+		n.WriteSysctls(vals...)
 		os.Remove(neighStateFile)
 	})
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
@@ -32,7 +41,7 @@ func TestNeighRoomPrivileged(t *testing.T) {
 	if err := ensureNeighRoom(log, more); err != nil {
 		t.Fatal(err)
 	}
-	raised, err := readSysctls(neighKeys)
+	raised, err := readSysctls(n)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,19 +58,19 @@ func TestNeighRoomPrivileged(t *testing.T) {
 	if err := ensureNeighRoom(log, 10); err != nil {
 		t.Fatal(err)
 	}
-	if again, _ := readSysctls(neighKeys); !slices.Equal(again, raised) {
+	if again, _ := readSysctls(n); !slices.Equal(again, raised) {
 		t.Errorf("a smaller raise changed the thresholds: %v, were %v", again, raised)
 	}
 	if err := restoreNeighRoomIf(log, func() (bool, error) { return false, nil }); err != nil {
 		t.Fatal(err)
 	}
-	if now, _ := readSysctls(neighKeys); !slices.Equal(now, raised) {
+	if now, _ := readSysctls(n); !slices.Equal(now, raised) {
 		t.Errorf("restored while other fabrics are up: %v", now)
 	}
 	if err := restoreNeighRoomIf(log, func() (bool, error) { return true, nil }); err != nil {
 		t.Fatal(err)
 	}
-	if now, _ := readSysctls(neighKeys); !slices.Equal(now, before) {
+	if now, _ := readSysctls(n); !slices.Equal(now, before) {
 		t.Errorf("after the last fabric down: %v, want %v as found", now, before)
 	}
 	if _, err := os.Stat(neighStateFile); err == nil {
