@@ -108,7 +108,8 @@ func (r *rib) waitRoute(t *testing.T, p netip.Prefix, want ...netip.Addr) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("speaker %v: route %v has next hops %v, want %v (all: %v)", r.s.routerID(), p, got, want, r.routes)
+			nbs, _ := r.s.Neighbors(t.Context())
+			t.Fatalf("speaker %v: route %v has next hops %v, want %v (all: %v; neighbors: %+v)", r.s.routerID(), p, got, want, r.routes, nbs)
 		}
 		r.drainOnce(time.Second)
 	}
