@@ -147,7 +147,7 @@ func (adj *AdjRib) walkActive(families []bgp.Family, fn func(*destination) bool)
 		if !ok {
 			continue
 		}
-		for _, shard := range t.destinations.shards {
+		for shard := range t.destinations.allocated() {
 			shard.mu.Lock()
 			stop := false
 			for _, dests := range shard.mp {
@@ -183,12 +183,19 @@ func (adj *AdjRib) PathList(rfList []bgp.Family, accepted bool) []*Path {
 	return pathList
 }
 
+// switchd patch: Count reads each destination under its shard's read lock
+// instead of walking GetDestinations' copies: ListPeer counts every
+// neighbor's Adj-RIB-In, and a copy of every destination for a number was
+// most of a leaf's idle CPU and garbage. Never-used shards are skipped.
 func (adj *AdjRib) Count(rfList []bgp.Family) int {
 	count := 0
-	adj.walk(rfList, func(d *destination) bool {
-		count += len(d.knownPathList)
-		return false
-	})
+	for _, f := range rfList {
+		if t, ok := adj.table[f]; ok {
+			t.destinations.iterateAllDestinations(func(d *destination) {
+				count += len(d.knownPathList)
+			})
+		}
+	}
 	return count
 }
 

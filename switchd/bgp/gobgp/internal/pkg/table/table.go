@@ -18,6 +18,7 @@ package table
 import (
 	"bytes"
 	"fmt"
+	"iter"
 	"log/slog"
 	"math/bits"
 	"net"
@@ -25,6 +26,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/gaissmai/bart"
 	"github.com/segmentio/fasthash/fnv1a"
@@ -104,37 +106,66 @@ func tableKey(nlri bgp.NLRI) addrPrefixKey {
 // destinationShard is a sharded bucket that owns both the map subset and the lock
 // that protects both map operations and destination data within this shard.
 type destinationShard struct {
-	mu *sync.RWMutex
+	mu sync.RWMutex
 	mp map[addrPrefixKey][]*destination
 }
 
 const destinationShardCount = 2048
 
+// switchd patch: a shard is allocated when the first route lands in it,
+// not all 2048 when the table is made (~196 KB per table however few
+// routes it holds: the Loc-RIB, each neighbor's Adj-RIB-In, every
+// Select's result). An empty table costs the slots (16 KB); walks skip
+// the nil ones. A shard once made is never freed, so a pointer taken from
+// a slot stays the shard of its keys. See PATCHES.md.
 type Destinations struct {
-	shards [destinationShardCount]*destinationShard
+	shards [destinationShardCount]atomic.Pointer[destinationShard]
 }
 
 func NewDestinations() *Destinations {
-	d := &Destinations{}
-	for i := range d.shards {
-		d.shards[i] = &destinationShard{
-			mu: &sync.RWMutex{},
-			mp: make(map[addrPrefixKey][]*destination),
-		}
-	}
-	return d
+	return &Destinations{}
 }
 
-// getShard returns the shard for a given NLRI
+func shardIndex(nlri bgp.NLRI) uint32 {
+	return uint32(tableKey(nlri)) & (destinationShardCount - 1)
+}
+
+// getShard returns the shard for a given NLRI, making it if no route has
+// landed in it yet: for callers about to write, or whose destination is
+// known to be in the table.
 func (d *Destinations) getShard(nlri bgp.NLRI) *destinationShard {
-	key := tableKey(nlri)
-	return d.shards[uint32(key)&(destinationShardCount-1)]
+	slot := &d.shards[shardIndex(nlri)]
+	if shard := slot.Load(); shard != nil {
+		return shard
+	}
+	shard := &destinationShard{mp: make(map[addrPrefixKey][]*destination)}
+	if slot.CompareAndSwap(nil, shard) {
+		return shard
+	}
+	return slot.Load()
+}
+
+// lookupShard returns the shard for a given NLRI, nil if it was never
+// made (then the table holds no destination for it): for readers.
+func (d *Destinations) lookupShard(nlri bgp.NLRI) *destinationShard {
+	return d.shards[shardIndex(nlri)].Load()
+}
+
+// allocated yields the shards made so far, in index order.
+func (d *Destinations) allocated() iter.Seq[*destinationShard] {
+	return func(yield func(*destinationShard) bool) {
+		for i := range d.shards {
+			if shard := d.shards[i].Load(); shard != nil && !yield(shard) {
+				return
+			}
+		}
+	}
 }
 
 // iterateAllDestinations calls fn for each destination across all shards.
 // Rlock will be hold per shard during the call of fn callback.
 func (d *Destinations) iterateAllDestinations(fn func(*destination)) {
-	for _, shard := range d.shards {
+	for shard := range d.allocated() {
 		shard.mu.RLock()
 		for _, dests := range shard.mp {
 			for _, dest := range dests {
@@ -146,7 +177,10 @@ func (d *Destinations) iterateAllDestinations(fn func(*destination)) {
 }
 
 func (d *Destinations) Get(nlri bgp.NLRI) *destination {
-	shard := d.getShard(nlri)
+	shard := d.lookupShard(nlri)
+	if shard == nil {
+		return nil
+	}
 	shard.mu.RLock()
 	defer shard.mu.RUnlock()
 
@@ -551,7 +585,10 @@ func (t *Table) GetDestination(nlri bgp.NLRI) *destination {
 // destination and want the locking to be encapsulated in a single call.
 // The shard read lock is held while calling destination.Select().
 func (t *Table) SelectDestination(nlri bgp.NLRI, option DestinationSelectOption) *destination {
-	shard := t.destinations.getShard(nlri)
+	shard := t.destinations.lookupShard(nlri)
+	if shard == nil {
+		return nil
+	}
 	shard.mu.RLock()
 	defer shard.mu.RUnlock()
 
@@ -711,7 +748,7 @@ func (t *Table) setDestination(dst *destination) {
 func (t *Table) Bests(id string, as uint32) []*Path {
 	paths := make([]*Path, 0)
 
-	for _, shard := range t.destinations.shards {
+	for shard := range t.destinations.allocated() {
 		shard.mu.RLock()
 		for _, dests := range shard.mp {
 			for _, dest := range dests {
@@ -729,7 +766,7 @@ func (t *Table) Bests(id string, as uint32) []*Path {
 func (t *Table) MultiBests(id string) [][]*Path {
 	paths := make([][]*Path, 0)
 
-	for _, shard := range t.destinations.shards {
+	for shard := range t.destinations.allocated() {
 		shard.mu.RLock()
 		for _, dests := range shard.mp {
 			for _, dest := range dests {
@@ -747,7 +784,7 @@ func (t *Table) MultiBests(id string) [][]*Path {
 func (t *Table) GetKnownPathList(id string, as uint32) []*Path {
 	paths := make([]*Path, 0)
 
-	for _, shard := range t.destinations.shards {
+	for shard := range t.destinations.allocated() {
 		shard.mu.RLock()
 		for _, dests := range shard.mp {
 			for _, dest := range dests {
@@ -999,7 +1036,7 @@ func (t *Table) Select(option ...TableSelectOption) (*Table, error) {
 	} else {
 		// Iterate with shard-level locking to ensure destination methods
 		// are called while holding the appropriate lock
-		for _, shard := range t.destinations.shards {
+		for shard := range t.destinations.allocated() {
 			shard.mu.RLock()
 			for _, dests := range shard.mp {
 				for _, dest := range dests {
@@ -1047,7 +1084,7 @@ func (t *Table) Info(option ...TableInfoOptions) *TableInfo {
 		as = o.AS
 	}
 
-	for _, shard := range t.destinations.shards {
+	for shard := range t.destinations.allocated() {
 		shard.mu.RLock()
 		for _, dests := range shard.mp {
 			if len(dests) > 1 {
