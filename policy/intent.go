@@ -21,6 +21,13 @@ type Intent struct {
 	// NetworkSets are labelled addresses a peer selector matches beside
 	// the endpoints (never a policy's own selector), sorted by Name.
 	NetworkSets []NetworkSet
+	// Interfaces are the names the host gives workload interfaces: a
+	// name ending in "*" is a prefix (the veth prefix), any other a whole
+	// name (a configured VM's tap). While policy is in force (some policy,
+	// or Default Deny), a packet to or from such an interface that no
+	// endpoint holds is dropped: a workload is closed until policy knows
+	// it, not open.
+	Interfaces []string
 }
 
 // NetworkSet is a labelled set of prefixes that are not endpoints of this

@@ -26,7 +26,8 @@ type Set struct {
 	// Constant sets cannot change after creation; give all elements before
 	// the first Apply that creates the set.
 	Constant bool
-	// Verdict makes a verdict map: each element jumps to Element.Jump.
+	// Verdict makes a verdict map: each element jumps to Element.Jump
+	// (or goes to it, Element.Goto).
 	Verdict bool
 	// Counter gives each element a counter, which Table.Counters reads
 	// under the element's ID.
@@ -42,6 +43,10 @@ type Element struct {
 	KeyEnd []byte
 	// Jump is the chain a verdict map element jumps to.
 	Jump string
+	// Goto makes the element a goto to Jump: a return from that chain
+	// goes back past the map's rule, to the chain that jumped to the
+	// map's chain (a dispatch chain whose last rule is for misses).
+	Goto bool
 	// ID names the element for the caller (an ACL entry): kept in the
 	// kernel as the element's comment; an element whose ID changes is
 	// deleted and added again, so its counter starts anew.
@@ -49,7 +54,9 @@ type Element struct {
 }
 
 // sameData reports whether e and o, of the same key, need no rewrite.
-func (e Element) sameData(o Element) bool { return e.Jump == o.Jump && e.ID == o.ID }
+func (e Element) sameData(o Element) bool {
+	return e.Jump == o.Jump && e.Goto == o.Goto && e.ID == o.ID
+}
 
 // IfName is an interface name as an nftables ifname key (16 bytes).
 func IfName(name string) []byte {
@@ -266,7 +273,11 @@ func sameDef(s *Set, k *nftables.Set) bool {
 func (s *Set) nftElements(dst []nftables.SetElement, e Element) []nftables.SetElement {
 	ne := nftables.SetElement{Key: e.Key, Comment: e.ID}
 	if s.Verdict {
-		ne.VerdictData = &expr.Verdict{Kind: expr.VerdictJump, Chain: e.Jump}
+		kind := expr.VerdictJump
+		if e.Goto {
+			kind = expr.VerdictGoto
+		}
+		ne.VerdictData = &expr.Verdict{Kind: kind, Chain: e.Jump}
 	}
 	if !s.Interval {
 		return append(dst, ne)
@@ -305,7 +316,7 @@ func (s *setState) fromKernel(kes []nftables.SetElement) (map[string]Element, er
 				e.KeyEnd = ke.KeyEnd
 			}
 			if s.def.Verdict {
-				e.Jump = jumpOf(ke.Val)
+				e.Jump, e.Goto = verdictOf(ke.Val)
 			}
 			if err := add(e); err != nil {
 				return nil, err
@@ -333,7 +344,7 @@ func (s *setState) fromKernel(kes []nftables.SetElement) (map[string]Element, er
 		}
 		e := Element{Key: kes[i].Key, ID: kes[i].Comment}
 		if s.def.Verdict {
-			e.Jump = jumpOf(kes[i].Val)
+			e.Jump, e.Goto = verdictOf(kes[i].Val)
 		}
 		if i+1 < len(kes) && kes[i+1].IntervalEnd {
 			e.KeyEnd = minusOne(kes[i+1].Key)
@@ -359,17 +370,17 @@ func minusOne(b []byte) []byte {
 	return b
 }
 
-// jumpOf decodes the chain of a verdict as a dump returns it (the nested
-// NFTA_VERDICT_* attributes); "?" if it is no jump, so it differs from any
-// desired element and gets rewritten.
-func jumpOf(val []byte) string {
+// verdictOf decodes the chain of a verdict as a dump returns it (the
+// nested NFTA_VERDICT_* attributes) and whether it is a goto; "?" if it
+// is neither jump nor goto, so it differs from any desired element and
+// gets rewritten.
+func verdictOf(val []byte) (chain string, isGoto bool) {
 	ad, err := netlink.NewAttributeDecoder(val)
 	if err != nil {
-		return "?"
+		return "?", false
 	}
 	ad.ByteOrder = binary.BigEndian
 	var code int32
-	chain := ""
 	for ad.Next() {
 		switch ad.Type() {
 		case unix.NFTA_VERDICT_CODE:
@@ -378,8 +389,8 @@ func jumpOf(val []byte) string {
 			chain = ad.String()
 		}
 	}
-	if ad.Err() != nil || code != unix.NFT_JUMP || chain == "" {
-		return "?"
+	if ad.Err() != nil || code != unix.NFT_JUMP && code != unix.NFT_GOTO || chain == "" {
+		return "?", false
 	}
-	return chain
+	return chain, code == unix.NFT_GOTO
 }

@@ -628,3 +628,12 @@ func TestPrivilegedConcatIntervalReadBack(t *testing.T) {
 		t.Errorf("adopting the concatenated interval set sent %d messages, want 0", b.Messages())
 	}
 }
+
+// jumpOf is the chain of a jump verdict as a dump returns it ("?" if it
+// is none).
+func jumpOf(val []byte) string {
+	if c, g := verdictOf(val); !g {
+		return c
+	}
+	return "?"
+}

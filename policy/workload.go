@@ -16,6 +16,7 @@ const (
 	wlToMap     = "wl-to"   // oifname → ingress chain of the endpoint behind it
 	wlFromMap   = "wl-from" // iifname → egress chain of the endpoint behind it
 	wlDenyChain = "wl-deny" // Default Deny, for endpoints no policy selects
+	// The dispatch chains and the interface set: workload_ifaces.go.
 )
 
 // workload compiles workload policy (Intent) and the endpoints into the
@@ -25,7 +26,9 @@ const (
 //     endpoint in a direction (named by a hash of the policy names), not
 //     per endpoint: an endpoint joins its profile through a verdict-map
 //     element (wl-to: oifname → ingress profile; wl-from: iifname →
-//     egress profile). The chain holds the rules of its policies in order
+//     egress profile). Every endpoint has both elements, so a workload
+//     interface with none is unknown and dropped (workload_ifaces.go).
+//     The chain holds the rules of its policies in order
 //     and ends with a counted drop (Kubernetes: selected means what no
 //     rule allows is denied). Allow returns (in the forward hook the
 //     destination's ingress check follows the source's egress check).
@@ -65,6 +68,8 @@ type workload struct {
 	// netElems are the elements of the network-set sets (seln4-/seln6-,
 	// netset.go), by set name.
 	netElems map[string][]Element
+	// ifElems are wl-ifaces' elements (workload_ifaces.go).
+	ifElems []Element
 	// quiet: memberAddrs counts only; setIntent sends the difference.
 	// And release parks a profile chain no endpoint holds instead of
 	// deleting it, so one that comes back unchanged is not rewritten.
@@ -188,6 +193,8 @@ func (w *workload) setIntent(in Intent) error {
 		// the Table deletes unwanted sets before unwanted chains.
 		w.tb.DeleteSet(wlToMap)
 		w.tb.DeleteSet(wlFromMap)
+		w.tb.DeleteSet(wlIfaceSet)
+		w.ifElems = nil
 	}
 	for s, bySrc := range w.extra {
 		for _, as := range bySrc {
@@ -303,6 +310,9 @@ func (w *workload) setRules(in Intent) error {
 	if err := w.setNetSets(); err != nil {
 		return err
 	}
+	if err := w.setIfaces(); err != nil {
+		return err
+	}
 	w.compiled = true
 	return nil
 }
@@ -328,10 +338,18 @@ func (w *workload) compileIntent() error {
 			return fmt.Errorf("workload policy: %w", err)
 		}
 	}
-	chains := []Chain{
-		{Name: SlotWorkloadForward, Rules: []ChainRule{ctEstablished(), vmapRule(wlFromMap, true), vmapRule(wlToMap, false)}},
-		{Name: SlotWorkloadInput, Rules: []ChainRule{ctEstablished(), ndpAccept(), vmapRule(wlFromMap, true)}},
+	if err := w.tb.SetSet(ifaceSetDef); err != nil {
+		return fmt.Errorf("workload policy: %w", err)
 	}
+	if err := w.setIfaces(); err != nil {
+		return err
+	}
+	// In the forward hook the source's egress check, then the
+	// destination's ingress check; each dispatch chain returns here.
+	chains := append([]Chain{
+		{Name: SlotWorkloadForward, Rules: []ChainRule{ctEstablished(), jumpRule(wlFromChain), jumpRule(wlToChain)}},
+		{Name: SlotWorkloadInput, Rules: []ChainRule{ctEstablished(), ndpAccept(), jumpRule(wlFromChain)}},
+	}, dispatchChains()...)
 	if w.intent.Default == Deny {
 		chains = append(chains, Chain{Name: wlDenyChain, Rules: []ChainRule{dropRule("default deny")}})
 	}
@@ -509,13 +527,11 @@ func (w *workload) join(e *wlEndpoint) error {
 		}
 	}
 	w.ifOwner[e.ep.Interface] = e.ep.ID
-	// Only keys that change are touched: a key marked in a map costs the
-	// next Apply a look at it.
+	// Every endpoint's interface is in both maps, an open one's to
+	// wl-open: an interface in neither is unknown, and dropped.
 	for _, m := range []struct{ name, chain string }{{wlToMap, e.in}, {wlFromMap, e.out}} {
-		if m.chain != "" {
-			if err := w.tb.AddElements(m.name, Element{Key: IfName(e.ep.Interface), Jump: m.chain}); err != nil {
-				return fmt.Errorf("endpoint %s: %w", e.ep.ID, err)
-			}
+		if err := w.tb.AddElements(m.name, mapElement(e.ep.Interface, m.chain)); err != nil {
+			return fmt.Errorf("endpoint %s: %w", e.ep.ID, err)
 		}
 	}
 	return nil
@@ -523,11 +539,9 @@ func (w *workload) join(e *wlEndpoint) error {
 
 // unmap deletes e's map entries.
 func (w *workload) unmap(e *wlEndpoint) error {
-	for _, m := range []struct{ name, chain string }{{wlToMap, e.in}, {wlFromMap, e.out}} {
-		if m.chain != "" {
-			if err := w.tb.DeleteElements(m.name, Element{Key: IfName(e.ep.Interface)}); err != nil {
-				return fmt.Errorf("endpoint %s: %w", e.ep.ID, err)
-			}
+	for _, m := range []string{wlToMap, wlFromMap} {
+		if err := w.tb.DeleteElements(m, Element{Key: IfName(e.ep.Interface)}); err != nil {
+			return fmt.Errorf("endpoint %s: %w", e.ep.ID, err)
 		}
 	}
 	return nil

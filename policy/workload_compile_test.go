@@ -5,6 +5,7 @@ import (
 	"maps"
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -73,8 +74,9 @@ func TestWorkloadEndpointChangesAreElements(t *testing.T) {
 	if got := len(tb.sets[web4].want); got != 0 {
 		t.Errorf("web's set holds %d, want 0", got)
 	}
-	if got := len(tb.sets[wlToMap].want); got != 2 {
-		t.Errorf("wl-to holds %d, want fk1 and fk3", got)
+	prof := slices.Collect(maps.Keys(w.profiles))[0]
+	if got, want := mapGotos(tb, wlToMap), map[string]string{"fk1": prof, "fk2": wlOpenChain, "fk3": prof}; !maps.Equal(got, want) {
+		t.Errorf("wl-to %v, want %v", got, want)
 	}
 
 	// A second source fills the same set; an endpoint with the same
@@ -125,10 +127,30 @@ func TestWorkloadDefaultDeny(t *testing.T) {
 	}
 	// Back to Default Allow: the chain goes, and so do the map entries.
 	must(t, w.setIntent(dbPolicy()))
-	if tb.chains[wlDenyChain] != nil || len(tb.sets[wlFromMap].want) != 0 || len(tb.sets[wlToMap].want) != 1 {
-		t.Errorf("after Default Allow: wl-deny %v, wl-from %d, wl-to %d elements; want none, 0, 1",
-			tb.chains[wlDenyChain] != nil, len(tb.sets[wlFromMap].want), len(tb.sets[wlToMap].want))
+	if tb.chains[wlDenyChain] != nil {
+		t.Error("after Default Allow: wl-deny is still there")
 	}
+	if got, want := mapGotos(tb, wlFromMap), map[string]string{"fk1": wlOpenChain, "fk2": wlOpenChain}; !maps.Equal(got, want) {
+		t.Errorf("after Default Allow: wl-from %v, want %v", got, want)
+	}
+	if got := mapGotos(tb, wlToMap); len(got) != 2 || got["fk1"] != wlOpenChain || got["fk2"] == wlOpenChain {
+		t.Errorf("after Default Allow: wl-to %v, want fk1 open, fk2 to its profile", got)
+	}
+}
+
+// mapGotos is the desired state of verdict map m: interface → the chain
+// its element goes to; "jump:" marks a jump, which workload maps never
+// hold.
+func mapGotos(tb *Table, m string) map[string]string {
+	out := map[string]string{}
+	for _, e := range tb.sets[m].want {
+		c := e.Jump
+		if !e.Goto {
+			c = "jump:" + c
+		}
+		out[strings.TrimRight(string(e.Key), "\x00")] = c
+	}
+	return out
 }
 
 // TestWorkloadMembersIncremental: a source's members are a set, so

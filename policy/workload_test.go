@@ -312,8 +312,8 @@ func TestPrivileged1000EndpointsChangeNoRule(t *testing.T) {
 	if h := k.handles(); !equalHandles(before, h) {
 		t.Errorf("adding 1,000 endpoints changed rules: %v -> %v", before, h)
 	}
-	if c := e.Status().Counts; c.Rules != counts.Rules || c.Chains != counts.Chains || c.Elements != counts.Elements+2000 {
-		t.Errorf("counts %+v -> %+v, want the same rules and chains, 2,000 more elements", counts, c)
+	if c := e.Status().Counts; c.Rules != counts.Rules || c.Chains != counts.Chains || c.Elements != counts.Elements+4000 {
+		t.Errorf("counts %+v -> %+v, want the same rules and chains, 4,000 more elements (web's sets, wl-to, wl-from)", counts, c)
 	}
 	if n4, n6 := len(k.elements(web4)), len(k.elements(web6)); n4 != 1001 || n6 != 1001 {
 		t.Errorf("web's sets: %d and %d elements, want 1,001 each", n4, n6)
@@ -327,8 +327,8 @@ func TestPrivileged1000EndpointsChangeNoRule(t *testing.T) {
 	// fk0 becomes a db: out of web's sets, into db's profile.
 	must(t, e.UpsertEndpoint(fakeEndpoint(0, "db")))
 	must(t, e.Apply(ctx))
-	if e.Table().Messages() != 3 {
-		t.Errorf("a label change sent %d messages, want 3 (an element out of each web set, a wl-to element)", e.Table().Messages())
+	if e.Table().Messages() != 4 {
+		t.Errorf("a label change sent %d messages, want 4 (an element out of each web set, fk0's wl-to element out and in)", e.Table().Messages())
 	}
 	if h := k.handles(); !equalHandles(before, h) {
 		t.Errorf("a label change changed rules: %v -> %v", before, h)
@@ -336,8 +336,14 @@ func TestPrivileged1000EndpointsChangeNoRule(t *testing.T) {
 	if n4 := len(k.elements(web4)); n4 != 1000 {
 		t.Errorf("web's IPv4 set: %d elements after fk0 left, want 1,000", n4)
 	}
-	if to := k.elements(wlToMap); len(to) != 2 {
-		t.Errorf("wl-to: %d elements, want db and fk0", len(to))
+	prof := 0
+	for _, el := range k.elements(wlToMap) {
+		if c, _ := verdictOf(el.Val); c != wlOpenChain {
+			prof++
+		}
+	}
+	if prof != 2 {
+		t.Errorf("wl-to: %d elements to a profile, want db's and fk0's", prof)
 	}
 	if h.connect("other", fake(0), db, 5432, 500*time.Millisecond) {
 		t.Error("fk0 (now role db) still reaches db:5432")
