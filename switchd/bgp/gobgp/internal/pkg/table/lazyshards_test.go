@@ -4,6 +4,7 @@
 package table
 
 import (
+	"fmt"
 	"log/slog"
 	"net/netip"
 	"runtime"
@@ -169,6 +170,51 @@ func TestConcurrentFirstRoutesShareOneShard(t *testing.T) {
 		}
 		if len(missing) > 0 {
 			t.Fatalf("round %d: %d of %d routes lost: %v", round, len(missing), len(same), missing)
+		}
+	}
+}
+
+// What ListPeer pays per neighbor and family (AdjRib.Count) at a host's,
+// a leaf's and a route reflector's sizes, and what a new table costs.
+func BenchmarkAdjRibCount(b *testing.B) {
+	for _, routes := range []int{0, 100, 100_000} {
+		b.Run(fmt.Sprintf("routes=%d", routes), func(b *testing.B) {
+			fams := []bgp.Family{bgp.RF_IPv4_UC}
+			adj := NewAdjRib(slog.New(slog.DiscardHandler), fams)
+			paths := make([]*Path, 0, routes)
+			for i := range routes {
+				paths = append(paths, testPath(testPrefix(i), false))
+			}
+			adj.Update(paths)
+			b.ReportAllocs()
+			for b.Loop() {
+				if n := adj.Count(fams); n != routes {
+					b.Fatalf("Count = %d, want %d", n, routes)
+				}
+			}
+		})
+	}
+}
+
+func BenchmarkNewTable(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		NewTable(nil, bgp.RF_IPv4_UC)
+	}
+}
+
+// The Loc-RIB's write path at the BGP to FIB benchmark's size.
+func BenchmarkTableUpdate100k(b *testing.B) {
+	const routes = 100_000
+	paths := make([]*Path, 0, routes)
+	for i := range routes {
+		paths = append(paths, testPath(testPrefix(i), false))
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		tbl := NewTable(slog.New(slog.DiscardHandler), bgp.RF_IPv4_UC)
+		for _, p := range paths {
+			tbl.update(p)
 		}
 	}
 }
