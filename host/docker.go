@@ -178,8 +178,11 @@ func (m *Manager) added(ep Endpoint, ifindex int) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.eps[ep.ID] = &epState{ep: ep, ifindex: ifindex}
-	m.feeds.publishRoutes(endpointRoutes(ep, ifindex), nil)
+	// The endpoint before its routes: a reader that drains routes, then
+	// endpoints, has the endpoint of every route it took (policy before
+	// the route makes the workload reachable).
 	m.feeds.publishEndpoint(EndpointEvent{Type: EndpointAdded, Endpoint: ep})
+	m.feeds.publishRoutes(endpointRoutes(ep, ifindex), nil)
 	m.advertiseLocked()
 }
 

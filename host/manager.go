@@ -667,6 +667,11 @@ func (m *Manager) List() []Endpoint {
 	return eps
 }
 
+// IfacePrefix starts the name of every host-side veth the Manager
+// creates (Options.IfacePrefix): policy drops traffic through one it has
+// no endpoint for.
+func (m *Manager) IfacePrefix() string { return m.prefix }
+
 // Blocks returns the owned blocks (each to be advertised once).
 func (m *Manager) Blocks() []netip.Prefix {
 	m.mu.Lock()

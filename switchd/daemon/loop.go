@@ -85,6 +85,10 @@ func (d *Daemon) loop(ctx context.Context) error {
 			d.onKernelRoutes()
 		case <-wlKick:
 			d.onWorkloads(ctx)
+			// host publishes an endpoint before its routes: the endpoints
+			// of the routes just taken reach policy in this turn, whose
+			// policy Apply comes before the FIB's.
+			d.onEndpoints()
 		case <-epKick:
 			d.onEndpoints()
 		case <-d.dockerKick():

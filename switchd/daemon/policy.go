@@ -55,6 +55,7 @@ func (d *Daemon) setPolicy(in *config.Intent) {
 	workloadPolicy := func(in policy.Intent) policy.Intent { in.FailsafeExtra = policy.Failsafe{}; return in }
 	wp := d.withDockerPolicies(in.Policy) // Docker networks' policies (docker.go)
 	wp = d.withKubernetesPolicies(wp)     // NetworkPolicies (kubernetes.go)
+	wp.Interfaces = d.workloadInterfaces(in)
 	if cmpWP := workloadPolicy(wp); d.pol.workload == nil || !reflect.DeepEqual(*d.pol.workload, cmpWP) {
 		if err := d.policy.SetIntent(wp); err != nil {
 			d.log.Error("workload policy not compiled", "err", err)
@@ -80,6 +81,21 @@ func (d *Daemon) setPolicy(in *config.Intent) {
 		}
 		d.pol.dirty = true
 	}
+}
+
+// workloadInterfaces are the names host gives workload interfaces: its
+// veth prefix and the configured VMs' taps. Policy drops traffic through
+// one it has no endpoint for, so a workload is cut off, not open, until
+// its endpoint reaches policy.
+func (d *Daemon) workloadInterfaces(in *config.Intent) []string {
+	if d.workloads == nil {
+		return nil
+	}
+	out := []string{d.workloads.m.IfacePrefix() + "*"}
+	for _, vm := range in.Workloads.VMs {
+		out = append(out, vm.Tap)
+	}
+	return out
 }
 
 // failsafeConfig is what the failsafe rules keep beside their fixed list:

@@ -132,19 +132,38 @@ func TestPolicyPrivileged(t *testing.T) {
 	if err := inSelector(db.IPv4, false)(); err != nil {
 		t.Error(err)
 	}
-	waitFor(t, "db's interface in the wl-to verdict map", func() error {
-		m, err := elements("wl-to")
+	// Every endpoint is in wl-to, db's to its profile, web's (no policy
+	// selects it) to the empty wl-open: an interface with host's prefix
+	// and no element is dropped, and wl-ifaces holds that prefix.
+	waitFor(t, "db's and web's interfaces in the wl-to verdict map", func() error {
+		sets, err := conn.GetSets(tbl)
 		if err != nil {
 			return err
 		}
-		if !hasKey(m, policy.IfName(db.HostIface)) {
-			return fmt.Errorf("wl-to holds %d keys, not %s", len(m["wl-to"]), db.HostIface)
+		open := map[string]bool{} // key → goes to wl-open
+		for _, s := range sets {
+			if s.Name != "wl-to" {
+				continue
+			}
+			es, err := conn.GetSetElements(s)
+			if err != nil {
+				return err
+			}
+			for _, e := range es {
+				open[string(e.Key)] = bytes.Contains(e.Val, []byte("wl-open\x00"))
+			}
 		}
-		if hasKey(m, policy.IfName(web.HostIface)) {
-			return fmt.Errorf("wl-to holds web's %s, which no policy selects", web.HostIface)
+		if o, ok := open[string(policy.IfName(db.HostIface))]; !ok || o {
+			return fmt.Errorf("wl-to %v: db's %s in it %v, to wl-open %v; want to its profile", open, db.HostIface, ok, o)
+		}
+		if o := open[string(policy.IfName(web.HostIface))]; !o {
+			return fmt.Errorf("wl-to %v: web's %s not to wl-open", open, web.HostIface)
 		}
 		return nil
 	})
+	if is, err := elements("wl-ifaces"); err != nil || !hasKey(is, policy.IfName("swc")) {
+		t.Errorf("wl-ifaces %q (%v) does not start at host's veth prefix swc", is, err)
+	}
 	// Anti-spoofing is on: each workload's interface . address pairs.
 	waitFor(t, "db's interface and addresses in the anti-spoofing sets", func() error {
 		sets, err := elements("antispoof-src")
