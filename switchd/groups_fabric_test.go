@@ -91,14 +91,20 @@ func TestGroupsInBGPPrivileged(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Close()
+	// other1 is probed first, at every try: web1 reaching db1 does not
+	// show that db1's policy is in place (before it is, an open db1 takes
+	// both), so other1 must be refused from db1's first moment on.
 	for _, fam := range []int{4, 6} {
+		otherIn := false
 		waitFor(t, 30*time.Second, fmt.Sprintf("web1 (host1) reaches db1 (host3) on tcp/%d over IPv%d", sim.PolicyPort, fam), func() error {
+			otherIn = otherIn || f.ConnectWorkload(*other, *db, fam, sim.PolicyPort, time.Second) == nil
 			return f.ConnectWorkload(*web, *db, fam, sim.PolicyPort, time.Second)
 		})
-		if err := f.ConnectWorkload(*other, *db, fam, sim.PolicyPort, time.Second); err == nil {
+		if otherIn || f.ConnectWorkload(*other, *db, fam, sim.PolicyPort, time.Second) == nil {
 			t.Errorf("other1 (host1, not in web) reaches db1 (host3) over IPv%d", fam)
 		}
 	}
+	unknownWorkloadClosed(t, f, *other, *db)
 
 	// Membership routes are in no FIB: a node has host routes only to
 	// its own workloads.
@@ -146,6 +152,78 @@ func TestGroupsInBGPPrivileged(t *testing.T) {
 	})
 	if err := f.ConnectWorkload(*web, *db, 4, sim.PolicyPort, time.Second); err == nil {
 		t.Error("web1 still reaches db1 after leaving group web")
+	}
+}
+
+// unknownWorkloadClosed puts on db's host a workload switchd was never
+// told of: a veth with host's prefix (swc) into a namespace of the
+// test's, with addresses inside db's blocks, routed to by hand. That is
+// what a new workload is whose interface and route are live before
+// policy has its endpoint, held still: from's connection to it must be
+// dropped, by the policy table's unknown-interface rule (its counter
+// moves), though host3 itself reaches it. Before switchd failed closed,
+// the workload was open.
+func unknownWorkloadClosed(t *testing.T, f *sim.Fabric, from, db sim.Workload) {
+	ctx := t.Context()
+	rogue := sim.Workload{Host: db.Host, Name: "rogue", IPv4: db.IPv4.Next().Next(), IPv6: db.IPv6.Next().Next()}
+	rns := ns.NewT(t, "rogue")
+	rogue.Netns = rns.Name
+	hns, err := ns.Open(f.Node(db.Host).Namespace)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hns.Close()
+	const iface = "swcrogue"
+	if err := ns.Veth(hns, iface, rns, "eth0"); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		n    *ns.NS
+		argv string
+	}{
+		{hns, "ip addr add 169.254.1.1/32 dev " + iface},
+		{hns, "ip addr add fe80::1/64 dev " + iface + " nodad"},
+		{hns, "ip route add " + rogue.IPv4.String() + "/32 dev " + iface},
+		{hns, "ip -6 route add " + rogue.IPv6.String() + "/128 dev " + iface},
+		{rns, "ip addr add " + rogue.IPv4.String() + "/32 dev eth0"},
+		{rns, "ip addr add " + rogue.IPv6.String() + "/128 dev eth0 nodad"},
+		{rns, "ip route add 169.254.1.1 dev eth0"},
+		{rns, "ip route add default via 169.254.1.1"},
+		{rns, "ip -6 route add default via fe80::1 dev eth0"},
+	} {
+		if out, err := c.n.Run(ctx, strings.Fields(c.argv)...); err != nil {
+			t.Fatalf("%s: %v: %s", c.argv, err, out)
+		}
+	}
+	l, err := f.ListenWorkload(rogue, sim.PolicyPort)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	// The workload works: its host reaches it (host traffic is no
+	// workload policy's).
+	waitFor(t, 10*time.Second, "host3 pings the unknown workload", func() error {
+		_, err := hns.Run(ctx, "ping", "-c1", "-W1", rogue.IPv4.String())
+		return err
+	})
+	// drops is the packet count of the unknown-interface drop toward a
+	// workload; -1 if there is no such rule.
+	drops := func() int {
+		out, err := f.Exec(ctx, db.Host, "nft", "list", "chain", "inet", "switchd", "wl-to-if")
+		n := -1
+		if _, rest, ok := strings.Cut(out, "counter packets "); err == nil && ok {
+			fmt.Sscan(rest, &n)
+		}
+		return n
+	}
+	before := drops()
+	for _, fam := range []int{4, 6} {
+		if err := f.ConnectWorkload(from, rogue, fam, sim.PolicyPort, time.Second); err == nil {
+			t.Errorf("%s/%s reaches a workload policy does not know (%s on %s) over IPv%d: switchd fails open", from.Host, from.Name, iface, db.Host, fam)
+		}
+	}
+	if after := drops(); before < 0 || after <= before {
+		t.Errorf("%s's unknown-interface drop counted %d -> %d packets (-1: no such rule), want more", db.Host, before, after)
 	}
 }
 
