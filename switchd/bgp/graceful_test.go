@@ -55,6 +55,14 @@ func TestHelperSpeakerProcess(t *testing.T) {
 // kills it with SIGKILL (also at the end of the test).
 func startChild(t *testing.T, spec childSpec) (kill func()) {
 	t.Helper()
+	p := startChildProc(t, spec)
+	return func() { p.Signal(syscall.SIGKILL); p.Wait() }
+}
+
+// startChildProc is startChild returning the process, for tests that
+// signal it otherwise (it is killed at the end of the test too).
+func startChildProc(t *testing.T, spec childSpec) *os.Process {
+	t.Helper()
 	raw, err := json.Marshal(spec)
 	if err != nil {
 		t.Fatal(err)
@@ -65,17 +73,8 @@ func startChild(t *testing.T, spec childSpec) (kill func()) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	done := false
-	kill = func() {
-		if done {
-			return
-		}
-		done = true
-		cmd.Process.Signal(syscall.SIGKILL)
-		cmd.Wait()
-	}
-	t.Cleanup(kill)
-	return kill
+	t.Cleanup(func() { cmd.Process.Signal(syscall.SIGKILL); cmd.Process.Wait() })
+	return cmd.Process
 }
 
 var grFast = GracefulRestart{Enabled: true, RestartTime: 60 * time.Second}

@@ -2055,12 +2055,11 @@ func (h *fsmHandler) established(ctx context.Context) (bgp.FSMState, *fsmStateRe
 			fsm.logger.Warn("Closed an accepted connection", slog.String("State", fsm.state.String()))
 		case err := <-reasonCh:
 			fsm.conn.Close()
-			// if recv goroutine hit an error and sent to
-			// stateReasonCh, then tx goroutine might take
-			// long until it exits because it waits for
-			// ctx.Done() or keepalive timer. So let kill
-			// it now.
-			h.outgoing.In() <- err
+			// switchd: the send loop is stopped by the deferred
+			// cancel, as soon as this returns. Upstream also queued
+			// err behind the session's pending UPDATEs to wake it;
+			// left there, it outlived the session and ended the
+			// next one's send loop (PATCHES.md).
 			conf := fsm.pConf.ReadOnly()
 			if s := conf.GracefulRestart.State; s.Enabled {
 				if s.NotificationEnabled && err.Type == fsmNotificationRecv ||

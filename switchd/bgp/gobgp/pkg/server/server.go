@@ -1790,7 +1790,9 @@ func (s *BgpServer) handleFSMMessage(peer *peer, e *fsmMsg) {
 			}
 		}
 
-		drainChannel(peer.fsm.outgoingCh.Out())
+		// switchd: all of the last session's backlog, not one item
+		// (util.go, PATCHES.md); no send loop runs during a state change.
+		drainInfiniteChannel(peer.fsm.outgoingCh)
 
 		if nextState == bgp.BGP_FSM_ESTABLISHED {
 			conf := peer.fsm.pConf.ReadOnly()

@@ -67,7 +67,20 @@ func drainChannel[T any](ch <-chan T) {
 func cleanInfiniteChannel(ch *channels.InfiniteChannel) {
 	ch.Close()
 	// drain all remaining items
-	drainChannel(ch.Out())
+	drainInfiniteChannel(ch)
+}
+
+// drainInfiniteChannel empties ch of what it holds. switchd: drainChannel
+// on its Out stops at the first item the channel's goroutine has not yet
+// offered again, which after each handover is nearly always the next one,
+// so it took one item of a backlog. The channel's length is its buffer's,
+// so this takes them all; it must have no other reader meanwhile.
+func drainInfiniteChannel(ch *channels.InfiniteChannel) {
+	for ch.Len() > 0 {
+		if _, ok := <-ch.Out(); !ok {
+			return
+		}
+	}
 }
 
 // Returns the binary formatted Administrative Shutdown Communication from the
