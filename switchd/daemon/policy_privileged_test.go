@@ -20,12 +20,13 @@ import (
 	"github.com/switchd/switchd/switchd/daemon/apiclient"
 )
 
-// policyHostConfig is examples/host.json (no VM, state in dir) with
-// examples/policy.yaml's workload policy and failsafe ports merged in.
+// policyHostConfig is examples/host.json (its VM on tap-vm1, which no
+// test here creates; state in dir) with examples/policy.yaml's workload
+// policy and failsafe ports merged in.
 func policyHostConfig(t *testing.T, dir string) []byte {
 	t.Helper()
 	var doc, pol map[string]any
-	if err := json.Unmarshal(hostConfig(t, dir, false), &doc); err != nil {
+	if err := json.Unmarshal(hostConfig(t, dir, true), &doc); err != nil {
 		t.Fatal(err)
 	}
 	b, err := os.ReadFile("../../examples/policy.yaml")
@@ -161,8 +162,9 @@ func TestPolicyPrivileged(t *testing.T) {
 		}
 		return nil
 	})
-	if is, err := elements("wl-ifaces"); err != nil || !hasKey(is, policy.IfName("swc")) {
-		t.Errorf("wl-ifaces %q (%v) does not start at host's veth prefix swc", is, err)
+	// The configured VM's tap is a workload interface before it exists.
+	if is, err := elements("wl-ifaces"); err != nil || !hasKey(is, policy.IfName("swc")) || !hasKey(is, policy.IfName("tap-vm1")) {
+		t.Errorf("wl-ifaces %q (%v) lacks host's veth prefix swc or the VM's tap-vm1", is, err)
 	}
 	// Anti-spoofing is on: each workload's interface . address pairs.
 	waitFor(t, "db's interface and addresses in the anti-spoofing sets", func() error {
