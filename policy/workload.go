@@ -79,7 +79,7 @@ type workload struct {
 
 type wlEndpoint struct {
 	ep      Endpoint
-	in, out string   // chain its map entries jump to; "" open
+	in, out string   // chain its map entries go to; "" wl-open
 	sels    []string // selectors it is a member of
 }
 
