@@ -101,9 +101,7 @@ func CompileACL(in *ACLIntent) *ACLTable {
 				// Several sets: each in turn (an ACCEPT returns here).
 				ch := Chain{Name: "acl-" + d.dir + "-if-" + b.Interface}
 				for _, k := range d.keys {
-					to := c.setChain(d.dir, k)
-					ch.Rules = append(ch.Rules, ChainRule{ID: "jump " + to, Exprs: []expr.Any{
-						&expr.Verdict{Kind: expr.VerdictJump, Chain: to}}})
+					ch.Rules = append(ch.Rules, jumpRule(c.setChain(d.dir, k)))
 				}
 				c.chains = append(c.chains, ch)
 				jump = ch.Name

@@ -66,7 +66,7 @@ func BaseChains(filled func(slot string) bool) []Chain {
 		c := Chain{Name: b.name, Hook: b.hook, Priority: b.priority, Type: nftables.ChainTypeFilter, Policy: &accept}
 		for _, s := range b.slots {
 			if filled(s) {
-				c.Rules = append(c.Rules, ChainRule{ID: "jump " + s, Exprs: []expr.Any{&expr.Verdict{Kind: expr.VerdictJump, Chain: s}}})
+				c.Rules = append(c.Rules, jumpRule(s))
 			}
 		}
 		if len(c.Rules) > 0 {
@@ -85,4 +85,9 @@ type Endpoint struct {
 	// Addrs are the addresses the endpoint may send from.
 	Addrs  []netip.Addr
 	Labels map[string]string
+}
+
+// jumpRule is `jump chain`, with the ID "jump <chain>".
+func jumpRule(chain string) ChainRule {
+	return ChainRule{ID: "jump " + chain, Exprs: []expr.Any{&expr.Verdict{Kind: expr.VerdictJump, Chain: chain}}}
 }

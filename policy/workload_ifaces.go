@@ -41,11 +41,6 @@ func dispatchChains() []Chain {
 	}
 }
 
-// jumpRule is `jump chain`.
-func jumpRule(chain string) ChainRule {
-	return ChainRule{ID: "jump " + chain, Exprs: []expr.Any{&expr.Verdict{Kind: expr.VerdictJump, Chain: chain}}}
-}
-
 // unknownDrop is `iifname @wl-ifaces counter drop` (or oifname).
 func unknownDrop(iif bool) ChainRule {
 	k, id := expr.MetaKeyOIFNAME, "to unknown workload interface"
