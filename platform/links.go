@@ -196,17 +196,19 @@ func (m *LinkMonitor) fail(err error) {
 	}
 }
 
-// NoCarrier returns the links without carrier now, each with its
-// connected prefixes as last seen.
-func (m *LinkMonitor) NoCarrier() map[int][]netip.Prefix {
+// NoCarrier returns the links without carrier now that have connected
+// prefixes, each with its prefixes as last seen (Carrier false), in index
+// order.
+func (m *LinkMonitor) NoCarrier() []CarrierEvent {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	out := make(map[int][]netip.Prefix)
+	var out []CarrierEvent
 	for i, c := range m.carrier {
 		if !c && len(m.nets[i]) > 0 {
-			out[i] = slices.Clone(m.nets[i])
+			out = append(out, CarrierEvent{Index: i, Name: m.names[i], Prefixes: slices.Clone(m.nets[i])})
 		}
 	}
+	slices.SortFunc(out, func(a, b CarrierEvent) int { return a.Index - b.Index })
 	return out
 }
 

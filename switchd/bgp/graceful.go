@@ -46,12 +46,16 @@ import (
 //
 // So the restarting speaker adds one more peer first: a sentinel, a
 // minimal BGP speaker inside this process on a loopback address, which
-// announces graceful restart for both families and withholds its
+// announces graceful restart for both families and never sends
 // End-of-RIB. While its session is up GoBGP's "all peers sent End-of-RIB"
 // is false, so nothing is sent to any peer. When Synced closes (every
-// configured neighbor sent End-of-RIB, or the sync timeout passed) the
-// sentinel sends its End-of-RIB; GoBGP then sends every peer its routes
-// and End-of-RIB at once, and the sentinel peer is deleted.
+// neighbor that can be reached sent End-of-RIB, or the sync timeout
+// passed; sync.go) the speaker ends the deferral itself (EndDeferral, added
+// to the carried GoBGP): GoBGP would still wait for every configured
+// graceful-restart peer to come up, and one whose link is down held every
+// other peer's routes for its DeferralTime. GoBGP then sends every
+// established peer its routes and End-of-RIB at once, and the sentinel
+// peer is deleted.
 
 // sentinelAddr is the sentinel's address: in 127/8, so on lo without
 // configuration, and unlikely to be a configured neighbor.
@@ -295,35 +299,9 @@ func (st *sentinel) session(c net.Conn) {
 	c.Close()
 }
 
-// release sends the sentinel's End-of-RIB, waits (bounded) until GoBGP has
-// taken it, and removes the sentinel peer.
+// release removes the sentinel peer once the deferral it held is over
+// (endDeferral).
 func (st *sentinel) release(s *Speaker) {
-	st.mu.Lock()
-	st.rel = true
-	c := st.conn
-	if c != nil {
-		for _, rf := range []bgp.Family{bgp.RF_IPv4_UC, bgp.RF_IPv6_UC} {
-			b, _ := bgp.NewEndOfRib(rf).Serialize()
-			c.Write(b)
-		}
-	}
-	st.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	for c != nil && ctx.Err() == nil {
-		got := 0
-		s.srv.ListPeer(ctx, &api.ListPeerRequest{Address: sentinelAddr.String()}, func(p *api.Peer) {
-			for _, af := range p.GetAfiSafis() {
-				if af.GetMpGracefulRestart().GetState().GetEndOfRibReceived() {
-					got++
-				}
-			}
-		})
-		if got == 2 {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 	s.srv.DeletePeer(context.Background(), &api.DeletePeerRequest{Address: sentinelAddr.String()})
 	st.close()
 }

@@ -57,6 +57,7 @@ type Speaker struct {
 	unreachable []netip.Addr        // next hops whose paths are rejected (nht.go)
 	restarting  bool                // SetRestarting was called
 	syncPeers   map[netip.Addr]bool // enabled at the first Apply: graceful restart configured
+	unreachNbrs map[netip.Addr]bool // not waited for by Synced (SetUnreachableNeighbors); replaced, never changed
 	syncTimeout time.Duration
 	monStop     chan struct{} // closes the monitor of the running server
 	sessStop    chan struct{} // closes watchSessions

@@ -10,6 +10,7 @@ import (
 	api "github.com/osrg/gobgp/v4/api"
 	"github.com/osrg/gobgp/v4/pkg/apiutil"
 	"github.com/osrg/gobgp/v4/pkg/packet/bgp"
+	"github.com/osrg/gobgp/v4/pkg/server"
 )
 
 // The end of the initial update: when the speaker has learned everything
@@ -44,7 +45,16 @@ import (
 // long too), and only for noGRUpWait if not: a router that restarted
 // without graceful restart has lost its sessions anyway, and the routes
 // it left in the kernel are guesses to be swept soon, not kept for two
-// minutes.
+// minutes. A neighbor the daemon knows cannot be reached (the link to it
+// has no carrier; SetUnreachableNeighbors) is not waited for at all: a
+// leaf restarting with an uplink down would otherwise keep its hosts on
+// the stale routes of its previous run through that uplink, its peers'
+// and its own, until the timeout.
+//
+// When Synced closes the speaker ends GoBGP's restarting-mode deferral
+// (EndDeferral, in the carried GoBGP): GoBGP's own end waits for every
+// configured graceful-restart peer to be established, so one that is down
+// would hold every peer's routes for the whole DeferralTime.
 
 const (
 	quietFor   = 2 * time.Second
@@ -200,9 +210,11 @@ func (s *Speaker) monitor(stop <-chan struct{}, kick <-chan struct{}, st *syncSt
 	synced := s.isSynced()
 	timer := time.NewTimer(0)
 	defer timer.Stop()
-	if synced && st.sentinel != nil {
-		st.sentinel.release(s)
-		st.sentinel = nil
+	if synced {
+		s.mu.Lock()
+		srv := s.srv
+		s.mu.Unlock()
+		s.endDeferral(srv, st)
 	}
 	established := map[netip.Addr]time.Time{} // restarting peers back since
 	// ListPeer counts each neighbor's received paths by walking its
@@ -243,7 +255,7 @@ func (s *Speaker) monitor(stop <-chan struct{}, kick <-chan struct{}, st *syncSt
 			}
 		}
 		s.mu.Lock()
-		srv, want := s.srv, s.syncPeers
+		srv, want, unreach := s.srv, s.syncPeers, s.unreachNbrs
 		s.mu.Unlock()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		var peers []*api.Peer
@@ -257,22 +269,69 @@ func (s *Speaker) monitor(stop <-chan struct{}, kick <-chan struct{}, st *syncSt
 		s.resendToNewSessions(srv, peers) // resend.go
 		if !synced {
 			now := time.Now()
-			done, waiting, how := syncDone(peers, want, st, now, now.Sub(time.Unix(0, s.lastWatch.Load())))
+			reach, unreachable := withoutUnreachable(want, unreach)
+			done, waiting, how := syncDone(peers, reach, st, now, now.Sub(time.Unix(0, s.lastWatch.Load())))
 			if done || now.After(st.deadline) {
 				if !done {
 					s.log.Warn("bgp sync timeout: going on without the initial update of some neighbors", "neighbors", waiting)
 				} else {
-					s.log.Info("bgp synced: initial update complete", "end-of-rib", how[syncEoR], "quiet", how[syncQuiet], "not-up", how[syncNotUp])
+					s.log.Info("bgp synced: initial update complete", "end-of-rib", how[syncEoR], "quiet", how[syncQuiet], "not-up", how[syncNotUp], "unreachable", unreachable)
 				}
 				synced = true
 				s.closeSynced()
-				if st.sentinel != nil {
-					st.sentinel.release(s)
-					st.sentinel = nil
-				}
+				s.endDeferral(srv, st)
 			}
 		}
 		s.enforceStaleTime(peers, established)
+	}
+}
+
+// SetUnreachableNeighbors names the neighbors that cannot be reached now
+// (the links to them have no carrier), replacing the last list. Synced
+// does not wait for them; one that is reachable again before Synced is
+// waited for again. Addresses are as the daemon configured them (an
+// unnumbered neighbor's with its interface as zone).
+func (s *Speaker) SetUnreachableNeighbors(addrs []netip.Addr) {
+	m := make(map[netip.Addr]bool, len(addrs))
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, a := range addrs {
+		m[a.Unmap()] = true
+		m[s.discovered(a.Unmap())] = true
+	}
+	s.unreachNbrs = m
+}
+
+// withoutUnreachable returns want without the neighbors in unreach, and
+// how many it left out.
+func withoutUnreachable(want, unreach map[netip.Addr]bool) (map[netip.Addr]bool, int) {
+	if len(unreach) == 0 {
+		return want, 0
+	}
+	out := make(map[netip.Addr]bool, len(want))
+	for a, gr := range want {
+		if !unreach[a] {
+			out[a] = gr
+		}
+	}
+	return out, len(want) - len(out)
+}
+
+// endDeferral ends GoBGP's restarting-mode deferral (see the top of this
+// file) and removes the sentinel, if any. GoBGP then sends every
+// established peer its routes and End-of-RIB.
+func (s *Speaker) endDeferral(srv *server.BgpServer, st *syncState) {
+	if !s.restarting {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.EndDeferral(ctx); err != nil {
+		s.log.Warn("bgp: ending the restart deferral", "err", err)
+	}
+	if st.sentinel != nil {
+		st.sentinel.release(s)
+		st.sentinel = nil
 	}
 }
 

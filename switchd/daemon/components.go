@@ -27,6 +27,7 @@ type speaker interface {
 	membershipSpeaker // SetMembership (membership.go)
 	SetRestarting() error
 	DropNeighbor(ctx context.Context, addr netip.Addr, why string) error
+	SetUnreachableNeighbors(addrs []netip.Addr)
 	NextHops() []netip.Addr
 	SetUnreachableNextHops(ctx context.Context, addrs []netip.Addr) error
 	NeighborUpdates() <-chan struct{}
@@ -61,7 +62,7 @@ type routeMonitor interface {
 type linkMonitor interface {
 	Kick() <-chan struct{}
 	Drain() ([]platform.CarrierEvent, error)
-	NoCarrier() map[int][]netip.Prefix
+	NoCarrier() []platform.CarrierEvent
 	Close()
 }
 

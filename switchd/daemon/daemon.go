@@ -421,6 +421,7 @@ func (d *Daemon) applyIntent(ctx context.Context, in *config.Intent) error {
 	}
 	d.setMetrics(in.Metrics)
 	d.intent = in
+	d.tellUnreachableNeighbors()
 	d.status.update(func(st *Status) {
 		st.BGP.ASN = in.BGP.ASN
 		st.BGP.RouterID = in.BGP.RouterID.String()

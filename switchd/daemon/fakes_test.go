@@ -140,6 +140,7 @@ type testSpeaker struct {
 	learned           int
 	peerEvs           []bgp.PeerEvent
 	nextHops          []netip.Addr
+	unreachNbrs       []netip.Addr
 	applyErr          error
 }
 
@@ -212,6 +213,15 @@ func (s *testSpeaker) SetRestarting() error {
 	s.rec.add("bgp.SetRestarting")
 	return nil
 }
+
+// SetUnreachableNeighbors keeps the list (not in the call log: it follows
+// every carrier change and Apply).
+func (s *testSpeaker) SetUnreachableNeighbors(addrs []netip.Addr) {
+	s.rec.mu.Lock()
+	defer s.rec.mu.Unlock()
+	s.unreachNbrs = slices.Clone(addrs)
+}
+
 func (s *testSpeaker) DropNeighbor(ctx context.Context, addr netip.Addr, why string) error {
 	s.rec.mu.Lock()
 	defer s.rec.mu.Unlock()
@@ -360,7 +370,7 @@ type testLinks struct {
 	rec       *recorder
 	kick      chan struct{}
 	events    []platform.CarrierEvent
-	noCarrier map[int][]netip.Prefix
+	noCarrier map[int]platform.CarrierEvent
 }
 
 func (l *testLinks) Kick() <-chan struct{} { return l.kick }
@@ -371,12 +381,13 @@ func (l *testLinks) Drain() ([]platform.CarrierEvent, error) {
 	l.events = nil
 	return evs, nil
 }
-func (l *testLinks) NoCarrier() map[int][]netip.Prefix {
+func (l *testLinks) NoCarrier() []platform.CarrierEvent {
 	l.rec.mu.Lock()
 	defer l.rec.mu.Unlock()
-	out := make(map[int][]netip.Prefix, len(l.noCarrier))
-	for i, ps := range l.noCarrier {
-		out[i] = slices.Clone(ps)
+	var out []platform.CarrierEvent
+	for _, ev := range l.noCarrier {
+		ev.Prefixes = slices.Clone(ev.Prefixes)
+		out = append(out, ev)
 	}
 	return out
 }
@@ -390,7 +401,7 @@ func (l *testLinks) publish(ev platform.CarrierEvent) {
 	if ev.Carrier {
 		delete(l.noCarrier, ev.Index)
 	} else {
-		l.noCarrier[ev.Index] = ev.Prefixes
+		l.noCarrier[ev.Index] = ev
 	}
 	l.rec.mu.Unlock()
 	kick(l.kick)

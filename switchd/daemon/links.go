@@ -32,6 +32,9 @@ func (d *Daemon) takeCarrierEvents(ctx context.Context) {
 			d.links = nil
 		}
 	}
+	if len(evs) > 0 {
+		d.tellUnreachableNeighbors()
+	}
 	for _, ev := range evs {
 		if ev.Carrier {
 			continue
@@ -49,6 +52,21 @@ func (d *Daemon) takeCarrierEvents(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// tellUnreachableNeighbors gives the speaker the neighbors on links
+// without carrier now: its initial update (Synced) does not wait for them,
+// so a router restarting with a link down does not keep its peers on
+// stale routes through that link until the sync timeout.
+func (d *Daemon) tellUnreachableNeighbors() {
+	if d.links == nil || d.intent == nil {
+		return
+	}
+	var nbs []netip.Addr
+	for _, l := range d.links.NoCarrier() {
+		nbs = append(nbs, neighborsOn(d.intent.BGP.Neighbors, l.Name, l.Prefixes)...)
+	}
+	d.speaker.SetUnreachableNeighbors(nbs)
 }
 
 // neighborsOn lists the enabled neighbors on link name with the given

@@ -21,9 +21,9 @@ func (d *Daemon) trackNextHops(ctx context.Context) {
 	d.table.TrackNextHops(tracked)
 	un := d.table.UnreachableNextHops()
 	if d.links != nil {
-		for _, ps := range d.links.NoCarrier() {
+		for _, l := range d.links.NoCarrier() {
 			for _, nh := range tracked {
-				if onLink(ps, nh) {
+				if onLink(l.Prefixes, nh) {
 					un = append(un, nh)
 				}
 			}

@@ -145,7 +145,7 @@ func newWired(t *testing.T, cfg testConfig, before func(w *wired)) *wired {
 	rec := newRecorder()
 	w := &wired{rec: rec, sp: newTestSpeaker(rec), tb: newTestTable(rec),
 		mon:   &testMonitor{rec: rec, kick: make(chan struct{}, 1)},
-		links: &testLinks{rec: rec, kick: make(chan struct{}, 1), noCarrier: map[int][]netip.Prefix{}},
+		links: &testLinks{rec: rec, kick: make(chan struct{}, 1), noCarrier: map[int]platform.CarrierEvent{}},
 		pe:    &testPolicy{rec: newRecorder()},
 		eps:   &testEndpoints{rec: rec, kick: make(chan struct{}, 1)},
 		cfg:   filepath.Join(t.TempDir(), "switchd.json"), hup: make(chan os.Signal, 1)}
