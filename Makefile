@@ -61,8 +61,9 @@ package: build
 # many tests assert real-time behaviour (BFD detection, pings every
 # 10 ms across a restart, hold timers), and on two cores the simulator's
 # package beside the BGP package's real peers starved both.
+# The carried GoBGP's own tests (switchd's, for its patches) go with them.
 test: deps tools
-	$(GO) test -count=1 -p 1 -timeout 25m $(TESTFLAGS) ./...
+	$(GO) test -count=1 -p 1 -timeout 25m $(TESTFLAGS) ./... github.com/osrg/gobgp/v4/...
 
 # The benchmarks of docs/PERFORMANCE.md, each side by side with its
 # baseline in one run. BGPTOFIB_N=1000000 for the 1M-prefix run (~5 min).

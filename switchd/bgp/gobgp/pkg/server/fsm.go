@@ -1610,6 +1610,9 @@ func (h *fsmHandler) opensent(ctx context.Context) (bgp.FSMState, *fsmStateReaso
 			fsm.bgpMessageStateUpdate(bgp.BGP_MSG_KEEPALIVE, false)
 			return bgp.BGP_FSM_OPENCONFIRM, newfsmStateReason(fsmOpenMsgReceived, result.open, nil)
 		case err := <-reasonCh:
+			if err.Type == fsmWriteFailed {
+				err = h.afterWriteFailure(reasonCh, err)
+			}
 			fsm.conn.Close()
 			return bgp.BGP_FSM_IDLE, &err
 		case <-holdTimer.C:
@@ -1728,6 +1731,9 @@ func (h *fsmHandler) openconfirm(ctx context.Context) (bgp.FSMState, *fsmStateRe
 					slog.Any("Data", e.MsgData))
 			}
 		case err := <-reasonCh:
+			if err.Type == fsmWriteFailed {
+				err = h.afterWriteFailure(reasonCh, err)
+			}
 			fsm.conn.Close()
 			return bgp.BGP_FSM_IDLE, &err
 		case <-holdTimer.C:
@@ -1781,8 +1787,10 @@ func (h *fsmHandler) sendMessageloop(ctx context.Context, conn net.Conn, stateRe
 				slog.String("State", fsm.state.String()),
 				slog.Any("Data", err))
 
+			// switchd: the connection is left open for the receive
+			// loop to read what the peer sent before it failed
+			// (established, afterWriteFailure); established closes it.
 			nonblockSendChannel(stateReasonCh, *newfsmStateReason(fsmWriteFailed, nil, nil))
-			conn.Close()
 			return fmt.Errorf("closed")
 		}
 		fsm.bgpMessageStateUpdate(m.Header.Type, false)
@@ -1973,6 +1981,37 @@ func (h *fsmHandler) recvMessageloop(ctx context.Context, conn net.Conn, holdtim
 	}
 }
 
+// writeFailedReadWait bounds how long afterWriteFailure waits for the
+// receive loop.
+const writeFailedReadWait = time.Second
+
+// afterWriteFailure is the session's end after a write failed (switchd,
+// PATCHES.md). A write fails once the peer's RST has arrived, but what
+// the peer sent before it is still readable, a NOTIFICATION above all: a
+// Cease that lost the race to a keepalive was taken for a read or write
+// failure, which graceful restart treats as a restart, so the peer's
+// routes were kept for its restart time instead of withdrawn. So the
+// receive loop gets a moment to read on (on a reset socket a read returns
+// at once: buffered data, then the error); a NOTIFICATION it reports is
+// the session's end, anything else leaves the write failure.
+func (h *fsmHandler) afterWriteFailure(reasonCh <-chan fsmStateReason, failed fsmStateReason) fsmStateReason {
+	t := time.NewTimer(writeFailedReadWait)
+	defer t.Stop()
+	for {
+		select {
+		case r := <-reasonCh:
+			switch r.Type {
+			case fsmNotificationRecv, fsmHardReset:
+				return r
+			case fsmReadFailed:
+				return failed
+			}
+		case <-t.C:
+			return failed
+		}
+	}
+}
+
 func (h *fsmHandler) established(ctx context.Context) (bgp.FSMState, *fsmStateReason) {
 	fsm := h.fsm
 
@@ -2054,6 +2093,9 @@ func (h *fsmHandler) established(ctx context.Context) (bgp.FSMState, *fsmStateRe
 			conn.Close()
 			fsm.logger.Warn("Closed an accepted connection", slog.String("State", fsm.state.String()))
 		case err := <-reasonCh:
+			if err.Type == fsmWriteFailed {
+				err = h.afterWriteFailure(reasonCh, err)
+			}
 			fsm.conn.Close()
 			// switchd: the send loop is stopped by the deferred
 			// cancel, as soon as this returns. Upstream also queued
