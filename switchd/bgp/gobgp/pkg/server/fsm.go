@@ -1610,9 +1610,6 @@ func (h *fsmHandler) opensent(ctx context.Context) (bgp.FSMState, *fsmStateReaso
 			fsm.bgpMessageStateUpdate(bgp.BGP_MSG_KEEPALIVE, false)
 			return bgp.BGP_FSM_OPENCONFIRM, newfsmStateReason(fsmOpenMsgReceived, result.open, nil)
 		case err := <-reasonCh:
-			if err.Type == fsmWriteFailed {
-				err = h.afterWriteFailure(reasonCh, err)
-			}
 			fsm.conn.Close()
 			return bgp.BGP_FSM_IDLE, &err
 		case <-holdTimer.C:
@@ -1731,9 +1728,6 @@ func (h *fsmHandler) openconfirm(ctx context.Context) (bgp.FSMState, *fsmStateRe
 					slog.Any("Data", e.MsgData))
 			}
 		case err := <-reasonCh:
-			if err.Type == fsmWriteFailed {
-				err = h.afterWriteFailure(reasonCh, err)
-			}
 			fsm.conn.Close()
 			return bgp.BGP_FSM_IDLE, &err
 		case <-holdTimer.C:
