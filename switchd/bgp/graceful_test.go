@@ -3,6 +3,8 @@ package bgp
 import (
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -322,4 +324,51 @@ func TestPrivilegedStopWithdrawsNothingRelayed(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestPrivilegedHelperTakesRestartedPeerAtOnce has a peer die and connect
+// again at once, as a restarting FRR does 70 ms after its start: the
+// helper must take that connection and answer it with an OPEN. GoBGP held
+// a session that had gone down in Idle for 5 s and closed every
+// connection meanwhile, so a restarted FRR spine's sessions came up 5 s
+// late, at the end of the hold, in no particular order; FRR then ended
+// its selection deferral on the first leaf's End-of-RIB and dropped the
+// other leaf's routes from its kernel until they came.
+func TestPrivilegedHelperTakesRestartedPeerAtOnce(t *testing.T) {
+	ns.Privileged(t)
+	p := pfx("10.1.0.0/24")
+	aCfg := Config{ASN: 65001, RouterID: ip("10.0.0.1"), GracefulRestart: grFast,
+		ListenAddresses: []netip.Addr{ip("127.0.0.1")}, Neighbors: []Neighbor{peer("127.0.0.2", "127.0.0.1", 65002)},
+		Originate: []netip.Prefix{p}}
+	// B is passive: it only ever answers A's connections.
+	toA := peer("127.0.0.1", "127.0.0.2", 65001)
+	toA.Passive = true
+	b := speakers(t, Config{ASN: 65002, RouterID: ip("10.0.0.2"), GracefulRestart: grFast,
+		ListenAddresses: []netip.Addr{ip("127.0.0.2")}, Neighbors: []Neighbor{toA}})[0]
+	rb := newRIB(b)
+
+	kill := startChild(t, childSpec{Config: aCfg})
+	rb.waitRoute(t, p, ip("127.0.0.1"))
+	waitEstablished(t, b, "127.0.0.1")
+	kill()
+	waitNotEstablished(t, b, "127.0.0.1")
+
+	// A is back: a connection from its address.
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.1")}, Timeout: patience}
+	c, err := d.Dial("tcp", "127.0.0.2:179")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetReadDeadline(time.Now().Add(patience))
+	var hdr [19]byte
+	if _, err := io.ReadFull(c, hdr[:]); err != nil {
+		t.Fatalf("B refused the restarted peer's connection (%v) instead of answering with an OPEN", err)
+	}
+	if hdr[18] != 1 {
+		t.Fatalf("B answered the restarted peer's connection with message type %d, want an OPEN (1)", hdr[18])
+	}
+	// Helper all along: the route is kept.
+	rb.drainOnce(200 * time.Millisecond)
+	noWithdraw(t, rb, p, "across A's restart")
 }

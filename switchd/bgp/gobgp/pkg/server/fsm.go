@@ -2107,6 +2107,10 @@ func (h *fsmHandler) established(ctx context.Context) (bgp.FSMState, *fsmStateRe
 					fsm.logger.Info("peer graceful restart", slog.String("State", fsm.state.String()))
 					fsm.lock.Lock()
 					fsm.gracefulRestartTimer.Reset(time.Duration(conf.GracefulRestart.State.PeerRestartTime) * time.Second)
+					// switchd: the peer is expected back at once; Idle
+					// refuses its connections, so do not hold there
+					// (PATCHES.md).
+					fsm.idleHoldTime = 0
 					fsm.lock.Unlock()
 				}
 			}
