@@ -86,9 +86,11 @@ func neighborAPI(n Neighbor, restarting bool, deferral time.Duration) *api.Peer 
 			MinimumAdvertisementInterval: secs(n.Timers.MinAdvertisementInterval),
 			// After the speaker's own ResetPeer (new hold time,
 			// stale-routes-time) reconnect after 5 s, not GoBGP's 30:
-			// as long as a GoBGP peer idles after our NOTIFICATION
-			// (holdtimeIdle), so that both leave Idle together; each
-			// closes connections that arrive while it idles.
+			// as long as a GoBGP peer idles after a NOTIFICATION that
+			// ends the session for good (holdtimeIdle), so that both
+			// leave Idle together; each closes connections that arrive
+			// while it idles. One that takes it as a graceful restart
+			// (RFC 8538's N bit) is back at once and keeps trying.
 			IdleHoldTimeAfterReset: 5,
 		}},
 		Transport:       &api.Transport{PassiveMode: n.Passive},
