@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	api "github.com/osrg/gobgp/v4/api"
+
 	"github.com/switchd/switchd/sim/ns"
 )
 
@@ -373,4 +375,40 @@ func TestPrivilegedHelperTakesRestartedPeerAtOnce(t *testing.T) {
 	// Helper all along: the route is kept.
 	rb.drainOnce(200 * time.Millisecond)
 	noWithdraw(t, rb, p, "across A's restart")
+}
+
+// TestPrivilegedConfigChangeKeepsGracefulRestart changes a neighbor's
+// prefix limit, which GoBGP applies to the running session, and then the
+// neighbor dies: its route must be kept, as after any restart. GoBGP's
+// UpdatePeer replaced the session's per-family state with the new
+// configuration's, which has none: graceful restart was forgotten and the
+// route dropped at once.
+func TestPrivilegedConfigChangeKeepsGracefulRestart(t *testing.T) {
+	ns.Privileged(t)
+	p := pfx("10.1.0.0/24")
+	aCfg := Config{ASN: 65001, RouterID: ip("10.0.0.1"), GracefulRestart: grFast,
+		ListenAddresses: []netip.Addr{ip("127.0.0.1")}, Neighbors: []Neighbor{peer("127.0.0.2", "127.0.0.1", 65002)},
+		Originate: []netip.Prefix{p}}
+	bCfg := Config{ASN: 65002, RouterID: ip("10.0.0.2"), GracefulRestart: grFast,
+		ListenAddresses: []netip.Addr{ip("127.0.0.2")}, Neighbors: []Neighbor{peer("127.0.0.1", "127.0.0.2", 65001)}}
+	b := speakers(t, bCfg)[0]
+	rb := newRIB(b)
+	kill := startChild(t, childSpec{Config: aCfg})
+	rb.waitRoute(t, p, ip("127.0.0.1"))
+	waitEstablished(t, b, "127.0.0.1")
+	up := gobgpPeer(t, b, "127.0.0.1").GetTimers().GetState().GetUptime().AsTime()
+
+	bCfg.Neighbors[0].PrefixLimits = []PrefixLimit{{Family: IPv4Unicast, MaxPrefixes: 1000}}
+	if err := b.Apply(t.Context(), bCfg); err != nil {
+		t.Fatal(err)
+	}
+	if st := gobgpPeer(t, b, "127.0.0.1"); st.GetState().GetSessionState() != api.PeerState_SESSION_STATE_ESTABLISHED ||
+		!st.GetTimers().GetState().GetUptime().AsTime().Equal(up) {
+		t.Fatalf("the prefix-limit change reset the session: %v", st.GetState().GetSessionState())
+	}
+
+	kill()
+	waitNotEstablished(t, b, "127.0.0.1")
+	rb.drainOnce(500 * time.Millisecond)
+	noWithdraw(t, rb, p, "after A died")
 }

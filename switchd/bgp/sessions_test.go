@@ -280,6 +280,52 @@ func TestPrivilegedHoldTimeChangeBetweenSpeakers(t *testing.T) {
 	}
 }
 
+// With graceful restart negotiated, a hold-time change brings the
+// session back with the new hold time and costs no route: neither side
+// withdraws the other's. A Cease of GoBGP's own ended the session for
+// good on the changing side, which withdrew its neighbor's route at once
+// and had it back only after its 5 s idle hold.
+func TestPrivilegedHoldTimeChangeKeepsRoutes(t *testing.T) {
+	ns.Privileged(t)
+	pa, pb := pfx("10.1.0.0/24"), pfx("10.2.0.0/24")
+	aCfg := Config{ASN: 65001, RouterID: ip("10.0.0.1"), GracefulRestart: grFast, ListenAddresses: []netip.Addr{ip("127.0.0.1")},
+		Neighbors: []Neighbor{peer("127.0.0.2", "127.0.0.1", 65002)}, Originate: []netip.Prefix{pa}}
+	bCfg := Config{ASN: 65002, RouterID: ip("10.0.0.2"), GracefulRestart: grFast, ListenAddresses: []netip.Addr{ip("127.0.0.2")},
+		Neighbors: []Neighbor{peer("127.0.0.1", "127.0.0.2", 65001)}, Originate: []netip.Prefix{pb}}
+	bCfg.Neighbors[0].Timers.HoldTime = 30 * time.Second
+	sp := speakers(t, aCfg, bCfg)
+	a, b := sp[0], sp[1]
+	ra, rb := newRIB(a), newRIB(b)
+	ra.waitRoute(t, pb, ip("127.0.0.2"))
+	rb.waitRoute(t, pa, ip("127.0.0.1"))
+	waitEstablished(t, a, "127.0.0.2")
+
+	aCfg.Neighbors[0].Timers.HoldTime, aCfg.Neighbors[0].Timers.Keepalive = 6*time.Second, 2*time.Second
+	if err := a.Apply(t.Context(), aCfg); err != nil {
+		t.Fatal(err)
+	}
+	// Follow both sides' routes until the new session has the new hold
+	// time and a second more (End-of-RIB, stale paths swept).
+	deadline := time.Now().Add(patience)
+	var back time.Time
+	for back.IsZero() || time.Since(back) < time.Second {
+		ra.drainOnce(50 * time.Millisecond)
+		rb.drainOnce(50 * time.Millisecond)
+		p := gobgpPeer(t, b, "127.0.0.1")
+		if back.IsZero() && p.GetState().GetSessionState() == api.PeerState_SESSION_STATE_ESTABLISHED && p.GetTimers().GetState().GetNegotiatedHoldTime() == 6 {
+			back = time.Now()
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("B's session never came back with hold time 6 s: %v", p.GetState().GetSessionState())
+		}
+	}
+	noWithdraw(t, ra, pb, "A, across its hold-time change")
+	noWithdraw(t, rb, pa, "B, across A's hold-time change")
+	if got := gobgpPeer(t, a, "127.0.0.2").GetTimers().GetState().GetNegotiatedHoldTime(); got != 6 {
+		t.Errorf("A's negotiated hold time = %d, want 6", got)
+	}
+}
+
 // A neighbor's description is a note for people: changing it on a reload
 // (or a gNMI Set) keeps the session. GoBGP's UpdatePeer would reset it.
 func TestPrivilegedDescriptionChangeKeepsSession(t *testing.T) {

@@ -474,7 +474,8 @@ func (s *Speaker) applyNeighborsLocked(ctx context.Context, want map[netip.Addr]
 // What it does not apply is fixed up here:
 //   - Timers are only stored: hold time and keepalive are negotiated in
 //     the OPEN message, so a change resets an established session (logged
-//     at Info: it costs the session).
+//     at Info: it costs the session; with graceful restart, not its
+//     routes: restartSession).
 //   - A neighbor without a session is added afresh: GoBGP's connection
 //     attempts read connect-retry and the TTL (ebgp-multihop) only when
 //     they start, so they would go on with the old values.
@@ -484,8 +485,13 @@ func (s *Speaker) updateNeighborLocked(ctx context.Context, old, n Neighbor) err
 	addr := n.Address
 	p := s.bfdGateLocked(n, neighborAPI(n, s.localRestartingLocked(), s.deferral()))
 	established := false
+	var session sessionAddrs // set when graceful restart is negotiated on it
 	s.srv.ListPeer(ctx, &api.ListPeerRequest{Address: addr.String()}, func(ap *api.Peer) {
 		established = ap.GetState().GetSessionState() == api.PeerState_SESSION_STATE_ESTABLISHED
+		l, err := netip.ParseAddr(ap.GetTransport().GetLocalAddress())
+		if established && err == nil && ap.GetGracefulRestart().GetPeerRestartTime() > 0 {
+			session = sessionAddrs{local: plain(l), remote: plain(addr)}
+		}
 	})
 	readd := s.limited[addr]
 	timers := old.Timers != n.Timers
@@ -513,6 +519,9 @@ func (s *Speaker) updateNeighborLocked(ctx context.Context, old, n Neighbor) err
 		s.log.Info("bgp neighbor hold-time/keepalive changed: resetting its session, as they are negotiated in the OPEN message",
 			"neighbor", addr, "hold-time", n.Timers.HoldTime, "keepalive", n.Timers.Keepalive)
 		s.since[addr] = time.Now()
+		if restartSession(session, n.GracefulRestart) {
+			return nil
+		}
 		if err := s.srv.ResetPeer(ctx, &api.ResetPeerRequest{Address: addr.String(), Communication: "hold-time or keepalive changed"}); err != nil {
 			return fmt.Errorf("reset session for new timers: %w", err)
 		}

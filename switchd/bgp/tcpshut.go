@@ -109,3 +109,19 @@ func sockaddrAddrPort(sa unix.Sockaddr) (netip.AddrPort, bool) {
 }
 
 func plain(a netip.Addr) netip.Addr { return a.WithZone("").Unmap() }
+
+// restartSession ends the established session between the addresses of
+// session, on which graceful restart gr is negotiated, so that it comes
+// back at once and neither end drops the other's routes meanwhile: it
+// shuts the session's socket down, which both ends take for a restart.
+// A Cease of GoBGP's own would end the session for good on our side (the
+// neighbor's paths withdrawn at once, the session back after
+// IdleHoldTimeAfterReset). It reports whether it did; a helper-only
+// speaker's routes are not kept by its neighbors, so it does not.
+func restartSession(session sessionAddrs, gr *GracefulRestart) bool {
+	if !session.local.IsValid() || gr == nil || !gr.Enabled || gr.HelperOnly {
+		return false
+	}
+	shut, err := shutdownSessions([]sessionAddrs{session})
+	return err == nil && len(shut) > 0
+}

@@ -653,6 +653,22 @@ func (peer *peer) updatePrefixLimitConfig(conf *oc.Neighbor, c []oc.AfiSafi) (bo
 			}
 		}
 	}
+	// switchd: c is configuration only; keep each family's session state
+	// (graceful restart negotiated, End-of-RIB, add-path), or the next
+	// loss of this session is taken for no restart (PATCHES.md).
+	for i := range c {
+		for _, old := range x {
+			if old.State.Family == c[i].State.Family {
+				c[i].State = old.State
+				c[i].MpGracefulRestart.State = old.MpGracefulRestart.State
+				c[i].LongLivedGracefulRestart.State = old.LongLivedGracefulRestart.State
+				c[i].AddPaths.State = old.AddPaths.State
+				c[i].PrefixLimit.State = old.PrefixLimit.State
+				c[i].RouteTargetMembership.State = old.RouteTargetMembership.State
+				c[i].UseMultiplePaths.State = old.UseMultiplePaths.State
+			}
+		}
+	}
 	conf.AfiSafis = c
 	return reachLimit, nil
 }
