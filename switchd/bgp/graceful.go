@@ -12,6 +12,7 @@ import (
 
 	api "github.com/osrg/gobgp/v4/api"
 	"github.com/osrg/gobgp/v4/pkg/packet/bgp"
+	"github.com/osrg/gobgp/v4/pkg/server"
 )
 
 // Graceful restart and the End-of-RIB signal.
@@ -299,10 +300,10 @@ func (st *sentinel) session(c net.Conn) {
 	c.Close()
 }
 
-// release removes the sentinel peer once the deferral it held is over
-// (endDeferral).
-func (st *sentinel) release(s *Speaker) {
-	s.srv.DeletePeer(context.Background(), &api.DeletePeerRequest{Address: sentinelAddr.String()})
+// release removes the sentinel peer from srv once the deferral it held is
+// over (endDeferral).
+func (st *sentinel) release(srv *server.BgpServer) {
+	srv.DeletePeer(context.Background(), &api.DeletePeerRequest{Address: sentinelAddr.String()})
 	st.close()
 }
 

@@ -330,7 +330,7 @@ func (s *Speaker) endDeferral(srv *server.BgpServer, st *syncState) {
 		s.log.Warn("bgp: ending the restart deferral", "err", err)
 	}
 	if st.sentinel != nil {
-		st.sentinel.release(s)
+		st.sentinel.release(srv)
 		st.sentinel = nil
 	}
 }
